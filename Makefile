@@ -1,0 +1,26 @@
+# `make demo` and `make test` work on a fresh clone: the first call creates .venv and
+# installs the package with the CPU build of torch (installed first, pinned, so pip
+# never pulls a multi-GB CUDA build to satisfy stable-baselines3's torch requirement).
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+TORCH_VERSION := 2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet -e '.[test]' torch==$(TORCH_VERSION)
+	touch $@
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/env_speed.py
+	$(PYTHON) benchmarks/solvers.py
+
+clean:
+	rm -rf $(VENV) runs results *.egg-info

@@ -1,0 +1,32 @@
+"""AIGC edge offloading: a Gymnasium environment for diffusion-model requests at the edge.
+
+Importing this package registers ``AIGCEdge-v0``, ``AIGCEdge-Battery-v0`` and
+``AIGCEdge-Large-v0`` (idempotently), so ``gym.make("AIGCEdge-v0")`` works after
+``import aigc_edge_env`` and ``gym.make("aigc_edge_env:AIGCEdge-v0")`` works anywhere.
+"""
+
+from aigc_edge_env.config import SCENARIOS, AIGCEdgeConfig, ConfigError, default_config, make_config
+from aigc_edge_env.env import AIGCEdgeEnv, slot_components, slot_info
+from aigc_edge_env.error_curves import PowerLawErrorCurve, TabulatedErrorCurve
+from aigc_edge_env.model import (
+    Decision,
+    DropReason,
+    OptionTable,
+    SlotEvaluation,
+    SlotProblem,
+    evaluate_decision,
+    option_table,
+)
+from aigc_edge_env.registration import register_envs
+from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AIGCEdgeConfig", "AIGCEdgeEnv", "AIGCEdgeVectorEnv", "ConfigError", "Decision", "DropReason",
+    "OptionTable", "PowerLawErrorCurve", "SCENARIOS", "SlotEvaluation", "SlotProblem",
+    "TabulatedErrorCurve", "default_config", "evaluate_decision", "make_config", "option_table",
+    "register_envs", "slot_components", "slot_info",
+]
+
+register_envs()

@@ -1,0 +1,277 @@
+"""Typed, validated configuration of the AIGC edge system (MODEL.md's parameters).
+
+One frozen dataclass, :class:`AIGCEdgeConfig`, holds every parameter with its unit in
+its name.  It is validated at construction: a bad value raises :class:`ConfigError`
+naming the field, the value and the accepted range, so nothing fails deep inside a
+``step()``.  Scenarios (the registered env ids) are configs too, see :data:`SCENARIOS`.
+
+Build one with :func:`make_config` (a scenario name plus a dict of overrides; unknown
+keys are rejected) or :meth:`AIGCEdgeConfig.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from aigc_edge_env.error_curves import (
+    ConfigError,
+    ErrorCurve,
+    PowerLawErrorCurve,
+    config_error,
+    error_curve_from_spec,
+)
+
+__all__ = ["AIGCEdgeConfig", "ConfigError", "SCENARIOS", "default_config", "make_config"]
+
+
+@dataclass(frozen=True)
+class AIGCEdgeConfig:
+    """Every parameter of MODEL.md, with units.  Defaults are ``AIGCEdge-v0``.
+
+    Where this project chose a value MODEL.md leaves open, the comment says so.
+    """
+
+    # --- entities and time -------------------------------------------------------
+    n_users: int = 10
+    horizon_slots: int = 100
+    task_probability: float = 0.8  # MODEL.md leaves p_task open; chosen: most users busy.
+
+    # --- per-request attributes (drawn uniformly per slot) -------------------------
+    upload_mbit_range: tuple[float, float] = (0.05, 4.0)
+    download_mbit_range: tuple[float, float] = (1.6, 3.2)
+    utility_weight_range: tuple[float, float] = (0.5, 1.5)
+    deadline_s_range: tuple[float, float] = (30.0, 30.0)
+
+    # --- channel -----------------------------------------------------------------
+    distance_m_range: tuple[float, float] = (20.0, 300.0)  # drawn at reset
+    fading_correlation: float = 0.9  # Gauss-Markov rho
+    total_bandwidth_hz: float = 20e6  # split equally (FDMA): b = B / N
+    noise_psd_dbm_per_hz: float = -174.0
+    user_tx_power_w: float = 0.2
+    bs_tx_power_w: float = 1.0
+    user_rx_power_w: float = 0.1
+
+    # --- steps --------------------------------------------------------------------
+    step_levels: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 40, 50)
+
+    # --- local execution ------------------------------------------------------------
+    device_clock_ghz_range: tuple[float, float] = (0.5, 3.0)  # drawn at reset
+    device_cycles_per_step: float = 0.3e9
+    device_energy_coefficient: float = 5e-28  # kappa, J / (cycle * Hz^2)
+    device_step_capacity: int = 50  # S^L_max: most steps a device runs for one request
+
+    # --- edge execution -------------------------------------------------------------
+    edge_steps_per_s: float = 25.0  # F_E, shared by the offloaded tasks; tuned from 10, see docs/model.md
+    edge_step_capacity: int = 60  # S^E_max: total offloaded steps per slot; tuned from 200, see docs/model.md
+
+    # --- quality --------------------------------------------------------------------
+    edge_error_curve: ErrorCurve = PowerLawErrorCurve(eps_inf=4.04, a=550.0, b=1.77)
+    device_error_curve: ErrorCurve = PowerLawErrorCurve(eps_inf=6.0, a=550.0, b=1.77)
+
+    # --- objective -----------------------------------------------------------------
+    weight_time_per_s: float = 1.0  # w_T
+    weight_energy_per_j: float = 0.1  # w_E
+    weight_error: float = 0.2  # w_Q
+    weight_utility: float = 1.0  # w_U
+    drop_cost: float | None = None  # C_drop; None = the bound of :meth:`min_drop_cost`
+    reward_scale: float = 1.0  # reward = -reward_scale * slot cost
+
+    # --- battery scenario ---------------------------------------------------------------
+    battery_enabled: bool = False
+    battery_capacity_j: float = 100.0
+    battery_initial_j_range: tuple[float, float] = (50.0, 100.0)
+    harvest_j_range: tuple[float, float] = (0.0, 10.0)  # harvested per slot, uniform
+
+    def __post_init__(self) -> None:
+        for name in ("edge_error_curve", "device_error_curve"):
+            object.__setattr__(self, name, error_curve_from_spec(name, getattr(self, name)))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_range") or f.name == "step_levels":
+                object.__setattr__(self, f.name, tuple(value))
+        _validate(self)
+        if self.drop_cost is None:
+            object.__setattr__(self, "drop_cost", self.min_drop_cost())
+        elif self.drop_cost <= self.min_drop_cost():
+            raise config_error(
+                "drop_cost", self.drop_cost, f"a number > {self.min_drop_cost():.6g} (the largest "
+                "feasible request cost), or None for that bound"
+            )
+
+    # --- derived quantities -----------------------------------------------------------
+    @property
+    def n_levels(self) -> int:
+        return len(self.step_levels)
+
+    @property
+    def min_steps(self) -> int:
+        return int(self.step_levels[0])
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.step_levels[-1])
+
+    @property
+    def bandwidth_per_user_hz(self) -> float:
+        return self.total_bandwidth_hz / self.n_users
+
+    @property
+    def noise_psd_w_per_hz(self) -> float:
+        return 10.0 ** ((self.noise_psd_dbm_per_hz - 30.0) / 10.0)
+
+    def min_drop_cost(self) -> float:
+        """Upper bound on any feasible request's cost; ``C_drop`` must exceed it.
+
+        A served request has ``T <= Tmax``; its energy is at most the local maximum
+        ``kappa f_max^2 c_L S_max`` or the radio bound ``max(p, p_rx) * Tmax`` (radio
+        time is part of ``T``); its error at most the worse curve at ``S_min``;
+        utility only lowers the cost.  So this bound is strictly above every feasible cost.
+        """
+        deadline_max = self.deadline_s_range[1]
+        clock_max_hz = self.device_clock_ghz_range[1] * 1e9
+        local_energy_max = (
+            self.device_energy_coefficient * clock_max_hz**2 * self.device_cycles_per_step * self.max_steps
+        )
+        radio_energy_max = max(self.user_tx_power_w, self.user_rx_power_w) * deadline_max
+        error_max = max(
+            float(self.edge_error_curve.error(self.min_steps)),
+            float(self.device_error_curve.error(self.min_steps)),
+        )
+        return (
+            self.weight_time_per_s * deadline_max
+            + self.weight_energy_per_j * max(local_energy_max, radio_energy_max)
+            + self.weight_error * error_max
+        )
+
+    def replace(self, **overrides: Any) -> "AIGCEdgeConfig":
+        """A copy with some fields changed (validated; unknown names rejected)."""
+        return make_config(self, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-friendly dict (error curves as dicts)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def _check(field_name: str, value: Any, ok: bool, accepted: str) -> None:
+    if not ok:
+        raise config_error(field_name, value, accepted)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and bool(
+        np.isfinite(value)
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_range(name: str, value: tuple, low: float, low_open: bool) -> None:
+    accepted = f"a pair (low, high) of finite numbers with {low} {'<' if low_open else '<='} low <= high"
+    _check(name, value, len(value) == 2 and all(_is_number(v) for v in value), accepted)
+    low_ok = value[0] > low if low_open else value[0] >= low
+    _check(name, value, low_ok and value[0] <= value[1], accepted)
+
+
+def _validate(c: AIGCEdgeConfig) -> None:
+    _check("n_users", c.n_users, _is_int(c.n_users) and 1 <= c.n_users <= 10_000, "an integer in [1, 10000]")
+    _check("horizon_slots", c.horizon_slots, _is_int(c.horizon_slots) and c.horizon_slots >= 1, "an integer >= 1")
+    _check(
+        "task_probability", c.task_probability,
+        _is_number(c.task_probability) and 0.0 <= c.task_probability <= 1.0, "a number in [0, 1]",
+    )
+    for name in ("upload_mbit_range", "download_mbit_range", "distance_m_range",
+                 "device_clock_ghz_range", "deadline_s_range"):
+        _check_range(name, getattr(c, name), 0.0, low_open=True)
+    for name in ("utility_weight_range", "harvest_j_range", "battery_initial_j_range"):
+        _check_range(name, getattr(c, name), 0.0, low_open=False)
+    _check(
+        "fading_correlation", c.fading_correlation,
+        _is_number(c.fading_correlation) and 0.0 <= c.fading_correlation <= 1.0, "a number in [0, 1]",
+    )
+    for name in ("total_bandwidth_hz", "user_tx_power_w", "bs_tx_power_w", "device_cycles_per_step",
+                 "device_energy_coefficient", "edge_steps_per_s", "reward_scale"):
+        value = getattr(c, name)
+        _check(name, value, _is_number(value) and value > 0, "a finite number > 0")
+    for name in ("user_rx_power_w", "weight_time_per_s", "weight_energy_per_j", "weight_error",
+                 "weight_utility", "battery_capacity_j"):
+        value = getattr(c, name)
+        _check(name, value, _is_number(value) and value >= 0, "a finite number >= 0")
+    _check("noise_psd_dbm_per_hz", c.noise_psd_dbm_per_hz, _is_number(c.noise_psd_dbm_per_hz), "a finite number")
+    levels = c.step_levels
+    _check(
+        "step_levels", levels,
+        len(levels) >= 1 and all(_is_int(v) and v >= 1 for v in levels) and all(np.diff(levels) > 0),
+        "a non-empty strictly increasing sequence of integers >= 1",
+    )
+    _check(
+        "device_step_capacity", c.device_step_capacity,
+        _is_int(c.device_step_capacity) and c.device_step_capacity >= levels[0],
+        f"an integer >= the smallest step level ({levels[0]})",
+    )
+    _check(
+        "edge_step_capacity", c.edge_step_capacity,
+        _is_int(c.edge_step_capacity) and c.edge_step_capacity >= 0, "an integer >= 0",
+    )
+    _check("battery_enabled", c.battery_enabled, isinstance(c.battery_enabled, bool), "True or False")
+    _check(
+        "battery_initial_j_range", c.battery_initial_j_range,
+        c.battery_initial_j_range[1] <= c.battery_capacity_j,
+        f"a range within [0, battery_capacity_j = {c.battery_capacity_j}]",
+    )
+    if c.drop_cost is not None:
+        _check("drop_cost", c.drop_cost, _is_number(c.drop_cost), "a finite number, or None")
+
+
+def default_config() -> AIGCEdgeConfig:
+    """The paper's setting, ``AIGCEdge-v0``."""
+    return AIGCEdgeConfig()
+
+
+#: Registered scenarios: env id -> overrides of :func:`default_config`.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "AIGCEdge-v0": {},
+    "AIGCEdge-Battery-v0": {"battery_enabled": True},
+    "AIGCEdge-Large-v0": {"n_users": 50},
+}
+
+
+def make_config(
+    base: AIGCEdgeConfig | str | None = None, overrides: Mapping[str, Any] | AIGCEdgeConfig | None = None
+) -> AIGCEdgeConfig:
+    """Config from a base (a config, a scenario id, or None for the default) plus overrides.
+
+    ``overrides`` may be a full :class:`AIGCEdgeConfig` (then it is returned as is) or a
+    dict of field names; an unknown name raises :class:`ConfigError` listing the valid ones.
+    """
+    if isinstance(overrides, AIGCEdgeConfig):
+        return overrides
+    if base is None:
+        base = default_config()
+    elif isinstance(base, str):
+        if base not in SCENARIOS:
+            raise ConfigError(f"unknown scenario {base!r}: accepted {sorted(SCENARIOS)}")
+        base = AIGCEdgeConfig(**SCENARIOS[base])
+    overrides = dict(overrides or {})
+    names = {f.name for f in dataclasses.fields(AIGCEdgeConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {unknown}: accepted {sorted(names)}")
+    if not overrides:
+        return base
+    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(AIGCEdgeConfig)}
+    if "drop_cost" not in overrides and base.drop_cost == base.min_drop_cost():
+        values["drop_cost"] = None  # keep the derived bound in step with the new values
+    values.update(overrides)
+    return AIGCEdgeConfig(**values)

@@ -1,0 +1,202 @@
+"""The AIGC edge-offloading Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+
+from aigc_edge_env import dynamics, spaces as env_spaces
+from aigc_edge_env.config import AIGCEdgeConfig, make_config
+from aigc_edge_env.model import Decision, SlotEvaluation, SlotProblem, evaluate_decision
+
+__all__ = ["AIGCEdgeEnv", "slot_components", "slot_info"]
+
+
+def slot_components(evaluation: SlotEvaluation) -> dict[str, np.ndarray]:
+    """Every cost component and count of the slot(s), each of batch shape.
+
+    The weighted terms add up to the cost: ``cost = weighted_time + weighted_energy +
+    weighted_error - weighted_utility + drop_cost``.
+    """
+    c = evaluation.problem.config
+    components = evaluation.summary()
+    components["weighted_time"] = c.weight_time_per_s * components["time_s"]
+    components["weighted_energy"] = c.weight_energy_per_j * components["energy_j"]
+    components["weighted_error"] = c.weight_error * evaluation.error.sum(axis=-1)
+    components["weighted_utility"] = c.weight_utility * components["utility"]
+    components["drop_cost"] = c.drop_cost * components["n_dropped"]
+    return components
+
+
+def slot_info(evaluation: SlotEvaluation) -> dict[str, float]:
+    """``info`` of one slot: :func:`slot_components` as Python floats."""
+    return {name: float(value) for name, value in slot_components(evaluation).items()}
+
+
+class AIGCEdgeEnv(gym.Env):
+    """
+    ## Description
+
+    A base station with an edge GPU serves ``N`` phones that ask for AI-generated images.
+    In each slot every phone has a new request with probability ``p_task``; the agent
+    decides, per request, whether to run the diffusion model locally or offload it, and
+    how many reverse-diffusion steps to run.  More steps give better images (lower
+    average error, higher utility) but cost time and energy; offloaded tasks share the
+    edge GPU (KKT-optimal split), so each extra offloaded task slows the others.  The
+    full model is ``MODEL.md`` (shipped as ``docs/model.md``); the cost formulas live in
+    :mod:`aigc_edge_env.model` and nowhere else.
+
+    ## Action Space
+
+    ``MultiDiscrete([2] * N + [L] * N)``: entries ``0..N-1`` are offload bits (1 = edge),
+    entries ``N..2N-1`` index the step levels ``config.step_levels`` (default
+    ``5, 10, 15, 20, 25, 30, 40, 50``).  Entries of users without a request are ignored.
+    A malformed action (shape, dtype, NaN, out of range) raises ``ValueError``; a
+    well-formed action that breaks a constraint is repaired by the documented rule
+    (:mod:`aigc_edge_env.model`) and each dropped request costs ``config.drop_cost``.
+
+    ## Observation Space
+
+    ``Box(0, 1, (9N + 3,), float32)``: nine blocks of ``N`` per-user features, then three
+    global features.  Block ``k`` occupies indices ``k*N .. k*N + N - 1``.
+
+    | block | feature | normalisation |
+    |-------|---------|---------------|
+    | 0 | request present | 0 or 1 |
+    | 1 | uplink spectral efficiency ``log2(1 + p h / (N0 b))`` (monotone in the channel gain ``h``) | / 30 bit/s/Hz, clipped to 1 |
+    | 2 | upload size ``D_n`` | / upper end of its range (0 without request) |
+    | 3 | download size ``O_n`` | / upper end of its range (0 without request) |
+    | 4 | device seconds per step ``c_L / f_n`` | / the slowest possible device's |
+    | 5 | device joules per step ``kappa f_n^2 c_L`` | / the fastest possible device's |
+    | 6 | deadline ``Tmax_n`` | / upper end of its range (0 without request) |
+    | 7 | utility weight ``u_n`` | / upper end of its range (0 without request) |
+    | 8 | battery level | / capacity; 1 when batteries are disabled |
+
+    | index | global feature | normalisation |
+    |-------|----------------|---------------|
+    | 9N | share of users with a request | in [0, 1] |
+    | 9N + 1 | edge capacity ``S^E_max`` | / (N * S_max), clipped to 1 |
+    | 9N + 2 | time in episode ``t`` | / horizon |
+
+    ## Rewards
+
+    ``reward = -reward_scale * sum_n C_n`` with
+    ``C_n = w_T T_n + w_E E_n + w_Q eps(s_n) - w_U u_n ln(1 + s_n)`` per served request and
+    ``C_drop`` per dropped one.  ``info`` carries every component as floats: ``cost``,
+    ``time_s``, ``energy_j``, ``mean_error``, ``utility``, their weighted forms,
+    ``n_requests``, ``n_served``, ``n_dropped``, ``n_offloaded``, ``offload_share``,
+    ``edge_steps``, ``edge_load`` and ``drop_cost``.
+
+    ## Starting State
+
+    Distances ``U[20, 300] m``, device clocks ``U[0.5, 3] GHz``, fading ``CN(0, 1)``,
+    batteries (battery scenario) uniform on their initial range; then the first slot's
+    requests.  All randomness comes from ``reset(seed=...)``.
+
+    ## Episode End
+
+    Never terminates; truncates after ``horizon_slots`` slots (default 100).
+
+    ## Arguments
+
+    ``gym.make("AIGCEdge-v0", config={...}, render_mode="ansi")``: ``config`` is a dict of
+    :class:`~aigc_edge_env.config.AIGCEdgeConfig` overrides (unknown keys and bad values
+    raise :class:`~aigc_edge_env.config.ConfigError` naming the field) or a full config.
+    Registered scenarios: ``AIGCEdge-v0`` (N = 10), ``AIGCEdge-Battery-v0`` (batteries),
+    ``AIGCEdge-Large-v0`` (N = 50).
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
+        scenario: str = "AIGCEdge-v0",
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.config = make_config(scenario, config)
+        self.render_mode = render_mode
+        self.observation_space = env_spaces.observation_space(self.config)
+        self.action_space = env_spaces.action_space(self.config)
+        self._state: dynamics.SystemState | None = None
+        self._problem: SlotProblem | None = None
+        self._last_evaluation: SlotEvaluation | None = None
+
+    # --- Gymnasium API ----------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"reset options are not supported, got {options!r}")
+        self._state = dynamics.reset_state(self.config, self.np_random, n_systems=1)
+        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+        self._last_evaluation = None
+        return self._observation(), {}
+
+    def step(self, action):
+        if self._problem is None:
+            raise RuntimeError("call reset() before step()")
+        actions = env_spaces.validate_actions(action, self.config, batch_shape=())
+        evaluation = evaluate_decision(self.current_problem(), env_spaces.actions_to_decision(actions, self.config))
+        self._last_evaluation = evaluation
+        reward = -self.config.reward_scale * float(evaluation.total_cost)
+        info = slot_info(evaluation)
+        dynamics.advance_state(self.config, self._state, evaluation.energy_j[None, :], self.np_random)
+        truncated = bool(self._state.slot_index[0] >= self.config.horizon_slots)
+        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+        return self._observation(), reward, False, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self._problem is None:
+            return None
+        return self._render_text()
+
+    # --- the slot, for solvers --------------------------------------------------------
+    def current_problem(self) -> SlotProblem:
+        """The :class:`SlotProblem` the next action decides (per-user arrays of shape ``(N,)``)."""
+        if self._problem is None:
+            raise RuntimeError("call reset() before current_problem()")
+        return self._problem.select(0)
+
+    def action_to_decision(self, action) -> Decision:
+        actions = env_spaces.validate_actions(action, self.config, batch_shape=())
+        return env_spaces.actions_to_decision(actions, self.config)
+
+    def decision_to_action(self, decision: Decision) -> np.ndarray:
+        return env_spaces.decision_to_actions(decision, self.config)
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask over the flattened MultiDiscrete choices (sb3-contrib MaskablePPO)."""
+        return env_spaces.action_mask(self.current_problem())
+
+    # --- helpers -------------------------------------------------------------------
+    def _observation(self) -> np.ndarray:
+        return env_spaces.encode_observation(self._problem, self._state.slot_index)[0]
+
+    def _render_text(self) -> str:
+        problem = self.current_problem()
+        c = self.config
+        lines = [f"slot {int(self._state.slot_index[0])}/{c.horizon_slots}  "
+                 f"requests {int(problem.has_request.sum())}/{c.n_users}"]
+        lines.append("user req  up_Mbps  upload_Mbit  clock_GHz  battery_J")
+        for n in range(c.n_users):
+            lines.append(
+                f"{n:4d} {'yes' if problem.has_request[n] else ' no'} {problem.uplink_rate_bps[n] / 1e6:8.2f} "
+                f"{problem.upload_bits[n] / 1e6:12.2f} {problem.device_clock_hz[n] / 1e9:10.2f} "
+                f"{problem.battery_j[n]:10.1f}"
+            )
+        if self._last_evaluation is not None:
+            info = slot_info(self._last_evaluation)
+            lines.append(
+                f"last slot: cost {info['cost']:.3f}  time {info['time_s']:.2f} s  energy {info['energy_j']:.2f} J  "
+                f"mean error {info['mean_error']:.2f}  offloaded {info['n_offloaded']:.0f}  "
+                f"dropped {info['n_dropped']:.0f}  edge load {info['edge_load']:.2f}"
+            )
+        return "\n".join(lines)

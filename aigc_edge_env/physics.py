@@ -1,0 +1,69 @@
+"""Closed-form physics of MODEL.md, one function per formula, vectorised over numpy arrays.
+
+Units are SI throughout (bits, seconds, joules, watts, hertz, metres) unless a name says
+otherwise.  Everything else in the package (the cost model, the env, the solvers) calls
+these functions instead of restating a formula.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def path_loss_db(distance_m: np.ndarray) -> np.ndarray:
+    """3GPP macro-cell path loss ``128.1 + 37.6 log10(d / 1 km)`` in dB."""
+    return 128.1 + 37.6 * np.log10(np.asarray(distance_m, dtype=np.float64) / 1000.0)
+
+
+def channel_gain(distance_m: np.ndarray, fading: np.ndarray) -> np.ndarray:
+    """Power gain ``h = 10^(-PL/10) |g|^2`` (linear, dimensionless)."""
+    return 10.0 ** (-path_loss_db(distance_m) / 10.0) * np.abs(fading) ** 2
+
+
+def shannon_rate_bps(
+    bandwidth_hz: float, power_w: float, gain: np.ndarray, noise_psd_w_per_hz: float
+) -> np.ndarray:
+    """Shannon rate ``b log2(1 + p h / (N0 b))`` in bit/s."""
+    snr = power_w * np.asarray(gain) / (noise_psd_w_per_hz * bandwidth_hz)
+    return bandwidth_hz * np.log2(1.0 + snr)
+
+
+def gauss_markov_fading(fading: np.ndarray, correlation: float, rng: np.random.Generator) -> np.ndarray:
+    """One step of ``g' = rho g + sqrt(1 - rho^2) w`` with ``w ~ CN(0, 1)``."""
+    return correlation * fading + np.sqrt(1.0 - correlation**2) * complex_normal(rng, fading.shape)
+
+
+def complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Samples of ``CN(0, 1)``: real and imaginary parts each ``N(0, 1/2)``."""
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+
+
+def local_step_time_s(cycles_per_step: float, clock_hz: np.ndarray) -> np.ndarray:
+    """Device seconds per reverse step, ``c_L / f``."""
+    return cycles_per_step / np.asarray(clock_hz)
+
+
+def local_step_energy_j(energy_coefficient: float, cycles_per_step: float, clock_hz: np.ndarray) -> np.ndarray:
+    """Device joules per reverse step, ``kappa f^2 c_L``."""
+    return energy_coefficient * np.asarray(clock_hz) ** 2 * cycles_per_step
+
+
+def edge_compute_time_s(steps: np.ndarray, sqrt_steps_sum: np.ndarray, edge_steps_per_s: float) -> np.ndarray:
+    """Edge compute time ``sqrt(s_n) Q / F_E`` under the KKT-optimal GPU split.
+
+    The split ``f_n = F_E sqrt(s_n) / Q`` (``Q`` = sum of ``sqrt(s_m)`` over the slot's
+    offloaded tasks) minimises ``sum s_n / f_n`` subject to ``sum f_n <= F_E``;
+    ``sqrt_steps_sum`` must broadcast against ``steps``.
+    """
+    return np.sqrt(steps) * sqrt_steps_sum / edge_steps_per_s
+
+
+def edge_allocation_steps_per_s(steps: np.ndarray, edge_steps_per_s: float) -> np.ndarray:
+    """The KKT-optimal split ``f_n = F_E sqrt(s_n) / Q`` of the edge GPU (steps/s)."""
+    roots = np.sqrt(np.asarray(steps, dtype=np.float64))
+    return edge_steps_per_s * roots / roots.sum(axis=-1, keepdims=True)
+
+
+def step_utility(utility_weight: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Utility of the steps, ``u ln(1 + s)``."""
+    return np.asarray(utility_weight) * np.log1p(steps)

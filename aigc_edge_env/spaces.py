@@ -1,0 +1,141 @@
+"""Observation encoding, action decoding and action masks, shared by the single and vector envs.
+
+Every function takes batched arrays (leading batch axis ``B``) so the vector env calls
+them once per step for all its sub-envs; the single env passes ``B = 1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from aigc_edge_env.config import AIGCEdgeConfig
+from aigc_edge_env.model import Decision, SlotProblem, option_table
+
+#: Per-user observation features, in the order of their blocks (each block has N entries).
+USER_FEATURES = (
+    "request",
+    "uplink_spectral_efficiency",
+    "upload_size",
+    "download_size",
+    "device_step_time",
+    "device_step_energy",
+    "deadline",
+    "utility_weight",
+    "battery",
+)
+#: Global features, after the per-user blocks.
+GLOBAL_FEATURES = ("request_share", "edge_capacity", "episode_progress")
+
+#: Spectral efficiency (bit/s/Hz) that maps to 1.0; higher values are clipped.
+SPECTRAL_EFFICIENCY_SCALE = 30.0
+
+
+def observation_space(config: AIGCEdgeConfig) -> spaces.Box:
+    size = len(USER_FEATURES) * config.n_users + len(GLOBAL_FEATURES)
+    return spaces.Box(low=0.0, high=1.0, shape=(size,), dtype=np.float32)
+
+
+def action_space(config: AIGCEdgeConfig) -> spaces.MultiDiscrete:
+    return spaces.MultiDiscrete([2] * config.n_users + [config.n_levels] * config.n_users)
+
+
+def encode_observation(problem: SlotProblem, slot_index: np.ndarray) -> np.ndarray:
+    """Normalised float32 observation, shape ``(B, 9N + 3)``, every entry in ``[0, 1]``."""
+    c = problem.config
+    request = problem.has_request
+    spectral_efficiency = problem.uplink_rate_bps / c.bandwidth_per_user_hz
+    min_clock_hz = c.device_clock_ghz_range[0] * 1e9
+    max_step_energy = c.device_energy_coefficient * (c.device_clock_ghz_range[1] * 1e9) ** 2 * c.device_cycles_per_step
+    battery = (np.ones(request.shape) if not c.battery_enabled
+               else problem.battery_j / max(c.battery_capacity_j, 1e-12))
+    user_blocks = [
+        request,
+        spectral_efficiency / SPECTRAL_EFFICIENCY_SCALE,
+        request * problem.upload_bits / (c.upload_mbit_range[1] * 1e6),
+        request * problem.download_bits / (c.download_mbit_range[1] * 1e6),
+        min_clock_hz / problem.device_clock_hz,  # device step time / slowest device's
+        problem.local_step_energy_j / max_step_energy,
+        request * problem.deadline_s / c.deadline_s_range[1],
+        request * problem.utility_weight / max(c.utility_weight_range[1], 1e-12),
+        battery,
+    ]
+    global_features = [
+        request.mean(axis=-1),
+        np.full(request.shape[:-1], min(1.0, c.edge_step_capacity / (c.n_users * c.max_steps))),
+        np.asarray(slot_index) / c.horizon_slots,
+    ]
+    obs = np.concatenate(
+        [np.stack(user_blocks, axis=-2).reshape(*request.shape[:-1], -1), np.stack(global_features, axis=-1)],
+        axis=-1,
+    )
+    return np.clip(obs, 0.0, 1.0).astype(np.float32)
+
+
+def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: tuple[int, ...]) -> np.ndarray:
+    """Check a (batch of) MultiDiscrete action(s); return them as int64 of shape ``batch + (2N,)``.
+
+    Raises ``ValueError`` naming the problem for a wrong shape, non-integer values
+    (NaN included) or an index outside its range.
+    """
+    n, n_levels = config.n_users, config.n_levels
+    array = np.asarray(actions)
+    expected = batch_shape + (2 * n,)
+    if array.shape != expected:
+        raise ValueError(f"action must have shape {expected} (N={n} offload bits, then N level indices), "
+                         f"got shape {array.shape}")
+    if array.dtype.kind not in "iub":
+        if array.dtype.kind != "f" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise ValueError(f"action entries must be integers, got dtype {array.dtype} with values {array!r}")
+    array = array.astype(np.int64)
+    offload, levels = array[..., :n], array[..., n:]
+    if np.any((offload < 0) | (offload > 1)):
+        raise ValueError(f"action offload bits (first N={n} entries) must be 0 or 1, got {offload.tolist()}")
+    if np.any((levels < 0) | (levels >= n_levels)):
+        raise ValueError(f"action step-level indices (last N={n} entries) must lie in [0, {n_levels - 1}], "
+                         f"got {levels.tolist()}")
+    return array
+
+
+def actions_to_decision(actions: np.ndarray, config: AIGCEdgeConfig) -> Decision:
+    """Validated int actions -> :class:`Decision` (levels mapped to step counts)."""
+    n = config.n_users
+    levels = np.asarray(config.step_levels, dtype=np.int64)
+    return Decision(offload=actions[..., :n].astype(bool), steps=levels[actions[..., n:]])
+
+
+def decision_to_actions(decision: Decision, config: AIGCEdgeConfig) -> np.ndarray:
+    """:class:`Decision` -> MultiDiscrete action; steps must be step levels."""
+    levels = np.asarray(config.step_levels, dtype=np.int64)
+    index = np.searchsorted(levels, decision.steps)
+    clipped = np.clip(index, 0, levels.size - 1)
+    if np.any(levels[clipped] != decision.steps):
+        raise ValueError(f"decision steps {decision.steps.tolist()} are not all step levels {levels.tolist()}")
+    return np.concatenate([decision.offload.astype(np.int64), clipped], axis=-1)
+
+
+def action_mask(problem: SlotProblem) -> np.ndarray:
+    """Flat boolean mask of length ``2N + L N`` for MaskablePPO (one single slot).
+
+    A user without a request may only pick index 0 (its entries are ignored anyway).
+    Otherwise an offload bit is allowed if some level of that mode is feasible for the
+    user alone, and a level if it is feasible alone in some allowed mode; a user with no
+    feasible option keeps every choice open (it will be dropped whatever it picks).
+    Feasibility "alone" ignores the other users (edge congestion and capacity), so an
+    allowed action can still be dropped by the repair rule.
+    """
+    table = option_table(problem)
+    c = problem.config
+    edge_alone = ((table.edge_max_sqrt_sum >= np.sqrt(table.steps))
+                  & (table.steps <= c.edge_step_capacity))
+    feasible = np.stack([table.local_feasible, edge_alone], axis=1)  # (N, 2, L)
+    mode_ok = feasible.any(axis=2)
+    level_ok = (feasible & mode_ok[:, :, None]).any(axis=1)
+    stuck = ~mode_ok.any(axis=1)
+    mode_ok[stuck] = True
+    level_ok[stuck] = True
+    idle = ~problem.has_request
+    mode_ok[idle] = [True, False]
+    level_ok[idle] = False
+    level_ok[idle, 0] = True
+    return np.concatenate([mode_ok.ravel(), level_ok.ravel()])

@@ -1,0 +1,105 @@
+"""A numpy-batched vector version of :class:`~aigc_edge_env.env.AIGCEdgeEnv` (the fast path).
+
+``gym.make_vec("AIGCEdge-v0", num_envs=64, vectorization_mode="vector_entry_point")``
+builds it.  Every sub-env runs the same dynamics and cost model as the single env, with
+all users of all sub-envs evaluated in one vectorised call per step.
+
+Differences from a list of single envs, by design:
+
+* One random generator (seeded by ``reset(seed=...)``) drives all sub-envs, so a
+  vector run is reproducible but its sub-envs do not replay single-env seeds.
+* Autoreset follows Gymnasium's ``NEXT_STEP`` mode: the step after a truncation resets
+  that sub-env and returns its first observation with reward 0.
+* ``info`` holds one array of length ``num_envs`` per component (Gymnasium's vector
+  convention, with ``_name`` masks), the same names as the single env's ``info``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from aigc_edge_env import dynamics, spaces as env_spaces
+from aigc_edge_env.config import AIGCEdgeConfig, make_config
+from aigc_edge_env.env import slot_components
+from aigc_edge_env.model import SlotProblem, evaluate_decision
+
+__all__ = ["AIGCEdgeVectorEnv"]
+
+
+class AIGCEdgeVectorEnv(VectorEnv):
+    """``num_envs`` independent AIGC edge systems stepped together with numpy."""
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
+        scenario: str = "AIGCEdge-v0",
+        render_mode: str | None = None,
+    ) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if render_mode is not None:
+            raise ValueError(f"AIGCEdgeVectorEnv does not render, got render_mode={render_mode!r}")
+        self.num_envs = int(num_envs)
+        self.config = make_config(scenario, config)
+        self.render_mode = None
+        self.single_observation_space = env_spaces.observation_space(self.config)
+        self.single_action_space = env_spaces.action_space(self.config)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._state: dynamics.SystemState | None = None
+        self._problem: SlotProblem | None = None
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"reset options are not supported, got {options!r}")
+        self._state = dynamics.reset_state(self.config, self.np_random, self.num_envs)
+        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+        self._autoreset[:] = False
+        return env_spaces.encode_observation(self._problem, self._state.slot_index), {}
+
+    def step(self, actions):
+        if self._problem is None:
+            raise RuntimeError("call reset() before step()")
+        actions = env_spaces.validate_actions(actions, self.config, batch_shape=(self.num_envs,))
+        evaluation = evaluate_decision(self._problem, env_spaces.actions_to_decision(actions, self.config))
+        resetting = self._autoreset
+        rewards = np.where(resetting, 0.0, -self.config.reward_scale * evaluation.total_cost)
+        dynamics.advance_state(self.config, self._state, evaluation.energy_j, self.np_random)
+        self._reset_state_of(resetting)
+        truncations = self._state.slot_index >= self.config.horizon_slots
+        self._autoreset = truncations
+        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+        observations = env_spaces.encode_observation(self._problem, self._state.slot_index)
+        infos: dict[str, np.ndarray] = {}
+        for name, values in slot_components(evaluation).items():
+            infos[name] = np.where(resetting, 0.0, values)
+            infos[f"_{name}"] = ~resetting
+        return observations, rewards, np.zeros(self.num_envs, dtype=bool), truncations, infos
+
+    def current_problem(self) -> SlotProblem:
+        """The batched :class:`SlotProblem` (arrays of shape ``(num_envs, N)``) the next actions decide."""
+        if self._problem is None:
+            raise RuntimeError("call reset() before current_problem()")
+        return self._problem
+
+    def action_masks(self) -> np.ndarray:
+        """Per sub-env MaskablePPO masks, shape ``(num_envs, 2N + LN)``."""
+        problem = self.current_problem()
+        return np.stack([env_spaces.action_mask(problem.select(i)) for i in range(self.num_envs)])
+
+    def _reset_state_of(self, which: np.ndarray) -> None:
+        """Start new episodes in the sub-envs ``which`` (NEXT_STEP autoreset)."""
+        if not which.any():
+            return
+        fresh = dynamics.reset_state(self.config, self.np_random, int(which.sum()))
+        for name in ("distance_m", "device_clock_hz", "fading", "battery_j", "slot_index"):
+            getattr(self._state, name)[which] = getattr(fresh, name)
