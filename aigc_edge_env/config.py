@@ -92,13 +92,15 @@ class AIGCEdgeConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_range") or f.name == "step_levels":
+                if not np.iterable(value) or isinstance(value, (str, bytes)):
+                    raise config_error(f.name, value, "a sequence of numbers")
                 object.__setattr__(self, f.name, tuple(value))
         _validate(self)
         if self.drop_cost is None:
             object.__setattr__(self, "drop_cost", self.min_drop_cost())
-        elif self.drop_cost <= self.min_drop_cost():
+        elif self.drop_cost < self.min_drop_cost():  # the bound itself is allowed: it is the default
             raise config_error(
-                "drop_cost", self.drop_cost, f"a number > {self.min_drop_cost():.6g} (the largest "
+                "drop_cost", self.drop_cost, f"a number >= {self.min_drop_cost():.6g} (a bound above every "
                 "feasible request cost), or None for that bound"
             )
 
@@ -124,7 +126,7 @@ class AIGCEdgeConfig:
         return 10.0 ** ((self.noise_psd_dbm_per_hz - 30.0) / 10.0)
 
     def min_drop_cost(self) -> float:
-        """Upper bound on any feasible request's cost; ``C_drop`` must exceed it.
+        """Upper bound on any feasible request's cost; ``C_drop`` must be at least this.
 
         A served request has ``T <= Tmax``; its energy is at most the local maximum
         ``kappa f_max^2 c_L S_max`` or the radio bound ``max(p, p_rx) * Tmax`` (radio

@@ -1,7 +1,8 @@
 """The random world between slots: users' positions, clocks, fading, batteries, requests.
 
 Written once for a batch of independent systems (arrays of shape ``(B, N)``); the single
-env uses ``B = 1``.  All randomness comes from the ``numpy.random.Generator`` passed in.
+env passes ``n_systems=None`` and gets one system without the batch axis (arrays ``(N,)``).
+All randomness comes from the ``numpy.random.Generator`` passed in.
 
 Per episode (at reset): distance ``U[d_min, d_max]``, device clock ``U[f_min, f_max]``,
 fading ``g ~ CN(0, 1)`` (stationary start), battery ``U[initial range]``.
@@ -27,21 +28,29 @@ __all__ = ["SystemState", "reset_state", "draw_slot", "advance_state"]
 
 @dataclass
 class SystemState:
-    """What persists across the slots of an episode, per system and user, shape ``(B, N)``."""
+    """What persists across the slots of an episode, per system and user, shape ``(B, N)`` (or ``(N,)``)."""
 
     distance_m: np.ndarray
+    path_gain: np.ndarray  # 10^(-PL(d)/10), fixed with the distance
     device_clock_hz: np.ndarray
     fading: np.ndarray  # complex small-scale gain g
     battery_j: np.ndarray  # inf when batteries are disabled
-    slot_index: np.ndarray  # (B,) slots elapsed in the episode
+    slot_index: np.ndarray  # (B,) (or 0-d for one system) slots elapsed in the episode
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], shape: tuple[int, ...]) -> np.ndarray:
     return rng.uniform(bounds[0], bounds[1], size=shape)
 
 
-def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int) -> SystemState:
-    shape = (n_systems, config.n_users)
+def _scale(unit: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    """``U[0, 1)`` samples mapped onto ``U[low, high)`` (the same arithmetic as ``rng.uniform``)."""
+    return bounds[0] + (bounds[1] - bounds[0]) * unit
+
+
+def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int | None) -> SystemState:
+    """A new episode's state for ``n_systems`` systems, or for one without a batch axis (None)."""
+    batch = () if n_systems is None else (n_systems,)
+    shape = (*batch, config.n_users)
     distance = _uniform(rng, config.distance_m_range, shape)
     clock = _uniform(rng, config.device_clock_ghz_range, shape) * 1e9
     fading = physics.complex_normal(rng, shape)
@@ -49,21 +58,26 @@ def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int
         battery = _uniform(rng, config.battery_initial_j_range, shape)
     else:
         battery = np.full(shape, np.inf)
-    return SystemState(distance, clock, fading, battery, np.zeros(n_systems, dtype=np.int64))
+    return SystemState(
+        distance_m=distance, path_gain=physics.path_gain(distance), device_clock_hz=clock, fading=fading,
+        battery_j=battery, slot_index=np.zeros(batch, dtype=np.int64),
+    )
 
 
 def draw_slot(config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generator) -> SlotProblem:
     """The slot instance of the current state: new requests on the current channel."""
     shape = state.distance_m.shape
-    gain = physics.channel_gain(state.distance_m, state.fading)
+    gain = physics.faded_gain(state.path_gain, state.fading)
     bandwidth, noise = config.bandwidth_per_user_hz, config.noise_psd_w_per_hz
+    # One generator call for the slot: arrivals, then upload, download, utility, deadline.
+    unit = rng.random((5, *shape))
     return SlotProblem(
         config=config,
-        has_request=rng.random(shape) < config.task_probability,
-        upload_bits=_uniform(rng, config.upload_mbit_range, shape) * 1e6,
-        download_bits=_uniform(rng, config.download_mbit_range, shape) * 1e6,
-        utility_weight=_uniform(rng, config.utility_weight_range, shape),
-        deadline_s=_uniform(rng, config.deadline_s_range, shape),
+        has_request=unit[0] < config.task_probability,
+        upload_bits=_scale(unit[1], config.upload_mbit_range) * 1e6,
+        download_bits=_scale(unit[2], config.download_mbit_range) * 1e6,
+        utility_weight=_scale(unit[3], config.utility_weight_range),
+        deadline_s=_scale(unit[4], config.deadline_s_range),
         uplink_rate_bps=physics.shannon_rate_bps(bandwidth, config.user_tx_power_w, gain, noise),
         downlink_rate_bps=physics.shannon_rate_bps(bandwidth, config.bs_tx_power_w, gain, noise),
         device_clock_hz=state.device_clock_hz,

@@ -135,8 +135,8 @@ class AIGCEdgeEnv(gym.Env):
         super().reset(seed=seed)
         if options:
             raise ValueError(f"reset options are not supported, got {options!r}")
-        self._state = dynamics.reset_state(self.config, self.np_random, n_systems=1)
-        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+        self._state = dynamics.reset_state(self.config, self.np_random, n_systems=None)
+        self._draw_slot()
         self._last_evaluation = None
         return self._observation(), {}
 
@@ -144,13 +144,13 @@ class AIGCEdgeEnv(gym.Env):
         if self._problem is None:
             raise RuntimeError("call reset() before step()")
         actions = env_spaces.validate_actions(action, self.config, batch_shape=())
-        evaluation = evaluate_decision(self.current_problem(), env_spaces.actions_to_decision(actions, self.config))
+        evaluation = evaluate_decision(self._problem, env_spaces.actions_to_decision(actions, self.config))
         self._last_evaluation = evaluation
         reward = -self.config.reward_scale * float(evaluation.total_cost)
         info = slot_info(evaluation)
-        dynamics.advance_state(self.config, self._state, evaluation.energy_j[None, :], self.np_random)
-        truncated = bool(self._state.slot_index[0] >= self.config.horizon_slots)
-        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+        dynamics.advance_state(self.config, self._state, evaluation.energy_j, self.np_random)
+        truncated = bool(self._state.slot_index >= self.config.horizon_slots)
+        self._draw_slot()
         return self._observation(), reward, False, truncated, info
 
     def render(self) -> str | None:
@@ -163,7 +163,7 @@ class AIGCEdgeEnv(gym.Env):
         """The :class:`SlotProblem` the next action decides (per-user arrays of shape ``(N,)``)."""
         if self._problem is None:
             raise RuntimeError("call reset() before current_problem()")
-        return self._problem.select(0)
+        return self._problem
 
     def action_to_decision(self, action) -> Decision:
         actions = env_spaces.validate_actions(action, self.config, batch_shape=())
@@ -177,13 +177,17 @@ class AIGCEdgeEnv(gym.Env):
         return env_spaces.action_mask(self.current_problem())
 
     # --- helpers -------------------------------------------------------------------
+    def _draw_slot(self) -> None:
+        """Draw the next slot; the env keeps it as a single slot (arrays of shape ``(N,)``)."""
+        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+
     def _observation(self) -> np.ndarray:
-        return env_spaces.encode_observation(self._problem, self._state.slot_index)[0]
+        return env_spaces.encode_observation(self._problem, self._state.slot_index)
 
     def _render_text(self) -> str:
         problem = self.current_problem()
         c = self.config
-        lines = [f"slot {int(self._state.slot_index[0])}/{c.horizon_slots}  "
+        lines = [f"slot {int(self._state.slot_index)}/{c.horizon_slots}  "
                  f"requests {int(problem.has_request.sum())}/{c.n_users}"]
         lines.append("user req  up_Mbps  upload_Mbit  clock_GHz  battery_J")
         for n in range(c.n_users):

@@ -210,6 +210,7 @@ class SlotEvaluation:
         c = self.problem.config
         n_served = self.served.sum(axis=-1)
         n_requests = self.n_requests
+        n_offloaded = self.offloaded.sum(axis=-1)
         return {
             "cost": self.total_cost,
             "time_s": self.time_s.sum(axis=-1),
@@ -219,9 +220,9 @@ class SlotEvaluation:
             "utility": self.utility.sum(axis=-1),
             "n_requests": n_requests,
             "n_served": n_served,
-            "n_dropped": self.dropped.sum(axis=-1),
-            "n_offloaded": self.offloaded.sum(axis=-1),
-            "offload_share": np.divide(self.offloaded.sum(axis=-1), n_requests, out=np.zeros(n_requests.shape),
+            "n_dropped": n_requests - n_served,  # every request is served or dropped
+            "n_offloaded": n_offloaded,
+            "offload_share": np.divide(n_offloaded, n_requests, out=np.zeros(n_requests.shape),
                                        where=n_requests > 0),
             "edge_steps": self.edge_steps,
             "edge_load": self.edge_steps / c.edge_step_capacity if c.edge_step_capacity else 0.0 * self.edge_steps,
@@ -234,16 +235,20 @@ def _validate_decision(problem: SlotProblem, decision: Decision) -> None:
         raise ValueError(
             f"decision shape {decision.offload.shape} does not match the problem's users {problem.has_request.shape}"
         )
-    active_steps = decision.steps[problem.has_request]
-    if np.any((active_steps < c.min_steps) | (active_steps > c.max_steps)):
+    steps = decision.steps
+    if (((steps < c.min_steps) | (steps > c.max_steps)) & problem.has_request).any():
         raise ValueError(
             f"Decision.steps of users with a request must lie in [{c.min_steps}, {c.max_steps}], "
-            f"got {active_steps.tolist()}"
+            f"got {steps[problem.has_request].tolist()}"
         )
 
 
 def _sqrt_steps_sum(at_edge: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return np.where(at_edge, np.sqrt(steps), 0.0).sum(axis=-1, keepdims=True)
+
+
+# Drop reasons as plain ints: numpy compares against these far faster than against IntEnum members.
+_SERVED, _DEVICE_CAPACITY, _EDGE_CAPACITY, _DEADLINE, _BATTERY = (int(reason) for reason in DropReason)
 
 
 def evaluate_decision(problem: SlotProblem, decision: Decision) -> SlotEvaluation:
@@ -256,19 +261,21 @@ def evaluate_decision(problem: SlotProblem, decision: Decision) -> SlotEvaluatio
     local = active & ~offload
     reason = np.zeros(active.shape, dtype=np.int8)
 
-    reason[local & (steps > c.device_step_capacity)] = DropReason.DEVICE_CAPACITY
+    reason[local & (steps > c.device_step_capacity)] = _DEVICE_CAPACITY
     edge_running_steps = np.cumsum(np.where(offload, steps, 0), axis=-1)
-    reason[offload & (edge_running_steps > c.edge_step_capacity)] = DropReason.EDGE_CAPACITY
+    reason[offload & (edge_running_steps > c.edge_step_capacity)] = _EDGE_CAPACITY
 
-    admitted = active & (reason == DropReason.NONE)
-    parts = request_components(problem, offload, steps, _sqrt_steps_sum(admitted & offload, steps))
-    reason[admitted & (parts["time_s"] > problem.deadline_s)] = DropReason.DEADLINE
-    reason[admitted & (reason == DropReason.NONE) & (parts["energy_j"] > problem.battery_j)] = DropReason.BATTERY
+    admitted = active & (reason == _SERVED)
+    admitted_at_edge = admitted & offload
+    parts = request_components(problem, offload, steps, _sqrt_steps_sum(admitted_at_edge, steps))
+    reason[admitted & (parts["time_s"] > problem.deadline_s)] = _DEADLINE
+    reason[admitted & (reason == _SERVED) & (parts["energy_j"] > problem.battery_j)] = _BATTERY
 
-    served = active & (reason == DropReason.NONE)
+    served = active & (reason == _SERVED)
     at_edge = served & offload
     sqrt_steps_sum = _sqrt_steps_sum(at_edge, steps)
-    parts = request_components(problem, offload, steps, sqrt_steps_sum)
+    if (admitted_at_edge & ~served).any():  # an edge request was dropped: Q fell, recompute the times
+        parts = request_components(problem, offload, steps, sqrt_steps_sum)
     dropped = active & ~served
     zero = np.zeros(active.shape)
     return SlotEvaluation(

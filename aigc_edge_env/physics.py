@@ -7,7 +7,11 @@ these functions instead of restating a formula.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+_SQRT2 = math.sqrt(2.0)
 
 
 def path_loss_db(distance_m: np.ndarray) -> np.ndarray:
@@ -15,9 +19,19 @@ def path_loss_db(distance_m: np.ndarray) -> np.ndarray:
     return 128.1 + 37.6 * np.log10(np.asarray(distance_m, dtype=np.float64) / 1000.0)
 
 
+def path_gain(distance_m: np.ndarray) -> np.ndarray:
+    """Large-scale power gain ``10^(-PL/10)`` (linear), fixed while the distance is."""
+    return 10.0 ** (-path_loss_db(distance_m) / 10.0)
+
+
+def faded_gain(large_scale_gain: np.ndarray, fading: np.ndarray) -> np.ndarray:
+    """Power gain ``h = 10^(-PL/10) |g|^2`` from the large-scale gain and the fading ``g``."""
+    return large_scale_gain * np.abs(fading) ** 2
+
+
 def channel_gain(distance_m: np.ndarray, fading: np.ndarray) -> np.ndarray:
     """Power gain ``h = 10^(-PL/10) |g|^2`` (linear, dimensionless)."""
-    return 10.0 ** (-path_loss_db(distance_m) / 10.0) * np.abs(fading) ** 2
+    return faded_gain(path_gain(distance_m), fading)
 
 
 def shannon_rate_bps(
@@ -30,12 +44,16 @@ def shannon_rate_bps(
 
 def gauss_markov_fading(fading: np.ndarray, correlation: float, rng: np.random.Generator) -> np.ndarray:
     """One step of ``g' = rho g + sqrt(1 - rho^2) w`` with ``w ~ CN(0, 1)``."""
-    return correlation * fading + np.sqrt(1.0 - correlation**2) * complex_normal(rng, fading.shape)
+    return correlation * fading + math.sqrt(1.0 - correlation**2) * complex_normal(rng, fading.shape)
 
 
 def complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Samples of ``CN(0, 1)``: real and imaginary parts each ``N(0, 1/2)``."""
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+    """Samples of ``CN(0, 1)``: real and imaginary parts each ``N(0, 1/2)``.
+
+    One generator call (real parts first, then imaginary parts: the same stream as two calls).
+    """
+    parts = rng.standard_normal((2, *shape))
+    return (parts[0] + 1j * parts[1]) / _SQRT2
 
 
 def local_step_time_s(cycles_per_step: float, clock_hz: np.ndarray) -> np.ndarray:

@@ -1,10 +1,12 @@
 """Observation encoding, action decoding and action masks, shared by the single and vector envs.
 
 Every function takes batched arrays (leading batch axis ``B``) so the vector env calls
-them once per step for all its sub-envs; the single env passes ``B = 1``.
+them once per step for all its sub-envs; the single env passes unbatched arrays ``(N,)``.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 from gymnasium import spaces
@@ -40,36 +42,51 @@ def action_space(config: AIGCEdgeConfig) -> spaces.MultiDiscrete:
     return spaces.MultiDiscrete([2] * config.n_users + [config.n_levels] * config.n_users)
 
 
-def encode_observation(problem: SlotProblem, slot_index: np.ndarray) -> np.ndarray:
-    """Normalised float32 observation, shape ``(B, 9N + 3)``, every entry in ``[0, 1]``."""
+def encode_observation(problem: SlotProblem, slot_index: np.ndarray | int) -> np.ndarray:
+    """Normalised float32 observation, shape ``batch + (9N + 3,)``, every entry in ``[0, 1]``.
+
+    ``problem`` may be batched (arrays ``(B, N)``, ``slot_index`` of shape ``(B,)``) or a
+    single slot (arrays ``(N,)``, a scalar ``slot_index``).  The blocks are written into one
+    preallocated array (a step's hot path).
+    """
     c = problem.config
     request = problem.has_request
-    spectral_efficiency = problem.uplink_rate_bps / c.bandwidth_per_user_hz
+    batch, n = request.shape[:-1], request.shape[-1]
+    obs = np.empty((*batch, len(USER_FEATURES) * n + len(GLOBAL_FEATURES)))
+    block = obs[..., : len(USER_FEATURES) * n].reshape(*batch, len(USER_FEATURES), n)
     min_clock_hz = c.device_clock_ghz_range[0] * 1e9
     max_step_energy = c.device_energy_coefficient * (c.device_clock_ghz_range[1] * 1e9) ** 2 * c.device_cycles_per_step
-    battery = (np.ones(request.shape) if not c.battery_enabled
-               else problem.battery_j / max(c.battery_capacity_j, 1e-12))
-    user_blocks = [
-        request,
-        spectral_efficiency / SPECTRAL_EFFICIENCY_SCALE,
-        request * problem.upload_bits / (c.upload_mbit_range[1] * 1e6),
-        request * problem.download_bits / (c.download_mbit_range[1] * 1e6),
-        min_clock_hz / problem.device_clock_hz,  # device step time / slowest device's
-        problem.local_step_energy_j / max_step_energy,
-        request * problem.deadline_s / c.deadline_s_range[1],
-        request * problem.utility_weight / max(c.utility_weight_range[1], 1e-12),
-        battery,
-    ]
-    global_features = [
-        request.mean(axis=-1),
-        np.full(request.shape[:-1], min(1.0, c.edge_step_capacity / (c.n_users * c.max_steps))),
-        np.asarray(slot_index) / c.horizon_slots,
-    ]
-    obs = np.concatenate(
-        [np.stack(user_blocks, axis=-2).reshape(*request.shape[:-1], -1), np.stack(global_features, axis=-1)],
-        axis=-1,
-    )
-    return np.clip(obs, 0.0, 1.0).astype(np.float32)
+    block[..., 0, :] = request
+    block[..., 1, :] = problem.uplink_rate_bps / c.bandwidth_per_user_hz / SPECTRAL_EFFICIENCY_SCALE
+    block[..., 2, :] = request * problem.upload_bits / (c.upload_mbit_range[1] * 1e6)
+    block[..., 3, :] = request * problem.download_bits / (c.download_mbit_range[1] * 1e6)
+    block[..., 4, :] = min_clock_hz / problem.device_clock_hz  # device step time / slowest device's
+    block[..., 5, :] = problem.local_step_energy_j / max_step_energy
+    block[..., 6, :] = request * problem.deadline_s / c.deadline_s_range[1]
+    block[..., 7, :] = request * problem.utility_weight / max(c.utility_weight_range[1], 1e-12)
+    block[..., 8, :] = problem.battery_j / max(c.battery_capacity_j, 1e-12) if c.battery_enabled else 1.0
+    obs[..., -3] = request.sum(axis=-1) / n  # share of users with a request
+    obs[..., -2] = min(1.0, c.edge_step_capacity / (c.n_users * c.max_steps))
+    obs[..., -1] = np.asarray(slot_index) / c.horizon_slots
+    np.maximum(obs, 0.0, out=obs)  # clip to [0, 1]
+    np.minimum(obs, 1.0, out=obs)
+    return obs.astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _action_highs(n_users: int, n_levels: int) -> np.ndarray:
+    """Largest valid entry of each action position (read-only)."""
+    highs = np.array([1] * n_users + [n_levels - 1] * n_users, dtype=np.int64)
+    highs.flags.writeable = False
+    return highs
+
+
+@lru_cache(maxsize=64)
+def _level_steps(step_levels: tuple[int, ...]) -> np.ndarray:
+    """The step levels as a read-only int64 array."""
+    levels = np.asarray(step_levels, dtype=np.int64)
+    levels.flags.writeable = False
+    return levels
 
 
 def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: tuple[int, ...]) -> np.ndarray:
@@ -85,13 +102,13 @@ def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: t
         raise ValueError(f"action must have shape {expected} (N={n} offload bits, then N level indices), "
                          f"got shape {array.shape}")
     if array.dtype.kind not in "iub":
-        if array.dtype.kind != "f" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+        if array.dtype.kind != "f" or not np.isfinite(array).all() or (array != np.round(array)).any():
             raise ValueError(f"action entries must be integers, got dtype {array.dtype} with values {array!r}")
     array = array.astype(np.int64)
-    offload, levels = array[..., :n], array[..., n:]
-    if np.any((offload < 0) | (offload > 1)):
-        raise ValueError(f"action offload bits (first N={n} entries) must be 0 or 1, got {offload.tolist()}")
-    if np.any((levels < 0) | (levels >= n_levels)):
+    if ((array < 0) | (array > _action_highs(n, n_levels))).any():
+        offload, levels = array[..., :n], array[..., n:]
+        if ((offload < 0) | (offload > 1)).any():
+            raise ValueError(f"action offload bits (first N={n} entries) must be 0 or 1, got {offload.tolist()}")
         raise ValueError(f"action step-level indices (last N={n} entries) must lie in [0, {n_levels - 1}], "
                          f"got {levels.tolist()}")
     return array
@@ -100,8 +117,7 @@ def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: t
 def actions_to_decision(actions: np.ndarray, config: AIGCEdgeConfig) -> Decision:
     """Validated int actions -> :class:`Decision` (levels mapped to step counts)."""
     n = config.n_users
-    levels = np.asarray(config.step_levels, dtype=np.int64)
-    return Decision(offload=actions[..., :n].astype(bool), steps=levels[actions[..., n:]])
+    return Decision(offload=actions[..., :n].astype(bool), steps=_level_steps(config.step_levels)[actions[..., n:]])
 
 
 def decision_to_actions(decision: Decision, config: AIGCEdgeConfig) -> np.ndarray:

@@ -16,6 +16,7 @@ Differences from a list of single envs, by design:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
@@ -101,5 +102,8 @@ class AIGCEdgeVectorEnv(VectorEnv):
         if not which.any():
             return
         fresh = dynamics.reset_state(self.config, self.np_random, int(which.sum()))
-        for name in ("distance_m", "device_clock_hz", "fading", "battery_j", "slot_index"):
-            getattr(self._state, name)[which] = getattr(fresh, name)
+        for field in dataclasses.fields(fresh):
+            # New arrays, not in-place writes: earlier SlotProblems share these arrays.
+            values = getattr(self._state, field.name).copy()
+            values[which] = getattr(fresh, field.name)
+            setattr(self._state, field.name, values)

@@ -1,0 +1,157 @@
+"""Config validation: every invalid value raises ConfigError naming the field; overrides work."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import aigc_edge_env
+from aigc_edge_env import SCENARIOS, AIGCEdgeConfig, ConfigError, TabulatedErrorCurve, make_config
+
+INVALID = [
+    # (overrides, field named in the message)
+    ({"total_bandwidth_hz": -20e6}, "total_bandwidth_hz"),
+    ({"total_bandwidth_hz": 0.0}, "total_bandwidth_hz"),
+    ({"total_bandwidth_hz": math.nan}, "total_bandwidth_hz"),
+    ({"step_levels": (50, 5)}, "step_levels"),  # S_min > S_max
+    ({"step_levels": (5, 10, 10, 20)}, "step_levels"),  # not strictly increasing
+    ({"step_levels": ()}, "step_levels"),
+    ({"step_levels": (0, 5)}, "step_levels"),
+    ({"step_levels": (5.5, 10)}, "step_levels"),
+    ({"n_users": 0}, "n_users"),
+    ({"n_users": -3}, "n_users"),
+    ({"n_users": 2.5}, "n_users"),
+    ({"n_users": True}, "n_users"),
+    ({"horizon_slots": 0}, "horizon_slots"),
+    ({"task_probability": 1.5}, "task_probability"),
+    ({"task_probability": -0.1}, "task_probability"),
+    ({"task_probability": math.nan}, "task_probability"),
+    ({"fading_correlation": 1.1}, "fading_correlation"),
+    ({"upload_mbit_range": (4.0, 1.0)}, "upload_mbit_range"),  # low > high
+    ({"upload_mbit_range": (0.0, 1.0)}, "upload_mbit_range"),  # sizes must be > 0
+    ({"distance_m_range": (20.0, 100.0, 300.0)}, "distance_m_range"),
+    ({"device_clock_ghz_range": (-1.0, 3.0)}, "device_clock_ghz_range"),
+    ({"deadline_s_range": (0.0, 30.0)}, "deadline_s_range"),
+    ({"utility_weight_range": (-0.5, 1.5)}, "utility_weight_range"),
+    ({"harvest_j_range": (5.0, 1.0)}, "harvest_j_range"),
+    ({"battery_initial_j_range": (50.0, 150.0)}, "battery_initial_j_range"),  # above the capacity
+    ({"user_tx_power_w": 0.0}, "user_tx_power_w"),
+    ({"user_rx_power_w": -0.1}, "user_rx_power_w"),
+    ({"weight_time_per_s": -1.0}, "weight_time_per_s"),
+    ({"weight_energy_per_j": math.inf}, "weight_energy_per_j"),
+    ({"edge_steps_per_s": 0.0}, "edge_steps_per_s"),
+    ({"edge_step_capacity": -1}, "edge_step_capacity"),
+    ({"edge_step_capacity": 60.5}, "edge_step_capacity"),
+    ({"device_step_capacity": 3}, "device_step_capacity"),  # below the smallest level
+    ({"reward_scale": 0.0}, "reward_scale"),
+    ({"battery_enabled": "yes"}, "battery_enabled"),
+    ({"noise_psd_dbm_per_hz": math.nan}, "noise_psd_dbm_per_hz"),
+    ({"drop_cost": 1.0}, "drop_cost"),  # below the largest feasible request cost
+    ({"drop_cost": math.nan}, "drop_cost"),
+    ({"edge_error_curve": {"eps_inf": 4.0, "a": 550.0}}, "edge_error_curve"),  # missing key
+    ({"edge_error_curve": {"eps_inf": 4.0, "a": 550.0, "b": 1.77, "c": 1.0}}, "edge_error_curve"),
+    ({"edge_error_curve": {"eps_inf": -1.0, "a": 550.0, "b": 1.77}}, "edge_error_curve.eps_inf"),
+    ({"edge_error_curve": {"eps_inf": 4.0, "a": 550.0, "b": 0.0}}, "edge_error_curve.b"),
+    ({"device_error_curve": {"steps": [10, 20], "errors": [5.0]}}, "device_error_curve"),
+    ({"device_error_curve": {"steps": [20, 10], "errors": [5.0, 6.0]}}, "device_error_curve.steps"),
+    ({"device_error_curve": {"steps": [10, 20], "errors": [5.0, 6.0]}}, "device_error_curve.errors"),  # rising
+    ({"device_error_curve": {"steps": [10, 20, 30], "errors": [9.0, 8.9, 5.0]}}, "device_error_curve.errors"),
+    ({"device_error_curve": "power-law"}, "device_error_curve"),
+]
+
+
+@pytest.mark.parametrize("overrides, field", INVALID, ids=[f"{f}={list(o.values())[0]!r}" for o, f in INVALID])
+def test_invalid_config_raises_config_error_naming_the_field(overrides, field):
+    with pytest.raises(ConfigError) as info:
+        make_config(None, overrides)
+    assert f"'{field}'" in str(info.value)
+    assert isinstance(info.value, ValueError)  # ConfigError is a ValueError
+
+
+@pytest.mark.parametrize("field", ["upload_mbit_range", "step_levels"])
+def test_non_sequence_ranges_raise_config_error(field):
+    with pytest.raises(ConfigError, match=field):
+        make_config(None, {field: 5.0})
+
+
+def test_unknown_key_is_rejected_by_name():
+    with pytest.raises(ConfigError, match="n_user_count"):
+        make_config(None, {"n_user_count": 5})
+    with pytest.raises(ConfigError, match="n_user_count"):
+        AIGCEdgeConfig().replace(n_user_count=5)
+    with pytest.raises(ConfigError, match="AIGCEdge-v9"):
+        make_config("AIGCEdge-v9")
+
+
+def test_invalid_config_through_gym_make_names_the_field():
+    with pytest.raises(ConfigError, match="task_probability"):
+        gym.make("AIGCEdge-v0", config={"task_probability": 2.0})
+    with pytest.raises(ConfigError, match="bogus"):
+        gym.make("AIGCEdge-v0", config={"bogus": 1})
+    with pytest.raises(ConfigError, match="n_users"):
+        gym.make_vec("AIGCEdge-v0", num_envs=2, vectorization_mode="vector_entry_point", config={"n_users": 0})
+
+
+def test_scenarios_are_configs_of_the_same_class():
+    assert set(SCENARIOS) == {"AIGCEdge-v0", "AIGCEdge-Battery-v0", "AIGCEdge-Large-v0"}
+    assert make_config("AIGCEdge-v0") == AIGCEdgeConfig()
+    assert make_config("AIGCEdge-Battery-v0").battery_enabled
+    assert not make_config("AIGCEdge-v0").battery_enabled
+    assert make_config("AIGCEdge-Large-v0").n_users == 50
+    assert make_config("AIGCEdge-Large-v0", {"task_probability": 0.3}).n_users == 50  # overrides keep the base
+
+
+def test_replace_and_derived_drop_cost_follow_the_new_values():
+    base = AIGCEdgeConfig()
+    assert base.drop_cost == base.min_drop_cost()
+    longer = base.replace(deadline_s_range=(60.0, 60.0))
+    # C_drop bound grows with w_T * Tmax: +30 s of deadline adds at least 30 to it
+    assert longer.drop_cost == longer.min_drop_cost() >= base.drop_cost + 30.0
+    explicit = base.replace(drop_cost=base.min_drop_cost() + 100.0)
+    assert explicit.drop_cost == base.min_drop_cost() + 100.0
+    assert explicit.replace(n_users=3).drop_cost == explicit.drop_cost  # an explicit C_drop is kept
+    with pytest.raises(dataclass_frozen_error()):
+        base.n_users = 3  # type: ignore[misc]
+
+
+def dataclass_frozen_error():
+    import dataclasses
+
+    return dataclasses.FrozenInstanceError
+
+
+def test_config_dict_round_trip_and_full_config_override():
+    config = AIGCEdgeConfig(n_users=3, device_error_curve={"steps": [5, 10, 50], "errors": [30.0, 13.0, 5.0]})
+    assert isinstance(config.device_error_curve, TabulatedErrorCurve)
+    again = make_config(None, config.to_dict())
+    assert again == config
+    assert make_config("AIGCEdge-Large-v0", config) is config  # a full config is used as is
+    assert isinstance(config.step_levels, tuple) and isinstance(config.upload_mbit_range, tuple)
+
+
+def test_config_overrides_through_gym_make():
+    env = gym.make("AIGCEdge-v0", config={"n_users": 3, "step_levels": [5, 25, 50], "horizon_slots": 4,
+                                          "task_probability": 1.0})
+    assert env.unwrapped.config.n_users == 3
+    assert env.action_space.nvec.tolist() == [2, 2, 2, 3, 3, 3]
+    assert env.observation_space.shape == (9 * 3 + 3,)
+    obs, _ = env.reset(seed=0)
+    assert obs[:3].tolist() == [1.0, 1.0, 1.0]  # every user has a request with p_task = 1
+    truncated = [env.step(env.action_space.sample())[3] for _ in range(4)]
+    assert truncated == [False, False, False, True]
+    vec = gym.make_vec("AIGCEdge-Battery-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                       config={"n_users": 4})
+    assert vec.unwrapped.config.battery_enabled and vec.single_action_space.nvec.tolist() == [2] * 4 + [8] * 4
+
+
+def test_numpy_scalars_are_accepted():
+    config = AIGCEdgeConfig(n_users=np.int64(4), task_probability=np.float32(0.5), step_levels=np.array([5, 10]))
+    assert config.n_users == 4 and config.step_levels == (5, 10)
+
+
+def test_package_exports():
+    for name in aigc_edge_env.__all__:
+        assert hasattr(aigc_edge_env, name), name

@@ -1,0 +1,380 @@
+"""The single env: API checkers, registration, seeding, spaces, info, actions, masks, rendering."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import aigc_edge_env
+from aigc_edge_env import AIGCEdgeEnv, AIGCEdgeVectorEnv, Decision, evaluate_decision
+from aigc_edge_env import spaces as env_spaces
+
+ENV_IDS = tuple(aigc_edge_env.SCENARIOS)
+
+
+def rollout(env, seed, actions):
+    """Observations, rewards and infos of ``actions`` from ``reset(seed=seed)``."""
+    obs, info = env.reset(seed=seed)
+    trace = [(obs, info)]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        trace.append((obs, reward, terminated, truncated, info))
+    return trace
+
+
+def assert_same_trace(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert len(x) == len(y)
+        for u, v in zip(x, y):
+            if isinstance(u, np.ndarray):
+                assert u.dtype == v.dtype and np.array_equal(u, v)
+            else:
+                assert u == v
+
+
+def fixed_actions(env, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, env.action_space.nvec) for _ in range(n)]
+
+
+# --- API checkers -------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_env_checker_passes_without_warnings(env_id):
+    for render_mode in (None, "ansi"):
+        env = gym.make(env_id, render_mode=render_mode)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # the checker wants the raw env (it warns about wrappers otherwise)
+            gym_check_env(env.unwrapped, skip_render_check=False)
+        assert [str(w.message) for w in caught] == []
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_env_checker_passes_without_warnings(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(env, warn=True, skip_render_check=True)
+    assert [str(w.message) for w in caught] == []
+
+
+# --- registration -------------------------------------------------------------------------
+def test_make_by_module_path_in_a_fresh_interpreter():
+    code = (
+        "import sys, gymnasium as gym\n"
+        "assert 'aigc_edge_env' not in sys.modules\n"
+        "env = gym.make('aigc_edge_env:AIGCEdge-v0')\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "obs, r, term, trunc, info = env.step(env.action_space.sample())\n"
+        "assert obs.shape == (93,) and isinstance(r, float) and not term\n"
+        "for env_id in ('AIGCEdge-Battery-v0', 'AIGCEdge-Large-v0'):\n"
+        "    gym.make(env_id).reset(seed=1)\n"
+        "print('ok', type(env.unwrapped).__name__)\n"
+    )
+    # Gymnasium's checks warn with UserWarning, numpy's float trouble with RuntimeWarning: both fail here.
+    flags = ["-W", "error::UserWarning", "-W", "error::RuntimeWarning"]
+    done = subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok AIGCEdgeEnv"
+
+
+def test_registration_is_idempotent():
+    import importlib
+
+    specs = {env_id: gym.spec(env_id) for env_id in ENV_IDS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # re-registering an id would warn "Overriding environment"
+        aigc_edge_env.register_envs()
+        aigc_edge_env.register_envs()
+        importlib.reload(aigc_edge_env)  # the second `import` of the package runs register_envs() again
+    for env_id, spec in specs.items():
+        assert gym.spec(env_id) == spec
+        assert spec.entry_point == "aigc_edge_env.env:AIGCEdgeEnv"
+        assert spec.vector_entry_point == "aigc_edge_env.vector_env:AIGCEdgeVectorEnv"
+        assert spec.max_episode_steps is None  # the env truncates itself at horizon_slots
+    gym.make("AIGCEdge-v0").reset(seed=0)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_make_vec_sync_and_async_step(mode):
+    envs = gym.make_vec("AIGCEdge-v0", num_envs=3, vectorization_mode=mode, config={"n_users": 4})
+    try:
+        obs, _ = envs.reset(seed=3)
+        assert obs.shape == (3, 9 * 4 + 3) and obs.dtype == np.float32
+        for _ in range(3):
+            obs, rewards, terms, truncs, infos = envs.step(envs.action_space.sample())
+            assert obs.shape == (3, 39) and rewards.shape == (3,) and np.all(np.isfinite(rewards))
+            assert not terms.any() and not truncs.any()
+            np.testing.assert_allclose(rewards, -infos["cost"])
+        assert envs.observation_space.contains(obs)
+    finally:
+        envs.close()
+
+
+def test_make_vec_vector_entry_point_gives_the_batched_env():
+    envs = gym.make_vec("AIGCEdge-Large-v0", num_envs=5, vectorization_mode="vector_entry_point")
+    assert isinstance(envs.unwrapped, AIGCEdgeVectorEnv)
+    assert envs.num_envs == 5 and envs.unwrapped.config.n_users == 50
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (5, 9 * 50 + 3)
+
+
+# --- seeding and episodes ------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_trajectory_different_seed_differs(env_id):
+    env_a, env_b = gym.make(env_id), gym.make(env_id)
+    actions = fixed_actions(env_a, 25)
+    trace_a = rollout(env_a, 42, actions)
+    assert_same_trace(trace_a, rollout(env_b, 42, actions))
+    assert_same_trace(trace_a, rollout(env_a, 42, actions))  # reseeding the same env replays too
+    other = rollout(env_b, 43, actions)
+    assert not np.array_equal(trace_a[0][0], other[0][0])
+    assert [t[1] for t in trace_a[1:]] != [t[1] for t in other[1:]]
+
+
+def test_reset_without_seed_continues_the_stream_and_options_are_rejected():
+    env = gym.make("AIGCEdge-v0")
+    first, _ = env.reset(seed=1)
+    second, _ = env.reset()
+    assert not np.array_equal(first, second)
+    with pytest.raises(ValueError, match="options"):
+        env.reset(options={"foo": 1})
+
+
+def test_truncates_at_horizon_never_terminates():
+    env = gym.make("AIGCEdge-v0", config={"horizon_slots": 5})
+    obs, _ = env.reset(seed=0)
+    progress = [obs[-1]]
+    flags = []
+    for _ in range(5):
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        progress.append(obs[-1])
+        flags.append((terminated, truncated))
+    assert flags == [(False, False)] * 4 + [(False, True)]
+    np.testing.assert_allclose(progress, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], rtol=1e-6)
+    obs, _ = env.reset()
+    assert obs[-1] == 0.0
+
+
+# --- observations, rewards, info ------------------------------------------------------------
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_long_random_episodes_stay_in_spaces_with_consistent_info(env_id):
+    env = gym.make(env_id)
+    c = env.unwrapped.config
+    space = env.observation_space
+    rng = np.random.default_rng(0)
+    for episode in range(3):
+        obs, info = env.reset(seed=100 + episode)
+        assert space.contains(obs) and info == {}
+        for t in range(c.horizon_slots):
+            action = rng.integers(0, env.action_space.nvec)
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert space.contains(obs), (episode, t)
+            assert type(reward) is float and np.isfinite(reward)
+            assert all(type(v) is float and np.isfinite(v) for v in info.values()), info
+            assert reward == -c.reward_scale * info["cost"]
+            parts = (info["weighted_time"] + info["weighted_energy"] + info["weighted_error"]
+                     - info["weighted_utility"] + info["drop_cost"])
+            assert info["cost"] == pytest.approx(parts, rel=1e-9, abs=1e-9)
+            assert info["n_served"] + info["n_dropped"] == info["n_requests"]
+            assert info["drop_cost"] == c.drop_cost * info["n_dropped"]
+            assert 0 <= info["offload_share"] <= 1 and 0 <= info["edge_load"] <= 1
+            assert info["edge_steps"] <= c.edge_step_capacity
+            assert not terminated and truncated == (t == c.horizon_slots - 1)
+
+
+def test_info_components_match_the_slot_evaluation():
+    env = gym.make("AIGCEdge-Battery-v0", config={"reward_scale": 0.01}).unwrapped
+    env.reset(seed=5)
+    c = env.config
+    for action in fixed_actions(env, 20, seed=5):
+        problem = env.current_problem()
+        ev = evaluate_decision(problem, env.action_to_decision(action))
+        _, reward, _, _, info = env.step(action)
+        assert reward == pytest.approx(-0.01 * float(ev.total_cost), rel=1e-12)
+        assert info["energy_j"] == pytest.approx(float(ev.energy_j.sum()))
+        assert info["time_s"] == pytest.approx(float(ev.time_s.sum()))
+        assert info["n_offloaded"] == ev.offloaded.sum()
+        assert info["weighted_error"] == pytest.approx(c.weight_error * float(ev.error.sum()))
+        served = ev.served.sum()
+        assert info["mean_error"] == pytest.approx(float(ev.error.sum()) / served if served else 0.0)
+
+
+def test_observation_features_of_a_known_slot():
+    env = gym.make("AIGCEdge-v0", config={"n_users": 3}).unwrapped
+    obs, _ = env.reset(seed=9)
+    problem, c = env.current_problem(), env.config
+    blocks = obs[:27].reshape(9, 3)
+    np.testing.assert_array_equal(blocks[0], problem.has_request.astype(np.float32))
+    req = problem.has_request
+    np.testing.assert_allclose(blocks[2], req * problem.upload_bits / (c.upload_mbit_range[1] * 1e6), rtol=1e-6)
+    np.testing.assert_allclose(blocks[4], c.device_clock_ghz_range[0] * 1e9 / problem.device_clock_hz, rtol=1e-6)
+    np.testing.assert_array_equal(blocks[8], 1.0)  # no batteries
+    assert obs[27] == pytest.approx(req.mean())
+
+
+def test_battery_drains_by_served_energy_and_recharges_within_capacity():
+    env = gym.make("AIGCEdge-Battery-v0", config={"n_users": 4}).unwrapped
+    env.reset(seed=2)
+    c = env.config
+    low, high = c.harvest_j_range
+    for action in fixed_actions(env, 40, seed=2):
+        problem = env.current_problem()
+        ev = evaluate_decision(problem, env.action_to_decision(action))
+        env.step(action)
+        after = env.current_problem().battery_j
+        drained = problem.battery_j - ev.energy_j
+        assert np.all(drained >= 0)
+        assert np.all(after >= np.minimum(c.battery_capacity_j, drained + low) - 1e-9)
+        assert np.all(after <= np.minimum(c.battery_capacity_j, drained + high) + 1e-9)
+
+
+# --- actions ------------------------------------------------------------------------------
+BAD_ACTIONS = [
+    (lambda n, L: np.zeros(2 * n - 1, dtype=np.int64), "shape"),
+    (lambda n, L: np.zeros((1, 2 * n), dtype=np.int64), "shape"),
+    (lambda n, L: np.zeros(2 * n + 1, dtype=np.int64), "shape"),
+    (lambda n, L: np.full(2 * n, np.nan), "integers"),
+    (lambda n, L: np.full(2 * n, 0.5), "integers"),
+    (lambda n, L: np.full(2 * n, np.inf), "integers"),
+    (lambda n, L: np.array(["0"] * (2 * n)), "integers"),
+    (lambda n, L: np.r_[[2] + [0] * (n - 1), [0] * n], "offload"),
+    (lambda n, L: np.r_[[-1] + [0] * (n - 1), [0] * n], "offload"),
+    (lambda n, L: np.r_[[0] * n, [0] * (n - 1) + [L]], "level"),
+    (lambda n, L: np.r_[[0] * n, [-1] + [0] * (n - 1)], "level"),
+]
+
+
+@pytest.mark.parametrize("make_action, word", BAD_ACTIONS)
+def test_malformed_actions_raise_value_error(make_action, word):
+    env = gym.make("AIGCEdge-v0", config={"n_users": 3})
+    env.reset(seed=0)
+    c = env.unwrapped.config
+    with pytest.raises(ValueError, match=word):
+        env.step(make_action(c.n_users, c.n_levels))
+    # the failed step changed nothing: the env still steps normally
+    assert env.step(env.action_space.sample())[0].shape == env.observation_space.shape
+
+
+def test_integer_valued_actions_of_other_types_are_accepted():
+    env_a = gym.make("AIGCEdge-v0", config={"n_users": 3})
+    env_b = gym.make("AIGCEdge-v0", config={"n_users": 3})
+    env_a.reset(seed=4)
+    env_b.reset(seed=4)
+    action = np.array([1, 0, 1, 7, 0, 3])
+    reward = env_a.step(action)[1]
+    assert env_b.step([1.0, 0.0, 1.0, 7.0, 0.0, 3.0])[1] == reward  # a list of integral floats
+
+
+def test_step_before_reset_raises():
+    with pytest.raises(RuntimeError, match="reset"):
+        AIGCEdgeEnv().step(np.zeros(20, dtype=np.int64))
+    with pytest.raises(RuntimeError, match="reset"):
+        AIGCEdgeEnv().current_problem()
+    with pytest.raises(gym.error.ResetNeeded):
+        gym.make("AIGCEdge-v0").step(np.zeros(20, dtype=np.int64))
+
+
+def test_action_decision_round_trip():
+    env = gym.make("AIGCEdge-v0").unwrapped
+    env.reset(seed=0)
+    action = env.action_space.sample()
+    decision = env.action_to_decision(action)
+    assert decision.steps.tolist() == [env.config.step_levels[i] for i in action[10:]]
+    assert np.array_equal(env.decision_to_action(decision), action)
+    with pytest.raises(ValueError, match="step levels"):
+        env.decision_to_action(Decision(offload=[False] * 10, steps=[7] * 10))
+
+
+# --- masks ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_action_masks_shape_idle_users_and_one_choice_per_subspace(env_id):
+    env = gym.make(env_id).unwrapped
+    c = env.config
+    n, n_levels = c.n_users, c.n_levels
+    env.reset(seed=1)
+    for action in fixed_actions(env, 10):
+        mask = env.action_masks()
+        assert mask.dtype == bool and mask.shape == (int(env.action_space.nvec.sum()),) == (2 * n + n_levels * n,)
+        modes, levels = mask[: 2 * n].reshape(n, 2), mask[2 * n:].reshape(n, n_levels)
+        assert modes.any(axis=1).all() and levels.any(axis=1).all()
+        idle = ~env.current_problem().has_request
+        assert (modes[idle] == [True, False]).all()
+        assert levels[idle, 0].all() and not levels[idle, 1:].any()
+        env.step(action)
+
+
+def test_action_masks_allow_exactly_the_options_feasible_alone():
+    """A (mode, level) is feasible for a user alone (a one-user slot) iff both mask entries allow it.
+
+    Deadlines are tight, so some options of some users are infeasible.
+    """
+    env = gym.make("AIGCEdge-v0", config={"deadline_s_range": (2.0, 12.0), "n_users": 6}).unwrapped
+    env.reset(seed=3)
+    c = env.config
+    n, levels = c.n_users, c.step_levels
+    saw_masked = False
+    for _ in range(10):
+        problem, mask = env.current_problem(), env.action_masks()
+        modes, level_ok = mask[: 2 * n].reshape(n, 2), mask[2 * n:].reshape(n, len(levels))
+        for user in np.flatnonzero(problem.has_request):
+            alone = problem.select([user])
+            feasible = np.array([[bool(evaluate_decision(alone, Decision([bool(m)], [s])).feasible[()])
+                                  for s in levels] for m in (0, 1)])
+            if not feasible.any():
+                assert modes[user].all() and level_ok[user].all()  # nothing helps: all open
+                continue
+            np.testing.assert_array_equal(modes[user], feasible.any(axis=1))
+            np.testing.assert_array_equal(level_ok[user], feasible.any(axis=0))
+            saw_masked |= not mask[2 * n:].reshape(n, -1)[user].all() or not modes[user].all()
+        env.step(env.action_space.sample())
+    assert saw_masked
+
+
+def test_action_masks_work_with_maskable_ppo_distribution():
+    import torch
+    from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
+    from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
+
+    env = gym.make("AIGCEdge-v0", config={"deadline_s_range": (2.0, 12.0)})
+    env.reset(seed=0)
+    assert is_masking_supported(env)
+    mask = get_action_masks(env)
+    nvec = env.action_space.nvec.tolist()
+    dist = MaskableMultiCategoricalDistribution(nvec)
+    dist.proba_distribution(torch.zeros(256, sum(nvec)))
+    dist.apply_masking(np.repeat(mask[None], 256, axis=0))
+    samples = dist.sample().numpy()
+    assert torch.isfinite(dist.log_prob(torch.as_tensor(samples))).all()
+    offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+    assert mask[samples + offsets].all()  # every sampled sub-action is allowed
+
+
+# --- rendering ------------------------------------------------------------------------------
+def test_render_ansi_mentions_the_slot():
+    env = gym.make("AIGCEdge-v0", render_mode="ansi")
+    env.reset(seed=0)
+    text = env.render()
+    assert isinstance(text, str) and "slot 0/100" in text
+    env.step(env.action_space.sample())
+    text = env.render()
+    assert "slot 1/100" in text and "last slot: cost" in text
+    assert gym.make("AIGCEdge-v0").unwrapped.render() is None
+    # gym.make itself warns about the unknown mode before the env refuses it
+    with pytest.warns(UserWarning, match="render_mode"), pytest.raises(ValueError, match="render_mode"):
+        gym.make("AIGCEdge-v0", render_mode="human")
+
+
+def test_decode_rejects_batch_shape_mismatch():
+    c = aigc_edge_env.default_config()
+    with pytest.raises(ValueError, match="shape"):
+        env_spaces.validate_actions(np.zeros((3, 20), dtype=np.int64), c, batch_shape=(2,))

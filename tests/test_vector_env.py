@@ -1,0 +1,212 @@
+"""The numpy-batched vector env: autoreset, rewards against the cost model, seeding, masks, errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import aigc_edge_env
+from aigc_edge_env import AIGCEdgeVectorEnv, evaluate_decision, spaces as env_spaces
+
+ENV_IDS = tuple(aigc_edge_env.SCENARIOS)
+
+
+def make(env_id="AIGCEdge-v0", num_envs=4, **config):
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", config=config)
+
+
+def random_actions(envs, rng):
+    nvec = envs.single_action_space.nvec
+    return rng.integers(0, nvec, size=(envs.num_envs, nvec.size))
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_rewards_equal_minus_cost_of_current_problem(env_id):
+    """Each slot's reward is -reward_scale * cost of evaluate_decision on current_problem()."""
+    envs = make(env_id, num_envs=6, horizon_slots=4, reward_scale=0.5)
+    c = envs.unwrapped.config
+    rng = np.random.default_rng(0)
+    envs.reset(seed=1)
+    resetting = np.zeros(6, dtype=bool)
+    for _ in range(10):  # crosses two autoresets
+        problem = envs.unwrapped.current_problem()
+        assert problem.has_request.shape == (6, c.n_users)
+        actions = random_actions(envs, rng)
+        decision = env_spaces.actions_to_decision(actions, c)
+        batched = evaluate_decision(problem, decision)
+        singles = [evaluate_decision(problem.select(i), env_spaces.actions_to_decision(actions[i], c))
+                   for i in range(6)]  # one sub-env at a time, as a single slot
+        obs, rewards, terms, truncs, infos = envs.step(actions)
+        for i, single in enumerate(singles):
+            expected = 0.0 if resetting[i] else -0.5 * float(single.total_cost)
+            assert rewards[i] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+            assert float(batched.total_cost[i]) == pytest.approx(float(single.total_cost), rel=1e-12)
+            if not resetting[i]:
+                assert infos["cost"][i] == pytest.approx(float(single.total_cost), rel=1e-12)
+        assert envs.observation_space.contains(obs)
+        resetting = truncs
+
+
+def test_problems_handed_out_are_not_changed_by_later_steps():
+    """A SlotProblem from current_problem() (e.g. kept by a solver or a replay buffer) keeps its
+    values after further steps, autoresets included."""
+    from aigc_edge_env.model import _ARRAY_FIELDS
+
+    envs = make("AIGCEdge-Battery-v0", num_envs=3, horizon_slots=2)
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    kept = []
+    for _ in range(5):
+        problem = envs.unwrapped.current_problem()
+        kept.append((problem, {name: getattr(problem, name).copy() for name in _ARRAY_FIELDS}))
+        envs.step(random_actions(envs, rng))
+    for problem, snapshot in kept:
+        for name, values in snapshot.items():
+            np.testing.assert_array_equal(getattr(problem, name), values, err_msg=name)
+
+
+def test_next_step_autoreset():
+    """After a truncation, the next step ignores the action, returns the new episode's first
+    observation, reward 0, no termination/truncation and masked-out infos."""
+    envs = make(num_envs=3, horizon_slots=3)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, _ = envs.reset(seed=0)
+    np.testing.assert_array_equal(obs[:, -1], 0.0)
+    rng = np.random.default_rng(1)
+    for t in range(1, 4):
+        obs, rewards, terms, truncs, infos = envs.step(random_actions(envs, rng))
+        assert not terms.any()
+        assert truncs.tolist() == [t == 3] * 3
+        np.testing.assert_allclose(obs[:, -1], t / 3, rtol=1e-6)  # episode progress
+        assert np.all(rewards != 0.0) and infos["_cost"].all()
+    # the autoreset step
+    obs, rewards, terms, truncs, infos = envs.step(random_actions(envs, rng))
+    np.testing.assert_array_equal(rewards, 0.0)
+    assert not terms.any() and not truncs.any()
+    np.testing.assert_array_equal(obs[:, -1], 0.0)  # first observation of the new episodes
+    assert not infos["_cost"].any() and np.all(infos["cost"] == 0.0)
+    # and the new episode runs its full horizon again
+    flags = [envs.step(random_actions(envs, rng))[3].tolist() for _ in range(3)]
+    assert flags == [[False] * 3, [False] * 3, [True] * 3]
+
+
+def test_autoreset_draws_a_new_system():
+    """The autoreset step starts a new episode: new distances/clocks, fresh batteries."""
+    envs = make("AIGCEdge-Battery-v0", num_envs=2, horizon_slots=2)
+    envs.reset(seed=0)
+    before = envs.unwrapped.current_problem().device_clock_hz.copy()
+    for _ in range(3):
+        envs.step(random_actions(envs, np.random.default_rng(0)))
+    after = envs.unwrapped.current_problem().device_clock_hz
+    assert not np.array_equal(before, after)
+    low, high = envs.unwrapped.config.battery_initial_j_range
+    battery = envs.unwrapped.current_problem().battery_j
+    assert np.all((battery >= low) & (battery <= high))
+
+
+def test_sub_envs_at_different_phases_reset_independently():
+    """Only the truncated sub-envs restart; the others keep their slot counter and clocks."""
+    envs = AIGCEdgeVectorEnv(num_envs=2, config={"horizon_slots": 3})
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        envs.step(random_actions(envs, rng))
+    # force sub-env 1 out of phase: pretend it is one slot younger
+    envs._state.slot_index[1] -= 1
+    envs._autoreset[1] = False
+    clock1 = envs.current_problem().device_clock_hz[1].copy()
+    obs, rewards, _, truncs, infos = envs.step(random_actions(envs, rng))
+    assert rewards[0] == 0.0 and rewards[1] != 0.0
+    assert truncs.tolist() == [False, True]
+    assert infos["_cost"].tolist() == [False, True]
+    np.testing.assert_array_equal(envs.current_problem().device_clock_hz[1], clock1)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_batch_trajectory(env_id):
+    traces = []
+    for seed in (7, 7, 8):
+        envs = make(env_id, num_envs=3, horizon_slots=5)
+        rng = np.random.default_rng(0)
+        obs, _ = envs.reset(seed=seed)
+        trace = [obs]
+        for _ in range(8):
+            obs, rewards, _, truncs, infos = envs.step(random_actions(envs, rng))
+            trace += [obs, rewards, truncs, infos["cost"], infos["n_dropped"]]
+        traces.append(trace)
+    assert all(np.array_equal(a, b) for a, b in zip(traces[0], traces[1]))
+    assert not np.array_equal(traces[0][0], traces[2][0])
+
+
+def test_one_sub_env_replays_the_single_env_within_an_episode():
+    """With one sub-env, the batched env consumes the generator like the single env does, so
+    the first episode is identical (an implementation property that shows both run the same
+    dynamics and cost code)."""
+    single = gym.make("AIGCEdge-Battery-v0", config={"n_users": 5})
+    envs = make("AIGCEdge-Battery-v0", num_envs=1, n_users=5)
+    obs_s, _ = single.reset(seed=3)
+    obs_v, _ = envs.reset(seed=3)
+    np.testing.assert_array_equal(obs_v[0], obs_s)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        action = rng.integers(0, single.action_space.nvec)
+        obs_s, r_s, _, _, info_s = single.step(action)
+        obs_v, r_v, _, _, info_v = envs.step(action[None])
+        np.testing.assert_array_equal(obs_v[0], obs_s)
+        assert r_v[0] == r_s
+        assert {k: v[0] for k, v in info_v.items() if not k.startswith("_")} == info_s
+
+
+def test_infos_have_one_entry_per_sub_env_with_masks():
+    envs = make(num_envs=5)
+    envs.reset(seed=0)
+    _, rewards, _, _, infos = envs.step(envs.action_space.sample())
+    single = gym.make("AIGCEdge-v0")
+    single.reset(seed=0)
+    single_info = single.step(single.action_space.sample())[4]
+    names = [k for k in infos if not k.startswith("_")]
+    assert set(names) == set(single_info)  # the same components as the single env
+    assert {"cost", "time_s", "energy_j", "n_dropped", "drop_cost", "offload_share"} <= set(names)
+    for name in names:
+        assert infos[name].shape == (5,) and infos[f"_{name}"].dtype == bool
+    np.testing.assert_allclose(rewards, -infos["cost"])
+    parts = (infos["weighted_time"] + infos["weighted_energy"] + infos["weighted_error"]
+             - infos["weighted_utility"] + infos["drop_cost"])
+    np.testing.assert_allclose(infos["cost"], parts, rtol=1e-9)
+
+
+def test_vector_action_masks_match_single_slot_masks():
+    envs = make(num_envs=4, deadline_s_range=(2.0, 12.0))
+    envs.reset(seed=0)
+    masks = envs.unwrapped.action_masks()
+    c = envs.unwrapped.config
+    assert masks.shape == (4, 2 * c.n_users + c.n_levels * c.n_users) and masks.dtype == bool
+    problem = envs.unwrapped.current_problem()
+    for i in range(4):
+        np.testing.assert_array_equal(masks[i], env_spaces.action_mask(problem.select(i)))
+
+
+def test_vector_errors():
+    envs = make(num_envs=2, n_users=3)
+    with pytest.raises(RuntimeError, match="reset"):
+        envs.step(np.zeros((2, 6), dtype=np.int64))
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        envs.step(np.zeros(6, dtype=np.int64))
+    with pytest.raises(ValueError, match="shape"):
+        envs.step(np.zeros((3, 6), dtype=np.int64))
+    with pytest.raises(ValueError, match="integers"):
+        envs.step(np.full((2, 6), np.nan))
+    with pytest.raises(ValueError, match="offload"):
+        envs.step(np.array([[0, 0, 0, 0, 0, 0], [0, 3, 0, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="level"):
+        envs.step(np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 8]]))
+    with pytest.raises(ValueError, match="options"):
+        envs.reset(options={"x": 1})
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="num_envs"):
+            AIGCEdgeVectorEnv(num_envs=bad)
+    with pytest.raises(ValueError, match="render"):
+        AIGCEdgeVectorEnv(num_envs=2, render_mode="ansi")
