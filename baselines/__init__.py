@@ -1,0 +1,57 @@
+"""Slot solvers (installed as ``aigc_edge_env.baselines``).
+
+:data:`SOLVERS` maps a name to ``solve(problem, rng=None) -> Decision`` for one
+:class:`~aigc_edge_env.model.SlotProblem`; every solver decides over the config's step
+levels and serves every request it can (no avoidable drop).  :func:`lower_bound` is a
+certified lower bound on a slot's optimal cost and :func:`solve_exact` returns the exact
+solver's decision with its cost, bound and optimality proof.
+
+* ``exact`` (:mod:`.exact`): the optimum, by multiset enumeration and assignment problems.
+* ``sca_kkt``: the paper's SCA + KKT method (registered when its module is installed).
+* ``greedy``, ``all_local``, ``all_edge``, ``random``, ``local_search``,
+  ``fixed_steps_10``, ``fixed_steps_20`` (:mod:`.heuristics`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from aigc_edge_env.baselines.bound import lagrangian_bound, lower_bound
+from aigc_edge_env.baselines import exact
+from aigc_edge_env.baselines.exact import ExactResult, solve_exact
+from aigc_edge_env.baselines.heuristics import (
+    Solver,
+    all_edge,
+    all_local,
+    fixed_steps,
+    greedy,
+    local_search_solver,
+    random_solver,
+)
+from aigc_edge_env.baselines.policy import SolverPolicy, run_episode
+
+__all__ = [
+    "ExactResult", "SOLVERS", "Solver", "SolverPolicy", "fixed_steps", "lagrangian_bound", "lower_bound",
+    "run_episode", "solve_exact",
+]
+
+def _registry() -> dict[str, Solver]:
+    """The solvers by name; ``sca_kkt`` (a separate module) joins when it is installed."""
+    solvers: dict[str, Solver] = {"exact": exact.solve}
+    if importlib.util.find_spec("aigc_edge_env.baselines.sca_kkt") is not None:
+        solvers["sca_kkt"] = importlib.import_module("aigc_edge_env.baselines.sca_kkt").solve
+    solvers.update({
+        "greedy": greedy,
+        "all_local": all_local,
+        "all_edge": all_edge,
+        "random": random_solver,
+        "local_search": local_search_solver,
+        "fixed_steps_10": fixed_steps(10),
+        "fixed_steps_20": fixed_steps(20),
+    })
+    return solvers
+
+
+#: Registered slot solvers: name -> ``solve(problem, rng=None) -> Decision``.
+SOLVERS: dict[str, Solver] = _registry()

@@ -1,0 +1,145 @@
+"""A certified lower bound on a slot's optimal cost: Lagrangian relaxation of the congestion.
+
+Derivation
+----------
+Take any decision over the step levels and let ``Q`` be the sum of ``sqrt(s)`` over the
+requests served at the edge.  Its env cost is ``sum_n c_n + w Q^2`` (``w`` = congestion
+weight ``w_T / F_E``), where ``c_n`` is the congestion-free cost of the option request
+``n`` is served with (local or edge base cost) and ``C_drop`` for a dropped request.
+Every served request satisfies necessary conditions that ignore the other users:
+
+* a local option is feasible (device capacity, deadline, battery);
+* an edge option is feasible *alone*: ``Q >= sqrt(s_n)``, so the deadline condition
+  ``Q <= edge_max_sqrt_sum`` implies ``edge_max_sqrt_sum >= sqrt(s_n)``; and ``s_n <= S^E_max``;
+* the served edge steps add up to at most ``S^E_max``.
+
+For any ``lambda >= 0``, ``Q^2 >= 2 lambda Q - lambda^2`` (as ``(Q - lambda)^2 >= 0``), so::
+
+    cost >= -w lambda^2 + sum_n [ c_n + 2 w lambda sqrt(s_n) * (n offloaded) ] >= g(lambda),
+
+    g(lambda) = -w lambda^2 + min over per-request choices of
+                sum_n min(a_n, edge options of n at cost base + 2 w lambda sqrt(s))
+                subject to sum of edge steps <= S^E_max,
+
+with ``a_n`` the cheapest of the request's feasible local options and ``C_drop`` (a
+request with nothing feasible contributes ``C_drop``; dropping is allowed in the
+relaxation, so the bound holds whatever the solvers' drop policy).  The inner minimum is
+a multiple-choice knapsack: items are users, each picks "local/drop" (weight 0) or one
+edge level (weight ``s``), capacity ``S^E_max``.  It is solved exactly by dynamic
+programming over the capacity in units of ``gcd(levels)``.
+
+``g`` is concave: the inner minimum is a minimum of functions affine in ``lambda``.  Its
+supergradient at ``lambda`` is ``2 w (Q(x_lambda) - lambda)``, negative beyond any
+achievable ``Q``, so the maximiser lies in ``[0, Q_max]`` with ``Q_max`` a bound on ``Q``
+(Cauchy-Schwarz: ``Q <= sqrt(n_edge * S^E_max)``).  :func:`lower_bound` maximises ``g``
+by a zooming grid search: evaluate a grid (all grid points share one DP pass, vectorised
+over ``lambda`` and the capacity), keep the two cells around the best point (the maximum
+of a concave function lies there), repeat.  Every evaluated ``g(lambda)`` is a valid
+bound, so the result is too, whatever the search's accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import reduce
+
+import numpy as np
+
+from aigc_edge_env.model import SlotProblem, option_table
+
+__all__ = ["lagrangian_bound", "lower_bound"]
+
+
+@dataclass(frozen=True)
+class _Relaxation:
+    """The separable relaxation of one slot, over the ``E`` requests with an edge option."""
+
+    constant: float  # sum of a_n over the requests without an edge option (cost)
+    fallback: np.ndarray  # (E,) a_n: cheapest feasible local option or C_drop (cost)
+    edge_cost: np.ndarray  # (E, L) congestion-free edge cost, +inf where infeasible alone
+    steps: np.ndarray  # (L,) step levels
+    unit: int  # gcd of the levels (steps per capacity unit)
+    capacity_units: int  # S^E_max // unit
+    weight: float  # w = w_T / F_E
+
+    @property
+    def max_sqrt_sum(self) -> float:
+        """A bound on any decision's ``Q``: Cauchy-Schwarz, ``Q <= sqrt(n S^E_max)``."""
+        n_max = min(self.fallback.size, self.capacity_units * self.unit // int(self.steps[0]))
+        per_user = np.where(np.isfinite(self.edge_cost), np.sqrt(self.steps), 0.0).max(axis=1, initial=0.0)
+        return float(min(np.sqrt(n_max * self.capacity_units * self.unit), per_user.sum()))
+
+
+def _relaxation(problem: SlotProblem) -> _Relaxation:
+    table = option_table(problem)
+    c = problem.config
+    levels = table.steps
+    active = problem.has_request
+    local_best = np.where(table.local_feasible, table.local_cost, np.inf).min(axis=1)
+    fallback = np.minimum(local_best, c.drop_cost)
+    edge_alone = (table.edge_max_sqrt_sum >= np.sqrt(levels)) & (levels <= c.edge_step_capacity) & active[:, None]
+    with_edge = edge_alone.any(axis=1)
+    unit = reduce(math.gcd, (int(s) for s in levels))
+    return _Relaxation(
+        constant=float(fallback[active & ~with_edge].sum()),
+        fallback=fallback[with_edge],
+        edge_cost=np.where(edge_alone, table.edge_base_cost, np.inf)[with_edge],
+        steps=levels,
+        unit=unit,
+        capacity_units=c.edge_step_capacity // unit,
+        weight=table.congestion_weight,
+    )
+
+
+def _check_multipliers(multipliers: np.ndarray) -> np.ndarray:
+    lam = np.asarray(multipliers, dtype=np.float64)
+    if lam.ndim != 1 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise ValueError(f"multipliers must be a 1-D array of finite numbers >= 0, got {multipliers!r}")
+    return lam
+
+
+def _evaluate(relax: _Relaxation, lam: np.ndarray) -> np.ndarray:
+    """``g(lambda)`` for a 1-D array of multipliers, by one DP pass over the users."""
+    capacity = relax.capacity_units
+    weights = relax.steps // relax.unit
+    # best[g, c]: cheapest choice of the users so far with edge steps <= c capacity units.
+    best = np.zeros((lam.size, capacity + 1))
+    source = np.arange(capacity + 1)[None, :] - weights[:, None]  # (L, C+1) capacity before the item
+    source = np.where(source >= 0, source, capacity + 1)  # out of range -> the +inf pad column
+    slope = 2.0 * relax.weight * lam[:, None] * np.sqrt(relax.steps)[None, :]  # (G, L)
+    pad = np.full((lam.size, 1), np.inf)
+    for a, cost in zip(relax.fallback, relax.edge_cost):
+        with_item = np.concatenate([best, pad], axis=1)[:, source] + (cost[None, :] + slope)[:, :, None]
+        best = np.minimum(best + a, with_item.min(axis=1))
+    return relax.constant + best[:, capacity] - relax.weight * lam**2
+
+
+def lagrangian_bound(problem: SlotProblem, multipliers: np.ndarray) -> np.ndarray:
+    """``g(lambda)`` (cost) for each multiplier ``lambda >= 0`` (sqrt-steps) of a 1-D array.
+
+    Each value is a lower bound on the slot's optimal cost (module docstring).
+    """
+    return _evaluate(_relaxation(problem), _check_multipliers(multipliers))
+
+
+def lower_bound(problem: SlotProblem, grid_points: int = 17, zooms: int = 5) -> float:
+    """The best ``g(lambda)`` found by a zooming grid search on ``[0, Q_max]`` (cost).
+
+    Each zoom evaluates ``grid_points`` multipliers in one DP pass and narrows the search
+    to the two grid cells around the best one, where the concave ``g`` peaks.
+    """
+    if grid_points < 3 or zooms < 1:
+        raise ValueError(f"need grid_points >= 3 and zooms >= 1, got {grid_points} and {zooms}")
+    relax = _relaxation(problem)
+    low, high = 0.0, relax.max_sqrt_sum
+    best = -np.inf
+    for _ in range(zooms):
+        grid = np.linspace(low, high, grid_points)
+        values = _evaluate(relax, grid)
+        k = int(np.argmax(values))
+        best = max(best, float(values[k]))
+        low, high = grid[max(k - 1, 0)], grid[min(k + 1, grid_points - 1)]
+        if high <= low:
+            break
+    return best

@@ -1,0 +1,161 @@
+"""Benchmark the slot solvers on AIGCEdge-v0 slots (prints tables; not a test).
+
+For each number of users ``N`` it collects slots of ``AIGCEdge-v0`` with ``n_users = N``
+(consecutive slots of seeded episodes) and runs every registered solver on each.  It
+prints, per solver: the median wall time per slot, the mean slot cost, the mean gap to
+the reference (the exact optimum where ``exact`` proved it, else ``exact``'s certified
+lower bound, so every gap is an upper bound on the true one), the gap relative to the
+mean ``|reference|``, and the dropped requests.  Then, at the best known decision of each
+slot (cheapest over all solvers), the offload share and the histogram of chosen steps,
+and whether the default config "teaches" (MODEL.md "Defaults": offload share in
+[20%, 80%] and most chosen step counts interior, i.e. neither the smallest nor the
+largest level), judged on the ``N = 10`` slots (the default ``AIGCEdge-v0``).
+
+Usage::
+
+    .venv/bin/python benchmarks/solvers.py [--slots 20] [--n-users 5 8 10 20 50 100]
+                                           [--time-budget 2.0] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aigc_edge_env import AIGCEdgeEnv, Decision, SlotProblem, evaluate_decision
+from aigc_edge_env.baselines import SOLVERS, solve_exact
+
+TEACHING_SHARE = (0.2, 0.8)
+DEFAULT_N = 10
+
+
+@dataclass
+class SolverStats:
+    """Per-slot measurements of one solver."""
+
+    times_s: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+    drops: int = 0
+
+
+@dataclass
+class BestKnown:
+    """Offload and step counts of the best known decisions, over all requests."""
+
+    n_requests: int = 0
+    n_offloaded: int = 0
+    steps: dict[int, int] = field(default_factory=dict)
+
+    def add(self, problem: SlotProblem, decision: Decision) -> None:
+        active = problem.has_request
+        self.n_requests += int(active.sum())
+        self.n_offloaded += int((decision.offload & active).sum())
+        for s in decision.steps[active]:
+            self.steps[int(s)] = self.steps.get(int(s), 0) + 1
+
+    @property
+    def offload_share(self) -> float:
+        return self.n_offloaded / max(self.n_requests, 1)
+
+    def interior_share(self, levels: tuple[int, ...]) -> float:
+        interior = sum(n for s, n in self.steps.items() if s not in (levels[0], levels[-1]))
+        return interior / max(self.n_requests, 1)
+
+
+def collect_slots(n_users: int, n_slots: int, seed: int) -> list[SlotProblem]:
+    """``n_slots`` consecutive AIGCEdge-v0 slots (new seeded episode at each truncation)."""
+    env = AIGCEdgeEnv(config={"n_users": n_users})
+    env.reset(seed=seed)
+    idle = np.zeros(env.action_space.shape, dtype=np.int64)  # v0 slots do not depend on actions
+    problems, episode = [], 0
+    while len(problems) < n_slots:
+        problems.append(env.current_problem())
+        if env.step(idle)[3]:
+            episode += 1
+            env.reset(seed=seed + episode)
+    return problems
+
+
+def run_slot(problem: SlotProblem, time_budget_s: float, stats: dict[str, SolverStats]) -> tuple[Decision, float, bool]:
+    """Run every solver on one slot; return the best known decision, the reference and
+    whether ``exact`` proved optimality."""
+    decisions: dict[str, Decision] = {}
+    reference, proven = 0.0, False
+    for name, solve in SOLVERS.items():
+        start = time.perf_counter()
+        if name == "exact":
+            result = solve_exact(problem, time_budget_s=time_budget_s)
+            decision, reference, proven = result.decision, result.lower_bound, result.proven_optimal
+        else:
+            decision = solve(problem, rng=np.random.default_rng(0))
+        stats[name].times_s.append(time.perf_counter() - start)
+        evaluation = evaluate_decision(problem, decision)
+        stats[name].costs.append(float(evaluation.total_cost))
+        stats[name].drops += int(evaluation.dropped.sum())
+        decisions[name] = decision
+    best = min(SOLVERS, key=lambda name: stats[name].costs[-1])
+    if proven:
+        reference = stats["exact"].costs[-1]
+    return decisions[best], reference, proven
+
+
+def benchmark(n_users: int, n_slots: int, time_budget_s: float, seed: int) -> BestKnown:
+    """Run and print the table of one ``N``; return the best-known statistics."""
+    problems = collect_slots(n_users, n_slots, seed)
+    stats = {name: SolverStats() for name in SOLVERS}
+    best_known, references, n_proven = BestKnown(), [], 0
+    for i, problem in enumerate(problems):
+        print(f"\r  N={n_users}: slot {i + 1}/{n_slots}", end="", file=sys.stderr, flush=True)
+        decision, reference, proven = run_slot(problem, time_budget_s, stats)
+        best_known.add(problem, decision)
+        references.append(reference)
+        n_proven += proven
+    print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
+    print_table(n_users, stats, np.array(references), n_proven, best_known, problems[0].config.step_levels)
+    return best_known
+
+
+def print_table(
+    n_users: int, stats: dict[str, SolverStats], references: np.ndarray, n_proven: int,
+    best_known: BestKnown, levels: tuple[int, ...],
+) -> None:
+    scale = max(float(np.mean(np.abs(references))), 1e-12)
+    print(f"\nN = {n_users}: {references.size} slots, exact proven optimal on {n_proven}/{references.size}, "
+          f"mean reference cost {np.mean(references):.4f}")
+    print(f"  {'solver':<16}{'median ms':>10}{'mean cost':>12}{'mean gap':>11}{'gap %':>9}{'drops':>7}")
+    for name, s in stats.items():
+        gap = float(np.mean(np.array(s.costs) - references))
+        print(f"  {name:<16}{1e3 * np.median(s.times_s):>10.2f}{np.mean(s.costs):>12.4f}"
+              f"{gap:>11.4f}{100 * gap / scale:>9.2f}{s.drops:>7d}")
+    histogram = "  ".join(f"{s}:{best_known.steps.get(s, 0)}" for s in levels)
+    print(f"  best known: offload share {100 * best_known.offload_share:.1f}% of {best_known.n_requests} requests, "
+          f"interior steps {100 * best_known.interior_share(levels):.1f}%")
+    print(f"  steps histogram: {histogram}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slots", type=int, default=20, help="slots per N (default 20)")
+    parser.add_argument("--n-users", type=int, nargs="+", default=[5, 8, 10, 20, 50, 100], help="values of N")
+    parser.add_argument("--time-budget", type=float, default=2.0, help="exact's time budget per slot, s")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    args = parser.parse_args(argv)
+    if args.slots < 1 or any(n < 1 for n in args.n_users):
+        parser.error("--slots and --n-users must be >= 1")
+    print(f"solvers: {', '.join(SOLVERS)}; gap = cost - (exact optimum, or exact's certified lower bound)")
+    results = {n: benchmark(n, args.slots, args.time_budget, args.seed) for n in args.n_users}
+    if DEFAULT_N in results:
+        best, levels = results[DEFAULT_N], AIGCEdgeEnv().config.step_levels
+        share, interior = best.offload_share, best.interior_share(levels)
+        teaching = TEACHING_SHARE[0] <= share <= TEACHING_SHARE[1] and interior > 0.5
+        print(f"\nAIGCEdge-v0 defaults teaching: {'YES' if teaching else 'NO'} (offload share {100 * share:.1f}% "
+              f"in [20%, 80%]: {TEACHING_SHARE[0] <= share <= TEACHING_SHARE[1]}; interior steps "
+              f"{100 * interior:.1f}% > 50%: {interior > 0.5})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Tests of the slot solvers (aigc_edge_env.baselines) against an independent brute force."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+import aigc_edge_env
+from aigc_edge_env import Decision, SlotProblem, evaluate_decision
+from aigc_edge_env.baselines import (
+    SOLVERS,
+    SolverPolicy,
+    fixed_steps,
+    lagrangian_bound,
+    lower_bound,
+    run_episode,
+    solve_exact,
+)
+
+SMALL_LEVELS = (5, 10, 20, 40)
+
+#: Slot scenarios for the brute-force checks: config overrides with a binding constraint each.
+SCENARIOS = {
+    "plain": {"n_users": 5, "step_levels": SMALL_LEVELS},
+    "all_levels": {"n_users": 4},
+    "edge_capacity": {"n_users": 5, "step_levels": SMALL_LEVELS, "edge_step_capacity": 30},
+    "deadline": {"n_users": 5, "step_levels": SMALL_LEVELS, "deadline_s_range": (1.0, 8.0)},
+    "battery": {"n_users": 5, "step_levels": SMALL_LEVELS, "battery_enabled": True,
+                "battery_initial_j_range": (0.0, 3.0)},
+    "scarce": {"n_users": 5, "step_levels": SMALL_LEVELS, "battery_enabled": True,
+               "battery_initial_j_range": (0.0, 1.0), "deadline_s_range": (1.0, 6.0), "edge_step_capacity": 20},
+}
+SEEDS = range(20)
+
+
+def make_problem(overrides: dict, seed: int) -> SlotProblem:
+    env = aigc_edge_env.AIGCEdgeEnv(config=overrides)
+    env.reset(seed=seed)
+    return env.current_problem()
+
+
+@dataclasses.dataclass(frozen=True)
+class BruteForce:
+    """Every (mode, level) per requesting user, served by evaluate_decision."""
+
+    best_cost: float  # least cost among the decisions with the fewest drops
+    best_drops: int
+    min_cost: float  # least cost over all decisions, drops or not
+    min_drops: int
+
+
+def brute_force(problem: SlotProblem) -> BruteForce:
+    levels = np.asarray(problem.config.step_levels)
+    n_levels, n_users = levels.size, problem.n_users
+    users = np.flatnonzero(problem.has_request)
+    choices = np.array(list(itertools.product(range(2 * n_levels), repeat=users.size)), dtype=np.int64)
+    choices = choices.reshape(-1, users.size)
+    batch = choices.shape[0]
+    offload = np.zeros((batch, n_users), dtype=bool)
+    steps = np.full((batch, n_users), levels[0])
+    offload[:, users] = choices >= n_levels
+    steps[:, users] = levels[choices % n_levels]
+    arrays = {f.name: np.broadcast_to(getattr(problem, f.name), (batch, n_users))
+              for f in dataclasses.fields(problem) if f.name != "config"}
+    evaluation = evaluate_decision(dataclasses.replace(problem, **arrays), Decision(offload, steps))
+    cost, drops = evaluation.total_cost, evaluation.dropped.sum(axis=1)
+    best = np.lexsort((cost, drops))[0]
+    return BruteForce(float(cost[best]), int(drops[best]), float(cost.min()), int(drops.min()))
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+@pytest.fixture(scope="module")
+def instances() -> list[tuple[str, int, SlotProblem, BruteForce]]:
+    cases = []
+    for name, overrides in SCENARIOS.items():
+        for seed in SEEDS:
+            problem = make_problem(overrides, seed)
+            cases.append((name, seed, problem, brute_force(problem)))
+    return cases
+
+
+def test_scenarios_exercise_constraints(instances) -> None:
+    drops = {name: 0 for name in SCENARIOS}
+    for name, _, _, truth in instances:
+        drops[name] += truth.best_drops > 0
+    assert drops["scarce"] > 0  # some slots cannot serve everyone
+    assert drops["plain"] == 0
+
+
+def test_exact_matches_brute_force(instances) -> None:
+    for name, seed, problem, truth in instances:
+        result = solve_exact(problem)
+        evaluation = evaluate_decision(problem, result.decision)
+        assert result.proven_optimal, (name, seed)
+        assert close(result.cost, truth.best_cost), (name, seed, result.cost, truth.best_cost)
+        assert close(float(evaluation.total_cost), result.cost)
+        assert int(evaluation.dropped.sum()) == truth.best_drops, (name, seed)
+        assert result.lower_bound <= result.cost + 1e-9
+
+
+def test_lower_bound_is_below_every_decision(instances) -> None:
+    rng = np.random.default_rng(0)
+    for name, seed, problem, truth in instances:
+        assert lower_bound(problem) <= truth.min_cost + 1e-9, (name, seed)
+        multipliers = rng.uniform(0.0, 30.0, size=8)
+        assert np.all(lagrangian_bound(problem, multipliers) <= truth.min_cost + 1e-9), (name, seed)
+
+
+def test_lower_bound_is_tight_on_easy_slots(instances) -> None:
+    gaps = [truth.best_cost - lower_bound(problem) for name, _, problem, truth in instances if name == "plain"]
+    assert np.median(gaps) < 0.5
+
+
+@pytest.mark.parametrize("solver_name", sorted(SOLVERS))
+def test_solvers_serve_everyone_when_possible(instances, solver_name: str) -> None:
+    solve = SOLVERS[solver_name]
+    for name, seed, problem, truth in instances:
+        decision = solve(problem, rng=np.random.default_rng(seed))
+        evaluation = evaluate_decision(problem, decision)
+        assert np.all(np.isin(decision.steps, problem.config.step_levels)), (name, seed)
+        idle = ~problem.has_request
+        assert not decision.offload[idle].any() and np.all(decision.steps[idle] == problem.config.min_steps)
+        if truth.best_drops == 0:
+            assert not evaluation.dropped.any(), (solver_name, name, seed)
+        assert float(evaluation.total_cost) >= truth.best_cost - 1e-9 or evaluation.dropped.sum() > truth.best_drops
+
+
+def test_registry_names() -> None:
+    assert {"exact", "greedy", "all_local", "all_edge", "random", "fixed_steps_10", "fixed_steps_20"} <= set(SOLVERS)
+
+
+def test_exact_is_fast_at_default_sizes() -> None:
+    for n_users in (8, 10):
+        for seed in range(3):
+            problem = make_problem({"n_users": n_users}, seed)
+            start = time.perf_counter()
+            result = solve_exact(problem)
+            assert time.perf_counter() - start < 1.0
+            assert result.proven_optimal
+
+
+def test_exact_certificate_when_stopped_early() -> None:
+    problem = make_problem(SCENARIOS["edge_capacity"], 3)
+    truth = brute_force(problem)
+    for kwargs in ({"max_multisets": 1}, {"time_budget_s": 1e-9}):
+        result = solve_exact(problem, **kwargs)
+        assert result.lower_bound <= truth.best_cost + 1e-9
+        assert result.cost >= truth.best_cost - 1e-9
+        assert result.gap >= 0.0
+
+
+def test_exact_uses_seed_decisions() -> None:
+    problem = make_problem({"n_users": 6, "step_levels": SMALL_LEVELS}, 1)
+    seeded = solve_exact(problem, seed_decisions=[SOLVERS["greedy"](problem)])
+    assert close(seeded.cost, solve_exact(problem).cost)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        solve_exact(problem, time_budget_s=0.0)
+
+
+def test_random_solver_is_reproducible() -> None:
+    problem = make_problem({"n_users": 10}, 0)
+    first, second = SOLVERS["random"](problem), SOLVERS["random"](problem)
+    assert np.array_equal(first.steps, second.steps) and np.array_equal(first.offload, second.offload)
+    draws = {tuple(SOLVERS["random"](problem, rng=np.random.default_rng(s)).steps) for s in range(5)}
+    assert len(draws) > 1
+
+
+def test_fixed_steps_use_the_nearest_level() -> None:
+    problem = make_problem({"n_users": 6, "step_levels": SMALL_LEVELS}, 2)
+    decision = fixed_steps(12)(problem)  # nearest level: 10
+    assert np.all(decision.steps[problem.has_request] == 10)
+    with pytest.raises(ValueError, match="steps >= 1"):
+        fixed_steps(0)
+
+
+def test_solvers_reject_batched_problems() -> None:
+    problem = make_problem({"n_users": 3}, 0)
+    batched = dataclasses.replace(problem, **{f.name: np.stack([getattr(problem, f.name)] * 2)
+                                              for f in dataclasses.fields(problem) if f.name != "config"})
+    with pytest.raises(ValueError, match="one slot"):
+        SOLVERS["greedy"](batched)
+
+
+def test_policy_runs_an_episode() -> None:
+    env = aigc_edge_env.AIGCEdgeEnv(config={"n_users": 4, "horizon_slots": 5})
+    totals = run_episode(env, SolverPolicy("exact"), seed=0)
+    assert totals["slots"] == 5
+    assert close(totals["reward"], -totals["cost"])
+    assert totals["n_dropped"] == 0
+    greedy_totals = run_episode(env, SolverPolicy(SOLVERS["greedy"]), seed=0)
+    assert greedy_totals["cost"] >= totals["cost"] - 1e-9
+    with pytest.raises(ValueError, match="unknown solver"):
+        SolverPolicy("no_such_solver")
