@@ -8,12 +8,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
+# The main job: a short PPO run, then every solver and the agent on the same seeds and slots.
+DEMO_RUN := runs/demo_ppo
+DEMO_OUT := results/demo
+
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet torch==$(TORCH_VERSION)
 	$(PYTHON) -m pip install --quiet -e '.[test]' torch==$(TORCH_VERSION)
 	touch $@
+
+demo: $(STAMP)
+	rm -rf $(DEMO_RUN)
+	$(PYTHON) train.py --algo ppo --env AIGCEdge-v0 --timesteps 60000 --seed 0 --out $(DEMO_RUN) --eval-freq 0
+	$(PYTHON) evaluate.py --env AIGCEdge-v0 --episodes 10 --horizon 20 --runs $(DEMO_RUN) --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest
