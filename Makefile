@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	rm -rf $(DEMO_RUN)
 	$(PYTHON) train.py --algo ppo --env AIGCEdge-v0 --timesteps 60000 --seed 0 --out $(DEMO_RUN) --eval-freq 0
-	$(PYTHON) evaluate.py --env AIGCEdge-v0 --episodes 10 --horizon 20 --runs $(DEMO_RUN) --out $(DEMO_OUT)
+	$(PYTHON) evaluate.py --env AIGCEdge-v0 --episodes 5 --runs $(DEMO_RUN) --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest

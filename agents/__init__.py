@@ -1,0 +1,17 @@
+"""Learned agents (installed as aigc_edge_env.agents).
+
+PPO and MaskablePPO act on the env's joint ``MultiDiscrete`` slot action; DQN decides one
+requesting user at a time through :class:`~aigc_edge_env.agents.wrappers.PerUserDecisionWrapper`.
+``train.py`` and ``evaluate.py`` (repository root) and ``benchmarks/agents.py`` are the
+command lines; the modules here do the work, one job each:
+
+* :mod:`.algorithms`: the algorithms and what each needs from the env.
+* :mod:`.hyperparams`: zoo-style YAML hyperparameters (``hyperparams/<algo>.yml``) and CLI overrides.
+* :mod:`.environments`, :mod:`.vec_env`, :mod:`.wrappers`: training envs (the SB3 adapter over the
+  numpy-batched vector env, the per-user wrapper, VecNormalize).
+* :mod:`.networks`: the permutation-equivariant ``PerUserPolicy``.
+* :mod:`.training`, :mod:`.callbacks`, :mod:`.runs`: training into a run directory (TensorBoard cost
+  components, periodic evaluation, checkpoints, resolved config and versions) and loading it back.
+* :mod:`.episode_stats`, :mod:`.policies`, :mod:`.evaluation`, :mod:`.report`, :mod:`.plots`: playing
+  solvers and trained models on common seeds, bootstrap intervals, normalised scores, tables, plots.
+"""

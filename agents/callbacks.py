@@ -1,0 +1,114 @@
+"""Training callbacks: episode cost components in TensorBoard, periodic evaluation, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from aigc_edge_env.agents.episode_stats import EPISODE_METRICS, EpisodeAccumulator
+from aigc_edge_env.agents.evaluation import evaluate_policy
+from aigc_edge_env.agents.policies import ModelPolicy
+from aigc_edge_env.agents.runs import save_model
+
+__all__ = ["CheckpointSaver", "EpisodeCostLogger", "PeriodicEvaluation"]
+
+
+class EpisodeCostLogger(BaseCallback):
+    """Logs every finished training episode's metrics as ``episode/<metric>`` (mean per log interval).
+
+    Components come from the env's per-slot ``info`` (steps whose info has no ``cost``, the
+    per-user wrapper's intermediate steps, are skipped); the reward is the Monitor's
+    un-normalised episode return.
+    """
+
+    def _on_training_start(self) -> None:
+        self._episodes = [EpisodeAccumulator() for _ in range(self.training_env.num_envs)]
+
+    def _on_step(self) -> bool:
+        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
+            if "cost" in info:
+                self._episodes[i].add(info)
+            if done:
+                metrics = self._episodes[i].result(reward=info["episode"]["r"])
+                for name, value in metrics.items():
+                    self.logger.record_mean(f"episode/{name}", value)
+                self._episodes[i] = EpisodeAccumulator()
+        return True
+
+
+class _Periodic(BaseCallback):
+    """A callback that acts each time the timestep count passes a multiple of ``every``."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every  # resumed runs start late
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+            self._on_due()
+        return True
+
+    def _on_due(self) -> None:
+        raise NotImplementedError
+
+
+class PeriodicEvaluation(_Periodic):
+    """Every ``every`` timesteps, plays the deterministic policy on ``seeds`` (one episode each).
+
+    Logs ``eval/<metric>`` means (reward and cost components) at the current timestep and saves
+    the model as ``best_path`` (with its normaliser) when its mean reward is the best so far.
+    """
+
+    def __init__(
+        self,
+        make_env: Callable[[], gym.Env],
+        seeds: Sequence[int],
+        every: int,
+        best_path: Path,
+        masked: bool,
+        per_user: bool,
+    ) -> None:
+        super().__init__(every)
+        self.make_env = make_env
+        self.seeds = list(seeds)
+        self.best_path = best_path
+        self.masked = masked
+        self.per_user = per_user
+        self.best_reward = -np.inf
+
+    def _on_due(self) -> None:
+        self.evaluate()
+
+    def evaluate(self) -> float:
+        """Run the evaluation now; its mean episode reward."""
+        policy = ModelPolicy(self.model, self.model.get_vec_normalize_env(), self.masked, self.per_user)
+        result = evaluate_policy("current", self.make_env, lambda seed: policy, self.seeds)
+        for name in EPISODE_METRICS:
+            self.logger.record(f"eval/{name}", float(result.episodes[name].mean()))
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        mean_reward = float(result.episodes["reward"].mean())
+        if mean_reward > self.best_reward:
+            self.best_reward = mean_reward
+            save_model(self.model, self.best_path)
+        return mean_reward
+
+
+class CheckpointSaver(_Periodic):
+    """Saves the model (and its normaliser) as ``<directory>/model_<timesteps>_steps.zip`` every ``every`` timesteps."""
+
+    def __init__(self, directory: Path, every: int) -> None:
+        super().__init__(every)
+        self.directory = directory
+
+    def _on_due(self) -> None:
+        save_model(self.model, self.directory / f"model_{self.num_timesteps}_steps.zip")

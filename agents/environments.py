@@ -1,0 +1,90 @@
+"""Building the envs agents train and act in: single envs, SB3 vector envs, normalisation."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gymnasium as gym
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
+
+from aigc_edge_env.agents.vec_env import SB3VectorEnv
+from aigc_edge_env.agents.wrappers import PerUserDecisionWrapper
+from aigc_edge_env.config import SCENARIOS, ConfigError, make_config
+
+__all__ = [
+    "ENV_WRAPPERS", "VEC_ENV_KINDS", "check_env_id", "check_vec_env", "make_env", "make_vec_env",
+    "normalize_kwargs", "wrap_normalize",
+]
+
+ENV_WRAPPERS = ("none", "per_user")
+VEC_ENV_KINDS = ("vector", "dummy")
+
+
+def check_env_id(env_id: str, config: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`ConfigError` for an unknown env id or bad config overrides (naming them)."""
+    if env_id not in SCENARIOS:
+        raise ConfigError(f"unknown env id {env_id!r}: accepted {sorted(SCENARIOS)}")
+    make_config(env_id, dict(config or {}))
+
+
+def make_env(
+    env_id: str, config: Mapping[str, Any] | None = None, env_wrapper: str = "none", wrapper_reward: str = "slot_end"
+) -> gym.Env:
+    """One env, ``gym.make(env_id, config=config)``, inside the per-user wrapper if asked."""
+    if env_wrapper not in ENV_WRAPPERS:
+        raise ValueError(f"env_wrapper must be one of {ENV_WRAPPERS}, got {env_wrapper!r}")
+    env = gym.make(env_id, config=dict(config or {}))
+    if env_wrapper == "per_user":
+        env = PerUserDecisionWrapper(env, reward_mode=wrapper_reward)
+    return env
+
+
+def check_vec_env(kind: str, env_wrapper: str) -> None:
+    """Raise ``ValueError`` for an unknown ``vec_env`` kind or one that cannot apply ``env_wrapper``."""
+    if kind not in VEC_ENV_KINDS:
+        raise ValueError(f"vec_env must be one of {VEC_ENV_KINDS}, got {kind!r}")
+    if kind == "vector" and env_wrapper != "none":
+        raise ValueError(f"vec_env 'vector' cannot apply env_wrapper {env_wrapper!r}; use vec_env 'dummy'")
+
+
+def make_vec_env(
+    env_id: str,
+    config: Mapping[str, Any] | None,
+    n_envs: int,
+    kind: str = "vector",
+    env_wrapper: str = "none",
+    wrapper_reward: str = "slot_end",
+) -> VecEnv:
+    """``n_envs`` envs as an SB3 ``VecEnv`` with episode monitoring (``info["episode"]``).
+
+    ``kind="vector"`` steps them as one numpy batch (:class:`SB3VectorEnv`); it does not
+    support env wrappers.  ``kind="dummy"`` is SB3's ``DummyVecEnv`` of :func:`make_env` envs.
+    """
+    check_vec_env(kind, env_wrapper)
+    if kind == "vector":
+        vector_env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
+                                  config=dict(config or {}))
+        return VecMonitor(SB3VectorEnv(vector_env))
+    return DummyVecEnv([lambda: Monitor(make_env(env_id, config, env_wrapper, wrapper_reward))] * n_envs)
+
+
+def normalize_kwargs(normalize: Any, gamma: float | None) -> dict[str, Any] | None:
+    """``VecNormalize`` arguments for the ``normalize`` hyperparameter (``None``: no normalisation).
+
+    Like the zoo, the return normalisation uses the algorithm's discount ``gamma``.
+    """
+    if normalize is False or normalize is None:
+        return None
+    kwargs = {} if normalize is True else dict(normalize)
+    if gamma is not None:
+        kwargs.setdefault("gamma", gamma)
+    unknown = set(kwargs) - {"norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon"}
+    if unknown:
+        raise ValueError(f"normalize: unknown VecNormalize argument(s) {sorted(unknown)}")
+    return kwargs
+
+
+def wrap_normalize(venv: VecEnv, kwargs: dict[str, Any] | None) -> VecEnv:
+    """``venv`` inside ``VecNormalize(**kwargs)``, or unchanged when ``kwargs`` is None."""
+    return venv if kwargs is None else VecNormalize(venv, **kwargs)

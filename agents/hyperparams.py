@@ -1,0 +1,133 @@
+"""Hyperparameters in rl-baselines3-zoo style YAML, with ``key:value`` overrides from the CLI.
+
+``agents/hyperparams/<algo>.yml`` maps env ids to a dict of settings.  Most keys are keyword
+arguments of the SB3 algorithm class; these *settings* are not, and are read by
+:mod:`aigc_edge_env.agents.training` instead:
+
+* ``n_envs``: parallel envs; ``n_timesteps``: default training length (env steps).
+* ``policy``: SB3 policy name (``MlpPolicy``) or ``PerUserPolicy`` (:mod:`aigc_edge_env.agents.networks`,
+  PPO and MaskablePPO; its ``policy_kwargs`` are ``hidden_dim``, ``n_layers``, ``vf_arch``).
+* ``normalize``: ``false``, ``true`` (observations and rewards) or a mapping of
+  :class:`~stable_baselines3.common.vec_env.VecNormalize` arguments, e.g. ``{norm_obs: false}``.
+* ``vec_env``: ``vector`` (:class:`~aigc_edge_env.agents.vec_env.SB3VectorEnv` over the
+  numpy-batched env) or ``dummy`` (SB3's ``DummyVecEnv`` of single envs).
+* ``env_wrapper``: ``none`` or ``per_user`` (:class:`~aigc_edge_env.agents.wrappers.PerUserDecisionWrapper`);
+  ``wrapper_reward``: its ``reward_mode``.
+
+Values follow the zoo's conventions where it has one: ``lin_<x>`` is a schedule falling
+linearly from ``x`` to 0; ``policy_kwargs`` is a YAML mapping whose ``activation_fn`` is a
+name (``tanh``, ``relu``, ``elu``, ``leaky_relu``) instead of the zoo's Python expression.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch.nn as nn
+import yaml
+
+__all__ = [
+    "HYPERPARAMS_DIR", "HyperparamError", "SETTINGS", "algorithm_kwargs", "load_hyperparams",
+    "parse_overrides", "parse_value",
+]
+
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+#: Keys of a hyperparameter entry that are not algorithm keyword arguments.
+SETTINGS = ("n_envs", "n_timesteps", "policy", "normalize", "vec_env", "env_wrapper", "wrapper_reward")
+#: Algorithm arguments train.py sets itself (from its command line), so not hyperparameters.
+_RESERVED = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"}
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+class HyperparamError(ValueError):
+    """A hyperparameter file, entry, key or value that cannot be used (the message says which)."""
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value: YAML (``256``, ``true``, ``{net_arch: [64, 64]}``), numbers like ``3e-4`` included."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise HyperparamError(f"cannot parse value {text!r}: {exc}") from None
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads "3e-4" as a string
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["learning_rate:3e-4", "n_steps:256"]`` -> ``{"learning_rate": 3e-4, "n_steps": 256}``."""
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition(":")
+        if not sep or not key:
+            raise HyperparamError(f"hyperparameter override {item!r} is not of the form key:value")
+        overrides[key.strip()] = parse_value(text.strip())
+    return overrides
+
+
+def load_hyperparams(
+    algo: str, env_id: str, overrides: dict[str, Any] | None = None, directory: Path = HYPERPARAMS_DIR
+) -> dict[str, Any]:
+    """The entry of ``env_id`` in ``<directory>/<algo>.yml``, updated with ``overrides``."""
+    path = directory / f"{algo}.yml"
+    try:
+        table = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise HyperparamError(f"cannot read hyperparameter file {path}: {exc}") from None
+    if not isinstance(table, dict) or env_id not in table:
+        available = sorted(table) if isinstance(table, dict) else []
+        raise HyperparamError(f"no hyperparameters for env {env_id!r} in {path}; entries: {available}")
+    return {**table[env_id], **(overrides or {})}
+
+
+def algorithm_kwargs(algorithm: type, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``algorithm(policy, env, **kwargs)`` from a hyperparameter entry.
+
+    Unknown keys raise :class:`HyperparamError` listing the accepted ones.
+    """
+    accepted = set(inspect.signature(algorithm.__init__).parameters) - _RESERVED
+    kwargs = {key: value for key, value in hyperparams.items() if key not in SETTINGS}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise HyperparamError(
+            f"unknown hyperparameter(s) {unknown} for {algorithm.__name__}; accepted: {sorted(accepted | set(SETTINGS))}"
+        )
+    converted = {key: _schedule(key, value) for key, value in kwargs.items()}
+    if "policy_kwargs" in converted:
+        converted["policy_kwargs"] = _policy_kwargs(converted["policy_kwargs"])
+    return converted
+
+
+def _schedule(key: str, value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            initial = float(value[4:])
+        except ValueError:
+            raise HyperparamError(f"{key}: bad linear schedule {value!r} (expected lin_<number>)") from None
+        return _linear_schedule(initial)
+    return value
+
+
+def _linear_schedule(initial: float) -> Callable[[float], float]:
+    def schedule(progress_remaining: float) -> float:
+        """``initial`` at the start of training, falling linearly to 0 at the end."""
+        return progress_remaining * initial
+
+    return schedule
+
+
+def _policy_kwargs(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise HyperparamError(f"policy_kwargs must be a mapping, got {value!r}")
+    kwargs = dict(value)
+    if "activation_fn" in kwargs:
+        name = kwargs["activation_fn"]
+        if name not in _ACTIVATIONS:
+            raise HyperparamError(f"policy_kwargs.activation_fn {name!r} is not one of {sorted(_ACTIVATIONS)}")
+        kwargs["activation_fn"] = _ACTIVATIONS[name]
+    return kwargs

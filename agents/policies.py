@@ -1,0 +1,104 @@
+"""Policies that act in the plain single env, so solvers and trained agents face the same slots.
+
+A policy here has ``act(env, observation) -> action``: ``env`` is the (possibly wrapped)
+``gym.make`` env whose ``unwrapped`` holds the slot, ``observation`` its latest observation,
+and the action is the env's ``MultiDiscrete`` slot action.
+
+* :class:`SolverActor` adapts a :class:`~aigc_edge_env.baselines.policy.SolverPolicy`.
+* :class:`ModelPolicy` acts with a trained SB3 model: joint-action models (PPO, MaskablePPO,
+  the latter under the env's ``action_masks()``) predict the slot action at once; per-user
+  models (DQN) are asked once per requesting user through
+  :func:`~aigc_edge_env.agents.wrappers.decide_slot`, exactly as in their training wrapper.
+  Observations go through the run's frozen VecNormalize statistics; actions are deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
+
+from aigc_edge_env.agents.algorithms import ALGORITHMS
+from aigc_edge_env.agents.environments import make_env
+from aigc_edge_env.agents.runs import RunError, TrainedModel, load_trained
+from aigc_edge_env.agents.wrappers import decide_slot
+from aigc_edge_env.baselines.policy import SolverPolicy
+
+__all__ = ["ModelPolicy", "Policy", "SolverActor", "load_model_policy", "solver_policy"]
+
+
+class Policy(Protocol):
+    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
+        """The env action for the env's current slot."""
+
+
+class SolverActor:
+    """A baselines solver policy (``act(env)``) as a :class:`Policy`."""
+
+    def __init__(self, solver_policy: SolverPolicy) -> None:
+        self.solver_policy = solver_policy
+
+    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
+        return self.solver_policy.act(env)
+
+
+def solver_policy(name: str) -> Callable[[int], Policy]:
+    """Factory of the registered solver ``name``'s policy for an episode seed (seeds its generator)."""
+    SolverPolicy(name)  # unknown names fail here, before any episode
+    return lambda seed: SolverActor(SolverPolicy(name, seed=seed))
+
+
+class ModelPolicy:
+    """A trained SB3 model as a :class:`Policy` (see the module docstring)."""
+
+    def __init__(
+        self, model: BaseAlgorithm, normalizer: VecNormalize | None, masked: bool, per_user: bool
+    ) -> None:
+        self.model = model
+        self.normalizer = normalizer
+        self.masked = masked
+        self.per_user = per_user
+
+    @classmethod
+    def from_trained(cls, trained: TrainedModel) -> "ModelPolicy":
+        spec = ALGORITHMS[trained.record["algo"]]
+        per_user = trained.record["hyperparams"].get("env_wrapper", "none") == "per_user"
+        return cls(trained.model, trained.normalizer, spec.masked, per_user)
+
+    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
+        base = env.unwrapped
+        if self.per_user:
+            return decide_slot(base.current_problem(), observation, lambda obs: int(self._predict(obs)))
+        return self._predict(observation, base.action_masks() if self.masked else None)
+
+    def _predict(self, observation: np.ndarray, action_masks: np.ndarray | None = None) -> np.ndarray:
+        if self.normalizer is not None:
+            observation = self.normalizer.normalize_obs(observation)
+        kwargs = {"action_masks": action_masks} if self.masked else {}
+        action, _ = self.model.predict(observation, deterministic=True, **kwargs)
+        return action
+
+
+def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None = None) -> ModelPolicy:
+    """The policy of the model at ``path`` (run directory or ``.zip``), checked against ``env_id``.
+
+    Raises :class:`~aigc_edge_env.agents.runs.RunError` naming the path when the model is
+    missing or corrupt, or when its observation or action space differs from the env's
+    (seen through the run's own wrapper).
+    """
+    trained = load_trained(path)
+    hp = trained.record["hyperparams"]
+    env = make_env(env_id, config, hp.get("env_wrapper", "none"), hp.get("wrapper_reward", "slot_end"))
+    try:
+        for kind in ("observation_space", "action_space"):
+            expected, found = getattr(env, kind), getattr(trained.model, kind)
+            if expected.shape != found.shape or type(expected) is not type(found):
+                raise RunError(f"model {trained.path} (trained on {trained.record['env_id']}) has {kind} {found}, "
+                               f"but {env_id} with this config needs {expected}")
+    finally:
+        env.close()
+    return ModelPolicy.from_trained(trained)

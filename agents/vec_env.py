@@ -1,0 +1,96 @@
+"""An SB3 ``VecEnv`` over the numpy-batched :class:`~aigc_edge_env.AIGCEdgeVectorEnv`.
+
+SB3 expects *same-step* autoreset: the step that ends an episode returns the first
+observation of the next one, with the final observation in ``info["terminal_observation"]``
+(and ``info["TimeLimit.truncated"]`` for a truncation, so PPO and DQN bootstrap from it).
+The Gymnasium vector env autoresets on the *next* step (``NEXT_STEP``), returning a dummy
+transition with reward 0.  :class:`SB3VectorEnv` converts: when its sub-envs truncate, it
+keeps their final observation for ``info`` and resets the vector env at once, so SB3 never
+sees the dummy transition.
+
+This needs every sub-env to end its episode on the same step, which holds for the AIGC envs
+(episodes end only by truncation, after ``horizon_slots`` slots, and all sub-envs start
+together); a partial ending raises ``RuntimeError`` rather than silently corrupting data.
+Infos are converted from Gymnasium's dict of arrays to SB3's list of per-env dicts of floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+__all__ = ["SB3VectorEnv"]
+
+
+class SB3VectorEnv(VecEnv):
+    """SB3 view of a Gymnasium ``VectorEnv`` with ``NEXT_STEP`` autoreset (see module docstring)."""
+
+    def __init__(self, vector_env: gym.vector.VectorEnv) -> None:
+        self.venv = vector_env
+        self._actions: np.ndarray | None = None
+        super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
+
+    def reset(self) -> np.ndarray:
+        seed = self._seeds[0]  # VecEnv.seed(s) gives sub-env i the seed s + i; one generator drives them all
+        observations, _ = self.venv.reset(seed=seed)
+        self._reset_seeds()
+        self._reset_options()
+        return observations
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        observations, rewards, terminations, truncations, infos = self.venv.step(self._actions)
+        dones = terminations | truncations
+        step_infos = self._split_infos(infos)
+        if dones.any():
+            if not dones.all():
+                raise RuntimeError(
+                    f"SB3VectorEnv needs all sub-envs to end their episodes together, got dones={dones.tolist()}"
+                )
+            for i, info in enumerate(step_infos):
+                info["terminal_observation"] = observations[i]
+                info["TimeLimit.truncated"] = bool(truncations[i] and not terminations[i])
+            observations, _ = self.venv.reset()
+        return observations, np.asarray(rewards, dtype=np.float32), dones, step_infos
+
+    def _split_infos(self, infos: dict[str, Any]) -> list[dict[str, Any]]:
+        per_env: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for name, values in infos.items():
+            if name.startswith("_"):
+                continue
+            present = infos.get(f"_{name}", np.ones(self.num_envs, dtype=bool))
+            for i in np.flatnonzero(present):
+                per_env[i][name] = values[i].item() if isinstance(values[i], np.generic) else values[i]
+        return per_env
+
+    # --- attribute access: the vector env is one object, so every "sub-env" shares it ----
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        if method_name == "action_masks":
+            masks = self.venv.action_masks()
+            return [masks[i] for i in self._get_indices(indices)]
+        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = getattr(self.venv, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.venv, attr_name, value)
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def has_attr(self, attr_name: str) -> bool:
+        return hasattr(self.venv, attr_name)
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None for _ in range(self.num_envs)]

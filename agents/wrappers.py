@@ -1,0 +1,180 @@
+"""Per-user decisions: the slot's joint action split into one ``Discrete`` choice per request.
+
+DQN needs a ``Discrete`` action space; the env's ``MultiDiscrete([2]*N + [L]*N)`` joint action
+has ``(2L)^N`` values.  :class:`PerUserDecisionWrapper` decides the slot one requesting user at
+a time (in user-index order, the order the env's repair rule admits edge requests):
+
+* **Action** ``Discrete(2L)``: ``a = offload * L + level``, i.e. ``a // L`` is the offload bit
+  (1 = edge) and ``a % L`` the index into ``config.step_levels``.
+* **Steps per slot**: one per user with a request; users without a request are skipped.  A slot
+  without any request still takes one step, whose action is ignored, so every slot is visible
+  to the agent and the episode stays in step with the env's.  The env advances one slot after
+  the last requesting user's choice (the *completing* step).
+* **Observation** ``Box(0, 1, (9N + 3 + 4N + 1,))``: the env's observation of the slot
+  (unchanged during the slot), then (:meth:`SlotChoices.features`)
+
+  | block | size | meaning |
+  |-------|------|---------|
+  | user being decided | N | one-hot (all zero on the ignored step of an empty slot) |
+  | decided | N | 1 for users whose choice is already made this slot |
+  | offloaded | N | 1 for decided users sent to the edge |
+  | level | N | decided users' level index / (L - 1) (0 when L = 1) |
+  | edge steps so far | 1 | decided edge steps / ``S^E_max``, clipped to 1 |
+
+* **Reward** (``reward_mode``), always summing over a slot's steps to the env's slot reward,
+  so an episode's return equals the env's for the same decisions:
+
+  - ``"slot_end"``: 0 on intermediate steps, the env's slot reward on the completing step.
+  - ``"marginal"``: step ``k`` earns ``-reward_scale * (C_k - C_{k-1})`` where ``C_k`` is the
+    slot cost (:func:`~aigc_edge_env.model.evaluate_decision`, repair rule included) of the
+    first ``k`` decided users alone (``C_0 = 0``); the completing step earns the env's reward
+    plus ``reward_scale * C_{K-1}``, so the sum telescopes to the env's reward.  Each user is
+    thus charged the cost it adds, congestion it causes to earlier users included.
+
+* **Info**: ``{}`` on intermediate steps; the env's slot ``info`` on completing steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from aigc_edge_env.config import AIGCEdgeConfig
+from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
+
+__all__ = ["REWARD_MODES", "PerUserDecisionWrapper", "SlotChoices", "decide_slot", "per_user_observation"]
+
+RewardMode = Literal["slot_end", "marginal"]
+REWARD_MODES: tuple[str, ...] = ("slot_end", "marginal")
+_N_EXTRA_BLOCKS = 4  # one-hot, decided, offloaded, level
+
+
+class SlotChoices:
+    """The choices made so far in one slot, one requesting user at a time."""
+
+    def __init__(self, problem: SlotProblem) -> None:
+        self.problem = problem
+        self.config: AIGCEdgeConfig = problem.config
+        n = problem.n_users
+        self.users = np.flatnonzero(problem.has_request)
+        self.offload = np.zeros(n, dtype=np.int64)
+        self.level = np.zeros(n, dtype=np.int64)
+        self.decided = np.zeros(n, dtype=bool)
+        self._position = 0
+
+    @property
+    def current_user(self) -> int | None:
+        """Index of the user decided next; ``None`` once the slot is complete."""
+        return None if self.complete else int(self.users[self._position])
+
+    @property
+    def complete(self) -> bool:
+        return self._position >= self.users.size
+
+    def record(self, choice: int) -> None:
+        """Record ``choice`` (``offload * L + level``) for the current user."""
+        n_levels = self.config.n_levels
+        if not 0 <= choice < 2 * n_levels:
+            raise ValueError(f"per-user action must lie in [0, {2 * n_levels - 1}], got {choice}")
+        user = self.current_user
+        if user is None:
+            raise RuntimeError("every requesting user of this slot is already decided")
+        self.offload[user], self.level[user] = divmod(int(choice), n_levels)
+        self.decided[user] = True
+        self._position += 1
+
+    def action(self) -> np.ndarray:
+        """The env's ``MultiDiscrete`` action of the choices (undecided users: 0, ignored)."""
+        return np.concatenate([self.offload, self.level])
+
+    def decided_cost(self) -> float:
+        """Slot cost ``C_k`` of the decided users alone (repair rule included)."""
+        partial = dataclasses.replace(self.problem, has_request=self.decided.copy())
+        levels = np.asarray(self.config.step_levels, dtype=np.int64)
+        decision = Decision(offload=self.offload.astype(bool), steps=levels[self.level])
+        return float(evaluate_decision(partial, decision).total_cost)
+
+    def features(self) -> np.ndarray:
+        """The ``4N + 1`` features appended to the env's observation (module docstring)."""
+        c = self.config
+        one_hot = np.zeros(self.problem.n_users)
+        if not self.complete:
+            one_hot[self.current_user] = 1.0
+        level = self.decided * self.level / max(c.n_levels - 1, 1)
+        edge_steps = np.where(self.decided & (self.offload == 1), np.asarray(c.step_levels)[self.level], 0).sum()
+        edge_share = min(1.0, edge_steps / c.edge_step_capacity) if c.edge_step_capacity else 1.0
+        return np.concatenate([one_hot, self.decided, self.decided * self.offload, level, [edge_share]])
+
+
+def per_user_observation(env_observation: np.ndarray, choices: SlotChoices) -> np.ndarray:
+    """The wrapper's observation: the env's, then the slot's choices so far (float32)."""
+    return np.concatenate([env_observation, choices.features()]).astype(np.float32)
+
+
+def _per_user_observation_space(env_space: spaces.Box, n_users: int) -> spaces.Box:
+    size = env_space.shape[0] + _N_EXTRA_BLOCKS * n_users + 1
+    return spaces.Box(low=0.0, high=1.0, shape=(size,), dtype=np.float32)
+
+
+def decide_slot(
+    problem: SlotProblem, env_observation: np.ndarray, choose: Callable[[np.ndarray], int]
+) -> np.ndarray:
+    """The env action of a whole slot, asking ``choose(per_user_obs)`` for each requesting user."""
+    choices = SlotChoices(problem)
+    while not choices.complete:
+        choices.record(choose(per_user_observation(env_observation, choices)))
+    return choices.action()
+
+
+class PerUserDecisionWrapper(gym.Wrapper):
+    """Turns the env's joint slot action into one ``Discrete(2L)`` step per requesting user.
+
+    See the module docstring for the action, observation and reward layout.
+    """
+
+    def __init__(self, env: gym.Env, reward_mode: RewardMode = "slot_end") -> None:
+        super().__init__(env)
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        if not isinstance(env.action_space, spaces.MultiDiscrete):
+            raise TypeError(f"PerUserDecisionWrapper needs the env's MultiDiscrete action, got {env.action_space}")
+        self.reward_mode = reward_mode
+        config: AIGCEdgeConfig = env.unwrapped.config
+        self.action_space = spaces.Discrete(2 * config.n_levels)
+        self.observation_space = _per_user_observation_space(env.observation_space, config.n_users)
+        self._env_observation: np.ndarray | None = None
+        self._choices: SlotChoices | None = None
+        self._decided_cost = 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        observation, info = self.env.reset(seed=seed, options=options)
+        self._start_slot(observation)
+        return per_user_observation(observation, self._choices), info
+
+    def step(self, action):
+        if self._choices is None:
+            raise RuntimeError("call reset() before step()")
+        choices = self._choices
+        previous_cost = self._decided_cost
+        if not choices.complete:
+            choices.record(int(np.asarray(action).item()))
+        if not choices.complete:
+            reward = 0.0
+            if self.reward_mode == "marginal":
+                self._decided_cost = choices.decided_cost()
+                reward = -self.env.unwrapped.config.reward_scale * (self._decided_cost - previous_cost)
+            return per_user_observation(self._env_observation, choices), reward, False, False, {}
+        observation, reward, terminated, truncated, info = self.env.step(choices.action())
+        if self.reward_mode == "marginal":
+            reward += self.env.unwrapped.config.reward_scale * previous_cost
+        self._start_slot(observation)
+        return per_user_observation(observation, self._choices), reward, terminated, truncated, info
+
+    def _start_slot(self, observation: np.ndarray) -> None:
+        self._env_observation = observation
+        self._choices = SlotChoices(self.env.unwrapped.current_problem())
+        self._decided_cost = 0.0

@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Benchmark the learned agents: train PPO, MaskablePPO and DQN with several seeds, then evaluate.
+
+Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --seeds 0 --episodes 2
+--horizon 20``)::
+
+    python benchmarks/agents.py --timesteps 200000 --seeds 0 1 2 --episodes 10 --out results/bench_agents
+
+Each (algo, seed) trains in its own ``train.py`` process (so its wall time and peak memory,
+``getrusage`` of that process, are its own) into ``OUT/runs/<algo>_s<seed>``.  The final
+models are then evaluated with evaluate.py's machinery against ``exact`` and ``random`` on
+common seeds (normalised score with bootstrap CIs).  Writes to ``OUT``: ``benchmark.md`` and
+``benchmark.csv`` (per run: wall time, steps/s, peak memory, score), evaluate.py's
+``summary.md``/``summary.csv``/``results.json`` and plots, and ``learning_curves.png``.
+Timesteps are training-env steps: slots for PPO/MaskablePPO, per-user decisions for DQN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aigc_edge_env.agents.algorithms import ALGORITHMS
+from aigc_edge_env.agents.environments import check_env_id, make_env
+from aigc_edge_env.agents.evaluation import evaluate_all, summarize
+from aigc_edge_env.agents.plots import write_plots
+from aigc_edge_env.agents.policies import load_model_policy, solver_policy
+from aigc_edge_env.agents.report import format_number, write_csv, write_outputs
+from aigc_edge_env.agents.runs import package_versions, read_record
+from aigc_edge_env.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCES = ("exact", "random")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmarks/agents.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algos", nargs="+", default=list(ALGORITHMS), choices=sorted(ALGORITHMS))
+    parser.add_argument("--env", default="AIGCEdge-v0")
+    parser.add_argument("--timesteps", type=int, default=200_000, help="training timesteps per run (default 2e5)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
+    parser.add_argument("--eval-seed", type=int, default=10_000, help="first evaluation episode seed")
+    parser.add_argument("--horizon", type=int, default=None, help="evaluation slots per episode (default the env's)")
+    parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation during training")
+    parser.add_argument("--out", type=Path, default=Path("results/bench_agents"))
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def train_run(algo: str, seed: int, args: argparse.Namespace) -> Path:
+    """Train one (algo, seed) in a fresh ``train.py`` process; its run directory."""
+    run_dir = args.out / "runs" / f"{algo}_s{seed}"
+    command = [sys.executable, str(ROOT / "train.py"), "--algo", algo, "--env", args.env, "--timesteps",
+               str(args.timesteps), "--seed", str(seed), "--out", str(run_dir), "--eval-freq", str(args.eval_freq),
+               "--checkpoint-freq", "0"] + (["--no-progress"] if args.no_progress else [])
+    print(f"training {algo} seed {seed}: {' '.join(command[1:])}", flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+    return run_dir
+
+
+def benchmark_rows(run_dirs: dict[str, Path], summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per run: algo, seed, training cost (from run.yml) and normalised score with its interval."""
+    rows = []
+    for label, run_dir in run_dirs.items():
+        record = read_record(run_dir)
+        session = record["sessions"][-1]
+        row = summary[label]
+        rows.append({
+            "run": label, "algo": record["algo"], "seed": record["seed"], "timesteps": session["total_timesteps"],
+            "wall_time_s": session["wall_time_s"], "steps_per_s": session["steps_per_s"],
+            "peak_rss_mib": session["peak_rss_mib"], "reward": row["reward"],
+            "score": row["score"], "score_low": row["score_low"], "score_high": row["score_high"],
+        })
+    return rows
+
+
+def benchmark_markdown(rows: list[dict[str, Any]]) -> str:
+    header = "| run | algo | seed | timesteps | wall time (s) | steps/s | peak RSS (MiB) | reward | score [95% CI] |"
+    lines = [header, "|" + "---|" * 9]
+    for r in rows:
+        score = f"{format_number(r['score'])} [{format_number(r['score_low'])}, {format_number(r['score_high'])}]"
+        lines.append(f"| {r['run']} | {r['algo']} | {r['seed']} | {r['timesteps']} | {r['wall_time_s']:.1f} | "
+                     f"{r['steps_per_s']:.0f} | {r['peak_rss_mib']:.0f} | {format_number(r['reward'])} | {score} |")
+    lines.append("")
+    for algo in dict.fromkeys(r["algo"] for r in rows):
+        scores = [r["score"] for r in rows if r["algo"] == algo]
+        lines.append(f"- {algo}: mean score {format_number(sum(scores) / len(scores))} over {len(scores)} seed(s) "
+                     f"(min {format_number(min(scores))}, max {format_number(max(scores))})")
+    lines.append("\nscore = (R - R_random) / (R_exact - R_random) on the evaluation episodes; "
+                 "timesteps: slots for PPO/MaskablePPO, per-user decisions for DQN.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = {"horizon_slots": args.horizon} if args.horizon is not None else {}
+    try:
+        check_env_id(args.env, config)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if args.timesteps < 1 or args.episodes < 1:
+        parser.error("--timesteps and --episodes must be positive")
+    run_dirs = {f"{algo}_s{seed}": train_run(algo, seed, args) for algo in args.algos for seed in args.seeds}
+    policies = {name: solver_policy(name) for name in REFERENCES}
+    for label, run_dir in run_dirs.items():
+        policy = load_model_policy(run_dir, args.env, config)
+        policies[label] = lambda seed, policy=policy: policy
+    torch.set_num_threads(1)  # as in train.py and evaluate.py: fastest for these small networks
+    seeds = list(range(args.eval_seed, args.eval_seed + args.episodes))
+    results = evaluate_all(policies, lambda: make_env(args.env, config), seeds,
+                           progress=not args.no_progress)
+    summary_rows = summarize(results)
+    metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": sys.argv,
+                "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
+    write_outputs(args.out, summary_rows, results, metadata)
+    write_plots(args.out, summary_rows, run_dirs)
+    rows = benchmark_rows(run_dirs, {row["policy"]: row for row in summary_rows})
+    write_csv(rows, args.out / "benchmark.csv")
+    table = benchmark_markdown(rows)
+    (args.out / "benchmark.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Evaluate slot solvers and trained agents on the same seeds and slots; tables and plots.
+
+Examples::
+
+    python evaluate.py --episodes 10                                # every solver
+    python evaluate.py --policies exact random greedy --runs runs/ppo_s0 runs/dqn_s0/best_model.zip
+    python evaluate.py --policies all_local all_edge --episodes 3 --horizon 10 --out results/quick
+
+Every policy plays episode ``i`` from ``reset(seed=SEED + i)``; decisions do not change the
+env's random draws, so all policies see the same slots.  Reported per policy: mean episode
+reward and cost components with bootstrap confidence intervals over episodes, drops, time
+per decision, and the normalised score ``(R - R_random) / (R_exact - R_random)`` when exact
+and random are among the policies (they are by default).  Writes ``summary.md`` (also printed),
+``summary.csv``, ``results.json`` and PNG plots to ``--out``.  A trained model is a run
+directory (its final model) or a model ``.zip`` in one; missing or corrupt files exit with
+status 2 naming the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from aigc_edge_env.agents.cli import parse_mapping
+from aigc_edge_env.agents.environments import check_env_id, make_env
+from aigc_edge_env.agents.evaluation import evaluate_all, summarize
+from aigc_edge_env.agents.plots import write_plots
+from aigc_edge_env.agents.policies import Policy, load_model_policy, solver_policy
+from aigc_edge_env.agents.report import markdown_table, write_outputs
+from aigc_edge_env.agents.runs import RunError, package_versions
+from aigc_edge_env.baselines import SOLVERS
+from aigc_edge_env.config import SCENARIOS, ConfigError
+
+#: First episode seed by default: apart from training seeds (0...) and periodic evaluation's (1e6...).
+DEFAULT_SEED = 10_000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="AIGCEdge-v0", help=f"env id, one of {sorted(SCENARIOS)}")
+    parser.add_argument("--config", default=None, help="env config overrides: JSON/YAML file or inline mapping")
+    parser.add_argument("--horizon", type=int, default=None, help="slots per episode (config horizon_slots)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per policy (default 10)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"first episode seed (default {DEFAULT_SEED})")
+    parser.add_argument("--policies", nargs="*", default=None, metavar="SOLVER",
+                        help=f"solvers to evaluate (default all: {' '.join(SOLVERS)}); give none for runs only")
+    parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
+                        help="trained run directories or model .zip files")
+    parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="output directory")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: fastest for these small networks)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_labels(paths: list[Path]) -> dict[str, Path]:
+    """Unique table labels for model paths: the run directory's name, plus the model's stem for a .zip."""
+    labels: dict[str, Path] = {}
+    for path in paths:
+        label = path.name if path.is_dir() or path.suffix != ".zip" else f"{path.parent.name}/{path.stem}"
+        unique, k = label, 2
+        while unique in labels:
+            unique, k = f"{label}#{k}", k + 1
+        labels[unique] = path
+    return labels
+
+
+def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Callable[[int], Policy]], dict[str, Path]]:
+    """Env config overrides, policy factories by label and run directories by label; ``ValueError`` if bad."""
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if not 0 < args.confidence < 1:
+        raise ValueError(f"--confidence must lie in (0, 1), got {args.confidence}")
+    config = parse_mapping(args.config) if args.config else {}
+    if args.horizon is not None:
+        config["horizon_slots"] = args.horizon
+    check_env_id(args.env, config)
+    names = list(SOLVERS) if args.policies is None else args.policies
+    unknown = [name for name in names if name not in SOLVERS]
+    if unknown:
+        raise ValueError(f"unknown solver(s) {unknown}: registered {list(SOLVERS)}")
+    policies = {name: solver_policy(name) for name in names}
+    run_dirs = {}
+    for label, path in run_labels(args.runs).items():
+        policy = load_model_policy(path, args.env, config)
+        policies[label] = lambda seed, policy=policy: policy
+        run_dirs[label] = path if path.is_dir() else path.parent
+    if not policies:
+        raise ValueError("nothing to evaluate: give --policies and/or --runs")
+    return config, policies, run_dirs
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config, policies, run_dirs = resolve(args)
+    except (ConfigError, RunError, ValueError) as exc:
+        parser.exit(2, f"evaluate.py: error: {exc}\n")
+    torch.set_num_threads(args.threads)
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    results = evaluate_all(policies, lambda: make_env(args.env, config), seeds, progress=not args.no_progress)
+    rows = summarize(results, args.confidence)
+    metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": ["evaluate.py"] + argv,
+                "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
+    written = list(write_outputs(args.out, rows, results, metadata, args.confidence).values())
+    if not args.no_plots:
+        written += write_plots(args.out, rows, run_dirs)
+    print(markdown_table(rows, args.confidence))
+    print(f"written: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Learned agents: per-user wrapper, SB3 vector adapter, hyperparameters, training and reloading."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from aigc_edge_env.agents.environments import make_env
+from aigc_edge_env.agents.episode_stats import COMPONENTS, EPISODE_METRICS
+from aigc_edge_env.agents.evaluation import evaluate_policy
+from aigc_edge_env.agents.hyperparams import HyperparamError, algorithm_kwargs, load_hyperparams, parse_overrides
+from aigc_edge_env.agents.networks import PerUserPolicy
+from aigc_edge_env.agents.policies import load_model_policy
+from aigc_edge_env.agents.runs import read_record
+from aigc_edge_env.agents.training import TrainRequest, train
+from aigc_edge_env.agents.vec_env import SB3VectorEnv
+from aigc_edge_env.agents.wrappers import REWARD_MODES, PerUserDecisionWrapper
+from aigc_edge_env.baselines import SOLVERS
+
+SMALL = {"horizon_slots": 6}
+# Few users and requests, so some slots have none (the wrapper's empty-slot step).
+SPARSE = {"horizon_slots": 12, "n_users": 3, "task_probability": 0.3}
+
+
+def _env_episode(config: dict, seed: int, solver: str) -> tuple[list[np.ndarray], float, list[dict]]:
+    """Actions, return and infos of one episode of the plain env under a solver."""
+    env = gym.make("AIGCEdge-v0", config=config)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    actions, infos, total = [], [], 0.0
+    done = False
+    while not done:
+        base = env.unwrapped
+        action = base.decision_to_action(SOLVERS[solver](base.current_problem(), rng=rng))
+        _, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        infos.append(info)
+        total += reward
+        done = terminated or truncated
+    return actions, total, infos
+
+
+@pytest.mark.parametrize("reward_mode", REWARD_MODES)
+@pytest.mark.parametrize(("config", "solver"), [(SMALL, "random"), (SMALL, "greedy"), (SPARSE, "random")])
+def test_wrapper_return_equals_env_return(config: dict, solver: str, reward_mode: str) -> None:
+    actions, expected_return, expected_infos = _env_episode(config, seed=7, solver=solver)
+    env = PerUserDecisionWrapper(gym.make("AIGCEdge-v0", config=config), reward_mode=reward_mode)
+    obs, _ = env.reset(seed=7)
+    n, n_levels = env.unwrapped.config.n_users, env.unwrapped.config.n_levels
+    total, infos, steps = 0.0, [], 0
+    for action in actions:
+        users = np.flatnonzero(env.unwrapped.current_problem().has_request)
+        choices = [int(action[u] * n_levels + action[n + u]) for u in users] or [0]  # empty slot: one ignored step
+        for k, choice in enumerate(choices):
+            assert env.observation_space.contains(obs)
+            one_hot = obs[-(4 * n + 1):-(3 * n + 1)]
+            assert one_hot.sum() == (1 if users.size else 0)
+            obs, reward, terminated, truncated, info = env.step(choice)
+            total += reward
+            steps += 1
+            completing = k == len(choices) - 1
+            assert bool(info) == completing
+        infos.append(info)
+    assert truncated and not terminated
+    assert total == pytest.approx(expected_return, rel=1e-12, abs=1e-9)
+    assert [i["cost"] for i in infos] == pytest.approx([i["cost"] for i in expected_infos])
+    assert steps >= len(actions)
+
+
+def test_wrapper_spaces_and_bad_action() -> None:
+    env = make_env("AIGCEdge-v0", SMALL, env_wrapper="per_user")
+    config = env.unwrapped.config
+    assert env.action_space == gym.spaces.Discrete(2 * config.n_levels)
+    assert env.observation_space.shape == (9 * config.n_users + 3 + 4 * config.n_users + 1,)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="per-user action"):
+        env.step(2 * config.n_levels)
+
+
+def test_sb3_vector_env_autoresets_on_the_same_step() -> None:
+    horizon = 3
+    raw = gym.make_vec("AIGCEdge-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                       config={"horizon_slots": horizon})
+    adapter = SB3VectorEnv(gym.make_vec("AIGCEdge-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                                        config={"horizon_slots": horizon}))
+    raw_obs, _ = raw.reset(seed=3)
+    adapter.seed(3)
+    np.testing.assert_array_equal(adapter.reset(), raw_obs)
+    actions = np.zeros((2, raw.single_action_space.shape[0]), dtype=np.int64)
+    for t in range(horizon):
+        raw_obs, raw_rewards, _, raw_trunc, raw_infos = raw.step(actions)
+        obs, rewards, dones, infos = adapter.step(actions)
+        np.testing.assert_allclose(rewards, raw_rewards, rtol=1e-6)
+        assert [info["cost"] for info in infos] == pytest.approx(list(raw_infos["cost"]))
+        np.testing.assert_array_equal(dones, raw_trunc)
+    assert dones.all()
+    for i, info in enumerate(infos):
+        np.testing.assert_array_equal(info["terminal_observation"], raw_obs[i])
+        assert info["TimeLimit.truncated"] is True
+    assert np.all(obs[:, -1] == 0.0)  # episode progress of the new episodes' first slot
+    _, rewards, dones, _ = adapter.step(actions)
+    assert not dones.any() and np.all(rewards < 0)  # no dummy zero-reward autoreset step
+    masks = adapter.env_method("action_masks")
+    assert len(masks) == 2 and masks[0].dtype == bool
+
+
+def test_hyperparameter_overrides_and_errors() -> None:
+    overrides = parse_overrides(["learning_rate:3e-4", "n_steps:64", "policy_kwargs:{net_arch: [32, 32]}"])
+    assert overrides == {"learning_rate": 3e-4, "n_steps": 64, "policy_kwargs": {"net_arch": [32, 32]}}
+    from stable_baselines3 import PPO
+
+    hp = load_hyperparams("ppo", "AIGCEdge-v0", {**overrides, "clip_range": "lin_0.2"})
+    kwargs = algorithm_kwargs(PPO, hp)
+    assert kwargs["n_steps"] == 64 and kwargs["clip_range"](0.5) == pytest.approx(0.1)
+    with pytest.raises(HyperparamError, match="not of the form"):
+        parse_overrides(["learning_rate=3e-4"])
+    with pytest.raises(HyperparamError, match="unknown hyperparameter"):
+        algorithm_kwargs(PPO, {"n_stepz": 3})
+    with pytest.raises(HyperparamError, match="no hyperparameters for env"):
+        load_hyperparams("ppo", "CartPole-v1")
+
+
+def test_per_user_policy_is_permutation_equivariant() -> None:
+    env = make_env("AIGCEdge-v0", SMALL)
+    n, n_levels = env.unwrapped.config.n_users, env.unwrapped.config.n_levels
+    policy = PerUserPolicy(env.observation_space, env.action_space, lambda _: 1e-3, hidden_dim=16, n_layers=2)
+    obs = np.random.default_rng(0).random(env.observation_space.shape).astype(np.float32)
+    perm = np.random.default_rng(1).permutation(n)
+    permuted = obs.copy()
+    for k in range(9):  # per-user blocks; the 3 global features stay
+        permuted[k * n:(k + 1) * n] = obs[k * n:(k + 1) * n][perm]
+
+    def probabilities(o: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            dist = policy.get_distribution(policy.obs_to_tensor(o)[0]).distribution
+        return [d.probs[0].numpy() for d in dist]
+
+    base, moved = probabilities(obs), probabilities(permuted)
+    for user in range(n):
+        source = perm[user]
+        np.testing.assert_allclose(moved[user], base[source], atol=1e-6)  # offload bit
+        np.testing.assert_allclose(moved[n + user], base[n + source], atol=1e-6)  # level
+    assert moved[n].shape == (n_levels,)
+
+
+TINY = {
+    "ppo": ["n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:{hidden_dim: 16, n_layers: 1}"],
+    "maskable_ppo": ["n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:{hidden_dim: 16, n_layers: 1}"],
+    "dqn": ["learning_starts:64", "buffer_size:2000", "policy_kwargs:{net_arch: [32, 32]}"],
+}
+
+
+@pytest.mark.parametrize("algo", sorted(TINY))
+def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
+    run_dir = train(TrainRequest(
+        out=tmp_path / algo, algo=algo, env_id="AIGCEdge-v0", timesteps=256, n_envs=2, env_config=SMALL,
+        hyperparams=parse_overrides(TINY[algo]), eval_every=128, eval_episodes=1, checkpoint_every=128,
+        progress_bar=False, command=["pytest"],
+    ))
+    record = read_record(run_dir)
+    assert record["algo"] == algo and record["env_config"]["horizon_slots"] == SMALL["horizon_slots"]
+    assert record["sessions"][0]["total_timesteps"] >= 256 and record["sessions"][0]["peak_rss_mib"] > 0
+    for name in ("model.zip", "model.vecnormalize.pkl", "best_model.zip", "checkpoints/model_128_steps.zip"):
+        assert (run_dir / name).exists(), name
+
+    policy = load_model_policy(run_dir, "AIGCEdge-v0", SMALL)
+    assert policy.normalizer is not None and not policy.normalizer.training
+    result = evaluate_policy(algo, lambda: make_env("AIGCEdge-v0", SMALL), lambda seed: policy, [1, 2])
+    assert set(EPISODE_METRICS) <= set(result.episodes) and np.all(np.isfinite(result.episodes["reward"]))
+
+    (events,) = {p.parent for p in (run_dir / "tb").rglob("events.out.tfevents.*")}
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    scalars = set(accumulator.Tags()["scalars"])
+    for metric in COMPONENTS + ("reward",):
+        assert f"episode/{metric}" in scalars and f"eval/{metric}" in scalars
+    assert all(np.isfinite(e.value) for e in accumulator.Scalars("episode/cost"))
+
+
+def test_resume_continues_the_run(tmp_path) -> None:
+    request = TrainRequest(out=tmp_path / "run", algo="ppo", env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
+                           env_config=SMALL, hyperparams=parse_overrides(TINY["ppo"]), eval_every=0,
+                           checkpoint_every=0, progress_bar=False)
+    train(request)
+    train(TrainRequest(out=tmp_path / "run", timesteps=128, resume=True, eval_every=0, checkpoint_every=0,
+                       progress_bar=False))
+    sessions = read_record(tmp_path / "run")["sessions"]
+    assert len(sessions) == 2 and sessions[1]["total_timesteps"] >= 256

@@ -1,0 +1,165 @@
+"""evaluate.py and train.py command lines: numbers against a direct computation, outputs, errors."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from aigc_edge_env import evaluate_decision
+from aigc_edge_env.agents.evaluation import PolicyResult, summarize
+from aigc_edge_env.agents.report import format_number
+from aigc_edge_env.baselines import SOLVERS
+
+ROOT = Path(__file__).resolve().parents[1]
+EPISODES, HORIZON, FIRST_SEED = 3, 4, 50
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate_cli = _script("evaluate")
+train_cli = _script("train")
+
+
+def _direct(solver: str, seed: int) -> dict[str, float]:
+    """One episode's metrics computed slot by slot with evaluate_decision (no agents code)."""
+    env = gym.make("AIGCEdge-v0", config={"horizon_slots": HORIZON})
+    env.reset(seed=seed)
+    totals = dict.fromkeys(["cost", "time_s", "energy_j", "utility", "error", "served", "dropped", "edge", "req"], 0.0)
+    for _ in range(HORIZON):
+        base = env.unwrapped
+        problem = base.current_problem()
+        decision = SOLVERS[solver](problem, rng=np.random.default_rng(seed))
+        evaluation = evaluate_decision(problem, decision)
+        for key, value in (("cost", evaluation.cost), ("time_s", evaluation.time_s), ("energy_j", evaluation.energy_j),
+                           ("utility", evaluation.utility), ("error", evaluation.error), ("served", evaluation.served),
+                           ("dropped", evaluation.dropped), ("edge", evaluation.offloaded),
+                           ("req", problem.has_request)):
+            totals[key] += float(np.sum(value))
+        env.step(base.decision_to_action(decision))
+    return {"reward": -totals["cost"], "cost": totals["cost"], "time_s": totals["time_s"],
+            "energy_j": totals["energy_j"], "utility": totals["utility"], "n_dropped": totals["dropped"],
+            "mean_error": totals["error"] / totals["served"], "offload_share": totals["edge"] / totals["req"]}
+
+
+def test_evaluate_two_heuristics_matches_direct_computation(tmp_path, capsys) -> None:
+    out = tmp_path / "eval"
+    code = evaluate_cli.main(["--policies", "all_local", "all_edge", "--episodes", str(EPISODES), "--horizon",
+                              str(HORIZON), "--seed", str(FIRST_SEED), "--out", str(out), "--no-progress"])
+    assert code == 0
+    table = capsys.readouterr().out
+    with (out / "summary.csv").open() as handle:
+        rows = {row["policy"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"all_local", "all_edge"}
+    for solver, row in rows.items():
+        direct = [_direct(solver, FIRST_SEED + i) for i in range(EPISODES)]
+        for metric in direct[0]:
+            expected = np.mean([d[metric] for d in direct])
+            assert float(row[metric]) == pytest.approx(expected, rel=1e-9, abs=1e-9), (solver, metric)
+            assert float(row[f"{metric}_low"]) <= float(row[metric]) + 1e-9 <= float(row[f"{metric}_high"]) + 2e-9
+        line = next(line for line in table.splitlines() if line.startswith(f"| {solver} |"))
+        assert format_number(float(row["reward"])) in line
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == list(range(FIRST_SEED, FIRST_SEED + EPISODES))
+    assert len(results["episodes"]["all_edge"]["reward"]) == EPISODES
+    assert (out / "components.png").stat().st_size > 0 and not (out / "score.png").exists()  # no exact/random
+
+
+def test_normalised_score_and_intervals() -> None:
+    seeds = [1, 2, 3, 4]
+
+    def result(name: str, rewards: list[float]) -> PolicyResult:
+        episodes = {m: np.zeros(4) for m in ("cost", "time_s", "energy_j", "mean_error", "utility", "n_dropped",
+                                             "offload_share", "decision_s")}
+        return PolicyResult(name, seeds, {**episodes, "reward": np.array(rewards)})
+
+    rows = {r["policy"]: r for r in summarize([
+        result("random", [-10, -12, -11, -9]), result("exact", [-2, -4, -3, -1]), result("half", [-6, -8, -7, -5]),
+    ])}
+    assert rows["exact"]["score"] == pytest.approx(1.0) and rows["random"]["score"] == pytest.approx(0.0)
+    assert rows["half"]["score"] == pytest.approx(0.5)
+    assert rows["half"]["score_low"] == pytest.approx(0.5) and rows["half"]["score_high"] == pytest.approx(0.5)
+    assert rows["half"]["reward_low"] < rows["half"]["reward"] < rows["half"]["reward_high"]
+    assert rows["half"]["cost_low"] == rows["half"]["cost_high"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "ppo_tiny"
+    train_cli.main(["--algo", "ppo", "--timesteps", "128", "--n-envs", "2", "--out", str(out), "--config",
+                    f"horizon_slots: {HORIZON}", "--hyperparams", "n_steps:32", "batch_size:32", "n_epochs:1",
+                    "--eval-freq", "64", "--eval-episodes", "1", "--checkpoint-freq", "0", "--no-progress"])
+    return out
+
+
+def test_evaluate_with_exact_random_and_a_run(tiny_run: Path, tmp_path, capsys) -> None:
+    out = tmp_path / "eval"
+    evaluate_cli.main(["--policies", "exact", "random", "--runs", str(tiny_run), str(tiny_run / "best_model.zip"),
+                       "--episodes", "2", "--horizon", str(HORIZON), "--out", str(out), "--no-progress"])
+    table = capsys.readouterr().out
+    rows = json.loads((out / "results.json").read_text())["summary"]
+    assert [r["policy"] for r in rows] == ["exact", "random", "ppo_tiny", "ppo_tiny/best_model"]
+    assert rows[0]["score"] == pytest.approx(1.0) and rows[1]["score"] == pytest.approx(0.0)
+    assert "| ppo_tiny/best_model |" in table
+    for name in ("score.png", "components.png", "learning_curves.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def _error(main, argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--algo", "a2c"], "invalid choice: 'a2c'"),
+    (["--algo", "ppo", "--env", "CartPole-v9"], "unknown env id 'CartPole-v9'"),
+    (["--algo", "ppo", "--timesteps", "-5"], "timesteps must be a positive integer"),
+    (["--algo", "dqn", "--hyperparams", "env_wrapper:none"], "dqn needs a Discrete action space"),
+    (["--algo", "maskable_ppo", "--hyperparams", "env_wrapper:per_user", "vec_env:dummy"], "does not provide"),
+    (["--algo", "ppo", "--hyperparams", "env_wrapper:per_user", "vec_env:dummy"],
+     "PerUserPolicy needs the env's MultiDiscrete"),
+    (["--algo", "ppo", "--hyperparams", "env_wrapper:per_user", "vec_env:vector"], "cannot apply env_wrapper"),
+    (["--algo", "dqn", "--hyperparams", "policy:PerUserPolicy"], "dqn has no policy 'PerUserPolicy'"),
+    (["--algo", "ppo", "--hyperparams", "n_stepz:3"], "unknown hyperparameter(s) ['n_stepz']"),
+    (["--algo", "ppo", "--config", "{horizon_slots: -1}"], "horizon_slots"),
+    (["--timesteps", "10"], "--algo is required"),
+])
+def test_train_cli_rejects_bad_arguments(argv: list[str], message: str, tmp_path, capsys) -> None:
+    err = _error(train_cli.main, argv + ["--out", str(tmp_path / "run")], capsys)
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_cli_rejects_missing_and_corrupt_models(tiny_run: Path, tmp_path, capsys) -> None:
+    missing = tmp_path / "nowhere" / "model.zip"
+    assert f"no model file at {missing}" in _error(evaluate_cli.main, ["--runs", str(missing)], capsys)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "run.yml").write_text((tiny_run / "run.yml").read_text())
+    (corrupt / "model.zip").write_bytes(b"not a zip file")
+    assert f"cannot load model {corrupt / 'model.zip'}" in _error(evaluate_cli.main, ["--runs", str(corrupt)], capsys)
+    assert "unknown solver(s) ['best']" in _error(evaluate_cli.main, ["--policies", "best"], capsys)
+    wrong_env = _error(evaluate_cli.main, ["--runs", str(tiny_run), "--env", "AIGCEdge-Large-v0"], capsys)
+    assert "observation_space" in wrong_env
+
+
+def test_train_cli_bad_argument_exit_status_in_a_subprocess(tmp_path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--algo", "ppo", "--timesteps", "-1", "--out",
+                             str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2
+    assert "train.py: error: timesteps must be a positive integer, got -1" in result.stderr
+    assert "Traceback" not in result.stderr
