@@ -320,7 +320,10 @@ class OptionTable:
 
 
 def option_table(problem: SlotProblem) -> OptionTable:
-    """Tabulate every (user, mode, level) option of a single slot (see :class:`OptionTable`)."""
+    """Tabulate every (user, mode, level) option (see :class:`OptionTable`).
+
+    For a batch of slots (per-user arrays ``(..., N)``) every table has shape ``(..., N, L)``.
+    """
     c = problem.config
     levels = np.asarray(c.step_levels, dtype=np.int64)
     column = {name: getattr(problem, name)[..., None] for name in _ARRAY_FIELDS}

@@ -131,27 +131,25 @@ def decision_to_actions(decision: Decision, config: AIGCEdgeConfig) -> np.ndarra
 
 
 def action_mask(problem: SlotProblem) -> np.ndarray:
-    """Flat boolean mask of length ``2N + L N`` for MaskablePPO (one single slot).
+    """Flat boolean mask of length ``2N + L N`` for MaskablePPO, shape ``batch + (2N + LN,)``.
 
     A user without a request may only pick index 0 (its entries are ignored anyway).
     Otherwise an offload bit is allowed if some level of that mode is feasible for the
     user alone, and a level if it is feasible alone in some allowed mode; a user with no
     feasible option keeps every choice open (it will be dropped whatever it picks).
     Feasibility "alone" ignores the other users (edge congestion and capacity), so an
-    allowed action can still be dropped by the repair rule.
+    allowed action can still be dropped by the repair rule.  Works on one slot or a batch.
     """
     table = option_table(problem)
     c = problem.config
     edge_alone = ((table.edge_max_sqrt_sum >= np.sqrt(table.steps))
                   & (table.steps <= c.edge_step_capacity))
-    feasible = np.stack([table.local_feasible, edge_alone], axis=1)  # (N, 2, L)
-    mode_ok = feasible.any(axis=2)
-    level_ok = (feasible & mode_ok[:, :, None]).any(axis=1)
-    stuck = ~mode_ok.any(axis=1)
-    mode_ok[stuck] = True
-    level_ok[stuck] = True
-    idle = ~problem.has_request
-    mode_ok[idle] = [True, False]
-    level_ok[idle] = False
-    level_ok[idle, 0] = True
-    return np.concatenate([mode_ok.ravel(), level_ok.ravel()])
+    feasible = np.stack([table.local_feasible, edge_alone], axis=-2)  # (..., N, 2, L)
+    mode_ok = feasible.any(axis=-1)  # (..., N, 2)
+    level_ok = (feasible & mode_ok[..., None]).any(axis=-2)  # (..., N, L)
+    stuck = ~mode_ok.any(axis=-1, keepdims=True)
+    idle = ~problem.has_request[..., None]
+    mode_ok = np.where(idle, np.array([True, False]), mode_ok | stuck)
+    level_ok = np.where(idle, np.arange(c.n_levels) == 0, level_ok | stuck)
+    batch = problem.has_request.shape[:-1]
+    return np.concatenate([mode_ok.reshape(*batch, -1), level_ok.reshape(*batch, -1)], axis=-1)

@@ -94,8 +94,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
 
     def action_masks(self) -> np.ndarray:
         """Per sub-env MaskablePPO masks, shape ``(num_envs, 2N + LN)``."""
-        problem = self.current_problem()
-        return np.stack([env_spaces.action_mask(problem.select(i)) for i in range(self.num_envs)])
+        return env_spaces.action_mask(self.current_problem())
 
     def _reset_state_of(self, which: np.ndarray) -> None:
         """Start new episodes in the sub-envs ``which`` (NEXT_STEP autoreset)."""
