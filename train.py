@@ -26,7 +26,7 @@ from pathlib import Path
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.cli import parse_mapping
-from aigc_edge_env.agents.hyperparams import HyperparamError, parse_overrides
+from aigc_edge_env.agents.hyperparameters import HyperparamError, parse_overrides
 from aigc_edge_env.agents.training import TrainingError, TrainRequest, train
 from aigc_edge_env.config import SCENARIOS
 

@@ -6,7 +6,7 @@ requesting user at a time through :class:`~aigc_edge_env.agents.wrappers.PerUser
 command lines; the modules here do the work, one job each:
 
 * :mod:`.algorithms`: the algorithms and what each needs from the env.
-* :mod:`.hyperparams`: zoo-style YAML hyperparameters (``hyperparams/<algo>.yml``) and CLI overrides.
+* :mod:`.hyperparameters`: zoo-style YAML hyperparameters (``hyperparams/<algo>.yml``) and CLI overrides.
 * :mod:`.environments`, :mod:`.vec_env`, :mod:`.wrappers`: training envs (the SB3 adapter over the
   numpy-batched vector env, the per-user wrapper, VecNormalize).
 * :mod:`.networks`: the permutation-equivariant ``PerUserPolicy``.

@@ -29,7 +29,7 @@ from aigc_edge_env.agents.callbacks import CheckpointSaver, EpisodeCostLogger, P
 from aigc_edge_env.agents.environments import (
     check_env_id, check_vec_env, make_env, make_vec_env, normalize_kwargs, wrap_normalize,
 )
-from aigc_edge_env.agents.hyperparams import HyperparamError, algorithm_kwargs, load_hyperparams
+from aigc_edge_env.agents.hyperparameters import HyperparamError, algorithm_kwargs, load_hyperparams
 from aigc_edge_env.agents.runs import (
     BEST_MODEL, CHECKPOINT_DIR, FINAL_MODEL, RUN_RECORD, TENSORBOARD_DIR, RunError, load_normalizer,
     normalizer_path, package_versions, read_record, save_model, write_record,

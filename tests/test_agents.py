@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.episode_stats import COMPONENTS, EPISODE_METRICS
 from aigc_edge_env.agents.evaluation import evaluate_policy
-from aigc_edge_env.agents.hyperparams import HyperparamError, algorithm_kwargs, load_hyperparams, parse_overrides
+from aigc_edge_env.agents.hyperparameters import HyperparamError, algorithm_kwargs, load_hyperparams, parse_overrides
 from aigc_edge_env.agents.networks import PerUserPolicy
 from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.runs import read_record
