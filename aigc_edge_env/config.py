@@ -244,7 +244,7 @@ def default_config() -> AIGCEdgeConfig:
 #: Registered scenarios: env id -> overrides of :func:`default_config`.
 SCENARIOS: dict[str, dict[str, Any]] = {
     "AIGCEdge-v0": {},
-    "AIGCEdge-Battery-v0": {"battery_enabled": True},
+    "AIGCEdge-Battery-v0": {"battery_enabled": True, "harvest_j_range": (0.0, 1.0)},  # scarce: docs/results.md
     "AIGCEdge-Large-v0": {"n_users": 50},
 }
 
