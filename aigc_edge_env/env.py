@@ -45,7 +45,7 @@ class AIGCEdgeEnv(gym.Env):
     how many reverse-diffusion steps to run.  More steps give better images (lower
     average error, higher utility) but cost time and energy; offloaded tasks share the
     edge GPU (KKT-optimal split), so each extra offloaded task slows the others.  The
-    full model is ``MODEL.md`` (shipped as ``docs/model.md``); the cost formulas live in
+    full model, with every choice made, is ``docs/model.md``; the cost formulas live in
     :mod:`aigc_edge_env.model` and nowhere else.
 
     ## Action Space
