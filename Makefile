@@ -1,9 +1,14 @@
 # `make demo` and `make test` work on a fresh clone: the first call creates .venv and
 # installs the package with the CPU build of torch (installed first, pinned, so pip
 # never pulls a multi-GB CUDA build to satisfy stable-baselines3's torch requirement).
+# On the project's machines and CI the CPU wheel of torch sits in pip's configured
+# find-links; elsewhere point pip at PyTorch's CPU index:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 TORCH_VERSION := 2.13.0
+TORCH_INDEX ?=
+TORCH_SOURCE := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean
@@ -15,7 +20,7 @@ DEMO_OUT := results/demo
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet $(TORCH_SOURCE) torch==$(TORCH_VERSION)
 	$(PYTHON) -m pip install --quiet -e '.[test]' torch==$(TORCH_VERSION)
 	touch $@
 

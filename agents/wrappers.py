@@ -130,6 +130,14 @@ def decide_slot(
     return choices.action()
 
 
+def _discrete_choice(action: Any) -> int:
+    """The integer of a ``Discrete`` action (a Python/numpy integer or a one-element integer array)."""
+    array = np.asarray(action)
+    if array.size != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"per-user action must be one integer, got {action!r} (dtype {array.dtype})")
+    return int(array.reshape(()))
+
+
 class PerUserDecisionWrapper(gym.Wrapper):
     """Turns the env's joint slot action into one ``Discrete(2L)`` step per requesting user.
 
@@ -161,7 +169,7 @@ class PerUserDecisionWrapper(gym.Wrapper):
         choices = self._choices
         previous_cost = self._decided_cost
         if not choices.complete:
-            choices.record(int(np.asarray(action).item()))
+            choices.record(_discrete_choice(action))
         if not choices.complete:
             reward = 0.0
             if self.reward_mode == "marginal":

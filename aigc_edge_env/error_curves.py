@@ -17,7 +17,7 @@ solver); both are vectorised over numpy arrays of steps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Iterable, Mapping, Union
 
 import numpy as np
 
@@ -99,10 +99,10 @@ def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any]) -> E
     if isinstance(spec, (PowerLawErrorCurve, TabulatedErrorCurve)):
         curve = spec
     elif isinstance(spec, Mapping) and set(spec) == {"eps_inf", "a", "b"}:
-        curve = PowerLawErrorCurve(float(spec["eps_inf"]), float(spec["a"]), float(spec["b"]))
+        curve = PowerLawErrorCurve(*(_number(f"{field}.{key}", spec[key]) for key in ("eps_inf", "a", "b")))
     elif isinstance(spec, Mapping) and set(spec) == {"steps", "errors"}:
         curve = TabulatedErrorCurve(
-            tuple(float(v) for v in spec["steps"]), tuple(float(v) for v in spec["errors"])
+            _number_tuple(f"{field}.steps", spec["steps"]), _number_tuple(f"{field}.errors", spec["errors"])
         )
     else:
         raise config_error(
@@ -111,3 +111,16 @@ def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any]) -> E
         )
     curve.validate(field)
     return curve
+
+
+def _number(field: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise config_error(field, value, "a real number") from None
+
+
+def _number_tuple(field: str, values: Any) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise config_error(field, values, "a sequence of real numbers")
+    return tuple(_number(field, value) for value in values)

@@ -76,8 +76,10 @@ def test_wrapper_spaces_and_bad_action() -> None:
     assert env.action_space == gym.spaces.Discrete(2 * config.n_levels)
     assert env.observation_space.shape == (9 * config.n_users + 3 + 4 * config.n_users + 1,)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="per-user action"):
-        env.step(2 * config.n_levels)
+    for bad_action in (2 * config.n_levels, -1, 1.5, np.nan, np.array([0, 1])):
+        with pytest.raises(ValueError, match="per-user action"):
+            env.step(bad_action)
+    env.step(np.array([1]))  # a one-element integer array, as SB3's DQN passes it
 
 
 def test_sb3_vector_env_autoresets_on_the_same_step() -> None:
