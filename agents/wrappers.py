@@ -45,6 +45,7 @@ from gymnasium import spaces
 
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
+from aigc_edge_env.spaces import integer_array
 
 __all__ = ["REWARD_MODES", "PerUserDecisionWrapper", "SlotChoices", "decide_slot", "per_user_observation"]
 
@@ -131,10 +132,10 @@ def decide_slot(
 
 
 def _discrete_choice(action: Any) -> int:
-    """The integer of a ``Discrete`` action (a Python/numpy integer or a one-element integer array)."""
-    array = np.asarray(action)
-    if array.size != 1 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"per-user action must be one integer, got {action!r} (dtype {array.dtype})")
+    """The integer of a ``Discrete`` action (a scalar or a one-element array), checked as the env checks its own."""
+    array = integer_array(action, "per-user action")
+    if array.size != 1:
+        raise ValueError(f"per-user action must be one integer, got shape {array.shape}")
     return int(array.reshape(()))
 
 

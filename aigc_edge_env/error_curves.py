@@ -16,8 +16,9 @@ solver); both are vectorised over numpy arrays of steps.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Mapping, Union
 
 import numpy as np
 
@@ -114,13 +115,12 @@ def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any]) -> E
 
 
 def _number(field: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise config_error(field, value, "a real number") from None
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise config_error(field, value, "a real number")
+    return float(value)
 
 
 def _number_tuple(field: str, values: Any) -> tuple[float, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    if isinstance(values, (str, bytes)) or not np.iterable(values):
         raise config_error(field, values, "a sequence of real numbers")
     return tuple(_number(field, value) for value in values)

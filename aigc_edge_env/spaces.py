@@ -7,6 +7,7 @@ them once per step for all its sub-envs; the single env passes unbatched arrays 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -89,6 +90,19 @@ def _level_steps(step_levels: tuple[int, ...]) -> np.ndarray:
     return levels
 
 
+def integer_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as int64; ``ValueError`` naming ``what`` unless every entry is an integer.
+
+    Integer and bool dtypes pass, as do floats with integral values; NaN, inf and
+    fractions do not.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "iub":
+        if array.dtype.kind != "f" or not np.isfinite(array).all() or (array != np.round(array)).any():
+            raise ValueError(f"{what} entries must be integers, got dtype {array.dtype} with values {array!r}")
+    return array.astype(np.int64)
+
+
 def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: tuple[int, ...]) -> np.ndarray:
     """Check a (batch of) MultiDiscrete action(s); return them as int64 of shape ``batch + (2N,)``.
 
@@ -101,10 +115,7 @@ def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: t
     if array.shape != expected:
         raise ValueError(f"action must have shape {expected} (N={n} offload bits, then N level indices), "
                          f"got shape {array.shape}")
-    if array.dtype.kind not in "iub":
-        if array.dtype.kind != "f" or not np.isfinite(array).all() or (array != np.round(array)).any():
-            raise ValueError(f"action entries must be integers, got dtype {array.dtype} with values {array!r}")
-    array = array.astype(np.int64)
+    array = integer_array(array, "action")
     if ((array < 0) | (array > _action_highs(n, n_levels))).any():
         offload, levels = array[..., :n], array[..., n:]
         if ((offload < 0) | (offload > 1)).any():

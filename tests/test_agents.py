@@ -80,6 +80,7 @@ def test_wrapper_spaces_and_bad_action() -> None:
         with pytest.raises(ValueError, match="per-user action"):
             env.step(bad_action)
     env.step(np.array([1]))  # a one-element integer array, as SB3's DQN passes it
+    env.step(1.0)  # an integral float, as the env itself accepts
 
 
 def test_sb3_vector_env_autoresets_on_the_same_step() -> None:

@@ -62,6 +62,7 @@ INVALID = [
     ({"device_error_curve": "power-law"}, "device_error_curve"),
     ({"edge_error_curve": {"eps_inf": "low", "a": 550.0, "b": 1.77}}, "edge_error_curve.eps_inf"),
     ({"edge_error_curve": {"eps_inf": 4.0, "a": None, "b": 1.77}}, "edge_error_curve.a"),
+    ({"edge_error_curve": {"eps_inf": 4.0, "a": "550", "b": True}}, "edge_error_curve.a"),
     ({"device_error_curve": {"steps": 10, "errors": [5.0]}}, "device_error_curve.steps"),
     ({"device_error_curve": {"steps": [10, 20], "errors": "5,4"}}, "device_error_curve.errors"),
     ({"device_error_curve": {"steps": [10, "x"], "errors": [5.0, 4.0]}}, "device_error_curve.steps"),
