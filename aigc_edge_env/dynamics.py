@@ -23,7 +23,7 @@ from aigc_edge_env import physics
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.model import SlotProblem
 
-__all__ = ["SystemState", "reset_state", "draw_slot", "advance_state"]
+__all__ = ["SystemState", "reset_state", "draw_slot", "draw_slots", "advance_state", "recharge"]
 
 
 @dataclass
@@ -66,11 +66,50 @@ def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int
 
 def draw_slot(config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generator) -> SlotProblem:
     """The slot instance of the current state: new requests on the current channel."""
-    shape = state.distance_m.shape
-    gain = physics.faded_gain(state.path_gain, state.fading)
-    bandwidth, noise = config.bandwidth_per_user_hz, config.noise_psd_w_per_hz
     # One generator call for the slot: arrivals, then upload, download, utility, deadline.
-    unit = rng.random((5, *shape))
+    return _slot_problem(config, state, state.fading, rng.random((5, *state.fading.shape)))
+
+
+def draw_slots(
+    config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generator, n_slots: int, *, first_is_current: bool
+) -> tuple[SlotProblem, np.ndarray | None]:
+    """The next ``n_slots`` slots of one system (no batch axis) and the harvests between them.
+
+    Draws exactly what as many :func:`advance_state` and :func:`draw_slot` calls would, in
+    the same order (per slot: fading step, harvest, requests), so the single env that uses
+    it replays the generator stream of the slot-by-slot dynamics.  With
+    ``first_is_current`` the first slot is the current state's (requests only, as after a
+    reset).  Returns the slots as one :class:`SlotProblem` of shape ``(n_slots, N)``
+    (``battery_j`` is the current level, a placeholder: batteries depend on the actions)
+    and ``harvest[k]``, the energy harvested on entering slot ``k`` (None without
+    batteries).  ``state.fading`` moves to the last slot's.
+    """
+    shape = state.fading.shape
+    normals = np.zeros((n_slots, 2, *shape))
+    units = np.empty((n_slots, 5, *shape))
+    harvest_units = np.zeros((n_slots, *shape)) if config.battery_enabled else None
+    first_transition = 1 if first_is_current else 0
+    standard_normal, uniform = rng.standard_normal, rng.random
+    for k, (slot_normals, slot_units) in enumerate(zip(normals, units)):
+        if k >= first_transition:
+            standard_normal(out=slot_normals)
+            if harvest_units is not None:
+                uniform(out=harvest_units[k])
+        uniform(out=slot_units)
+    fading = np.empty((n_slots, *shape), dtype=complex)
+    fading[:first_transition] = state.fading
+    fading[first_transition:] = physics.gauss_markov_path(
+        state.fading, config.fading_correlation, physics.complex_normal_from(np.moveaxis(normals[first_transition:], 1, 0)))
+    state.fading = fading[-1]
+    harvest = None if harvest_units is None else _scale(harvest_units, config.harvest_j_range)
+    return _slot_problem(config, state, fading, np.moveaxis(units, 1, 0)), harvest
+
+
+def _slot_problem(config: AIGCEdgeConfig, state: SystemState, fading: np.ndarray, unit: np.ndarray) -> SlotProblem:
+    """Slots on channels ``fading`` with requests from ``U[0, 1)`` draws ``unit`` (5 stacked on axis 0)."""
+    shape = fading.shape
+    gain = physics.faded_gain(state.path_gain, fading)
+    bandwidth, noise = config.bandwidth_per_user_hz, config.noise_psd_w_per_hz
     return SlotProblem(
         config=config,
         has_request=unit[0] < config.task_probability,
@@ -80,9 +119,15 @@ def draw_slot(config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generat
         deadline_s=_scale(unit[4], config.deadline_s_range),
         uplink_rate_bps=physics.shannon_rate_bps(bandwidth, config.user_tx_power_w, gain, noise),
         downlink_rate_bps=physics.shannon_rate_bps(bandwidth, config.bs_tx_power_w, gain, noise),
-        device_clock_hz=state.device_clock_hz,
-        battery_j=state.battery_j,
+        device_clock_hz=np.broadcast_to(state.device_clock_hz, shape),
+        battery_j=np.broadcast_to(state.battery_j, shape),
     )
+
+
+def recharge(config: AIGCEdgeConfig, battery_j: np.ndarray, energy_used_j: np.ndarray,
+             harvest_j: np.ndarray) -> np.ndarray:
+    """Battery after a slot: ``min(capacity, battery - energy_used + harvest)`` (J)."""
+    return np.minimum(config.battery_capacity_j, battery_j - energy_used_j + harvest_j)
 
 
 def advance_state(
@@ -92,5 +137,5 @@ def advance_state(
     state.fading = physics.gauss_markov_fading(state.fading, config.fading_correlation, rng)
     if config.battery_enabled:
         harvest = _uniform(rng, config.harvest_j_range, state.battery_j.shape)
-        state.battery_j = np.minimum(config.battery_capacity_j, state.battery_j - energy_used_j + harvest)
+        state.battery_j = recharge(config, state.battery_j, energy_used_j, harvest)
     state.slot_index = state.slot_index + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import gymnasium as gym
@@ -9,30 +11,36 @@ import numpy as np
 
 from aigc_edge_env import dynamics, spaces as env_spaces
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
-from aigc_edge_env.model import Decision, SlotEvaluation, SlotProblem, evaluate_decision
+from aigc_edge_env.model import Decision, SlotEvaluation, SlotProblem, option_grid, serve
 
 __all__ = ["AIGCEdgeEnv", "slot_components", "slot_info"]
 
 
-def slot_components(evaluation: SlotEvaluation) -> dict[str, np.ndarray]:
-    """Every cost component and count of the slot(s), each of batch shape.
-
-    The weighted terms add up to the cost: ``cost = weighted_time + weighted_energy +
-    weighted_error - weighted_utility + drop_cost``.
-    """
-    c = evaluation.problem.config
-    components = evaluation.summary()
-    components["weighted_time"] = c.weight_time_per_s * components["time_s"]
-    components["weighted_energy"] = c.weight_energy_per_j * components["energy_j"]
-    components["weighted_error"] = c.weight_error * evaluation.error.sum(axis=-1)
-    components["weighted_utility"] = c.weight_utility * components["utility"]
-    components["drop_cost"] = c.drop_cost * components["n_dropped"]
-    return components
+def slot_components(evaluation: SlotEvaluation) -> dict[str, Any]:
+    """Every cost component and count of the slot(s) (:meth:`SlotEvaluation.summary`)."""
+    return evaluation.summary()
 
 
 def slot_info(evaluation: SlotEvaluation) -> dict[str, float]:
     """``info`` of one slot: :func:`slot_components` as Python floats."""
     return {name: float(value) for name, value in slot_components(evaluation).items()}
+
+
+#: The single env computes the option rows of this many (user, mode, level) options at a
+#: time (slots are drawn ahead in chunks of ``CHUNK_OPTIONS // (2 N L)`` slots, at least 2).
+CHUNK_OPTIONS = 32_768
+
+
+@dataclass(frozen=True)
+class _SlotChunk:
+    """Slots drawn ahead: ``first_slot .. first_slot + n_slots - 1`` of the episode."""
+
+    first_slot: int
+    n_slots: int
+    problem: SlotProblem  # arrays (n_slots, N); battery_j is a placeholder
+    harvest_j: np.ndarray | None  # (n_slots, N) energy harvested on entering each slot
+    option_grid: np.ndarray  # (K, 2, L, n_slots, N), model.option_grid
+    observations: np.ndarray  # (n_slots, 9N + 3) float32, battery block patched per step
 
 
 class AIGCEdgeEnv(gym.Env):
@@ -126,8 +134,12 @@ class AIGCEdgeEnv(gym.Env):
         self.render_mode = render_mode
         self.observation_space = env_spaces.observation_space(self.config)
         self.action_space = env_spaces.action_space(self.config)
+        self._users = np.arange(self.config.n_users)
+        self._slots_per_chunk = max(2, CHUNK_OPTIONS // (2 * self.config.n_users * self.config.n_levels))
         self._state: dynamics.SystemState | None = None
-        self._problem: SlotProblem | None = None
+        self._chunk: _SlotChunk | None = None
+        self._slot_index = 0
+        self._problem: SlotProblem | None = None  # built on demand from the chunk
         self._last_evaluation: SlotEvaluation | None = None
 
     # --- Gymnasium API ----------------------------------------------------------------
@@ -136,33 +148,46 @@ class AIGCEdgeEnv(gym.Env):
         if options:
             raise ValueError(f"reset options are not supported, got {options!r}")
         self._state = dynamics.reset_state(self.config, self.np_random, n_systems=None)
-        self._draw_slot()
+        self._slot_index = 0
+        self._problem = None
+        self._draw_chunk(first_is_current=True)
         self._last_evaluation = None
         return self._observation(), {}
 
     def step(self, action):
-        if self._problem is None:
+        chunk = self._chunk
+        if chunk is None:
             raise RuntimeError("call reset() before step()")
-        actions = env_spaces.validate_actions(action, self.config, batch_shape=())
-        evaluation = evaluate_decision(self._problem, env_spaces.actions_to_decision(actions, self.config))
-        self._last_evaluation = evaluation
-        reward = -self.config.reward_scale * float(evaluation.total_cost)
-        info = slot_info(evaluation)
-        dynamics.advance_state(self.config, self._state, evaluation.energy_j, self.np_random)
-        truncated = bool(self._state.slot_index >= self.config.horizon_slots)
-        self._draw_slot()
-        return self._observation(), reward, False, truncated, info
+        c = self.config
+        actions = env_spaces.validate_actions(action, c, batch_shape=())
+        n = c.n_users
+        rows = chunk.option_grid[:, actions[:n], actions[n:], self._slot_index - chunk.first_slot, self._users]
+        battery_j = self._state.battery_j if c.battery_enabled else None
+        evaluation = self._last_evaluation = serve(rows, battery_j, c)
+        info = evaluation.summary()  # Python floats for one slot
+        self._slot_index += 1
+        self._problem = None
+        if self._slot_index == chunk.first_slot + chunk.n_slots:
+            self._draw_chunk(first_is_current=False)
+        if battery_j is not None:
+            harvest_j = self._chunk.harvest_j[self._slot_index - self._chunk.first_slot]
+            self._state.battery_j = dynamics.recharge(c, battery_j, evaluation.energy_j, harvest_j)
+        truncated = self._slot_index >= c.horizon_slots
+        return self._observation(), -c.reward_scale * info["cost"], False, truncated, info
 
     def render(self) -> str | None:
-        if self.render_mode != "ansi" or self._problem is None:
+        if self.render_mode != "ansi" or self._chunk is None:
             return None
         return self._render_text()
 
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
         """The :class:`SlotProblem` the next action decides (per-user arrays of shape ``(N,)``)."""
-        if self._problem is None:
+        if self._chunk is None:
             raise RuntimeError("call reset() before current_problem()")
+        if self._problem is None:
+            slot = self._chunk.problem.select(self._slot_index - self._chunk.first_slot)
+            self._problem = dataclasses.replace(slot, battery_j=self._state.battery_j.copy())
         return self._problem
 
     def action_to_decision(self, action) -> Decision:
@@ -177,17 +202,35 @@ class AIGCEdgeEnv(gym.Env):
         return env_spaces.action_mask(self.current_problem())
 
     # --- helpers -------------------------------------------------------------------
-    def _draw_slot(self) -> None:
-        """Draw the next slot; the env keeps it as a single slot (arrays of shape ``(N,)``)."""
-        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+    def _draw_chunk(self, first_is_current: bool) -> None:
+        """Draw the next slots (the current one too after a reset) and tabulate their options.
+
+        Channels and requests do not depend on the actions, so they are drawn ahead (in the
+        order the slot-by-slot dynamics would draw them, see :func:`dynamics.draw_slots`)
+        and every option of every slot is costed in one vectorised call; a step then
+        gathers its action's rows.  Batteries do depend on the actions: they stay in
+        ``self._state`` and patch the observation.
+        """
+        c = self.config
+        n_slots = max(1, min(self._slots_per_chunk, c.horizon_slots + 1 - self._slot_index))
+        problem, harvest_j = dynamics.draw_slots(c, self._state, self.np_random, n_slots,
+                                                 first_is_current=first_is_current)
+        slot_indices = np.arange(self._slot_index, self._slot_index + n_slots)
+        self._chunk = _SlotChunk(
+            first_slot=self._slot_index, n_slots=n_slots, problem=problem, harvest_j=harvest_j,
+            option_grid=option_grid(problem), observations=env_spaces.encode_observation(problem, slot_indices),
+        )
 
     def _observation(self) -> np.ndarray:
-        return env_spaces.encode_observation(self._problem, self._state.slot_index)
+        observation = self._chunk.observations[self._slot_index - self._chunk.first_slot].copy()
+        if self.config.battery_enabled:
+            env_spaces.write_battery_feature(observation, self._state.battery_j, self.config)
+        return observation
 
     def _render_text(self) -> str:
         problem = self.current_problem()
         c = self.config
-        lines = [f"slot {int(self._state.slot_index)}/{c.horizon_slots}  "
+        lines = [f"slot {self._slot_index}/{c.horizon_slots}  "
                  f"requests {int(problem.has_request.sum())}/{c.n_users}"]
         lines.append("user req  up_Mbps  upload_Mbit  clock_GHz  battery_J")
         for n in range(c.n_users):

@@ -5,7 +5,11 @@
 * :class:`Decision` holds offload bits and step counts.
 * :func:`evaluate_decision` applies the env's deterministic repair rule and returns a
   :class:`SlotEvaluation` with the total cost, every component in physical units, and
-  which requests were dropped and why.
+  which requests were dropped and why.  It is two steps, both public:
+  :func:`option_rows` computes what the rule and the cost need about each user's chosen
+  option, :func:`serve` applies the rule to those rows and sums them.  The env computes
+  :func:`option_grid` (the rows of every option) for many slots in one call and gathers
+  each action's rows from it, so a step costs a gather and :func:`serve`.
 * :func:`option_table` tabulates, for every user and step level, the cost of serving
   locally and the congestion-free part of the cost of serving at the edge, which is
   what the solvers optimise over.
@@ -29,6 +33,8 @@ Repair rule (what the env does with a decision that breaks a constraint), in ord
    every offloaded request after it are dropped (a prefix rule, simple to anticipate).
 4. With ``Q`` over the admitted edge requests, a request whose time exceeds its deadline,
    or whose device energy exceeds its battery, is dropped.
+   (The time check at the edge is ``Q <= F_E (Tmax_n - transfer time) / sqrt(s_n)``, the
+   same inequality solved for ``Q``.)
 5. ``Q`` is recomputed over the edge requests still served.  Dropping only lowers ``Q``,
    so every served request still meets its deadline with the final times.
 
@@ -37,7 +43,7 @@ A dropped request costs ``C_drop`` (``config.drop_cost``), uses no energy and no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
 from typing import Any
@@ -50,12 +56,17 @@ from aigc_edge_env.config import AIGCEdgeConfig
 __all__ = [
     "Decision",
     "DropReason",
+    "N_SUMMED_COLUMNS",
+    "OPTION_COLUMNS",
     "OptionTable",
     "SlotEvaluation",
     "SlotProblem",
     "evaluate_decision",
+    "option_grid",
+    "option_rows",
     "option_table",
     "request_components",
+    "serve",
 ]
 
 
@@ -166,30 +177,173 @@ def request_components(
     return {"time_s": time_s, "energy_j": energy_j, "error": error, "utility": utility, "cost": cost}
 
 
-@dataclass(frozen=True, eq=False)
-class SlotEvaluation:
-    """Outcome of serving a decision; per-user arrays are zero for unserved users.
+#: Columns of the option rows (axis 0 of :func:`option_rows`).  The first
+#: ``N_SUMMED_COLUMNS`` add up over served requests; times and costs are congestion-free
+#: (the edge compute time ``sqrt(s_n) Q / F_E`` is added once ``Q`` is known).  Users
+#: without a request have all-zero rows with both limits ``+inf``.
+OPTION_COLUMNS = (
+    "request",  # 1 for a request, 0 for a user without one
+    "offloaded",  # 1 for a request served at the edge
+    "edge_steps",  # s_n at the edge, else 0
+    "edge_sqrt_steps",  # sqrt(s_n) at the edge, else 0 (its sum is Q)
+    "energy_j",  # device energy, J
+    "base_time_s",  # local time, or upload + download time at the edge, s
+    "error",  # average error eps(s_n)
+    "utility",  # u_n ln(1 + s_n)
+    "base_cost",  # C_n without the edge compute-time term
+    "steps",  # s_n of a request, else 0
+    "edge_steps_limit",  # S^E_max at the edge (bound on the running edge-step total), else +inf
+    "max_sqrt_steps_sum",  # largest Q meeting the deadline; -inf when the request fails locally
+)
+N_SUMMED_COLUMNS = OPTION_COLUMNS.index("steps")
+(_REQUEST, _OFFLOADED, _EDGE_STEPS, _EDGE_SQRT_STEPS, _ENERGY, _BASE_TIME, _ERROR, _UTILITY, _BASE_COST, _STEPS,
+ _EDGE_STEPS_LIMIT, _MAX_SQRT_SUM) = range(len(OPTION_COLUMNS))
 
-    ``cost`` is ``C_n`` for served requests, ``C_drop`` for dropped ones, 0 without request.
+
+def option_rows(problem: SlotProblem, offload: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Everything the repair rule and the cost need about each user's chosen option.
+
+    Returns an array of shape ``(K,) + broadcast(per-user arrays, offload, steps)`` whose
+    axis 0 is :data:`OPTION_COLUMNS` (column-first: each column is contiguous, so the cost
+    sums are one matrix product).  Steps of users without a request are ignored.
+    The device-capacity and local-deadline checks are folded into ``max_sqrt_steps_sum``
+    (``+inf`` if the local option is feasible, ``-inf`` if not); at the edge it is
+    ``F_E (Tmax - transfer time) / sqrt(s)``, the largest ``Q`` meeting the deadline.
+    """
+    c = problem.config
+    steps = np.clip(steps, c.min_steps, c.max_steps)  # only ignored steps (no request) can be out of range
+    offload = np.asarray(offload, dtype=bool)
+    parts = request_components(problem, offload, steps, 0.0)
+    sqrt_steps = np.sqrt(steps)
+    local_ok = (steps <= c.device_step_capacity) & (parts["time_s"] <= problem.deadline_s)
+    edge_max_sqrt_sum = c.edge_steps_per_s * (problem.deadline_s - problem.edge_transfer_time_s) / sqrt_steps
+    columns = (
+        1.0, offload, offload * steps, offload * sqrt_steps,
+        *(parts[name] for name in ("energy_j", "time_s", "error", "utility", "cost")),
+        steps, np.where(offload, c.edge_step_capacity, np.inf),
+        np.where(offload, edge_max_sqrt_sum, np.where(local_ok, np.inf, -np.inf)),
+    )
+    shape = np.broadcast_shapes(problem.has_request.shape, *map(np.shape, columns))
+    rows = np.empty((len(columns), *shape))
+    for row, column in zip(rows, columns):
+        row[...] = column
+    # A user without a request: an all-zero row (every value but the limits is finite), no limits.
+    rows[:_EDGE_STEPS_LIMIT] *= problem.has_request
+    np.copyto(rows[_EDGE_STEPS_LIMIT:], np.inf, where=~problem.has_request)
+    return rows
+
+
+def option_grid(problem: SlotProblem) -> np.ndarray:
+    """:func:`option_rows` of every mode and level: shape ``(K, 2, L) + batch + (N,)``.
+
+    Index ``[:, x, l, ..., n]`` is user ``n`` served locally (``x = 0``) or at the edge
+    (``x = 1``) at level ``config.step_levels[l]``; gathering one ``(x, l)`` per user gives
+    the rows :func:`serve` takes (how the env evaluates an action without recomputing).
+    The option axes lead so that every vectorised operation runs over the contiguous
+    slots and users.
+    """
+    user_axes = (1,) * problem.has_request.ndim
+    offload = np.array([False, True]).reshape(2, 1, *user_axes)
+    levels = np.asarray(problem.config.step_levels, dtype=np.int64).reshape(-1, *user_axes)
+    return option_rows(problem, offload, levels)
+
+
+# Drop reasons as plain ints: numpy compares against these far faster than against IntEnum members.
+_DEVICE_CAPACITY, _EDGE_CAPACITY, _DEADLINE, _BATTERY = (int(reason) for reason in list(DropReason)[1:])
+
+
+def _share(part, whole):
+    """``part / whole``, 0 where ``whole`` is 0; for Python floats or numpy arrays alike."""
+    if isinstance(whole, np.ndarray):
+        return np.divide(part, whole, out=np.zeros(whole.shape), where=whole > 0)
+    return part / whole if whole > 0 else 0.0
+
+
+@dataclass(eq=False)
+class SlotEvaluation:
+    """Outcome of serving one slot's decision (or a batch of them) under the repair rule.
+
+    Built by :func:`serve`.  Per-user arrays (``served``, ``time_s``, ``cost``, ...) are
+    computed on first access and are zero for users not served; ``cost`` is ``C_n`` for a
+    served request, ``C_drop`` for a dropped one, 0 without request.
     """
 
-    problem: SlotProblem
-    decision: Decision
-    served: np.ndarray
-    dropped: np.ndarray
-    drop_reason: np.ndarray  # DropReason codes
-    offloaded: np.ndarray  # served at the edge
-    time_s: np.ndarray
-    energy_j: np.ndarray
-    error: np.ndarray
-    utility: np.ndarray
-    cost: np.ndarray
-    sqrt_steps_sum: np.ndarray  # Q over served edge requests
-    edge_steps: np.ndarray  # steps served at the edge (compare S^E_max)
-    total_cost: np.ndarray = field(init=False)
+    config: AIGCEdgeConfig
+    rows: np.ndarray  # (K, ..., N) option rows of the decision (OPTION_COLUMNS)
+    admitted: np.ndarray  # passed the edge-capacity prefix (always true for local and idle users)
+    meets_deadline: np.ndarray  # device capacity and deadline hold at the admitted Q (true for idle users)
+    kept: np.ndarray  # not dropped: served, or no request
+    sqrt_steps_sum: np.ndarray  # Q over served edge requests, batch shape
+    served_totals: np.ndarray  # (N_SUMMED_COLUMNS, ...) column sums over the kept rows
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "total_cost", self.cost.sum(axis=-1))
+    @cached_property
+    def _has_request(self) -> np.ndarray:
+        return self.rows[_REQUEST] > 0
+
+    @cached_property
+    def served(self) -> np.ndarray:
+        return self.kept & self._has_request
+
+    @cached_property
+    def dropped(self) -> np.ndarray:
+        return self._has_request & ~self.kept
+
+    @cached_property
+    def offloaded(self) -> np.ndarray:
+        """Served at the edge."""
+        return self.kept & (self.rows[_OFFLOADED] > 0)
+
+    @cached_property
+    def drop_reason(self) -> np.ndarray:
+        """:class:`DropReason` code per user (``NONE`` for served and idle users)."""
+        reason = np.zeros(self.kept.shape, dtype=np.int8)
+        local = self._has_request & (self.rows[_OFFLOADED] == 0)
+        reason[self.dropped] = _BATTERY
+        reason[self.admitted & ~self.meets_deadline] = _DEADLINE
+        reason[~self.admitted] = _EDGE_CAPACITY
+        reason[local & (self.rows[_STEPS] > self.config.device_step_capacity)] = _DEVICE_CAPACITY
+        return reason
+
+    @cached_property
+    def _edge_compute_time_s(self) -> np.ndarray:
+        """``sqrt(s_n) Q / F_E`` of served edge requests, 0 elsewhere."""
+        compute = physics.edge_compute_time_s(self.rows[_STEPS], self.sqrt_steps_sum[..., None],
+                                              self.config.edge_steps_per_s)
+        return np.where(self.offloaded, compute, 0.0)
+
+    def _served_column(self, column: int) -> np.ndarray:
+        return np.where(self.kept, self.rows[column], 0.0)
+
+    @property
+    def time_s(self) -> np.ndarray:
+        return self._served_column(_BASE_TIME) + self._edge_compute_time_s
+
+    @property
+    def energy_j(self) -> np.ndarray:
+        return self._served_column(_ENERGY)
+
+    @property
+    def error(self) -> np.ndarray:
+        return self._served_column(_ERROR)
+
+    @property
+    def utility(self) -> np.ndarray:
+        return self._served_column(_UTILITY)
+
+    @property
+    def cost(self) -> np.ndarray:
+        c = self.config
+        served = self._served_column(_BASE_COST) + c.weight_time_per_s * self._edge_compute_time_s
+        return np.where(self.dropped, c.drop_cost, served)
+
+    @property
+    def edge_steps(self) -> np.ndarray:
+        """Steps served at the edge (compare ``S^E_max``), batch shape."""
+        return self.served_totals[_EDGE_STEPS]
+
+    @property
+    def total_cost(self) -> np.ndarray:
+        return np.asarray(self.summary()["cost"])
 
     @property
     def feasible(self) -> np.ndarray:
@@ -198,34 +352,47 @@ class SlotEvaluation:
 
     @property
     def n_requests(self) -> np.ndarray:
-        return self.problem.has_request.sum(axis=-1)
+        return self.rows[_REQUEST].sum(axis=-1)
 
-    def summary(self) -> dict[str, np.ndarray]:
-        """Slot totals, each of batch shape (a scalar array for one slot).
+    def summary(self) -> dict[str, np.ndarray | float]:
+        """Slot totals: Python floats for one slot, arrays of batch shape for a batch.
 
-        ``mean_error`` averages over served requests (0 when none); ``offload_share`` is
-        the share of requests served at the edge; ``edge_load`` is edge steps over
-        ``S^E_max`` (0 when the capacity is 0).
+        The weighted terms add up to the cost: ``cost = weighted_time + weighted_energy +
+        weighted_error - weighted_utility + drop_cost``.
+
+        ``cost`` and ``time_s`` add the edge compute time of the KKT split, whose sum over
+        served edge requests is ``Q^2 / F_E``.  ``mean_error`` averages over served requests
+        (0 when none); ``offload_share`` is the share of requests served at the edge;
+        ``edge_load`` is edge steps over ``S^E_max`` (0 when the capacity is 0).
         """
-        c = self.problem.config
-        n_served = self.served.sum(axis=-1)
-        n_requests = self.n_requests
-        n_offloaded = self.offloaded.sum(axis=-1)
+        c = self.config
+        if self.served_totals.ndim == 1:  # one slot: plain floats are faster than 0-d arrays
+            totals, n_requests = self.served_totals.tolist(), float(np.count_nonzero(self.rows[_REQUEST]))
+        else:
+            totals, n_requests = list(self.served_totals), self.n_requests
+        n_served, n_offloaded, edge_steps, sqrt_sum, energy_j, base_time_s, error, utility, base_cost = totals
+        compute_time_s = sqrt_sum * sqrt_sum / c.edge_steps_per_s
+        time_s = base_time_s + compute_time_s
+        n_dropped = n_requests - n_served  # every request is served or dropped
+        drop_cost = c.drop_cost * n_dropped
         return {
-            "cost": self.total_cost,
-            "time_s": self.time_s.sum(axis=-1),
-            "energy_j": self.energy_j.sum(axis=-1),
-            "mean_error": np.divide(self.error.sum(axis=-1), n_served, out=np.zeros(n_served.shape),
-                                    where=n_served > 0),
-            "utility": self.utility.sum(axis=-1),
+            "cost": base_cost + c.weight_time_per_s * compute_time_s + drop_cost,
+            "time_s": time_s,
+            "energy_j": energy_j,
+            "mean_error": _share(error, n_served),
+            "utility": utility,
+            "weighted_time": c.weight_time_per_s * time_s,
+            "weighted_energy": c.weight_energy_per_j * energy_j,
+            "weighted_error": c.weight_error * error,
+            "weighted_utility": c.weight_utility * utility,
+            "drop_cost": drop_cost,
             "n_requests": n_requests,
             "n_served": n_served,
-            "n_dropped": n_requests - n_served,  # every request is served or dropped
+            "n_dropped": n_dropped,
             "n_offloaded": n_offloaded,
-            "offload_share": np.divide(n_offloaded, n_requests, out=np.zeros(n_requests.shape),
-                                       where=n_requests > 0),
-            "edge_steps": self.edge_steps,
-            "edge_load": self.edge_steps / c.edge_step_capacity if c.edge_step_capacity else 0.0 * self.edge_steps,
+            "offload_share": _share(n_offloaded, n_requests),
+            "edge_steps": edge_steps,
+            "edge_load": edge_steps / c.edge_step_capacity if c.edge_step_capacity else 0.0 * edge_steps,
         }
 
 
@@ -243,56 +410,34 @@ def _validate_decision(problem: SlotProblem, decision: Decision) -> None:
         )
 
 
-def _sqrt_steps_sum(at_edge: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    return np.where(at_edge, np.sqrt(steps), 0.0).sum(axis=-1, keepdims=True)
+def _column_sums(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Sums of the summable columns over the users where ``mask`` holds, shape ``(S,) + batch``."""
+    return np.vecdot(rows[:N_SUMMED_COLUMNS], mask)
 
 
-# Drop reasons as plain ints: numpy compares against these far faster than against IntEnum members.
-_SERVED, _DEVICE_CAPACITY, _EDGE_CAPACITY, _DEADLINE, _BATTERY = (int(reason) for reason in DropReason)
+def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig) -> SlotEvaluation:
+    """Apply the repair rule (module docstring) to the chosen options' :func:`option_rows`.
+
+    ``battery_j`` is the energy each device has this slot (``None``: no battery limit).
+    Steps 2 and 4's deadline check are one comparison, ``Q <= max_sqrt_steps_sum``.
+    """
+    admitted = rows[_EDGE_STEPS].cumsum(axis=-1) <= rows[_EDGE_STEPS_LIMIT]
+    admitted_sqrt_sum = np.vecdot(rows[_EDGE_SQRT_STEPS], admitted)
+    meets_deadline = rows[_MAX_SQRT_SUM] >= admitted_sqrt_sum[..., None]
+    kept = admitted & meets_deadline
+    if battery_j is not None:
+        kept &= rows[_ENERGY] <= battery_j
+    served_totals = _column_sums(kept, rows)  # dropping only lowers Q: the served stay feasible
+    return SlotEvaluation(
+        config=config, rows=rows, admitted=admitted, meets_deadline=meets_deadline, kept=kept,
+        sqrt_steps_sum=served_totals[_EDGE_SQRT_STEPS], served_totals=served_totals,
+    )
 
 
 def evaluate_decision(problem: SlotProblem, decision: Decision) -> SlotEvaluation:
     """Serve ``decision`` on ``problem`` under the repair rule of this module's docstring."""
     _validate_decision(problem, decision)
-    c = problem.config
-    active = problem.has_request
-    steps = np.where(active, decision.steps, c.min_steps)
-    offload = decision.offload & active
-    local = active & ~offload
-    reason = np.zeros(active.shape, dtype=np.int8)
-
-    reason[local & (steps > c.device_step_capacity)] = _DEVICE_CAPACITY
-    edge_running_steps = np.cumsum(np.where(offload, steps, 0), axis=-1)
-    reason[offload & (edge_running_steps > c.edge_step_capacity)] = _EDGE_CAPACITY
-
-    admitted = active & (reason == _SERVED)
-    admitted_at_edge = admitted & offload
-    parts = request_components(problem, offload, steps, _sqrt_steps_sum(admitted_at_edge, steps))
-    reason[admitted & (parts["time_s"] > problem.deadline_s)] = _DEADLINE
-    reason[admitted & (reason == _SERVED) & (parts["energy_j"] > problem.battery_j)] = _BATTERY
-
-    served = active & (reason == _SERVED)
-    at_edge = served & offload
-    sqrt_steps_sum = _sqrt_steps_sum(at_edge, steps)
-    if (admitted_at_edge & ~served).any():  # an edge request was dropped: Q fell, recompute the times
-        parts = request_components(problem, offload, steps, sqrt_steps_sum)
-    dropped = active & ~served
-    zero = np.zeros(active.shape)
-    return SlotEvaluation(
-        problem=problem,
-        decision=decision,
-        served=served,
-        dropped=dropped,
-        drop_reason=reason,
-        offloaded=at_edge,
-        time_s=np.where(served, parts["time_s"], zero),
-        energy_j=np.where(served, parts["energy_j"], zero),
-        error=np.where(served, parts["error"], zero),
-        utility=np.where(served, parts["utility"], zero),
-        cost=np.where(served, parts["cost"], np.where(dropped, c.drop_cost, zero)),
-        sqrt_steps_sum=sqrt_steps_sum[..., 0],
-        edge_steps=np.where(at_edge, steps, 0).sum(axis=-1),
-    )
+    return serve(option_rows(problem, decision.offload, decision.steps), problem.battery_j, problem.config)
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.signal import lfilter
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -44,7 +45,17 @@ def shannon_rate_bps(
 
 def gauss_markov_fading(fading: np.ndarray, correlation: float, rng: np.random.Generator) -> np.ndarray:
     """One step of ``g' = rho g + sqrt(1 - rho^2) w`` with ``w ~ CN(0, 1)``."""
-    return correlation * fading + math.sqrt(1.0 - correlation**2) * complex_normal(rng, fading.shape)
+    return gauss_markov_path(fading, correlation, complex_normal(rng, fading.shape)[None])[0]
+
+
+def gauss_markov_path(initial: np.ndarray, correlation: float, innovations: np.ndarray) -> np.ndarray:
+    """``K`` steps of ``g_k = rho g_{k-1} + sqrt(1 - rho^2) w_k`` from ``g_0 = initial``.
+
+    ``innovations`` stacks ``w_1 .. w_K`` on axis 0 (shape ``(K, *initial.shape)``);
+    returns ``g_1 .. g_K`` in the same shape (a first-order IIR filter, scipy's ``lfilter``).
+    """
+    return lfilter([math.sqrt(1.0 - correlation**2)], [1.0, -correlation], innovations, axis=0,
+                   zi=correlation * np.asarray(initial)[None])[0]
 
 
 def complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -52,8 +63,12 @@ def complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
 
     One generator call (real parts first, then imaginary parts: the same stream as two calls).
     """
-    parts = rng.standard_normal((2, *shape))
-    return (parts[0] + 1j * parts[1]) / _SQRT2
+    return complex_normal_from(rng.standard_normal((2, *shape)))
+
+
+def complex_normal_from(standard_normals: np.ndarray) -> np.ndarray:
+    """``CN(0, 1)`` samples from standard normals stacked as (real parts, imaginary parts) on axis 0."""
+    return (standard_normals[0] + 1j * standard_normals[1]) / _SQRT2
 
 
 def local_step_time_s(cycles_per_step: float, clock_hz: np.ndarray) -> np.ndarray:

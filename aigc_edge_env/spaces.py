@@ -48,7 +48,7 @@ def encode_observation(problem: SlotProblem, slot_index: np.ndarray | int) -> np
 
     ``problem`` may be batched (arrays ``(B, N)``, ``slot_index`` of shape ``(B,)``) or a
     single slot (arrays ``(N,)``, a scalar ``slot_index``).  The blocks are written into one
-    preallocated array (a step's hot path).
+    preallocated array (the vector env's hot path; the single env encodes a chunk of slots at once).
     """
     c = problem.config
     request = problem.has_request
@@ -65,19 +65,26 @@ def encode_observation(problem: SlotProblem, slot_index: np.ndarray | int) -> np
     block[..., 5, :] = problem.local_step_energy_j / max_step_energy
     block[..., 6, :] = request * problem.deadline_s / c.deadline_s_range[1]
     block[..., 7, :] = request * problem.utility_weight / max(c.utility_weight_range[1], 1e-12)
-    block[..., 8, :] = problem.battery_j / max(c.battery_capacity_j, 1e-12) if c.battery_enabled else 1.0
     obs[..., -3] = request.sum(axis=-1) / n  # share of users with a request
     obs[..., -2] = min(1.0, c.edge_step_capacity / (c.n_users * c.max_steps))
     obs[..., -1] = np.asarray(slot_index) / c.horizon_slots
+    write_battery_feature(obs, problem.battery_j, c)
     np.maximum(obs, 0.0, out=obs)  # clip to [0, 1]
     np.minimum(obs, 1.0, out=obs)
     return obs.astype(np.float32)
 
 
+def write_battery_feature(observation: np.ndarray, battery_j: np.ndarray, config: AIGCEdgeConfig) -> None:
+    """Write block 8 (battery / capacity in [0, 1]; 1 without batteries) of ``observation`` in place."""
+    n = config.n_users
+    battery = battery_j / max(config.battery_capacity_j, 1e-12) if config.battery_enabled else 1.0
+    observation[..., 8 * n: 9 * n] = np.clip(battery, 0.0, 1.0)
+
+
 @lru_cache(maxsize=64)
 def _action_highs(n_users: int, n_levels: int) -> np.ndarray:
     """Largest valid entry of each action position (read-only)."""
-    highs = np.array([1] * n_users + [n_levels - 1] * n_users, dtype=np.int64)
+    highs = np.array([1] * n_users + [n_levels - 1] * n_users, dtype=np.uint64)
     highs.flags.writeable = False
     return highs
 
@@ -100,7 +107,7 @@ def integer_array(values: Any, what: str) -> np.ndarray:
     if array.dtype.kind not in "iub":
         if array.dtype.kind != "f" or not np.isfinite(array).all() or (array != np.round(array)).any():
             raise ValueError(f"{what} entries must be integers, got dtype {array.dtype} with values {array!r}")
-    return array.astype(np.int64)
+    return array.astype(np.int64, copy=False)
 
 
 def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: tuple[int, ...]) -> np.ndarray:
@@ -116,7 +123,7 @@ def validate_actions(actions: np.ndarray, config: AIGCEdgeConfig, batch_shape: t
         raise ValueError(f"action must have shape {expected} (N={n} offload bits, then N level indices), "
                          f"got shape {array.shape}")
     array = integer_array(array, "action")
-    if ((array < 0) | (array > _action_highs(n, n_levels))).any():
+    if np.count_nonzero(array.astype(np.uint64) > _action_highs(n, n_levels)):  # negatives wrap to huge values
         offload, levels = array[..., :n], array[..., n:]
         if ((offload < 0) | (offload > 1)).any():
             raise ValueError(f"action offload bits (first N={n} entries) must be 0 or 1, got {offload.tolist()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, strategies as st
 
 import aigc_edge_env
@@ -173,10 +174,13 @@ def test_vector_env_random_configs(config, seed, num_envs):
         problem = envs.current_problem()
         actions = rng.integers(0, nvec, size=(num_envs, nvec.size))
         ev = evaluate_decision(problem, env_spaces.actions_to_decision(actions, config))
-        for i in range(num_envs):
-            sub = ev.problem.select(i)
+        for i in range(num_envs):  # a batch evaluates as its slots do one by one
+            sub = problem.select(i)
             decision = env_spaces.actions_to_decision(actions[i], config)
-            check_served_constraints(sub, decision, evaluate_decision(sub, decision))
+            sub_ev = evaluate_decision(sub, decision)
+            check_served_constraints(sub, decision, sub_ev)
+            np.testing.assert_array_equal(ev.served[i], sub_ev.served)
+            assert ev.total_cost[i] == pytest.approx(float(sub_ev.total_cost), rel=1e-12, abs=1e-12)
         obs, rewards, terms, truncs, infos = envs.step(actions)
         assert envs.observation_space.contains(obs) and np.all(np.isfinite(rewards))
         assert all(np.all(np.isfinite(v)) for v in infos.values())
