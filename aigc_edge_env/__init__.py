@@ -15,7 +15,10 @@ from aigc_edge_env.model import (
     SlotEvaluation,
     SlotProblem,
     evaluate_decision,
+    option_grid,
+    option_rows,
     option_table,
+    serve,
 )
 from aigc_edge_env.registration import register_envs
 from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
@@ -25,8 +28,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AIGCEdgeConfig", "AIGCEdgeEnv", "AIGCEdgeVectorEnv", "ConfigError", "Decision", "DropReason",
     "OptionTable", "PowerLawErrorCurve", "SCENARIOS", "SlotEvaluation", "SlotProblem",
-    "TabulatedErrorCurve", "default_config", "evaluate_decision", "make_config", "option_table",
-    "register_envs", "slot_components", "slot_info",
+    "TabulatedErrorCurve", "default_config", "evaluate_decision", "make_config", "option_grid", "option_rows",
+    "option_table", "register_envs", "serve", "slot_components", "slot_info",
 ]
 
 register_envs()

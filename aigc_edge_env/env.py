@@ -11,7 +11,7 @@ import numpy as np
 
 from aigc_edge_env import dynamics, spaces as env_spaces
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
-from aigc_edge_env.model import Decision, SlotEvaluation, SlotProblem, option_grid, serve
+from aigc_edge_env.model import OPTION_COLUMNS, Decision, SlotEvaluation, SlotProblem, option_grid, serve
 
 __all__ = ["AIGCEdgeEnv", "slot_components", "slot_info"]
 
@@ -135,7 +135,9 @@ class AIGCEdgeEnv(gym.Env):
         self.observation_space = env_spaces.observation_space(self.config)
         self.action_space = env_spaces.action_space(self.config)
         self._users = np.arange(self.config.n_users)
-        self._slots_per_chunk = max(2, CHUNK_OPTIONS // (2 * self.config.n_users * self.config.n_levels))
+        self._slots_per_chunk = max(2, min(CHUNK_OPTIONS // (2 * self.config.n_users * self.config.n_levels),
+                                           self.config.horizon_slots + 1))
+        self._grid_buffer: np.ndarray | None = None  # reused by every chunk: no fresh pages per chunk
         self._state: dynamics.SystemState | None = None
         self._chunk: _SlotChunk | None = None
         self._slot_index = 0
@@ -215,10 +217,13 @@ class AIGCEdgeEnv(gym.Env):
         n_slots = max(1, min(self._slots_per_chunk, c.horizon_slots + 1 - self._slot_index))
         problem, harvest_j = dynamics.draw_slots(c, self._state, self.np_random, n_slots,
                                                  first_is_current=first_is_current)
+        if self._grid_buffer is None:
+            self._grid_buffer = np.empty((len(OPTION_COLUMNS), 2, c.n_levels, self._slots_per_chunk, c.n_users))
         slot_indices = np.arange(self._slot_index, self._slot_index + n_slots)
         self._chunk = _SlotChunk(
             first_slot=self._slot_index, n_slots=n_slots, problem=problem, harvest_j=harvest_j,
-            option_grid=option_grid(problem), observations=env_spaces.encode_observation(problem, slot_indices),
+            option_grid=option_grid(problem, out=self._grid_buffer[:, :, :, :n_slots]),
+            observations=env_spaces.encode_observation(problem, slot_indices),
         )
 
     def _observation(self) -> np.ndarray:

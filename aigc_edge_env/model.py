@@ -200,15 +200,18 @@ N_SUMMED_COLUMNS = OPTION_COLUMNS.index("steps")
  _EDGE_STEPS_LIMIT, _MAX_SQRT_SUM) = range(len(OPTION_COLUMNS))
 
 
-def option_rows(problem: SlotProblem, offload: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def option_rows(
+    problem: SlotProblem, offload: np.ndarray, steps: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Everything the repair rule and the cost need about each user's chosen option.
 
     Returns an array of shape ``(K,) + broadcast(per-user arrays, offload, steps)`` whose
     axis 0 is :data:`OPTION_COLUMNS` (column-first: each column is contiguous, so the cost
-    sums are one matrix product).  Steps of users without a request are ignored.
-    The device-capacity and local-deadline checks are folded into ``max_sqrt_steps_sum``
-    (``+inf`` if the local option is feasible, ``-inf`` if not); at the edge it is
-    ``F_E (Tmax - transfer time) / sqrt(s)``, the largest ``Q`` meeting the deadline.
+    sums are one matrix product), written into ``out`` if given.  Steps of users without
+    a request are ignored.  The device-capacity and local-deadline checks are folded into
+    ``max_sqrt_steps_sum`` (``+inf`` if the local option is feasible, ``-inf`` if not); at
+    the edge it is ``F_E (Tmax - transfer time) / sqrt(s)``, the largest ``Q`` meeting the
+    deadline.
     """
     c = problem.config
     steps = np.clip(steps, c.min_steps, c.max_steps)  # only ignored steps (no request) can be out of range
@@ -217,35 +220,40 @@ def option_rows(problem: SlotProblem, offload: np.ndarray, steps: np.ndarray) ->
     sqrt_steps = np.sqrt(steps)
     local_ok = (steps <= c.device_step_capacity) & (parts["time_s"] <= problem.deadline_s)
     edge_max_sqrt_sum = c.edge_steps_per_s * (problem.deadline_s - problem.edge_transfer_time_s) / sqrt_steps
-    columns = (
+    values = (  # finite: zeroed for users without a request
         1.0, offload, offload * steps, offload * sqrt_steps,
-        *(parts[name] for name in ("energy_j", "time_s", "error", "utility", "cost")),
-        steps, np.where(offload, c.edge_step_capacity, np.inf),
+        *(parts[name] for name in ("energy_j", "time_s", "error", "utility", "cost")), steps,
+    )
+    limits = (  # +inf for users without a request
+        np.where(offload, c.edge_step_capacity, np.inf),
         np.where(offload, edge_max_sqrt_sum, np.where(local_ok, np.inf, -np.inf)),
     )
-    shape = np.broadcast_shapes(problem.has_request.shape, *map(np.shape, columns))
-    rows = np.empty((len(columns), *shape))
-    for row, column in zip(rows, columns):
-        row[...] = column
-    # A user without a request: an all-zero row (every value but the limits is finite), no limits.
-    rows[:_EDGE_STEPS_LIMIT] *= problem.has_request
-    np.copyto(rows[_EDGE_STEPS_LIMIT:], np.inf, where=~problem.has_request)
+    active = problem.has_request
+    shape = (len(values) + len(limits), *np.broadcast_shapes(active.shape, *map(np.shape, values + limits)))
+    rows = np.empty(shape) if out is None else out
+    if rows.shape != shape:
+        raise ValueError(f"out has shape {rows.shape}, expected {shape}")
+    active_mask = active.astype(np.float64)
+    for row, value in zip(rows, values):
+        np.multiply(value, active_mask, out=row)
+    for row, limit in zip(rows[len(values):], limits):
+        row[...] = np.where(active, limit, np.inf)
     return rows
 
 
-def option_grid(problem: SlotProblem) -> np.ndarray:
+def option_grid(problem: SlotProblem, out: np.ndarray | None = None) -> np.ndarray:
     """:func:`option_rows` of every mode and level: shape ``(K, 2, L) + batch + (N,)``.
 
     Index ``[:, x, l, ..., n]`` is user ``n`` served locally (``x = 0``) or at the edge
     (``x = 1``) at level ``config.step_levels[l]``; gathering one ``(x, l)`` per user gives
     the rows :func:`serve` takes (how the env evaluates an action without recomputing).
     The option axes lead so that every vectorised operation runs over the contiguous
-    slots and users.
+    slots and users.  ``out``: an array of that shape to write into (the env reuses one).
     """
     user_axes = (1,) * problem.has_request.ndim
     offload = np.array([False, True]).reshape(2, 1, *user_axes)
     levels = np.asarray(problem.config.step_levels, dtype=np.int64).reshape(-1, *user_axes)
-    return option_rows(problem, offload, levels)
+    return option_rows(problem, offload, levels, out=out)
 
 
 # Drop reasons as plain ints: numpy compares against these far faster than against IntEnum members.
@@ -410,11 +418,6 @@ def _validate_decision(problem: SlotProblem, decision: Decision) -> None:
         )
 
 
-def _column_sums(mask: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Sums of the summable columns over the users where ``mask`` holds, shape ``(S,) + batch``."""
-    return np.vecdot(rows[:N_SUMMED_COLUMNS], mask)
-
-
 def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig) -> SlotEvaluation:
     """Apply the repair rule (module docstring) to the chosen options' :func:`option_rows`.
 
@@ -427,7 +430,7 @@ def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig
     kept = admitted & meets_deadline
     if battery_j is not None:
         kept &= rows[_ENERGY] <= battery_j
-    served_totals = _column_sums(kept, rows)  # dropping only lowers Q: the served stay feasible
+    served_totals = np.vecdot(rows[:N_SUMMED_COLUMNS], kept)  # dropping only lowers Q: the served stay feasible
     return SlotEvaluation(
         config=config, rows=rows, admitted=admitted, meets_deadline=meets_deadline, kept=kept,
         sqrt_steps_sum=served_totals[_EDGE_SQRT_STEPS], served_totals=served_totals,

@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import aigc_edge_env
-from aigc_edge_env import AIGCEdgeEnv, AIGCEdgeVectorEnv, Decision, evaluate_decision
+from aigc_edge_env import AIGCEdgeEnv, AIGCEdgeVectorEnv, Decision, dynamics, evaluate_decision
 from aigc_edge_env import spaces as env_spaces
 
 ENV_IDS = tuple(aigc_edge_env.SCENARIOS)
@@ -148,6 +148,45 @@ def test_reset_without_seed_continues_the_stream_and_options_are_rejected():
     assert not np.array_equal(first, second)
     with pytest.raises(ValueError, match="options"):
         env.reset(options={"foo": 1})
+
+
+@pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
+def test_draw_slots_replays_the_slot_by_slot_dynamics(env_id):
+    """Slots drawn ahead are the slots (and harvests) the step-by-step dynamics would draw."""
+    config = aigc_edge_env.make_config(env_id, {"n_users": 4})
+    rng_ahead, rng_stepwise = np.random.default_rng(5), np.random.default_rng(5)
+    ahead = dynamics.reset_state(config, rng_ahead, None)
+    stepwise = dynamics.reset_state(config, rng_stepwise, None)
+    slots, harvest_j = dynamics.draw_slots(config, ahead, rng_ahead, 6, first_is_current=True)
+    more, _ = dynamics.draw_slots(config, ahead, rng_ahead, 2, first_is_current=False)
+    for k in range(8):
+        if k:
+            battery_before = stepwise.battery_j
+            dynamics.advance_state(config, stepwise, np.zeros(4), rng_stepwise)
+            if k < 6 and config.battery_enabled:
+                np.testing.assert_array_equal(
+                    stepwise.battery_j, np.minimum(config.battery_capacity_j, battery_before + harvest_j[k]))
+        expected = dynamics.draw_slot(config, stepwise, rng_stepwise)
+        got = slots.select(k) if k < 6 else more.select(k - 6)
+        for name in ("has_request", "upload_bits", "download_bits", "utility_weight", "deadline_s",
+                     "uplink_rate_bps", "downlink_rate_bps", "device_clock_hz"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=f"slot {k} {name}")
+    assert rng_ahead.random() == rng_stepwise.random()  # the same amount of the stream consumed
+
+
+@pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
+def test_trajectories_do_not_depend_on_how_many_slots_are_drawn_ahead(env_id, monkeypatch):
+    """Chunks of 2 slots give the trajectory of one chunk per episode, past the horizon and resets too."""
+    config = {"n_users": 3, "horizon_slots": 5}
+    actions = fixed_actions(AIGCEdgeEnv(config, scenario=env_id), 9, seed=3)
+    traces = []
+    for chunk_options in (aigc_edge_env.env.CHUNK_OPTIONS, 1):
+        monkeypatch.setattr(aigc_edge_env.env, "CHUNK_OPTIONS", chunk_options)
+        env = AIGCEdgeEnv(config, scenario=env_id)
+        trace = rollout(env, 4, actions)  # 9 steps: 4 past the horizon
+        trace += rollout(env, None, actions[:6])  # a reset that continues the stream
+        traces.append(trace)
+    assert_same_trace(*traces)
 
 
 def test_truncates_at_horizon_never_terminates():

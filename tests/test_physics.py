@@ -14,12 +14,16 @@ from scipy.optimize import minimize
 
 from aigc_edge_env import (
     AIGCEdgeConfig,
+    AIGCEdgeEnv,
     Decision,
     DropReason,
     PowerLawErrorCurve,
     TabulatedErrorCurve,
     evaluate_decision,
+    option_grid,
+    option_rows,
     option_table,
+    serve,
 )
 from aigc_edge_env import physics
 
@@ -90,6 +94,16 @@ def test_gauss_markov_fading_keeps_unit_power_and_correlation():
     assert np.mean(g1 * np.conj(g0)).real == pytest.approx(0.9, abs=0.02)
     # rho = 1 freezes the fading, rho = 0 makes it independent
     assert np.array_equal(physics.gauss_markov_fading(g0[:5], 1.0, rng), g0[:5])
+
+
+def test_gauss_markov_path_is_the_recursion_step_by_step():
+    rng = np.random.default_rng(1)
+    start, innovations = physics.complex_normal(rng, (4,)), physics.complex_normal(rng, (6, 4))
+    expected, fading = [], start
+    for innovation in innovations:
+        fading = 0.7 * fading + math.sqrt(1 - 0.7**2) * innovation
+        expected.append(fading)
+    np.testing.assert_array_equal(physics.gauss_markov_path(start, 0.7, innovations), expected)
 
 
 # --- computation --------------------------------------------------------------------------
@@ -443,3 +457,33 @@ def test_drop_cost_exceeds_every_feasible_option_of_sampled_slots(env_id):
         worst = max(worst, local[busy].max(initial=-np.inf), edge[busy].max(initial=-np.inf))
         env.step(env.action_space.sample())
     assert np.isfinite(worst) and worst < c.drop_cost
+
+
+# --- the env's fast path: option rows tabulated ahead, then served -----------------------------
+@pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
+def test_gathered_option_grid_rows_serve_like_evaluate_decision(env_id):
+    """Rows gathered from :func:`option_grid` equal :func:`option_rows` of the decision, and
+    serving them gives :func:`evaluate_decision`'s outcome (the env's step vs the model)."""
+    env = AIGCEdgeEnv(scenario=env_id)
+    env.reset(seed=11)
+    rng = np.random.default_rng(11)
+    levels = np.asarray(env.config.step_levels)
+    users = np.arange(env.config.n_users)
+    for _ in range(30):
+        problem = env.current_problem()
+        action = rng.integers(0, env.action_space.nvec)
+        offload, level = action[: users.size], action[users.size:]
+        gathered = option_grid(problem)[:, offload, level, users]
+        np.testing.assert_allclose(gathered, option_rows(problem, offload.astype(bool), levels[level]), rtol=1e-14)
+        served = serve(gathered, problem.battery_j, problem.config)
+        expected = evaluate_decision(problem, Decision(offload.astype(bool), levels[level]))
+        np.testing.assert_array_equal(served.drop_reason, expected.drop_reason)
+        assert served.summary() == pytest.approx(expected.summary(), rel=1e-12, abs=1e-12)
+        env.step(action)
+
+
+def test_option_rows_rejects_an_out_array_of_the_wrong_shape():
+    env = AIGCEdgeEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="out has shape"):
+        option_grid(env.current_problem(), out=np.empty((3, 2)))
