@@ -207,37 +207,35 @@ def option_rows(
 
     Returns an array of shape ``(K,) + broadcast(per-user arrays, offload, steps)`` whose
     axis 0 is :data:`OPTION_COLUMNS` (column-first: each column is contiguous, so the cost
-    sums are one matrix product), written into ``out`` if given.  Steps of users without
-    a request are ignored.  The device-capacity and local-deadline checks are folded into
-    ``max_sqrt_steps_sum`` (``+inf`` if the local option is feasible, ``-inf`` if not); at
-    the edge it is ``F_E (Tmax - transfer time) / sqrt(s)``, the largest ``Q`` meeting the
-    deadline.
+    sums are one matrix product), written into ``out`` if given.  ``steps`` must lie in
+    ``[S_min, S_max]`` (:func:`evaluate_decision` replaces those of users without a
+    request, which are ignored, by ``S_min``).  The device-capacity and local-deadline
+    checks are folded into ``max_sqrt_steps_sum`` (``+inf`` if the local option is
+    feasible, ``-inf`` if not); at the edge it is ``F_E (Tmax - transfer time) / sqrt(s)``,
+    the largest ``Q`` meeting the deadline.
     """
     c = problem.config
-    steps = np.clip(steps, c.min_steps, c.max_steps)  # only ignored steps (no request) can be out of range
     offload = np.asarray(offload, dtype=bool)
     parts = request_components(problem, offload, steps, 0.0)
     sqrt_steps = np.sqrt(steps)
     local_ok = (steps <= c.device_step_capacity) & (parts["time_s"] <= problem.deadline_s)
     edge_max_sqrt_sum = c.edge_steps_per_s * (problem.deadline_s - problem.edge_transfer_time_s) / sqrt_steps
-    values = (  # finite: zeroed for users without a request
+    columns = (
         1.0, offload, offload * steps, offload * sqrt_steps,
         *(parts[name] for name in ("energy_j", "time_s", "error", "utility", "cost")), steps,
-    )
-    limits = (  # +inf for users without a request
         np.where(offload, c.edge_step_capacity, np.inf),
         np.where(offload, edge_max_sqrt_sum, np.where(local_ok, np.inf, -np.inf)),
     )
     active = problem.has_request
-    shape = (len(values) + len(limits), *np.broadcast_shapes(active.shape, *map(np.shape, values + limits)))
+    shape = (len(columns), *np.broadcast(active, *columns).shape)
     rows = np.empty(shape) if out is None else out
     if rows.shape != shape:
         raise ValueError(f"out has shape {rows.shape}, expected {shape}")
-    active_mask = active.astype(np.float64)
-    for row, value in zip(rows, values):
-        np.multiply(value, active_mask, out=row)
-    for row, limit in zip(rows[len(values):], limits):
-        row[...] = np.where(active, limit, np.inf)
+    for row, column in zip(rows, columns):
+        row[...] = column
+    # A user without a request: all zeros (every value but the limits is finite), no limits.
+    rows[:_EDGE_STEPS_LIMIT] *= active
+    np.copyto(rows[_EDGE_STEPS_LIMIT:], np.inf, where=~active)
     return rows
 
 
@@ -440,7 +438,8 @@ def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig
 def evaluate_decision(problem: SlotProblem, decision: Decision) -> SlotEvaluation:
     """Serve ``decision`` on ``problem`` under the repair rule of this module's docstring."""
     _validate_decision(problem, decision)
-    return serve(option_rows(problem, decision.offload, decision.steps), problem.battery_j, problem.config)
+    steps = np.where(problem.has_request, decision.steps, problem.config.min_steps)  # ignored: any valid value
+    return serve(option_rows(problem, decision.offload, steps), problem.battery_j, problem.config)
 
 
 @dataclass(frozen=True, eq=False)
