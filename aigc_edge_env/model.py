@@ -420,7 +420,9 @@ def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig
     """Apply the repair rule (module docstring) to the chosen options' :func:`option_rows`.
 
     ``battery_j`` is the energy each device has this slot (``None``: no battery limit).
-    Steps 2 and 4's deadline check are one comparison, ``Q <= max_sqrt_steps_sum``.
+    The device-capacity and deadline checks (steps 2 and 4) are one comparison per user,
+    ``Q <= max_sqrt_steps_sum``; the edge-capacity prefix (step 3) is the running total
+    of edge steps against ``edge_steps_limit``.
     """
     admitted = rows[_EDGE_STEPS].cumsum(axis=-1) <= rows[_EDGE_STEPS_LIMIT]
     admitted_sqrt_sum = np.vecdot(rows[_EDGE_SQRT_STEPS], admitted)
