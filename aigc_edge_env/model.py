@@ -220,22 +220,21 @@ def option_rows(
     sqrt_steps = np.sqrt(steps)
     local_ok = (steps <= c.device_step_capacity) & (parts["time_s"] <= problem.deadline_s)
     edge_max_sqrt_sum = c.edge_steps_per_s * (problem.deadline_s - problem.edge_transfer_time_s) / sqrt_steps
-    columns = (
-        1.0, offload, offload * steps, offload * sqrt_steps,
-        *(parts[name] for name in ("energy_j", "time_s", "error", "utility", "cost")), steps,
-        np.where(offload, c.edge_step_capacity, np.inf),
-        np.where(offload, edge_max_sqrt_sum, np.where(local_ok, np.inf, -np.inf)),
-    )
     active = problem.has_request
-    shape = (len(columns), *np.broadcast(active, *columns).shape)
+    at_edge = offload & active
+    columns = (  # a user without a request: zero values (all finite, masked below), no limits
+        active, offload, offload * steps, offload * sqrt_steps,
+        *(parts[name] for name in ("energy_j", "time_s", "error", "utility", "cost")), steps,
+        np.where(at_edge, c.edge_step_capacity, np.inf),
+        np.where(at_edge, edge_max_sqrt_sum, np.where(local_ok | ~active, np.inf, -np.inf)),
+    )
+    shape = (len(columns), *np.broadcast(*columns).shape)
     rows = np.empty(shape) if out is None else out
     if rows.shape != shape:
         raise ValueError(f"out has shape {rows.shape}, expected {shape}")
     for row, column in zip(rows, columns):
         row[...] = column
-    # A user without a request: all zeros (every value but the limits is finite), no limits.
-    rows[:_EDGE_STEPS_LIMIT] *= active
-    np.copyto(rows[_EDGE_STEPS_LIMIT:], np.inf, where=~active)
+    rows[_REQUEST + 1:_EDGE_STEPS_LIMIT] *= rows[_REQUEST]
     return rows
 
 
