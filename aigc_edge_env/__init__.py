@@ -12,6 +12,7 @@ from aigc_edge_env.model import (
     Decision,
     DropReason,
     OptionTable,
+    PROBLEM_ARRAY_FIELDS,
     SlotEvaluation,
     SlotProblem,
     evaluate_decision,
@@ -27,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AIGCEdgeConfig", "AIGCEdgeEnv", "AIGCEdgeVectorEnv", "ConfigError", "Decision", "DropReason",
-    "OptionTable", "PowerLawErrorCurve", "SCENARIOS", "SlotEvaluation", "SlotProblem",
+    "OptionTable", "PROBLEM_ARRAY_FIELDS", "PowerLawErrorCurve", "SCENARIOS", "SlotEvaluation", "SlotProblem",
     "TabulatedErrorCurve", "default_config", "evaluate_decision", "make_config", "option_grid", "option_rows",
     "option_table", "register_envs", "serve", "slot_components", "slot_info",
 ]

@@ -35,7 +35,9 @@ class SystemState:
     device_clock_hz: np.ndarray
     fading: np.ndarray  # complex small-scale gain g
     battery_j: np.ndarray  # inf when batteries are disabled
-    slot_index: np.ndarray  # (B,) (or 0-d for one system) slots elapsed in the episode
+    # Slots elapsed in the episode, (B,) (0-d for one system), advanced by advance_state; the
+    # single env draws slots ahead with draw_slots and keeps its own count.
+    slot_index: np.ndarray
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], shape: tuple[int, ...]) -> np.ndarray:
@@ -84,6 +86,8 @@ def draw_slots(
     and ``harvest[k]``, the energy harvested on entering slot ``k`` (None without
     batteries).  ``state.fading`` moves to the last slot's.
     """
+    if n_slots < 1:
+        raise ValueError(f"n_slots must be >= 1, got {n_slots}")
     shape = state.fading.shape
     normals = np.zeros((n_slots, 2, *shape))
     units = np.empty((n_slots, 5, *shape))

@@ -11,7 +11,9 @@ import numpy as np
 
 from aigc_edge_env import dynamics, spaces as env_spaces
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
-from aigc_edge_env.model import OPTION_COLUMNS, Decision, SlotEvaluation, SlotProblem, option_grid, serve
+from aigc_edge_env.model import (
+    OPTION_COLUMNS, PROBLEM_ARRAY_FIELDS, Decision, SlotEvaluation, SlotProblem, option_grid, serve,
+)
 
 __all__ = ["AIGCEdgeEnv", "slot_components", "slot_info"]
 
@@ -24,6 +26,20 @@ def slot_components(evaluation: SlotEvaluation) -> dict[str, Any]:
 def slot_info(evaluation: SlotEvaluation) -> dict[str, float]:
     """``info`` of one slot: :func:`slot_components` as Python floats."""
     return {name: float(value) for name, value in slot_components(evaluation).items()}
+
+
+def _free_one_mapped_block(n_bytes: int) -> None:
+    """Allocate and free one block of ``n_bytes`` (so that glibc keeps chunk temporaries).
+
+    Each chunk's :func:`option_grid` makes a few MB of short-lived temporaries, each just
+    under glibc's initial mmap threshold (128 KiB), so they come from the heap; glibc then
+    returns the freed top of the heap to the OS (trim threshold 128 KiB) and the next chunk
+    faults every page in again, which doubled a chunk's cost in a process that had
+    allocated little else.  Freeing one mmapped block raises glibc's mmap and trim
+    thresholds to fit it (its documented dynamic threshold, which any program freeing a
+    large array triggers), and the temporaries are reused in place.  Elsewhere: a no-op.
+    """
+    np.empty(n_bytes // 8)  # allocated and freed at once
 
 
 #: The single env computes the option rows of this many (user, mode, level) options at a
@@ -138,6 +154,8 @@ class AIGCEdgeEnv(gym.Env):
         self._slots_per_chunk = max(2, min(CHUNK_OPTIONS // (2 * self.config.n_users * self.config.n_levels),
                                            self.config.horizon_slots + 1))
         self._grid_buffer: np.ndarray | None = None  # reused by every chunk: no fresh pages per chunk
+        grid_bytes = 8 * len(OPTION_COLUMNS) * 2 * self.config.n_levels * self._slots_per_chunk * self.config.n_users
+        _free_one_mapped_block(2 * grid_bytes)
         self._state: dynamics.SystemState | None = None
         self._chunk: _SlotChunk | None = None
         self._slot_index = 0
@@ -184,12 +202,14 @@ class AIGCEdgeEnv(gym.Env):
 
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
-        """The :class:`SlotProblem` the next action decides (per-user arrays of shape ``(N,)``)."""
+        """The :class:`SlotProblem` the next action decides (read-only per-user arrays ``(N,)``)."""
         if self._chunk is None:
             raise RuntimeError("call reset() before current_problem()")
         if self._problem is None:
             slot = self._chunk.problem.select(self._slot_index - self._chunk.first_slot)
-            self._problem = dataclasses.replace(slot, battery_j=self._state.battery_j.copy())
+            battery_j = self._state.battery_j.copy()
+            battery_j.flags.writeable = False
+            self._problem = dataclasses.replace(slot, battery_j=battery_j)
         return self._problem
 
     def action_to_decision(self, action) -> Decision:
@@ -217,6 +237,8 @@ class AIGCEdgeEnv(gym.Env):
         n_slots = max(1, min(self._slots_per_chunk, c.horizon_slots + 1 - self._slot_index))
         problem, harvest_j = dynamics.draw_slots(c, self._state, self.np_random, n_slots,
                                                  first_is_current=first_is_current)
+        for name in PROBLEM_ARRAY_FIELDS:  # handed out by current_problem(): the costs come from the grid
+            getattr(problem, name).flags.writeable = False
         if self._grid_buffer is None:
             self._grid_buffer = np.empty((len(OPTION_COLUMNS), 2, c.n_levels, self._slots_per_chunk, c.n_users))
         slot_indices = np.arange(self._slot_index, self._slot_index + n_slots)

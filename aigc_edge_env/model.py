@@ -43,6 +43,7 @@ A dropped request costs ``C_drop`` (``config.drop_cost``), uses no energy and no
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
@@ -59,6 +60,7 @@ __all__ = [
     "N_SUMMED_COLUMNS",
     "OPTION_COLUMNS",
     "OptionTable",
+    "PROBLEM_ARRAY_FIELDS",
     "SlotEvaluation",
     "SlotProblem",
     "evaluate_decision",
@@ -126,11 +128,12 @@ class SlotProblem:
 
     def select(self, index: Any) -> "SlotProblem":
         """The sub-problem of batch entry ``index`` (e.g. ``problem.select(3)``)."""
-        arrays = {name: getattr(self, name)[index] for name in _ARRAY_FIELDS}
+        arrays = {name: getattr(self, name)[index] for name in PROBLEM_ARRAY_FIELDS}
         return SlotProblem(config=self.config, **arrays)
 
 
-_ARRAY_FIELDS = (
+#: The per-user array fields of :class:`SlotProblem`, in declaration order.
+PROBLEM_ARRAY_FIELDS = (
     "has_request", "upload_bits", "download_bits", "utility_weight", "deadline_s",
     "uplink_rate_bps", "downlink_rate_bps", "device_clock_hz", "battery_j",
 )
@@ -268,9 +271,10 @@ def _share(part, whole):
 class SlotEvaluation:
     """Outcome of serving one slot's decision (or a batch of them) under the repair rule.
 
-    Built by :func:`serve`.  Per-user arrays (``served``, ``time_s``, ``cost``, ...) are
-    computed on first access and are zero for users not served; ``cost`` is ``C_n`` for a
-    served request, ``C_drop`` for a dropped one, 0 without request.
+    Built by :func:`serve`, which computes only the masks and the slot totals; per-user
+    arrays (``served``, ``time_s``, ``cost``, ...) are computed when asked for and are zero
+    for users not served; ``cost`` is ``C_n`` for a served request, ``C_drop`` for a dropped
+    one, 0 without request.
     """
 
     config: AIGCEdgeConfig
@@ -415,6 +419,11 @@ def _validate_decision(problem: SlotProblem, decision: Decision) -> None:
         )
 
 
+def _all_finite(values: np.ndarray) -> bool:
+    """Every entry finite (``math.isfinite`` for one value: far faster than numpy)."""
+    return math.isfinite(values) if values.ndim == 0 else bool(np.isfinite(values).all())
+
+
 def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig) -> SlotEvaluation:
     """Apply the repair rule (module docstring) to the chosen options' :func:`option_rows`.
 
@@ -430,6 +439,13 @@ def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig
     if battery_j is not None:
         kept &= rows[_ENERGY] <= battery_j
     served_totals = np.vecdot(rows[:N_SUMMED_COLUMNS], kept)  # dropping only lowers Q: the served stay feasible
+    if not _all_finite(served_totals[_BASE_COST]):  # a non-finite value anywhere poisons the sums
+        bad = ~np.isfinite(rows[:N_SUMMED_COLUMNS]).all(axis=0) | np.isnan(rows[N_SUMMED_COLUMNS:]).any(axis=0)
+        raise ValueError(
+            f"the options of users {sorted(set(np.nonzero(bad)[-1].tolist()))} have non-finite costs: a "
+            "SlotProblem's per-user arrays must be finite, with positive rates and clocks, for every user "
+            "(with or without a request); battery_j may be inf"
+        )
     return SlotEvaluation(
         config=config, rows=rows, admitted=admitted, meets_deadline=meets_deadline, kept=kept,
         sqrt_steps_sum=served_totals[_EDGE_SQRT_STEPS], served_totals=served_totals,
@@ -474,7 +490,7 @@ def option_table(problem: SlotProblem) -> OptionTable:
     """
     c = problem.config
     levels = np.asarray(c.step_levels, dtype=np.int64)
-    column = {name: getattr(problem, name)[..., None] for name in _ARRAY_FIELDS}
+    column = {name: getattr(problem, name)[..., None] for name in PROBLEM_ARRAY_FIELDS}
     grid = SlotProblem(config=c, **column)  # per-user arrays as (N, 1) columns against (L,) levels
     local = request_components(grid, False, levels, 0.0)
     edge = request_components(grid, True, levels, 0.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import lfilter
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -45,19 +44,24 @@ def shannon_rate_bps(
 
 def gauss_markov_fading(fading: np.ndarray, correlation: float, rng: np.random.Generator) -> np.ndarray:
     """One step of ``g' = rho g + sqrt(1 - rho^2) w`` with ``w ~ CN(0, 1)``."""
-    return correlation * fading + math.sqrt(1.0 - correlation**2) * complex_normal(rng, fading.shape)
+    return gauss_markov_path(fading, correlation, complex_normal(rng, fading.shape)[None])[0]
 
 
 def gauss_markov_path(initial: np.ndarray, correlation: float, innovations: np.ndarray) -> np.ndarray:
     """``K`` steps of ``g_k = rho g_{k-1} + sqrt(1 - rho^2) w_k`` from ``g_0 = initial``.
 
     ``innovations`` stacks ``w_1 .. w_K`` on axis 0 (shape ``(K, *initial.shape)``);
-    returns ``g_1 .. g_K`` in the same shape.  The recursion of :func:`gauss_markov_fading`
-    run as a first-order IIR filter (scipy's ``lfilter``), which computes the very same
-    products and sums (a test checks the paths are bit-identical).
+    returns ``g_1 .. g_K`` in the same shape.  A loop over the ``K`` steps, each vectorised
+    over the users (two numpy calls a step).
     """
-    return lfilter([math.sqrt(1.0 - correlation**2)], [1.0, -correlation], innovations, axis=0,
-                   zi=correlation * np.asarray(initial)[None])[0]
+    scaled_innovations = math.sqrt(1.0 - correlation**2) * innovations
+    path = np.empty(scaled_innovations.shape, dtype=np.result_type(initial, scaled_innovations))
+    previous = initial
+    for fading, scaled_innovation in zip(path, scaled_innovations):
+        np.multiply(correlation, previous, out=fading)
+        fading += scaled_innovation
+        previous = fading
+    return path
 
 
 def complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

@@ -189,6 +189,17 @@ def test_trajectories_do_not_depend_on_how_many_slots_are_drawn_ahead(env_id, mo
     assert_same_trace(*traces)
 
 
+def test_current_problem_is_read_only_and_draw_slots_needs_a_slot():
+    env = AIGCEdgeEnv(scenario="AIGCEdge-Battery-v0")
+    env.reset(seed=0)
+    problem = env.current_problem()
+    for name in aigc_edge_env.PROBLEM_ARRAY_FIELDS:
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(problem, name)[0] = 1.0
+    with pytest.raises(ValueError, match="n_slots must be >= 1"):
+        dynamics.draw_slots(env.config, env._state, env.np_random, 0, first_is_current=False)
+
+
 def test_truncates_at_horizon_never_terminates():
     env = gym.make("AIGCEdge-v0", config={"horizon_slots": 5})
     obs, _ = env.reset(seed=0)

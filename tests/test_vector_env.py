@@ -52,7 +52,7 @@ def test_rewards_equal_minus_cost_of_current_problem(env_id):
 def test_problems_handed_out_are_not_changed_by_later_steps():
     """A SlotProblem from current_problem() (e.g. kept by a solver or a replay buffer) keeps its
     values after further steps, autoresets included."""
-    from aigc_edge_env.model import _ARRAY_FIELDS
+    from aigc_edge_env.model import PROBLEM_ARRAY_FIELDS
 
     envs = make("AIGCEdge-Battery-v0", num_envs=3, horizon_slots=2)
     envs.reset(seed=0)
@@ -60,7 +60,7 @@ def test_problems_handed_out_are_not_changed_by_later_steps():
     kept = []
     for _ in range(5):
         problem = envs.unwrapped.current_problem()
-        kept.append((problem, {name: getattr(problem, name).copy() for name in _ARRAY_FIELDS}))
+        kept.append((problem, {name: getattr(problem, name).copy() for name in PROBLEM_ARRAY_FIELDS}))
         envs.step(random_actions(envs, rng))
     for problem, snapshot in kept:
         for name, values in snapshot.items():
