@@ -84,7 +84,8 @@ def draw_slots(
     reset).  Returns the slots as one :class:`SlotProblem` of shape ``(n_slots, N)``
     (``battery_j`` is the current level, a placeholder: batteries depend on the actions)
     and ``harvest[k]``, the energy harvested on entering slot ``k`` (None without
-    batteries).  ``state.fading`` moves to the last slot's.
+    batteries; with ``first_is_current``, ``harvest[0]`` means nothing: that slot was not
+    entered here).  ``state.fading`` moves to the last slot's.
     """
     if n_slots < 1:
         raise ValueError(f"n_slots must be >= 1, got {n_slots}")

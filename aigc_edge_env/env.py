@@ -153,9 +153,9 @@ class AIGCEdgeEnv(gym.Env):
         self._users = np.arange(self.config.n_users)
         self._slots_per_chunk = max(2, min(CHUNK_OPTIONS // (2 * self.config.n_users * self.config.n_levels),
                                            self.config.horizon_slots + 1))
+        self._grid_shape = (len(OPTION_COLUMNS), 2, self.config.n_levels, self._slots_per_chunk, self.config.n_users)
         self._grid_buffer: np.ndarray | None = None  # reused by every chunk: no fresh pages per chunk
-        grid_bytes = 8 * len(OPTION_COLUMNS) * 2 * self.config.n_levels * self._slots_per_chunk * self.config.n_users
-        _free_one_mapped_block(2 * grid_bytes)
+        _free_one_mapped_block(2 * 8 * int(np.prod(self._grid_shape)))
         self._state: dynamics.SystemState | None = None
         self._chunk: _SlotChunk | None = None
         self._slot_index = 0
@@ -240,7 +240,7 @@ class AIGCEdgeEnv(gym.Env):
         for name in PROBLEM_ARRAY_FIELDS:  # handed out by current_problem(): the costs come from the grid
             getattr(problem, name).flags.writeable = False
         if self._grid_buffer is None:
-            self._grid_buffer = np.empty((len(OPTION_COLUMNS), 2, c.n_levels, self._slots_per_chunk, c.n_users))
+            self._grid_buffer = np.empty(self._grid_shape)
         slot_indices = np.arange(self._slot_index, self._slot_index + n_slots)
         self._chunk = _SlotChunk(
             first_slot=self._slot_index, n_slots=n_slots, problem=problem, harvest_j=harvest_j,
