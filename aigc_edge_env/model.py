@@ -43,6 +43,7 @@ A dropped request costs ``C_drop`` (``config.drop_cost``), uses no energy and no
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import IntEnum
@@ -487,25 +488,20 @@ def option_table(problem: SlotProblem) -> OptionTable:
     """Tabulate every (user, mode, level) option (see :class:`OptionTable`).
 
     For a batch of slots (per-user arrays ``(..., N)``) every table has shape ``(..., N, L)``.
+    Read off :func:`option_grid` of the problem with every user asking (so users without a
+    request get their options' values too), plus the battery.
     """
     c = problem.config
-    levels = np.asarray(c.step_levels, dtype=np.int64)
-    column = {name: getattr(problem, name)[..., None] for name in PROBLEM_ARRAY_FIELDS}
-    grid = SlotProblem(config=c, **column)  # per-user arrays as (N, 1) columns against (L,) levels
-    local = request_components(grid, False, levels, 0.0)
-    edge = request_components(grid, True, levels, 0.0)
-    local_feasible = ((levels <= c.device_step_capacity) & (local["time_s"] <= grid.deadline_s)
-                      & (local["energy_j"] <= grid.battery_j))
-    slack_s = grid.deadline_s - grid.edge_transfer_time_s
-    edge_max_sqrt_sum = np.where(
-        (edge["energy_j"] <= grid.battery_j) & (slack_s >= 0), c.edge_steps_per_s * slack_s / np.sqrt(levels), -np.inf
-    )
+    grid = option_grid(dataclasses.replace(problem, has_request=np.ones_like(problem.has_request)))
+    local, edge = (np.moveaxis(grid[:, mode], 1, -1) for mode in (0, 1))  # (K, ..., N, L)
+    battery_j = problem.battery_j[..., None]
+    edge_ok = (edge[_ENERGY] <= battery_j) & (edge[_MAX_SQRT_SUM] >= 0)
     return OptionTable(
         problem=problem,
-        steps=levels,
-        local_cost=local["cost"],
-        local_feasible=local_feasible,
-        edge_base_cost=edge["cost"],
-        edge_max_sqrt_sum=edge_max_sqrt_sum,
+        steps=np.asarray(c.step_levels, dtype=np.int64),
+        local_cost=local[_BASE_COST],
+        local_feasible=(local[_MAX_SQRT_SUM] > 0) & (local[_ENERGY] <= battery_j),
+        edge_base_cost=edge[_BASE_COST],
+        edge_max_sqrt_sum=np.where(edge_ok, edge[_MAX_SQRT_SUM], -np.inf),
         congestion_weight=c.weight_time_per_s / c.edge_steps_per_s,
     )
