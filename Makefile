@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 TORCH_SOURCE := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 # The main job: a short PPO run, then every solver and the agent on the same seeds and slots.
 DEMO_RUN := runs/demo_ppo
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet $(TORCH_SOURCE) torch==$(TORCH_VERSION)
-	$(PYTHON) -m pip install --quiet -e '.[test]' torch==$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet -e '.[all]' torch==$(TORCH_VERSION)
 	touch $@
 
 demo: $(STAMP)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest
+
+lint: $(STAMP)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/env_speed.py
