@@ -40,5 +40,6 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/env_speed.py
 	$(PYTHON) benchmarks/solvers.py
 
+# Removes what the set-up and builds made; trained runs (runs/) and results (results/) stay.
 clean:
-	rm -rf $(VENV) runs results *.egg-info
+	rm -rf $(VENV) .venv-core *.egg-info build dist .pytest_cache .mypy_cache .ruff_cache

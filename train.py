@@ -11,7 +11,7 @@ Examples::
 
 Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id), updated by
 ``--hyperparams key:value ...``.  The run directory (layout in
-``aigc_edge_env/agents/runs.py``) keeps the model, its VecNormalize statistics, checkpoints,
+``agents/runs.py``) keeps the model, its VecNormalize statistics, checkpoints,
 the best model of the periodic evaluation, TensorBoard logs (``tensorboard --logdir DIR/tb``)
 and ``run.yml`` (resolved config, command lines, package versions, wall time, peak memory).
 A bad request exits with status 2 and a one-line reason.

@@ -6,13 +6,13 @@ Importing this package registers ``AIGCEdge-v0``, ``AIGCEdge-Battery-v0`` and
 """
 
 from aigc_edge_env.config import SCENARIOS, AIGCEdgeConfig, ConfigError, default_config, make_config
-from aigc_edge_env.env import AIGCEdgeEnv, slot_components, slot_info
+from aigc_edge_env.env import AIGCEdgeEnv, slot_info
 from aigc_edge_env.error_curves import PowerLawErrorCurve, TabulatedErrorCurve
 from aigc_edge_env.model import (
+    PROBLEM_ARRAY_FIELDS,
     Decision,
     DropReason,
     OptionTable,
-    PROBLEM_ARRAY_FIELDS,
     SlotEvaluation,
     SlotProblem,
     evaluate_decision,
@@ -30,7 +30,7 @@ __all__ = [
     "AIGCEdgeConfig", "AIGCEdgeEnv", "AIGCEdgeVectorEnv", "ConfigError", "Decision", "DropReason",
     "OptionTable", "PROBLEM_ARRAY_FIELDS", "PowerLawErrorCurve", "SCENARIOS", "SlotEvaluation", "SlotProblem",
     "TabulatedErrorCurve", "default_config", "evaluate_decision", "make_config", "option_grid", "option_rows",
-    "option_table", "register_envs", "serve", "slot_components", "slot_info",
+    "option_table", "register_envs", "serve", "slot_info",
 ]
 
 register_envs()

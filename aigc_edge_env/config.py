@@ -1,4 +1,4 @@
-"""Typed, validated configuration of the AIGC edge system (MODEL.md's parameters).
+"""Typed, validated configuration of the AIGC edge system (the parameters of ``docs/model.md``).
 
 One frozen dataclass, :class:`AIGCEdgeConfig`, holds every parameter with its unit in
 its name.  It is validated at construction: a bad value raises :class:`ConfigError`
@@ -12,33 +12,93 @@ keys are rejected) or :meth:`AIGCEdgeConfig.replace`.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
-from aigc_edge_env.error_curves import (
-    ConfigError,
-    ErrorCurve,
-    PowerLawErrorCurve,
-    config_error,
-    error_curve_from_spec,
-)
+from aigc_edge_env.error_curves import ErrorCurve, PowerLawErrorCurve, TabulatedErrorCurve
 
 __all__ = ["AIGCEdgeConfig", "ConfigError", "SCENARIOS", "default_config", "make_config"]
 
 
+class ConfigError(ValueError):
+    """A configuration value outside its accepted range (names the field)."""
+
+
+def config_error(field: str, value: Any, accepted: str) -> ConfigError:
+    return ConfigError(f"config field '{field}' = {value!r} is invalid: accepted {accepted}")
+
+
+def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any]) -> ErrorCurve:
+    """Build a curve from a curve object or a dict (``{eps_inf, a, b}`` or ``{steps, errors}``)."""
+    if isinstance(spec, (PowerLawErrorCurve, TabulatedErrorCurve)):
+        curve = spec
+    elif isinstance(spec, Mapping) and set(spec) == {"eps_inf", "a", "b"}:
+        curve = PowerLawErrorCurve(*(_number(f"{field}.{key}", spec[key]) for key in ("eps_inf", "a", "b")))
+    elif isinstance(spec, Mapping) and set(spec) == {"steps", "errors"}:
+        curve = TabulatedErrorCurve(
+            _number_tuple(f"{field}.steps", spec["steps"]), _number_tuple(f"{field}.errors", spec["errors"])
+        )
+    else:
+        raise config_error(
+            field, spec, "a PowerLawErrorCurve, a TabulatedErrorCurve, or a dict with keys "
+            "{'eps_inf', 'a', 'b'} or {'steps', 'errors'}"
+        )
+    if isinstance(curve, PowerLawErrorCurve):
+        _check_power_law(field, curve)
+    else:
+        _check_tabulated(field, curve)
+    return curve
+
+
+def _number(field: str, value: Any) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise config_error(field, value, "a real number")
+    return float(value)
+
+
+def _number_tuple(field: str, values: Any) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not np.iterable(values):
+        raise config_error(field, values, "a sequence of real numbers")
+    return tuple(_number(field, value) for value in values)
+
+
+def _check_power_law(field: str, curve: PowerLawErrorCurve) -> None:
+    if not np.isfinite(curve.eps_inf) or curve.eps_inf < 0:
+        raise config_error(f"{field}.eps_inf", curve.eps_inf, "a finite number >= 0")
+    if not np.isfinite(curve.a) or curve.a < 0:
+        raise config_error(f"{field}.a", curve.a, "a finite number >= 0")
+    if not np.isfinite(curve.b) or curve.b <= 0:
+        raise config_error(f"{field}.b", curve.b, "a finite number > 0")
+
+
+def _check_tabulated(field: str, curve: TabulatedErrorCurve) -> None:
+    steps = np.asarray(curve.steps, dtype=np.float64)
+    errors = np.asarray(curve.errors, dtype=np.float64)
+    if steps.ndim != 1 or steps.size < 2 or steps.shape != errors.shape:
+        raise config_error(field, curve.__dict__, "'steps' and 'errors' of equal length >= 2")
+    if not (np.all(np.isfinite(steps)) and np.all(np.isfinite(errors))):
+        raise config_error(field, curve.__dict__, "finite numbers only")
+    if steps[0] <= 0 or np.any(np.diff(steps) <= 0):
+        raise config_error(f"{field}.steps", curve.steps, "positive and strictly increasing")
+    slopes = np.diff(errors) / np.diff(steps)
+    if np.any(slopes > 0) or np.any(np.diff(slopes) < -1e-12):
+        raise config_error(f"{field}.errors", curve.errors, "non-increasing and convex in steps")
+
+
 @dataclass(frozen=True)
 class AIGCEdgeConfig:
-    """Every parameter of MODEL.md, with units.  Defaults are ``AIGCEdge-v0``.
+    """Every parameter of the model (``docs/model.md``), with units.  Defaults are ``AIGCEdge-v0``.
 
-    Where this project chose a value MODEL.md leaves open, the comment says so.
+    Where this project chose a value the specification leaves open, the comment says so.
     """
 
     # --- entities and time -------------------------------------------------------
     n_users: int = 10
     horizon_slots: int = 100
-    task_probability: float = 0.8  # MODEL.md leaves p_task open; chosen: most users busy.
+    task_probability: float = 0.8  # the specification leaves p_task open; chosen: most users busy.
 
     # --- per-request attributes (drawn uniformly per slot) -------------------------
     upload_mbit_range: tuple[float, float] = (0.05, 4.0)

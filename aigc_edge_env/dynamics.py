@@ -2,7 +2,9 @@
 
 Written once for a batch of independent systems (arrays of shape ``(B, N)``); the single
 env passes ``n_systems=None`` and gets one system without the batch axis (arrays ``(N,)``).
-All randomness comes from the ``numpy.random.Generator`` passed in.
+All randomness comes from the ``numpy.random.Generator`` passed in, and one function,
+:func:`draw_slots`, owns the order in which a slot's draws are made: both envs draw every
+slot through it (the single env many slots ahead, the vector env one slot per step).
 
 Per episode (at reset): distance ``U[d_min, d_max]``, device clock ``U[f_min, f_max]``,
 fading ``g ~ CN(0, 1)`` (stationary start), battery ``U[initial range]``.
@@ -23,7 +25,7 @@ from aigc_edge_env import physics
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.model import SlotProblem
 
-__all__ = ["SystemState", "reset_state", "draw_slot", "draw_slots", "advance_state", "recharge"]
+__all__ = ["SystemState", "draw_slots", "recharge", "reset_state"]
 
 
 @dataclass
@@ -35,9 +37,6 @@ class SystemState:
     device_clock_hz: np.ndarray
     fading: np.ndarray  # complex small-scale gain g
     battery_j: np.ndarray  # inf when batteries are disabled
-    # Slots elapsed in the episode, (B,) (0-d for one system), advanced by advance_state; the
-    # single env draws slots ahead with draw_slots and keeps its own count.
-    slot_index: np.ndarray
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], shape: tuple[int, ...]) -> np.ndarray:
@@ -51,8 +50,7 @@ def _scale(unit: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
 
 def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int | None) -> SystemState:
     """A new episode's state for ``n_systems`` systems, or for one without a batch axis (None)."""
-    batch = () if n_systems is None else (n_systems,)
-    shape = (*batch, config.n_users)
+    shape = (config.n_users,) if n_systems is None else (n_systems, config.n_users)
     distance = _uniform(rng, config.distance_m_range, shape)
     clock = _uniform(rng, config.device_clock_ghz_range, shape) * 1e9
     fading = physics.complex_normal(rng, shape)
@@ -60,54 +58,69 @@ def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int
         battery = _uniform(rng, config.battery_initial_j_range, shape)
     else:
         battery = np.full(shape, np.inf)
-    return SystemState(
-        distance_m=distance, path_gain=physics.path_gain(distance), device_clock_hz=clock, fading=fading,
-        battery_j=battery, slot_index=np.zeros(batch, dtype=np.int64),
-    )
-
-
-def draw_slot(config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generator) -> SlotProblem:
-    """The slot instance of the current state: new requests on the current channel."""
-    # One generator call for the slot: arrivals, then upload, download, utility, deadline.
-    return _slot_problem(config, state, state.fading, rng.random((5, *state.fading.shape)))
+    return SystemState(distance_m=distance, path_gain=physics.path_gain(distance), device_clock_hz=clock,
+                       fading=fading, battery_j=battery)
 
 
 def draw_slots(
-    config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generator, n_slots: int, *, first_is_current: bool
+    config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generator, n_slots: int, *,
+    first_is_current: bool | np.ndarray,
 ) -> tuple[SlotProblem, np.ndarray | None]:
-    """The next ``n_slots`` slots of one system (no batch axis) and the harvests between them.
+    """The next ``n_slots`` slots of every system in ``state`` and the harvests between them.
 
-    Draws exactly what as many :func:`advance_state` and :func:`draw_slot` calls would, in
-    the same order (per slot: fading step, harvest, requests), so the single env that uses
-    it replays the generator stream of the slot-by-slot dynamics.  With
-    ``first_is_current`` the first slot is the current state's (requests only, as after a
-    reset).  Returns the slots as one :class:`SlotProblem` of shape ``(n_slots, N)``
+    The draw order, per slot: the fading step (standard normals, real then imaginary
+    parts), the harvest (battery scenario), then the requests (one block of ``U[0, 1)``:
+    arrivals, upload, download, utility weight, deadline).  Drawing ``n`` slots at once or
+    one at a time consumes the generator identically, so the single env may draw any
+    number of slots ahead.
+
+    ``first_is_current`` says that slot 0 is the current state's (requests only, as right
+    after a reset): ``True`` for every system (then slot 0 draws no fading step and no
+    harvest), or a boolean array of the batch shape (the vector env, whose sub-envs start
+    episodes at different steps: every system draws the step, and those marked keep their
+    current channel in slot 0).
+
+    Returns the slots as one :class:`SlotProblem` of shape ``(n_slots, *state shape)``
     (``battery_j`` is the current level, a placeholder: batteries depend on the actions)
-    and ``harvest[k]``, the energy harvested on entering slot ``k`` (None without
-    batteries; with ``first_is_current``, ``harvest[0]`` means nothing: that slot was not
-    entered here).  ``state.fading`` moves to the last slot's.
+    and ``harvest[k]``, the energy (J) harvested on entering slot ``k`` (None without
+    batteries; meaningless for a slot 0 that is current).  ``state.fading`` moves to the
+    last slot's.
     """
     if n_slots < 1:
         raise ValueError(f"n_slots must be >= 1, got {n_slots}")
+    current = np.asarray(first_is_current, dtype=bool)
+    if current.ndim and current.shape != state.fading.shape[:-1]:
+        raise ValueError(f"first_is_current must be a bool or an array of shape {state.fading.shape[:-1]}, "
+                         f"got shape {current.shape}")
     shape = state.fading.shape
+    first_draw = int(current.ndim == 0 and bool(current))  # the first slot that draws a fading step
     normals = np.zeros((n_slots, 2, *shape))
     units = np.empty((n_slots, 5, *shape))
     harvest_units = np.zeros((n_slots, *shape)) if config.battery_enabled else None
-    first_transition = 1 if first_is_current else 0
     standard_normal, uniform = rng.standard_normal, rng.random
-    for k, (slot_normals, slot_units) in enumerate(zip(normals, units)):
-        if k >= first_transition:
-            standard_normal(out=slot_normals)
+    for k in range(n_slots):
+        if k >= first_draw:
+            standard_normal(out=normals[k])
             if harvest_units is not None:
                 uniform(out=harvest_units[k])
-        uniform(out=slot_units)
-    fading = np.empty((n_slots, *shape), dtype=complex)
-    fading[:first_transition] = state.fading
-    fading[first_transition:] = physics.gauss_markov_path(
-        state.fading, config.fading_correlation, physics.complex_normal_from(np.moveaxis(normals[first_transition:], 1, 0)))
+        uniform(out=units[k])
+    fading = _fading_path(config, state.fading, normals[first_draw:], current if current.ndim else None)
+    if first_draw:
+        fading = np.concatenate([state.fading[None], fading])
     state.fading = fading[-1]
     harvest = None if harvest_units is None else _scale(harvest_units, config.harvest_j_range)
     return _slot_problem(config, state, fading, np.moveaxis(units, 1, 0)), harvest
+
+
+def _fading_path(config: AIGCEdgeConfig, fading: np.ndarray, normals: np.ndarray,
+                 keep_first: np.ndarray | None) -> np.ndarray:
+    """The Gauss-Markov path driven by ``normals`` ``(K, 2, ...)``; systems in ``keep_first`` skip step 1."""
+    innovations = physics.complex_normal_from(np.moveaxis(normals, 1, 0))
+    if keep_first is None:
+        return physics.gauss_markov_path(fading, config.fading_correlation, innovations)
+    first = physics.gauss_markov_path(fading, config.fading_correlation, innovations[:1])
+    first[0] = np.where(keep_first[..., None], fading, first[0])
+    return np.concatenate([first, physics.gauss_markov_path(first[0], config.fading_correlation, innovations[1:])])
 
 
 def _slot_problem(config: AIGCEdgeConfig, state: SystemState, fading: np.ndarray, unit: np.ndarray) -> SlotProblem:
@@ -133,14 +146,3 @@ def recharge(config: AIGCEdgeConfig, battery_j: np.ndarray, energy_used_j: np.nd
              harvest_j: np.ndarray) -> np.ndarray:
     """Battery after a slot: ``min(capacity, battery - energy_used + harvest)`` (J)."""
     return np.minimum(config.battery_capacity_j, battery_j - energy_used_j + harvest_j)
-
-
-def advance_state(
-    config: AIGCEdgeConfig, state: SystemState, energy_used_j: np.ndarray, rng: np.random.Generator
-) -> None:
-    """Move ``state`` to the next slot in place (fading step, battery update, slot count)."""
-    state.fading = physics.gauss_markov_fading(state.fading, config.fading_correlation, rng)
-    if config.battery_enabled:
-        harvest = _uniform(rng, config.harvest_j_range, state.battery_j.shape)
-        state.battery_j = recharge(config, state.battery_j, energy_used_j, harvest)
-    state.slot_index = state.slot_index + 1

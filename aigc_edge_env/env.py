@@ -11,35 +11,23 @@ import numpy as np
 
 from aigc_edge_env import dynamics, spaces as env_spaces
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
+from aigc_edge_env.memory import keep_heap_for
 from aigc_edge_env.model import (
-    OPTION_COLUMNS, PROBLEM_ARRAY_FIELDS, Decision, SlotEvaluation, SlotProblem, option_grid, serve,
+    OPTION_COLUMNS,
+    PROBLEM_ARRAY_FIELDS,
+    Decision,
+    SlotEvaluation,
+    SlotProblem,
+    option_grid,
+    serve,
 )
 
-__all__ = ["AIGCEdgeEnv", "slot_components", "slot_info"]
-
-
-def slot_components(evaluation: SlotEvaluation) -> dict[str, Any]:
-    """Every cost component and count of the slot(s) (:meth:`SlotEvaluation.summary`)."""
-    return evaluation.summary()
+__all__ = ["AIGCEdgeEnv", "slot_info"]
 
 
 def slot_info(evaluation: SlotEvaluation) -> dict[str, float]:
-    """``info`` of one slot: :func:`slot_components` as Python floats."""
-    return {name: float(value) for name, value in slot_components(evaluation).items()}
-
-
-def _free_one_mapped_block(n_bytes: int) -> None:
-    """Allocate and free one block of ``n_bytes`` (so that glibc keeps chunk temporaries).
-
-    Each chunk's :func:`option_grid` makes a few MB of short-lived temporaries, each just
-    under glibc's initial mmap threshold (128 KiB), so they come from the heap; glibc then
-    returns the freed top of the heap to the OS (trim threshold 128 KiB) and the next chunk
-    faults every page in again, which doubled a chunk's cost in a process that had
-    allocated little else.  Freeing one mmapped block raises glibc's mmap and trim
-    thresholds to fit it (its documented dynamic threshold, which any program freeing a
-    large array triggers), and the temporaries are reused in place.  Elsewhere: a no-op.
-    """
-    np.empty(n_bytes // 8)  # allocated and freed at once
+    """``info`` of one slot: :meth:`SlotEvaluation.summary` as Python floats."""
+    return {name: float(value) for name, value in evaluation.summary().items()}
 
 
 #: The single env computes the option rows of this many (user, mode, level) options at a
@@ -89,7 +77,7 @@ class AIGCEdgeEnv(gym.Env):
     | block | feature | normalisation |
     |-------|---------|---------------|
     | 0 | request present | 0 or 1 |
-    | 1 | uplink spectral efficiency ``log2(1 + p h / (N0 b))`` (monotone in the channel gain ``h``) | / 30 bit/s/Hz, clipped to 1 |
+    | 1 | uplink spectral efficiency ``log2(1 + p h / (N0 b))`` (monotone in the gain ``h``) | / 30 bit/s/Hz, max 1 |
     | 2 | upload size ``D_n`` | / upper end of its range (0 without request) |
     | 3 | download size ``O_n`` | / upper end of its range (0 without request) |
     | 4 | device seconds per step ``c_L / f_n`` | / the slowest possible device's |
@@ -155,7 +143,7 @@ class AIGCEdgeEnv(gym.Env):
                                            self.config.horizon_slots + 1))
         self._grid_shape = (len(OPTION_COLUMNS), 2, self.config.n_levels, self._slots_per_chunk, self.config.n_users)
         self._grid_buffer: np.ndarray | None = None  # reused by every chunk: no fresh pages per chunk
-        _free_one_mapped_block(2 * 8 * int(np.prod(self._grid_shape)))
+        keep_heap_for(2 * 8 * int(np.prod(self._grid_shape)))  # glibc: reuse chunk temporaries
         self._state: dynamics.SystemState | None = None
         self._chunk: _SlotChunk | None = None
         self._slot_index = 0

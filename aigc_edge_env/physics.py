@@ -1,4 +1,4 @@
-"""Closed-form physics of MODEL.md, one function per formula, vectorised over numpy arrays.
+"""Closed-form physics of the model (``docs/model.md``), one function per formula, vectorised over numpy arrays.
 
 Units are SI throughout (bits, seconds, joules, watts, hertz, metres) unless a name says
 otherwise.  Everything else in the package (the cost model, the env, the solvers) calls
@@ -42,11 +42,6 @@ def shannon_rate_bps(
     return bandwidth_hz * np.log2(1.0 + snr)
 
 
-def gauss_markov_fading(fading: np.ndarray, correlation: float, rng: np.random.Generator) -> np.ndarray:
-    """One step of ``g' = rho g + sqrt(1 - rho^2) w`` with ``w ~ CN(0, 1)``."""
-    return gauss_markov_path(fading, correlation, complex_normal(rng, fading.shape)[None])[0]
-
-
 def gauss_markov_path(initial: np.ndarray, correlation: float, innovations: np.ndarray) -> np.ndarray:
     """``K`` steps of ``g_k = rho g_{k-1} + sqrt(1 - rho^2) w_k`` from ``g_0 = initial``.
 
@@ -57,7 +52,7 @@ def gauss_markov_path(initial: np.ndarray, correlation: float, innovations: np.n
     scaled_innovations = math.sqrt(1.0 - correlation**2) * innovations
     path = np.empty(scaled_innovations.shape, dtype=np.result_type(initial, scaled_innovations))
     previous = initial
-    for fading, scaled_innovation in zip(path, scaled_innovations):
+    for fading, scaled_innovation in zip(path, scaled_innovations, strict=True):
         np.multiply(correlation, previous, out=fading)
         fading += scaled_innovation
         previous = fading

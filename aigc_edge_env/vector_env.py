@@ -25,7 +25,6 @@ from gymnasium.vector.utils import batch_space
 
 from aigc_edge_env import dynamics, spaces as env_spaces
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
-from aigc_edge_env.env import slot_components
 from aigc_edge_env.model import SlotProblem, evaluate_decision
 
 __all__ = ["AIGCEdgeVectorEnv"]
@@ -55,6 +54,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._state: dynamics.SystemState | None = None
+        self._slot_index = np.zeros(self.num_envs, dtype=np.int64)  # slots elapsed in each sub-env's episode
         self._problem: SlotProblem | None = None
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
@@ -63,9 +63,10 @@ class AIGCEdgeVectorEnv(VectorEnv):
         if options:
             raise ValueError(f"reset options are not supported, got {options!r}")
         self._state = dynamics.reset_state(self.config, self.np_random, self.num_envs)
-        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
+        self._slot_index[:] = 0
         self._autoreset[:] = False
-        return env_spaces.encode_observation(self._problem, self._state.slot_index), {}
+        self._problem = self._draw_slot(first_is_current=True)
+        return env_spaces.encode_observation(self._problem, self._slot_index), {}
 
     def step(self, actions):
         if self._problem is None:
@@ -74,14 +75,16 @@ class AIGCEdgeVectorEnv(VectorEnv):
         evaluation = evaluate_decision(self._problem, env_spaces.actions_to_decision(actions, self.config))
         resetting = self._autoreset
         rewards = np.where(resetting, 0.0, -self.config.reward_scale * evaluation.total_cost)
-        dynamics.advance_state(self.config, self._state, evaluation.energy_j, self.np_random)
+        battery_j = self._state.battery_j
         self._reset_state_of(resetting)
-        truncations = self._state.slot_index >= self.config.horizon_slots
+        self._problem = self._draw_slot(first_is_current=resetting, battery_j=battery_j,
+                                        energy_used_j=evaluation.energy_j)
+        self._slot_index = np.where(resetting, 0, self._slot_index + 1)
+        truncations = self._slot_index >= self.config.horizon_slots
         self._autoreset = truncations
-        self._problem = dynamics.draw_slot(self.config, self._state, self.np_random)
-        observations = env_spaces.encode_observation(self._problem, self._state.slot_index)
+        observations = env_spaces.encode_observation(self._problem, self._slot_index)
         infos: dict[str, np.ndarray] = {}
-        for name, values in slot_components(evaluation).items():
+        for name, values in evaluation.summary().items():
             infos[name] = np.where(resetting, 0.0, values)
             infos[f"_{name}"] = ~resetting
         return observations, rewards, np.zeros(self.num_envs, dtype=bool), truncations, infos
@@ -95,6 +98,20 @@ class AIGCEdgeVectorEnv(VectorEnv):
     def action_masks(self) -> np.ndarray:
         """Per sub-env MaskablePPO masks, shape ``(num_envs, 2N + LN)``."""
         return env_spaces.action_mask(self.current_problem())
+
+    def _draw_slot(self, first_is_current: bool | np.ndarray, battery_j: np.ndarray | None = None,
+                   energy_used_j: np.ndarray | None = None) -> SlotProblem:
+        """Draw every sub-env's next slot (:func:`dynamics.draw_slots`) and update the batteries.
+
+        ``battery_j`` is the level before the slot that used ``energy_used_j`` (J); sub-envs
+        whose slot is current (``first_is_current``: just reset) keep their fresh battery.
+        """
+        slots, harvest_j = dynamics.draw_slots(self.config, self._state, self.np_random, 1,
+                                               first_is_current=first_is_current)
+        if harvest_j is not None and battery_j is not None and energy_used_j is not None:
+            recharged = dynamics.recharge(self.config, battery_j, energy_used_j, harvest_j[0])
+            self._state.battery_j = np.where(np.asarray(first_is_current)[..., None], self._state.battery_j, recharged)
+        return dataclasses.replace(slots.select(0), battery_j=self._state.battery_j)
 
     def _reset_state_of(self, which: np.ndarray) -> None:
         """Start new episodes in the sub-envs ``which`` (NEXT_STEP autoreset)."""

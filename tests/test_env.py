@@ -150,28 +150,49 @@ def test_reset_without_seed_continues_the_stream_and_options_are_rejected():
         env.reset(options={"foo": 1})
 
 
+SLOT_FIELDS = ("has_request", "upload_bits", "download_bits", "utility_weight", "deadline_s",
+               "uplink_rate_bps", "downlink_rate_bps", "device_clock_hz")
+
+
 @pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
-def test_draw_slots_replays_the_slot_by_slot_dynamics(env_id):
-    """Slots drawn ahead are the slots (and harvests) the step-by-step dynamics would draw."""
+def test_draw_slots_ahead_or_one_at_a_time_draw_the_same_slots(env_id):
+    """Slots (and harvests) drawn 6 + 2 ahead are those of 8 one-slot draws, from the same stream."""
     config = aigc_edge_env.make_config(env_id, {"n_users": 4})
     rng_ahead, rng_stepwise = np.random.default_rng(5), np.random.default_rng(5)
     ahead = dynamics.reset_state(config, rng_ahead, None)
     stepwise = dynamics.reset_state(config, rng_stepwise, None)
     slots, harvest_j = dynamics.draw_slots(config, ahead, rng_ahead, 6, first_is_current=True)
-    more, _ = dynamics.draw_slots(config, ahead, rng_ahead, 2, first_is_current=False)
+    more, more_harvest_j = dynamics.draw_slots(config, ahead, rng_ahead, 2, first_is_current=False)
     for k in range(8):
-        if k:
-            battery_before = stepwise.battery_j
-            dynamics.advance_state(config, stepwise, np.zeros(4), rng_stepwise)
-            if k < 6 and config.battery_enabled:
-                np.testing.assert_array_equal(
-                    stepwise.battery_j, np.minimum(config.battery_capacity_j, battery_before + harvest_j[k]))
-        expected = dynamics.draw_slot(config, stepwise, rng_stepwise)
+        expected, expected_harvest_j = dynamics.draw_slots(config, stepwise, rng_stepwise, 1, first_is_current=k == 0)
         got = slots.select(k) if k < 6 else more.select(k - 6)
-        for name in ("has_request", "upload_bits", "download_bits", "utility_weight", "deadline_s",
-                     "uplink_rate_bps", "downlink_rate_bps", "device_clock_hz"):
-            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=f"slot {k} {name}")
+        for name in SLOT_FIELDS:
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name)[0], err_msg=f"slot {k} {name}")
+        if config.battery_enabled and k:
+            got_harvest_j = harvest_j[k] if k < 6 else more_harvest_j[k - 6]
+            np.testing.assert_array_equal(got_harvest_j, expected_harvest_j[0])
+    assert (harvest_j is None) == (not config.battery_enabled)
     assert rng_ahead.random() == rng_stepwise.random()  # the same amount of the stream consumed
+
+
+def test_draw_slots_keeps_the_channel_of_systems_whose_slot_is_current():
+    """A per-system ``first_is_current`` keeps those systems' fading; the others step as with ``False``."""
+    config = aigc_edge_env.make_config("AIGCEdge-Battery-v0", {"n_users": 2})
+    states = [dynamics.reset_state(config, np.random.default_rng(1), 3) for _ in range(2)]
+    before = states[0].fading.copy()
+    rngs = [np.random.default_rng(2), np.random.default_rng(2)]
+    masked, _ = dynamics.draw_slots(config, states[0], rngs[0], 3, first_is_current=np.array([True, False, True]))
+    stepped, _ = dynamics.draw_slots(config, states[1], rngs[1], 3, first_is_current=False)
+    np.testing.assert_array_equal(masked.uplink_rate_bps[0, 1], stepped.uplink_rate_bps[0, 1])
+    np.testing.assert_array_equal(masked.uplink_rate_bps[:, 1], stepped.uplink_rate_bps[:, 1])
+    np.testing.assert_array_equal(masked.has_request, stepped.has_request)  # the same requests
+    kept, _ = dynamics.draw_slots(config, dynamics.reset_state(config, np.random.default_rng(1), 3),
+                                  np.random.default_rng(2), 1, first_is_current=True)
+    np.testing.assert_array_equal(masked.uplink_rate_bps[0, [0, 2]], kept.uplink_rate_bps[0, [0, 2]])
+    assert not np.array_equal(states[0].fading[[0, 2]], states[1].fading[[0, 2]])  # later slots step on
+    assert not np.array_equal(before[1], states[0].fading[1])
+    with pytest.raises(ValueError, match="first_is_current must be a bool or an array of shape"):
+        dynamics.draw_slots(config, states[0], rngs[0], 1, first_is_current=np.array([True, False]))
 
 
 @pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])

@@ -87,13 +87,13 @@ def test_uplink_rate_at_100_m():
 def test_gauss_markov_fading_keeps_unit_power_and_correlation():
     rng = np.random.default_rng(0)
     g0 = physics.complex_normal(rng, (200_000,))
-    g1 = physics.gauss_markov_fading(g0, 0.9, rng)
+    g1 = physics.gauss_markov_path(g0, 0.9, physics.complex_normal(rng, (1, 200_000)))[0]
     # E|g|^2 = rho^2 + (1 - rho^2) = 1 and E[g1 conj(g0)] = rho = 0.9 (sampling error ~ 0.005)
     assert np.mean(np.abs(g0) ** 2) == pytest.approx(1.0, abs=0.02)
     assert np.mean(np.abs(g1) ** 2) == pytest.approx(1.0, abs=0.02)
     assert np.mean(g1 * np.conj(g0)).real == pytest.approx(0.9, abs=0.02)
     # rho = 1 freezes the fading, rho = 0 makes it independent
-    assert np.array_equal(physics.gauss_markov_fading(g0[:5], 1.0, rng), g0[:5])
+    assert np.array_equal(physics.gauss_markov_path(g0[:5], 1.0, physics.complex_normal(rng, (1, 5)))[0], g0[:5])
 
 
 def test_gauss_markov_path_is_the_recursion_step_by_step():

@@ -114,7 +114,7 @@ def test_sub_envs_at_different_phases_reset_independently():
     for _ in range(3):
         envs.step(random_actions(envs, rng))
     # force sub-env 1 out of phase: pretend it is one slot younger
-    envs._state.slot_index[1] -= 1
+    envs._slot_index[1] -= 1  # no public path: the vector env has no partial reset
     envs._autoreset[1] = False
     clock1 = envs.current_problem().device_clock_hz[1].copy()
     obs, rewards, _, truncs, infos = envs.step(random_actions(envs, rng))
@@ -212,3 +212,57 @@ def test_vector_errors():
             AIGCEdgeVectorEnv(num_envs=bad)
     with pytest.raises(ValueError, match="render"):
         AIGCEdgeVectorEnv(num_envs=2, render_mode="ansi")
+
+
+def _episode_statistics_single(env_id: str, config: dict, n_episodes: int) -> np.ndarray:
+    """Per episode: total cost, energy, drops and the mean observation (single env, seeds 0...)."""
+    env = aigc_edge_env.AIGCEdgeEnv(config, scenario=env_id)
+    rng = np.random.default_rng(100)
+    rows = []
+    for seed in range(n_episodes):
+        observations, totals = [env.reset(seed=seed)[0]], np.zeros(3)
+        truncated = False
+        while not truncated:
+            observation, _, _, truncated, info = env.step(rng.integers(0, env.action_space.nvec))
+            observations.append(observation)
+            totals += (info["cost"], info["energy_j"], info["n_dropped"])
+        rows.append(np.concatenate([totals, np.mean(observations[:-1], axis=0)]))
+    return np.array(rows)
+
+
+def _episode_statistics_vector(env_id: str, config: dict, num_envs: int, episodes_each: int) -> np.ndarray:
+    """The same statistics from the vector env, ``episodes_each`` episodes per sub-env (autoresets included)."""
+    envs = make(env_id, num_envs=num_envs, **config)
+    rng = np.random.default_rng(200)
+    horizon = envs.unwrapped.config.horizon_slots
+    observation, _ = envs.reset(seed=0)
+    rows = []
+    for _ in range(episodes_each):
+        observations, totals = [], np.zeros((num_envs, 3))
+        for _ in range(horizon):
+            observations.append(observation)
+            observation, _, _, truncated, info = envs.step(random_actions(envs, rng))
+            totals += np.stack([info["cost"], info["energy_j"], info["n_dropped"]], axis=1)
+        assert truncated.all()
+        rows.append(np.concatenate([totals, np.mean(observations, axis=0)], axis=1))
+        observation, _, _, _, info = envs.step(random_actions(envs, rng))  # the autoreset step
+        assert not info["_cost"].any()
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
+def test_vector_env_draws_episodes_from_the_single_envs_distribution(env_id):
+    """Per-episode cost, energy, drops and mean observations agree in mean with the single env's.
+
+    The two envs use different random streams (one generator for all sub-envs), so the
+    check is statistical: episodes are the independent samples, and each statistic's means
+    must agree within 4 standard errors of their difference (seeded: deterministic).
+    """
+    config = {"n_users": 4, "horizon_slots": 20}
+    single = _episode_statistics_single(env_id, config, 120)
+    vector = _episode_statistics_vector(env_id, config, 40, 3)
+    difference = single.mean(axis=0) - vector.mean(axis=0)
+    standard_error = np.sqrt(single.var(axis=0, ddof=1) / len(single) + vector.var(axis=0, ddof=1) / len(vector))
+    constant = standard_error == 0  # features that never vary (e.g. no battery) must then be equal
+    np.testing.assert_array_equal(difference[constant], 0.0)
+    assert np.all(np.abs(difference[~constant]) <= 4 * standard_error[~constant]), (difference / standard_error)

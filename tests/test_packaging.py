@@ -1,0 +1,66 @@
+"""Packaging: a light core without the agents' stack, one version, one module object per file."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aigc_edge_env
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Packages of the extras that the core (env, model, solvers, evaluation engine) must not import.
+HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "tensorboard", "matplotlib", "yaml", "tqdm", "ray", "optuna")
+
+CORE_SCRIPT = f"""
+import sys
+import gymnasium as gym
+import numpy as np
+import aigc_edge_env
+from aigc_edge_env import evaluate_decision
+from aigc_edge_env.baselines import SOLVERS, lower_bound, solve_exact
+
+for env_id in aigc_edge_env.SCENARIOS:
+    env = gym.make(env_id, config={{"n_users": 4, "horizon_slots": 3}})
+    env.reset(seed=0)
+    problem = env.unwrapped.current_problem()
+    for name, solve in SOLVERS.items():
+        decision = solve(problem, rng=np.random.default_rng(0))
+        assert evaluate_decision(problem, decision).total_cost >= lower_bound(problem) - 1e-9, name
+    assert solve_exact(problem).proven_optimal
+    env.step(env.unwrapped.decision_to_action(SOLVERS["exact"](problem)))
+envs = gym.make_vec("AIGCEdge-v0", num_envs=3, vectorization_mode="vector_entry_point")
+envs.reset(seed=0)
+envs.step(envs.action_space.sample())
+print(",".join(sorted(name for name in {HEAVY!r} if name in sys.modules)))
+"""
+
+
+def test_core_runs_without_importing_the_extras() -> None:
+    """The env ids, both envs and every solver run, and none of the extras' packages is imported."""
+    done = subprocess.run([sys.executable, "-c", CORE_SCRIPT], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == ""
+
+
+@pytest.mark.skipif(os.environ.get("AIGC_CORE_ONLY") != "1", reason="only in the core-only environment of .ci/run")
+def test_core_only_environment_has_no_torch() -> None:
+    """In the core-only install (``pip install .[test]``) the agents' stack is absent, not just unused."""
+    for name in ("torch", "stable_baselines3", "matplotlib"):
+        with pytest.raises(ImportError):
+            __import__(name)
+
+
+def test_version_is_stated_once() -> None:
+    assert aigc_edge_env.__version__ == importlib.metadata.version("aigc-edge-env")
+
+
+@pytest.mark.parametrize("name", ["baselines", "agents"])
+def test_top_level_folders_cannot_be_imported_a_second_time(name: str) -> None:
+    """From the repository root, ``import baselines`` fails and names the installed package to use."""
+    done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0
+    assert f"import aigc_edge_env.{name}" in done.stderr
