@@ -121,7 +121,12 @@ class AIGCEdgeEnv(gym.Env):
 
     ## Version History
 
-    * v0: initial release.
+    * v0 (package 0.1.0): initial release.
+    * v0 (package 0.2.0): single-env episodes unchanged for every seed.  The vector env
+      (``AIGCEdgeVectorEnv``) now draws through the single env's draw function: after an
+      autoreset, the new episode's start is drawn before the slot's fading step rather than
+      after it, so vector trajectories from the first autoreset on differ from 0.1.0's for
+      the same seed (same distributions; a test compares their statistics).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}

@@ -29,11 +29,6 @@ def faded_gain(large_scale_gain: np.ndarray, fading: np.ndarray) -> np.ndarray:
     return large_scale_gain * np.abs(fading) ** 2
 
 
-def channel_gain(distance_m: np.ndarray, fading: np.ndarray) -> np.ndarray:
-    """Power gain ``h = 10^(-PL/10) |g|^2`` (linear, dimensionless)."""
-    return faded_gain(path_gain(distance_m), fading)
-
-
 def shannon_rate_bps(
     bandwidth_hz: float, power_w: float, gain: np.ndarray, noise_psd_w_per_hz: float
 ) -> np.ndarray:

@@ -7,7 +7,9 @@ all users of all sub-envs evaluated in one vectorised call per step.
 Differences from a list of single envs, by design:
 
 * One random generator (seeded by ``reset(seed=...)``) drives all sub-envs, so a
-  vector run is reproducible but its sub-envs do not replay single-env seeds.
+  vector run is reproducible but its sub-envs do not replay single-env seeds.  Slots are
+  drawn by the single env's function (:func:`~aigc_edge_env.dynamics.draw_slots`), one
+  slot of every sub-env per step, so both envs draw from the same distributions.
 * Autoreset follows Gymnasium's ``NEXT_STEP`` mode: the step after a truncation resets
   that sub-env and returns its first observation with reward 0.
 * ``info`` holds one array of length ``num_envs`` per component (Gymnasium's vector

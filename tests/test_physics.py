@@ -62,7 +62,7 @@ def test_path_loss_at_100_m_and_1_km():
 
 def test_channel_gain_includes_fading_power():
     # 1 km, g = 1 + 1j so |g|^2 = 2: h = 2 * 10^(-12.81) = 2 * 1.548817e-13 = 3.097634e-13
-    assert physics.channel_gain(1000.0, 1 + 1j) == pytest.approx(3.097634e-13, rel=1e-6)
+    assert physics.faded_gain(physics.path_gain(1000.0), 1 + 1j) == pytest.approx(3.097634e-13, rel=1e-6)
 
 
 def test_shannon_rate_for_simple_snr():
@@ -79,7 +79,7 @@ def test_uplink_rate_at_100_m():
     c = hand_config()
     assert c.bandwidth_per_user_hz == 2e6
     assert c.noise_psd_w_per_hz == pytest.approx(3.981072e-21, rel=1e-6)
-    gain = physics.channel_gain(100.0, 1.0)
+    gain = physics.faded_gain(physics.path_gain(100.0), 1.0)
     rate = physics.shannon_rate_bps(c.bandwidth_per_user_hz, c.user_tx_power_w, gain, c.noise_psd_w_per_hz)
     assert rate == pytest.approx(28.9010e6, rel=1e-5)
 
