@@ -64,3 +64,13 @@ def test_top_level_folders_cannot_be_imported_a_second_time(name: str) -> None:
     done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode != 0
     assert f"import aigc_edge_env.{name}" in done.stderr
+
+
+def test_extras_named_in_the_readme_exist() -> None:
+    import re
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    named = re.findall(r"pip install '\.\[(\w+)\]'", (ROOT / "README.md").read_text())
+    assert named and set(named) <= set(extras)
+    assert set(extras["all"][0].split("[")[1].rstrip("]").split(",")) == set(extras) - {"all"}
