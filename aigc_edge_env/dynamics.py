@@ -2,9 +2,10 @@
 
 Written once for a batch of independent systems (arrays of shape ``(B, N)``); the single
 env passes ``n_systems=None`` and gets one system without the batch axis (arrays ``(N,)``).
-All randomness comes from the ``numpy.random.Generator`` passed in, and one function,
-:func:`draw_slots`, owns the order in which a slot's draws are made: both envs draw every
-slot through it (the single env many slots ahead, the vector env one slot per step).
+All randomness comes from the ``numpy.random.Generator`` passed in, one per system, and
+one function, :func:`draw_slots`, owns the order in which a slot's draws are made: both
+envs draw every slot through it (the single env many slots ahead, the vector env one slot
+of every sub-env per step), so a sub-env of the vector env replays the single env.
 
 Per episode (at reset): distance ``U[d_min, d_max]``, device clock ``U[f_min, f_max]``,
 fading ``g ~ CN(0, 1)`` (stationary start), battery ``U[initial range]``.
@@ -17,9 +18,13 @@ the energy of served requests, then gain a uniform harvest, capped at the capaci
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.random import Generator
 
 from aigc_edge_env import physics
 from aigc_edge_env.config import AIGCEdgeConfig
@@ -48,9 +53,33 @@ def _scale(unit: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
     return bounds[0] + (bounds[1] - bounds[0]) * unit
 
 
-def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int | None) -> SystemState:
-    """A new episode's state for ``n_systems`` systems, or for one without a batch axis (None)."""
-    shape = (config.n_users,) if n_systems is None else (n_systems, config.n_users)
+def _generators(rng: Generator | Sequence[Generator], batch_shape: tuple[int, ...]) -> list[Generator]:
+    """One generator per system: ``rng`` itself for one system, else a sequence of ``prod(batch_shape)``."""
+    if isinstance(rng, np.random.Generator):
+        if batch_shape:
+            raise ValueError(f"a batch of systems {batch_shape} needs one generator per system, got one generator")
+        return [rng]
+    generators = list(rng)
+    if not batch_shape or len(generators) != math.prod(batch_shape):
+        raise ValueError(f"systems of batch shape {batch_shape} need {math.prod(batch_shape)} generators, "
+                         f"got {len(generators)}")
+    return generators
+
+
+def reset_state(config: AIGCEdgeConfig, rng: Generator | Sequence[Generator], n_systems: int | None) -> SystemState:
+    """A new episode's state: one system without a batch axis (``n_systems=None``, one generator) or
+    ``n_systems`` systems, each drawn from its own generator exactly as one system would be."""
+    generators = _generators(rng, () if n_systems is None else (n_systems,))
+    states = [_reset_one(config, generator) for generator in generators]
+    if n_systems is None:
+        return states[0]
+    return SystemState(**{field.name: np.stack([getattr(state, field.name) for state in states])
+                          for field in dataclasses.fields(SystemState)})
+
+
+def _reset_one(config: AIGCEdgeConfig, rng: Generator) -> SystemState:
+    """One system's new episode, in draw order: distances, clocks, fading, batteries."""
+    shape = (config.n_users,)
     distance = _uniform(rng, config.distance_m_range, shape)
     clock = _uniform(rng, config.device_clock_ghz_range, shape) * 1e9
     fading = physics.complex_normal(rng, shape)
@@ -63,22 +92,22 @@ def reset_state(config: AIGCEdgeConfig, rng: np.random.Generator, n_systems: int
 
 
 def draw_slots(
-    config: AIGCEdgeConfig, state: SystemState, rng: np.random.Generator, n_slots: int, *,
+    config: AIGCEdgeConfig, state: SystemState, rng: Generator | Sequence[Generator], n_slots: int, *,
     first_is_current: bool | np.ndarray,
 ) -> tuple[SlotProblem, np.ndarray | None]:
     """The next ``n_slots`` slots of every system in ``state`` and the harvests between them.
 
-    The draw order, per slot: the fading step (standard normals, real then imaginary
-    parts), the harvest (battery scenario), then the requests (one block of ``U[0, 1)``:
-    arrivals, upload, download, utility weight, deadline).  Drawing ``n`` slots at once or
-    one at a time consumes the generator identically, so the single env may draw any
-    number of slots ahead.
+    Each system draws from its own generator (``rng`` for one system without a batch axis,
+    else a sequence with one generator per system), in this order per slot: the fading
+    step (standard normals, real then imaginary parts), the harvest (battery scenario),
+    then the requests (one block of ``U[0, 1)``: arrivals, upload, download, utility
+    weight, deadline).  Drawing ``n`` slots at once or one at a time consumes a generator
+    identically, so the single env may draw any number of slots ahead, and a sub-env of
+    the vector env replays the single env seeded like its generator.
 
-    ``first_is_current`` says that slot 0 is the current state's (requests only, as right
-    after a reset): ``True`` for every system (then slot 0 draws no fading step and no
-    harvest), or a boolean array of the batch shape (the vector env, whose sub-envs start
-    episodes at different steps: every system draws the step, and those marked keep their
-    current channel in slot 0).
+    ``first_is_current`` (a bool, or a bool array of the batch shape) marks the systems
+    whose slot 0 is the current state's (requests only, as right after a reset): they draw
+    no fading step and no harvest for it.
 
     Returns the slots as one :class:`SlotProblem` of shape ``(n_slots, *state shape)``
     (``battery_j`` is the current level, a placeholder: batteries depend on the actions)
@@ -88,39 +117,40 @@ def draw_slots(
     """
     if n_slots < 1:
         raise ValueError(f"n_slots must be >= 1, got {n_slots}")
+    batch, n_users = state.fading.shape[:-1], state.fading.shape[-1]
+    generators = _generators(rng, batch)
     current = np.asarray(first_is_current, dtype=bool)
-    if current.ndim and current.shape != state.fading.shape[:-1]:
-        raise ValueError(f"first_is_current must be a bool or an array of shape {state.fading.shape[:-1]}, "
-                         f"got shape {current.shape}")
-    shape = state.fading.shape
-    first_draw = int(current.ndim == 0 and bool(current))  # the first slot that draws a fading step
-    normals = np.zeros((n_slots, 2, *shape))
-    units = np.empty((n_slots, 5, *shape))
-    harvest_units = np.zeros((n_slots, *shape)) if config.battery_enabled else None
-    standard_normal, uniform = rng.standard_normal, rng.random
-    for k in range(n_slots):
-        if k >= first_draw:
-            standard_normal(out=normals[k])
-            if harvest_units is not None:
-                uniform(out=harvest_units[k])
-        uniform(out=units[k])
-    fading = _fading_path(config, state.fading, normals[first_draw:], current if current.ndim else None)
-    if first_draw:
-        fading = np.concatenate([state.fading[None], fading])
+    if current.ndim and current.shape != batch:
+        raise ValueError(f"first_is_current must be a bool or an array of shape {batch}, got shape {current.shape}")
+    current = np.broadcast_to(current, batch)
+    normals = np.zeros((len(generators), n_slots, 2, n_users))
+    units = np.empty((len(generators), n_slots, 5, n_users))
+    harvest_units = np.zeros((len(generators), n_slots, n_users)) if config.battery_enabled else None
+    harvests = harvest_units if harvest_units is not None else [None] * len(generators)
+    for generator, system_normals, system_harvests, system_units, skip in zip(
+            generators, normals, harvests, units, current.reshape(-1).tolist(), strict=True):
+        standard_normal, uniform = generator.standard_normal, generator.random
+        for k, slot_units in enumerate(system_units):
+            if k or not skip:
+                standard_normal(out=system_normals[k])
+                if system_harvests is not None:
+                    uniform(out=system_harvests[k])
+            uniform(out=slot_units)
+    innovations = physics.complex_normal_from(np.moveaxis(_slots_first(normals, batch), 1, 0))
+    stepped = physics.gauss_markov_path(state.fading, config.fading_correlation, innovations[:1])[0]
+    first = np.where(current[..., None], state.fading, stepped)
+    fading = np.concatenate([first[None], physics.gauss_markov_path(first, config.fading_correlation, innovations[1:])])
     state.fading = fading[-1]
-    harvest = None if harvest_units is None else _scale(harvest_units, config.harvest_j_range)
-    return _slot_problem(config, state, fading, np.moveaxis(units, 1, 0)), harvest
+    harvest = None if harvest_units is None else _scale(_slots_first(harvest_units, batch), config.harvest_j_range)
+    return _slot_problem(config, state, fading, np.moveaxis(_slots_first(units, batch), 1, 0)), harvest
 
 
-def _fading_path(config: AIGCEdgeConfig, fading: np.ndarray, normals: np.ndarray,
-                 keep_first: np.ndarray | None) -> np.ndarray:
-    """The Gauss-Markov path driven by ``normals`` ``(K, 2, ...)``; systems in ``keep_first`` skip step 1."""
-    innovations = physics.complex_normal_from(np.moveaxis(normals, 1, 0))
-    if keep_first is None:
-        return physics.gauss_markov_path(fading, config.fading_correlation, innovations)
-    first = physics.gauss_markov_path(fading, config.fading_correlation, innovations[:1])
-    first[0] = np.where(keep_first[..., None], fading, first[0])
-    return np.concatenate([first, physics.gauss_markov_path(first[0], config.fading_correlation, innovations[1:])])
+def _slots_first(values: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+    """Per-system draws ``(systems, n_slots, *inner, N)`` as ``(n_slots, *inner, *batch, N)`` (a view)."""
+    values = values.reshape(*batch, *values.shape[1:])
+    n_batch = len(batch)
+    inner = range(n_batch + 1, values.ndim - 1)
+    return values.transpose(n_batch, *inner, *range(n_batch), values.ndim - 1)
 
 
 def _slot_problem(config: AIGCEdgeConfig, state: SystemState, fading: np.ndarray, unit: np.ndarray) -> SlotProblem:

@@ -22,12 +22,33 @@ from aigc_edge_env.model import (
     serve,
 )
 
-__all__ = ["AIGCEdgeEnv", "slot_info"]
+__all__ = ["AIGCEdgeEnv", "render_text", "slot_info"]
 
 
 def slot_info(evaluation: SlotEvaluation) -> dict[str, float]:
     """``info`` of one slot: :meth:`SlotEvaluation.summary` as Python floats."""
     return {name: float(value) for name, value in evaluation.summary().items()}
+
+
+def render_text(problem: SlotProblem, slot_index: int, last_evaluation: SlotEvaluation | None) -> str:
+    """The ``"ansi"`` rendering of one system: the slot ``problem`` at ``slot_index`` and the last slot's outcome."""
+    c = problem.config
+    lines = [f"slot {slot_index}/{c.horizon_slots}  requests {int(problem.has_request.sum())}/{c.n_users}",
+             "user req  up_Mbps  upload_Mbit  clock_GHz  battery_J"]
+    for n in range(c.n_users):
+        lines.append(
+            f"{n:4d} {'yes' if problem.has_request[n] else ' no'} {problem.uplink_rate_bps[n] / 1e6:8.2f} "
+            f"{problem.upload_bits[n] / 1e6:12.2f} {problem.device_clock_hz[n] / 1e9:10.2f} "
+            f"{problem.battery_j[n]:10.1f}"
+        )
+    if last_evaluation is not None:
+        info = slot_info(last_evaluation)
+        lines.append(
+            f"last slot: cost {info['cost']:.3f}  time {info['time_s']:.2f} s  energy {info['energy_j']:.2f} J  "
+            f"mean error {info['mean_error']:.2f}  offloaded {info['n_offloaded']:.0f}  "
+            f"dropped {info['n_dropped']:.0f}  edge load {info['edge_load']:.2f}"
+        )
+    return "\n".join(lines)
 
 
 #: The single env computes the option rows of this many (user, mode, level) options at a
@@ -123,10 +144,10 @@ class AIGCEdgeEnv(gym.Env):
 
     * v0 (package 0.1.0): initial release.
     * v0 (package 0.2.0): single-env episodes unchanged for every seed.  The vector env
-      (``AIGCEdgeVectorEnv``) now draws through the single env's draw function: after an
-      autoreset, the new episode's start is drawn before the slot's fading step rather than
-      after it, so vector trajectories from the first autoreset on differ from 0.1.0's for
-      the same seed (same distributions; a test compares their statistics).
+      (``AIGCEdgeVectorEnv``) gives each sub-env its own generator and draws through the
+      single env's draw function, so sub-env ``i`` of ``reset(seed=s)`` replays the single
+      env's ``reset(seed=s + i)``; its trajectories for a given seed differ from 0.1.0's
+      (which drove all sub-envs from one generator), with the same distributions.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -191,7 +212,7 @@ class AIGCEdgeEnv(gym.Env):
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self._chunk is None:
             return None
-        return self._render_text()
+        return render_text(self.current_problem(), self._slot_index, self._last_evaluation)
 
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
@@ -246,24 +267,3 @@ class AIGCEdgeEnv(gym.Env):
         if self.config.battery_enabled:
             env_spaces.write_battery_feature(observation, self._state.battery_j, self.config)
         return observation
-
-    def _render_text(self) -> str:
-        problem = self.current_problem()
-        c = self.config
-        lines = [f"slot {self._slot_index}/{c.horizon_slots}  "
-                 f"requests {int(problem.has_request.sum())}/{c.n_users}"]
-        lines.append("user req  up_Mbps  upload_Mbit  clock_GHz  battery_J")
-        for n in range(c.n_users):
-            lines.append(
-                f"{n:4d} {'yes' if problem.has_request[n] else ' no'} {problem.uplink_rate_bps[n] / 1e6:8.2f} "
-                f"{problem.upload_bits[n] / 1e6:12.2f} {problem.device_clock_hz[n] / 1e9:10.2f} "
-                f"{problem.battery_j[n]:10.1f}"
-            )
-        if self._last_evaluation is not None:
-            info = slot_info(self._last_evaluation)
-            lines.append(
-                f"last slot: cost {info['cost']:.3f}  time {info['time_s']:.2f} s  energy {info['energy_j']:.2f} J  "
-                f"mean error {info['mean_error']:.2f}  offloaded {info['n_offloaded']:.0f}  "
-                f"dropped {info['n_dropped']:.0f}  edge load {info['edge_load']:.2f}"
-            )
-        return "\n".join(lines)

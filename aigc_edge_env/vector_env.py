@@ -4,38 +4,50 @@
 builds it.  Every sub-env runs the same dynamics and cost model as the single env, with
 all users of all sub-envs evaluated in one vectorised call per step.
 
-Differences from a list of single envs, by design:
-
-* One random generator (seeded by ``reset(seed=...)``) drives all sub-envs, so a
-  vector run is reproducible but its sub-envs do not replay single-env seeds.  Slots are
-  drawn by the single env's function (:func:`~aigc_edge_env.dynamics.draw_slots`), one
-  slot of every sub-env per step, so both envs draw from the same distributions.
-* Autoreset follows Gymnasium's ``NEXT_STEP`` mode: the step after a truncation resets
-  that sub-env and returns its first observation with reward 0.
+* **Seeding as Gymnasium's vector envs.** Each sub-env has its own random generator and
+  draws its slots with the single env's function (:func:`~aigc_edge_env.dynamics.draw_slots`),
+  so sub-env ``i`` of ``reset(seed=s)`` replays the single env's ``reset(seed=s + i)``
+  episode after episode (``reset(seed=[s_0, s_1, ...])``: one seed per sub-env; ``None``
+  keeps each sub-env's stream going, or seeds it from the OS on first use).
+* **Autoreset**: Gymnasium's ``NEXT_STEP`` (default: the step after a truncation resets
+  that sub-env and returns its first observation with reward 0) or ``SAME_STEP`` (the
+  truncating step returns the new episode's first observation; the last one is in
+  ``info["final_obs"]`` and its info in ``info["final_info"]``), chosen with
+  ``gym.make_vec(..., autoreset_mode="same_step")``.
+* **Partial reset**: ``reset(options={"reset_mask": mask})`` resets only the sub-envs
+  where the boolean ``mask`` is true (Gymnasium 1.x).
 * ``info`` holds one array of length ``num_envs`` per component (Gymnasium's vector
   convention, with ``_name`` masks), the same names as the single env's ``info``.
+* ``render_mode="ansi"``: :meth:`render` returns one text per sub-env.  There are no
+  sub-env objects: :meth:`call` and :meth:`get_attr` answer for every sub-env from the
+  batch (e.g. ``call("render")``, ``get_attr("config")``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from aigc_edge_env import dynamics, spaces as env_spaces
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
-from aigc_edge_env.model import SlotProblem, evaluate_decision
+from aigc_edge_env.env import render_text
+from aigc_edge_env.model import PROBLEM_ARRAY_FIELDS, SlotEvaluation, SlotProblem, evaluate_decision
 
 __all__ = ["AIGCEdgeVectorEnv"]
+
+#: The autoreset modes this env implements.
+AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
 
 
 class AIGCEdgeVectorEnv(VectorEnv):
     """``num_envs`` independent AIGC edge systems stepped together with numpy."""
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(
         self,
@@ -43,54 +55,111 @@ class AIGCEdgeVectorEnv(VectorEnv):
         config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
         scenario: str = "AIGCEdge-v0",
         render_mode: str | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
     ) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-        if render_mode is not None:
-            raise ValueError(f"AIGCEdgeVectorEnv does not render, got render_mode={render_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                             f"got {render_mode!r}")
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.num_envs = int(num_envs)
         self.config = make_config(scenario, config)
-        self.render_mode = None
+        self.render_mode = render_mode
         self.single_observation_space = env_spaces.observation_space(self.config)
         self.single_action_space = env_spaces.action_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._generators: list[np.random.Generator | None] = [None] * self.num_envs
         self._state: dynamics.SystemState | None = None
         self._slot_index = np.zeros(self.num_envs, dtype=np.int64)  # slots elapsed in each sub-env's episode
         self._problem: SlotProblem | None = None
+        self._last_evaluation: SlotEvaluation | None = None
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
+    # --- Gymnasium API ----------------------------------------------------------------
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+        options = dict(options or {})
+        reset_mask = self._reset_mask(options.pop("reset_mask", None))
         if options:
-            raise ValueError(f"reset options are not supported, got {options!r}")
-        self._state = dynamics.reset_state(self.config, self.np_random, self.num_envs)
-        self._slot_index[:] = 0
-        self._autoreset[:] = False
-        self._problem = self._draw_slot(first_is_current=True)
-        return env_spaces.encode_observation(self._problem, self._slot_index), {}
+            raise ValueError(f"reset options other than 'reset_mask' are not supported, got {options!r}")
+        seeds = self._seeds(seed)
+        if self._state is None and not reset_mask.all():
+            raise RuntimeError("the first reset() must reset every sub-env (no reset_mask)")
+        for i in np.flatnonzero(reset_mask):
+            if seeds[i] is not None or self._generators[i] is None:
+                self._generators[i] = seeding.np_random(seeds[i])[0]
+        if reset_mask.all():
+            self._state, self._problem, self._last_evaluation = None, None, None
+        self._restart(reset_mask)
+        self._autoreset = self._autoreset & ~reset_mask
+        return env_spaces.encode_observation(self.current_problem(), self._slot_index), {}
 
     def step(self, actions):
+        if self.closed:
+            raise RuntimeError("step() called after close()")
         if self._problem is None:
             raise RuntimeError("call reset() before step()")
         actions = env_spaces.validate_actions(actions, self.config, batch_shape=(self.num_envs,))
-        evaluation = evaluate_decision(self._problem, env_spaces.actions_to_decision(actions, self.config))
-        resetting = self._autoreset
+        evaluation = self._last_evaluation = evaluate_decision(
+            self._problem, env_spaces.actions_to_decision(actions, self.config))
+        resetting = self._autoreset  # NEXT_STEP: these sub-envs start a new episode, reward 0
         rewards = np.where(resetting, 0.0, -self.config.reward_scale * evaluation.total_cost)
-        battery_j = self._state.battery_j
-        self._reset_state_of(resetting)
-        self._problem = self._draw_slot(first_is_current=resetting, battery_j=battery_j,
-                                        energy_used_j=evaluation.energy_j)
-        self._slot_index = np.where(resetting, 0, self._slot_index + 1)
-        truncations = self._slot_index >= self.config.horizon_slots
-        self._autoreset = truncations
-        observations = env_spaces.encode_observation(self._problem, self._slot_index)
-        infos: dict[str, np.ndarray] = {}
+        infos: dict[str, Any] = {}
         for name, values in evaluation.summary().items():
             infos[name] = np.where(resetting, 0.0, values)
             infos[f"_{name}"] = ~resetting
+        self._advance(~resetting, evaluation.energy_j)
+        if resetting.any():
+            self._restart(resetting)
+        truncations = self._slot_index >= self.config.horizon_slots
+        observations = env_spaces.encode_observation(self._problem, self._slot_index)
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and truncations.any():
+            infos["final_obs"] = np.where(truncations[:, None], observations, 0.0).astype(observations.dtype)
+            infos["_final_obs"] = truncations
+            infos["final_info"] = {k: v for k, v in infos.items() if not k.startswith(("final", "_final"))}
+            infos["_final_info"] = truncations
+            self._restart(truncations)
+            observations = env_spaces.encode_observation(self._problem, self._slot_index)
+        else:
+            self._autoreset = truncations
         return observations, rewards, np.zeros(self.num_envs, dtype=bool), truncations, infos
 
+    def render(self) -> tuple[str, ...] | None:
+        """One ``"ansi"`` text per sub-env (None without ``render_mode="ansi"`` or before reset)."""
+        if self.render_mode != "ansi" or self._problem is None:
+            return None
+        last = self._last_evaluation
+        return tuple(render_text(self._problem.select(i), int(self._slot_index[i]),
+                                 None if last is None else _select_evaluation(last, i))
+                     for i in range(self.num_envs))
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Per sub-env results of ``name``: ``"render"``, ``"current_problem"``, ``"action_masks"``,
+        or any attribute :meth:`get_attr` serves (callables are called with ``args``)."""
+        if name == "render":
+            return self.render() or (None,) * self.num_envs
+        if name == "current_problem":
+            problem = self.current_problem()
+            return tuple(problem.select(i) for i in range(self.num_envs))
+        if name == "action_masks":
+            return tuple(self.action_masks())
+        values = self.get_attr(name)
+        return tuple(value(*args, **kwargs) if callable(value) else value for value in values)
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """An attribute of every sub-env; they share the config, spaces, metadata and render mode."""
+        single = {"observation_space": self.single_observation_space, "action_space": self.single_action_space}
+        shared = ("config", "metadata", "render_mode", "spec")
+        if name in single:
+            return (single[name],) * self.num_envs
+        if name in shared:
+            return (getattr(self, name),) * self.num_envs
+        raise AttributeError(f"AIGCEdgeVectorEnv serves get_attr/call for {sorted({*single, *shared})} "
+                             f"and call for ['action_masks', 'current_problem', 'render'], not {name!r}")
+
+    # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
         """The batched :class:`SlotProblem` (arrays of shape ``(num_envs, N)``) the next actions decide."""
         if self._problem is None:
@@ -101,27 +170,94 @@ class AIGCEdgeVectorEnv(VectorEnv):
         """Per sub-env MaskablePPO masks, shape ``(num_envs, 2N + LN)``."""
         return env_spaces.action_mask(self.current_problem())
 
-    def _draw_slot(self, first_is_current: bool | np.ndarray, battery_j: np.ndarray | None = None,
-                   energy_used_j: np.ndarray | None = None) -> SlotProblem:
-        """Draw every sub-env's next slot (:func:`dynamics.draw_slots`) and update the batteries.
+    # --- helpers -------------------------------------------------------------------
+    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"reset(seed=[...]) needs one seed per sub-env ({self.num_envs}), got {len(seeds)}")
+        return seeds
 
-        ``battery_j`` is the level before the slot that used ``energy_used_j`` (J); sub-envs
-        whose slot is current (``first_is_current``: just reset) keep their fresh battery.
-        """
-        slots, harvest_j = dynamics.draw_slots(self.config, self._state, self.np_random, 1,
-                                               first_is_current=first_is_current)
-        if harvest_j is not None and battery_j is not None and energy_used_j is not None:
-            recharged = dynamics.recharge(self.config, battery_j, energy_used_j, harvest_j[0])
-            self._state.battery_j = np.where(np.asarray(first_is_current)[..., None], self._state.battery_j, recharged)
-        return dataclasses.replace(slots.select(0), battery_j=self._state.battery_j)
+    def _reset_mask(self, mask: Any) -> np.ndarray:
+        if mask is None:
+            return np.ones(self.num_envs, dtype=bool)
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+            raise ValueError(f"options['reset_mask'] must be a numpy bool array of shape ({self.num_envs},), "
+                             f"got {mask!r}")
+        if not mask.any():
+            raise ValueError("options['reset_mask'] must mark at least one sub-env")
+        return mask
 
-    def _reset_state_of(self, which: np.ndarray) -> None:
-        """Start new episodes in the sub-envs ``which`` (NEXT_STEP autoreset)."""
+    def _advance(self, which: np.ndarray, energy_used_j: np.ndarray) -> None:
+        """Sub-envs ``which`` move to their next slot: draw it, then drain and recharge the batteries."""
         if not which.any():
             return
-        fresh = dynamics.reset_state(self.config, self.np_random, int(which.sum()))
-        for field in dataclasses.fields(fresh):
-            # New arrays, not in-place writes: earlier SlotProblems share these arrays.
-            values = getattr(self._state, field.name).copy()
-            values[which] = getattr(fresh, field.name)
-            setattr(self._state, field.name, values)
+        battery_j = self._state.battery_j
+        harvest_j = self._draw(which, first_is_current=False)
+        if harvest_j is not None:
+            recharged = dynamics.recharge(self.config, battery_j[which], energy_used_j[which], harvest_j)
+            self._state.battery_j = _with_rows(battery_j, which, recharged)
+        self._slot_index = np.where(which, self._slot_index + 1, self._slot_index)
+        self._problem = dataclasses.replace(self._problem, battery_j=self._state.battery_j)
+
+    def _restart(self, which: np.ndarray) -> None:
+        """Sub-envs ``which`` start a new episode: a fresh state from their generators, then its first slot."""
+        generators = [self._generators[i] for i in np.flatnonzero(which)]
+        fresh = dynamics.reset_state(self.config, generators, len(generators))
+        if self._state is None:
+            self._state = fresh
+        else:  # new arrays, not in-place writes: earlier SlotProblems share the state's arrays
+            self._state = dynamics.SystemState(**{
+                field.name: _with_rows(getattr(self._state, field.name), which, getattr(fresh, field.name))
+                for field in dataclasses.fields(fresh)})
+        self._draw(which, first_is_current=True)
+        self._slot_index = np.where(which, 0, self._slot_index)
+        self._problem = dataclasses.replace(self._problem, battery_j=self._state.battery_j)
+
+    def _draw(self, which: np.ndarray, first_is_current: bool) -> np.ndarray | None:
+        """Draw the next slot of sub-envs ``which`` into the current problem; their harvests (J) or None."""
+        rows = np.flatnonzero(which)
+        everyone = rows.size == self.num_envs
+        state = self._state if everyone else dynamics.SystemState(
+            **{field.name: getattr(self._state, field.name)[rows] for field in dataclasses.fields(self._state)})
+        slots, harvest_j = dynamics.draw_slots(self.config, state, [self._generators[i] for i in rows], 1,
+                                               first_is_current=first_is_current)
+        if not everyone:
+            self._state.fading = _with_rows(self._state.fading, which, state.fading)
+        drawn = slots.select(0)
+        if self._problem is None:
+            self._problem = drawn
+        else:
+            self._problem = SlotProblem(config=self.config, **{
+                name: _with_rows(getattr(self._problem, name), which, getattr(drawn, name))
+                for name in PROBLEM_ARRAY_FIELDS})
+        return None if harvest_j is None else harvest_j[0]
+
+
+def _autoreset_mode(value: str | AutoresetMode) -> AutoresetMode:
+    """An :class:`AutoresetMode`, its value (``"SameStep"``) or its name in any case (``"same_step"``)."""
+    for mode in AUTORESET_MODES:
+        if value is mode or value == mode.value or str(value).upper() == mode.name:
+            return mode
+    accepted = [m.name.lower() for m in AUTORESET_MODES]
+    raise ValueError(f"autoreset_mode must be one of {accepted} (or an AutoresetMode), got {value!r}")
+
+
+def _with_rows(values: np.ndarray, which: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values`` with the rows ``which`` replaced by ``rows`` (a new array; ``rows`` itself when all are)."""
+    if which.all():
+        return np.asarray(rows)
+    out = np.array(values)
+    out[which] = rows
+    return out
+
+
+def _select_evaluation(evaluation: SlotEvaluation, index: int) -> SlotEvaluation:
+    """Sub-env ``index`` of a batched evaluation."""
+    return dataclasses.replace(
+        evaluation, rows=evaluation.rows[:, index], admitted=evaluation.admitted[index],
+        meets_deadline=evaluation.meets_deadline[index], kept=evaluation.kept[index],
+        sqrt_steps_sum=evaluation.sqrt_steps_sum[index], served_totals=evaluation.served_totals[:, index])

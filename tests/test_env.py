@@ -175,24 +175,30 @@ def test_draw_slots_ahead_or_one_at_a_time_draw_the_same_slots(env_id):
     assert rng_ahead.random() == rng_stepwise.random()  # the same amount of the stream consumed
 
 
-def test_draw_slots_keeps_the_channel_of_systems_whose_slot_is_current():
-    """A per-system ``first_is_current`` keeps those systems' fading; the others step as with ``False``."""
+def test_a_batch_of_systems_draws_each_system_as_one_system():
+    """Each system of a batch draws from its own generator exactly what it would alone; a per-system
+    ``first_is_current`` marks the systems whose slot 0 is current (no fading step, no harvest)."""
     config = aigc_edge_env.make_config("AIGCEdge-Battery-v0", {"n_users": 2})
-    states = [dynamics.reset_state(config, np.random.default_rng(1), 3) for _ in range(2)]
-    before = states[0].fading.copy()
-    rngs = [np.random.default_rng(2), np.random.default_rng(2)]
-    masked, _ = dynamics.draw_slots(config, states[0], rngs[0], 3, first_is_current=np.array([True, False, True]))
-    stepped, _ = dynamics.draw_slots(config, states[1], rngs[1], 3, first_is_current=False)
-    np.testing.assert_array_equal(masked.uplink_rate_bps[0, 1], stepped.uplink_rate_bps[0, 1])
-    np.testing.assert_array_equal(masked.uplink_rate_bps[:, 1], stepped.uplink_rate_bps[:, 1])
-    np.testing.assert_array_equal(masked.has_request, stepped.has_request)  # the same requests
-    kept, _ = dynamics.draw_slots(config, dynamics.reset_state(config, np.random.default_rng(1), 3),
-                                  np.random.default_rng(2), 1, first_is_current=True)
-    np.testing.assert_array_equal(masked.uplink_rate_bps[0, [0, 2]], kept.uplink_rate_bps[0, [0, 2]])
-    assert not np.array_equal(states[0].fading[[0, 2]], states[1].fading[[0, 2]])  # later slots step on
-    assert not np.array_equal(before[1], states[0].fading[1])
+    seeds, current = (1, 2, 3), np.array([True, False, True])
+    generators = [np.random.default_rng(seed) for seed in seeds]
+    batch = dynamics.reset_state(config, generators, 3)
+    slots, harvest_j = dynamics.draw_slots(config, batch, generators, 3, first_is_current=current)
+    for system, seed in enumerate(seeds):
+        generator = np.random.default_rng(seed)
+        alone = dynamics.reset_state(config, generator, None)
+        alone_slots, alone_harvest_j = dynamics.draw_slots(config, alone, generator, 3,
+                                                           first_is_current=bool(current[system]))
+        for name in SLOT_FIELDS:
+            np.testing.assert_array_equal(getattr(slots, name)[:, system], getattr(alone_slots, name))
+        np.testing.assert_array_equal(harvest_j[1:, system], alone_harvest_j[1:])
+        np.testing.assert_array_equal(batch.fading[system], alone.fading)
+        assert generators[system].random() == generator.random()
     with pytest.raises(ValueError, match="first_is_current must be a bool or an array of shape"):
-        dynamics.draw_slots(config, states[0], rngs[0], 1, first_is_current=np.array([True, False]))
+        dynamics.draw_slots(config, batch, generators, 1, first_is_current=np.array([True, False]))
+    with pytest.raises(ValueError, match="need 3 generators"):
+        dynamics.draw_slots(config, batch, generators[:2], 1, first_is_current=False)
+    with pytest.raises(ValueError, match="one generator per system"):
+        dynamics.draw_slots(config, batch, generators[0], 1, first_is_current=False)
 
 
 @pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])

@@ -13,8 +13,9 @@ from aigc_edge_env import AIGCEdgeVectorEnv, evaluate_decision, spaces as env_sp
 ENV_IDS = tuple(aigc_edge_env.SCENARIOS)
 
 
-def make(env_id="AIGCEdge-v0", num_envs=4, **config):
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", config=config)
+def make(env_id="AIGCEdge-v0", num_envs=4, render_mode=None, autoreset_mode="next_step", **config):
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", config=config,
+                        render_mode=render_mode, autoreset_mode=autoreset_mode)
 
 
 def random_actions(envs, rng):
@@ -210,59 +211,91 @@ def test_vector_errors():
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="num_envs"):
             AIGCEdgeVectorEnv(num_envs=bad)
-    with pytest.raises(ValueError, match="render"):
-        AIGCEdgeVectorEnv(num_envs=2, render_mode="ansi")
+    with pytest.raises(ValueError, match=r"render_mode must be one of \['ansi'\]"):
+        AIGCEdgeVectorEnv(num_envs=2, render_mode="human")
+    with pytest.raises(ValueError, match="autoreset_mode must be one of"):
+        AIGCEdgeVectorEnv(num_envs=2, autoreset_mode="disabled")
+    with pytest.raises(ValueError, match="one seed per sub-env"):
+        envs.reset(seed=[1, 2, 3])
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": np.zeros(2, dtype=bool)})
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": [True, False]})
+    envs.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        envs.step(np.zeros((2, 6), dtype=np.int64))
 
 
-def _episode_statistics_single(env_id: str, config: dict, n_episodes: int) -> np.ndarray:
-    """Per episode: total cost, energy, drops and the mean observation (single env, seeds 0...)."""
+def _single_env_trace(env_id: str, config: dict, seed: int, actions: np.ndarray, same_step: bool) -> list:
+    """Observations and rewards of the single env from ``reset(seed)``, resetting (unseeded) at each truncation,
+    arranged as a vector env's sub-env reports them (``same_step``: the reset's observation at once)."""
     env = aigc_edge_env.AIGCEdgeEnv(config, scenario=env_id)
-    rng = np.random.default_rng(100)
-    rows = []
-    for seed in range(n_episodes):
-        observations, totals = [env.reset(seed=seed)[0]], np.zeros(3)
-        truncated = False
-        while not truncated:
-            observation, _, _, truncated, info = env.step(rng.integers(0, env.action_space.nvec))
-            observations.append(observation)
-            totals += (info["cost"], info["energy_j"], info["n_dropped"])
-        rows.append(np.concatenate([totals, np.mean(observations[:-1], axis=0)]))
-    return np.array(rows)
-
-
-def _episode_statistics_vector(env_id: str, config: dict, num_envs: int, episodes_each: int) -> np.ndarray:
-    """The same statistics from the vector env, ``episodes_each`` episodes per sub-env (autoresets included)."""
-    envs = make(env_id, num_envs=num_envs, **config)
-    rng = np.random.default_rng(200)
-    horizon = envs.unwrapped.config.horizon_slots
-    observation, _ = envs.reset(seed=0)
-    rows = []
-    for _ in range(episodes_each):
-        observations, totals = [], np.zeros((num_envs, 3))
-        for _ in range(horizon):
-            observations.append(observation)
-            observation, _, _, truncated, info = envs.step(random_actions(envs, rng))
-            totals += np.stack([info["cost"], info["energy_j"], info["n_dropped"]], axis=1)
-        assert truncated.all()
-        rows.append(np.concatenate([totals, np.mean(observations, axis=0)], axis=1))
-        observation, _, _, _, info = envs.step(random_actions(envs, rng))  # the autoreset step
-        assert not info["_cost"].any()
-    return np.concatenate(rows)
+    trace = [(env.reset(seed=seed)[0], None)]
+    restart = False
+    for action in actions:
+        if restart:  # NEXT_STEP: this step only resets, with reward 0
+            trace.append((env.reset()[0], 0.0))
+            restart = False
+            continue
+        observation, reward, _, truncated, _ = env.step(action)
+        if truncated and same_step:
+            observation = env.reset()[0]
+        restart = truncated and not same_step
+        trace.append((observation, reward))
+    return trace
 
 
 @pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
-def test_vector_env_draws_episodes_from_the_single_envs_distribution(env_id):
-    """Per-episode cost, energy, drops and mean observations agree in mean with the single env's.
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_each_sub_env_replays_the_single_env_seeded_like_it(env_id, mode):
+    """Sub-env ``i`` of ``reset(seed=s)`` is the single env of ``reset(seed=s + i)``, across autoresets."""
+    config = {"n_users": 3, "horizon_slots": 4}
+    envs = make(env_id, num_envs=3, autoreset_mode=mode, **config)
+    actions = np.random.default_rng(0).integers(0, envs.single_action_space.nvec, size=(11, 3, 6))
+    observation, _ = envs.reset(seed=40)
+    vector = [[(observation[i], None)] for i in range(3)]
+    for step_actions in actions:
+        observation, rewards, _, truncations, infos = envs.step(step_actions)
+        for i in range(3):
+            vector[i].append((observation[i], rewards[i]))
+        if mode == "same_step" and truncations.any():
+            assert infos["_final_obs"].tolist() == truncations.tolist()
+    for i in range(3):
+        single = _single_env_trace(env_id, config, 40 + i, actions[:, i], same_step=mode == "same_step")
+        for t, ((obs_v, reward_v), (obs_s, reward_s)) in enumerate(zip(vector[i], single, strict=True)):
+            np.testing.assert_array_equal(obs_v, obs_s, err_msg=f"sub-env {i}, step {t}")
+            # the vector env sums the decision's rows, the single env tabulated rows: equal up to rounding
+            assert reward_v == (None if reward_s is None else pytest.approx(reward_s, rel=1e-12, abs=1e-12))
 
-    The two envs use different random streams (one generator for all sub-envs), so the
-    check is statistical: episodes are the independent samples, and each statistic's means
-    must agree within 4 standard errors of their difference (seeded: deterministic).
-    """
-    config = {"n_users": 4, "horizon_slots": 20}
-    single = _episode_statistics_single(env_id, config, 120)
-    vector = _episode_statistics_vector(env_id, config, 40, 3)
-    difference = single.mean(axis=0) - vector.mean(axis=0)
-    standard_error = np.sqrt(single.var(axis=0, ddof=1) / len(single) + vector.var(axis=0, ddof=1) / len(vector))
-    constant = standard_error == 0  # features that never vary (e.g. no battery) must then be equal
-    np.testing.assert_array_equal(difference[constant], 0.0)
-    assert np.all(np.abs(difference[~constant]) <= 4 * standard_error[~constant]), (difference / standard_error)
+
+def test_seed_lists_and_partial_resets():
+    """One seed per sub-env; ``reset_mask`` restarts only the marked sub-envs (a seed in the list for them)."""
+    envs = make("AIGCEdge-Battery-v0", num_envs=3, n_users=2)
+    observation, _ = envs.reset(seed=[7, None, 9])
+    single = aigc_edge_env.AIGCEdgeEnv({"n_users": 2}, scenario="AIGCEdge-Battery-v0")
+    np.testing.assert_array_equal(observation[0], single.reset(seed=7)[0])
+    np.testing.assert_array_equal(observation[2], single.reset(seed=9)[0])
+    envs.step(np.zeros((3, 4), dtype=np.int64))
+    before = envs.unwrapped.current_problem()
+    observation, _ = envs.reset(seed=[None, 5, None], options={"reset_mask": np.array([False, True, False])})
+    np.testing.assert_array_equal(observation[1], single.reset(seed=5)[0])
+    after = envs.unwrapped.current_problem()
+    for name in aigc_edge_env.PROBLEM_ARRAY_FIELDS:  # the other sub-envs keep their slot, battery included
+        np.testing.assert_array_equal(getattr(after, name)[[0, 2]], getattr(before, name)[[0, 2]])
+    np.testing.assert_array_equal(observation[[0, 2], -1], np.float32(1 / 100))  # still at slot 1 of 100
+
+
+def test_call_get_attr_and_render():
+    envs = make(num_envs=2, n_users=3, render_mode="ansi")
+    envs.reset(seed=0)
+    texts = envs.call("render")
+    assert len(texts) == 2 and all(text.startswith("slot 0/100") for text in texts)
+    envs.step(np.zeros((2, 6), dtype=np.int64))
+    assert "last slot: cost" in envs.render()[1]
+    assert envs.get_attr("config") == (envs.unwrapped.config,) * 2
+    assert envs.get_attr("observation_space") == (envs.single_observation_space,) * 2
+    problems = envs.call("current_problem")
+    assert problems[1].has_request.shape == (3,)
+    np.testing.assert_array_equal(envs.call("action_masks")[0], aigc_edge_env.spaces.action_mask(problems[0]))
+    with pytest.raises(AttributeError, match="not 'bogus'"):
+        envs.get_attr("bogus")
