@@ -130,7 +130,8 @@ class AIGCEdgeEnv(gym.Env):
 
     ## Episode End
 
-    Never terminates; truncates after ``horizon_slots`` slots (default 100).
+    Never terminates; truncates after ``horizon_slots`` slots (default 100).  A ``step()``
+    after the truncation, or after ``close()``, raises ``RuntimeError`` until ``reset()``.
 
     ## Arguments
 
@@ -175,12 +176,14 @@ class AIGCEdgeEnv(gym.Env):
         self._slot_index = 0
         self._problem: SlotProblem | None = None  # built on demand from the chunk
         self._last_evaluation: SlotEvaluation | None = None
+        self._closed = False
 
     # --- Gymnasium API ----------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if options:
             raise ValueError(f"reset options are not supported, got {options!r}")
+        self._closed = False
         self._state = dynamics.reset_state(self.config, self.np_random, n_systems=None)
         self._slot_index = 0
         self._problem = None
@@ -191,8 +194,10 @@ class AIGCEdgeEnv(gym.Env):
     def step(self, action):
         chunk = self._chunk
         if chunk is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError("call reset() before step()" if not self._closed else "step() called after close()")
         c = self.config
+        if self._slot_index >= c.horizon_slots:
+            raise RuntimeError(f"the episode ended at the horizon ({c.horizon_slots} slots): call reset() before step()")
         actions = env_spaces.validate_actions(action, c, batch_shape=())
         n = c.n_users
         rows = chunk.option_grid[:, actions[:n], actions[n:], self._slot_index - chunk.first_slot, self._users]
@@ -208,6 +213,11 @@ class AIGCEdgeEnv(gym.Env):
             self._state.battery_j = dynamics.recharge(c, battery_j, evaluation.energy_j, harvest_j)
         truncated = self._slot_index >= c.horizon_slots
         return self._observation(), -c.reward_scale * info["cost"], False, truncated, info
+
+    def close(self) -> None:
+        """Free the drawn slots; a later ``step()`` raises until ``reset()``."""
+        self._chunk, self._grid_buffer, self._problem, self._closed = None, None, None, True
+        super().close()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self._chunk is None:

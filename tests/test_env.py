@@ -20,12 +20,14 @@ ENV_IDS = tuple(aigc_edge_env.SCENARIOS)
 
 
 def rollout(env, seed, actions):
-    """Observations, rewards and infos of ``actions`` from ``reset(seed=seed)``."""
+    """Observations, rewards and infos of ``actions`` from ``reset(seed=seed)`` (unseeded resets at truncations)."""
     obs, info = env.reset(seed=seed)
     trace = [(obs, info)]
     for action in actions:
         obs, reward, terminated, truncated, info = env.step(action)
         trace.append((obs, reward, terminated, truncated, info))
+        if truncated:
+            trace.append(env.reset())
     return trace
 
 
@@ -203,14 +205,14 @@ def test_a_batch_of_systems_draws_each_system_as_one_system():
 
 @pytest.mark.parametrize("env_id", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
 def test_trajectories_do_not_depend_on_how_many_slots_are_drawn_ahead(env_id, monkeypatch):
-    """Chunks of 2 slots give the trajectory of one chunk per episode, past the horizon and resets too."""
+    """Chunks of 2 slots give the trajectory of one chunk per episode, across episodes and mid-episode resets."""
     config = {"n_users": 3, "horizon_slots": 5}
     actions = fixed_actions(AIGCEdgeEnv(config, scenario=env_id), 9, seed=3)
     traces = []
     for chunk_options in (aigc_edge_env.env.CHUNK_OPTIONS, 1):
         monkeypatch.setattr(aigc_edge_env.env, "CHUNK_OPTIONS", chunk_options)
         env = AIGCEdgeEnv(config, scenario=env_id)
-        trace = rollout(env, 4, actions)  # 9 steps: 4 past the horizon
+        trace = rollout(env, 4, actions)  # 9 steps: a second episode after the horizon
         trace += rollout(env, None, actions[:6])  # a reset that continues the stream
         traces.append(trace)
     assert_same_trace(*traces)
@@ -455,3 +457,19 @@ def test_decode_rejects_batch_shape_mismatch():
     c = aigc_edge_env.default_config()
     with pytest.raises(ValueError, match="shape"):
         env_spaces.validate_actions(np.zeros((3, 20), dtype=np.int64), c, batch_shape=(2,))
+
+
+def test_step_after_the_horizon_or_close_raises():
+    env = gym.make("AIGCEdge-v0", config={"horizon_slots": 2})
+    env.reset(seed=0)
+    for _ in range(2):
+        env.step(env.action_space.sample())
+    with pytest.raises(RuntimeError, match="episode ended at the horizon"):
+        env.step(env.action_space.sample())
+    env.reset()
+    env.step(env.action_space.sample())
+    env.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        env.unwrapped.step(env.action_space.sample())
+    with pytest.raises(ValueError, match=r"render_mode must be one of \['ansi'\]"):
+        aigc_edge_env.AIGCEdgeEnv(render_mode="human")
