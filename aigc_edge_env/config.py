@@ -218,7 +218,7 @@ class AIGCEdgeConfig:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if dataclasses.is_dataclass(value):
+            if isinstance(value, (PowerLawErrorCurve, TabulatedErrorCurve)):
                 value = dataclasses.asdict(value)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out

@@ -184,16 +184,16 @@ class AIGCEdgeEnv(gym.Env):
         if options:
             raise ValueError(f"reset options are not supported, got {options!r}")
         self._closed = False
-        self._state = dynamics.reset_state(self.config, self.np_random, n_systems=None)
+        state = self._state = dynamics.reset_state(self.config, self.np_random, n_systems=None)
         self._slot_index = 0
         self._problem = None
-        self._draw_chunk(first_is_current=True)
+        chunk = self._draw_chunk(state, first_is_current=True)
         self._last_evaluation = None
-        return self._observation(), {}
+        return self._observation(chunk, state), {}
 
     def step(self, action):
-        chunk = self._chunk
-        if chunk is None:
+        chunk, state = self._chunk, self._state
+        if chunk is None or state is None:
             raise RuntimeError("call reset() before step()" if not self._closed else "step() called after close()")
         c = self.config
         if self._slot_index >= c.horizon_slots:
@@ -201,18 +201,18 @@ class AIGCEdgeEnv(gym.Env):
         actions = env_spaces.validate_actions(action, c, batch_shape=())
         n = c.n_users
         rows = chunk.option_grid[:, actions[:n], actions[n:], self._slot_index - chunk.first_slot, self._users]
-        battery_j = self._state.battery_j if c.battery_enabled else None
+        battery_j = state.battery_j if c.battery_enabled else None
         evaluation = self._last_evaluation = serve(rows, battery_j, c)
         info = evaluation.summary()  # Python floats for one slot
         self._slot_index += 1
         self._problem = None
         if self._slot_index == chunk.first_slot + chunk.n_slots:
-            self._draw_chunk(first_is_current=False)
-        if battery_j is not None:
-            harvest_j = self._chunk.harvest_j[self._slot_index - self._chunk.first_slot]
-            self._state.battery_j = dynamics.recharge(c, battery_j, evaluation.energy_j, harvest_j)
+            chunk = self._draw_chunk(state, first_is_current=False)
+        if battery_j is not None and chunk.harvest_j is not None:
+            harvest_j = chunk.harvest_j[self._slot_index - chunk.first_slot]
+            state.battery_j = dynamics.recharge(c, battery_j, evaluation.energy_j, harvest_j)
         truncated = self._slot_index >= c.horizon_slots
-        return self._observation(), -c.reward_scale * info["cost"], False, truncated, info
+        return self._observation(chunk, state), -c.reward_scale * info["cost"], False, truncated, info
 
     def close(self) -> None:
         """Free the drawn slots; a later ``step()`` raises until ``reset()``."""
@@ -227,11 +227,12 @@ class AIGCEdgeEnv(gym.Env):
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
         """The :class:`SlotProblem` the next action decides (read-only per-user arrays ``(N,)``)."""
-        if self._chunk is None:
+        chunk, state = self._chunk, self._state
+        if chunk is None or state is None:
             raise RuntimeError("call reset() before current_problem()")
         if self._problem is None:
-            slot = self._chunk.problem.select(self._slot_index - self._chunk.first_slot)
-            battery_j = self._state.battery_j.copy()
+            slot = chunk.problem.select(self._slot_index - chunk.first_slot)
+            battery_j = state.battery_j.copy()
             battery_j.flags.writeable = False
             self._problem = dataclasses.replace(slot, battery_j=battery_j)
         return self._problem
@@ -248,18 +249,18 @@ class AIGCEdgeEnv(gym.Env):
         return env_spaces.action_mask(self.current_problem())
 
     # --- helpers -------------------------------------------------------------------
-    def _draw_chunk(self, first_is_current: bool) -> None:
+    def _draw_chunk(self, state: dynamics.SystemState, first_is_current: bool) -> _SlotChunk:
         """Draw the next slots (the current one too after a reset) and tabulate their options.
 
         Channels and requests do not depend on the actions, so they are drawn ahead (in the
         order the slot-by-slot dynamics would draw them, see :func:`dynamics.draw_slots`)
         and every option of every slot is costed in one vectorised call; a step then
         gathers its action's rows.  Batteries do depend on the actions: they stay in
-        ``self._state`` and patch the observation.
+        ``state`` and patch the observation.  Returns the new chunk (also ``self._chunk``).
         """
         c = self.config
         n_slots = max(1, min(self._slots_per_chunk, c.horizon_slots + 1 - self._slot_index))
-        problem, harvest_j = dynamics.draw_slots(c, self._state, self.np_random, n_slots,
+        problem, harvest_j = dynamics.draw_slots(c, state, self.np_random, n_slots,
                                                  first_is_current=first_is_current)
         for name in PROBLEM_ARRAY_FIELDS:  # handed out by current_problem(): the costs come from the grid
             getattr(problem, name).flags.writeable = False
@@ -271,9 +272,10 @@ class AIGCEdgeEnv(gym.Env):
             option_grid=option_grid(problem, out=self._grid_buffer[:, :, :, :n_slots]),
             observations=env_spaces.encode_observation(problem, slot_indices),
         )
+        return self._chunk
 
-    def _observation(self) -> np.ndarray:
-        observation = self._chunk.observations[self._slot_index - self._chunk.first_slot].copy()
+    def _observation(self, chunk: _SlotChunk, state: dynamics.SystemState) -> np.ndarray:
+        observation = chunk.observations[self._slot_index - chunk.first_slot].copy()
         if self.config.battery_enabled:
-            env_spaces.write_battery_feature(observation, self._state.battery_j, self.config)
+            env_spaces.write_battery_feature(observation, state.battery_j, self.config)
         return observation

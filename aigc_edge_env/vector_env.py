@@ -71,7 +71,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
         self.single_action_space = env_spaces.action_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._generators: list[np.random.Generator | None] = [None] * self.num_envs
+        self._generators: list[np.random.Generator] = []  # one per sub-env, from the first reset on
         self._state: dynamics.SystemState | None = None
         self._slot_index = np.zeros(self.num_envs, dtype=np.int64)  # slots elapsed in each sub-env's episode
         self._problem: SlotProblem | None = None
@@ -85,10 +85,12 @@ class AIGCEdgeVectorEnv(VectorEnv):
         if options:
             raise ValueError(f"reset options other than 'reset_mask' are not supported, got {options!r}")
         seeds = self._seeds(seed)
-        if self._state is None and not reset_mask.all():
-            raise RuntimeError("the first reset() must reset every sub-env (no reset_mask)")
+        if not self._generators:
+            if not reset_mask.all():
+                raise RuntimeError("the first reset() must reset every sub-env (no reset_mask)")
+            self._generators = [seeding.np_random(s)[0] for s in seeds]
         for i in np.flatnonzero(reset_mask):
-            if seeds[i] is not None or self._generators[i] is None:
+            if seeds[i] is not None:
                 self._generators[i] = seeding.np_random(seeds[i])[0]
         if reset_mask.all():
             self._state, self._problem, self._last_evaluation = None, None, None
@@ -174,7 +176,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
             return [None] * self.num_envs
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if isinstance(seed, (int, np.integer)):
             return [int(seed) + i for i in range(self.num_envs)]
         seeds = list(seed)
         if len(seeds) != self.num_envs:
@@ -195,13 +197,14 @@ class AIGCEdgeVectorEnv(VectorEnv):
         """Sub-envs ``which`` move to their next slot: draw it, then drain and recharge the batteries."""
         if not which.any():
             return
-        battery_j = self._state.battery_j
+        state = self._require_state()
+        battery_j = state.battery_j
         harvest_j = self._draw(which, first_is_current=False)
         if harvest_j is not None:
             recharged = dynamics.recharge(self.config, battery_j[which], energy_used_j[which], harvest_j)
-            self._state.battery_j = _with_rows(battery_j, which, recharged)
+            state.battery_j = _with_rows(battery_j, which, recharged)
         self._slot_index = np.where(which, self._slot_index + 1, self._slot_index)
-        self._problem = dataclasses.replace(self._problem, battery_j=self._state.battery_j)
+        self._problem = dataclasses.replace(self.current_problem(), battery_j=state.battery_j)
 
     def _restart(self, which: np.ndarray) -> None:
         """Sub-envs ``which`` start a new episode: a fresh state from their generators, then its first slot."""
@@ -210,23 +213,30 @@ class AIGCEdgeVectorEnv(VectorEnv):
         if self._state is None:
             self._state = fresh
         else:  # new arrays, not in-place writes: earlier SlotProblems share the state's arrays
+            old = self._state
             self._state = dynamics.SystemState(**{
-                field.name: _with_rows(getattr(self._state, field.name), which, getattr(fresh, field.name))
+                field.name: _with_rows(getattr(old, field.name), which, getattr(fresh, field.name))
                 for field in dataclasses.fields(fresh)})
         self._draw(which, first_is_current=True)
         self._slot_index = np.where(which, 0, self._slot_index)
-        self._problem = dataclasses.replace(self._problem, battery_j=self._state.battery_j)
+        self._problem = dataclasses.replace(self.current_problem(), battery_j=self._state.battery_j)
+
+    def _require_state(self) -> dynamics.SystemState:
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        return self._state
 
     def _draw(self, which: np.ndarray, first_is_current: bool) -> np.ndarray | None:
         """Draw the next slot of sub-envs ``which`` into the current problem; their harvests (J) or None."""
         rows = np.flatnonzero(which)
         everyone = rows.size == self.num_envs
-        state = self._state if everyone else dynamics.SystemState(
-            **{field.name: getattr(self._state, field.name)[rows] for field in dataclasses.fields(self._state)})
+        full = self._require_state()
+        state = full if everyone else dynamics.SystemState(
+            **{field.name: getattr(full, field.name)[rows] for field in dataclasses.fields(full)})
         slots, harvest_j = dynamics.draw_slots(self.config, state, [self._generators[i] for i in rows], 1,
                                                first_is_current=first_is_current)
         if not everyone:
-            self._state.fading = _with_rows(self._state.fading, which, state.fading)
+            full.fading = _with_rows(full.fading, which, state.fading)
         drawn = slots.select(0)
         if self._problem is None:
             self._problem = drawn
