@@ -8,8 +8,8 @@ Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --
 
 Each (algo, seed) trains in its own ``train.py`` process (so its wall time and peak memory,
 ``getrusage`` of that process, are its own) into ``OUT/runs/<algo>_s<seed>``.  The final
-models are then evaluated with evaluate.py's machinery against ``exact`` and ``random`` on
-common seeds (normalised score with bootstrap CIs).  Writes to ``OUT``: ``benchmark.md`` and
+models are then evaluated by the evaluation engine (:mod:`aigc_edge_env.evaluation`) against
+``exact`` and ``random`` on common seeds (normalised score with bootstrap CIs).  Writes to ``OUT``: ``benchmark.md`` and
 ``benchmark.csv`` (per run: wall time, steps/s, peak memory, score), evaluate.py's
 ``summary.md``/``summary.csv``/``results.json`` and plots, and ``learning_curves.png``.
 Timesteps are training-env steps: slots for PPO/MaskablePPO, per-user decisions for DQN.
