@@ -77,11 +77,11 @@ from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.model import Decision, SlotProblem
 
 __all__ = [
-    "COMPONENTS", "EPISODE_METRICS", "EVAL_SEED", "SCORE_REFERENCES", "Episode", "EpisodeAccumulator", "Policy",
-    "PolicyResult", "ShadowPricePolicy", "SolverPolicy", "collect_slots", "confidence_interval", "evaluate_all",
-    "evaluate_policy", "format_number", "make_policy", "markdown_table", "mean_interval", "normalised_score",
-    "price_policy_name", "priced_problem", "progress_bar", "run_episode", "SUMMED", "summarize", "write_csv",
-    "write_json", "write_outputs",
+    "COMPONENTS", "EPISODE_METRICS", "EVAL_SEED", "SCORE_REFERENCES", "SUMMED", "Episode", "EpisodeAccumulator",
+    "Policy", "PolicyResult", "ShadowPricePolicy", "SolverPolicy", "collect_slots", "confidence_interval",
+    "evaluate_all", "evaluate_policy", "format_number", "make_policy", "markdown_table", "mean_interval",
+    "normalised_score", "price_policy_name", "priced_problem", "progress_bar", "run_episode", "summarize",
+    "write_csv", "write_json", "write_outputs",
 ]
 
 #: First evaluation episode seed: apart from training seeds (0...) and periodic evaluation's (1e6...).
@@ -127,9 +127,6 @@ class SolverPolicy:
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
         base: Any = env.unwrapped  # an AIGCEdgeEnv
         return base.decision_to_action(self.decide(base.current_problem(), observation))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
 
 
 def priced_problem(problem: SlotProblem, price: float) -> SlotProblem:
