@@ -6,9 +6,12 @@ Examples::
     python evaluate.py --episodes 10                                # every solver
     python evaluate.py --policies exact random greedy --runs runs/ppo_s0 runs/dqn_s0/best_model.zip
     python evaluate.py --policies all_local all_edge --episodes 3 --horizon 10 --out results/quick
+    python evaluate.py --env AIGCEdge-Battery-v0 --policies exact exact+price0.3 "exact+price0.8(1-t/H)"
 
 Every policy plays episode ``i`` from ``reset(seed=SEED + i)``; decisions do not change the
-env's random draws, so all policies see the same slots.  Reported per policy: mean episode
+env's random draws, so all policies see the same slots.  ``--policies`` takes the names of
+:func:`aigc_edge_env.evaluation.make_policy`: the slot solvers, and solvers under a (decaying)
+shadow price on energy.  Reported per policy: mean episode
 reward and cost components with bootstrap confidence intervals over episodes, drops, time
 per decision, and the normalised score ``(R - R_random) / (R_exact - R_random)`` when exact
 and random are among the policies (they are by default).  Writes ``summary.md`` (also printed),
@@ -22,22 +25,26 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from aigc_edge_env.agents.cli import parse_mapping
 from aigc_edge_env.agents.environments import check_env_id, make_env
-from aigc_edge_env.agents.evaluation import evaluate_all, summarize
 from aigc_edge_env.agents.plots import write_plots
-from aigc_edge_env.agents.policies import Policy, load_model_policy, solver_policy
-from aigc_edge_env.agents.report import markdown_table, write_outputs
+from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.runs import RunError, package_versions
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.config import SCENARIOS, ConfigError
-
-#: First episode seed by default: apart from training seeds (0...) and periodic evaluation's (1e6...).
-DEFAULT_SEED = 10_000
+from aigc_edge_env.evaluation import (
+    EVAL_SEED,
+    Policy,
+    evaluate_all,
+    make_policy,
+    markdown_table,
+    summarize,
+    write_outputs,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help="env config overrides: JSON/YAML file or inline mapping")
     parser.add_argument("--horizon", type=int, default=None, help="slots per episode (config horizon_slots)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per policy (default 10)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"first episode seed (default {DEFAULT_SEED})")
-    parser.add_argument("--policies", nargs="*", default=None, metavar="SOLVER",
-                        help=f"solvers to evaluate (default all: {' '.join(SOLVERS)}); give none for runs only")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED, help=f"first episode seed (default {EVAL_SEED})")
+    parser.add_argument("--policies", nargs="*", default=None, metavar="POLICY",
+                        help=f"policies to evaluate: solvers (default all: {' '.join(SOLVERS)}), or a solver under a "
+                             "shadow price, e.g. exact+price0.3 or 'exact+price0.8(1-t/H)'; give none for runs only")
     parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
                         help="trained run directories or model .zip files")
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="output directory")
@@ -73,8 +81,8 @@ def run_labels(paths: list[Path]) -> dict[str, Path]:
     return labels
 
 
-def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Callable[[int], Policy]], dict[str, Path]]:
-    """Env config overrides, policy factories by label and run directories by label; ``ValueError`` if bad."""
+def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Policy], dict[str, Path]]:
+    """Env config overrides, policies by label and run directories by label; ``ValueError`` if bad."""
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if not 0 < args.confidence < 1:
@@ -84,14 +92,10 @@ def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Callabl
         config["horizon_slots"] = args.horizon
     check_env_id(args.env, config)
     names = list(SOLVERS) if args.policies is None else args.policies
-    unknown = [name for name in names if name not in SOLVERS]
-    if unknown:
-        raise ValueError(f"unknown solver(s) {unknown}: registered {list(SOLVERS)}")
-    policies = {name: solver_policy(name) for name in names}
+    policies: dict[str, Policy] = {name: make_policy(name) for name in names}
     run_dirs = {}
     for label, path in run_labels(args.runs).items():
-        policy = load_model_policy(path, args.env, config)
-        policies[label] = lambda seed, policy=policy: policy
+        policies[label] = load_model_policy(path, args.env, config)
         run_dirs[label] = path if path.is_dir() else path.parent
     if not policies:
         raise ValueError("nothing to evaluate: give --policies and/or --runs")

@@ -12,6 +12,6 @@ command lines; the modules here do the work, one job each:
 * :mod:`.networks`: the permutation-equivariant ``PerUserPolicy``.
 * :mod:`.training`, :mod:`.callbacks`, :mod:`.runs`: training into a run directory (TensorBoard cost
   components, periodic evaluation, checkpoints, resolved config and versions) and loading it back.
-* :mod:`.episode_stats`, :mod:`.policies`, :mod:`.evaluation`, :mod:`.report`, :mod:`.plots`: playing
-  solvers and trained models on common seeds, bootstrap intervals, normalised scores, tables, plots.
+* :mod:`.policies`: trained models as policies of the evaluation engine (:mod:`aigc_edge_env.evaluation`,
+  which plays them beside the solvers on common seeds); :mod:`.plots`: evaluation and learning-curve plots.
 """

@@ -9,10 +9,9 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from aigc_edge_env.agents.episode_stats import EPISODE_METRICS, EpisodeAccumulator
-from aigc_edge_env.agents.evaluation import evaluate_policy
 from aigc_edge_env.agents.policies import ModelPolicy
 from aigc_edge_env.agents.runs import save_model
+from aigc_edge_env.evaluation import EPISODE_METRICS, EpisodeAccumulator, evaluate_policy
 
 __all__ = ["CheckpointSaver", "EpisodeCostLogger", "PeriodicEvaluation"]
 
@@ -91,7 +90,7 @@ class PeriodicEvaluation(_Periodic):
     def evaluate(self) -> float:
         """Run the evaluation now; its mean episode reward."""
         policy = ModelPolicy(self.model, self.model.get_vec_normalize_env(), self.masked, self.per_user)
-        result = evaluate_policy("current", self.make_env, lambda seed: policy, self.seeds)
+        result = evaluate_policy("current", self.make_env, policy, self.seeds)
         for name in EPISODE_METRICS:
             self.logger.record(f"eval/{name}", float(result.episodes[name].mean()))
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")

@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from aigc_edge_env.agents.episode_stats import EPISODE_METRICS  # noqa: E402
 from aigc_edge_env.agents.runs import TENSORBOARD_DIR, read_scalars  # noqa: E402
+from aigc_edge_env.evaluation import EPISODE_METRICS  # noqa: E402
 
 __all__ = [
     "LEARNING_CURVE_TAGS", "learning_curves", "plot_components", "plot_learning_curves", "plot_scores", "write_plots",
@@ -50,7 +50,7 @@ def plot_components(rows: Sequence[dict[str, Any]], path: Path) -> None:
     n_rows = math.ceil(len(EPISODE_METRICS) / n_cols)
     width = max(12.0, 0.45 * len(rows) * n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, 3.6 * n_rows), squeeze=False)
-    for ax, metric in zip(axes.flat, EPISODE_METRICS):
+    for ax, metric in zip(axes.flat, EPISODE_METRICS, strict=False):
         _bars(ax, rows, metric)
     for ax in list(axes.flat)[len(EPISODE_METRICS):]:
         ax.set_visible(False)

@@ -1,21 +1,17 @@
-"""Policies that act in the plain single env, so solvers and trained agents face the same slots.
+"""Trained SB3 models as policies of the evaluation engine (:class:`aigc_edge_env.evaluation.Policy`).
 
-A policy here has ``act(env, observation) -> action``: ``env`` is the (possibly wrapped)
-``gym.make`` env whose ``unwrapped`` holds the slot, ``observation`` its latest observation,
-and the action is the env's ``MultiDiscrete`` slot action.
-
-* :class:`SolverActor` adapts a :class:`~aigc_edge_env.baselines.policy.SolverPolicy`.
-* :class:`ModelPolicy` acts with a trained SB3 model: joint-action models (PPO, MaskablePPO,
-  the latter under the env's ``action_masks()``) predict the slot action at once; per-user
-  models (DQN) are asked once per requesting user through
-  :func:`~aigc_edge_env.agents.wrappers.decide_slot`, exactly as in their training wrapper.
-  Observations go through the run's frozen VecNormalize statistics; actions are deterministic.
+:class:`ModelPolicy` acts in the plain single env, so trained agents face the same slots as
+the solvers: joint-action models (PPO, MaskablePPO, the latter under the env's
+``action_masks()``) predict the slot action at once; per-user models (DQN) are asked once
+per requesting user through :func:`~aigc_edge_env.agents.wrappers.decide_slot`, exactly as in
+their training wrapper.  Observations go through the run's frozen VecNormalize statistics;
+actions are deterministic, so ``reset`` has nothing to do.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -26,34 +22,12 @@ from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import RunError, TrainedModel, load_trained
 from aigc_edge_env.agents.wrappers import decide_slot
-from aigc_edge_env.baselines.policy import SolverPolicy
 
-__all__ = ["ModelPolicy", "Policy", "SolverActor", "load_model_policy", "solver_policy"]
-
-
-class Policy(Protocol):
-    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        """The env action for the env's current slot."""
-
-
-class SolverActor:
-    """A baselines solver policy (``act(env)``) as a :class:`Policy`."""
-
-    def __init__(self, solver_policy: SolverPolicy) -> None:
-        self.solver_policy = solver_policy
-
-    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        return self.solver_policy.act(env)
-
-
-def solver_policy(name: str) -> Callable[[int], Policy]:
-    """Factory of the registered solver ``name``'s policy for an episode seed (seeds its generator)."""
-    SolverPolicy(name)  # unknown names fail here, before any episode
-    return lambda seed: SolverActor(SolverPolicy(name, seed=seed))
+__all__ = ["ModelPolicy", "load_model_policy"]
 
 
 class ModelPolicy:
-    """A trained SB3 model as a :class:`Policy` (see the module docstring)."""
+    """A trained SB3 model as a policy of the evaluation engine (see the module docstring)."""
 
     def __init__(
         self, model: BaseAlgorithm, normalizer: VecNormalize | None, masked: bool, per_user: bool
@@ -68,6 +42,9 @@ class ModelPolicy:
         spec = ALGORITHMS[trained.record["algo"]]
         per_user = trained.record["hyperparams"].get("env_wrapper", "none") == "per_user"
         return cls(trained.model, trained.normalizer, spec.masked, per_user)
+
+    def reset(self, seed: int | None) -> None:
+        """Nothing to reset: the model acts deterministically and keeps no state across slots."""
 
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
         base = env.unwrapped

@@ -29,11 +29,9 @@ from aigc_edge_env.baselines.heuristics import (
     local_search_solver,
     random_solver,
 )
-from aigc_edge_env.baselines.policy import SolverPolicy, run_episode
 
 __all__ = [
-    "ExactResult", "SOLVERS", "Solver", "SolverPolicy", "fixed_steps", "lagrangian_bound", "lower_bound",
-    "run_episode", "solve_exact",
+    "ExactResult", "SOLVERS", "Solver", "fixed_steps", "lagrangian_bound", "lower_bound", "solve_exact",
 ]
 
 def _registry() -> dict[str, Solver]:

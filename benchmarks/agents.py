@@ -8,8 +8,8 @@ Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --
 
 Each (algo, seed) trains in its own ``train.py`` process (so its wall time and peak memory,
 ``getrusage`` of that process, are its own) into ``OUT/runs/<algo>_s<seed>``.  The final
-models are then evaluated with evaluate.py's machinery against ``exact`` and ``random`` on
-common seeds (normalised score with bootstrap CIs).  Writes to ``OUT``: ``benchmark.md`` and
+models are then evaluated by the evaluation engine (:mod:`aigc_edge_env.evaluation`) against
+``exact`` and ``random`` on common seeds (normalised score with bootstrap CIs).  Writes to ``OUT``: ``benchmark.md`` and
 ``benchmark.csv`` (per run: wall time, steps/s, peak memory, score), evaluate.py's
 ``summary.md``/``summary.csv``/``results.json`` and plots, and ``learning_curves.png``.
 Timesteps are training-env steps: slots for PPO/MaskablePPO, per-user decisions for DQN.
@@ -27,15 +27,23 @@ import torch
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import check_env_id, make_env
-from aigc_edge_env.agents.evaluation import evaluate_all, summarize
 from aigc_edge_env.agents.plots import write_plots
-from aigc_edge_env.agents.policies import load_model_policy, solver_policy
-from aigc_edge_env.agents.report import format_number, write_csv, write_outputs
+from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.runs import package_versions, read_record
 from aigc_edge_env.config import ConfigError
+from aigc_edge_env.evaluation import (
+    EVAL_SEED,
+    SCORE_REFERENCES,
+    Policy,
+    evaluate_all,
+    format_number,
+    make_policy,
+    summarize,
+    write_csv,
+    write_outputs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCES = ("exact", "random")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timesteps", type=int, default=200_000, help="training timesteps per run (default 2e5)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
-    parser.add_argument("--eval-seed", type=int, default=10_000, help="first evaluation episode seed")
+    parser.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first evaluation episode seed")
     parser.add_argument("--horizon", type=int, default=None, help="evaluation slots per episode (default the env's)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation during training")
     parser.add_argument("--out", type=Path, default=Path("results/bench_agents"))
@@ -108,10 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.timesteps < 1 or args.episodes < 1:
         parser.error("--timesteps and --episodes must be positive")
     run_dirs = {f"{algo}_s{seed}": train_run(algo, seed, args) for algo in args.algos for seed in args.seeds}
-    policies = {name: solver_policy(name) for name in REFERENCES}
+    policies: dict[str, Policy] = {name: make_policy(name) for name in reversed(SCORE_REFERENCES)}  # exact, random
     for label, run_dir in run_dirs.items():
-        policy = load_model_policy(run_dir, args.env, config)
-        policies[label] = lambda seed, policy=policy: policy
+        policies[label] = load_model_policy(run_dir, args.env, config)
     torch.set_num_threads(1)  # as in train.py and evaluate.py: fastest for these small networks
     seeds = list(range(args.eval_seed, args.eval_seed + args.episodes))
     results = evaluate_all(policies, lambda: make_env(args.env, config), seeds,
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(args.out, summary_rows, results, metadata)
     write_plots(args.out, summary_rows, run_dirs)
     rows = benchmark_rows(run_dirs, {row["policy"]: row for row in summary_rows})
-    write_csv(rows, args.out / "benchmark.csv")
+    write_csv(args.out / "benchmark.csv", rows)
     table = benchmark_markdown(rows)
     (args.out / "benchmark.md").write_text(table)
     print(table)

@@ -1,7 +1,8 @@
 """Benchmark the slot solvers on AIGCEdge-v0 slots (prints tables; not a test).
 
 For each number of users ``N`` it collects slots of ``AIGCEdge-v0`` with ``n_users = N``
-(consecutive slots of seeded episodes) and runs every registered solver on each.  It
+(consecutive slots of seeded episodes, :func:`aigc_edge_env.evaluation.collect_slots`) and
+runs every registered solver on each.  It
 prints, per solver: the median wall time per slot, the mean slot cost, the mean gap to
 the reference (the exact optimum where ``exact`` proved it, else ``exact``'s certified
 lower bound, so every gap is an upper bound on the true one), the gap relative to the
@@ -28,6 +29,7 @@ import numpy as np
 
 from aigc_edge_env import AIGCEdgeEnv, Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import SOLVERS, solve_exact
+from aigc_edge_env.evaluation import collect_slots
 
 TEACHING_SHARE = (0.2, 0.8)
 DEFAULT_N = 10
@@ -66,20 +68,6 @@ class BestKnown:
         return interior / max(self.n_requests, 1)
 
 
-def collect_slots(n_users: int, n_slots: int, seed: int) -> list[SlotProblem]:
-    """``n_slots`` consecutive AIGCEdge-v0 slots (new seeded episode at each truncation)."""
-    env = AIGCEdgeEnv(config={"n_users": n_users})
-    env.reset(seed=seed)
-    idle = np.zeros(env.action_space.shape, dtype=np.int64)  # v0 slots do not depend on actions
-    problems, episode = [], 0
-    while len(problems) < n_slots:
-        problems.append(env.current_problem())
-        if env.step(idle)[3]:
-            episode += 1
-            env.reset(seed=seed + episode)
-    return problems
-
-
 def run_slot(problem: SlotProblem, time_budget_s: float, stats: dict[str, SolverStats]) -> tuple[Decision, float, bool]:
     """Run every solver on one slot; return the best known decision, the reference and
     whether ``exact`` proved optimality."""
@@ -105,7 +93,7 @@ def run_slot(problem: SlotProblem, time_budget_s: float, stats: dict[str, Solver
 
 def benchmark(n_users: int, n_slots: int, time_budget_s: float, seed: int) -> BestKnown:
     """Run and print the table of one ``N``; return the best-known statistics."""
-    problems = collect_slots(n_users, n_slots, seed)
+    problems = collect_slots({"n_users": n_users}, seed, n_slots)
     stats = {name: SolverStats() for name in SOLVERS}
     best_known, references, n_proven = BestKnown(), [], 0
     for i, problem in enumerate(problems):

@@ -38,7 +38,7 @@ def _copy_figures(paths: dict, figures: Path | None) -> None:
     if figures is None:
         return
     figures.mkdir(parents=True, exist_ok=True)
-    for key, path in paths.items():
+    for path in paths.values():
         if str(path).endswith(".png"):
             shutil.copy(path, figures / Path(path).name)
 

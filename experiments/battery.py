@@ -8,7 +8,8 @@ harvested per phone, against ~400 J the unconstrained optimum would spend): the 
 optimum spends the initial charge of the fast phones in the first slots and then has to
 offload them into a congested edge for the rest of the episode.
 
-Policies compared on the same episode seeds:
+Policies compared on the same episode seeds (all policies of :mod:`aigc_edge_env.evaluation`,
+played by its episode runner):
 
 * ``exact``, ``sca_kkt`` and heuristics: per-slot solvers (myopic);
 * ``exact+price<λ>``: the exact solver on the slot with ``w_E + λ`` in place of ``w_E`` (a
@@ -18,120 +19,48 @@ Policies compared on the same episode seeds:
 * trained agents (run directories of ``train.py``).
 
 ``python -m experiments battery --runs results/experiments/battery/runs/mppo_s*`` writes
-``battery.csv`` (per policy: mean episode return with a 95% t-interval over episodes, the
-paired difference to ``exact`` with its t-interval, drops, energy), ``battery_episodes.csv``
-and ``battery.png``.
+``battery.csv`` (per policy: mean episode reward with its 95% bootstrap interval over
+episodes, the paired difference to ``exact`` with its interval, drops, energy, offload share,
+mean error), ``battery_episodes.csv`` (every episode's metrics) and ``battery.png``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from experiments.common import save_figure, style, t_interval, write_csv
+from aigc_edge_env.evaluation import EVAL_SEED, PolicyResult, mean_interval, price_policy_name, write_csv
+from experiments.common import parallel_map, save_figure, style
 
 ENV_ID = "AIGCEdge-Battery-v0"
 DEFAULT_PRICES = (0.3,)
-EVAL_SEED = 10_000
 
 
-def shadow_price_solver(base: Callable, price: float) -> Callable:
-    """``base`` solving the slot with the energy weight raised by ``price`` (per J)."""
-
-    def solve(problem, rng=None):
-        c = problem.config
-        priced = dataclasses.replace(problem, config=c.replace(weight_energy_per_j=c.weight_energy_per_j + price))
-        return base(priced, rng=rng)
-
-    solve.__name__ = f"shadow_price_{price:g}"
-    return solve
+def mean_battery_j(env) -> dict[str, float]:
+    """The probe of the episode runner: mean battery level over the users (J) before the slot's action."""
+    return {"battery_j": float(np.mean(env.unwrapped.current_problem().battery_j))}
 
 
-def _solver_actor(solve: Callable, seed: int):
-    rng = np.random.default_rng(seed)
-
-    class Actor:
-        def act(self, env, observation):
-            base = env.unwrapped
-            return base.decision_to_action(solve(base.current_problem(), rng=rng))
-
-    return Actor()
-
-
-def _decaying_price_actor(base_solve: Callable, price: float, seed: int):
-    """Shadow price ``price * (1 - t / H)``: a joule kept is worth less as the episode ends.
-
-    ``t / H`` is the observation's last entry (the env's documented time-in-episode feature).
-    """
-    rng = np.random.default_rng(seed)
-
-    class Actor:
-        def act(self, env, observation):
-            base = env.unwrapped
-            solve = shadow_price_solver(base_solve, price * (1.0 - float(observation[-1])))
-            return base.decision_to_action(solve(base.current_problem(), rng=rng))
-
-    return Actor()
-
-
-def play(env, actor, seed: int) -> dict[str, Any]:
-    """One episode; totals plus per-slot cost and mean battery level (J)."""
-    observation, _ = env.reset(seed=seed)
-    base = env.unwrapped
-    totals = {"return": 0.0, "n_dropped": 0.0, "energy_j": 0.0, "n_offloaded": 0.0, "n_requests": 0.0,
-              "mean_error": 0.0}
-    cost, battery = [], []
-    while True:
-        battery.append(float(np.mean(base.current_problem().battery_j)))
-        observation, reward, terminated, truncated, info = env.step(actor.act(env, observation))
-        totals["return"] += reward
-        for k in ("n_dropped", "energy_j", "n_offloaded", "n_requests"):
-            totals[k] += info[k]
-        totals["mean_error"] += info["mean_error"]
-        cost.append(info["cost"])
-        if terminated or truncated:
-            break
-    totals["mean_error"] /= len(cost)
-    totals["offload_share"] = totals["n_offloaded"] / max(totals["n_requests"], 1)
-    return {**totals, "cost_per_slot": cost, "battery_per_slot": battery}
-
-
-def _policy_task(args: tuple) -> tuple[str, list[dict[str, Any]]]:
-    label, kind, spec, overrides, seeds = args
+def _policy_task(args: tuple) -> PolicyResult:
+    label, run, overrides, seeds = args
     import gymnasium as gym
 
     import aigc_edge_env  # noqa: F401  (registers the env ids)
-    from aigc_edge_env.baselines import SOLVERS
+    from aigc_edge_env.evaluation import evaluate_policy, make_policy
 
-    if kind == "solver":
-        solve = SOLVERS[spec]
-        make_actor = lambda seed: _solver_actor(solve, seed)  # noqa: E731
-    elif kind == "priced":
-        name, price = spec
-        solve = shadow_price_solver(SOLVERS[name], price)
-        make_actor = lambda seed: _solver_actor(solve, seed)  # noqa: E731
-    elif kind == "decaying":
-        name, price = spec
-        make_actor = lambda seed: _decaying_price_actor(SOLVERS[name], price, seed)  # noqa: E731
+    if run is None:
+        policy = make_policy(label)
     else:
         import torch
 
         from aigc_edge_env.agents.policies import load_model_policy
 
         torch.set_num_threads(1)
-        policy = load_model_policy(Path(spec), ENV_ID, overrides)
-        make_actor = lambda seed: policy  # noqa: E731
-    env = gym.make(ENV_ID, config=dict(overrides))
-    episodes = []
-    for seed in seeds:
-        result = play(env, make_actor(seed), seed)
-        result["seed"] = seed
-        episodes.append(result)
-    env.close()
-    return label, episodes
+        policy = load_model_policy(Path(run), ENV_ID, overrides)
+    return evaluate_policy(label, lambda: gym.make(ENV_ID, config=dict(overrides)), policy, seeds,
+                           probe=mean_battery_j)
 
 
 def run_battery(
@@ -139,38 +68,21 @@ def run_battery(
     overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
     confidence: float = 0.95, seed: int = EVAL_SEED, decaying_prices: Sequence[float] = (),
 ) -> dict[str, Path]:
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    from experiments.common import default_workers
-
     overrides = dict(overrides or {})
     seeds = list(range(seed, seed + episodes))
-    tasks = [(name, "solver", name, overrides, seeds) for name in solvers]
-    tasks += [(f"exact+price{p:g}", "priced", ("exact", p), overrides, seeds) for p in prices]
-    tasks += [(f"exact+price{p:g}(1-t/H)", "decaying", ("exact", p), overrides, seeds) for p in decaying_prices]
-    tasks += [(Path(r).name, "run", str(r), overrides, seeds) for r in runs]
-    workers = default_workers() if workers is None else workers
-    results: dict[str, list] = {}
-    with tqdm(total=len(tasks), disable=not progress, desc="battery policies", unit="policy") as bar:
-        if workers == 1:
-            for task in tasks:
-                label, eps = _policy_task(task)
-                results[label] = eps
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for label, eps in pool.map(_policy_task, tasks):
-                    results[label] = eps
-                    bar.update()
+    labels = list(solvers) + [price_policy_name("exact", p) for p in prices]
+    labels += [price_policy_name("exact", p, decaying=True) for p in decaying_prices]
+    tasks = [(label, None, overrides, seeds) for label in labels]
+    tasks += [(Path(r).name, str(r), overrides, seeds) for r in runs]
+    results = {result.name: result for result in parallel_map(_policy_task, tasks, workers, progress,
+                                                               desc="battery policies", unit="policy")}
     rows = summarize_battery(results, confidence)
     out = Path(out)
     paths = {"csv": out / "battery.csv", "episodes_csv": out / "battery_episodes.csv", "png": out / "battery.png"}
     write_csv(paths["csv"], rows)
     write_csv(paths["episodes_csv"], [
-        {"policy": label, **{k: v for k, v in ep.items() if not k.endswith("_per_slot")}}
-        for label, eps in results.items() for ep in eps
+        {"policy": label, "seed": seed, **{m: float(v[i]) for m, v in result.episodes.items()}}
+        for label, result in results.items() for i, seed in enumerate(result.seeds)
     ])
     plot_battery(results, rows, paths["png"])
     return paths
@@ -182,42 +94,51 @@ def _agent_group(label: str) -> str | None:
     return head if head and tail.isdigit() else None
 
 
-def summarize_battery(results: dict[str, list], confidence: float = 0.95) -> list[dict[str, Any]]:
-    reference = {ep["seed"]: ep["return"] for ep in results.get("exact", [])}
-    rows = []
+def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Per policy: mean episode reward and its difference to ``exact``'s (paired by seed), with
+    intervals over the episodes; per group of agent runs (``<algo>_s<seed>``, two or more): the
+    same over the training seeds' means.  Drops, energy, offload share and mean error are means
+    over the episodes."""
+    exact = results.get("exact")
+    reference = dict(zip(exact.seeds, exact.episodes["reward"], strict=True)) if exact else {}
+    reference_mean = float(np.mean(list(reference.values()))) if reference else np.nan
 
-    def row_of(label: str, returns: np.ndarray, diffs: np.ndarray, eps: list, unit: str) -> dict[str, Any]:
-        m, lo, hi = t_interval(returns, confidence)
-        d, dlo, dhi = t_interval(diffs, confidence) if diffs.size else (np.nan,) * 3
-        ref = np.mean(list(reference.values())) if reference else np.nan
+    def diffs_of(result: PolicyResult) -> np.ndarray:
+        pairs = zip(result.seeds, result.episodes["reward"], strict=True)
+        return np.array([reward - reference[seed] for seed, reward in pairs if seed in reference])
+
+    def row_of(label: str, rewards: np.ndarray, diffs: np.ndarray, members: list[PolicyResult],
+               unit: str) -> dict[str, Any]:
+        m, lo, hi = mean_interval(rewards, confidence)
+        d, dlo, dhi = mean_interval(diffs, confidence)
+
+        def mean_over_episodes(metric: str) -> float:
+            return float(np.mean(np.concatenate([member.episodes[metric] for member in members])))
+
         return {
-            "policy": label, "interval_over": unit, "n": int(returns.size), "return": m, "return_low": lo,
-            "return_high": hi, "diff_vs_exact": d, "diff_low": dlo, "diff_high": dhi,
-            "diff_vs_exact_pct": 100 * d / abs(ref) if np.isfinite(ref) else np.nan,
-            "drops_per_episode": float(np.mean([e["n_dropped"] for e in eps])),
-            "energy_j_per_episode": float(np.mean([e["energy_j"] for e in eps])),
-            "offload_share": float(np.mean([e["offload_share"] for e in eps])),
-            "mean_error": float(np.mean([e["mean_error"] for e in eps])),
+            "policy": label, "interval_over": unit, "n": int(rewards.size), "reward": m, "reward_low": lo,
+            "reward_high": hi, "diff_vs_exact": d, "diff_low": dlo, "diff_high": dhi,
+            "diff_vs_exact_pct": 100 * d / abs(reference_mean),
+            "drops_per_episode": mean_over_episodes("n_dropped"),
+            "energy_j_per_episode": mean_over_episodes("energy_j"),
+            "offload_share": mean_over_episodes("offload_share"),
+            "mean_error": mean_over_episodes("mean_error"),
         }
 
-    for label, eps in results.items():
-        returns = np.array([e["return"] for e in eps])
-        diffs = np.array([e["return"] - reference[e["seed"]] for e in eps if e["seed"] in reference])
-        rows.append(row_of(label, returns, diffs, eps, "episodes (paired by seed for the difference)"))
-    groups: dict[str, list[str]] = {}
-    for label in results:
+    rows = [row_of(label, result.episodes["reward"], diffs_of(result), [result],
+                   "episodes (paired by seed for the difference)") for label, result in results.items()]
+    groups: dict[str, list[PolicyResult]] = {}
+    for label, result in results.items():
         group = _agent_group(label)
         if group:
-            groups.setdefault(group, []).append(label)
-    for group, labels in groups.items():
-        if len(labels) < 2:
+            groups.setdefault(group, []).append(result)
+    for group, members in groups.items():
+        if len(members) < 2:
             continue
         # one value per training seed: its mean over the evaluation episodes
-        returns = np.array([np.mean([e["return"] for e in results[lb]]) for lb in labels])
-        diffs = np.array([np.mean([e["return"] - reference[e["seed"]] for e in results[lb]]) for lb in labels])
-        eps = [e for lb in labels for e in results[lb]]
-        rows.append(row_of(f"{group} (all seeds)", returns, diffs if reference else np.array([]), eps,
-                           "training seeds"))
+        rewards = np.array([np.mean(member.episodes["reward"]) for member in members])
+        diffs = np.array([np.mean(diffs_of(member)) for member in members] if reference else [])
+        rows.append(row_of(f"{group} (all seeds)", rewards, diffs, members, "training seeds"))
     return rows
 
 
@@ -231,7 +152,7 @@ def _color(label: str, priced: Sequence[str]):
     return style(label)[0]
 
 
-def plot_battery(results: dict[str, list], rows: Sequence[dict[str, Any]], path: Path) -> None:
+def plot_battery(results: Mapping[str, PolicyResult], rows: Sequence[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,15 +168,15 @@ def plot_battery(results: dict[str, list], rows: Sequence[dict[str, Any]], path:
     ax.barh(range(len(rows)), y, xerr=np.nan_to_num(err), color=colors, capsize=3)
     ax.set_yticks(range(len(rows)), labels)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("episode return minus exact's (same seeds), 95% t-interval")
+    ax.set_xlabel("episode reward minus exact's (same seeds), 95% bootstrap interval")
     ax.set_title("Return gain over the per-slot optimum")
     ax.grid(alpha=0.3, axis="x")
     shown = [lb for lb in results if lb in ("exact", "sca_kkt", "greedy") or lb.startswith("exact+price")]
     shown += [lb for lb in results if _agent_group(lb)][:1]
     priced = [lb for lb in shown if lb.startswith("exact+")]
     for lb in shown:
-        cost = np.mean([e["cost_per_slot"] for e in results[lb]], axis=0)
-        battery = np.mean([e["battery_per_slot"] for e in results[lb]], axis=0)
+        cost = results[lb].per_slot["cost"].mean(axis=0)
+        battery = results[lb].per_slot["battery_j"].mean(axis=0)
         color = _color(lb, priced)
         axes[1].plot(battery, label=lb, color=color)
         axes[2].plot(np.cumsum(cost), label=lb, color=color)

@@ -1,14 +1,16 @@
-"""Shared machinery of the experiments: seeded slots, solver evaluation, intervals, plotting.
+"""Shared machinery of the experiments: solvers on common slots, summaries over seeds, workers, plotting.
 
-Every solver is evaluated on the same seeded slots at each point: slot ``t`` of seed ``k``
-is the ``t``-th slot of ``env.reset(seed=k)`` stepped with a fixed action (all local at the
-smallest level).  Without batteries the env's exogenous randomness (requests, sizes,
-fading) does not depend on the actions, so these are exactly the slots any policy would
-meet.  Each solver's decision is scored with :func:`aigc_edge_env.evaluate_decision`.
+Every solver is evaluated on the same seeded slots at each point: the first ``n_slots`` slots
+of ``env.reset(seed=k)`` (:func:`aigc_edge_env.evaluation.collect_slots`; without batteries
+they are exactly the slots any policy would meet).  Each solver's decision is scored with
+:func:`aigc_edge_env.evaluate_decision`.
 
-Confidence intervals are Student-t intervals over the per-seed (per-episode) means: the
-slots of one episode share the users' distances and clocks, so the episodes, not the
-slots, are the independent samples.
+A seed's slots play the part of an episode of :mod:`aigc_edge_env.evaluation`: the slots of
+one episode share the users' distances and clocks, so the seeds, not the slots, are the
+independent samples.  Per (point, solver, seed) the engine's metrics (one definition each,
+:class:`~aigc_edge_env.evaluation.EpisodeAccumulator`) are divided by the number of slots
+where they are sums, giving per-slot values; a point reports their mean over the seeds with
+the engine's bootstrap interval over the seeds (:func:`~aigc_edge_env.evaluation.mean_interval`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,20 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
-#: Per-slot metrics recorded for every solver (slot totals, as in the env's ``info``).
+from aigc_edge_env.evaluation import SUMMED, EpisodeAccumulator, confidence_interval, mean_interval, progress_bar
+
+#: Per-slot values recorded for every solver (slot totals, as in the env's ``info``).
+SLOT_VALUES = ("cost", "time_s", "energy_j", "mean_error", "utility", "n_dropped", "offload_share",
+               "n_requests", "n_served", "n_offloaded", "edge_load", "gap_pct", "solve_ms")
+#: Metrics summarised per (point, solver): per slot, means over the seeds with intervals.
 METRICS = ("cost", "time_s", "energy_j", "mean_error", "utility", "n_dropped", "offload_share",
            "n_requests", "edge_load", "gap_pct", "solve_ms")
+#: Metrics that are means of per-slot values (the others follow the engine's definitions).
+_SLOT_MEANS = ("edge_load", "solve_ms", "gap_pct")
 
 #: Metrics plotted by the sweeps, with axis labels (units).
 PLOTTED = {
@@ -31,7 +39,7 @@ PLOTTED = {
     "gap_pct": "gap of mean cost to exact (%)",
     "time_s": "total time per slot (s)",
     "energy_j": "device energy per slot (J)",
-    "mean_error": "mean error (FID-like)",
+    "mean_error": "mean error per served request (FID-like)",
     "utility": "utility per slot",
     "n_dropped": "drops per slot",
     "offload_share": "offload share",
@@ -42,24 +50,26 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def slot_problems(overrides: Mapping[str, Any], seed: int, n_slots: int, scenario: str = "AIGCEdge-v0") -> list:
-    """The first ``n_slots`` slots of ``reset(seed)`` (stepped with a fixed action)."""
-    from aigc_edge_env import AIGCEdgeEnv
-
-    env = AIGCEdgeEnv(config=dict(overrides), scenario=scenario)
-    if env.config.battery_enabled:
-        raise ValueError("slot sweeps need battery-free configs (decisions would change later slots)")
-    env.reset(seed=int(seed))
-    fixed = np.zeros(env.action_space.shape, dtype=np.int64)  # all local, smallest level
-    problems = []
-    for _ in range(n_slots):
-        problems.append(env.current_problem())
-        env.step(fixed)
-    return problems
+def parallel_map(
+    function: Callable[[Any], Any], tasks: Sequence[Any], workers: int | None = None, progress: bool = True,
+    desc: str = "", unit: str = "task",
+) -> Iterator[Any]:
+    """``function(task)`` for every task, in order, in ``workers`` processes (default :func:`default_workers`)."""
+    workers = default_workers() if workers is None else max(1, int(workers))
+    with progress_bar(len(tasks), desc=desc, unit=unit, enabled=progress) as bar:
+        if workers == 1:
+            for task in tasks:
+                yield function(task)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for result in pool.map(function, tasks):
+                    yield result
+                    bar.update()
 
 
 def evaluate_slots(problems: Sequence, solvers: Sequence[str], seed: int) -> list[dict[str, float]]:
-    """One row per (slot, solver): every metric of :data:`METRICS` (``gap_pct`` to ``exact``)."""
+    """One row per (slot, solver): every value of :data:`SLOT_VALUES` (``gap_pct`` to ``exact``)."""
     from aigc_edge_env import evaluate_decision
     from aigc_edge_env.baselines import SOLVERS
 
@@ -73,7 +83,7 @@ def evaluate_slots(problems: Sequence, solvers: Sequence[str], seed: int) -> lis
             solve_ms = 1e3 * (time.perf_counter() - start)
             summary = evaluate_decision(problem, decision).summary()
             row = {"slot": t, "solver": name, "solve_ms": solve_ms}
-            row.update({k: float(summary[k]) for k in METRICS if k in summary})
+            row.update({k: float(summary[k]) for k in SLOT_VALUES if k in summary})
             slot_rows[name] = row
         reference = slot_rows.get("exact")
         for row in slot_rows.values():
@@ -87,8 +97,10 @@ def evaluate_slots(problems: Sequence, solvers: Sequence[str], seed: int) -> lis
 
 
 def _point_task(args: tuple) -> list[dict[str, Any]]:
+    from aigc_edge_env.evaluation import collect_slots
+
     label, overrides, seed, n_slots, solvers = args
-    rows = evaluate_slots(slot_problems(overrides, seed, n_slots), solvers, seed)
+    rows = evaluate_slots(collect_slots(overrides, seed, n_slots), solvers, seed)
     for row in rows:
         row["point"] = label
         row["seed"] = int(seed)
@@ -105,94 +117,61 @@ def run_points(
     desc: str = "points x seeds",
 ) -> list[dict[str, Any]]:
     """Per-slot rows for every (point, seed); points x seeds run in ``workers`` processes."""
-    from tqdm.auto import tqdm
-
     tasks = [(label, dict(ov), int(seed), n_slots, list(solvers)) for label, ov in points for seed in seeds]
-    workers = default_workers() if workers is None else max(1, int(workers))
-    rows: list[dict[str, Any]] = []
-    with tqdm(total=len(tasks), disable=not progress, desc=desc, unit="task") as bar:
-        if workers == 1:
-            for task in tasks:
-                rows.extend(_point_task(task))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for result in pool.map(_point_task, tasks):
-                    rows.extend(result)
-                    bar.update()
-    return rows
+    return [row for rows in parallel_map(_point_task, tasks, workers, progress, desc) for row in rows]
 
 
-def t_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of independent samples (``(m, m, m)`` for one sample or no spread)."""
-    x = np.asarray(list(values), dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(x.mean())
-    if x.size < 2 or np.ptp(x) == 0:
-        return mean, mean, mean
-    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return mean, mean - half, mean + half
+def per_slot_metrics(slot_rows: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """The engine's metrics of a run of slots, per slot where they are sums, plus the means of
+    :data:`_SLOT_MEANS` and ``n_requests`` per slot."""
+    slot_rows = list(slot_rows)
+    accumulator = EpisodeAccumulator()
+    for row in slot_rows:
+        accumulator.add(row)
+    n_slots = accumulator.n_slots
+    values = {k: v / n_slots if k in SUMMED else v for k, v in accumulator.result().items()}
+    values["n_requests"] = accumulator.sums["n_requests"] / n_slots
+    values.update({k: float(np.mean([row[k] for row in slot_rows])) for k in _SLOT_MEANS})
+    return values
+
+
+def _gap_pct(own: np.ndarray, reference: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``100 (mean own - mean reference) / |mean reference|`` along ``axis`` (0 where the reference mean is 0)."""
+    own_mean, ref_mean = np.mean(own, axis=axis), np.mean(reference, axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ref_mean != 0, 100.0 * (own_mean - ref_mean) / np.abs(ref_mean), 0.0)
 
 
 def aggregate(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
-    """Per (point, solver): mean of every metric over all slots, with a t-interval over seed means."""
+    """Per (point, solver): every metric of :data:`METRICS`, the mean over seeds of its per-slot
+    value (:func:`per_slot_metrics`), with an interval over the seeds.
+
+    ``gap_pct`` is the gap of mean costs, ``100 (mean cost - mean exact) / |mean exact|``, its
+    interval from resampling the seeds of both solvers together; the mean of per-slot relative
+    gaps is kept as ``slot_gap_pct`` (it explodes on slots whose optimal cost is near zero).
+    """
     groups: dict[tuple, dict[int, list]] = {}
     for row in rows:
         groups.setdefault((row["point"], row["solver"]), {}).setdefault(row["seed"], []).append(row)
+    seed_values = {key: {seed: per_slot_metrics(v) for seed, v in by_seed.items()} for key, by_seed in groups.items()}
     out = []
     for (point, solver), by_seed in groups.items():
         agg: dict[str, Any] = {"point": point, "solver": solver, "n_seeds": len(by_seed),
                                "n_slots": sum(len(v) for v in by_seed.values())}
+        values = seed_values[(point, solver)]
         for metric in METRICS:
-            seed_means = [np.mean([r[metric] for r in v]) for v in by_seed.values()]
-            all_values = [r[metric] for v in by_seed.values() for r in v]
-            mean, low, high = t_interval(seed_means, confidence)
-            agg[metric] = float(np.mean(all_values))  # equal slots per seed: the mean of the seed means
-            agg[f"{metric}_low"], agg[f"{metric}_high"] = low, high
-        out.append(agg)
-    _gap_of_means(out, groups, confidence)
-    return out
-
-
-def _gap_of_means(out: list[dict[str, Any]], groups: dict, confidence: float) -> None:
-    """Replace ``gap_pct`` by the gap of mean costs, ``100 (mean cost - mean exact) / |mean exact|``.
-
-    The mean of per-slot relative gaps (kept as ``slot_gap_pct``) explodes on slots whose
-    optimal cost is near zero; the gap of the means does not.  Its interval is a t-interval
-    over the seeds' own gaps of means.
-    """
-    for agg in out:
+            agg[metric], agg[f"{metric}_low"], agg[f"{metric}_high"] = mean_interval(
+                [v[metric] for v in values.values()], confidence)
         agg["slot_gap_pct"], agg["slot_gap_pct_low"], agg["slot_gap_pct_high"] = (
             agg["gap_pct"], agg["gap_pct_low"], agg["gap_pct_high"])
-        reference = groups.get((agg["point"], "exact"))
-        if reference is None:
-            continue
-        own = groups[(agg["point"], agg["solver"])]
-        ref_all = np.mean([r["cost"] for v in reference.values() for r in v])
-        own_all = np.mean([r["cost"] for v in own.values() for r in v])
-        per_seed = []
-        for seed, rows in own.items():
-            ref = np.mean([r["cost"] for r in reference[seed]])
-            per_seed.append(100.0 * (np.mean([r["cost"] for r in rows]) - ref) / abs(ref) if ref else 0.0)
-        _, low, high = t_interval(per_seed, confidence)
-        agg["gap_pct"] = 100.0 * (own_all - ref_all) / abs(ref_all) if ref_all else 0.0
-        agg["gap_pct_low"], agg["gap_pct_high"] = low, high
-
-
-def write_csv(path, rows: Sequence[Mapping[str, Any]]) -> None:
-    import csv
-
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fields: list[str] = []
-    for row in rows:
-        fields.extend(k for k in row if k not in fields)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+        reference = seed_values.get((point, "exact"))
+        if reference is not None:
+            own = np.array([values[seed]["cost"] for seed in values])
+            ref = np.array([reference[seed]["cost"] for seed in values])
+            agg["gap_pct"] = float(_gap_pct(own, ref))
+            agg["gap_pct_low"], agg["gap_pct_high"] = confidence_interval([own, ref], _gap_pct, confidence)
+        out.append(agg)
+    return out
 
 
 def read_csv(path) -> list[dict[str, Any]]:
@@ -227,9 +206,3 @@ def save_figure(fig, path, dpi: int = 90) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-
-
-def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start

@@ -1,9 +1,9 @@
 """One-parameter sweeps: every solver's mean slot cost and components against a parameter.
 
 ``python -m experiments sweep --param n_users --values 5 10 20 50`` writes
-``<out>/sweep_<param>.csv`` (one row per value and solver: means and 95% t-intervals over
-seeds), ``<out>/sweep_<param>_slots.csv`` (every slot and solver) and
-``<out>/sweep_<param>.png``.
+``<out>/sweep_<param>.csv`` (one row per value and solver: per-slot means over seeds with
+95% bootstrap intervals over seeds, :func:`experiments.common.aggregate`),
+``<out>/sweep_<param>_slots.csv`` (every slot and solver) and ``<out>/sweep_<param>.png``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from experiments.common import PLOTTED, aggregate, run_points, save_figure, style, write_csv
+from aigc_edge_env.evaluation import write_csv
+from experiments.common import PLOTTED, aggregate, run_points, save_figure, style
 
 
 @dataclass(frozen=True)
@@ -72,24 +73,24 @@ def run_sweep(
         values = [int(v) for v in values]
     points = [(v, {**(base or {}), **spec.overrides(v)}) for v in values]
     rows = run_points(points, seeds, n_slots, solvers, workers=workers, progress=progress, desc=f"sweep {param}")
-    summary = aggregate(rows, confidence)
-    for row in summary:
-        row["param"] = param
-        row["value"] = row.pop("point")
-    for row in rows:
-        row["param"] = param
-        row["value"] = row.pop("point")
-    order = {name: i for i, name in enumerate(solvers)}
-    summary.sort(key=lambda r: (r["value"], order[r["solver"]]))
     out = Path(out)
     paths = {"csv": out / f"sweep_{param}.csv", "slots_csv": out / f"sweep_{param}_slots.csv",
              "png": out / f"sweep_{param}.png"}
-    write_csv(paths["csv"], [{"param": r["param"], "value": r["value"], **{k: v for k, v in r.items()
-                                                                            if k not in ("param", "value")}}
-                             for r in summary])
-    write_csv(paths["slots_csv"], rows)
-    plot_sweep(summary, param, solvers, paths["png"], confidence)
+    write_csv(paths["slots_csv"], [{**{k: v for k, v in row.items() if k != "point"}, "param": param,
+                                    "value": row["point"]} for row in rows])
+    write_summary(rows, param, solvers, paths["csv"], paths["png"], confidence)
     return paths
+
+
+def write_summary(rows: Sequence[dict[str, Any]], param: str, solvers: Sequence[str], csv_path: Path,
+                  png_path: Path, confidence: float = 0.95) -> None:
+    """The summary CSV (:func:`~experiments.common.aggregate`, ``param`` and ``value`` first) and
+    the PNG of per-slot rows whose ``point`` is the parameter's value."""
+    order = {name: i for i, name in enumerate(solvers)}
+    summary = sorted(aggregate(rows, confidence), key=lambda r: (r["point"], order[r["solver"]]))
+    summary = [{"param": param, "value": r.pop("point"), **r} for r in summary]
+    write_csv(csv_path, summary)
+    plot_sweep(summary, param, solvers, png_path, confidence)
 
 
 def plot_sweep(summary: Sequence[dict[str, Any]], param: str, solvers: Sequence[str], path: Path,
@@ -101,7 +102,7 @@ def plot_sweep(summary: Sequence[dict[str, Any]], param: str, solvers: Sequence[
 
     spec = PARAMS[param]
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
-    for ax, (metric, ylabel) in zip(axes.flat, PLOTTED.items()):
+    for ax, (metric, ylabel) in zip(axes.flat, PLOTTED.items(), strict=True):
         for name in solvers:
             rows = sorted((r for r in summary if r["solver"] == name), key=lambda r: r["value"])
             if not rows:
@@ -129,7 +130,7 @@ def plot_sweep(summary: Sequence[dict[str, Any]], param: str, solvers: Sequence[
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     n_seeds = int(summary[0]["n_seeds"]) if summary else 0
     fig.suptitle(f"Slot solvers against {spec.label} (AIGCEdge-v0 otherwise; mean over {n_seeds} seeds' slots, "
-                 f"{int(100 * confidence)}% t-intervals over seeds)")
+                 f"{int(100 * confidence)}% bootstrap intervals over seeds)")
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     save_figure(fig, path)
 
@@ -141,19 +142,8 @@ def replot(csv_path: Path, png_path: Path | None = None) -> Path:
     csv_path = Path(csv_path)
     slots_path = csv_path.with_name(csv_path.stem.removesuffix("_slots") + "_slots.csv")
     summary_path = slots_path.with_name(slots_path.name.replace("_slots.csv", ".csv"))
-    rows = read_csv(slots_path)
-    param = rows[0]["param"]
+    rows = [{**row, "point": row["value"]} for row in read_csv(slots_path)]
     solvers = list(dict.fromkeys(r["solver"] for r in rows))
-    for row in rows:
-        row["point"] = row.pop("value")
-    summary = aggregate(rows)
-    for row in summary:
-        row["param"] = param
-        row["value"] = row.pop("point")
-    order = {name: i for i, name in enumerate(solvers)}
-    summary.sort(key=lambda r: (r["value"], order[r["solver"]]))
-    write_csv(summary_path, [{"param": r["param"], "value": r["value"],
-                              **{k: v for k, v in r.items() if k not in ("param", "value")}} for r in summary])
     png_path = Path(png_path) if png_path else summary_path.with_suffix(".png")
-    plot_sweep(summary, param, solvers, png_path)
+    write_summary(rows, rows[0]["param"], solvers, summary_path, png_path)
     return png_path

@@ -2,7 +2,8 @@
 
 ``python -m experiments tradeoff`` evaluates every solver on the same seeded slots for each
 (w_E, w_Q) of a grid (other weights at their defaults) and writes ``tradeoff.csv`` (per
-weight pair and solver: mean time, energy and error per request) and ``tradeoff.png``: the
+weight pair and solver: time and energy per request, mean error per served request and
+offload share pooled over all slots, as :mod:`aigc_edge_env.evaluation` defines them) and ``tradeoff.png``: the
 three 2-D projections of the (time, energy, error) points, ``exact`` over the whole grid
 (coloured by w_E, sized by w_Q), and every heuristic at the default weights.
 """
@@ -15,7 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from experiments.common import run_points, save_figure, style, write_csv
+from aigc_edge_env.evaluation import EpisodeAccumulator, write_csv
+from experiments.common import run_points, save_figure, style
 
 ENERGY_WEIGHTS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 ERROR_WEIGHTS = (0.05, 0.2, 1.0, 5.0)
@@ -23,23 +25,24 @@ DEFAULT_WEIGHTS = (0.1, 0.2)
 
 
 def per_request(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (point, solver): time, energy per request and mean error, pooled over all slots."""
-    groups: dict[tuple, list] = {}
+    """Per (point, solver), pooled over all slots: time and energy per request, the engine's
+    ``mean_error`` and ``offload_share``, mean slot cost and drops."""
+    groups: dict[tuple, EpisodeAccumulator] = {}
     for row in rows:
-        groups.setdefault((row["point"], row["solver"]), []).append(row)
+        groups.setdefault((row["point"], row["solver"]), EpisodeAccumulator()).add(row)
     out = []
-    for (point, solver), items in groups.items():
-        n_req = sum(r["n_requests"] for r in items)
-        n_served = sum(r["n_requests"] - r["n_dropped"] for r in items)
+    for (point, solver), pooled in groups.items():
+        n_req = pooled.sums["n_requests"]
+        metrics = pooled.result()
         out.append({
             "weight_energy_per_j": point[0], "weight_error": point[1], "solver": solver,
-            "slots": len(items), "requests": n_req,
-            "time_s_per_request": sum(r["time_s"] for r in items) / max(n_req, 1),
-            "energy_j_per_request": sum(r["energy_j"] for r in items) / max(n_req, 1),
-            "mean_error": sum(r["mean_error"] * (r["n_requests"] - r["n_dropped"]) for r in items) / max(n_served, 1),
-            "offload_share": float(np.mean([r["offload_share"] for r in items])),
-            "cost": float(np.mean([r["cost"] for r in items])),
-            "drops": sum(r["n_dropped"] for r in items),
+            "slots": pooled.n_slots, "requests": n_req,
+            "time_s_per_request": metrics["time_s"] / max(n_req, 1),
+            "energy_j_per_request": metrics["energy_j"] / max(n_req, 1),
+            "mean_error": metrics["mean_error"],
+            "offload_share": metrics["offload_share"],
+            "cost": metrics["cost"] / pooled.n_slots,
+            "drops": metrics["n_dropped"],
         })
     return out
 
@@ -78,14 +81,15 @@ def plot_tradeoff(table: Sequence[dict[str, Any]], path: Path) -> None:
 
     axes_spec = [("time_s_per_request", "energy_j_per_request"), ("time_s_per_request", "mean_error"),
                  ("energy_j_per_request", "mean_error")]
-    labels = {"time_s_per_request": "mean time per request (s)", "energy_j_per_request": "device energy per request (J)",
-              "mean_error": "mean error (FID-like)"}
+    labels = {"time_s_per_request": "mean time per request (s)",
+              "energy_j_per_request": "device energy per request (J)",
+              "mean_error": "mean error per served request (FID-like)"}
     exact = [r for r in table if r["solver"] == "exact"]
     w_e = np.array([r["weight_energy_per_j"] for r in exact])
     w_q = np.array([r["weight_error"] for r in exact])
     sizes = 15 + 25 * (np.log10(w_q) - np.log10(w_q.min()) + 0.01) if exact else []
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    for ax, (kx, ky) in zip(axes, axes_spec):
+    for ax, (kx, ky) in zip(axes, axes_spec, strict=True):
         sc = ax.scatter([r[kx] for r in exact], [r[ky] for r in exact], c=w_e, s=sizes, cmap="viridis",
                         norm=LogNorm(vmin=w_e.min(), vmax=w_e.max()), edgecolors="black", linewidths=0.4,
                         label="exact over the (w_E, w_Q) grid", zorder=2)

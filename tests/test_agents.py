@@ -9,8 +9,6 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from aigc_edge_env.agents.environments import make_env
-from aigc_edge_env.agents.episode_stats import COMPONENTS, EPISODE_METRICS
-from aigc_edge_env.agents.evaluation import evaluate_policy
 from aigc_edge_env.agents.hyperparameters import HyperparamError, algorithm_kwargs, load_hyperparams, parse_overrides
 from aigc_edge_env.agents.networks import PerUserPolicy
 from aigc_edge_env.agents.policies import load_model_policy
@@ -19,6 +17,7 @@ from aigc_edge_env.agents.training import TrainRequest, train
 from aigc_edge_env.agents.vec_env import SB3VectorEnv
 from aigc_edge_env.agents.wrappers import REWARD_MODES, PerUserDecisionWrapper
 from aigc_edge_env.baselines import SOLVERS
+from aigc_edge_env.evaluation import COMPONENTS, EPISODE_METRICS, evaluate_policy
 
 SMALL = {"horizon_slots": 6}
 # Few users and requests, so some slots have none (the wrapper's empty-slot step).
@@ -93,7 +92,7 @@ def test_sb3_vector_env_autoresets_on_the_same_step() -> None:
     adapter.seed(3)
     np.testing.assert_array_equal(adapter.reset(), raw_obs)
     actions = np.zeros((2, raw.single_action_space.shape[0]), dtype=np.int64)
-    for t in range(horizon):
+    for _ in range(horizon):
         raw_obs, raw_rewards, _, raw_trunc, raw_infos = raw.step(actions)
         obs, rewards, dones, infos = adapter.step(actions)
         np.testing.assert_allclose(rewards, raw_rewards, rtol=1e-6)
@@ -171,7 +170,7 @@ def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
 
     policy = load_model_policy(run_dir, "AIGCEdge-v0", SMALL)
     assert policy.normalizer is not None and not policy.normalizer.training
-    result = evaluate_policy(algo, lambda: make_env("AIGCEdge-v0", SMALL), lambda seed: policy, [1, 2])
+    result = evaluate_policy(algo, lambda: make_env("AIGCEdge-v0", SMALL), policy, [1, 2])
     assert set(EPISODE_METRICS) <= set(result.episodes) and np.all(np.isfinite(result.episodes["reward"]))
 
     (events,) = {p.parent for p in (run_dir / "tb").rglob("events.out.tfevents.*")}

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from aigc_edge_env import evaluate_decision
-from aigc_edge_env.agents.evaluation import PolicyResult, summarize
-from aigc_edge_env.agents.report import format_number
 from aigc_edge_env.baselines import SOLVERS
+from aigc_edge_env.evaluation import EVAL_SEED, PolicyResult, format_number, make_policy, run_episode, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODES, HORIZON, FIRST_SEED = 3, 4, 50
@@ -75,6 +74,20 @@ def test_evaluate_two_heuristics_matches_direct_computation(tmp_path, capsys) ->
     assert results["seeds"] == list(range(FIRST_SEED, FIRST_SEED + EPISODES))
     assert len(results["episodes"]["all_edge"]["reward"]) == EPISODES
     assert (out / "components.png").stat().st_size > 0 and not (out / "score.png").exists()  # no exact/random
+
+
+def test_evaluate_plays_priced_policies(tmp_path, capsys) -> None:
+    priced = ["exact+price0.3", "exact+price0.8(1-t/H)"]
+    out = tmp_path / "eval"
+    evaluate_cli.main(["--env", "AIGCEdge-Battery-v0", "--policies", "exact", *priced, "--episodes", "2", "--horizon",
+                       str(HORIZON), "--out", str(out), "--no-plots", "--no-progress"])
+    assert "| exact+price0.3 |" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert [row["policy"] for row in results["summary"]] == ["exact"] + priced
+    env = gym.make("AIGCEdge-Battery-v0", config={"horizon_slots": HORIZON})
+    for name in priced:
+        rewards = [run_episode(env, make_policy(name), EVAL_SEED + i).metrics["reward"] for i in range(2)]
+        assert results["episodes"][name]["reward"] == rewards
 
 
 def test_normalised_score_and_intervals() -> None:
@@ -152,11 +165,12 @@ def test_evaluate_cli_rejects_missing_and_corrupt_models(tiny_run: Path, tmp_pat
     (corrupt / "run.yml").write_text((tiny_run / "run.yml").read_text())
     (corrupt / "model.zip").write_bytes(b"not a zip file")
     assert f"cannot load model {corrupt / 'model.zip'}" in _error(evaluate_cli.main, ["--runs", str(corrupt)], capsys)
-    assert "unknown solver(s) ['best']" in _error(evaluate_cli.main, ["--policies", "best"], capsys)
+    assert "unknown policy 'best'" in _error(evaluate_cli.main, ["--policies", "best"], capsys)
     wrong_env = _error(evaluate_cli.main, ["--runs", str(tiny_run), "--env", "AIGCEdge-Large-v0"], capsys)
     assert "observation_space" in wrong_env
 
 
+@pytest.mark.slow
 def test_train_cli_bad_argument_exit_status_in_a_subprocess(tmp_path) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--algo", "ppo", "--timesteps", "-1", "--out",
                              str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, timeout=120)

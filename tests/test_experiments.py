@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 # experiments/ is a top-level folder of the repository, not part of the installed package
-
 from aigc_edge_env import AIGCEdgeEnv, evaluate_decision, make_config
 from aigc_edge_env.baselines import SOLVERS
-from experiments.battery import shadow_price_solver
-from experiments.common import read_csv, slot_problems, t_interval
-from experiments.sweep import run_sweep
+from aigc_edge_env.evaluation import priced_problem
+from experiments.common import read_csv
+from experiments.sweep import replot, run_sweep
+from experiments.tradeoff import per_request
 
 SOLVER_NAMES = ["exact", "greedy", "all_local"]
 
 
+def _independent_slots(n_users: int, seed: int, n_slots: int) -> list:
+    """The sweep's slots drawn independently: reset(seed) and steps with another fixed action."""
+    env = AIGCEdgeEnv(config={"n_users": n_users})
+    env.reset(seed=seed)
+    problems = []
+    for _ in range(n_slots):
+        problems.append(env.current_problem())
+        env.step(np.ones(env.action_space.shape, dtype=np.int64))
+    return problems
+
+
+@pytest.mark.slow
 def test_tiny_sweep_writes_csv_and_png_matching_direct_evaluation(tmp_path):
     seeds, n_slots, values = [7], 3, [4, 6]
     paths = run_sweep("n_users", values, SOLVER_NAMES, seeds, n_slots, tmp_path, workers=1, progress=False)
@@ -26,41 +37,56 @@ def test_tiny_sweep_writes_csv_and_png_matching_direct_evaluation(tmp_path):
     rows = read_csv(paths["csv"])
     assert len(rows) == len(values) * len(SOLVER_NAMES)
     for n_users in values:
-        # the same slots drawn independently: reset(seed) and steps with any fixed action
-        env = AIGCEdgeEnv(config={"n_users": n_users})
-        env.reset(seed=seeds[0])
-        problems = []
-        for _ in range(n_slots):
-            problems.append(env.current_problem())
-            env.step(env.action_space.sample() * 0 + 1)  # a different fixed action than the sweep's
+        problems = _independent_slots(n_users, seeds[0], n_slots)
         for name in SOLVER_NAMES:
-            costs, energies, shares = [], [], []
-            for t, problem in enumerate(problems):
-                decision = SOLVERS[name](problem, rng=np.random.default_rng([seeds[0], t]))
-                summary = evaluate_decision(problem, decision).summary()
-                costs.append(float(summary["cost"]))
-                energies.append(float(summary["energy_j"]))
-                shares.append(float(summary["offload_share"]))
+            evaluations = [evaluate_decision(p, SOLVERS[name](p, rng=np.random.default_rng([seeds[0], t])))
+                           for t, p in enumerate(problems)]
+            served = sum(float(e.served.sum()) for e in evaluations)
             (row,) = [r for r in rows if r["value"] == n_users and r["solver"] == name]
             assert row["n_slots"] == n_slots and row["n_seeds"] == 1
-            assert row["cost"] == pytest.approx(np.mean(costs), rel=1e-12)
-            assert row["energy_j"] == pytest.approx(np.mean(energies), rel=1e-12)
-            assert row["offload_share"] == pytest.approx(np.mean(shares), rel=1e-12)
+            assert row["cost"] == pytest.approx(np.mean([e.total_cost for e in evaluations]), rel=1e-12)
+            assert row["energy_j"] == pytest.approx(np.mean([e.energy_j.sum() for e in evaluations]), rel=1e-12)
+            # the engine's definitions: per served request, and of all requests
+            assert row["mean_error"] == pytest.approx(sum(float(e.error.sum()) for e in evaluations) / served)
+            requests = sum(float(p.has_request.sum()) for p in problems)
+            offloaded = sum(float(e.offloaded.sum()) for e in evaluations)
+            assert row["offload_share"] == pytest.approx(offloaded / requests)
     exact_rows = [r for r in rows if r["solver"] == "exact"]
     assert all(r["gap_pct"] == 0 for r in exact_rows)
     assert all(r["gap_pct"] >= -1e-9 for r in rows)  # nothing beats the optimum
 
+    paths["csv"].unlink()
+    replot(paths["slots_csv"])  # the summary again, from the per-slot CSV
+    np.testing.assert_equal(read_csv(paths["csv"]), rows)  # nan intervals (one seed) compare equal
 
-def test_slot_problems_refuse_batteries():
-    with pytest.raises(ValueError):
-        slot_problems({"battery_enabled": True}, 0, 2)
+
+def test_sweep_gap_is_the_gap_of_mean_costs_over_seeds(tmp_path):
+    paths = run_sweep("n_users", [4], ["exact", "greedy"], [1, 2, 3], 2, tmp_path, workers=1, progress=False)
+    slots = read_csv(paths["slots_csv"])
+    rows = {r["solver"]: r for r in read_csv(paths["csv"])}
+
+    def mean_cost(solver: str) -> float:
+        return float(np.mean([r["cost"] for r in slots if r["solver"] == solver]))
+
+    gap = 100 * (mean_cost("greedy") - mean_cost("exact")) / abs(mean_cost("exact"))
+    assert rows["greedy"]["gap_pct"] == pytest.approx(gap)
+    assert rows["greedy"]["gap_pct_low"] <= rows["greedy"]["gap_pct"] <= rows["greedy"]["gap_pct_high"]
+    assert rows["greedy"]["slot_gap_pct"] == pytest.approx(np.mean([r["gap_pct"] for r in slots
+                                                                     if r["solver"] == "greedy"]))
 
 
-def test_t_interval():
-    mean, low, high = t_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and low < 2.0 < high
-    assert high - mean == pytest.approx(4.302652729749464 * 1.0 / np.sqrt(3))
-    assert t_interval([5.0]) == (5.0, 5.0, 5.0)
+def test_tradeoff_pools_slots_with_the_engine_definitions():
+    rows = [
+        {"point": (0.1, 0.2), "solver": "exact", "cost": 2.0, "time_s": 3.0, "energy_j": 4.0, "utility": 1.0,
+         "mean_error": 10.0, "n_dropped": 0.0, "n_requests": 2.0, "n_served": 2.0, "n_offloaded": 1.0},
+        {"point": (0.1, 0.2), "solver": "exact", "cost": 4.0, "time_s": 5.0, "energy_j": 2.0, "utility": 1.0,
+         "mean_error": 4.0, "n_dropped": 1.0, "n_requests": 4.0, "n_served": 3.0, "n_offloaded": 0.0},
+    ]
+    (row,) = per_request(rows)
+    assert row["mean_error"] == pytest.approx((2 * 10.0 + 3 * 4.0) / 5)
+    assert row["offload_share"] == pytest.approx(1 / 6)
+    assert row["time_s_per_request"] == pytest.approx(8 / 6) and row["energy_j_per_request"] == pytest.approx(1.0)
+    assert row["cost"] == pytest.approx(3.0) and row["drops"] == 1.0
 
 
 def test_shadow_price_zero_is_the_base_solver_and_a_price_cuts_local_energy():
@@ -68,9 +94,9 @@ def test_shadow_price_zero_is_the_base_solver_and_a_price_cuts_local_energy():
     env.reset(seed=3)
     problem = env.current_problem()
     base = SOLVERS["exact"](problem)
-    same = shadow_price_solver(SOLVERS["exact"], 0.0)(problem)
+    same = SOLVERS["exact"](priced_problem(problem, 0.0))
     assert np.array_equal(base.offload, same.offload) and np.array_equal(base.steps, same.steps)
-    priced = shadow_price_solver(SOLVERS["exact"], 5.0)(problem)
+    priced = SOLVERS["exact"](priced_problem(problem, 5.0))
     e_base = evaluate_decision(problem, base)
     e_priced = evaluate_decision(problem, priced)
     assert float(e_priced.energy_j.sum()) <= float(e_base.energy_j.sum()) + 1e-9
@@ -82,11 +108,14 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
 
     overrides = {"horizon_slots": 3}
     paths = run_battery(["exact", "greedy"], [], 2, tmp_path, prices=[0.3], overrides=overrides, workers=1,
-                        progress=False)
+                        progress=False, decaying_prices=[0.8])
     rows = {r["policy"]: r for r in read_csv(paths["csv"])}
-    assert set(rows) == {"exact", "greedy", "exact+price0.3"}
+    assert set(rows) == {"exact", "greedy", "exact+price0.3", "exact+price0.8(1-t/H)"}
     assert rows["exact"]["diff_vs_exact"] == 0 and rows["exact"]["n"] == 2
     episodes = read_csv(paths["episodes_csv"])
-    exact_returns = [e["return"] for e in episodes if e["policy"] == "exact"]
-    assert rows["exact"]["return"] == pytest.approx(np.mean(exact_returns))
+    assert [e["seed"] for e in episodes if e["policy"] == "exact"] == [10_000, 10_001]
+    exact_rewards = [e["reward"] for e in episodes if e["policy"] == "exact"]
+    greedy_rewards = [e["reward"] for e in episodes if e["policy"] == "greedy"]
+    assert rows["exact"]["reward"] == pytest.approx(np.mean(exact_rewards))
+    assert rows["greedy"]["diff_vs_exact"] == pytest.approx(np.mean(greedy_rewards) - np.mean(exact_rewards))
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"

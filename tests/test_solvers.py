@@ -13,11 +13,9 @@ import aigc_edge_env
 from aigc_edge_env import Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import (
     SOLVERS,
-    SolverPolicy,
     fixed_steps,
     lagrangian_bound,
     lower_bound,
-    run_episode,
     solve_exact,
 )
 
@@ -186,15 +184,3 @@ def test_solvers_reject_batched_problems() -> None:
                                               for f in dataclasses.fields(problem) if f.name != "config"})
     with pytest.raises(ValueError, match="one slot"):
         SOLVERS["greedy"](batched)
-
-
-def test_policy_runs_an_episode() -> None:
-    env = aigc_edge_env.AIGCEdgeEnv(config={"n_users": 4, "horizon_slots": 5})
-    totals = run_episode(env, SolverPolicy("exact"), seed=0)
-    assert totals["slots"] == 5
-    assert close(totals["reward"], -totals["cost"])
-    assert totals["n_dropped"] == 0
-    greedy_totals = run_episode(env, SolverPolicy(SOLVERS["greedy"]), seed=0)
-    assert greedy_totals["cost"] >= totals["cost"] - 1e-9
-    with pytest.raises(ValueError, match="unknown solver"):
-        SolverPolicy("no_such_solver")

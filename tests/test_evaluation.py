@@ -1,0 +1,242 @@
+"""The evaluation engine (aigc_edge_env.evaluation): runner, policies, metrics, intervals, slots, writers."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from aigc_edge_env import PROBLEM_ARRAY_FIELDS, AIGCEdgeEnv
+from aigc_edge_env.baselines import SOLVERS
+from aigc_edge_env.evaluation import (
+    EPISODE_METRICS,
+    EpisodeAccumulator,
+    PolicyResult,
+    ShadowPricePolicy,
+    SolverPolicy,
+    collect_slots,
+    confidence_interval,
+    evaluate_all,
+    evaluate_policy,
+    make_policy,
+    mean_interval,
+    normalised_score,
+    price_policy_name,
+    run_episode,
+    summarize,
+    write_csv,
+)
+
+SMALL = {"n_users": 4, "horizon_slots": 5}
+
+
+def _slot_info(mean_error: float, n_served: float, **rest: float) -> dict[str, float]:
+    info = dict.fromkeys(("cost", "time_s", "energy_j", "utility", "n_dropped", "n_requests", "n_offloaded"), 0.0)
+    return {**info, **rest, "mean_error": mean_error, "n_served": n_served}
+
+
+def test_runner_gives_the_totals_of_stepping_by_hand() -> None:
+    env = gym.make("AIGCEdge-v0", config=SMALL)
+    episode = run_episode(env, make_policy("random"), seed=4)
+
+    env.reset(seed=4)
+    rng = np.random.default_rng(4)  # the random solver's generator, seeded by reset(4)
+    reward, infos, done = 0.0, [], False
+    while not done:
+        base = env.unwrapped
+        action = base.decision_to_action(SOLVERS["random"](base.current_problem(), rng=rng))
+        _, r, terminated, truncated, info = env.step(action)
+        reward += r
+        infos.append(info)
+        done = terminated or truncated
+
+    def total(key: str) -> float:
+        return sum(i[key] for i in infos)
+
+    metrics = episode.metrics
+    assert metrics["reward"] == pytest.approx(reward, rel=1e-12)
+    for key in ("cost", "time_s", "energy_j", "utility", "n_dropped"):
+        assert metrics[key] == pytest.approx(total(key), rel=1e-12), key
+    assert metrics["offload_share"] == pytest.approx(total("n_offloaded") / total("n_requests"))
+    assert episode.per_slot["cost"] == pytest.approx([i["cost"] for i in infos])
+    assert metrics["decision_s"] >= 0 and set(EPISODE_METRICS) < set(metrics)
+
+
+def test_mean_error_is_per_served_request_over_the_episode() -> None:
+    """Slot means weighted by n_served: (1 * 10 + 3 * 4 + 0) / 4 = 5.5, not the slot average 14 / 3."""
+    accumulator = EpisodeAccumulator()
+    for info in (_slot_info(10.0, 1.0), _slot_info(4.0, 3.0), _slot_info(0.0, 0.0)):
+        accumulator.add(info)
+    assert accumulator.result()["mean_error"] == pytest.approx(5.5)
+    assert EpisodeAccumulator().result()["mean_error"] == 0.0  # nothing served
+    assert set(accumulator.result(reward=-1.0)) == set(EPISODE_METRICS)
+
+
+def test_mean_error_of_an_episode_from_its_slot_infos() -> None:
+    env = gym.make("AIGCEdge-v0", config={"n_users": 3, "horizon_slots": 8, "task_probability": 0.5})
+    episode = run_episode(env, make_policy("greedy"), seed=2)
+    observation, _ = env.reset(seed=2)
+    infos, done = [], False
+    while not done:
+        base = env.unwrapped
+        observation, _, _, done, info = env.step(base.decision_to_action(SOLVERS["greedy"](base.current_problem())))
+        infos.append(info)
+    served = sum(i["n_served"] for i in infos)
+    assert len({i["n_served"] for i in infos}) > 1  # unequal slots: the weighting matters
+    expected = sum(i["mean_error"] * i["n_served"] for i in infos) / served
+    assert episode.metrics["mean_error"] == pytest.approx(expected, rel=1e-12)
+
+
+class CountingPolicy:
+    """A stateful policy: counts its slots, which ``reset`` must clear; all local at the smallest level."""
+
+    def __init__(self) -> None:
+        self.resets: list[int | None] = []
+        self.slots_per_episode: list[int] = []
+
+    def reset(self, seed: int | None) -> None:
+        self.resets.append(seed)
+        self.slots_per_episode.append(0)
+
+    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
+        self.slots_per_episode[-1] += 1
+        return np.zeros(env.action_space.shape, dtype=np.int64)
+
+
+def test_a_stateful_policy_is_reset_at_every_episode() -> None:
+    policy = CountingPolicy()
+    result = evaluate_policy("counting", lambda: gym.make("AIGCEdge-v0", config=SMALL), policy, [7, 8, 9])
+    assert policy.resets == [7, 8, 9]
+    assert policy.slots_per_episode == [SMALL["horizon_slots"]] * 3
+    assert result.seeds == [7, 8, 9] and result.per_slot["cost"].shape == (3, SMALL["horizon_slots"])
+
+
+def test_a_randomised_policy_repeats_its_episode_for_the_same_seed() -> None:
+    result = evaluate_policy("random", lambda: gym.make("AIGCEdge-v0", config=SMALL), make_policy("random"), [3, 3])
+    assert result.episodes["reward"][0] == result.episodes["reward"][1]
+
+
+def test_decaying_shadow_price_follows_the_time_in_episode() -> None:
+    weights = []
+
+    def solve(problem, rng=None):
+        weights.append(problem.config.weight_energy_per_j)
+        return SOLVERS["all_local"](problem, rng=rng)
+
+    env = gym.make("AIGCEdge-Battery-v0", config={"n_users": 3, "horizon_slots": 4})
+    w_e = env.unwrapped.config.weight_energy_per_j
+    run_episode(env, ShadowPricePolicy(solve, 0.8, decaying=True), seed=0)
+    assert weights == pytest.approx([w_e + 0.8 * (1 - t / 4) for t in range(4)], rel=1e-6)
+    weights.clear()
+    run_episode(env, ShadowPricePolicy(solve, 0.8), seed=0)
+    assert weights == pytest.approx([w_e + 0.8] * 4)
+
+
+def test_named_policies() -> None:
+    assert isinstance(make_policy("exact"), SolverPolicy) and make_policy("exact").solve is SOLVERS["exact"]
+    for price, decaying in ((0.3, False), (0.8, True), (1.0, False), (0.1234567, True)):
+        policy = make_policy(price_policy_name("exact", price, decaying))
+        assert isinstance(policy, ShadowPricePolicy) and (policy.price, policy.decaying) == (price, decaying)
+    assert price_policy_name("exact", 0.8, decaying=True) == "exact+price0.8(1-t/H)"
+    for bad in ("best", "exact+price", "exact+price-1", "nosolver+price0.3", "exact+price0.3(1-t)"):
+        with pytest.raises(ValueError, match="unknown policy"):
+            make_policy(bad)
+
+
+def test_solver_policies_play_an_episode() -> None:
+    env = AIGCEdgeEnv(config=SMALL)
+    exact = run_episode(env, make_policy("exact"), seed=0).metrics
+    assert exact["reward"] == pytest.approx(-exact["cost"]) and exact["n_dropped"] == 0
+    assert run_episode(env, make_policy("greedy"), seed=0).metrics["cost"] >= exact["cost"] - 1e-9
+
+
+def test_collected_slots_are_the_slots_of_stepping_the_env() -> None:
+    config = {"n_users": 3, "horizon_slots": 3}
+    slots = collect_slots(config, seed=11, n_slots=5)
+    env = AIGCEdgeEnv(config=config)
+    expected = []
+    for seed in (11, 12):  # an episode that ends continues from the next seed
+        env.reset(seed=seed)
+        for _ in range(3):
+            expected.append(env.current_problem())
+            env.step(np.ones(env.action_space.shape, dtype=np.int64))  # another action: the same slots
+    assert len(slots) == 5
+    for got, want in zip(slots, expected[:5], strict=True):
+        for name in PROBLEM_ARRAY_FIELDS:
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    with pytest.raises(ValueError, match="battery"):
+        collect_slots({"battery_enabled": True}, 0, 2)
+
+
+def test_interval_known_cases() -> None:
+    assert confidence_interval([[2.0, 2.0, 2.0]]) == (2.0, 2.0)
+    assert all(np.isnan(confidence_interval([[1.0]])))
+    # a paired difference that is the same in every episode: no uncertainty left
+    a = np.array([1.0, 5.0, 2.0, 8.0, 3.0])
+    low, high = confidence_interval([a, a + 3.0], lambda x, y, axis=-1: np.mean(x - y, axis=axis))
+    assert (low, high) == pytest.approx((-3.0, -3.0))
+    # many normal episodes: the bootstrap interval of the mean is the normal one, mean +- 1.96 s / sqrt(n)
+    x = np.random.default_rng(0).normal(10.0, 2.0, size=400)
+    mean, low, high = mean_interval(x)
+    half = 1.959964 * x.std(ddof=1) / np.sqrt(x.size)
+    assert mean == pytest.approx(x.mean())
+    assert (low, high) == pytest.approx((mean - half, mean + half), abs=0.1 * half)
+    assert mean_interval([np.nan, 1.0, 1.0]) == (1.0, 1.0, 1.0)  # finite values only
+
+
+def test_score_and_summary_rows() -> None:
+    seeds = [1, 2, 3, 4]
+
+    def result(name: str, rewards: list[float]) -> PolicyResult:
+        episodes = {m: np.zeros(4) for m in EPISODE_METRICS + ("decision_s",)}
+        return PolicyResult(name, seeds, {**episodes, "reward": np.array(rewards, dtype=float)})
+
+    rows = {r["policy"]: r for r in summarize([
+        result("random", [-10, -12, -11, -9]), result("exact", [-2, -4, -3, -1]), result("half", [-6, -8, -7, -5]),
+    ])}
+    assert rows["exact"]["score"] == pytest.approx(1.0) and rows["random"]["score"] == pytest.approx(0.0)
+    assert (rows["half"]["score"], rows["half"]["score_low"], rows["half"]["score_high"]) == pytest.approx((0.5,) * 3)
+    assert rows["half"]["reward_low"] < rows["half"]["reward"] < rows["half"]["reward_high"]
+    assert normalised_score(np.array([0.0]), np.array([-1.0]), np.array([1.0])) == pytest.approx(0.5)
+    late = PolicyResult("late", [5, 6, 7, 8], result("x", [0, 0, 0, 0]).episodes)
+    with pytest.raises(ValueError, match="reference policies' seeds"):
+        summarize([result("random", [0, 1, 2, 3]), result("exact", [4, 5, 6, 7]), late])
+
+
+def test_write_csv_takes_the_union_of_the_columns(tmp_path) -> None:
+    path = tmp_path / "sub" / "rows.csv"
+    write_csv(path, [{"a": 1, "b": 2}, {"b": 3, "c": 4}])
+    with path.open() as handle:
+        assert list(csv.reader(handle)) == [["a", "b", "c"], ["1", "2", ""], ["", "3", "4"]]
+
+
+def test_the_engine_runs_without_the_optional_packages() -> None:
+    blocked = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "tqdm", "yaml", "tensorboard")
+    code = (
+        "import sys\n"
+        "class Blocker:  # importing a blocked package raises ModuleNotFoundError\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {blocked!r}:\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Blocker())\n"
+        "import gymnasium as gym\n"
+        "from aigc_edge_env.evaluation import evaluate_all, make_policy, summarize\n"
+        "results = evaluate_all({'exact': make_policy('exact'), 'random': make_policy('random')},\n"
+        "                       lambda: gym.make('AIGCEdge-v0', config={'n_users': 3, 'horizon_slots': 2}),\n"
+        "                       [0, 1], progress=True)  # no tqdm: a silent bar\n"
+        f"assert not any(name.split('.')[0] in {blocked!r} for name in sys.modules)\n"
+        "print(summarize(results)[0]['score'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == pytest.approx(1.0)
+
+
+def test_evaluate_all_keeps_the_order_of_the_policies() -> None:
+    results = evaluate_all({"greedy": make_policy("greedy"), "all_local": make_policy("all_local")},
+                           lambda: gym.make("AIGCEdge-v0", config=SMALL), [0], progress=False)
+    assert [r.name for r in results] == ["greedy", "all_local"]
