@@ -15,3 +15,7 @@ command lines; the modules here do the work, one job each:
 * :mod:`.policies`: trained models as policies of the evaluation engine (:mod:`aigc_edge_env.evaluation`,
   which plays them beside the solvers on common seeds); :mod:`.plots`: evaluation and learning-curve plots.
 """
+
+if __name__ != "aigc_edge_env.agents":  # the repository's top-level folder, imported by its own name
+    raise ImportError(f"the agents/ folder is installed as aigc_edge_env.agents: import aigc_edge_env.agents, "
+                      f"not {__name__} (it would load a second copy of every module)")
