@@ -12,6 +12,7 @@ keys are rejected) or :meth:`AIGCEdgeConfig.replace`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -66,12 +67,12 @@ def _number_tuple(field: str, values: Any) -> tuple[float, ...]:
 
 
 def _check_power_law(field: str, curve: PowerLawErrorCurve) -> None:
-    if not np.isfinite(curve.eps_inf) or curve.eps_inf < 0:
-        raise config_error(f"{field}.eps_inf", curve.eps_inf, "a finite number >= 0")
-    if not np.isfinite(curve.a) or curve.a < 0:
-        raise config_error(f"{field}.a", curve.a, "a finite number >= 0")
-    if not np.isfinite(curve.b) or curve.b <= 0:
-        raise config_error(f"{field}.b", curve.b, "a finite number > 0")
+    if not 0 <= curve.eps_inf <= 1e6:
+        raise config_error(f"{field}.eps_inf", curve.eps_inf, "a number in [0, 1e6]")
+    if not 0 <= curve.a <= 1e12:
+        raise config_error(f"{field}.a", curve.a, "a number in [0, 1e12]")
+    if not 0 < curve.b <= 100:
+        raise config_error(f"{field}.b", curve.b, "a number in (0, 100]")
 
 
 def _check_tabulated(field: str, curve: TabulatedErrorCurve) -> None:
@@ -79,8 +80,8 @@ def _check_tabulated(field: str, curve: TabulatedErrorCurve) -> None:
     errors = np.asarray(curve.errors, dtype=np.float64)
     if steps.ndim != 1 or steps.size < 2 or steps.shape != errors.shape:
         raise config_error(field, curve.__dict__, "'steps' and 'errors' of equal length >= 2")
-    if not (np.all(np.isfinite(steps)) and np.all(np.isfinite(errors))):
-        raise config_error(field, curve.__dict__, "finite numbers only")
+    if not (np.all(np.isfinite(steps)) and np.all((errors >= 0) & (errors <= 1e12))):
+        raise config_error(field, curve.__dict__, "finite steps and errors in [0, 1e12]")
     if steps[0] <= 0 or np.any(np.diff(steps) <= 0):
         raise config_error(f"{field}.steps", curve.steps, "positive and strictly increasing")
     slopes = np.diff(errors) / np.diff(steps)
@@ -152,9 +153,9 @@ class AIGCEdgeConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_range") or f.name == "step_levels":
-                if not np.iterable(value) or isinstance(value, (str, bytes)):
-                    raise config_error(f.name, value, "a sequence of numbers")
-                object.__setattr__(self, f.name, tuple(value))
+                if not isinstance(value, (list, tuple, np.ndarray)):
+                    raise config_error(f.name, value, "an ordered sequence of numbers (list, tuple or array)")
+                object.__setattr__(self, f.name, tuple(value.tolist() if isinstance(value, np.ndarray) else value))
         _validate(self)
         if self.drop_cost is None:
             object.__setattr__(self, "drop_cost", self.min_drop_cost())
@@ -224,76 +225,99 @@ class AIGCEdgeConfig:
         return out
 
 
+#: Accepted values of each numeric field: ``(low, high)``, both included.  The ranges cover
+#: every physically meaningful setting with wide margins and keep every quantity the model
+#: computes finite for every accepted config and every action (times up to ~1e45 s, costs
+#: up to ~1e60; a property test walks the extremes, ``tests/test_config.py``).
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    "n_users": (1, 10_000),
+    "horizon_slots": (1, 10**9),
+    "task_probability": (0.0, 1.0),
+    "upload_mbit_range": (1e-6, 1e6),
+    "download_mbit_range": (1e-6, 1e6),
+    "utility_weight_range": (0.0, 1e6),
+    "deadline_s_range": (1e-6, 1e6),
+    "distance_m_range": (1.0, 1e6),
+    "fading_correlation": (0.0, 1.0),
+    "total_bandwidth_hz": (1.0, 1e12),
+    "noise_psd_dbm_per_hz": (-250.0, -100.0),
+    "user_tx_power_w": (1e-9, 1e6),
+    "bs_tx_power_w": (1e-9, 1e6),
+    "user_rx_power_w": (0.0, 1e6),
+    "step_levels": (1, 10**6),
+    "device_clock_ghz_range": (1e-6, 1e6),
+    "device_cycles_per_step": (1.0, 1e18),
+    "device_energy_coefficient": (1e-40, 1e-20),
+    "device_step_capacity": (1, 10**6),
+    "edge_steps_per_s": (1e-6, 1e9),
+    "edge_step_capacity": (0, 10**12),
+    "weight_time_per_s": (0.0, 1e6),
+    "weight_energy_per_j": (0.0, 1e6),
+    "weight_error": (0.0, 1e6),
+    "weight_utility": (0.0, 1e6),
+    "reward_scale": (1e-12, 1e6),
+    "battery_capacity_j": (0.0, 1e12),
+    "battery_initial_j_range": (0.0, 1e12),
+    "harvest_j_range": (0.0, 1e12),
+}
+#: Fields that take integers.
+INTEGER_FIELDS = ("n_users", "horizon_slots", "step_levels", "device_step_capacity", "edge_step_capacity")
+
+
 def _check(field_name: str, value: Any, ok: bool, accepted: str) -> None:
     if not ok:
         raise config_error(field_name, value, accepted)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and bool(
-        np.isfinite(value)
-    )
+    """A finite real number (huge Python ints included: they are compared, not converted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return isinstance(value, (int, np.integer)) or math.isfinite(value)
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _check_range(name: str, value: tuple, low: float, low_open: bool) -> None:
-    accepted = f"a pair (low, high) of finite numbers with {low} {'<' if low_open else '<='} low <= high"
-    _check(name, value, len(value) == 2 and all(_is_number(v) for v in value), accepted)
-    low_ok = value[0] > low if low_open else value[0] >= low
-    _check(name, value, low_ok and value[0] <= value[1], accepted)
+def _accepted(name: str) -> str:
+    low, high = FIELD_RANGES[name]
+    kind = "an integer" if name in INTEGER_FIELDS else "a number"
+    return f"{kind} in [{low:g}, {high:g}]"
+
+
+def _in_range(name: str, value: Any) -> bool:
+    low, high = FIELD_RANGES[name]
+    return (_is_int(value) if name in INTEGER_FIELDS else _is_number(value)) and low <= value <= high
+
+
+def _check_pair(name: str, value: tuple) -> None:
+    accepted = f"a pair (low, high) with low <= high, each {_accepted(name)}"
+    _check(name, value, len(value) == 2 and all(_in_range(name, v) for v in value) and value[0] <= value[1],
+           accepted)
 
 
 def _validate(c: AIGCEdgeConfig) -> None:
-    _check("n_users", c.n_users, _is_int(c.n_users) and 1 <= c.n_users <= 10_000, "an integer in [1, 10000]")
-    _check("horizon_slots", c.horizon_slots, _is_int(c.horizon_slots) and c.horizon_slots >= 1, "an integer >= 1")
-    _check(
-        "task_probability", c.task_probability,
-        _is_number(c.task_probability) and 0.0 <= c.task_probability <= 1.0, "a number in [0, 1]",
-    )
-    for name in ("upload_mbit_range", "download_mbit_range", "distance_m_range",
-                 "device_clock_ghz_range", "deadline_s_range"):
-        _check_range(name, getattr(c, name), 0.0, low_open=True)
-    for name in ("utility_weight_range", "harvest_j_range", "battery_initial_j_range"):
-        _check_range(name, getattr(c, name), 0.0, low_open=False)
-    _check(
-        "fading_correlation", c.fading_correlation,
-        _is_number(c.fading_correlation) and 0.0 <= c.fading_correlation <= 1.0, "a number in [0, 1]",
-    )
-    for name in ("total_bandwidth_hz", "user_tx_power_w", "bs_tx_power_w", "device_cycles_per_step",
-                 "device_energy_coefficient", "edge_steps_per_s", "reward_scale"):
+    for name in FIELD_RANGES:
         value = getattr(c, name)
-        _check(name, value, _is_number(value) and value > 0, "a finite number > 0")
-    for name in ("user_rx_power_w", "weight_time_per_s", "weight_energy_per_j", "weight_error",
-                 "weight_utility", "battery_capacity_j"):
-        value = getattr(c, name)
-        _check(name, value, _is_number(value) and value >= 0, "a finite number >= 0")
-    _check("noise_psd_dbm_per_hz", c.noise_psd_dbm_per_hz, _is_number(c.noise_psd_dbm_per_hz), "a finite number")
+        if name.endswith("_range"):
+            _check_pair(name, value)
+        elif name != "step_levels":
+            _check(name, value, _in_range(name, value), _accepted(name))
     levels = c.step_levels
-    _check(
-        "step_levels", levels,
-        len(levels) >= 1 and all(_is_int(v) and v >= 1 for v in levels) and all(np.diff(levels) > 0),
-        "a non-empty strictly increasing sequence of integers >= 1",
-    )
-    _check(
-        "device_step_capacity", c.device_step_capacity,
-        _is_int(c.device_step_capacity) and c.device_step_capacity >= levels[0],
-        f"an integer >= the smallest step level ({levels[0]})",
-    )
-    _check(
-        "edge_step_capacity", c.edge_step_capacity,
-        _is_int(c.edge_step_capacity) and c.edge_step_capacity >= 0, "an integer >= 0",
-    )
+    _check("step_levels", levels,
+           len(levels) >= 1 and all(_in_range("step_levels", v) for v in levels)
+           and all(a < b for a, b in zip(levels[:-1], levels[1:], strict=True)),
+           f"a non-empty strictly increasing sequence of integers in [1, {FIELD_RANGES['step_levels'][1]:g}]")
+    _check("device_step_capacity", c.device_step_capacity, c.device_step_capacity >= levels[0],
+           f"an integer >= the smallest step level ({levels[0]})")
     _check("battery_enabled", c.battery_enabled, isinstance(c.battery_enabled, bool), "True or False")
-    _check(
-        "battery_initial_j_range", c.battery_initial_j_range,
-        c.battery_initial_j_range[1] <= c.battery_capacity_j,
-        f"a range within [0, battery_capacity_j = {c.battery_capacity_j}]",
-    )
+    _check("battery_initial_j_range", c.battery_initial_j_range,
+           c.battery_initial_j_range[1] <= c.battery_capacity_j,
+           f"a range within [0, battery_capacity_j = {c.battery_capacity_j}]")
     if c.drop_cost is not None:
-        _check("drop_cost", c.drop_cost, _is_number(c.drop_cost), "a finite number, or None")
+        _check("drop_cost", c.drop_cost, _is_number(c.drop_cost) and c.drop_cost <= 1e200,
+               "a number <= 1e200, or None")
 
 
 def default_config() -> AIGCEdgeConfig:
@@ -319,6 +343,9 @@ def make_config(
     """
     if isinstance(overrides, AIGCEdgeConfig):
         return overrides
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ConfigError(f"config must be a mapping of field names to values, an AIGCEdgeConfig or None, "
+                          f"got {type(overrides).__name__} {overrides!r}")
     if base is None:
         base = default_config()
     elif isinstance(base, str):

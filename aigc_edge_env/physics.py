@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+_LN2 = math.log(2.0)
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -32,9 +33,13 @@ def faded_gain(large_scale_gain: np.ndarray, fading: np.ndarray) -> np.ndarray:
 def shannon_rate_bps(
     bandwidth_hz: float, power_w: float, gain: np.ndarray, noise_psd_w_per_hz: float
 ) -> np.ndarray:
-    """Shannon rate ``b log2(1 + p h / (N0 b))`` in bit/s."""
+    """Shannon rate ``b log2(1 + p h / (N0 b))`` in bit/s.
+
+    Below an SNR of 1e-15, where ``1 + snr`` rounds to 1, the first-order ``snr / ln 2``
+    keeps the rate positive (and the times finite) for every accepted config.
+    """
     snr = power_w * np.asarray(gain) / (noise_psd_w_per_hz * bandwidth_hz)
-    return bandwidth_hz * np.log2(1.0 + snr)
+    return bandwidth_hz * np.where(snr > 1e-15, np.log2(1.0 + snr), snr / _LN2)
 
 
 def gauss_markov_path(initial: np.ndarray, correlation: float, innovations: np.ndarray) -> np.ndarray:

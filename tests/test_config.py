@@ -7,9 +7,11 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import aigc_edge_env
 from aigc_edge_env import SCENARIOS, AIGCEdgeConfig, ConfigError, TabulatedErrorCurve, make_config
+from aigc_edge_env.config import FIELD_RANGES
 
 INVALID = [
     # (overrides, field named in the message)
@@ -66,6 +68,22 @@ INVALID = [
     ({"device_error_curve": {"steps": 10, "errors": [5.0]}}, "device_error_curve.steps"),
     ({"device_error_curve": {"steps": [10, 20], "errors": "5,4"}}, "device_error_curve.errors"),
     ({"device_error_curve": {"steps": [10, "x"], "errors": [5.0, 4.0]}}, "device_error_curve.steps"),
+    # outside the ranges that keep the model finite (FIELD_RANGES)
+    ({"noise_psd_dbm_per_hz": 0.0}, "noise_psd_dbm_per_hz"),
+    ({"noise_psd_dbm_per_hz": 7.0}, "noise_psd_dbm_per_hz"),
+    ({"distance_m_range": (20.0, 1e300)}, "distance_m_range"),
+    ({"device_clock_ghz_range": (0.5, 1e300)}, "device_clock_ghz_range"),
+    ({"total_bandwidth_hz": 1e300}, "total_bandwidth_hz"),
+    ({"device_energy_coefficient": 1e300}, "device_energy_coefficient"),
+    ({"user_tx_power_w": 1e-300}, "user_tx_power_w"),
+    ({"step_levels": (5, 10**30)}, "step_levels"),
+    ({"edge_step_capacity": 10**30}, "edge_step_capacity"),
+    ({"n_users": 10**30}, "n_users"),
+    ({"weight_time_per_s": 1e300}, "weight_time_per_s"),
+    ({"reward_scale": 1e300}, "reward_scale"),
+    ({"distance_m_range": {20.0, 300.0}}, "distance_m_range"),  # a set has no order
+    ({"step_levels": {5: 1, 10: 2}}, "step_levels"),
+    ({"drop_cost": 1e300}, "drop_cost"),
 ]
 
 
@@ -81,6 +99,61 @@ def test_invalid_config_raises_config_error_naming_the_field(overrides, field):
 def test_non_sequence_ranges_raise_config_error(field):
     with pytest.raises(ConfigError, match=field):
         make_config(None, {field: 5.0})
+
+
+@pytest.mark.parametrize("config", [5, "n_users=3", [("n_users", 3)]])
+def test_a_config_that_is_not_a_mapping_is_refused(config):
+    with pytest.raises(ConfigError, match="config must be a mapping"):
+        gym.make("AIGCEdge-v0", config=config)
+
+
+def _extreme(name: str, choice: int):
+    """The low end, the high end, or the default of a field's accepted range (pairs: low-low, low-high, ...)."""
+    low, high = FIELD_RANGES[name]
+    default = getattr(AIGCEdgeConfig(), name)
+    if name.endswith("_range"):
+        return [(low, low), (low, high), (high, high), default][choice]
+    if name == "step_levels":
+        return [(low,), (low, high), (high,), default][choice]
+    return [low, high, default, default][choice]
+
+
+@st.composite
+def extreme_configs(draw):
+    """Configs with every numeric field at an end of its accepted range (or its default), batteries on or off."""
+    fields = sorted(FIELD_RANGES)
+    overrides = {name: _extreme(name, draw(st.integers(0, 3))) for name in fields if draw(st.booleans())}
+    overrides["n_users"] = draw(st.sampled_from([1, 3, 10_000]))
+    overrides["horizon_slots"] = 3
+    overrides["battery_enabled"] = draw(st.booleans())
+    levels = overrides.get("step_levels", AIGCEdgeConfig().step_levels)
+    overrides["device_step_capacity"] = draw(st.sampled_from([levels[0], levels[-1]]))
+    capacity = overrides.get("battery_capacity_j", AIGCEdgeConfig().battery_capacity_j)
+    low, high = overrides.get("battery_initial_j_range", (0.0, 0.0))
+    overrides["battery_initial_j_range"] = (min(low, capacity), min(high, capacity))
+    for name in ("edge_error_curve", "device_error_curve"):
+        overrides[name] = draw(st.sampled_from([
+            {"eps_inf": 0.0, "a": 0.0, "b": 100.0}, {"eps_inf": 1e6, "a": 1e12, "b": 1e-9},
+            {"steps": [1.0, 1e6], "errors": [1e12, 0.0]}, AIGCEdgeConfig().edge_error_curve]))
+    return overrides
+
+
+@settings(max_examples=60, deadline=None)
+@given(overrides=extreme_configs(), seed=st.integers(0, 2**16))
+def test_every_accepted_config_gives_finite_observations_rewards_and_costs(overrides, seed):
+    """Construction's accepted ranges keep the model finite: any action, any slot, both envs."""
+    config = AIGCEdgeConfig(**overrides)
+    rng = np.random.default_rng(seed)
+    env = aigc_edge_env.AIGCEdgeEnv(config)
+    observation, _ = env.reset(seed=seed)
+    for _ in range(config.horizon_slots):
+        assert np.all(np.isfinite(observation)) and np.all((observation >= 0) & (observation <= 1))
+        observation, reward, _, _, info = env.step(rng.integers(0, env.action_space.nvec))
+        assert np.isfinite(reward) and all(np.isfinite(value) for value in info.values()), info
+    envs = aigc_edge_env.AIGCEdgeVectorEnv(num_envs=2, config=config)
+    envs.reset(seed=seed)
+    _, rewards, _, _, infos = envs.step(rng.integers(0, envs.single_action_space.nvec, size=(2, 2 * config.n_users)))
+    assert np.all(np.isfinite(rewards)) and all(np.all(np.isfinite(v)) for k, v in infos.items() if k[0] != "_")
 
 
 def test_unknown_key_is_rejected_by_name():
