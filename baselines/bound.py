@@ -10,7 +10,7 @@ Every served request satisfies necessary conditions that ignore the other users:
 
 * a local option is feasible (device capacity, deadline, battery);
 * an edge option is feasible *alone*: ``Q >= sqrt(s_n)``, so the deadline condition
-  ``Q <= edge_max_sqrt_sum`` implies ``edge_max_sqrt_sum >= sqrt(s_n)``; and ``s_n <= S^E_max``;
+  ``Q <= max_sqrt_steps_sum`` implies ``max_sqrt_steps_sum >= sqrt(s_n)``; and ``s_n <= S^E_max``;
 * the served edge steps add up to at most ``S^E_max``.
 
 For any ``lambda >= 0``, ``Q^2 >= 2 lambda Q - lambda^2`` (as ``(Q - lambda)^2 >= 0``), so::
@@ -78,7 +78,7 @@ def _relaxation(problem: SlotProblem) -> _Relaxation:
     active = problem.has_request
     local_best = np.where(table.local_feasible, table.local_cost, np.inf).min(axis=1)
     fallback = np.minimum(local_best, c.drop_cost)
-    edge_alone = (table.edge_max_sqrt_sum >= np.sqrt(levels)) & (levels <= c.edge_step_capacity) & active[:, None]
+    edge_alone = table.edge_feasible_alone & active[:, None]
     with_edge = edge_alone.any(axis=1)
     unit = reduce(math.gcd, (int(s) for s in levels))
     return _Relaxation(

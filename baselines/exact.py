@@ -34,7 +34,7 @@ Pruning: for every ``M``, ``V(M) >= sum local_best + w Q^2 + max(LB_a, LB_b)`` w
 ``LB_b = sum_l`` (sum of the ``c_l`` smallest ``delta[., l]``) relaxes user-distinctness
 across levels and ``LB_a`` = (sum of the ``|M|`` smallest per-user ``min_l delta[k, l]``)
 relaxes the levels.  Feasibility at ``Q`` only changes where ``Q`` crosses an
-``edge_max_sqrt_sum`` value, so the sorted prefix sums behind both bounds are computed
+``max_sqrt_steps_sum`` value, so the sorted prefix sums behind both bounds are computed
 once per interval between consecutive such values and all multisets are bounded in a
 few vectorised gathers.  The multisets are then solved in increasing order of their
 bound (best first) until the next bound reaches the incumbent, which is seeded by the

@@ -9,10 +9,10 @@ its own; the rest are dropped whatever is decided) and, per candidate ``k`` and 
 * ``local_cost[k, l]``: the local cost, or ``C_drop + drop_penalty`` where running that
   level locally is infeasible (the env would drop the request);
 * ``edge_cost[k, l]``: the congestion-free edge cost, ``+inf`` where the option is
-  infeasible even alone (``edge_max_sqrt_sum < sqrt(s)``, battery, or ``s > S^E_max``).
+  infeasible even alone (``max_sqrt_steps_sum < sqrt(s)``, battery, or ``s > S^E_max``).
 
 A search state is an *assignment* ``(offload, level)`` over the candidates.  For one that
-is edge-feasible (``sum of offloaded steps <= S^E_max`` and ``Q <= edge_max_sqrt_sum`` of
+is edge-feasible (``sum of offloaded steps <= S^E_max`` and ``Q <= max_sqrt_steps_sum`` of
 every offloaded option), the table's identity gives its *penalised cost*::
 
     sum_k (edge_cost or local_cost)[k, level_k] + congestion_weight * Q^2,
@@ -148,9 +148,7 @@ def slot_options(problem: SlotProblem) -> SlotOptions:
         raise ValueError(f"solvers take one slot (arrays of shape (N,)), got shape {problem.has_request.shape}")
     table = option_table(problem)
     c = problem.config
-    levels = table.steps
-    edge_alone = ((table.edge_max_sqrt_sum >= np.sqrt(levels)) & (levels <= c.edge_step_capacity)
-                  & problem.has_request[:, None])
+    edge_alone = table.edge_feasible_alone & problem.has_request[:, None]
     local_ok = table.local_feasible & problem.has_request[:, None]
     users = np.flatnonzero(local_ok.any(axis=1) | edge_alone.any(axis=1))
     local_ok, edge_alone = local_ok[users], edge_alone[users]
@@ -166,7 +164,7 @@ def slot_options(problem: SlotProblem) -> SlotOptions:
         local_cost=np.where(local_ok, local, c.drop_cost + drop_penalty),
         local_feasible=local_ok,
         edge_cost=np.where(edge_alone, edge, np.inf),
-        max_sqrt_sum=table.edge_max_sqrt_sum[users],
+        max_sqrt_sum=table.max_sqrt_steps_sum[users],
         drop_penalty=drop_penalty,
     )
 
@@ -268,7 +266,7 @@ def repair(
 
 
 def _others_min_threshold(opts: SlotOptions, offload: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """``(K,)``: smallest ``edge_max_sqrt_sum`` among the *other* offloaded candidates."""
+    """``(K,)``: smallest ``max_sqrt_steps_sum`` among the *other* offloaded candidates."""
     k = np.arange(opts.n_candidates)
     threshold = np.where(offload, opts.max_sqrt_sum[k, level], np.inf)
     if threshold.size < 2:

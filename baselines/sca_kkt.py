@@ -246,7 +246,7 @@ def build_relaxation(problem: SlotProblem, table: OptionTable, users: np.ndarray
     feasible = table.local_feasible[users]
     device_high = np.where(feasible.any(axis=1), levels[np.maximum(feasible.sum(axis=1) - 1, 0)], levels[0])
     device_steps = argmin_convex(costs.device_slope, levels[0], device_high)
-    edge_cap = table.edge_max_sqrt_sum[users, 0]
+    edge_cap = table.max_sqrt_steps_sum[users, 0]
     return Relaxation(
         costs=costs,
         edge_table=EdgeTable.build(costs, levels[0], levels[-1]),
@@ -254,7 +254,7 @@ def build_relaxation(problem: SlotProblem, table: OptionTable, users: np.ndarray
         max_steps=float(levels[-1]),
         device_steps=device_steps,
         device_value=np.where(forced[users], np.inf, costs.device(device_steps)),
-        edge_ok=(edge_cap >= np.sqrt(levels[0])) & (levels[0] <= problem.config.edge_step_capacity),
+        edge_ok=table.edge_feasible_alone[users, 0],
         deadline_root=np.where(np.isfinite(edge_cap), edge_cap, 0.0) * np.sqrt(levels[0]),
         congestion_weight=table.congestion_weight,
         edge_capacity=float(problem.config.edge_step_capacity),
@@ -601,8 +601,8 @@ class _Options:
     @classmethod
     def from_table(cls, table: OptionTable, users: np.ndarray) -> "_Options":
         levels = table.steps.astype(np.float64)
-        edge_cap = table.edge_max_sqrt_sum[users]
-        edge_ok = (edge_cap >= np.sqrt(levels)) & (levels <= table.problem.config.edge_step_capacity)
+        edge_cap = table.max_sqrt_steps_sum[users]
+        edge_ok = table.edge_feasible_alone[users]
         zeros = np.zeros_like(levels)
         return cls(
             cost=np.hstack([np.where(table.local_feasible[users], table.local_cost[users], np.inf),
@@ -820,7 +820,7 @@ def _served_users(table: OptionTable) -> tuple[np.ndarray, np.ndarray]:
     problem = table.problem
     smallest = float(table.steps[0])
     device_ok = table.local_feasible.any(axis=1)
-    edge_room = table.edge_max_sqrt_sum[:, 0] * (1.0 - FEASIBILITY_MARGIN)
+    edge_room = table.max_sqrt_steps_sum[:, 0] * (1.0 - FEASIBILITY_MARGIN)
     candidates = problem.has_request & ~device_ok & (edge_room >= np.sqrt(smallest))
     order = np.flatnonzero(candidates)[np.argsort(-edge_room[candidates], kind="stable")]
     count = np.arange(1, order.size + 1)
