@@ -664,11 +664,13 @@ def _baseline(opts: SlotOptions, relax: Relaxation) -> np.ndarray:
     return choice
 
 
-def solve(problem: SlotProblem, rng: np.random.Generator | None = None) -> Decision:
+def solve(problem: SlotProblem, rng: np.random.Generator | None = None, *, search: bool = True) -> Decision:
     """SCA-KKT decision of one slot (deterministic; ``rng`` is unused).
 
     Drop-free whenever a drop-free decision exists; users that no drop-free decision can
-    serve get the device at the smallest level (the env drops them).
+    serve get the device at the smallest level (the env drops them).  ``search=False``
+    returns the repaired rounding without the final local search (to measure how well the
+    relaxation alone guides the decision; ``benchmarks/sca_kkt_quality.py``).
     """
     del rng
     if problem.has_request.ndim != 1:
@@ -678,4 +680,6 @@ def solve(problem: SlotProblem, rng: np.random.Generator | None = None) -> Decis
         return opts.decision(opts.fallback)
     relax = build_relaxation(opts)
     rounded = repair(opts, _round(solve_relaxation(relax), opts, relax), least_cost=True)
+    if not search:
+        return opts.decision(rounded)
     return opts.decision(local_search(opts, (rounded, _baseline(opts, relax)), pairs=True, kicks=True))

@@ -268,6 +268,15 @@ def test_within_one_percent_of_the_exact_optimum_at_eight_users() -> None:
     assert min(gaps) >= -1e-9 and max(gaps) <= 0.01, gaps
 
 
+def test_the_local_search_only_improves_the_repaired_rounding() -> None:
+    for seed in range(4):
+        problem = slot({"n_users": 8}, seed)
+        rounded = evaluate_decision(problem, sca_kkt.solve(problem, search=False))
+        final = evaluate_decision(problem, sca_kkt.solve(problem))
+        assert not rounded.dropped.any() and not final.dropped.any()
+        assert float(final.total_cost) <= float(rounded.total_cost) + 1e-9
+
+
 # --- interface -----------------------------------------------------------------------------
 def test_interface_and_determinism() -> None:
     problem = slot({"n_users": 10, "task_probability": 0.5}, 4)
