@@ -105,7 +105,9 @@ class SlotOptions:
 
     @property
     def fallback(self) -> np.ndarray:
-        """``(K,)`` each candidate's cheapest device option (the smallest level, a drop, where none is feasible)."""
+        """``(K,)`` each candidate's cheapest device option (the smallest level, a drop, where none is feasible).
+
+        A new array on each access (callers start choices from it)."""
         return np.argmin(self.local_cost, axis=1)
 
     @property
