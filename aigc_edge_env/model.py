@@ -48,7 +48,7 @@ import math
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -171,7 +171,8 @@ def request_components(
     """
     c = problem.config
     local_time = steps * problem.local_step_time_s
-    edge_time = problem.edge_transfer_time_s + physics.edge_compute_time_s(steps, sqrt_steps_sum, c.edge_steps_per_s)
+    edge_time = problem.edge_transfer_time_s + physics.edge_compute_time_s(
+        steps, np.asarray(sqrt_steps_sum), c.edge_steps_per_s)
     time_s = np.where(offload, edge_time, local_time)
     energy_j = np.where(offload, problem.edge_radio_energy_j, steps * problem.local_step_energy_j)
     error = np.where(offload, c.edge_error_curve.error(steps), c.device_error_curve.error(steps))
@@ -201,7 +202,7 @@ OPTION_COLUMNS = (
 )
 N_SUMMED_COLUMNS = OPTION_COLUMNS.index("steps")
 (_REQUEST, _OFFLOADED, _EDGE_STEPS, _EDGE_SQRT_STEPS, _ENERGY, _BASE_TIME, _ERROR, _UTILITY, _BASE_COST, _STEPS,
- _EDGE_STEPS_LIMIT, _MAX_SQRT_SUM) = range(len(OPTION_COLUMNS))
+ _EDGE_STEPS_LIMIT, _MAX_SQRT_STEPS_SUM) = range(len(OPTION_COLUMNS))
 
 
 def option_rows(
@@ -223,20 +224,20 @@ def option_rows(
     parts = request_components(problem, offload, steps, 0.0)
     sqrt_steps = np.sqrt(steps)
     local_ok = (steps <= c.device_step_capacity) & (parts["time_s"] <= problem.deadline_s)
-    edge_max_sqrt_sum = c.edge_steps_per_s * (problem.deadline_s - problem.edge_transfer_time_s) / sqrt_steps
+    max_sqrt_steps_sum = c.edge_steps_per_s * (problem.deadline_s - problem.edge_transfer_time_s) / sqrt_steps
     active = problem.has_request
     at_edge = offload & active
     columns = (  # a user without a request: zero values (all finite, masked below), no limits
         active, offload, offload * steps, offload * sqrt_steps,
         *(parts[name] for name in ("energy_j", "time_s", "error", "utility", "cost")), steps,
         np.where(at_edge, c.edge_step_capacity, np.inf),
-        np.where(at_edge, edge_max_sqrt_sum, np.where(local_ok | ~active, np.inf, -np.inf)),
+        np.where(at_edge, max_sqrt_steps_sum, np.where(local_ok | ~active, np.inf, -np.inf)),
     )
     shape = (len(columns), *np.broadcast(*columns).shape)
     rows = np.empty(shape) if out is None else out
     if rows.shape != shape:
         raise ValueError(f"out has shape {rows.shape}, expected {shape}")
-    for row, column in zip(rows, columns):
+    for row, column in zip(rows, columns, strict=True):
         row[...] = column
     rows[_REQUEST + 1:_EDGE_STEPS_LIMIT] *= rows[_REQUEST]
     return rows
@@ -344,7 +345,7 @@ class SlotEvaluation:
     def cost(self) -> np.ndarray:
         c = self.config
         served = self._served_column(_BASE_COST) + c.weight_time_per_s * self._edge_compute_time_s
-        return np.where(self.dropped, c.drop_cost, served)
+        return np.where(self.dropped, cast(float, c.drop_cost), served)
 
     @property
     def edge_steps(self) -> np.ndarray:
@@ -356,7 +357,7 @@ class SlotEvaluation:
         return np.asarray(self.summary()["cost"])
 
     @property
-    def feasible(self) -> np.ndarray:
+    def feasible(self) -> np.ndarray | np.bool_:
         """True where the decision is served as given (no request dropped)."""
         return ~self.dropped.any(axis=-1)
 
@@ -376,12 +377,14 @@ class SlotEvaluation:
         ``edge_load`` is edge steps over ``S^E_max`` (0 when the capacity is 0).
         """
         c = self.config
+        totals: list[Any]
+        n_requests: float | np.ndarray
         if self.served_totals.ndim == 1:  # one slot: plain floats are faster than 0-d arrays
             totals, n_requests = self.served_totals.tolist(), float(np.count_nonzero(self.rows[_REQUEST]))
         else:
             totals, n_requests = list(self.served_totals), self.n_requests
-        n_served, n_offloaded, edge_steps, sqrt_sum, energy_j, base_time_s, error, utility, base_cost = totals
-        compute_time_s = sqrt_sum * sqrt_sum / c.edge_steps_per_s
+        n_served, n_offloaded, edge_steps, sqrt_steps_sum, energy_j, base_time_s, error, utility, base_cost = totals
+        compute_time_s = sqrt_steps_sum * sqrt_steps_sum / c.edge_steps_per_s
         time_s = base_time_s + compute_time_s
         n_dropped = n_requests - n_served  # every request is served or dropped
         drop_cost = c.drop_cost * n_dropped
@@ -434,8 +437,8 @@ def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig
     of edge steps against ``edge_steps_limit``.
     """
     admitted = rows[_EDGE_STEPS].cumsum(axis=-1) <= rows[_EDGE_STEPS_LIMIT]
-    admitted_sqrt_sum = np.vecdot(rows[_EDGE_SQRT_STEPS], admitted)
-    meets_deadline = rows[_MAX_SQRT_SUM] >= admitted_sqrt_sum[..., None]
+    admitted_sqrt_steps_sum = np.vecdot(rows[_EDGE_SQRT_STEPS], admitted)
+    meets_deadline = rows[_MAX_SQRT_STEPS_SUM] >= admitted_sqrt_steps_sum[..., None]
     kept = admitted & meets_deadline
     if battery_j is not None:
         kept &= rows[_ENERGY] <= battery_j
@@ -462,16 +465,22 @@ def evaluate_decision(problem: SlotProblem, decision: Decision) -> SlotEvaluatio
 
 @dataclass(frozen=True, eq=False)
 class OptionTable:
-    """Per-user, per-level costs of one slot, shape ``(N, L)`` (the solvers' view).
+    """Per-user, per-level options of one slot, shape ``(N, L)`` (the solvers' view).
 
     For a drop-free decision, ``slot cost = sum of chosen base costs + congestion_weight * Q^2``.
+    Feasibility is computed here once; every consumer (the action mask, every solver) reads it.
+    Rows are filled for every user, with or without a request.
 
     * ``local_cost[n, l]``: ``C_n`` of running level ``l`` on the device.
     * ``local_feasible[n, l]``: device capacity, deadline and battery hold.
     * ``edge_base_cost[n, l]``: ``C_n`` at the edge without the compute time term.
-    * ``edge_max_sqrt_sum[n, l]``: the largest ``Q`` for which the edge option meets its
+    * ``max_sqrt_steps_sum[n, l]``: the largest ``Q`` at which the edge option meets its
       deadline, ``F_E (Tmax - transfer) / sqrt(s)`` (``-inf`` when its radio energy exceeds
-      the battery); the option is feasible iff ``Q <= edge_max_sqrt_sum``.
+      the battery or the transfers alone miss the deadline); served with the others, the
+      option is feasible iff ``Q <= max_sqrt_steps_sum``.
+    * ``edge_feasible_alone[n, l]``: the edge option is feasible ignoring the other users:
+      its deadline at ``Q = sqrt(s)``, ``s <= S^E_max`` and the battery.  Like
+      ``local_feasible`` it holds on a prefix of the levels (every limit is monotone in ``s``).
     * ``congestion_weight``: ``w_T / F_E``.
     """
 
@@ -480,7 +489,8 @@ class OptionTable:
     local_cost: np.ndarray
     local_feasible: np.ndarray
     edge_base_cost: np.ndarray
-    edge_max_sqrt_sum: np.ndarray
+    max_sqrt_steps_sum: np.ndarray
+    edge_feasible_alone: np.ndarray
     congestion_weight: float
 
 
@@ -495,13 +505,16 @@ def option_table(problem: SlotProblem) -> OptionTable:
     grid = option_grid(dataclasses.replace(problem, has_request=np.ones_like(problem.has_request)))
     local, edge = (np.moveaxis(grid[:, mode], 1, -1) for mode in (0, 1))  # (K, ..., N, L)
     battery_j = problem.battery_j[..., None]
-    edge_ok = (edge[_ENERGY] <= battery_j) & (edge[_MAX_SQRT_SUM] >= 0)
+    steps = np.asarray(c.step_levels, dtype=np.int64)
+    edge_ok = (edge[_ENERGY] <= battery_j) & (edge[_MAX_SQRT_STEPS_SUM] >= 0)
+    max_sqrt_steps_sum = np.where(edge_ok, edge[_MAX_SQRT_STEPS_SUM], -np.inf)
     return OptionTable(
         problem=problem,
-        steps=np.asarray(c.step_levels, dtype=np.int64),
+        steps=steps,
         local_cost=local[_BASE_COST],
-        local_feasible=(local[_MAX_SQRT_SUM] > 0) & (local[_ENERGY] <= battery_j),
+        local_feasible=(local[_MAX_SQRT_STEPS_SUM] > 0) & (local[_ENERGY] <= battery_j),
         edge_base_cost=edge[_BASE_COST],
-        edge_max_sqrt_sum=np.where(edge_ok, edge[_MAX_SQRT_SUM], -np.inf),
+        max_sqrt_steps_sum=max_sqrt_steps_sum,
+        edge_feasible_alone=(max_sqrt_steps_sum >= np.sqrt(steps)) & (steps <= c.edge_step_capacity),
         congestion_weight=c.weight_time_per_s / c.edge_steps_per_s,
     )

@@ -155,19 +155,17 @@ def action_mask(problem: SlotProblem) -> np.ndarray:
     Otherwise an offload bit is allowed if some level of that mode is feasible for the
     user alone, and a level if it is feasible alone in some allowed mode; a user with no
     feasible option keeps every choice open (it will be dropped whatever it picks).
-    Feasibility "alone" ignores the other users (edge congestion and capacity), so an
+    Feasibility "alone" is :func:`~aigc_edge_env.model.option_table`'s ``local_feasible`` and
+    ``edge_feasible_alone``: it ignores the other users (edge congestion and capacity), so an
     allowed action can still be dropped by the repair rule.  Works on one slot or a batch.
     """
     table = option_table(problem)
-    c = problem.config
-    edge_alone = ((table.edge_max_sqrt_sum >= np.sqrt(table.steps))
-                  & (table.steps <= c.edge_step_capacity))
-    feasible = np.stack([table.local_feasible, edge_alone], axis=-2)  # (..., N, 2, L)
-    mode_ok = feasible.any(axis=-1)  # (..., N, 2)
+    feasible = np.stack([table.local_feasible, table.edge_feasible_alone], axis=-2)  # (..., N, 2, L)
+    mode_ok = np.asarray(feasible.any(axis=-1))  # (..., N, 2)
     level_ok = (feasible & mode_ok[..., None]).any(axis=-2)  # (..., N, L)
     stuck = ~mode_ok.any(axis=-1, keepdims=True)
     idle = ~problem.has_request[..., None]
     mode_ok = np.where(idle, np.array([True, False]), mode_ok | stuck)
-    level_ok = np.where(idle, np.arange(c.n_levels) == 0, level_ok | stuck)
+    level_ok = np.where(idle, np.arange(problem.config.n_levels) == 0, level_ok | stuck)
     batch = problem.has_request.shape[:-1]
     return np.concatenate([mode_ok.reshape(*batch, -1), level_ok.reshape(*batch, -1)], axis=-1)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from aigc_edge_env.baselines.bound import lagrangian_bound, lower_bound
 from aigc_edge_env.baselines import exact
+from aigc_edge_env.baselines.bound import lagrangian_bound, lower_bound
 from aigc_edge_env.baselines.exact import ExactResult, solve_exact
 from aigc_edge_env.baselines.heuristics import (
     Solver,

@@ -3,19 +3,22 @@
 Derivation
 ----------
 Take any decision over the step levels and let ``Q`` be the sum of ``sqrt(s)`` over the
-requests served at the edge.  Its env cost is ``sum_n c_n + w Q^2`` (``w`` = congestion
-weight ``w_T / F_E``), where ``c_n`` is the congestion-free cost of the option request
+requests served at the edge.  Its env cost is ``sum_n C_n + w Q^2`` (``w`` = congestion
+weight ``w_T / F_E``), where ``C_n`` is the congestion-free cost of the option request
 ``n`` is served with (local or edge base cost) and ``C_drop`` for a dropped request.
 Every served request satisfies necessary conditions that ignore the other users:
 
-* a local option is feasible (device capacity, deadline, battery);
-* an edge option is feasible *alone*: ``Q >= sqrt(s_n)``, so the deadline condition
-  ``Q <= edge_max_sqrt_sum`` implies ``edge_max_sqrt_sum >= sqrt(s_n)``; and ``s_n <= S^E_max``;
+* a local option is feasible (``local_feasible``: device capacity, deadline, battery);
+* an edge option is feasible *alone* (``edge_feasible_alone``): ``Q >= sqrt(s_n)``, so the
+  deadline condition ``Q <= max_sqrt_steps_sum`` implies ``max_sqrt_steps_sum >= sqrt(s_n)``;
+  and ``s_n <= S^E_max``;
 * the served edge steps add up to at most ``S^E_max``.
 
-For any ``lambda >= 0``, ``Q^2 >= 2 lambda Q - lambda^2`` (as ``(Q - lambda)^2 >= 0``), so::
+Both flags are the option table's, read through the solver view of :mod:`.options`.
+For any multiplier ``lambda >= 0`` (``multiplier`` in the code),
+``Q^2 >= 2 lambda Q - lambda^2`` (as ``(Q - lambda)^2 >= 0``), so::
 
-    cost >= -w lambda^2 + sum_n [ c_n + 2 w lambda sqrt(s_n) * (n offloaded) ] >= g(lambda),
+    cost >= -w lambda^2 + sum_n [ C_n + 2 w lambda sqrt(s_n) * (n offloaded) ] >= g(lambda),
 
     g(lambda) = -w lambda^2 + min over per-request choices of
                 sum_n min(a_n, edge options of n at cost base + 2 w lambda sqrt(s))
@@ -43,10 +46,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import reduce
+from typing import cast
 
 import numpy as np
 
-from aigc_edge_env.model import SlotProblem, option_table
+from aigc_edge_env.baselines.options import slot_options
+from aigc_edge_env.model import SlotProblem
 
 __all__ = ["lagrangian_bound", "lower_bound"]
 
@@ -61,10 +66,10 @@ class _Relaxation:
     steps: np.ndarray  # (L,) step levels
     unit: int  # gcd of the levels (steps per capacity unit)
     capacity_units: int  # S^E_max // unit
-    weight: float  # w = w_T / F_E
+    congestion_weight: float  # w = w_T / F_E
 
     @property
-    def max_sqrt_sum(self) -> float:
+    def sqrt_steps_sum_bound(self) -> float:
         """A bound on any decision's ``Q``: Cauchy-Schwarz, ``Q <= sqrt(n S^E_max)``."""
         n_max = min(self.fallback.size, self.capacity_units * self.unit // int(self.steps[0]))
         per_user = np.where(np.isfinite(self.edge_cost), np.sqrt(self.steps), 0.0).max(axis=1, initial=0.0)
@@ -72,47 +77,46 @@ class _Relaxation:
 
 
 def _relaxation(problem: SlotProblem) -> _Relaxation:
-    table = option_table(problem)
-    c = problem.config
-    levels = table.steps
-    active = problem.has_request
-    local_best = np.where(table.local_feasible, table.local_cost, np.inf).min(axis=1)
-    fallback = np.minimum(local_best, c.drop_cost)
-    edge_alone = (table.edge_max_sqrt_sum >= np.sqrt(levels)) & (levels <= c.edge_step_capacity) & active[:, None]
-    with_edge = edge_alone.any(axis=1)
-    unit = reduce(math.gcd, (int(s) for s in levels))
+    opts = slot_options(problem)
+    drop_cost = cast(float, problem.config.drop_cost)
+    # a_n per user in user order: C_drop for a request with no option feasible alone
+    fallback = np.full(problem.n_users, drop_cost)
+    fallback[opts.users] = np.minimum(opts.local_cost.min(axis=1), drop_cost)  # a drop's penalised cost > C_drop
+    with_edge = np.zeros(problem.n_users, dtype=bool)
+    with_edge[opts.users] = opts.has_edge
+    unit = reduce(math.gcd, (int(s) for s in opts.levels))
     return _Relaxation(
-        constant=float(fallback[active & ~with_edge].sum()),
+        constant=float(fallback[problem.has_request & ~with_edge].sum()),
         fallback=fallback[with_edge],
-        edge_cost=np.where(edge_alone, table.edge_base_cost, np.inf)[with_edge],
-        steps=levels,
+        edge_cost=opts.edge_cost[opts.has_edge],
+        steps=opts.levels,
         unit=unit,
-        capacity_units=c.edge_step_capacity // unit,
-        weight=table.congestion_weight,
+        capacity_units=opts.edge_step_capacity // unit,
+        congestion_weight=opts.congestion_weight,
     )
 
 
 def _check_multipliers(multipliers: np.ndarray) -> np.ndarray:
-    lam = np.asarray(multipliers, dtype=np.float64)
-    if lam.ndim != 1 or not np.all(np.isfinite(lam)) or np.any(lam < 0):
+    checked = np.asarray(multipliers, dtype=np.float64)
+    if checked.ndim != 1 or not np.all(np.isfinite(checked)) or np.any(checked < 0):
         raise ValueError(f"multipliers must be a 1-D array of finite numbers >= 0, got {multipliers!r}")
-    return lam
+    return checked
 
 
-def _evaluate(relax: _Relaxation, lam: np.ndarray) -> np.ndarray:
+def _evaluate(relax: _Relaxation, multipliers: np.ndarray) -> np.ndarray:
     """``g(lambda)`` for a 1-D array of multipliers, by one DP pass over the users."""
     capacity = relax.capacity_units
     weights = relax.steps // relax.unit
     # best[g, c]: cheapest choice of the users so far with edge steps <= c capacity units.
-    best = np.zeros((lam.size, capacity + 1))
+    best = np.zeros((multipliers.size, capacity + 1))
     source = np.arange(capacity + 1)[None, :] - weights[:, None]  # (L, C+1) capacity before the item
     source = np.where(source >= 0, source, capacity + 1)  # out of range -> the +inf pad column
-    slope = 2.0 * relax.weight * lam[:, None] * np.sqrt(relax.steps)[None, :]  # (G, L)
-    pad = np.full((lam.size, 1), np.inf)
-    for a, cost in zip(relax.fallback, relax.edge_cost):
+    slope = 2.0 * relax.congestion_weight * multipliers[:, None] * np.sqrt(relax.steps)[None, :]  # (G, L)
+    pad = np.full((multipliers.size, 1), np.inf)
+    for a, cost in zip(relax.fallback, relax.edge_cost, strict=True):
         with_item = np.concatenate([best, pad], axis=1)[:, source] + (cost[None, :] + slope)[:, :, None]
         best = np.minimum(best + a, with_item.min(axis=1))
-    return relax.constant + best[:, capacity] - relax.weight * lam**2
+    return relax.constant + best[:, capacity] - relax.congestion_weight * multipliers**2
 
 
 def lagrangian_bound(problem: SlotProblem, multipliers: np.ndarray) -> np.ndarray:
@@ -132,7 +136,7 @@ def lower_bound(problem: SlotProblem, grid_points: int = 17, zooms: int = 5) -> 
     if grid_points < 3 or zooms < 1:
         raise ValueError(f"need grid_points >= 3 and zooms >= 1, got {grid_points} and {zooms}")
     relax = _relaxation(problem)
-    low, high = 0.0, relax.max_sqrt_sum
+    low, high = 0.0, relax.sqrt_steps_sum_bound
     best = -np.inf
     for _ in range(zooms):
         grid = np.linspace(low, high, grid_points)

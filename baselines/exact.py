@@ -2,8 +2,9 @@
 
 Problem
 -------
-Over the candidate users (:mod:`.heuristics`), choose for each one local (at a level) or
-edge (at a level) to minimise the penalised cost ``sum of option costs + w Q^2``: the
+Over the candidate users (:mod:`.options`), choose for each one local (at a level) or
+edge (at a level) to minimise the penalised cost ``sum of option costs + w Q^2`` (``w`` the
+congestion weight ``w_T / F_E``): the
 env's slot cost plus ``drop_penalty`` per drop, i.e. the fewest drops first, then the
 least cost.  Users with no feasible option at all are dropped in every decision.
 
@@ -12,7 +13,7 @@ Method and correctness
 Call ``M`` the multiset of levels served at the edge (``c_l`` requests at level ``l``).
 ``Q(M) = sum_l c_l sqrt(s_l)`` and the edge load ``sum_l c_l s_l`` depend on ``M`` only, so
 for a fixed ``M`` the congestion term ``w Q(M)^2`` is a constant and every edge option's
-deadline feasibility (``Q(M) <= edge_max_sqrt_sum``) is fixed.  What remains is to fill
+deadline feasibility (``Q(M) <= max_sqrt_steps_sum``) is fixed.  What remains is to fill
 exactly ``c_l`` "edge slots" of each level with distinct users, every other user taking
 its cheapest local option (or being dropped): a rectangular assignment problem with
 costs ``delta[k, l] = edge_cost[k, l] - local_best[k]`` (``+inf`` where infeasible at
@@ -33,12 +34,13 @@ is enumerated too, and has a smaller ``Q``.)
 Pruning: for every ``M``, ``V(M) >= sum local_best + w Q^2 + max(LB_a, LB_b)`` where
 ``LB_b = sum_l`` (sum of the ``c_l`` smallest ``delta[., l]``) relaxes user-distinctness
 across levels and ``LB_a`` = (sum of the ``|M|`` smallest per-user ``min_l delta[k, l]``)
-relaxes the levels.  Feasibility at ``Q`` only changes where ``Q`` crosses an
-``edge_max_sqrt_sum`` value, so the sorted prefix sums behind both bounds are computed
+relaxes the levels.  Feasibility at ``Q`` only changes where ``Q`` crosses a
+``max_sqrt_steps_sum`` value, so the sorted prefix sums behind both bounds are computed
 once per interval between consecutive such values and all multisets are bounded in a
 few vectorised gathers.  The multisets are then solved in increasing order of their
 bound (best first) until the next bound reaches the incumbent, which is seeded by the
-heuristics' local-search multistart and any decisions the caller passes (e.g. ``sca_kkt``'s).  Every multiset
+heuristics' local-search multistart and any decisions the caller passes (e.g. ``sca_kkt``'s),
+each repaired (:mod:`.repair`) and improved by the local search (:mod:`.local_search`).  Every multiset
 left unsolved has ``V(M) >=`` its bound, so ``min(incumbent, smallest unsolved bound)``
 is a certified bound whatever stops the search (the time budget, or a multiset count
 above ``max_multisets``); it is combined with the Lagrangian bound of :mod:`.bound`,
@@ -51,22 +53,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from aigc_edge_env.baselines.bound import lower_bound
-from aigc_edge_env.baselines.heuristics import (
-    SlotOptions,
-    assignment_from_decision,
-    best_heuristic,
-    local_search,
-    penalised_cost,
-    repair,
-    slot_options,
-    to_decision,
-)
+from aigc_edge_env.baselines.heuristics import best_heuristic
+from aigc_edge_env.baselines.local_search import local_search
+from aigc_edge_env.baselines.options import SlotOptions, slot_options
+from aigc_edge_env.baselines.repair import repair
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
 
 __all__ = ["ExactResult", "solve", "solve_exact"]
@@ -97,8 +93,12 @@ class _Multisets:
     """Edge multisets ``(M, L)`` with their ``Q`` (sqrt-steps) and lower bounds (penalised cost)."""
 
     counts: np.ndarray
-    sqrt_sum: np.ndarray
+    sqrt_steps_sum: np.ndarray
     bound: np.ndarray
+
+
+#: The best choice found: ``(penalised cost, choice)``.
+_Incumbent = tuple[float, np.ndarray]
 
 
 def _tolerance(value: float) -> float:
@@ -110,13 +110,14 @@ def _enumerate_counts(opts: SlotOptions, max_multisets: int) -> np.ndarray | Non
 
     Built level by level (vectorised); ``None`` once more than ``max_multisets`` rows appear.
     """
-    per_level = np.minimum(np.isfinite(opts.edge_cost).sum(axis=0), opts.capacity // opts.levels)
+    capacity = opts.edge_step_capacity
+    per_level = np.minimum(opts.edge_feasible_alone.sum(axis=0), capacity // opts.levels)
     max_total = int(opts.has_edge.sum())
     counts = np.zeros((1, 0), dtype=np.int64)
     steps = np.zeros(1, dtype=np.int64)
     total = np.zeros(1, dtype=np.int64)
-    for s, limit in zip(opts.levels, per_level):
-        choices = np.minimum(np.minimum((opts.capacity - steps) // s, max_total - total), limit) + 1
+    for s, limit in zip(opts.levels, per_level, strict=True):
+        choices = np.minimum(np.minimum((capacity - steps) // s, max_total - total), limit) + 1
         if choices.sum() > max_multisets:
             return None
         parent = np.repeat(np.arange(choices.size), choices)
@@ -139,63 +140,66 @@ def _local_best(opts: SlotOptions) -> np.ndarray:
     return opts.local_cost.min(axis=1)
 
 
+def _edge_limits(opts: SlotOptions) -> np.ndarray:
+    """``(K, L)`` ``max_sqrt_steps_sum`` of the edge options."""
+    return opts.max_sqrt_steps_sum[:, opts.n_levels:]
+
+
 def _bound_multisets(opts: SlotOptions, counts: np.ndarray) -> _Multisets:
     """Lower bounds ``V(M) >= base + w Q^2 + max(LB_a, LB_b)`` for every multiset."""
-    sqrt_sum = counts @ opts.roots
+    sqrt_steps_sum = counts @ np.sqrt(opts.levels)
     delta = opts.edge_cost - _local_best(opts)[:, None]  # (K, L)
-    thresholds = np.unique(opts.max_sqrt_sum[np.isfinite(delta)])
-    interval = np.searchsorted(thresholds, sqrt_sum, side="left")
+    limits = _edge_limits(opts)
+    thresholds = np.unique(limits[np.isfinite(delta)])
+    interval = np.searchsorted(thresholds, sqrt_steps_sum, side="left")
     present, group = np.unique(interval, return_inverse=True)
-    edge_q = np.append(thresholds, np.inf)[present]  # within an interval, feasible iff max_sqrt_sum >= this
-    feasible = opts.max_sqrt_sum[None] >= edge_q[:, None, None]
+    upper = np.append(thresholds, np.inf)[present]  # within an interval, feasible iff max_sqrt_steps_sum >= this
+    feasible = limits[None] >= upper[:, None, None]
     grouped = np.where(feasible, delta[None], np.inf)  # (G, K, L)
     by_level = _prefix_sums(grouped, axis=1)  # (G, K+1, L)
     by_user = _prefix_sums(grouped.min(axis=2), axis=1)  # (G, K+1)
-    level_index = np.arange(opts.levels.size)[None, :]
+    level_index = np.arange(opts.n_levels)[None, :]
     lb_b = by_level[group[:, None], counts, level_index].sum(axis=1)
     lb_a = by_user[group, counts.sum(axis=1)]
-    bound = _local_best(opts).sum() + opts.weight * sqrt_sum**2 + np.maximum(lb_a, lb_b)
-    return _Multisets(counts=counts, sqrt_sum=sqrt_sum, bound=bound)
+    bound = _local_best(opts).sum() + opts.congestion_weight * sqrt_steps_sum**2 + np.maximum(lb_a, lb_b)
+    return _Multisets(counts=counts, sqrt_steps_sum=sqrt_steps_sum, bound=bound)
 
 
-def _assign(opts: SlotOptions, counts: np.ndarray, sqrt_sum: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """``V(M)`` and its optimal assignment ``(offload, level)`` (``inf`` if ``M`` cannot be filled)."""
-    offload = np.zeros(opts.n_candidates, dtype=bool)
-    level = opts.fallback_level.copy()
+def _assign(opts: SlotOptions, counts: np.ndarray, sqrt_steps_sum: float) -> _Incumbent:
+    """``V(M)`` and its optimal choice (``inf`` if ``M`` cannot be filled)."""
+    choice = opts.fallback
     local_best = _local_best(opts)
-    base = float(local_best.sum() + opts.weight * sqrt_sum**2)
-    slot_level = np.repeat(np.arange(opts.levels.size), counts)
+    base = float(local_best.sum() + opts.congestion_weight * sqrt_steps_sum**2)
+    slot_level = np.repeat(np.arange(opts.n_levels), counts)
     if slot_level.size == 0:
-        return base, offload, level
-    delta = np.where(opts.max_sqrt_sum >= sqrt_sum, opts.edge_cost - local_best[:, None], np.inf)[:, slot_level]
+        return base, choice
+    feasible = _edge_limits(opts) >= sqrt_steps_sum
+    delta = np.where(feasible, opts.edge_cost - local_best[:, None], np.inf)[:, slot_level]
     rows = np.flatnonzero(np.isfinite(delta).any(axis=1))
     if rows.size < slot_level.size:
-        return float("inf"), offload, level
+        return float("inf"), choice
     try:
         row, col = linear_sum_assignment(delta[rows])
     except ValueError:  # no complete assignment with finite cost
-        return float("inf"), offload, level
-    users = rows[row]
-    offload[users], level[users] = True, slot_level[col]
-    return base + float(delta[rows][row, col].sum()), offload, level
+        return float("inf"), choice
+    choice[rows[row]] = opts.n_levels + slot_level[col]
+    return base + float(delta[rows][row, col].sum()), choice
 
 
-def _seed(opts: SlotOptions, decisions: Sequence[Decision]) -> tuple[float, np.ndarray, np.ndarray]:
+def _seed(opts: SlotOptions, decisions: Sequence[Decision]) -> _Incumbent:
     """The best of the heuristics' local-search multistart and the given decisions (each
-    repaired and improved by local search), as ``(penalised cost, offload, level)``."""
+    repaired and improved by the local search)."""
     candidates = [best_heuristic(opts)]
-    for decision in decisions:
-        start = repair(opts, *assignment_from_decision(opts, decision), improve=False)
-        candidates.append(local_search(opts, *start))
-    costs = [penalised_cost(opts, *assignment) for assignment in candidates]
+    candidates += [local_search(opts, [repair(opts, opts.choice_of(decision))]) for decision in decisions]
+    costs = [opts.penalised_cost(choice) for choice in candidates]
     best = int(np.argmin(costs))
-    return costs[best], *candidates[best]
+    return costs[best], candidates[best]
 
 
 def _search(
-    opts: SlotOptions, incumbent: tuple[float, np.ndarray, np.ndarray], deadline: float, max_multisets: int
-) -> tuple[tuple[float, np.ndarray, np.ndarray], float, int]:
-    """Best-first search over multisets: ``(best assignment, certified bound, assignments solved)``.
+    opts: SlotOptions, incumbent: _Incumbent, deadline: float, max_multisets: int
+) -> tuple[_Incumbent, float, int]:
+    """Best-first search over multisets: ``(best choice, certified bound, assignments solved)``.
 
     The bound is on the penalised optimum; ``-inf`` when the multisets were too many to list.
     """
@@ -209,10 +213,10 @@ def _search(
         bound = float(multisets.bound[index])
         if bound >= incumbent[0] - _tolerance(incumbent[0]) or time.perf_counter() > deadline:
             return incumbent, min(incumbent[0], bound), solved
-        value, offload, level = _assign(opts, multisets.counts[index], float(multisets.sqrt_sum[index]))
+        value, choice = _assign(opts, multisets.counts[index], float(multisets.sqrt_steps_sum[index]))
         solved += 1
         if value < incumbent[0]:
-            incumbent = (value, offload, level)
+            incumbent = (value, choice)
     return incumbent, incumbent[0], solved
 
 
@@ -233,8 +237,7 @@ def solve_exact(
         raise ValueError(f"time_budget_s must be > 0 seconds, got {time_budget_s}")
     start = time.perf_counter()
     opts = slot_options(problem)
-    c = problem.config
-    forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * c.drop_cost)
+    forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * cast(float, problem.config.drop_cost))
     incumbent = _seed(opts, seed_decisions)
     lagrangian = lower_bound(problem)
     solved = 0
@@ -242,8 +245,8 @@ def solve_exact(
         bound_penalised = lagrangian - forced_drop_cost  # bounds the penalised optimum too
     else:
         incumbent, bound_penalised, solved = _search(opts, incumbent, start + time_budget_s, max_multisets)
-    value, offload, level = incumbent
-    decision = to_decision(opts, offload, level)
+    value, choice = incumbent
+    decision = opts.decision(choice)
     evaluation = evaluate_decision(problem, decision)
     cost = float(evaluation.total_cost)
     drops = int(evaluation.dropped.sum()) - (int(problem.has_request.sum()) - opts.n_candidates)

@@ -459,7 +459,7 @@ def test_drop_cost_exceeds_every_feasible_option_of_sampled_slots(env_id):
         problem = env.current_problem()
         table = option_table(problem)
         local = np.where(table.local_feasible, table.local_cost, -np.inf)
-        q_max = table.edge_max_sqrt_sum  # T = Tmax there, the costliest feasible edge time
+        q_max = table.max_sqrt_steps_sum  # T = Tmax there, the costliest feasible edge time
         edge = np.where(np.isfinite(q_max) & (q_max >= np.sqrt(table.steps)),
                         table.edge_base_cost + c.weight_time_per_s * np.sqrt(table.steps) * np.maximum(q_max, 0)
                         / c.edge_steps_per_s, -np.inf)

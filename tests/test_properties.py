@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import aigc_edge_env
-from aigc_edge_env import AIGCEdgeConfig, AIGCEdgeEnv, AIGCEdgeVectorEnv, Decision, evaluate_decision, option_table
+from aigc_edge_env import (
+    PROBLEM_ARRAY_FIELDS,
+    AIGCEdgeConfig,
+    AIGCEdgeEnv,
+    AIGCEdgeVectorEnv,
+    Decision,
+    evaluate_decision,
+    option_table,
+)
 from aigc_edge_env import spaces as env_spaces
 
 
@@ -153,7 +163,7 @@ def test_drop_free_cost_decomposes_into_option_table(config, seed):
         users = np.arange(n)
         active = problem.has_request
         q = np.sqrt(table.steps[level][mode & active].astype(float)).sum()
-        feasible_alone = np.where(mode, table.edge_max_sqrt_sum[users, level] >= q,
+        feasible_alone = np.where(mode, table.max_sqrt_steps_sum[users, level] >= q,
                                   table.local_feasible[users, level])
         capacity_ok = table.steps[level][mode & active].sum() <= config.edge_step_capacity
         expect_drop_free = bool(capacity_ok and feasible_alone[active].all())
@@ -162,6 +172,34 @@ def test_drop_free_cost_decomposes_into_option_table(config, seed):
             base = np.where(mode, table.edge_base_cost[users, level], table.local_cost[users, level])
             expected = base[active].sum() + table.congestion_weight * q**2
             assert math.isclose(float(ev.total_cost), expected, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@given(config=configs(max_users=4), seed=st.integers(0, 2**32 - 1))
+def test_feasible_alone_is_what_a_single_request_gets_and_what_the_mask_allows(config, seed):
+    """option_table's local_feasible and edge_feasible_alone equal a brute force (each
+    option served by evaluate_decision as the slot's only request), and action_mask allows
+    exactly the options they mark, mode by mode."""
+    env = AIGCEdgeEnv(config=config)
+    env.reset(seed=seed)
+    problem = env.current_problem()
+    table = option_table(problem)
+    n, n_levels = config.n_users, config.n_levels
+    user, mode, level = (axis.ravel() for axis in np.meshgrid(np.arange(n), [0, 1], np.arange(n_levels),
+                                                               indexing="ij"))
+    only = np.arange(n)[None, :] == user[:, None]  # one slot per option: its user is the only request
+    arrays = {name: np.broadcast_to(getattr(problem, name), only.shape) for name in PROBLEM_ARRAY_FIELDS}
+    alone = dataclasses.replace(problem, **{**arrays, "has_request": only})
+    decision = Decision(only & (mode[:, None] == 1), np.broadcast_to(table.steps[level][:, None], only.shape))
+    served = ~evaluate_decision(alone, decision).dropped.any(axis=1)
+    flags = np.where(mode == 1, table.edge_feasible_alone[user, level], table.local_feasible[user, level])
+    np.testing.assert_array_equal(served, flags)
+
+    mask = env_spaces.action_mask(problem)
+    mode_ok, level_ok = mask[: 2 * n].reshape(n, 2), mask[2 * n:].reshape(n, n_levels)
+    feasible = np.stack([table.local_feasible, table.edge_feasible_alone], axis=1)  # (N, 2, L)
+    for u in np.flatnonzero(problem.has_request & feasible.any(axis=(1, 2))):
+        np.testing.assert_array_equal(mode_ok[u], feasible[u].any(axis=1))
+        np.testing.assert_array_equal(level_ok[u], (feasible[u] & mode_ok[u][:, None]).any(axis=0))
 
 
 @given(config=configs(max_users=4), seed=st.integers(0, 2**32 - 1), num_envs=st.integers(1, 5))
@@ -187,7 +225,7 @@ def test_vector_env_random_configs(config, seed, num_envs):
         np.testing.assert_array_equal(rewards, np.where(infos["_cost"], -config.reward_scale * infos["cost"], 0.0))
         masks = envs.action_masks()
         offsets = np.concatenate([[0], np.cumsum(nvec)])
-        for lo, hi in zip(offsets[:-1], offsets[1:]):
+        for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
             assert masks[:, lo:hi].any(axis=1).all()  # one allowed choice per sub-space
 
 

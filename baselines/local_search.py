@@ -1,0 +1,164 @@
+"""The one local search of the slot solvers: moves that keep a choice edge-feasible and lower its cost.
+
+Every move is scored with the exact penalised cost of :mod:`.options` (``sum of option
+costs + congestion_weight * Q^2``) and must keep the edge capacity, its own deadline and
+every other edge user's deadline; so from an edge-feasible start every choice visited is
+edge-feasible and the cost never increases.
+
+* :func:`descend`: best-improvement descent over *single moves* (any candidate to any of
+  its ``2L`` options, all scored at once as a ``(K, 2L)`` array) and, with ``pairs``, *pair
+  moves* (an edge user steps down to one of its next ``PAIR_LEVELS_DOWN`` lower edge levels
+  or to its best device option while another user takes any edge level; needed when the
+  capacity or a deadline is tight).
+* :func:`local_search`: :func:`descend` from each start, keeping the cheapest; with
+  ``kicks``, then each edge user with a device option in turn is sent to its best device
+  option and barred from the edge while the descent settles, then the descent runs
+  unrestricted; a kick is kept if it ends cheaper (this reaches moves of three or more users).
+* :func:`descend_edge_levels`: coordinate descent on the edge users' levels (each in turn
+  takes its best edge level given the others), for the ``all_edge`` heuristic.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from aigc_edge_env.baselines.options import SlotOptions, min_of_others
+
+__all__ = ["IMPROVEMENT_TOL", "PAIR_LEVELS_DOWN", "descend", "descend_edge_levels", "local_search"]
+
+#: Relative tolerance under which a cost change does not count as an improvement.
+IMPROVEMENT_TOL = 1e-12
+#: Lower edge levels a user may step down to in a pair move.
+PAIR_LEVELS_DOWN = 2
+
+
+def _tolerance(opts: SlotOptions, starts: Sequence[np.ndarray]) -> float:
+    return IMPROVEMENT_TOL * (1.0 + min(abs(opts.penalised_cost(start)) for start in starts))
+
+
+def _single_move_deltas(opts: SlotOptions, choice: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """``(U, 2L)`` cost change of moving each of ``users`` to each option, ``inf`` where infeasible."""
+    sqrt_steps_sum = opts.sqrt_steps_sum(choice)
+    current = choice[users]
+    new_sqrt_steps_sum = sqrt_steps_sum - opts.sqrt_steps[current][:, None] + opts.sqrt_steps[None, :]
+    new_edge_steps = opts.edge_steps_sum(choice) - opts.edge_steps[current][:, None] + opts.edge_steps[None, :]
+    others = min_of_others(opts.max_sqrt_steps_sum[np.arange(choice.size), choice])[users]
+    ok = ((new_edge_steps <= opts.edge_step_capacity) & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[users])
+          & (new_sqrt_steps_sum <= others[:, None]))
+    change = (opts.cost[users] - opts.cost[users, current][:, None]
+              + opts.congestion_weight * (new_sqrt_steps_sum**2 - sqrt_steps_sum * sqrt_steps_sum))
+    return np.where(ok, change, np.inf)
+
+
+def _min_of_others_pairs(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``out[a, b]``: the minimum of ``values`` without entries ``first[a]`` and ``b`` (``inf`` if none)."""
+    order = np.argsort(values)[:3]
+    smallest = np.concatenate([values[order], np.full(3 - order.size, np.inf)])
+    order = np.concatenate([order, np.full(3 - order.size, -1)])
+    users = np.arange(values.size)
+    taken = (order[None, None, :] == first[:, None, None]) | (order[None, None, :] == users[None, :, None])
+    return np.where(taken, np.inf, smallest).min(axis=2)
+
+
+def _best_pair_move(opts: SlotOptions, choice: np.ndarray) -> tuple[float, int, int, int, int]:
+    """Best feasible pair move (module docstring): ``(cost change, lowering user, its option, other user,
+    its edge option)``."""
+    rows = np.arange(choice.size)
+    n_levels = opts.n_levels
+    lowering = np.flatnonzero(opts.offloaded(choice))
+    if lowering.size == 0:
+        return np.inf, 0, 0, 0, 0
+    current = opts.chosen_cost(choice)
+    sqrt_steps, edge_steps = opts.sqrt_steps[choice], opts.edge_steps[choice]
+    sqrt_steps_sum = opts.sqrt_steps_sum(choice)
+    others = _min_of_others_pairs(opts.max_sqrt_steps_sum[rows, choice], lowering)  # (a, b): all but a's, b's
+    # the lowering user's new options (a, o): its best device option, then up to PAIR_LEVELS_DOWN lower levels
+    below = choice[lowering][:, None] - np.arange(1, PAIR_LEVELS_DOWN + 1)
+    valid = np.hstack([np.ones((lowering.size, 1), dtype=bool), below >= n_levels])
+    targets = np.hstack([opts.fallback[lowering][:, None], np.maximum(below, n_levels)])
+    lower = valid & (opts.sqrt_steps[targets] < sqrt_steps[lowering][:, None])
+    # axes: (lowering user a, its new option o, other user b, b's edge level l)
+    new_sqrt_steps_sum = (sqrt_steps_sum - sqrt_steps[lowering][:, None, None, None]
+                          + opts.sqrt_steps[targets][:, :, None, None]
+                          - sqrt_steps[None, None, :, None] + opts.sqrt_steps[None, None, None, n_levels:])
+    new_edge_steps = (opts.edge_steps_sum(choice) - edge_steps[lowering][:, None, None, None]
+                      + opts.edge_steps[targets][:, :, None, None]
+                      - edge_steps[None, None, :, None] + opts.edge_steps[None, None, None, n_levels:])
+    feasible = (lower[:, :, None, None] & (lowering[:, None, None, None] != rows[None, None, :, None])
+                & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[lowering[:, None], targets][:, :, None, None])
+                & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[None, None, :, n_levels:])
+                & (new_sqrt_steps_sum <= others[:, None, :, None]) & (new_edge_steps <= opts.edge_step_capacity))
+    delta = ((opts.cost[lowering[:, None], targets] - current[lowering][:, None])[:, :, None, None]
+             + (opts.edge_cost - current[:, None])[None, None, :, :]
+             + opts.congestion_weight * (new_sqrt_steps_sum**2 - sqrt_steps_sum * sqrt_steps_sum))
+    delta = np.where(feasible, delta, np.inf)
+    a, option, b, level = np.unravel_index(np.argmin(delta), delta.shape)
+    return (float(delta[a, option, b, level]), int(lowering[a]), int(targets[a, option]), int(b),
+            int(level + n_levels))
+
+
+def descend(
+    opts: SlotOptions, choice: np.ndarray, tolerance: float, *, pairs: bool = False, barred: int | None = None
+) -> np.ndarray:
+    """Best-improvement descent (module docstring) from an edge-feasible ``choice``; a new array.
+
+    A move counts when it lowers the cost by more than ``tolerance``.  ``barred``: a
+    candidate kept off the edge (no pair moves then).
+    """
+    choice = choice.copy()
+    users = np.arange(choice.size)
+    for _ in range(4 * opts.cost.size):  # a guard: every move lowers the cost
+        delta = _single_move_deltas(opts, choice, users)
+        if barred is not None:
+            delta[barred, opts.n_levels:] = np.inf
+        user, option = np.unravel_index(np.argmin(delta), delta.shape)
+        if delta[user, option] < -tolerance:
+            choice[user] = option
+            continue
+        if not pairs or barred is not None:
+            break
+        gain, lowering, lowering_option, other, other_option = _best_pair_move(opts, choice)
+        if gain >= -tolerance:
+            break
+        choice[lowering], choice[other] = lowering_option, other_option
+    return choice
+
+
+def local_search(
+    opts: SlotOptions, starts: Sequence[np.ndarray], *, pairs: bool = False, kicks: bool = False
+) -> np.ndarray:
+    """The cheapest of :func:`descend` from each (edge-feasible) start, then kicks (module docstring)."""
+    tolerance = _tolerance(opts, starts)
+    choice = min((descend(opts, start, tolerance, pairs=pairs) for start in starts), key=opts.penalised_cost)
+    cost = opts.penalised_cost(choice)
+    kicked = kicks
+    while kicked:
+        kicked = False
+        for user in np.flatnonzero(opts.offloaded(choice) & opts.has_local):
+            start = choice.copy()
+            start[user] = opts.fallback[user]
+            candidate = descend(opts, start, tolerance, barred=int(user))  # the kicked user stays on the device ...
+            candidate = descend(opts, candidate, tolerance, pairs=pairs)  # ... until the others settle
+            candidate_cost = opts.penalised_cost(candidate)
+            if candidate_cost < cost - tolerance:
+                choice, cost, kicked = candidate, candidate_cost, True
+                break
+    return choice
+
+
+def descend_edge_levels(opts: SlotOptions, choice: np.ndarray, max_sweeps: int = 50) -> np.ndarray:
+    """Coordinate descent on the edge users' levels, keeping edge feasibility; a new array."""
+    choice = choice.copy()
+    tolerance = _tolerance(opts, [choice])
+    for _ in range(max_sweeps):
+        changed = False
+        for user in np.flatnonzero(opts.offloaded(choice)):
+            delta = _single_move_deltas(opts, choice, np.array([user]))[0, opts.n_levels:]
+            level = int(np.argmin(delta))
+            if delta[level] < -tolerance:
+                choice[user], changed = opts.n_levels + level, True
+        if not changed:
+            break
+    return choice

@@ -1,0 +1,110 @@
+"""The one repair of the slot solvers: make a choice edge-feasible, dropping only when unavoidable.
+
+:func:`repair` takes a choice over the candidates of a :class:`~.options.SlotOptions` that
+may break the edge capacity or a deadline and applies moves that each lower one edge
+user's ``sqrt(s)`` (to a device option or a lower edge level) until the choice is
+edge-feasible.  Every move lowers ``Q`` and the edge load, so the loop ends.  A move to a
+drop (a device option that is infeasible) is taken only when no other move is left: the
+device options plus the edge-only users at their smallest levels is the configuration
+with the least ``Q`` and load a drop-free choice can have, so the result drops a request
+only when no drop-free choice exists.  Two move rules:
+
+* ``least_cost=False`` (the heuristics): move the edge user with a device option whose
+  move to its ``fallback`` device option saves most (congestion included); when none is
+  left, lower the level of the edge-only user with the most steps; when all sit at their
+  smallest levels, drop the one whose drop saves most.
+* ``least_cost=True`` (``sca_kkt``): among all moves, the one with the least change of
+  option cost that removes the whole violation; else the least change per unit of
+  violation removed.
+
+With ``improve``, the repair then keeps moving the edge user whose move to its ``fallback``
+device option saves most while that saves cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aigc_edge_env.baselines.options import SlotOptions, min_of_others
+
+__all__ = ["repair"]
+
+
+def _leave_gains(opts: SlotOptions, choice: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Cost saved by moving each edge user to its ``fallback`` device option (``-inf`` for the others)."""
+    sqrt_steps_sum = opts.sqrt_steps_sum(choice)
+    without = (sqrt_steps_sum - opts.sqrt_steps[choice]) ** 2  # Q^2 once each user leaves the edge
+    at_edge = opts.chosen_cost(choice) + opts.congestion_weight * (sqrt_steps_sum * sqrt_steps_sum - without)
+    gain = at_edge - opts.cost[np.arange(choice.size), fallback]
+    return np.where(opts.offloaded(choice), gain, -np.inf)
+
+
+def _local_first_move(opts: SlotOptions, choice: np.ndarray, fallback: np.ndarray) -> tuple[int, int]:
+    """The ``least_cost=False`` rule (module docstring): ``(user, option)``."""
+    offloaded = opts.offloaded(choice)
+    gain = _leave_gains(opts, choice, fallback)
+    if np.any(offloaded & opts.has_local):
+        user = int(np.argmax(np.where(opts.has_local, gain, -np.inf)))
+        return user, int(fallback[user])
+    lowerable = offloaded & (choice > opts.smallest_edge)
+    if lowerable.any():
+        user = int(np.argmax(np.where(lowerable, choice, -1)))
+        lower = np.flatnonzero(opts.feasible[user, opts.n_levels:choice[user]])
+        return user, int(opts.n_levels + lower[-1])
+    user = int(np.argmax(gain))
+    return user, int(fallback[user])
+
+
+def _least_cost_move(opts: SlotOptions, choice: np.ndarray, violation: float) -> tuple[int, int]:
+    """The ``least_cost=True`` rule (module docstring): ``(user, option)``; drops only if nothing else helps."""
+    rows = np.arange(choice.size)
+    sqrt_steps, edge_steps = opts.sqrt_steps[choice], opts.edge_steps[choice]
+    new_sqrt_steps_sum = opts.sqrt_steps_sum(choice) - sqrt_steps[:, None] + opts.sqrt_steps[None, :]
+    new_edge_steps = opts.edge_steps_sum(choice) - edge_steps[:, None] + opts.edge_steps[None, :]
+    limits = np.minimum(min_of_others(opts.max_sqrt_steps_sum[rows, choice])[:, None], opts.max_sqrt_steps_sum)
+    remaining = (np.maximum(new_edge_steps - opts.edge_step_capacity, 0.0)
+                 + np.maximum(new_sqrt_steps_sum - limits, 0.0))
+    lowering = opts.sqrt_steps[None, :] < sqrt_steps[:, None]
+    change = opts.cost - opts.chosen_cost(choice)[:, None]
+    for allowed in (lowering & opts.feasible, lowering):  # a drop only when no other move helps
+        delta = np.where(allowed, change, np.inf)
+        score = np.where(remaining == 0.0, delta, np.inf)
+        if not np.isfinite(score).any():
+            reduction = violation - remaining
+            score = np.where(reduction > 0.0, delta / np.maximum(reduction, 1e-300), np.inf)
+        user, option = np.unravel_index(np.argmin(score), score.shape)
+        if np.isfinite(score[user, option]):
+            return int(user), int(option)
+    raise RuntimeError("repair found no move that lowers the violation")
+
+
+def repair(
+    opts: SlotOptions,
+    choice: np.ndarray,
+    *,
+    fallback: np.ndarray | None = None,
+    least_cost: bool = False,
+    improve: bool = False,
+) -> np.ndarray:
+    """An edge-feasible choice from ``choice`` (module docstring); a new array.
+
+    ``fallback``: each candidate's device option for the ``least_cost=False`` rule and for
+    ``improve`` (default: its cheapest, :attr:`~.options.SlotOptions.fallback`).  Every
+    edge option chosen must be feasible alone.
+    """
+    choice = choice.copy()
+    fallback = opts.fallback if fallback is None else fallback
+    while opts.offloaded(choice).any():
+        violation = opts.violation(choice)
+        if violation == 0.0:
+            gain = _leave_gains(opts, choice, fallback)
+            user = int(np.argmax(gain))
+            if not (improve and gain[user] > 0.0):
+                break
+            option = int(fallback[user])
+        elif least_cost:
+            user, option = _least_cost_move(opts, choice, violation)
+        else:
+            user, option = _local_first_move(opts, choice, fallback)
+        choice[user] = option
+    return choice
