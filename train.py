@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timesteps", type=int, default=None,
                         help="training env steps (default: n_timesteps of the hyperparameters)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: n_envs of the hyperparameters)")
+    parser.add_argument("--n-envs", type=int, default=None,
+                        help="parallel envs (default: n_envs of the hyperparameters)")
     parser.add_argument("--out", type=Path, default=None,
                         help="run directory (default runs/<algo>_<env>_s<seed>_<time>)")
     parser.add_argument("--config", default=None,

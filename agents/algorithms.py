@@ -55,7 +55,8 @@ class AlgorithmSpec:
             return custom[self.name]
         if name in self.cls.policy_aliases:
             return name
-        known = sorted(self.cls.policy_aliases) + sorted(n for n, by_algo in POLICY_CLASSES.items() if self.name in by_algo)
+        custom = sorted(n for n, by_algo in POLICY_CLASSES.items() if self.name in by_algo)
+        known = sorted(self.cls.policy_aliases) + custom
         raise IncompatibleEnvError(f"{self.name} has no policy {name!r}; accepted: {known}")
 
 

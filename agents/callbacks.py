@@ -28,7 +28,7 @@ class EpisodeCostLogger(BaseCallback):
         self._episodes = [EpisodeAccumulator() for _ in range(self.training_env.num_envs)]
 
     def _on_step(self) -> bool:
-        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
+        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"], strict=True)):
             if "cost" in info:
                 self._episodes[i].add(info)
             if done:

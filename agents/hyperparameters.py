@@ -95,7 +95,8 @@ def algorithm_kwargs(algorithm: type, hyperparams: dict[str, Any]) -> dict[str, 
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise HyperparamError(
-            f"unknown hyperparameter(s) {unknown} for {algorithm.__name__}; accepted: {sorted(accepted | set(SETTINGS))}"
+            f"unknown hyperparameter(s) {unknown} for {algorithm.__name__}; "
+            f"accepted: {sorted(accepted | set(SETTINGS))}"
         )
     converted = {key: _schedule(key, value) for key, value in kwargs.items()}
     if "policy_kwargs" in converted:

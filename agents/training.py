@@ -27,12 +27,27 @@ from stable_baselines3.common.vec_env import VecEnv
 from aigc_edge_env.agents.algorithms import ALGORITHMS, IncompatibleEnvError
 from aigc_edge_env.agents.callbacks import CheckpointSaver, EpisodeCostLogger, PeriodicEvaluation
 from aigc_edge_env.agents.environments import (
-    check_env_id, check_vec_env, make_env, make_vec_env, normalize_kwargs, wrap_normalize,
+    check_env_id,
+    check_vec_env,
+    make_env,
+    make_vec_env,
+    normalize_kwargs,
+    wrap_normalize,
 )
 from aigc_edge_env.agents.hyperparameters import HyperparamError, algorithm_kwargs, load_hyperparams
 from aigc_edge_env.agents.runs import (
-    BEST_MODEL, CHECKPOINT_DIR, FINAL_MODEL, RUN_RECORD, TENSORBOARD_DIR, RunError, load_normalizer,
-    normalizer_path, package_versions, read_record, save_model, write_record,
+    BEST_MODEL,
+    CHECKPOINT_DIR,
+    FINAL_MODEL,
+    RUN_RECORD,
+    TENSORBOARD_DIR,
+    RunError,
+    load_normalizer,
+    normalizer_path,
+    package_versions,
+    read_record,
+    save_model,
+    write_record,
 )
 from aigc_edge_env.config import ConfigError, make_config
 
@@ -152,8 +167,8 @@ def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str, res
         model = spec.cls.load(run_dir / FINAL_MODEL, env=venv, device=device, tensorboard_log=tensorboard_log)
         model.set_random_seed(record["seed"] + model.num_timesteps)  # new episodes, not a replay
         return model
-    return spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log, device=device,
-                    verbose=0, **algorithm_kwargs(spec.cls, hp))
+    return spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log,
+                    device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
 
 
 def _callbacks(record: dict[str, Any], run_dir: Path) -> list[BaseCallback]:

@@ -197,7 +197,8 @@ class AIGCEdgeEnv(gym.Env):
             raise RuntimeError("call reset() before step()" if not self._closed else "step() called after close()")
         c = self.config
         if self._slot_index >= c.horizon_slots:
-            raise RuntimeError(f"the episode ended at the horizon ({c.horizon_slots} slots): call reset() before step()")
+            raise RuntimeError(f"the episode ended at the horizon ({c.horizon_slots} slots): "
+                               "call reset() before step()")
         actions = env_spaces.validate_actions(action, c, batch_shape=())
         n = c.n_users
         rows = chunk.option_grid[:, actions[:n], actions[n:], self._slot_index - chunk.first_slot, self._users]

@@ -14,6 +14,10 @@ solver's decision with its cost, bound and optimality proof.
 
 from __future__ import annotations
 
+if __name__ != "aigc_edge_env.baselines":  # the repository's top-level folder, imported by its own name
+    raise ImportError(f"the baselines/ folder is installed as aigc_edge_env.baselines: import "
+                      f"aigc_edge_env.baselines, not {__name__} (it would load a second copy of every module)")
+
 import importlib
 import importlib.util
 

@@ -13,8 +13,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import aigc_edge_env
-from aigc_edge_env import AIGCEdgeEnv, AIGCEdgeVectorEnv, Decision, dynamics, evaluate_decision
-from aigc_edge_env import spaces as env_spaces
+from aigc_edge_env import AIGCEdgeEnv, AIGCEdgeVectorEnv, Decision, dynamics, evaluate_decision, spaces as env_spaces
 
 ENV_IDS = tuple(aigc_edge_env.SCENARIOS)
 
@@ -33,9 +32,9 @@ def rollout(env, seed, actions):
 
 def assert_same_trace(a, b):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert len(x) == len(y)
-        for u, v in zip(x, y):
+        for u, v in zip(x, y, strict=True):
             if isinstance(u, np.ndarray):
                 assert u.dtype == v.dtype and np.array_equal(u, v)
             else:

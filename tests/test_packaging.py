@@ -68,6 +68,7 @@ def test_top_level_folders_cannot_be_imported_a_second_time(name: str) -> None:
 
 def test_extras_named_in_the_readme_exist() -> None:
     import re
+
     import tomllib
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

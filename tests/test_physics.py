@@ -23,9 +23,9 @@ from aigc_edge_env import (
     option_grid,
     option_rows,
     option_table,
+    physics,
     serve,
 )
-from aigc_edge_env import physics
 
 # Every parameter a hand computation uses is pinned here (MODEL.md's original values), so the
 # tests do not move when the project retunes its defaults.  Simple error curves:

@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import aigc_edge_env
 from aigc_edge_env import (
@@ -19,8 +18,8 @@ from aigc_edge_env import (
     Decision,
     evaluate_decision,
     option_table,
+    spaces as env_spaces,
 )
-from aigc_edge_env import spaces as env_spaces
 
 
 def positive_range(low_min, low_max, width_max):

@@ -137,7 +137,7 @@ def test_same_seed_same_batch_trajectory(env_id):
             obs, rewards, _, truncs, infos = envs.step(random_actions(envs, rng))
             trace += [obs, rewards, truncs, infos["cost"], infos["n_dropped"]]
         traces.append(trace)
-    assert all(np.array_equal(a, b) for a, b in zip(traces[0], traces[1]))
+    assert all(np.array_equal(a, b) for a, b in zip(traces[0], traces[1], strict=True))
     assert not np.array_equal(traces[0][0], traces[2][0])
 
 
