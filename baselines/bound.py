@@ -29,7 +29,12 @@ request with nothing feasible contributes ``C_drop``; dropping is allowed in the
 relaxation, so the bound holds whatever the solvers' drop policy).  The inner minimum is
 a multiple-choice knapsack: items are users, each picks "local/drop" (weight 0) or one
 edge level (weight ``s``), capacity ``S^E_max``.  It is solved exactly by dynamic
-programming over the capacity in units of ``gcd(levels)``.
+programming over the capacity in units of ``gcd(levels)``, the capacity first cut to the
+most steps the edge users can offload together (a larger one never binds).  When that
+leaves more than :data:`MAX_CAPACITY_UNITS` units (extreme step levels), the unit grows
+and each weight is rounded down: every decision within the capacity stays within it
+(``sum floor(s / u) <= floor(S / u)``), so the DP still minimises over a relaxation and
+the bound stays valid, only weaker.
 
 ``g`` is concave: the inner minimum is a minimum of functions affine in ``lambda``.  Its
 supergradient at ``lambda`` is ``2 w (Q(x_lambda) - lambda)``, negative beyond any
@@ -53,7 +58,10 @@ import numpy as np
 from aigc_edge_env.baselines.options import slot_options
 from aigc_edge_env.model import SlotProblem
 
-__all__ = ["lagrangian_bound", "lower_bound"]
+__all__ = ["MAX_CAPACITY_UNITS", "lagrangian_bound", "lower_bound"]
+
+#: Most capacity units of the knapsack DP (module docstring).
+MAX_CAPACITY_UNITS = 10_000
 
 
 @dataclass(frozen=True)
@@ -64,16 +72,16 @@ class _Relaxation:
     fallback: np.ndarray  # (E,) a_n: cheapest feasible local option or C_drop (cost)
     edge_cost: np.ndarray  # (E, L) congestion-free edge cost, +inf where infeasible alone
     steps: np.ndarray  # (L,) step levels
-    unit: int  # gcd of the levels (steps per capacity unit)
-    capacity_units: int  # S^E_max // unit
+    unit: int  # steps per capacity unit: gcd of the levels, or coarser (module docstring)
+    capacity_steps: int  # min(S^E_max, the most steps the edge users can offload together)
     congestion_weight: float  # w = w_T / F_E
 
     @property
     def sqrt_steps_sum_bound(self) -> float:
         """A bound on any decision's ``Q``: Cauchy-Schwarz, ``Q <= sqrt(n S^E_max)``."""
-        n_max = min(self.fallback.size, self.capacity_units * self.unit // int(self.steps[0]))
+        n_max = min(self.fallback.size, self.capacity_steps // int(self.steps[0]))
         per_user = np.where(np.isfinite(self.edge_cost), np.sqrt(self.steps), 0.0).max(axis=1, initial=0.0)
-        return float(min(np.sqrt(n_max * self.capacity_units * self.unit), per_user.sum()))
+        return float(min(np.sqrt(n_max * self.capacity_steps), per_user.sum()))
 
 
 def _relaxation(problem: SlotProblem) -> _Relaxation:
@@ -84,14 +92,15 @@ def _relaxation(problem: SlotProblem) -> _Relaxation:
     fallback[opts.users] = np.minimum(opts.local_cost.min(axis=1), drop_cost)  # a drop's penalised cost > C_drop
     with_edge = np.zeros(problem.n_users, dtype=bool)
     with_edge[opts.users] = opts.has_edge
-    unit = reduce(math.gcd, (int(s) for s in opts.levels))
+    capacity_steps = min(opts.edge_step_capacity, int(opts.has_edge.sum()) * int(opts.levels[-1]))
+    unit = max(reduce(math.gcd, (int(s) for s in opts.levels)), -(-capacity_steps // MAX_CAPACITY_UNITS))
     return _Relaxation(
         constant=float(fallback[problem.has_request & ~with_edge].sum()),
         fallback=fallback[with_edge],
         edge_cost=opts.edge_cost[opts.has_edge],
         steps=opts.levels,
         unit=unit,
-        capacity_units=opts.edge_step_capacity // unit,
+        capacity_steps=capacity_steps,
         congestion_weight=opts.congestion_weight,
     )
 
@@ -105,8 +114,8 @@ def _check_multipliers(multipliers: np.ndarray) -> np.ndarray:
 
 def _evaluate(relax: _Relaxation, multipliers: np.ndarray) -> np.ndarray:
     """``g(lambda)`` for a 1-D array of multipliers, by one DP pass over the users."""
-    capacity = relax.capacity_units
-    weights = relax.steps // relax.unit
+    capacity = relax.capacity_steps // relax.unit
+    weights = relax.steps // relax.unit  # rounded down when the unit is coarser than their gcd
     # best[g, c]: cheapest choice of the users so far with edge steps <= c capacity units.
     best = np.zeros((multipliers.size, capacity + 1))
     source = np.arange(capacity + 1)[None, :] - weights[:, None]  # (L, C+1) capacity before the item

@@ -7,7 +7,7 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import aigc_edge_env
 from aigc_edge_env import SCENARIOS, AIGCEdgeConfig, ConfigError, TabulatedErrorCurve, make_config
@@ -234,3 +234,24 @@ def test_numpy_scalars_are_accepted():
 def test_package_exports():
     for name in aigc_edge_env.__all__:
         assert hasattr(aigc_edge_env, name), name
+
+
+@settings(max_examples=40, deadline=None)
+@given(overrides=extreme_configs(), seed=st.integers(0, 2**16))
+@example(overrides={"n_users": 4, "edge_step_capacity": FIELD_RANGES["edge_step_capacity"][1]}, seed=0)
+@example(overrides={"n_users": 4, "step_levels": (1, 10**6), "device_step_capacity": 10**6,
+                    "edge_step_capacity": 10**12}, seed=1)
+def test_every_solver_runs_on_every_accepted_config(overrides, seed):
+    """Every solver decides, and the certified bounds hold, at the ends of the accepted ranges."""
+    from aigc_edge_env.baselines import SOLVERS, lower_bound, solve_exact
+
+    config = AIGCEdgeConfig(**{**overrides, "n_users": min(overrides["n_users"], 4)})
+    env = aigc_edge_env.AIGCEdgeEnv(config)
+    env.reset(seed=seed)
+    problem = env.current_problem()
+    exact = solve_exact(problem)
+    bound = lower_bound(problem)
+    assert np.isfinite(exact.cost) and np.isfinite(bound) and bound <= exact.cost + 1e-9 * max(1.0, abs(exact.cost))
+    for name, solve in SOLVERS.items():
+        cost = aigc_edge_env.evaluate_decision(problem, solve(problem, rng=np.random.default_rng(0))).total_cost
+        assert np.isfinite(cost) and cost >= exact.lower_bound - 1e-9 * max(1.0, abs(cost)), name
