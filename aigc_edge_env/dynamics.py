@@ -123,26 +123,27 @@ def draw_slots(
     if current.ndim and current.shape != batch:
         raise ValueError(f"first_is_current must be a bool or an array of shape {batch}, got shape {current.shape}")
     current = np.broadcast_to(current, batch)
+    # Per system and slot: 2N standard normals, then N harvest uniforms (battery scenario) and
+    # 5N request uniforms, drawn by one call: consecutive uniforms are the same stream as two calls.
+    n_uniform_rows = 6 if config.battery_enabled else 5
     normals = np.zeros((len(generators), n_slots, 2, n_users))
-    units = np.empty((len(generators), n_slots, 5, n_users))
-    harvest_units = np.zeros((len(generators), n_slots, n_users)) if config.battery_enabled else None
-    harvests = harvest_units if harvest_units is not None else [None] * len(generators)
-    for generator, system_normals, system_harvests, system_units, skip in zip(
-            generators, normals, harvests, units, current.reshape(-1).tolist(), strict=True):
+    uniforms = np.zeros((len(generators), n_slots, n_uniform_rows, n_users))
+    for generator, system_normals, system_uniforms, skip in zip(
+            generators, normals, uniforms, current.reshape(-1).tolist(), strict=True):
         standard_normal, uniform = generator.standard_normal, generator.random
-        for k, slot_units in enumerate(system_units):
-            if k or not skip:
-                standard_normal(out=system_normals[k])
-                if system_harvests is not None:
-                    uniform(out=system_harvests[k])
-            uniform(out=slot_units)
+        if skip:  # slot 0 is current: its requests only
+            uniform(out=system_uniforms[0, -5:])
+        for k in range(int(skip), n_slots):
+            standard_normal(out=system_normals[k])
+            uniform(out=system_uniforms[k])
     innovations = physics.complex_normal_from(np.moveaxis(_slots_first(normals, batch), 1, 0))
     stepped = physics.gauss_markov_path(state.fading, config.fading_correlation, innovations[:1])[0]
     first = np.where(current[..., None], state.fading, stepped)
     fading = np.concatenate([first[None], physics.gauss_markov_path(first, config.fading_correlation, innovations[1:])])
     state.fading = fading[-1]
-    harvest = None if harvest_units is None else _scale(_slots_first(harvest_units, batch), config.harvest_j_range)
-    return _slot_problem(config, state, fading, np.moveaxis(_slots_first(units, batch), 1, 0)), harvest
+    slot_uniforms = _slots_first(uniforms, batch)  # (n_slots, rows, *batch, N)
+    harvest = _scale(slot_uniforms[:, 0], config.harvest_j_range) if config.battery_enabled else None
+    return _slot_problem(config, state, fading, np.moveaxis(slot_uniforms[:, -5:], 1, 0)), harvest
 
 
 def _slots_first(values: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
