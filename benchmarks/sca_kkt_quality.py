@@ -1,7 +1,7 @@
 """How close ``sca_kkt`` comes to ``exact`` and to the heuristics (the figures of docs/solver.md, section 7).
 
 Slots: the first ``--slots`` slots of ``AIGCEdgeEnv(config={"n_users": N, ...}).reset(seed)`` for
-each seed (stepping with the all-local action; without batteries the slots do not depend on it).
+each seed (:func:`aigc_edge_env.evaluation.collect_slots`).
 Per ``N`` it prints on how many slots ``sca_kkt`` costs more than ``exact``'s proven optimum, than
 the ``local_search`` heuristic and than some other heuristic (with the largest relative excess),
 and the gap to the optimum of the repaired rounding alone, before the final local search
@@ -19,8 +19,9 @@ import argparse
 
 import numpy as np
 
-from aigc_edge_env import AIGCEdgeEnv, SlotProblem, evaluate_decision
+from aigc_edge_env import SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import SOLVERS, sca_kkt, solve_exact
+from aigc_edge_env.evaluation import collect_slots
 
 OTHERS = [name for name in SOLVERS if name not in ("exact", "sca_kkt", "local_search")]
 
@@ -45,11 +46,7 @@ def main() -> None:
         config = {"n_users": n, **({"deadline_s_range": args.deadline_s_range} if args.deadline_s_range else {})}
         rows = []
         for seed in range(args.seeds[0], args.seeds[1] + 1):
-            env = AIGCEdgeEnv(config=config)
-            env.reset(seed=seed)
-            for _ in range(args.slots):
-                rows.append(slot_costs(env.current_problem()))
-                env.step(np.zeros(env.action_space.shape, dtype=np.int64))
+            rows.extend(slot_costs(problem) for problem in collect_slots(config, seed, args.slots))
         cost = {name: np.array([row[name] for row in rows]) for name in rows[0]}
         sca = cost["sca_kkt"]
         excess = {name: (sca - cost[name]) / np.abs(cost[name]) for name in ("exact", "local_search", *OTHERS)}
