@@ -10,7 +10,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import aigc_edge_env
 from aigc_edge_env import AIGCEdgeEnv, AIGCEdgeVectorEnv, Decision, dynamics, evaluate_decision, spaces as env_spaces
@@ -61,6 +60,7 @@ def test_gymnasium_env_checker_passes_without_warnings(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_sb3_env_checker_passes_without_warnings(env_id):
+    sb3_check_env = pytest.importorskip("stable_baselines3.common.env_checker").check_env  # the [agents] extra
     env = gym.make(env_id)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -419,7 +419,7 @@ def test_action_masks_allow_exactly_the_options_feasible_alone():
 
 
 def test_action_masks_work_with_maskable_ppo_distribution():
-    import torch
+    torch = pytest.importorskip("torch")  # the [agents] extra
     from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
     from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 
