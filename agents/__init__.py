@@ -9,7 +9,8 @@ command lines; the modules here do the work, one job each:
 * :mod:`.hyperparameters`: zoo-style YAML hyperparameters (``hyperparams/<algo>.yml``) and CLI overrides.
 * :mod:`.environments`, :mod:`.vec_env`, :mod:`.wrappers`: training envs (the SB3 adapter over the
   numpy-batched vector env, the per-user wrapper, VecNormalize).
-* :mod:`.networks`: the permutation-equivariant ``PerUserPolicy``.
+* :mod:`.per_user_net`: the per-user (permutation-equivariant) actor-critic as a plain torch module, for
+  any RL library (no SB3 import); :mod:`.networks`: SB3's ``PerUserPolicy`` built from it.
 * :mod:`.training`, :mod:`.callbacks`, :mod:`.runs`: training into a run directory (TensorBoard cost
   components, periodic evaluation, checkpoints, resolved config and versions) and loading it back.
 * :mod:`.policies`: trained models as policies of the evaluation engine (:mod:`aigc_edge_env.evaluation`,

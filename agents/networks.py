@@ -1,16 +1,14 @@
 """A permutation-equivariant actor-critic for the joint slot action (``policy: PerUserPolicy``).
 
-The env's observation is ``F = 9`` per-user feature blocks of ``N`` entries, then ``G = 3``
-global features (:mod:`aigc_edge_env.spaces`); the action is ``N`` offload bits then ``N``
-level indices.  An MLP over the flat vector must learn the same per-user rule ``N`` times;
-this network shares it across users (deep sets, Zaheer et al. 2017):
+An MLP over the flat observation must learn the same per-user rule ``N`` times; this policy
+shares it across users.  The network is :mod:`.per_user_net`'s (plain torch, usable from any
+library; its docstring describes the layers): :class:`~.per_user_net.PerUserEncoder` is the
+features extractor and :class:`~.per_user_net.PerUserHead` the actor, its logits laid out
+where ``MultiDiscrete`` expects them (:func:`~.per_user_net.joint_logits`).
 
-* user ``n``'s input is its ``F`` features plus the ``G`` global ones;
-* ``n_layers`` equivariant layers ``h_n <- tanh(A h_n + B mean_m h_m + c)`` of width
-  ``hidden_dim`` let every user see the others (the mean carries the edge congestion);
-* the actor's head maps each ``h_n`` with one shared linear layer to user ``n``'s
-  ``2 + L`` logits (offload bit, level), placed where ``MultiDiscrete`` expects them;
-* the critic reads ``[h_1 .. h_N, mean_n h_n]`` through an MLP of widths ``vf_arch``.
+The critic differs from :class:`~.per_user_net.PerUserActorCritic`'s: SB3's MLP of widths
+``vf_arch`` reads ``[h_1 .. h_N, mean_n h_n]`` (it sees which user is which, so the value is
+not permutation invariant), as in the runs the README and ``docs/agents_benchmark.md`` report.
 
 :class:`PerUserPolicy` (PPO) and :class:`MaskablePerUserPolicy` (MaskablePPO) are the same
 network on the two policy classes.
@@ -25,76 +23,50 @@ import torch
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch import nn
 
-from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES
+from aigc_edge_env.agents.per_user_net import PerUserEncoder, PerUserHead, joint_logits
+from aigc_edge_env.spaces import observation_n_users
 
 __all__ = ["MaskablePerUserPolicy", "PerUserPolicy", "POLICY_CLASSES"]
-
-_F, _G = len(USER_FEATURES), len(GLOBAL_FEATURES)
-
-
-def _n_users(observation_space: gym.spaces.Box) -> int:
-    size = observation_space.shape[0]
-    if (size - _G) % _F:
-        raise ValueError(f"observation size {size} is not {_F} N + {_G}: not the AIGC env's observation")
-    return (size - _G) // _F
-
-
-class _EquivariantLayer(nn.Module):
-    """``h_n <- tanh(A h_n + B mean_m h_m + c)`` on ``(batch, users, width)``."""
-
-    def __init__(self, in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.own = nn.Linear(in_dim, out_dim)
-        self.pooled = nn.Linear(in_dim, out_dim, bias=False)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.own(h) + self.pooled(h.mean(dim=1, keepdim=True)))
 
 
 class PerUserExtractor(BaseFeaturesExtractor):
     """Per-user embeddings ``h_n`` (flattened) and their mean: ``N * hidden_dim + hidden_dim`` features."""
 
     def __init__(self, observation_space: gym.spaces.Box, hidden_dim: int = 64, n_layers: int = 2) -> None:
-        n_users = _n_users(observation_space)
+        n_users = observation_n_users(observation_space.shape[0])
         super().__init__(observation_space, features_dim=(n_users + 1) * hidden_dim)
-        self.n_users = n_users
-        dims = [_F + _G] + [hidden_dim] * n_layers
-        self.layers = nn.Sequential(*(_EquivariantLayer(a, b) for a, b in zip(dims[:-1], dims[1:])))
+        self.layers = PerUserEncoder(n_users, hidden_dim, n_layers)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        batch, n = observations.shape[0], self.n_users
-        users = observations[:, : _F * n].reshape(batch, _F, n).transpose(1, 2)  # (B, N, F)
-        globals_ = observations[:, _F * n:].unsqueeze(1).expand(batch, n, _G)
-        h = self.layers(torch.cat([users, globals_], dim=-1))  # (B, N, H)
+        h = self.layers(observations)  # (B, N, H)
         return torch.cat([h.flatten(1), h.mean(dim=1)], dim=-1)
 
 
-class PerUserHead(nn.Module):
-    """One shared linear map from each ``h_n`` to user ``n``'s offload and level logits."""
+class _JointHead(PerUserHead):
+    """:class:`PerUserHead` on the extractor's flat latent, logits in ``MultiDiscrete`` order."""
 
     def __init__(self, n_users: int, hidden_dim: int, n_levels: int) -> None:
-        super().__init__()
-        self.n_users, self.hidden_dim, self.n_levels = n_users, hidden_dim, n_levels
-        self.linear = nn.Linear(hidden_dim, 2 + n_levels)
+        super().__init__(hidden_dim, n_levels)
+        self.n_users, self.hidden_dim = n_users, hidden_dim
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         h = latent[:, : self.n_users * self.hidden_dim].reshape(-1, self.n_users, self.hidden_dim)
-        logits = self.linear(h)  # (B, N, 2 + L)
-        return torch.cat([logits[..., :2].flatten(1), logits[..., 2:].flatten(1)], dim=-1)
+        return joint_logits(super().forward(h))
 
 
 class _PerUserMixin:
-    """Builds the SB3 actor-critic with :class:`PerUserExtractor`, an identity actor MLP and :class:`PerUserHead`."""
+    """Builds the SB3 actor-critic with :class:`PerUserExtractor`, an identity actor MLP and the per-user head."""
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.MultiDiscrete, lr_schedule,
                  hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
         if not isinstance(action_space, gym.spaces.MultiDiscrete):
-            raise ValueError(f"PerUserPolicy needs the env's MultiDiscrete joint action (no env wrapper), got {action_space}")
-        n_users = _n_users(observation_space)
+            raise ValueError(f"PerUserPolicy needs the env's MultiDiscrete joint action (no env wrapper), "
+                             f"got {action_space}")
+        n_users = observation_n_users(observation_space.shape[0])
         if action_space.shape != (2 * n_users,):
-            raise ValueError(f"PerUserPolicy needs {2 * n_users} action entries for {n_users} users, got {action_space}")
+            raise ValueError(f"PerUserPolicy needs {2 * n_users} action entries for {n_users} users, "
+                             f"got {action_space}")
         if "net_arch" in kwargs:
             raise ValueError("PerUserPolicy takes hidden_dim, n_layers and vf_arch instead of net_arch")
         self._head_shape = (n_users, hidden_dim, int(action_space.nvec[n_users]))
@@ -106,7 +78,7 @@ class _PerUserMixin:
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
-        self.action_net = PerUserHead(*self._head_shape)
+        self.action_net = _JointHead(*self._head_shape)
         if self.ortho_init:
             self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
@@ -121,4 +93,6 @@ class MaskablePerUserPolicy(_PerUserMixin, MaskableActorCriticPolicy):
 
 
 #: ``policy`` names of the hyperparameter files -> algorithm name -> class.
-POLICY_CLASSES: dict[str, dict[str, type]] = {"PerUserPolicy": {"ppo": PerUserPolicy, "maskable_ppo": MaskablePerUserPolicy}}
+POLICY_CLASSES: dict[str, dict[str, type]] = {
+    "PerUserPolicy": {"ppo": PerUserPolicy, "maskable_ppo": MaskablePerUserPolicy},
+}

@@ -232,6 +232,12 @@ class AIGCEdgeEnv(gym.Env):
             return None
         return render_text(self.current_problem(), self._slot_index, self._last_evaluation)
 
+    @property
+    def last_evaluation(self) -> SlotEvaluation | None:
+        """The outcome of the last ``step()`` (per-user ``cost``, ``served``, ``dropped``, ...), ``None`` before
+        the first step of an episode.  Read-only: its arrays are the env's own, do not modify them."""
+        return self._last_evaluation
+
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
         """The :class:`SlotProblem` the next action decides (read-only per-user arrays ``(N,)``)."""

@@ -34,6 +34,31 @@ GLOBAL_FEATURES = ("request_share", "edge_capacity", "episode_progress")
 SPECTRAL_EFFICIENCY_SCALE = 30.0
 
 
+def observation_n_users(size: int) -> int:
+    """The number of users ``N`` of an observation of ``size = 9N + 3`` entries; ``ValueError`` otherwise."""
+    n_user_values = size - len(GLOBAL_FEATURES)
+    if n_user_values < len(USER_FEATURES) or n_user_values % len(USER_FEATURES):
+        raise ValueError(f"observation size {size} is not {len(USER_FEATURES)} N + {len(GLOBAL_FEATURES)} "
+                         "with N >= 1: not the AIGC env's observation")
+    return n_user_values // len(USER_FEATURES)
+
+
+def split_observation(observation: Any, n_users: int) -> tuple[Any, Any]:
+    """Per-user features ``(..., N, 9)`` and global features ``(..., 3)`` of observations ``(..., 9N + 3)``.
+
+    ``observation`` is a numpy array or a torch tensor with any leading batch shape; both
+    parts are views of it (no copy), of the same type.  Row ``n`` of the per-user part is
+    user ``n``'s :data:`USER_FEATURES`, in their order; the global part is
+    :data:`GLOBAL_FEATURES`.  Raises ``ValueError`` when the last axis is not ``9N + 3``.
+    """
+    n_features, size = len(USER_FEATURES), observation.shape[-1]
+    if size != n_features * n_users + len(GLOBAL_FEATURES):
+        raise ValueError(f"observation of shape {tuple(observation.shape)} does not end in "
+                         f"{n_features} * {n_users} + {len(GLOBAL_FEATURES)} entries (n_users={n_users})")
+    blocks = observation[..., : n_features * n_users].reshape(*observation.shape[:-1], n_features, n_users)
+    return blocks.swapaxes(-1, -2), observation[..., n_features * n_users:]
+
+
 def observation_space(config: AIGCEdgeConfig) -> spaces.Box:
     size = len(USER_FEATURES) * config.n_users + len(GLOBAL_FEATURES)
     return spaces.Box(low=0.0, high=1.0, shape=(size,), dtype=np.float32)

@@ -300,6 +300,39 @@ def test_observation_features_of_a_known_slot():
     assert obs[27] == pytest.approx(req.mean())
 
 
+def test_split_observation_gives_per_user_rows_and_globals_for_any_batch_shape():
+    n = 4
+    observations = np.random.default_rng(0).random((2, 3, 9 * n + 3)).astype(np.float32)
+    users, globals_ = env_spaces.split_observation(observations, n)
+    assert users.shape == (2, 3, n, 9) and globals_.shape == (2, 3, 3) and users.dtype == np.float32
+    for k in range(9):  # block k, user i -> users[..., i, k]
+        np.testing.assert_array_equal(users[..., k], observations[..., k * n:(k + 1) * n])
+    np.testing.assert_array_equal(globals_, observations[..., -3:])
+    assert np.shares_memory(users, observations)  # views, no copy
+    single_users, single_globals = env_spaces.split_observation(observations[1, 2], n)
+    np.testing.assert_array_equal(single_users, users[1, 2])
+    np.testing.assert_array_equal(single_globals, globals_[1, 2])
+    assert env_spaces.observation_n_users(9 * n + 3) == n
+    with pytest.raises(ValueError, match="does not end in"):
+        env_spaces.split_observation(observations, n + 1)
+    with pytest.raises(ValueError, match="not the AIGC env's observation"):
+        env_spaces.observation_n_users(9 * n + 4)
+
+
+def test_last_evaluation_is_the_last_steps_per_user_outcome():
+    env = AIGCEdgeEnv(config={"n_users": 5})
+    env.reset(seed=2)
+    assert env.last_evaluation is None
+    action = np.array([1, 1, 0, 1, 0, 7, 3, 2, 5, 0])
+    expected = evaluate_decision(env.current_problem(), env.action_to_decision(action))
+    _, reward, _, _, info = env.step(action)
+    np.testing.assert_allclose(env.last_evaluation.cost, expected.cost, rtol=1e-12)
+    np.testing.assert_array_equal(env.last_evaluation.dropped, expected.dropped)
+    assert env.last_evaluation.cost.sum() == pytest.approx(info["cost"], rel=1e-12)
+    env.reset(seed=2)
+    assert env.last_evaluation is None
+
+
 def test_battery_drains_by_served_energy_and_recharges_within_capacity():
     env = gym.make("AIGCEdge-Battery-v0", config={"n_users": 4}).unwrapped
     env.reset(seed=2)

@@ -14,7 +14,8 @@ import aigc_edge_env
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Packages of the extras that the core (env, model, solvers, evaluation engine) must not import.
-HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "tensorboard", "matplotlib", "yaml", "tqdm", "ray", "optuna")
+HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "tensorboard", "matplotlib", "yaml", "tqdm", "ray", "optuna",
+         "pettingzoo")
 
 CORE_SCRIPT = f"""
 import sys

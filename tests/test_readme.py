@@ -36,3 +36,12 @@ def test_scripts_named_in_bash_blocks_exist() -> None:
     for block in _code_blocks("bash"):
         for script in re.findall(r"python (\S+\.py)", block):
             assert (ROOT / script).is_file(), script
+
+
+@pytest.mark.parametrize(("module", "needs"), [("per_user_net", "torch"), ("multi_agent", "pettingzoo")])
+def test_rl_code_examples_run(module: str, needs: str) -> None:
+    """The per-user network's and the multi-agent view's examples run as written."""
+    pytest.importorskip(needs)
+    (example,) = [block for block in _code_blocks("python") if f"aigc_edge_env.{module} import" in block
+                  or f"agents.{module} import" in block]
+    exec(compile(example, "README.md", "exec"), {})

@@ -1,0 +1,173 @@
+"""The env as a PettingZoo ``ParallelEnv``: every user (phone) is an agent.
+
+``parallel_env(scenario="AIGCEdge-v0", config=None, render_mode=None, reward="team")``
+wraps one :class:`~aigc_edge_env.env.AIGCEdgeEnv` (same ``scenario`` and ``config``
+arguments) and steps it with the agents' joint decision, so a seed and a sequence of joint
+decisions give exactly the single env's slots, costs and rewards (tested): no cost logic
+lives here.  Needs the ``multiagent`` extra (``pip install 'aigc-edge-env[multiagent]'``);
+the core never imports PettingZoo.
+
+* **Agents**: ``user_0 .. user_{N-1}``, all present from ``reset()`` to the horizon: an
+  agent without a request this slot stays in the game (observation block 0, the request
+  flag, is 0) and its action is ignored, as the single env ignores the entries of users
+  without a request; it may also be left out of the actions dict.  Every agent truncates
+  at the horizon (``horizon_slots`` slots); nobody terminates.
+* **Observation** of ``user_n``: ``Box(0, 1, (12,), float32)``, its 9 features
+  (:data:`~aigc_edge_env.spaces.USER_FEATURES`, the single env's blocks 0-8 at index ``n``)
+  then the 3 global ones (:data:`~aigc_edge_env.spaces.GLOBAL_FEATURES`).  ``state()`` is
+  the single env's flat observation (``state_space``), for centralised critics.
+* **Action** of ``user_n``: ``MultiDiscrete([2, L])``, ``(offload, level)``: 1 = edge, and
+  an index into ``config.step_levels``; entries ``n`` and ``N + n`` of the single env's action.
+* **Reward** (``reward=``): ``"team"`` gives every agent the single env's reward,
+  ``-reward_scale * slot cost``.  ``"own"`` gives ``user_n`` ``-reward_scale * C_n`` (the
+  per-user :attr:`SlotEvaluation.cost <aigc_edge_env.model.SlotEvaluation.cost>`):
+  ``C_n`` of a served request includes its own edge compute time ``sqrt(s_n) Q / F_E``,
+  ``C_drop`` for a dropped request, 0 without a request.  The compute times of the edge
+  users add up to ``Q^2 / F_E``, so the own rewards sum to the team reward (up to float
+  rounding).  The split is exact but not an incentive to share: ``C_n`` leaves out the
+  time user ``n``'s offloading adds to the other edge users' requests, so selfish
+  (independent, own-reward) learners under-price the edge congestion.
+* **Infos**: ``user_n``'s outcome of the last slot, ``cost`` (``C_n``), ``served``,
+  ``offloaded``, ``dropped`` (plain Python values), and under ``slot`` a copy of the
+  single env's ``info`` (the slot totals); empty dicts after ``reset()``.
+* ``reset(seed=...)`` seeds as the single env; ``options`` is accepted (PettingZoo's API
+  test passes one) and ignored.  ``render()`` with ``render_mode="ansi"`` returns the single
+  env's text.  ``pettingzoo.utils.parallel_to_aec`` gives the AEC (turn-based) view.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+from gymnasium import spaces
+
+from aigc_edge_env.config import AIGCEdgeConfig
+from aigc_edge_env.env import AIGCEdgeEnv
+from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, integer_array, split_observation
+
+try:
+    from pettingzoo import ParallelEnv
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise ImportError("aigc_edge_env.multi_agent needs PettingZoo: pip install 'aigc-edge-env[multiagent]'") from error
+
+__all__ = ["AIGCEdgeParallelEnv", "REWARD_MODES", "parallel_env"]
+
+#: The ``reward=`` choices (module docstring).
+REWARD_MODES = ("team", "own")
+
+
+class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
+    """One agent per user over one :class:`~aigc_edge_env.env.AIGCEdgeEnv` (the module docstring is the manual)."""
+
+    metadata = {"render_modes": ["ansi"], "name": "aigc_edge_v0", "is_parallelizable": True}
+
+    def __init__(
+        self,
+        scenario: str = "AIGCEdge-v0",
+        config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
+        render_mode: str | None = None,
+        reward: str = "team",
+    ) -> None:
+        if reward not in REWARD_MODES:
+            raise ValueError(f"reward must be one of {REWARD_MODES}, got {reward!r}")
+        self.env = AIGCEdgeEnv(config=config, scenario=scenario, render_mode=render_mode)
+        self.reward = reward
+        self.render_mode = render_mode
+        c = self.config = self.env.config
+        self.possible_agents = [f"user_{n}" for n in range(c.n_users)]
+        self.agents: list[str] = []
+        self.observation_spaces = {
+            agent: spaces.Box(0.0, 1.0, (len(USER_FEATURES) + len(GLOBAL_FEATURES),), np.float32)
+            for agent in self.possible_agents
+        }
+        self.action_spaces = {agent: spaces.MultiDiscrete([2, c.n_levels]) for agent in self.possible_agents}
+        self.state_space = self.env.observation_space
+        self._observation: np.ndarray | None = None  # the single env's latest observation
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.action_spaces[agent]
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        observation, _ = self.env.reset(seed=seed)
+        self._observation = observation
+        self.agents = list(self.possible_agents)
+        return self._agent_observations(observation), {agent: {} for agent in self.agents}
+
+    def step(self, actions: Mapping[str, Any]):
+        if not self.agents:
+            raise RuntimeError("no agents in play: call reset() (before the first step and after the horizon)")
+        joint = self._joint_action(actions)
+        observation, reward, _, truncated, info = self.env.step(joint)
+        self._observation = observation
+        evaluation = self.env.last_evaluation
+        assert evaluation is not None  # set by every step
+        own_cost = evaluation.cost.tolist()
+        if self.reward == "team":
+            rewards = dict.fromkeys(self.agents, float(reward))
+        else:
+            rewards = {agent: -self.config.reward_scale * own_cost[n] for n, agent in enumerate(self.possible_agents)}
+        served, offloaded, dropped = (x.tolist() for x in (evaluation.served, evaluation.offloaded, evaluation.dropped))
+        infos = {
+            agent: {"cost": own_cost[n], "served": served[n], "offloaded": offloaded[n], "dropped": dropped[n],
+                    "slot": dict(info)}
+            for n, agent in enumerate(self.possible_agents)
+        }
+        observations = self._agent_observations(observation)
+        terminations = dict.fromkeys(self.agents, False)
+        truncations = dict.fromkeys(self.agents, bool(truncated))
+        if truncated:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def state(self) -> np.ndarray:
+        """The single env's flat observation of the current slot (``state_space``)."""
+        if self._observation is None:
+            raise RuntimeError("call reset() before state()")
+        return self._observation.copy()
+
+    def render(self) -> str | None:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
+
+    # --- helpers ----------------------------------------------------------------------
+    def _agent_observations(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+        users, globals_ = split_observation(observation, self.config.n_users)
+        rows = np.concatenate([users, np.broadcast_to(globals_, (users.shape[0], globals_.shape[-1]))], axis=-1)
+        return dict(zip(self.possible_agents, rows, strict=True))
+
+    def _joint_action(self, actions: Mapping[str, Any]) -> np.ndarray:
+        """The single env's action from the agents' ``(offload, level)`` pairs (idle agents may be missing)."""
+        unknown = sorted(set(actions) - set(self.agents))
+        if unknown:
+            raise ValueError(f"actions for agents not in play: {unknown} (agents: {self.possible_agents})")
+        assert self._observation is not None
+        n_users = self.config.n_users
+        requesting = self._observation[:n_users] > 0.5  # observation block 0: request flag
+        missing = [agent for n, agent in enumerate(self.possible_agents) if requesting[n] and agent not in actions]
+        if missing:
+            raise ValueError(f"no action for agents with a request: {missing}")
+        joint = np.zeros(2 * n_users, dtype=np.int64)  # offload bits, then level indices
+        for n, agent in enumerate(self.possible_agents):
+            if agent in actions:
+                action = integer_array(actions[agent], f"action of {agent}")
+                if action.shape != (2,):
+                    raise ValueError(f"action of {agent} must be (offload, level) of shape (2,), "
+                                     f"got shape {action.shape}")
+                joint[n], joint[n_users + n] = action
+        return joint
+
+
+def parallel_env(
+    scenario: str = "AIGCEdge-v0",
+    config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
+    render_mode: str | None = None,
+    reward: str = "team",
+) -> AIGCEdgeParallelEnv:
+    """The PettingZoo ``ParallelEnv`` of ``scenario`` (module docstring)."""
+    return AIGCEdgeParallelEnv(scenario=scenario, config=config, render_mode=render_mode, reward=reward)

@@ -1,0 +1,36 @@
+"""The examples/ scripts run from outside the package (a subprocess each, a few hundred steps)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_cleanrl_ppo_trains_and_scores() -> None:
+    pytest.importorskip("torch")
+    out = _run("cleanrl_ppo.py", "--total-timesteps", "256", "--num-envs", "2", "--num-steps", "64",
+               "--update-epochs", "2", "--eval-episodes", "2", "--seed", "3")
+    assert "iteration 2/2  step 256" in out
+    score_line = out.strip().splitlines()[-1]
+    assert score_line.startswith("score ") and "held-out episodes" in score_line
+    float(score_line.split()[1])  # a number
+
+
+@pytest.mark.parametrize("args", [("--reward", "own"), ("--policy", "local", "--scenario", "AIGCEdge-Battery-v0")])
+def test_pettingzoo_example_plays_episodes(args: tuple[str, ...]) -> None:
+    pytest.importorskip("pettingzoo")
+    out = _run("pettingzoo_random.py", "--episodes", "2", "--max-slots", "150", *args)
+    assert out.count("100 slots, slot cost") == 2 and "slot 100/100" in out
