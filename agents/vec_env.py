@@ -22,7 +22,19 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-__all__ = ["SB3VectorEnv"]
+__all__ = ["SB3VectorEnv", "sub_env_seeds"]
+
+
+def sub_env_seeds(seed: int | None, num_envs: int) -> list[int] | None:
+    """Independent seeds for the sub-envs of a run seeded ``seed`` (None: fresh entropy).
+
+    SB3's ``VecEnv.seed(s)`` means ``s, s + 1, ...``, so runs seeded 0, 1, 2 would share all
+    but one sub-env stream (in ``AIGCEdge-v0`` the slots do not depend on the actions); the
+    seeds spawned by ``numpy.random.SeedSequence(seed)`` do not overlap between runs.
+    """
+    if seed is None:
+        return None
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(num_envs)]
 
 
 class SB3VectorEnv(VecEnv):
@@ -34,8 +46,7 @@ class SB3VectorEnv(VecEnv):
         super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
 
     def reset(self) -> np.ndarray:
-        seed = self._seeds[0]  # VecEnv.seed(s) gives sub-env i the seed s + i; one generator drives them all
-        observations, _ = self.venv.reset(seed=seed)
+        observations, _ = self.venv.reset(seed=sub_env_seeds(self._seeds[0], self.num_envs))
         self._reset_seeds()
         self._reset_options()
         return observations

@@ -311,6 +311,12 @@ def _validate(c: AIGCEdgeConfig) -> None:
            f"a non-empty strictly increasing sequence of integers in [1, {FIELD_RANGES['step_levels'][1]:g}]")
     _check("device_step_capacity", c.device_step_capacity, c.device_step_capacity >= levels[0],
            f"an integer >= the smallest step level ({levels[0]})")
+    for name in ("edge_error_curve", "device_error_curve"):  # tabulated: convex over every level
+        curve = getattr(c, name)
+        if isinstance(curve, TabulatedErrorCurve):
+            _check(f"{name}.steps", curve.steps, curve.steps[0] <= levels[0],
+                   f"a table starting at or below the smallest step level ({levels[0]}), so that the curve is "
+                   "convex over the levels (it is flat below its first point)")
     _check("battery_enabled", c.battery_enabled, isinstance(c.battery_enabled, bool), "True or False")
     _check("battery_initial_j_range", c.battery_initial_j_range,
            c.battery_initial_j_range[1] <= c.battery_capacity_j,

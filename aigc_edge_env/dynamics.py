@@ -93,7 +93,7 @@ def _reset_one(config: AIGCEdgeConfig, rng: Generator) -> SystemState:
 
 def draw_slots(
     config: AIGCEdgeConfig, state: SystemState, rng: Generator | Sequence[Generator], n_slots: int, *,
-    first_is_current: bool | np.ndarray,
+    first_is_current: bool,
 ) -> tuple[SlotProblem, np.ndarray | None]:
     """The next ``n_slots`` slots of every system in ``state`` and the harvests between them.
 
@@ -105,9 +105,8 @@ def draw_slots(
     identically, so the single env may draw any number of slots ahead, and a sub-env of
     the vector env replays the single env seeded like its generator.
 
-    ``first_is_current`` (a bool, or a bool array of the batch shape) marks the systems
-    whose slot 0 is the current state's (requests only, as right after a reset): they draw
-    no fading step and no harvest for it.
+    ``first_is_current`` says that slot 0 is the current state's (requests only, as right
+    after a reset): it draws no fading step and no harvest.
 
     Returns the slots as one :class:`SlotProblem` of shape ``(n_slots, *state shape)``
     (``battery_j`` is the current level, a placeholder: batteries depend on the actions)
@@ -119,27 +118,22 @@ def draw_slots(
         raise ValueError(f"n_slots must be >= 1, got {n_slots}")
     batch, n_users = state.fading.shape[:-1], state.fading.shape[-1]
     generators = _generators(rng, batch)
-    current = np.asarray(first_is_current, dtype=bool)
-    if current.ndim and current.shape != batch:
-        raise ValueError(f"first_is_current must be a bool or an array of shape {batch}, got shape {current.shape}")
-    current = np.broadcast_to(current, batch)
+    first_step = int(bool(first_is_current))  # the first slot that draws a fading step and a harvest
     # Per system and slot: 2N standard normals, then N harvest uniforms (battery scenario) and
     # 5N request uniforms, drawn by one call: consecutive uniforms are the same stream as two calls.
-    n_uniform_rows = 6 if config.battery_enabled else 5
     normals = np.zeros((len(generators), n_slots, 2, n_users))
-    uniforms = np.zeros((len(generators), n_slots, n_uniform_rows, n_users))
-    for generator, system_normals, system_uniforms, skip in zip(
-            generators, normals, uniforms, current.reshape(-1).tolist(), strict=True):
+    uniforms = np.zeros((len(generators), n_slots, 6 if config.battery_enabled else 5, n_users))
+    for generator, system_normals, system_uniforms in zip(generators, normals, uniforms, strict=True):
         standard_normal, uniform = generator.standard_normal, generator.random
-        if skip:  # slot 0 is current: its requests only
-            uniform(out=system_uniforms[0, -5:])
-        for k in range(int(skip), n_slots):
+        if first_step:
+            uniform(out=system_uniforms[0, -5:])  # the current slot's requests only
+        for k in range(first_step, n_slots):
             standard_normal(out=system_normals[k])
             uniform(out=system_uniforms[k])
-    innovations = physics.complex_normal_from(np.moveaxis(_slots_first(normals, batch), 1, 0))
-    stepped = physics.gauss_markov_path(state.fading, config.fading_correlation, innovations[:1])[0]
-    first = np.where(current[..., None], state.fading, stepped)
-    fading = np.concatenate([first[None], physics.gauss_markov_path(first, config.fading_correlation, innovations[1:])])
+    innovations = physics.complex_normal_from(np.moveaxis(_slots_first(normals[:, first_step:], batch), 1, 0))
+    fading = physics.gauss_markov_path(state.fading, config.fading_correlation, innovations)
+    if first_step:
+        fading = np.concatenate([state.fading[None], fading])
     state.fading = fading[-1]
     slot_uniforms = _slots_first(uniforms, batch)  # (n_slots, rows, *batch, N)
     harvest = _scale(slot_uniforms[:, 0], config.harvest_j_range) if config.battery_enabled else None

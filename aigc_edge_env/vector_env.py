@@ -76,6 +76,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
         self._slot_index = np.zeros(self.num_envs, dtype=np.int64)  # slots elapsed in each sub-env's episode
         self._problem: SlotProblem | None = None
         self._last_evaluation: SlotEvaluation | None = None
+        self._rendered_last = np.zeros(self.num_envs, dtype=bool)  # sub-envs whose last evaluation is of this episode
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
     # --- Gymnasium API ----------------------------------------------------------------
@@ -94,6 +95,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
                 self._generators[i] = seeding.np_random(seeds[i])[0]
         if reset_mask.all():
             self._state, self._problem, self._last_evaluation = None, None, None
+            self.closed = False
         self._restart(reset_mask)
         self._autoreset = self._autoreset & ~reset_mask
         return env_spaces.encode_observation(self.current_problem(), self._slot_index), {}
@@ -106,6 +108,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
         actions = env_spaces.validate_actions(actions, self.config, batch_shape=(self.num_envs,))
         evaluation = self._last_evaluation = evaluate_decision(
             self._problem, env_spaces.actions_to_decision(actions, self.config))
+        self._rendered_last = np.ones(self.num_envs, dtype=bool)
         resetting = self._autoreset  # NEXT_STEP: these sub-envs start a new episode, reward 0
         rewards = np.where(resetting, 0.0, -self.config.reward_scale * evaluation.total_cost)
         infos: dict[str, Any] = {}
@@ -118,10 +121,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
         truncations = self._slot_index >= self.config.horizon_slots
         observations = env_spaces.encode_observation(self._problem, self._slot_index)
         if self.autoreset_mode == AutoresetMode.SAME_STEP and truncations.any():
-            infos["final_obs"] = np.where(truncations[:, None], observations, 0.0).astype(observations.dtype)
-            infos["_final_obs"] = truncations
-            infos["final_info"] = {k: v for k, v in infos.items() if not k.startswith(("final", "_final"))}
-            infos["_final_info"] = truncations
+            infos = _same_step_infos(infos, observations, truncations)
             self._restart(truncations)
             observations = env_spaces.encode_observation(self._problem, self._slot_index)
         else:
@@ -134,7 +134,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
             return None
         last = self._last_evaluation
         return tuple(render_text(self._problem.select(i), int(self._slot_index[i]),
-                                 None if last is None else _select_evaluation(last, i))
+                                 _select_evaluation(last, i) if last is not None and self._rendered_last[i] else None)
                      for i in range(self.num_envs))
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
@@ -181,7 +181,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
         seeds = list(seed)
         if len(seeds) != self.num_envs:
             raise ValueError(f"reset(seed=[...]) needs one seed per sub-env ({self.num_envs}), got {len(seeds)}")
-        return seeds
+        return [None if s is None else int(s) for s in seeds]
 
     def _reset_mask(self, mask: Any) -> np.ndarray:
         if mask is None:
@@ -204,7 +204,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
             recharged = dynamics.recharge(self.config, battery_j[which], energy_used_j[which], harvest_j)
             state.battery_j = _with_rows(battery_j, which, recharged)
         self._slot_index = np.where(which, self._slot_index + 1, self._slot_index)
-        self._problem = dataclasses.replace(self.current_problem(), battery_j=state.battery_j)
+        self._set_problem(dataclasses.replace(self.current_problem(), battery_j=state.battery_j))
 
     def _restart(self, which: np.ndarray) -> None:
         """Sub-envs ``which`` start a new episode: a fresh state from their generators, then its first slot."""
@@ -219,7 +219,8 @@ class AIGCEdgeVectorEnv(VectorEnv):
                 for field in dataclasses.fields(fresh)})
         self._draw(which, first_is_current=True)
         self._slot_index = np.where(which, 0, self._slot_index)
-        self._problem = dataclasses.replace(self.current_problem(), battery_j=self._state.battery_j)
+        self._rendered_last = self._rendered_last & ~which
+        self._set_problem(dataclasses.replace(self.current_problem(), battery_j=self._state.battery_j))
 
     def _require_state(self) -> dynamics.SystemState:
         if self._state is None:
@@ -238,13 +239,18 @@ class AIGCEdgeVectorEnv(VectorEnv):
         if not everyone:
             full.fading = _with_rows(full.fading, which, state.fading)
         drawn = slots.select(0)
-        if self._problem is None:
-            self._problem = drawn
-        else:
-            self._problem = SlotProblem(config=self.config, **{
+        if self._problem is not None:
+            drawn = SlotProblem(config=self.config, **{
                 name: _with_rows(getattr(self._problem, name), which, getattr(drawn, name))
                 for name in PROBLEM_ARRAY_FIELDS})
+        self._set_problem(drawn)
         return None if harvest_j is None else harvest_j[0]
+
+    def _set_problem(self, problem: SlotProblem) -> None:
+        """The problem the next actions decide, read-only (handed out; the step evaluates it)."""
+        for name in PROBLEM_ARRAY_FIELDS:
+            getattr(problem, name).flags.writeable = False
+        self._problem = problem
 
 
 def _autoreset_mode(value: str | AutoresetMode) -> AutoresetMode:
@@ -254,6 +260,19 @@ def _autoreset_mode(value: str | AutoresetMode) -> AutoresetMode:
             return mode
     accepted = [m.name.lower() for m in AUTORESET_MODES]
     raise ValueError(f"autoreset_mode must be one of {accepted} (or an AutoresetMode), got {value!r}")
+
+
+def _same_step_infos(infos: dict[str, Any], observations: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
+    """Gymnasium's ``SAME_STEP`` infos: the ending sub-envs' step infos move to ``final_info`` (masked to
+    them), their observations to ``final_obs`` (an object array, None elsewhere); the step infos of the
+    ending sub-envs are masked out (their reset's info is empty)."""
+    names = [name for name in infos if not name.startswith("_")]
+    final_obs = np.full(len(ended), None, dtype=object)
+    for i in np.flatnonzero(ended):
+        final_obs[i] = observations[i]
+    final_info = {**{name: infos[name] for name in names}, **{f"_{name}": infos[f"_{name}"] & ended for name in names}}
+    out = {**{name: infos[name] for name in names}, **{f"_{name}": infos[f"_{name}"] & ~ended for name in names}}
+    return {**out, "final_obs": final_obs, "_final_obs": ended, "final_info": final_info, "_final_info": ended}
 
 
 def _with_rows(values: np.ndarray, which: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from aigc_edge_env.agents.networks import PerUserPolicy
 from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.runs import read_record
 from aigc_edge_env.agents.training import TrainRequest, train
-from aigc_edge_env.agents.vec_env import SB3VectorEnv
+from aigc_edge_env.agents.vec_env import SB3VectorEnv, sub_env_seeds
 from aigc_edge_env.agents.wrappers import REWARD_MODES, PerUserDecisionWrapper
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.evaluation import COMPONENTS, EPISODE_METRICS, evaluate_policy
@@ -88,9 +88,10 @@ def test_sb3_vector_env_autoresets_on_the_same_step() -> None:
                        config={"horizon_slots": horizon})
     adapter = SB3VectorEnv(gym.make_vec("AIGCEdge-v0", num_envs=2, vectorization_mode="vector_entry_point",
                                         config={"horizon_slots": horizon}))
-    raw_obs, _ = raw.reset(seed=3)
+    raw_obs, _ = raw.reset(seed=sub_env_seeds(3, 2))
     adapter.seed(3)
     np.testing.assert_array_equal(adapter.reset(), raw_obs)
+    assert not set(sub_env_seeds(0, 8)) & set(sub_env_seeds(1, 8))  # runs seeded 0 and 1 share no sub-env stream
     actions = np.zeros((2, raw.single_action_space.shape[0]), dtype=np.int64)
     for _ in range(horizon):
         raw_obs, raw_rewards, _, raw_trunc, raw_infos = raw.step(actions)

@@ -62,6 +62,7 @@ INVALID = [
     ({"device_error_curve": {"steps": [10, 20], "errors": [5.0, 6.0]}}, "device_error_curve.errors"),  # rising
     ({"device_error_curve": {"steps": [10, 20, 30], "errors": [9.0, 8.9, 5.0]}}, "device_error_curve.errors"),
     ({"device_error_curve": "power-law"}, "device_error_curve"),
+    ({"edge_error_curve": {"steps": [20, 50], "errors": [9.0, 5.0]}}, "edge_error_curve.steps"),  # above S_min
     ({"edge_error_curve": {"eps_inf": "low", "a": 550.0, "b": 1.77}}, "edge_error_curve.eps_inf"),
     ({"edge_error_curve": {"eps_inf": 4.0, "a": None, "b": 1.77}}, "edge_error_curve.a"),
     ({"edge_error_curve": {"eps_inf": 4.0, "a": "550", "b": True}}, "edge_error_curve.a"),

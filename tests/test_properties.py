@@ -27,14 +27,14 @@ def positive_range(low_min, low_max, width_max):
 
 
 @st.composite
-def error_curves(draw):
+def error_curves(draw, smallest_level=10):
     if draw(st.booleans()):
         return {"eps_inf": draw(st.floats(0.0, 10.0)), "a": draw(st.floats(0.0, 1000.0)),
                 "b": draw(st.floats(0.1, 3.0))}
     # a convex, non-increasing table: increasing steps, slopes negative and rising towards 0
     n = draw(st.integers(2, 5))
     gaps = draw(st.lists(st.floats(1.0, 20.0), min_size=n - 1, max_size=n - 1))
-    steps = np.concatenate([[draw(st.floats(1.0, 10.0))], gaps]).cumsum()
+    steps = np.concatenate([[draw(st.floats(1.0, float(smallest_level)))], gaps]).cumsum()  # from <= S_min
     slopes = -np.sort(draw(st.lists(st.floats(0.0, 5.0), min_size=n - 1, max_size=n - 1)))[::-1]
     errors = draw(st.floats(0.0, 5.0)) + np.concatenate([[0.0], np.cumsum(slopes * gaps)])
     errors = errors - min(errors.min(), 0.0)
@@ -65,8 +65,8 @@ def configs(draw, max_users=6):
         "device_step_capacity": draw(st.integers(levels[0], levels[-1] + 10)),
         "edge_steps_per_s": draw(st.floats(0.5, 100.0)),
         "edge_step_capacity": draw(st.integers(0, 400)),
-        "edge_error_curve": draw(error_curves()),
-        "device_error_curve": draw(error_curves()),
+        "edge_error_curve": draw(error_curves(levels[0])),
+        "device_error_curve": draw(error_curves(levels[0])),
         "weight_time_per_s": draw(st.floats(0.0, 5.0)),
         "weight_energy_per_j": draw(st.floats(0.0, 5.0)),
         "weight_error": draw(st.floats(0.0, 5.0)),

@@ -12,6 +12,7 @@ import aigc_edge_env
 from aigc_edge_env import Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import (
     SOLVERS,
+    bound as bound_module,
     fixed_steps,
     lagrangian_bound,
     lower_bound,
@@ -108,6 +109,13 @@ def test_lower_bound_is_below_every_decision(instances) -> None:
         assert lower_bound(problem) <= truth.min_cost + 1e-9, (name, seed)
         multipliers = rng.uniform(0.0, 30.0, size=8)
         assert np.all(lagrangian_bound(problem, multipliers) <= truth.min_cost + 1e-9), (name, seed)
+
+
+def test_lower_bound_with_a_coarse_capacity_unit_stays_below_every_decision(instances, monkeypatch) -> None:
+    """Beyond MAX_CAPACITY_UNITS the knapsack rounds weights down (a relaxation): still a valid bound."""
+    monkeypatch.setattr(bound_module, "MAX_CAPACITY_UNITS", 3)
+    for name, seed, problem, truth in instances:
+        assert lower_bound(problem) <= truth.min_cost + 1e-9, (name, seed)
 
 
 def test_lower_bound_is_tight_on_easy_slots(instances) -> None:

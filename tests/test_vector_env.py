@@ -112,17 +112,48 @@ def test_sub_envs_at_different_phases_reset_independently():
     envs = AIGCEdgeVectorEnv(num_envs=2, config={"horizon_slots": 3})
     envs.reset(seed=0)
     rng = np.random.default_rng(0)
-    for _ in range(3):
-        envs.step(random_actions(envs, rng))
-    # force sub-env 1 out of phase: pretend it is one slot younger
-    envs._slot_index[1] -= 1  # no public path: the vector env has no partial reset
-    envs._autoreset[1] = False
+    envs.step(random_actions(envs, rng))
+    envs.reset(options={"reset_mask": np.array([False, True])})  # sub-env 1 one slot behind
+    envs.step(random_actions(envs, rng))
     clock1 = envs.current_problem().device_clock_hz[1].copy()
-    obs, rewards, _, truncs, infos = envs.step(random_actions(envs, rng))
+    obs, rewards, _, truncs, infos = envs.step(random_actions(envs, rng))  # sub-env 0 truncates
+    assert truncs.tolist() == [True, False]
+    obs, rewards, _, truncs, infos = envs.step(random_actions(envs, rng))  # 0 restarts, 1 truncates
     assert rewards[0] == 0.0 and rewards[1] != 0.0
     assert truncs.tolist() == [False, True]
     assert infos["_cost"].tolist() == [False, True]
     np.testing.assert_array_equal(envs.current_problem().device_clock_hz[1], clock1)
+
+
+def test_same_step_infos_follow_gymnasium():
+    """``final_obs``/``final_info`` hold the ending sub-envs' last observation and step info, masked to them."""
+    envs = make(num_envs=3, autoreset_mode="same_step", n_users=2, horizon_slots=2)
+    envs.reset(seed=0)
+    envs.step(np.zeros((3, 4), dtype=np.int64))
+    envs.reset(options={"reset_mask": np.array([False, True, False])})  # sub-env 1 one slot behind
+    last_obs = envs.unwrapped.current_problem()
+    observation, _, _, truncations, infos = envs.step(np.zeros((3, 4), dtype=np.int64))
+    assert truncations.tolist() == [True, False, True]
+    assert infos["_final_obs"].tolist() == [True, False, True] and infos["final_obs"][1] is None
+    assert infos["final_obs"][0].shape == observation[0].shape and infos["final_obs"][0][-1] == 1.0  # slot 2 of 2
+    assert observation[0][-1] == 0.0  # the new episode's first slot
+    assert infos["final_info"]["_cost"].tolist() == [True, False, True]
+    assert infos["_cost"].tolist() == [False, True, False]
+    assert last_obs.has_request.shape == (3, 2)
+
+
+def test_render_after_a_restart_shows_no_last_slot_and_problems_are_read_only():
+    envs = make(num_envs=2, n_users=2, horizon_slots=1, render_mode="ansi")
+    envs.reset(seed=np.arange(2))  # numpy integers are seeds too
+    envs.step(np.zeros((2, 4), dtype=np.int64))
+    assert all("last slot" in text for text in envs.render())
+    envs.step(np.zeros((2, 4), dtype=np.int64))  # NEXT_STEP: both restart
+    assert not any("last slot" in text for text in envs.render())
+    with pytest.raises(ValueError, match="read-only"):
+        envs.unwrapped.current_problem().has_request[0, 0] = True
+    envs.close()
+    envs.reset(seed=0)  # a reset after close() makes the env usable again, like the single env
+    envs.step(np.zeros((2, 4), dtype=np.int64))
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
