@@ -83,7 +83,7 @@ from aigc_edge_env.baselines.exact import solve_exact
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
 
-__all__ = ["EpisodeSlots", "HindsightBound", "cached_hindsight_bound", "episode_slots", "hindsight_bound"]
+__all__ = ["EpisodeSlots", "HindsightBound", "cached_hindsight_bound", "dual_bound", "episode_slots", "hindsight_bound"]
 
 #: Uniform prices (cost per J) whose slot optima are the initial columns.
 INITIAL_PRICES_PER_J = (0.0, 0.3, 1.0)
@@ -243,6 +243,26 @@ def _price_out(problem: SlotProblem, prices_per_j: np.ndarray, seeds: Sequence[D
     return result.lower_bound, result.decision, float(evaluation.total_cost), np.asarray(evaluation.energy_j)
 
 
+def _dual_value(slot_bounds: np.ndarray, prices_per_j: np.ndarray, available_j: np.ndarray) -> float:
+    """``L(pi) = sum_t LB_t(pi_t) - sum_{n,t} pi_{n,t} (B_{n,t} - B_{n,t-1})`` (module docstring, step 2)."""
+    return float(slot_bounds.sum() - np.sum(prices_per_j * available_j))
+
+
+def dual_bound(episode: EpisodeSlots, prices_per_j: np.ndarray) -> float:
+    """``L(pi)`` for prices ``pi[t, n] >= 0`` (cost per J) non-increasing in ``t``: a certified lower bound
+    on the cost of every trajectory of ``episode`` (module docstring, step 2).  ``ValueError`` for other prices."""
+    prices = np.asarray(prices_per_j, dtype=np.float64)
+    if prices.shape != (len(episode.problems), episode.config.n_users) or not np.all(np.isfinite(prices)):
+        raise ValueError(f"prices must be finite, of shape (slots, users), got shape {prices.shape}")
+    if np.any(prices < 0) or np.any(np.diff(prices, axis=0) > 0):
+        raise ValueError("prices must be >= 0 and non-increasing over the slots (they sum multipliers >= 0)")
+    available = episode.available_j if episode.available_j is not None else np.zeros(prices.shape)
+    if episode.available_j is None and np.any(prices):
+        raise ValueError("an episode without batteries has no battery prices: pass zeros")
+    bounds = [_price_out(problem, prices[t], ())[0] for t, problem in enumerate(episode.problems)]
+    return _dual_value(np.array(bounds), prices, available)
+
+
 @dataclass(frozen=True, eq=False)
 class _Dual:
     """What :func:`_maximise` found: the best prices and bound, and the final master."""
@@ -323,7 +343,7 @@ def _maximise(episode: EpisodeSlots, deadline: float, max_rounds: int, tolerance
             prices = SMOOTHING * best[1] + (1.0 - SMOOTHING) * master.prices_per_j
         bounds = price_all(prices)
         rounds += 1
-        value = float(bounds.sum() - np.sum(prices * available))  # L(pi), module docstring step 2
+        value = _dual_value(bounds, prices, available)
         if value > best[0]:
             best = (value, prices, bounds)
     return _Dual(best[1], best[2], best[0], master, columns, max(rounds, 0))
