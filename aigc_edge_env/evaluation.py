@@ -59,6 +59,13 @@ nominal (no small-sample widening); read intervals over 5 seeds as indicative.
 **Normalised score**: ``(R - R_random) / (R_exact - R_random)`` of mean episode rewards (1 =
 ``exact``, 0 = ``random``), when both reference policies were evaluated on the same seeds.
 
+**Share of the gap closed** (sequential scenarios, batteries): ``G = (R - R_myopic) /
+(R_hindsight - R_myopic)`` of mean episode rewards, ``R_myopic`` the per-slot ``exact``
+policy's and ``R_hindsight = -reward_scale * lower_bound`` of
+:func:`~aigc_edge_env.baselines.hindsight_bound` on the same episodes (0 = myopic, 1 = the
+certified bound, which no policy passes), with a paired interval (the three resampled
+together by seed); :func:`summarize` computes it when given the hindsight returns.
+
 **Writers**: :func:`markdown_table`, :func:`write_csv` (the one CSV writer), :func:`write_json`
 and :func:`write_outputs` (``summary.md``, ``summary.csv``, ``results.json``).
 """
@@ -86,12 +93,12 @@ from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.model import Decision, DropReason, SlotProblem, evaluate_decision
 
 __all__ = [
-    "COMPONENTS", "EPISODE_METRICS", "EVAL_SEED", "LYAPUNOV_DEFAULTS", "SCORE_REFERENCES", "SUMMED", "Episode",
-    "EpisodeAccumulator", "LyapunovPolicy", "Policy", "PolicyResult", "PricedPolicy", "ShadowPricePolicy",
+    "COMPONENTS", "EPISODE_METRICS", "EVAL_SEED", "GAP_REFERENCE", "LYAPUNOV_DEFAULTS", "SCORE_REFERENCES", "SUMMED",
+    "Episode", "EpisodeAccumulator", "LyapunovPolicy", "Policy", "PolicyResult", "PricedPolicy", "ShadowPricePolicy",
     "SlotPricesPolicy", "SolverPolicy", "collect_slots", "confidence_interval", "evaluate_all", "evaluate_policy",
-    "format_number", "lyapunov_policy_name", "make_policy", "markdown_table", "mean_interval", "normalised_score",
-    "price_policy_name", "priced_problem", "progress_bar", "run_episode", "summarize", "write_csv", "write_json",
-    "write_outputs",
+    "format_number", "gap_closed", "lyapunov_policy_name", "make_policy", "markdown_table", "mean_interval",
+    "normalised_score", "price_policy_name", "priced_problem", "progress_bar", "run_episode", "summarize", "write_csv",
+    "write_json", "write_outputs",
 ]
 
 #: First evaluation episode seed: apart from training seeds (0...) and periodic evaluation's (1e6...).
@@ -99,6 +106,8 @@ EVAL_SEED = 10_000
 
 #: The (worst, best) reference policies of the normalised score.
 SCORE_REFERENCES = ("random", "exact")
+#: The myopic reference of the share of the gap closed (``G = 0``; the hindsight bound is ``G = 1``).
+GAP_REFERENCE = "exact"
 
 #: Slot-info entries that add up over an episode.
 SUMMED = ("cost", "time_s", "energy_j", "utility", "n_dropped", "n_requests", "n_served", "n_offloaded")
@@ -489,9 +498,19 @@ def normalised_score(reward: np.ndarray, random: np.ndarray, exact: np.ndarray, 
         return (r - lo) / (hi - lo)
 
 
-def summarize(results: Iterable[PolicyResult], confidence: float = 0.95) -> list[dict[str, Any]]:
+def gap_closed(reward: np.ndarray, myopic: np.ndarray, hindsight: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``G = (mean(reward) - mean(myopic)) / (mean(hindsight) - mean(myopic))`` along ``axis``."""
+    r, lo, hi = (np.mean(x, axis=axis) for x in (reward, myopic, hindsight))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (r - lo) / (hi - lo)
+
+
+def summarize(results: Iterable[PolicyResult], confidence: float = 0.95,
+              hindsight_rewards: Mapping[int, float] | None = None) -> list[dict[str, Any]]:
     """One row per policy: ``<metric>``, ``<metric>_low``, ``<metric>_high`` for every episode metric,
-    ``decision_ms``, and (when exact and random are among the results) ``score`` with its interval.
+    ``decision_ms``, (when exact and random are among the results) ``score`` with its interval,
+    and (when ``hindsight_rewards`` maps every seed to its hindsight return and exact is among
+    the results) ``gap_closed`` (``G``) with its interval.
     """
     results = list(results)
     by_name = {r.name: r for r in results}
@@ -509,6 +528,15 @@ def summarize(results: Iterable[PolicyResult], confidence: float = 0.95) -> list
             samples = [result.episodes["reward"]] + [ref.episodes["reward"] for ref in references]
             row["score"] = float(normalised_score(samples[0], samples[1], samples[2]))
             row["score_low"], row["score_high"] = confidence_interval(samples, normalised_score, confidence)
+        myopic = by_name.get(GAP_REFERENCE)
+        if hindsight_rewards is not None and myopic is not None:
+            if myopic.seeds != result.seeds or any(seed not in hindsight_rewards for seed in result.seeds):
+                raise ValueError(f"policy {result.name!r}: gap_closed needs {GAP_REFERENCE} and a hindsight return "
+                                 "on every seed it was evaluated on")
+            samples = [result.episodes["reward"], myopic.episodes["reward"],
+                       np.array([hindsight_rewards[seed] for seed in result.seeds])]
+            row["gap_closed"] = float(gap_closed(samples[0], samples[1], samples[2]))
+            row["gap_closed_low"], row["gap_closed_high"] = confidence_interval(samples, gap_closed, confidence)
         rows.append(row)
     return rows
 
@@ -558,7 +586,8 @@ def _with_interval(row: Mapping[str, Any], key: str) -> str:
 def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> str:
     """One line per policy: score (if computed), every episode metric with its interval, ms per decision."""
     with_score = bool(rows) and all("score" in row for row in rows)
-    keys = (["score"] if with_score else []) + list(EPISODE_METRICS)
+    with_gap = bool(rows) and all("gap_closed" in row for row in rows)
+    keys = (["score"] if with_score else []) + (["gap_closed"] if with_gap else []) + list(EPISODE_METRICS)
     header = ["policy"] + keys + ["ms/decision"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -569,6 +598,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) 
             "mean_error (per served request) and offload_share (of requests); ms/decision is per slot.")
     if with_score:
         note += " score = (R - R_random) / (R_exact - R_random)."
+    if with_gap:
+        note += (" gap_closed = G = (R - R_exact) / (R_hindsight - R_exact), R_hindsight = -reward_scale * the "
+                 "certified hindsight bound (no policy reaches G > 1).")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
