@@ -53,8 +53,9 @@ level at which the repair rule drops it and nothing else (past the edge-capacity
 or past its deadline or battery without pushing another request past its deadline; every
 combination of levels of up to :data:`MAX_EDGE_DROPS` such requests is served and checked).
 Otherwise the drop cannot be realised alone and the decision serves the request at the
-column's level; :func:`slot_options` with ``clean_drops_only`` gives the view without
-those drops (the exact solver falls back to it, see :mod:`.exact`).  With every price
+column's level; :func:`slot_options` with ``clean_drops_only`` gives the view that keeps the
+drop option only where a device level the device cannot run realises it (the exact solver
+falls back to it, see :mod:`.exact`).  With every price
 zero and no request for it, nothing of this applies: the view is the one above.
 """
 

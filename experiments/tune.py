@@ -27,9 +27,9 @@ from experiments.common import parallel_map
 
 #: Candidates per family: constant prices (1/J), initial decaying prices (1/J), (V, theta) of lyapunov.
 GRID: dict[str, list[Any]] = {
-    "constant": [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5],
-    "decaying": [0.4, 0.6, 0.8, 1.0, 1.2, 1.6],
-    "lyapunov": [(v, theta) for theta in (60.0, 80.0, 100.0) for v in (50.0, 100.0, 200.0, 400.0)],
+    "constant": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5],
+    "decaying": [0.4, 0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.6],
+    "lyapunov": [(v, theta) for theta in (60.0, 80.0, 100.0, 130.0, 160.0) for v in (50.0, 100.0, 150.0, 200.0, 400.0)],
 }
 
 
