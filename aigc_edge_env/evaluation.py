@@ -253,7 +253,7 @@ class SlotPricesPolicy(PricedPolicy):
 
 
 #: ``lyapunov``'s parameters, tuned on training seeds (``python -m experiments tune``; docs/results.md).
-LYAPUNOV_DEFAULTS = {"V": 100.0, "theta": 100.0}
+LYAPUNOV_DEFAULTS = {"V": 200.0, "theta": 130.0}
 
 _PRICED = re.compile(r"^(?P<solver>\w+)\+price(?P<price>[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)(?P<decaying>\(1-t/H\))?$")
 _NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
