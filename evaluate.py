@@ -6,15 +6,22 @@ Examples::
     python evaluate.py --episodes 10                                # every solver
     python evaluate.py --policies exact random greedy --runs runs/ppo_s0 runs/dqn_s0/best_model.zip
     python evaluate.py --policies all_local all_edge --episodes 3 --horizon 10 --out results/quick
-    python evaluate.py --env AIGCEdge-Battery-v0 --policies exact exact+price0.3 "exact+price0.8(1-t/H)"
+    python evaluate.py --env AIGCEdge-Battery-v0 --policies exact+price0.3 "exact+price1(1-t/H)" lyapunov
 
 Every policy plays episode ``i`` from ``reset(seed=SEED + i)``; decisions do not change the
 env's random draws, so all policies see the same slots.  ``--policies`` takes the names of
-:func:`aigc_edge_env.evaluation.make_policy`: the slot solvers, and solvers under a (decaying)
-shadow price on energy.  Reported per policy: mean episode
+:func:`aigc_edge_env.evaluation.make_policy`: the slot solvers, solvers under a (decaying)
+shadow price on energy, and ``lyapunov``.  Reported per policy: mean episode
 reward and cost components with bootstrap confidence intervals over episodes, drops, time
 per decision, and the normalised score ``(R - R_random) / (R_exact - R_random)`` when exact
-and random are among the policies (they are by default).  Writes ``summary.md`` (also printed),
+and random are among the policies (they are by default).  In a battery scenario it also
+reports the share of the gap closed ``G = (R - R_exact) / (R_hindsight - R_exact)`` with a
+paired interval, ``R_hindsight = -reward_scale * lower_bound`` of the certified hindsight bound
+(:func:`aigc_edge_env.baselines.hindsight_bound`) of the same episodes, ``exact`` being
+evaluated as the myopic reference whatever ``--policies`` says.  A bound takes 10-30 s per
+episode (100 slots, one core); bounds are cached per (env id, config, seed) as JSON in
+``--hindsight-cache`` (default ``results/hindsight``, shared by every output directory), so a
+rerun reads them back; ``--no-hindsight`` skips them.  Writes ``summary.md`` (also printed),
 ``summary.csv``, ``results.json`` and PNG plots to ``--out``.  A trained model is a run
 directory (its final model) or a model ``.zip`` in one; missing or corrupt files exit with
 status 2 naming the path.
@@ -34,14 +41,16 @@ from aigc_edge_env.agents.environments import check_env_id, make_env
 from aigc_edge_env.agents.plots import write_plots
 from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.runs import RunError, package_versions
-from aigc_edge_env.baselines import SOLVERS
-from aigc_edge_env.config import SCENARIOS, ConfigError
+from aigc_edge_env.baselines import SOLVERS, HindsightBound, cached_hindsight_bound
+from aigc_edge_env.config import SCENARIOS, ConfigError, make_config
 from aigc_edge_env.evaluation import (
     EVAL_SEED,
+    GAP_REFERENCE,
     Policy,
     evaluate_all,
     make_policy,
     markdown_table,
+    progress_bar,
     summarize,
     write_outputs,
 )
@@ -56,14 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=10, help="episodes per policy (default 10)")
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help=f"first episode seed (default {EVAL_SEED})")
     parser.add_argument("--policies", nargs="*", default=None, metavar="POLICY",
-                        help=f"policies to evaluate: solvers (default all: {' '.join(SOLVERS)}), or a solver under a "
-                             "shadow price, e.g. exact+price0.3 or 'exact+price0.8(1-t/H)'; give none for runs only")
+                        help=f"policies to evaluate: solvers (default all: {' '.join(SOLVERS)}), a solver under a "
+                             "shadow price, e.g. exact+price0.3 or 'exact+price1(1-t/H)', or lyapunov, "
+                             "'lyapunov(V=100,theta=80)'; give none for runs only")
     parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
                         help="trained run directories or model .zip files")
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="output directory")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: fastest for these small networks)")
+    parser.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
+                        help="directory caching the hindsight bounds of battery episodes (default results/hindsight)")
+    parser.add_argument("--no-hindsight", action="store_true", help="battery scenarios: skip the hindsight bound and G")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -102,6 +115,21 @@ def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Policy]
     return config, policies, run_dirs
 
 
+#: Per-episode fields of the hindsight bound written to results.json.
+HINDSIGHT_FIELDS = ("lower_bound", "plan_cost", "dual_upper", "rounds", "plan", "bound_s", "elapsed_s")
+
+
+def hindsight_bounds(env_id: str, config: dict[str, Any], seeds: list[int], cache_dir: Path,
+                     progress: bool = True) -> dict[int, HindsightBound]:
+    """The hindsight bound of every episode, from the cache where it is (computed and stored otherwise)."""
+    bounds = {}
+    with progress_bar(len(seeds), desc="hindsight bounds", unit="episode", enabled=progress) as bar:
+        for seed in seeds:
+            bounds[seed] = cached_hindsight_bound(env_id, seed, config, cache_dir)
+            bar.update()
+    return bounds
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -112,10 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"evaluate.py: error: {exc}\n")
     torch.set_num_threads(args.threads)
     seeds = list(range(args.seed, args.seed + args.episodes))
+    bounds = None
+    if make_config(args.env, config).battery_enabled and not args.no_hindsight:
+        policies = {GAP_REFERENCE: make_policy(GAP_REFERENCE), **policies}  # the myopic reference of G
+        bounds = hindsight_bounds(args.env, config, seeds, args.hindsight_cache, progress=not args.no_progress)
     results = evaluate_all(policies, lambda: make_env(args.env, config), seeds, progress=not args.no_progress)
-    rows = summarize(results, args.confidence)
+    reward_scale = make_config(args.env, config).reward_scale
+    rows = summarize(results, args.confidence,
+                     {seed: -reward_scale * b.lower_bound for seed, b in bounds.items()} if bounds else None)
     metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": ["evaluate.py"] + argv,
                 "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
+    if bounds:
+        metadata["hindsight"] = {str(seed): {key: getattr(b, key) for key in HINDSIGHT_FIELDS} | {
+            "gap": b.gap, "relative_gap": b.relative_gap} for seed, b in bounds.items()}
     written = list(write_outputs(args.out, rows, results, metadata, args.confidence).values())
     if not args.no_plots:
         written += write_plots(args.out, rows, run_dirs)

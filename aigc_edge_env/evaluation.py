@@ -14,9 +14,18 @@ result then depends on its seed alone) and a stateful one start afresh.  :func:`
 builds the named policies:
 
 * ``<solver>``: a slot solver of :data:`~aigc_edge_env.baselines.SOLVERS` (:class:`SolverPolicy`);
-* ``<solver>+price<λ>``: the solver on the slot with the energy weight ``w_E + λ``, a shadow
-  price ``λ`` per joule of battery energy (:class:`ShadowPricePolicy`); scored with the true costs;
-* ``<solver>+price<λ>(1-t/H)``: the same with a price ``λ (1 - t/H)`` that decays to 0 at the horizon.
+* ``<solver>+price<λ>``: the solver with a shadow price ``λ`` per joule of device energy for
+  every user (:class:`ShadowPricePolicy`), a per-user energy price of the slot problem
+  (:attr:`~aigc_edge_env.model.SlotProblem.energy_price_per_j`) that the solver adds to what it
+  minimises; scored with the true costs (the env's weights and drop cost are unchanged);
+* ``<solver>+price<λ>(1-t/H)``: the same with a price ``λ (1 - t/H)`` that decays to 0 at the horizon;
+* ``lyapunov``, ``lyapunov(V=<V>,theta=<θ>)``, ``<solver>+lyapunov(...)``: drift-plus-penalty
+  with a perturbed virtual battery queue (:class:`LyapunovPolicy`), per-user prices
+  ``max(θ - battery, 0) / V``; bare ``lyapunov`` takes :data:`LYAPUNOV_DEFAULTS` (tuned on
+  training seeds) and ``exact``.
+
+:class:`PricedPolicy` is the base of the priced rules; :class:`SlotPricesPolicy` plays given
+prices per slot and user (the hindsight plan of :func:`~aigc_edge_env.baselines.hindsight_bound`).
 
 Trained SB3 models implement the same protocol in :mod:`aigc_edge_env.agents.policies` (torch).
 
@@ -50,6 +59,13 @@ nominal (no small-sample widening); read intervals over 5 seeds as indicative.
 **Normalised score**: ``(R - R_random) / (R_exact - R_random)`` of mean episode rewards (1 =
 ``exact``, 0 = ``random``), when both reference policies were evaluated on the same seeds.
 
+**Share of the gap closed** (sequential scenarios, batteries): ``G = (R - R_myopic) /
+(R_hindsight - R_myopic)`` of mean episode rewards, ``R_myopic`` the per-slot ``exact``
+policy's and ``R_hindsight = -reward_scale * lower_bound`` of
+:func:`~aigc_edge_env.baselines.hindsight_bound` on the same episodes (0 = myopic, 1 = the
+certified bound, which no policy passes), with a paired interval (the three resampled
+together by seed); :func:`summarize` computes it when given the hindsight returns.
+
 **Writers**: :func:`markdown_table`, :func:`write_csv` (the one CSV writer), :func:`write_json`
 and :func:`write_outputs` (``summary.md``, ``summary.csv``, ``results.json``).
 """
@@ -74,14 +90,15 @@ from scipy import stats
 from aigc_edge_env.baselines import SOLVERS, Solver
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.model import Decision, SlotProblem
+from aigc_edge_env.model import Decision, DropReason, SlotProblem, evaluate_decision
 
 __all__ = [
-    "COMPONENTS", "EPISODE_METRICS", "EVAL_SEED", "SCORE_REFERENCES", "SUMMED", "Episode", "EpisodeAccumulator",
-    "Policy", "PolicyResult", "ShadowPricePolicy", "SolverPolicy", "collect_slots", "confidence_interval",
-    "evaluate_all", "evaluate_policy", "format_number", "make_policy", "markdown_table", "mean_interval",
-    "normalised_score", "price_policy_name", "priced_problem", "progress_bar", "run_episode", "summarize",
-    "write_csv", "write_json", "write_outputs",
+    "COMPONENTS", "EPISODE_METRICS", "EVAL_SEED", "GAP_REFERENCE", "LYAPUNOV_DEFAULTS", "SCORE_REFERENCES", "SUMMED",
+    "Episode", "EpisodeAccumulator", "LyapunovPolicy", "Policy", "PolicyResult", "PricedPolicy", "ShadowPricePolicy",
+    "SlotPricesPolicy", "SolverPolicy", "collect_slots", "confidence_interval", "evaluate_all", "evaluate_policy",
+    "format_number", "gap_closed", "lyapunov_policy_name", "make_policy", "markdown_table", "mean_interval",
+    "normalised_score", "price_policy_name", "priced_problem", "progress_bar", "run_episode", "summarize", "write_csv",
+    "write_json", "write_outputs",
 ]
 
 #: First evaluation episode seed: apart from training seeds (0...) and periodic evaluation's (1e6...).
@@ -89,6 +106,8 @@ EVAL_SEED = 10_000
 
 #: The (worst, best) reference policies of the normalised score.
 SCORE_REFERENCES = ("random", "exact")
+#: The myopic reference of the share of the gap closed (``G = 0``; the hindsight bound is ``G = 1``).
+GAP_REFERENCE = "exact"
 
 #: Slot-info entries that add up over an episode.
 SUMMED = ("cost", "time_s", "energy_j", "utility", "n_dropped", "n_requests", "n_served", "n_offloaded")
@@ -129,14 +148,44 @@ class SolverPolicy:
         return base.decision_to_action(self.decide(base.current_problem(), observation))
 
 
-def priced_problem(problem: SlotProblem, price: float) -> SlotProblem:
-    """``problem`` with the energy weight raised by ``price`` (per J): a shadow price on battery energy."""
-    c = problem.config
-    return dataclasses.replace(problem, config=c.replace(weight_energy_per_j=c.weight_energy_per_j + price))
+def priced_problem(problem: SlotProblem, price_per_j: float | np.ndarray) -> SlotProblem:
+    """``problem`` with per-user energy prices ``price_per_j`` (cost per J, a number or one per user).
+
+    The solvers add ``price_n * E_n`` to what they minimise
+    (:attr:`~aigc_edge_env.model.SlotProblem.energy_price_per_j`); the env's costs, the drop
+    cost included, are unchanged.
+    """
+    return dataclasses.replace(problem, energy_price_per_j=np.asarray(price_per_j, dtype=np.float64))
 
 
-class ShadowPricePolicy(SolverPolicy):
-    """A solver deciding each slot under a shadow price on energy, ``price`` or ``price (1 - t/H)``.
+class PricedPolicy(SolverPolicy):
+    """A solver deciding each slot under per-user energy prices set by :meth:`prices_per_j`; scored
+    with the true costs (the prices never enter the env).
+
+    ``slot_index`` counts the slots of the episode (0 at ``reset``), for rules that depend on time.
+    """
+
+    def __init__(self, solve: Solver, name: str | None = None) -> None:
+        super().__init__(solve, name)
+        self.slot_index = 0
+
+    def reset(self, seed: int | None) -> None:
+        super().reset(seed)
+        self.slot_index = 0
+
+    def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> float | np.ndarray:
+        """Energy prices (cost per J, a number or one per user) for the slot ``problem``."""
+        raise NotImplementedError
+
+    def decide(self, problem: SlotProblem, observation: np.ndarray) -> Decision:
+        price = self.prices_per_j(problem, observation)
+        self.slot_index += 1
+        return self.solve(priced_problem(problem, price), rng=self.rng)
+
+
+class ShadowPricePolicy(PricedPolicy):
+    """A solver deciding each slot under one shadow price on energy, ``price`` or ``price (1 - t/H)``
+    per J, the same for every user.
 
     The decaying price reads ``t / H`` from the observation's last entry (the env's documented
     time-in-episode feature): a joule kept is worth less as the episode ends.
@@ -147,19 +196,85 @@ class ShadowPricePolicy(SolverPolicy):
         self.price = price
         self.decaying = decaying
 
-    def decide(self, problem: SlotProblem, observation: np.ndarray) -> Decision:
-        price = self.price * (1.0 - float(observation[-1])) if self.decaying else self.price
-        return self.solve(priced_problem(problem, price), rng=self.rng)
+    def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> float:
+        return self.price * (1.0 - float(observation[-1])) if self.decaying else self.price
 
+
+class LyapunovPolicy(PricedPolicy):
+    """Drift-plus-penalty with a perturbed virtual battery queue (Mao, Zhang, Letaief, IEEE JSAC 2016;
+    LyDROO, Bi et al., IEEE TWC 2021): each slot, the solver with the energy price
+
+        price_n = max(perturbation_j - battery_n, 0) / v_j2_per_cost     (cost per J)
+
+    ``perturbation_j`` (theta, J) is the battery level below which energy gets a price and
+    ``v_j2_per_cost`` (V, J^2 per cost unit) weighs the slot cost against the drift of the
+    virtual queue ``battery - theta``: minimising ``V cost - (battery - theta) E`` is minimising
+    ``cost + (theta - battery) / V * E``.  The price grows linearly as a battery falls below
+    theta.  Departure from the papers: the negative part (a reward for spending a battery above
+    theta) is dropped, since with scarce harvesting the battery never overflows and spending
+    early buys nothing.  State across slots is the env's battery itself (read from the slot).
+    """
+
+    def __init__(self, solve: Solver, v_j2_per_cost: float, perturbation_j: float, name: str | None = None) -> None:
+        if not (v_j2_per_cost > 0 and math.isfinite(v_j2_per_cost)) or not math.isfinite(perturbation_j):
+            raise ValueError(f"lyapunov needs V > 0 and a finite theta, got V={v_j2_per_cost}, theta={perturbation_j}")
+        super().__init__(solve, name)
+        self.v_j2_per_cost = v_j2_per_cost
+        self.perturbation_j = perturbation_j
+
+    def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> np.ndarray:
+        battery_j = np.where(np.isfinite(problem.battery_j), problem.battery_j, self.perturbation_j)
+        return np.maximum(self.perturbation_j - battery_j, 0.0) / self.v_j2_per_cost
+
+
+class SlotPricesPolicy(PricedPolicy):
+    """A plan: the solver under given prices per slot and user, ``prices_per_j[t, n]`` (cost per J).
+
+    ``planned[t]``, when given and not ``None``, is a decision made for slot ``t`` in advance
+    (by :func:`~aigc_edge_env.baselines.hindsight_bound`); it is played as it is unless the
+    battery would make the env drop one of its requests, and then the solver decides.
+    """
+
+    def __init__(self, solve: Solver, prices_per_j: np.ndarray, name: str | None = None,
+                 planned: Sequence[Decision | None] | None = None) -> None:
+        super().__init__(solve, name)
+        self.plan_prices_per_j = np.asarray(prices_per_j, dtype=np.float64)
+        self.planned = planned
+
+    def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> np.ndarray:
+        return self.plan_prices_per_j[self.slot_index]
+
+    def decide(self, problem: SlotProblem, observation: np.ndarray) -> Decision:
+        decision = self.planned[self.slot_index] if self.planned is not None else None
+        if decision is not None and not np.any(evaluate_decision(problem, decision).drop_reason == DropReason.BATTERY):
+            self.slot_index += 1
+            return decision
+        return super().decide(problem, observation)
+
+
+#: ``lyapunov``'s parameters, tuned on training seeds (``python -m experiments tune``; docs/results.md).
+LYAPUNOV_DEFAULTS = {"V": 200.0, "theta": 130.0}
 
 _PRICED = re.compile(r"^(?P<solver>\w+)\+price(?P<price>[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)(?P<decaying>\(1-t/H\))?$")
+_NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
+_LYAPUNOV = re.compile(rf"^(?:(?P<solver>\w+)\+)?lyapunov(?:\(V=(?P<v>{_NUMBER}),theta=(?P<theta>{_NUMBER})\))?$")
 
 
 def price_policy_name(solver: str, price: float, decaying: bool = False) -> str:
     """The :func:`make_policy` name of ``solver`` under a (decaying) shadow price (``price`` written
     as ``{price:g}`` where that reads back as the same float, else in full)."""
-    text = f"{price:g}"
-    return f"{solver}+price{text if float(text) == price else repr(price)}" + ("(1-t/H)" if decaying else "")
+    return f"{solver}+price{_number(price)}" + ("(1-t/H)" if decaying else "")
+
+
+def lyapunov_policy_name(v_j2_per_cost: float, perturbation_j: float, solver: str = "exact") -> str:
+    """The :func:`make_policy` name of ``lyapunov`` with the given ``V`` and ``theta``."""
+    prefix = "" if solver == "exact" else f"{solver}+"
+    return f"{prefix}lyapunov(V={_number(v_j2_per_cost)},theta={_number(perturbation_j)})"
+
+
+def _number(value: float) -> str:
+    text = f"{value:g}"
+    return text if float(text) == value else repr(value)
 
 
 def make_policy(name: str) -> Policy:
@@ -172,8 +287,13 @@ def make_policy(name: str) -> Policy:
     match = _PRICED.match(name)
     if match and match["solver"] in SOLVERS:
         return ShadowPricePolicy(SOLVERS[match["solver"]], float(match["price"]), bool(match["decaying"]), name)
+    match = _LYAPUNOV.match(name)
+    if match and (match["solver"] or "exact") in SOLVERS:
+        v = float(match["v"]) if match["v"] else LYAPUNOV_DEFAULTS["V"]
+        theta = float(match["theta"]) if match["theta"] else LYAPUNOV_DEFAULTS["theta"]
+        return LyapunovPolicy(SOLVERS[match["solver"] or "exact"], v, theta, name)
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
-                     "'<solver>+price<λ>' or '<solver>+price<λ>(1-t/H)'")
+                     "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov' or 'lyapunov(V=<V>,theta=<θ>)'")
 
 
 # --- episodes ---------------------------------------------------------------------------
@@ -378,9 +498,19 @@ def normalised_score(reward: np.ndarray, random: np.ndarray, exact: np.ndarray, 
         return (r - lo) / (hi - lo)
 
 
-def summarize(results: Iterable[PolicyResult], confidence: float = 0.95) -> list[dict[str, Any]]:
+def gap_closed(reward: np.ndarray, myopic: np.ndarray, hindsight: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``G = (mean(reward) - mean(myopic)) / (mean(hindsight) - mean(myopic))`` along ``axis``."""
+    r, lo, hi = (np.mean(x, axis=axis) for x in (reward, myopic, hindsight))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (r - lo) / (hi - lo)
+
+
+def summarize(results: Iterable[PolicyResult], confidence: float = 0.95,
+              hindsight_rewards: Mapping[int, float] | None = None) -> list[dict[str, Any]]:
     """One row per policy: ``<metric>``, ``<metric>_low``, ``<metric>_high`` for every episode metric,
-    ``decision_ms``, and (when exact and random are among the results) ``score`` with its interval.
+    ``decision_ms``, (when exact and random are among the results) ``score`` with its interval,
+    and (when ``hindsight_rewards`` maps every seed to its hindsight return and exact is among
+    the results) ``gap_closed`` (``G``) with its interval.
     """
     results = list(results)
     by_name = {r.name: r for r in results}
@@ -398,6 +528,15 @@ def summarize(results: Iterable[PolicyResult], confidence: float = 0.95) -> list
             samples = [result.episodes["reward"]] + [ref.episodes["reward"] for ref in references]
             row["score"] = float(normalised_score(samples[0], samples[1], samples[2]))
             row["score_low"], row["score_high"] = confidence_interval(samples, normalised_score, confidence)
+        myopic = by_name.get(GAP_REFERENCE)
+        if hindsight_rewards is not None and myopic is not None:
+            if myopic.seeds != result.seeds or any(seed not in hindsight_rewards for seed in result.seeds):
+                raise ValueError(f"policy {result.name!r}: gap_closed needs {GAP_REFERENCE} and a hindsight return "
+                                 "on every seed it was evaluated on")
+            samples = [result.episodes["reward"], myopic.episodes["reward"],
+                       np.array([hindsight_rewards[seed] for seed in result.seeds])]
+            row["gap_closed"] = float(gap_closed(samples[0], samples[1], samples[2]))
+            row["gap_closed_low"], row["gap_closed_high"] = confidence_interval(samples, gap_closed, confidence)
         rows.append(row)
     return rows
 
@@ -447,7 +586,8 @@ def _with_interval(row: Mapping[str, Any], key: str) -> str:
 def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> str:
     """One line per policy: score (if computed), every episode metric with its interval, ms per decision."""
     with_score = bool(rows) and all("score" in row for row in rows)
-    keys = (["score"] if with_score else []) + list(EPISODE_METRICS)
+    with_gap = bool(rows) and all("gap_closed" in row for row in rows)
+    keys = (["score"] if with_score else []) + (["gap_closed"] if with_gap else []) + list(EPISODE_METRICS)
     header = ["policy"] + keys + ["ms/decision"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -458,6 +598,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) 
             "mean_error (per served request) and offload_share (of requests); ms/decision is per slot.")
     if with_score:
         note += " score = (R - R_random) / (R_exact - R_random)."
+    if with_gap:
+        note += (" gap_closed = G = (R - R_exact) / (R_hindsight - R_exact), R_hindsight = -reward_scale * the "
+                 "certified hindsight bound (no policy reaches G > 1).")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 

@@ -89,6 +89,13 @@ class SlotProblem:
 
     A leading batch shape is allowed (the vector env evaluates many slots at once);
     solvers take single slots (shape ``(N,)``).
+
+    ``energy_price_per_j`` (cost per J, per user, default 0) is not part of the slot: it is a
+    price on device energy that the solvers of :mod:`aigc_edge_env.baselines` add to what
+    they minimise, ``slot cost + sum_n energy_price_per_j[n] * E_n`` (a shadow price of
+    battery energy, set by a policy or a bound).  :func:`evaluate_decision`, the env's
+    reward and every reported cost ignore it.  Any scalar or array broadcasting to the
+    per-user shape is accepted and stored as a read-only array of that shape.
     """
 
     config: AIGCEdgeConfig
@@ -101,10 +108,20 @@ class SlotProblem:
     downlink_rate_bps: np.ndarray  # r^dl_n, bit/s
     device_clock_hz: np.ndarray  # f_n, Hz
     battery_j: np.ndarray  # energy available this slot, J (inf without batteries)
+    energy_price_per_j: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(()))  # solvers only
+
+    def __post_init__(self) -> None:
+        price = np.broadcast_to(np.asarray(self.energy_price_per_j, dtype=np.float64), self.has_request.shape)
+        object.__setattr__(self, "energy_price_per_j", price)
 
     @property
     def n_users(self) -> int:
         return int(self.has_request.shape[-1])
+
+    @cached_property
+    def has_energy_prices(self) -> bool:
+        """Some user's ``energy_price_per_j`` is non-zero (the solvers then price energy)."""
+        return bool(np.any(self.energy_price_per_j))
 
     @cached_property
     def local_step_time_s(self) -> np.ndarray:
@@ -130,10 +147,11 @@ class SlotProblem:
     def select(self, index: Any) -> "SlotProblem":
         """The sub-problem of batch entry ``index`` (e.g. ``problem.select(3)``)."""
         arrays = {name: getattr(self, name)[index] for name in PROBLEM_ARRAY_FIELDS}
-        return SlotProblem(config=self.config, **arrays)
+        return SlotProblem(config=self.config, **arrays, energy_price_per_j=self.energy_price_per_j[index])
 
 
-#: The per-user array fields of :class:`SlotProblem`, in declaration order.
+#: The per-user array fields of :class:`SlotProblem` that describe the slot (what the env
+#: draws, and the battery), in declaration order; ``energy_price_per_j`` is the solvers' extra.
 PROBLEM_ARRAY_FIELDS = (
     "has_request", "upload_bits", "download_bits", "utility_weight", "deadline_s",
     "uplink_rate_bps", "downlink_rate_bps", "device_clock_hz", "battery_j",
@@ -481,6 +499,8 @@ class OptionTable:
     * ``edge_feasible_alone[n, l]``: the edge option is feasible ignoring the other users:
       its deadline at ``Q = sqrt(s)``, ``s <= S^E_max`` and the battery.  Like
       ``local_feasible`` it holds on a prefix of the levels (every limit is monotone in ``s``).
+    * ``local_energy_j[n, l]``, ``edge_energy_j[n, l]``: device energy ``E_n`` of the option
+      (J; at the edge the radio energy, the same at every level), what an energy price multiplies.
     * ``congestion_weight``: ``w_T / F_E``.
     """
 
@@ -492,6 +512,8 @@ class OptionTable:
     max_sqrt_steps_sum: np.ndarray
     edge_feasible_alone: np.ndarray
     congestion_weight: float
+    local_energy_j: np.ndarray
+    edge_energy_j: np.ndarray
 
 
 def option_table(problem: SlotProblem) -> OptionTable:
@@ -517,4 +539,6 @@ def option_table(problem: SlotProblem) -> OptionTable:
         max_sqrt_steps_sum=max_sqrt_steps_sum,
         edge_feasible_alone=(max_sqrt_steps_sum >= np.sqrt(steps)) & (steps <= c.edge_step_capacity),
         congestion_weight=c.weight_time_per_s / c.edge_steps_per_s,
+        local_energy_j=local[_ENERGY],
+        edge_energy_j=edge[_ENERGY],
     )

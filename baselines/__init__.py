@@ -10,6 +10,10 @@ solver's decision with its cost, bound and optimality proof.
 * ``sca_kkt``: the paper's SCA + KKT method (registered when its module is installed).
 * ``greedy``, ``all_local``, ``all_edge``, ``random``, ``local_search``,
   ``fixed_steps_10``, ``fixed_steps_20`` (:mod:`.heuristics`).
+
+Every solver honours per-user energy prices (``SlotProblem.energy_price_per_j``, :mod:`.options`).
+:func:`hindsight_bound` (:mod:`.hindsight`) bounds a whole episode's cost, batteries included,
+below every policy, with a clairvoyant plan that nearly meets the bound.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from aigc_edge_env.baselines.heuristics import (
     local_search_solver,
     random_solver,
 )
+from aigc_edge_env.baselines.hindsight import HindsightBound, cached_hindsight_bound, hindsight_bound
 
 __all__ = [
-    "ExactResult", "SOLVERS", "Solver", "fixed_steps", "lagrangian_bound", "lower_bound", "solve_exact",
+    "ExactResult", "HindsightBound", "SOLVERS", "Solver", "cached_hindsight_bound", "fixed_steps", "hindsight_bound",
+    "lagrangian_bound", "lower_bound", "solve_exact",
 ]
 
 def _registry() -> dict[str, Solver]:

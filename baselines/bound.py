@@ -15,6 +15,9 @@ Every served request satisfies necessary conditions that ignore the other users:
 * the served edge steps add up to at most ``S^E_max``.
 
 Both flags are the option table's, read through the solver view of :mod:`.options`.
+With energy prices (``SlotProblem.energy_price_per_j``) every ``C_n`` above is the option's
+priced cost ``C_n + pi_n E_n`` (the view's), a drop still costs ``C_drop`` (no energy), and
+the bound holds for the objective ``slot cost + sum_n pi_n E_n`` of every decision.
 For any multiplier ``lambda >= 0`` (``multiplier`` in the code),
 ``Q^2 >= 2 lambda Q - lambda^2`` (as ``(Q - lambda)^2 >= 0``), so::
 

@@ -47,6 +47,33 @@ above ``max_multisets``); it is combined with the Lagrangian bound of :mod:`.bou
 which also proves optimality without enumeration when it meets the incumbent.
 
 The search is exact up to a relative tolerance of ``1e-9`` on the cost.
+
+Energy prices and drops as options
+----------------------------------
+With energy prices (``SlotProblem.energy_price_per_j``) the solver minimises the objective
+``slot cost + sum_n pi_n E_n`` over the view of :mod:`.options` in which a drop is an
+option at ``C_drop`` (no energy, no edge) for every candidate; ``drops_as_options=True``
+asks for the same view at zero prices (then the objective is the cost and drops compete
+with serving instead of coming last).  Nothing above changes: a drop is a device column
+(it uses no edge), so ``local_best[k] = min(cheapest priced device option, C_drop)``, the
+multisets, their bounds and the assignments are the same.
+
+*Correctness.*  Call ``Omega`` the outcomes this view describes (each candidate served by
+one option, the edge ones feasible together at their ``Q``, or dropped).  (1) The objective
+of any env decision equals that of its outcome, and that outcome is in ``Omega``: the
+repair rule only drops, a dropped request costs ``C_drop`` and uses no energy, and served
+requests meet their constraints at the final ``Q``; requests without any option feasible
+alone are dropped in every decision (the constant ``forced_drop_cost``).  So
+``min over Omega <= min over decisions``, and the search's bound (the argument above,
+applied to ``Omega``), hence ``ExactResult.lower_bound``, is certified for *every*
+decision, drops included.  (2) The search returns a minimiser of ``Omega``.  If the env
+realises each of its drops (:meth:`.options.SlotOptions.decision`: at a device level the
+device cannot run, or through the edge-capacity prefix), the returned decision has the
+minimiser's objective, so it is optimal over all decisions.  (3) Otherwise (a drop of a
+request whose device runs every level and that the prefix rule cannot drop alone; it takes
+a price above roughly ``(C_drop - cost of serving) / E``, far above battery prices) the
+search is repeated over ``Omega`` without those drops, every outcome of which the env
+realises; the bound of (1) still holds and ``proven_optimal`` says whether the two meet.
 """
 
 from __future__ import annotations
@@ -77,15 +104,16 @@ class ExactResult:
 
     decision: Decision
     cost: float  # env slot cost of ``decision`` (evaluate_decision)
-    lower_bound: float  # certified: no decision with as few drops costs less
-    proven_optimal: bool  # cost - lower_bound within RELATIVE_TOL
+    lower_bound: float  # certified on the objective: no decision (with as few drops, unless drops are options) is below
+    proven_optimal: bool  # objective - lower_bound within RELATIVE_TOL
     n_assignments: int  # assignment problems solved
     elapsed_s: float
+    objective: float  # what was minimised: cost + sum of energy price * device energy (= cost without prices)
 
     @property
     def gap(self) -> float:
-        """Certified optimality gap ``cost - lower_bound`` (>= 0, cost units)."""
-        return self.cost - self.lower_bound
+        """Certified optimality gap ``objective - lower_bound`` (>= 0, cost units)."""
+        return self.objective - self.lower_bound
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,18 +253,22 @@ def solve_exact(
     time_budget_s: float = 2.0,
     max_multisets: int = 2_000_000,
     seed_decisions: Sequence[Decision] = (),
+    drops_as_options: bool = False,
 ) -> ExactResult:
     """The optimal decision of one slot, or the best found with a certified bound.
 
     Stops at ``time_budget_s`` (seconds, checked between assignment problems) or when the
     edge multisets exceed ``max_multisets``; ``proven_optimal`` says whether it finished.
     ``seed_decisions`` (e.g. other solvers' decisions a caller already has, over the step
-    levels) join the incumbent's seeds; they only speed up the search.
+    levels) join the incumbent's seeds; they only speed up the search.  With energy prices,
+    or ``drops_as_options``, drops are options and the bound holds for every decision
+    (module docstring); otherwise the fewest drops come first.
     """
     if time_budget_s <= 0:
         raise ValueError(f"time_budget_s must be > 0 seconds, got {time_budget_s}")
     start = time.perf_counter()
-    opts = slot_options(problem)
+    deadline = start + time_budget_s
+    opts = slot_options(problem, drops_as_options=drops_as_options)
     forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * cast(float, problem.config.drop_cost))
     incumbent = _seed(opts, seed_decisions)
     lagrangian = lower_bound(problem)
@@ -244,23 +276,38 @@ def solve_exact(
     if incumbent[0] - (lagrangian - forced_drop_cost) <= _tolerance(incumbent[0]):
         bound_penalised = lagrangian - forced_drop_cost  # bounds the penalised optimum too
     else:
-        incumbent, bound_penalised, solved = _search(opts, incumbent, start + time_budget_s, max_multisets)
+        incumbent, bound_penalised, solved = _search(opts, incumbent, deadline, max_multisets)
     value, choice = incumbent
+    if not opts.drop_is_realised(choice):  # case (3) of the module docstring
+        unrealised = opts.decision(choice)
+        opts = slot_options(problem, drops_as_options=True, clean_drops_only=True)
+        (value, choice), _, more = _search(opts, _seed(opts, [*seed_decisions, unrealised]), deadline, max_multisets)
+        solved += more
     decision = opts.decision(choice)
     evaluation = evaluate_decision(problem, decision)
     cost = float(evaluation.total_cost)
-    drops = int(evaluation.dropped.sum()) - (int(problem.has_request.sum()) - opts.n_candidates)
-    certified = bound_penalised - drops * opts.drop_penalty + forced_drop_cost
+    if opts.drops_are_options:
+        objective = cost
+        if problem.has_energy_prices:
+            objective += float(problem.energy_price_per_j @ evaluation.energy_j)
+        bound = min(objective, max(lagrangian, bound_penalised + forced_drop_cost))
+        proven = objective - bound <= _tolerance(objective)
+    else:
+        drops = int(evaluation.dropped.sum()) - (int(problem.has_request.sum()) - opts.n_candidates)
+        certified = bound_penalised - drops * opts.drop_penalty + forced_drop_cost
+        objective, bound = cost, min(cost, max(lagrangian, certified))
+        proven = value - bound_penalised <= _tolerance(value)
     return ExactResult(
         decision=decision,
         cost=cost,
-        lower_bound=min(cost, max(lagrangian, certified)),
-        proven_optimal=value - bound_penalised <= _tolerance(value),
+        lower_bound=bound,
+        proven_optimal=proven,
         n_assignments=solved,
         elapsed_s=time.perf_counter() - start,
+        objective=objective,
     )
 
 
 def solve(problem: SlotProblem, rng: np.random.Generator | None = None) -> Decision:
-    """The ``exact`` solver of the registry (default time budget; ``rng`` is unused)."""
+    """The ``exact`` solver of the registry (default time budget; ``rng`` is unused; honours energy prices)."""
     return solve_exact(problem).decision

@@ -23,7 +23,9 @@ local search of :mod:`.local_search`.
   by the local search's single-user moves until none improves.
 
 The repair ends with a drop only when none is avoidable, so no heuristic drops a request
-when a drop-free decision exists.
+when a drop-free decision exists.  With energy prices every heuristic works on the priced
+option costs, where a drop is an option at ``C_drop`` (:mod:`.options`): it may then drop a
+request whose every way of being served costs more.
 """
 
 from __future__ import annotations

@@ -23,18 +23,56 @@ which is the env's slot cost over the candidates plus ``drop_penalty`` per drop.
 ``drop_penalty`` exceeds the spread of env costs over all decisions, so minimising the
 penalised cost minimises the number of drops first and the cost second: no solver drops a
 request when a drop-free decision exists.
+
+Energy prices and drops as options
+----------------------------------
+A problem with energy prices (``SlotProblem.energy_price_per_j``, ``pi_n`` per J, not all
+zero) is solved for the *objective* ``slot cost + sum_n pi_n E_n`` (``E_n`` the device energy
+of the request's option; 0 for a drop).  Every option cost above then includes
+``pi_n E_n`` (the table's ``local_energy_j`` / ``edge_energy_j``), and drops are *options*:
+with a price, a served request can cost more than ``C_drop`` and the optimum may drop it.
+In this mode (``drops_are_options``; also on request at zero prices, for certified bounds
+over every decision) ``drop_penalty = 0`` and each device column costs
+
+    min(priced device cost if the device can run that level, C_drop)
+
+that is "the device at that level, or a drop, whichever is cheaper"
+(:attr:`SlotOptions.dropped_on_device` says which).  Device options and drops use neither
+the edge nor ``Q``, so a choice over this view describes every *outcome* (each request
+served by one option, the edge ones edge-feasible together, or dropped at ``C_drop`` with
+no energy) and its penalised cost is that outcome's objective.  Every env decision's
+outcome is such an outcome (the repair rule only drops, and served requests meet their
+constraints with the final ``Q``), so the least penalised cost over this view is a lower
+bound on the objective of every decision, drops included.
+
+The env has no "drop" action, so :meth:`SlotOptions.decision` *realises* a drop of a
+request whose device could run the level: at a device level the device cannot run
+(:attr:`SlotOptions.drop_level`: device capacity, deadline or battery), the env then
+drops it and nothing else changes; where every level runs, by offloading it at an edge
+level at which the repair rule drops it and nothing else (past the edge-capacity prefix,
+or past its deadline or battery without pushing another request past its deadline; every
+combination of levels of up to :data:`MAX_EDGE_DROPS` such requests is served and checked).
+Otherwise the drop cannot be realised alone and the decision serves the request at the
+column's level; :func:`slot_options` with ``clean_drops_only`` gives the view that keeps the
+drop option only where a device level the device cannot run realises it (the exact solver
+falls back to it, see :mod:`.exact`).  With every price
+zero and no request for it, nothing of this applies: the view is the one above.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
 
-from aigc_edge_env.model import Decision, OptionTable, SlotProblem, option_table
+from aigc_edge_env.model import Decision, OptionTable, SlotProblem, option_rows, option_table, serve
 
-__all__ = ["SlotOptions", "min_of_others", "slot_options"]
+__all__ = ["MAX_EDGE_DROPS", "SlotOptions", "min_of_others", "slot_options"]
+
+#: Most requests a decision drops through the edge (:meth:`SlotOptions.decision`): ``L^k`` level combinations.
+MAX_EDGE_DROPS = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,7 +86,10 @@ class SlotOptions:
     max_sqrt_steps_sum: np.ndarray  # (K, 2L) largest Q the option's deadline allows (inf on the device)
     sqrt_steps: np.ndarray  # (2L,) the option's sqrt(s) at the edge, 0 on the device
     edge_steps: np.ndarray  # (2L,) the option's steps at the edge, 0 on the device
-    drop_penalty: float  # added per dropped candidate, larger than any spread of env costs
+    drop_penalty: float  # added per dropped candidate, larger than any spread of env costs (0 with drop options)
+    dropped_on_device: np.ndarray  # (K, L) choosing the device column drops the request
+    drop_level: np.ndarray  # (K,) the lowest device level the device cannot run (a clean drop), -1 if none
+    drops_are_options: bool  # a drop is an option at C_drop (module docstring): energy prices, or asked for
 
     @property
     def levels(self) -> np.ndarray:
@@ -105,7 +146,8 @@ class SlotOptions:
 
     @property
     def fallback(self) -> np.ndarray:
-        """``(K,)`` each candidate's cheapest device option (the smallest level, a drop, where none is feasible).
+        """``(K,)`` each candidate's cheapest device column (the smallest level, a drop, where none is feasible;
+        with drop options it may be a drop).
 
         A new array on each access (callers start choices from it)."""
         return np.argmin(self.local_cost, axis=1)
@@ -148,13 +190,74 @@ class SlotOptions:
         return float(self.chosen_cost(choice).sum() + self.congestion_weight * sqrt_steps_sum * sqrt_steps_sum)
 
     def decision(self, choice: np.ndarray) -> Decision:
-        """The env decision of a choice; users that are not candidates run locally at the smallest level."""
+        """The env decision of a choice; users that are not candidates run locally at the smallest level.
+
+        With drop options, a drop at a level the device could run is realised as the module
+        docstring says (where it can be)."""
+        offloaded, level = self.offloaded(choice), choice % self.n_levels
+        if self.drops_are_options:
+            offloaded, level, _ = self._realise_drops(choice, offloaded, level)
+        return self.decision_arrays(offloaded, level)
+
+    def _realise_drops(self, choice: np.ndarray, offloaded: np.ndarray, level: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``(offloaded, level, realised)``: each drop on a runnable device level moved where the env drops it.
+
+        ``realised`` is false when some drop could not be realised (that request is then
+        served at the column's level)."""
+        rows = np.arange(choice.size)
+        runnable_drop = ~offloaded & self.dropped_on_device[rows, level] & self.local_feasible[rows, level]
+        if not runnable_drop.any():
+            return offloaded, level, True
+        level = level.copy()
+        clean = runnable_drop & (self.drop_level >= 0)
+        level[clean] = self.drop_level[clean]
+        rest = np.flatnonzero(runnable_drop & ~clean)
+        if rest.size == 0:
+            return offloaded, level, True
+        return self._edge_drop(offloaded, level, rest)
+
+    def _edge_drop(self, offloaded: np.ndarray, level: np.ndarray, rest: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Drop the candidates ``rest`` (every device level runs) by offloading them at levels where the
+        repair rule drops them and nothing else: tries every combination of edge levels (up to
+        ``MAX_EDGE_DROPS`` candidates), each served through :func:`~aigc_edge_env.model.serve`."""
+        if rest.size > MAX_EDGE_DROPS:
+            return offloaded, level, False
+        problem = self.table.problem
+        combos = np.array(list(itertools.product(range(self.n_levels), repeat=rest.size)), dtype=np.int64)
+        decision = self.decision_arrays(offloaded, level)
+        offload = np.repeat(decision.offload[None], combos.shape[0], axis=0)
+        steps = np.repeat(decision.steps[None], combos.shape[0], axis=0)
+        offload[:, self.users[rest]] = True
+        steps[:, self.users[rest]] = self.levels[combos]
+        served = serve(option_rows(problem, offload, np.where(problem.has_request, steps, self.levels[0])),
+                       problem.battery_j, problem.config).served
+        wanted = np.zeros(problem.n_users, dtype=bool)
+        wanted[self.users] = True
+        wanted[self.users[~offloaded & self.dropped_on_device[np.arange(level.size), level]]] = False
+        wanted[self.users[rest]] = False
+        exact = np.flatnonzero((served == wanted).all(axis=1))
+        if exact.size == 0:
+            return offloaded, level, False
+        offloaded, level = offloaded.copy(), level.copy()
+        offloaded[rest], level[rest] = True, combos[exact[0]]
+        return offloaded, level, True
+
+    def decision_arrays(self, offloaded: np.ndarray, level: np.ndarray) -> Decision:
+        """The env decision with the candidates' ``offloaded`` bits and ``level`` indices, as given."""
         n = self.table.problem.n_users
         offload = np.zeros(n, dtype=bool)
         steps = np.full(n, self.levels[0], dtype=np.int64)
-        offload[self.users] = self.offloaded(choice)
-        steps[self.users] = self.levels[choice % self.n_levels]
+        offload[self.users] = offloaded
+        steps[self.users] = self.levels[level]
         return Decision(offload=offload, steps=steps)
+
+    def drop_is_realised(self, choice: np.ndarray) -> bool:
+        """Every drop of ``choice`` is realised by :meth:`decision` (always true without drop options)."""
+        if not self.drops_are_options:
+            return True
+        return self._realise_drops(choice, self.offloaded(choice), choice % self.n_levels)[2]
 
     def choice_of(self, decision: Decision) -> np.ndarray:
         """The candidates' choice in a decision whose steps are configured levels."""
@@ -165,8 +268,16 @@ class SlotOptions:
         return np.where(decision.offload[self.users], self.n_levels + level, level)
 
 
-def slot_options(problem: SlotProblem) -> SlotOptions:
-    """Build the solver view of a single slot (per-user arrays of shape ``(N,)``)."""
+def slot_options(problem: SlotProblem, *, drops_as_options: bool = False,
+                 clean_drops_only: bool = False) -> SlotOptions:
+    """Build the solver view of a single slot (per-user arrays of shape ``(N,)``).
+
+    Drops are options (module docstring) when the problem has energy prices or
+    ``drops_as_options`` asks for it; ``clean_drops_only`` then keeps the drop option only
+    for candidates with a device level the device cannot run (every drop of a choice is then
+    realised by :meth:`SlotOptions.decision` alone).  Raises ``ValueError`` for a batch of
+    slots or non-finite energy prices.
+    """
     if problem.has_request.ndim != 1:
         raise ValueError(f"solvers take one slot (arrays of shape (N,)), got shape {problem.has_request.shape}")
     table = option_table(problem)
@@ -177,20 +288,36 @@ def slot_options(problem: SlotProblem) -> SlotOptions:
     users = np.flatnonzero(local_ok.any(axis=1) | edge_ok.any(axis=1))
     local_ok, edge_ok = local_ok[users], edge_ok[users]
     local, edge = table.local_cost[users], table.edge_base_cost[users]
-    lowest = np.minimum(np.where(local_ok, local, np.inf).min(axis=1), np.where(edge_ok, edge, np.inf).min(axis=1))
-    # Any decision's env cost over the candidates lies in [sum(lowest), K * C_drop): a
-    # served request costs less than C_drop (config guarantee), congestion only adds.
-    drop_penalty = float(users.size * drop_cost - lowest.sum() + 1.0)
+    drop_level = np.where(local_ok.all(axis=1), -1, np.argmin(local_ok, axis=1))
+    if problem.has_energy_prices or drops_as_options:
+        price = problem.energy_price_per_j[users, None]
+        if not np.all(np.isfinite(price)):
+            raise ValueError(f"energy prices must be finite, got {problem.energy_price_per_j.tolist()}")
+        if problem.has_energy_prices:
+            local, edge = local + price * table.local_energy_j[users], edge + price * table.edge_energy_j[users]
+        droppable = (drop_level >= 0) | (not clean_drops_only)
+        served = local_ok & ((local <= drop_cost) | ~droppable[:, None])
+        device_cost, drop_penalty, dropped = np.where(served, local, drop_cost), 0.0, ~served
+    else:
+        lowest = np.minimum(np.where(local_ok, local, np.inf).min(axis=1),
+                            np.where(edge_ok, edge, np.inf).min(axis=1))
+        # Any decision's env cost over the candidates lies in [sum(lowest), K * C_drop): a
+        # served request costs less than C_drop (config guarantee), congestion only adds.
+        drop_penalty = float(users.size * drop_cost - lowest.sum() + 1.0)
+        device_cost, dropped = np.where(local_ok, local, drop_cost + drop_penalty), ~local_ok
     zeros = np.zeros(table.steps.size, dtype=np.int64)
     return SlotOptions(
         table=table,
         users=users,
-        cost=np.hstack([np.where(local_ok, local, drop_cost + drop_penalty), np.where(edge_ok, edge, np.inf)]),
+        cost=np.hstack([device_cost, np.where(edge_ok, edge, np.inf)]),
         feasible=np.hstack([local_ok, edge_ok]),
         max_sqrt_steps_sum=np.hstack([np.full(local.shape, np.inf), table.max_sqrt_steps_sum[users]]),
         sqrt_steps=np.concatenate([zeros, np.sqrt(table.steps)]),
         edge_steps=np.concatenate([zeros, table.steps]),
         drop_penalty=drop_penalty,
+        dropped_on_device=dropped,
+        drop_level=drop_level,
+        drops_are_options=bool(problem.has_energy_prices or drops_as_options),
     )
 
 

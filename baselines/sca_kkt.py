@@ -25,6 +25,10 @@ The derivation is written out in ``docs/solver.md``; this module follows its sec
    deadlines; the local search of :mod:`.local_search` (single and pair moves, then kicks)
    runs from the repaired point and from an all-device baseline, and the better result is kept.
 
+Energy prices (``SlotProblem.energy_price_per_j``) add to ``w_E`` per user in the relaxation
+(:class:`ContinuousCosts`); drops, which are options at ``C_drop`` under prices
+(:mod:`.options`), enter through the option costs the rounding, repair and local search use.
+
 Only the config's step levels are decided; users without a request get ``offload=False``
 and the smallest level; users that cannot be served (no feasible option, or an edge-only
 user beyond the most that a drop-free decision can fit) get the device at the smallest
@@ -88,8 +92,8 @@ class ContinuousCosts:
     Arrays have one entry per user; ``s`` broadcasts against them (users on the last axis).
     """
 
-    device_rate: np.ndarray  # a_n = w_T c_L/f_n + w_E kappa f_n^2 c_L, cost per device step
-    edge_fixed: np.ndarray  # b_n = w_T (D/r + O/r_dl) + w_E (p D/r + p_rx O/r_dl), cost
+    device_rate: np.ndarray  # a_n = w_T c_L/f_n + (w_E + pi_n) kappa f_n^2 c_L, cost per device step
+    edge_fixed: np.ndarray  # b_n = w_T (D/r + O/r_dl) + (w_E + pi_n) (p D/r + p_rx O/r_dl), cost
     utility_weight: np.ndarray  # w_U u_n, cost per unit of ln(1 + s)
     weight_error: float  # w_Q, cost per unit of error
     device_curve: ErrorCurve
@@ -97,13 +101,18 @@ class ContinuousCosts:
 
     @classmethod
     def from_problem(cls, problem: SlotProblem) -> "ContinuousCosts":
-        """Coefficients from the problem's derived per-user constants and the config."""
+        """Coefficients from the problem's derived per-user constants and the config.
+
+        A user's energy price (``problem.energy_price_per_j``) adds to the energy weight
+        ``w_E`` in both modes: the relaxation minimises the priced objective of :mod:`.options`.
+        """
         c = problem.config
+        energy_weight = c.weight_energy_per_j + problem.energy_price_per_j  # w_E exactly at zero prices
         return cls(
             device_rate=c.weight_time_per_s * problem.local_step_time_s
-            + c.weight_energy_per_j * problem.local_step_energy_j,
+            + energy_weight * problem.local_step_energy_j,
             edge_fixed=c.weight_time_per_s * problem.edge_transfer_time_s
-            + c.weight_energy_per_j * problem.edge_radio_energy_j,
+            + energy_weight * problem.edge_radio_energy_j,
             utility_weight=c.weight_utility * problem.utility_weight,
             weight_error=c.weight_error,
             device_curve=c.device_error_curve,

@@ -5,6 +5,7 @@ Examples::
     python -m experiments sweep --param n_users --values 5 10 20 50
     python -m experiments sweep --param weight_energy_per_j --seeds 5 --slots 20
     python -m experiments tradeoff
+    python -m experiments tune           # the battery price rules on training seeds 0-19
     python -m experiments battery --runs results/experiments/battery/runs/mppo_s0 ...
     python -m experiments all            # every sweep, the trade-off and the battery study
 
@@ -70,9 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prices", nargs="*", type=float, default=[0.3], help="shadow prices (1/J) for exact+price")
     p.add_argument("--decaying-prices", nargs="*", type=float, default=[],
                    help="initial shadow prices (1/J) for exact+price(1-t/H), decaying to 0 at the horizon")
+    p.add_argument("--lyapunov", nargs="*", default=[], metavar="V,THETA",
+                   help="lyapunov parameters, e.g. 100,100 (V in J^2 per cost unit, theta in J)")
+    p.add_argument("--policies", nargs="*", default=[], help="further policy names (evaluation.make_policy)")
+    p.add_argument("--tuned", type=Path, default=None,
+                   help="tune_best.json of `python -m experiments tune` (default <out>/tune_best.json if present)")
+    p.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
+                   help="cache of the hindsight bounds (default results/hindsight)")
+    p.add_argument("--no-hindsight", action="store_true", help="skip the hindsight bounds and G")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--config", default=None, help="JSON overrides (default: the recommended scenario)")
     common(p, seeds=0, slots=None)
+    p = sub.add_parser("tune", help="tune the battery price rules (constant, decaying, lyapunov) on training seeds")
+    p.add_argument("--episodes", type=int, default=20, help="training episodes: seeds --first-seed ... (default 0-19)")
+    p.add_argument("--config", default=None, help="JSON overrides (default: the registered scenario)")
+    p.add_argument("--out", type=Path, default=Path("results/experiments"))
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
+    p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("replot", help="redraw sweep PNGs from their CSVs")
     p.add_argument("csv", nargs="+", type=Path)
     p.add_argument("--figures", type=Path, default=None, help="also copy the PNGs into this folder")
@@ -90,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
 
         for path in args.csv:
             _copy_figures({"png": replot(path)}, args.figures)
+        return 0
+    if args.command == "tune":
+        from experiments.tune import run_tune
+
+        start = time.perf_counter()
+        paths = run_tune(args.episodes, args.out, args.first_seed,
+                         overrides=json.loads(args.config) if args.config else None, workers=args.workers,
+                         progress=not args.no_progress)
+        print(f"tune: {time.perf_counter() - start:.1f} s, wrote {', '.join(map(str, paths.values()))}")
         return 0
     solvers = _solvers(args.solvers)
     progress = not args.no_progress
@@ -123,11 +148,19 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.battery import run_battery
 
         t0 = time.perf_counter()
+        from experiments.tune import tuned_policies
+
         battery_solvers = [s for s in solvers if s in ("exact", "sca_kkt", "greedy", "all_edge", "local_search")]
         overrides = json.loads(args.config) if getattr(args, "config", None) else None
+        tuned = getattr(args, "tuned", None) or args.out / "tune_best.json"
+        policies = list(getattr(args, "policies", [])) + (tuned_policies(tuned) if tuned.exists() else [])
+        lyapunov = [tuple(float(x) for x in pair.split(",")) for pair in getattr(args, "lyapunov", [])]
         paths = run_battery(battery_solvers, args.runs, args.episodes, args.out,
                             prices=getattr(args, "prices", [0.3]), overrides=overrides, workers=args.workers,
-                            progress=progress, decaying_prices=getattr(args, "decaying_prices", [0.8]))
+                            progress=progress, decaying_prices=getattr(args, "decaying_prices", [0.8]),
+                            lyapunov=lyapunov, policies=policies,
+                            hindsight_cache=getattr(args, "hindsight_cache", Path("results/hindsight")),
+                            hindsight=not getattr(args, "no_hindsight", False))
         _copy_figures(paths, args.figures)
         timings["battery"] = time.perf_counter() - t0
         print(f"battery: {timings['battery']:.1f} s, wrote {', '.join(map(str, paths.values()))}")

@@ -76,18 +76,30 @@ def test_evaluate_two_heuristics_matches_direct_computation(tmp_path, capsys) ->
     assert (out / "components.png").stat().st_size > 0 and not (out / "score.png").exists()  # no exact/random
 
 
-def test_evaluate_plays_priced_policies(tmp_path, capsys) -> None:
-    priced = ["exact+price0.3", "exact+price0.8(1-t/H)"]
-    out = tmp_path / "eval"
-    evaluate_cli.main(["--env", "AIGCEdge-Battery-v0", "--policies", "exact", *priced, "--episodes", "2", "--horizon",
-                       str(HORIZON), "--out", str(out), "--no-plots", "--no-progress"])
+def test_evaluate_plays_priced_policies_and_reports_the_gap_closed(tmp_path, capsys) -> None:
+    priced = ["exact+price0.3", "exact+price0.8(1-t/H)", "lyapunov"]
+    out, cache = tmp_path / "eval", tmp_path / "hindsight"
+    command = ["--env", "AIGCEdge-Battery-v0", "--policies", *priced, "--episodes", "3", "--horizon", str(HORIZON),
+               "--out", str(out), "--no-plots", "--no-progress", "--hindsight-cache", str(cache)]
+    evaluate_cli.main(command)
     assert "| exact+price0.3 |" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
-    assert [row["policy"] for row in results["summary"]] == ["exact"] + priced
+    assert [row["policy"] for row in results["summary"]] == ["exact"] + priced  # exact: the myopic reference
     env = gym.make("AIGCEdge-Battery-v0", config={"horizon_slots": HORIZON})
+    hindsight = [-results["hindsight"][str(EVAL_SEED + i)]["lower_bound"] for i in range(3)]
+    exact = results["episodes"]["exact"]["reward"]
     for name in priced:
-        rewards = [run_episode(env, make_policy(name), EVAL_SEED + i).metrics["reward"] for i in range(2)]
+        rewards = [run_episode(env, make_policy(name), EVAL_SEED + i).metrics["reward"] for i in range(3)]
         assert results["episodes"][name]["reward"] == rewards
+        row = next(row for row in results["summary"] if row["policy"] == name)
+        expected = (np.mean(rewards) - np.mean(exact)) / (np.mean(hindsight) - np.mean(exact))
+        assert row["gap_closed"] == pytest.approx(expected) and row["gap_closed"] < 1.0
+        assert row["gap_closed_low"] <= row["gap_closed"] <= row["gap_closed_high"]
+    assert results["summary"][0]["gap_closed"] == 0.0
+    assert all(h >= r for h, r in zip(hindsight, exact, strict=True))  # the bound: no policy returns more
+    assert len(list(cache.iterdir())) == 3
+    evaluate_cli.main(command + ["--no-hindsight"])
+    assert "gap_closed" not in json.loads((out / "results.json").read_text())["summary"][0]
 
 
 def test_normalised_score_and_intervals() -> None:
@@ -106,6 +118,12 @@ def test_normalised_score_and_intervals() -> None:
     assert rows["half"]["score_low"] == pytest.approx(0.5) and rows["half"]["score_high"] == pytest.approx(0.5)
     assert rows["half"]["reward_low"] < rows["half"]["reward"] < rows["half"]["reward_high"]
     assert rows["half"]["cost_low"] == rows["half"]["cost_high"] == 0.0
+    rows = {r["policy"]: r for r in summarize([result("exact", [-2, -4, -3, -1]), result("half", [-1, -3, -2, 0])],
+                                              hindsight_rewards={1: 0.0, 2: -2.0, 3: -1.0, 4: 1.0, 9: 5.0})}
+    assert rows["exact"]["gap_closed"] == 0.0 and rows["half"]["gap_closed"] == pytest.approx(0.5)
+    assert rows["half"]["gap_closed_low"] == pytest.approx(0.5) == rows["half"]["gap_closed_high"]
+    with pytest.raises(ValueError, match="hindsight return"):
+        summarize([result("exact", [-2, -4, -3, -1])], hindsight_rewards={1: 0.0})
 
 
 @pytest.fixture(scope="module")

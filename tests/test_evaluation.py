@@ -14,7 +14,9 @@ from aigc_edge_env import PROBLEM_ARRAY_FIELDS, AIGCEdgeEnv
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.evaluation import (
     EPISODE_METRICS,
+    LYAPUNOV_DEFAULTS,
     EpisodeAccumulator,
+    LyapunovPolicy,
     PolicyResult,
     ShadowPricePolicy,
     SolverPolicy,
@@ -22,6 +24,7 @@ from aigc_edge_env.evaluation import (
     confidence_interval,
     evaluate_all,
     evaluate_policy,
+    lyapunov_policy_name,
     make_policy,
     mean_interval,
     normalised_score,
@@ -121,19 +124,43 @@ def test_a_randomised_policy_repeats_its_episode_for_the_same_seed() -> None:
 
 
 def test_decaying_shadow_price_follows_the_time_in_episode() -> None:
-    weights = []
+    prices, configs = [], []
 
     def solve(problem, rng=None):
-        weights.append(problem.config.weight_energy_per_j)
+        prices.append(problem.energy_price_per_j.copy())
+        configs.append(problem.config)
         return SOLVERS["all_local"](problem, rng=rng)
 
     env = gym.make("AIGCEdge-Battery-v0", config={"n_users": 3, "horizon_slots": 4})
-    w_e = env.unwrapped.config.weight_energy_per_j
     run_episode(env, ShadowPricePolicy(solve, 0.8, decaying=True), seed=0)
-    assert weights == pytest.approx([w_e + 0.8 * (1 - t / 4) for t in range(4)], rel=1e-6)
-    weights.clear()
+    assert np.array(prices) == pytest.approx(np.array([[0.8 * (1 - t / 4)] * 3 for t in range(4)]), rel=1e-6)
+    assert all(c is env.unwrapped.config for c in configs)  # a per-user price, not a new energy weight or drop cost
+    prices.clear()
     run_episode(env, ShadowPricePolicy(solve, 0.8), seed=0)
-    assert weights == pytest.approx([w_e + 0.8] * 4)
+    assert np.array(prices) == pytest.approx(np.full((4, 3), 0.8))
+
+
+def test_lyapunov_prices_grow_as_the_battery_falls_below_theta() -> None:
+    env = gym.make("AIGCEdge-Battery-v0", config={"n_users": 3, "horizon_slots": 6})
+    policy = LyapunovPolicy(SOLVERS["exact"], v_j2_per_cost=50.0, perturbation_j=80.0)
+    seen = []
+
+    def probe(env):
+        problem = env.unwrapped.current_problem()
+        seen.append((problem.battery_j.copy(), policy.prices_per_j(problem, np.zeros(1))))
+        return {}
+
+    run_episode(env, policy, seed=2, probe=probe)
+    for battery_j, price in seen:
+        np.testing.assert_allclose(price, np.maximum(80.0 - battery_j, 0.0) / 50.0)
+    assert any(np.any(price > 0) for _, price in seen) and any(np.any(price == 0) for _, price in seen)
+    named = make_policy(lyapunov_policy_name(50.0, 80.0))
+    assert isinstance(named, LyapunovPolicy) and (named.v_j2_per_cost, named.perturbation_j) == (50.0, 80.0)
+    default = make_policy("lyapunov")
+    assert (default.v_j2_per_cost, default.perturbation_j) == (LYAPUNOV_DEFAULTS["V"], LYAPUNOV_DEFAULTS["theta"])
+    assert make_policy("greedy+lyapunov(V=2,theta=5)").solve is SOLVERS["greedy"]
+    with pytest.raises(ValueError, match="V > 0"):
+        make_policy("lyapunov(V=0,theta=5)")
 
 
 def test_named_policies() -> None:
@@ -142,7 +169,8 @@ def test_named_policies() -> None:
         policy = make_policy(price_policy_name("exact", price, decaying))
         assert isinstance(policy, ShadowPricePolicy) and (policy.price, policy.decaying) == (price, decaying)
     assert price_policy_name("exact", 0.8, decaying=True) == "exact+price0.8(1-t/H)"
-    for bad in ("best", "exact+price", "exact+price-1", "nosolver+price0.3", "exact+price0.3(1-t)"):
+    for bad in ("best", "exact+price", "exact+price-1", "nosolver+price0.3", "exact+price0.3(1-t)", "lyapunov(V=1)",
+                "nosolver+lyapunov"):
         with pytest.raises(ValueError, match="unknown policy"):
             make_policy(bad)
 

@@ -108,10 +108,17 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
 
     overrides = {"horizon_slots": 3}
     paths = run_battery(["exact", "greedy"], [], 2, tmp_path, prices=[0.3], overrides=overrides, workers=1,
-                        progress=False, decaying_prices=[0.8])
+                        progress=False, decaying_prices=[0.8], lyapunov=[(100.0, 90.0)], policies=["exact+price0.3"],
+                        hindsight_cache=tmp_path / "cache")
     rows = {r["policy"]: r for r in read_csv(paths["csv"])}
-    assert set(rows) == {"exact", "greedy", "exact+price0.3", "exact+price0.8(1-t/H)"}
+    assert set(rows) == {"exact", "greedy", "exact+price0.3", "exact+price0.8(1-t/H)", "lyapunov(V=100,theta=90)",
+                         "clairvoyant plan"}
     assert rows["exact"]["diff_vs_exact"] == 0 and rows["exact"]["n"] == 2
+    assert rows["exact"]["gap_closed"] == 0 and all(row["gap_closed"] <= 1 + 1e-9 for row in rows.values())
+    bounds = read_csv(paths["hindsight_csv"])
+    assert [b["seed"] for b in bounds] == [10_000, 10_001]
+    plan = [e["cost"] for e in read_csv(paths["episodes_csv"]) if e["policy"] == "clairvoyant plan"]
+    assert plan == pytest.approx([b["plan_cost"] for b in bounds])  # the replayed plan costs what the bound says
     episodes = read_csv(paths["episodes_csv"])
     assert [e["seed"] for e in episodes if e["policy"] == "exact"] == [10_000, 10_001]
     exact_rewards = [e["reward"] for e in episodes if e["policy"] == "exact"]

@@ -67,6 +67,12 @@ def test_continuous_costs_equal_the_model_at_the_levels(overrides: dict) -> None
         levels = table.steps.astype(np.float64)[:, None]  # (L, 1) against (N,) users
         np.testing.assert_allclose(costs.device(levels).T, table.local_cost, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(costs.edge(levels).T, table.edge_base_cost, rtol=1e-12, atol=1e-12)
+        price = np.random.default_rng(seed).uniform(0.0, 2.0, problem.n_users)  # per-user energy prices
+        priced = sca_kkt.ContinuousCosts.from_problem(dataclasses.replace(problem, energy_price_per_j=price))
+        np.testing.assert_allclose(priced.device(levels).T, table.local_cost + price[:, None] * table.local_energy_j,
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(priced.edge(levels).T, table.edge_base_cost + price[:, None] * table.edge_energy_j,
+                                   rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("overrides", [{"n_users": 6}, {"n_users": 6, **TABULATED}], ids=["power", "tabulated"])

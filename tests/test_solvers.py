@@ -52,6 +52,7 @@ class BruteForce:
 
 
 def brute_force(problem: SlotProblem) -> BruteForce:
+    """Costs are the objective the solvers minimise: the env's cost plus the problem's energy prices times energy."""
     levels = np.asarray(problem.config.step_levels)
     n_levels, n_users = levels.size, problem.n_users
     users = np.flatnonzero(problem.has_request)
@@ -65,7 +66,8 @@ def brute_force(problem: SlotProblem) -> BruteForce:
     arrays = {f.name: np.broadcast_to(getattr(problem, f.name), (batch, n_users))
               for f in dataclasses.fields(problem) if f.name != "config"}
     evaluation = evaluate_decision(dataclasses.replace(problem, **arrays), Decision(offload, steps))
-    cost, drops = evaluation.total_cost, evaluation.dropped.sum(axis=1)
+    cost = evaluation.total_cost + evaluation.energy_j @ problem.energy_price_per_j
+    drops = evaluation.dropped.sum(axis=1)
     best = np.lexsort((cost, drops))[0]
     return BruteForce(float(cost[best]), int(drops[best]), float(cost.min()), int(drops.min()))
 
@@ -187,3 +189,105 @@ def test_solvers_reject_batched_problems() -> None:
                                               for f in dataclasses.fields(problem) if f.name != "config"})
     with pytest.raises(ValueError, match="one slot"):
         SOLVERS["greedy"](batched)
+
+
+# --- per-user energy prices ---------------------------------------------------------------
+#: Price scales (cost per J): battery-like prices, prices that send requests to the edge, prices
+#: at which dropping beats serving.
+PRICE_SCALES = (0.3, 30.0, 1000.0)
+PRICED_SCENARIOS = ("plain", "edge_capacity", "battery", "scarce")
+
+
+def objective(problem: SlotProblem, decision: Decision) -> float:
+    evaluation = evaluate_decision(problem, decision)
+    return float(evaluation.total_cost + evaluation.energy_j @ problem.energy_price_per_j)
+
+
+@pytest.fixture(scope="module")
+def priced_instances() -> list[tuple[str, float, SlotProblem, BruteForce, SlotProblem]]:
+    """(scenario, scale, priced slot, its brute force, the same slot without prices)."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for name in PRICED_SCENARIOS:
+        for seed in range(10):
+            problem = make_problem(SCENARIOS[name], seed)
+            for scale in PRICE_SCALES:
+                priced = dataclasses.replace(problem, energy_price_per_j=rng.uniform(0.0, scale, problem.n_users))
+                cases.append((name, scale, priced, brute_force(priced), problem))
+    return cases
+
+
+def test_exact_with_energy_prices_matches_brute_force(priced_instances) -> None:
+    more_drops = more_edge = proven = 0
+    for name, scale, priced, truth, plain in priced_instances:
+        result = solve_exact(priced)
+        proven += result.proven_optimal
+        if result.proven_optimal:  # else: see test_extreme_prices_keep_the_certificate
+            assert close(result.objective, truth.min_cost), (name, scale, result.objective, truth.min_cost)
+        assert result.objective >= truth.min_cost - 1e-9
+        assert close(objective(priced, result.decision), result.objective)
+        assert close(result.cost, float(evaluate_decision(plain, result.decision).total_cost))  # the env's cost
+        assert result.lower_bound <= truth.min_cost + 1e-9
+        assert lower_bound(priced) <= truth.min_cost + 1e-9
+        unpriced = evaluate_decision(plain, solve_exact(plain).decision)
+        evaluation = evaluate_decision(priced, result.decision)
+        more_drops += int(evaluation.dropped.sum()) > int(unpriced.dropped.sum())
+        more_edge += bool(np.any(evaluation.offloaded & ~unpriced.offloaded))
+    assert more_drops >= 5 and more_edge >= 20  # dropping, and serving at the edge, became the cheapest choice
+    assert proven >= len(priced_instances) - 2
+
+
+@pytest.mark.parametrize("solver_name", sorted(SOLVERS))
+def test_every_solver_minimises_the_priced_objective(priced_instances, solver_name: str) -> None:
+    """No solver beats the brute-force optimum of the priced objective, and each lowers the priced
+    objective below its own unpriced decision's on most slots (it optimises the priced objective)."""
+    hits = 0
+    for name, scale, priced, truth, plain in priced_instances:
+        rng = np.random.default_rng(0)
+        value = objective(priced, SOLVERS[solver_name](priced, rng=rng))
+        assert value >= truth.min_cost - 1e-9, (solver_name, name, scale)
+        hits += value <= objective(priced, SOLVERS[solver_name](plain, rng=np.random.default_rng(0))) + 1e-9
+    assert hits >= 0.9 * len(priced_instances), (solver_name, hits)
+
+
+def test_zero_prices_change_nothing(instances) -> None:
+    for name, seed, problem, _ in instances[::4]:
+        zero = dataclasses.replace(problem, energy_price_per_j=np.zeros(problem.n_users))
+        for solver_name, solve in SOLVERS.items():
+            a, b = solve(problem, rng=np.random.default_rng(1)), solve(zero, rng=np.random.default_rng(1))
+            assert np.array_equal(a.offload, b.offload) and np.array_equal(a.steps, b.steps), (solver_name, name, seed)
+        assert lower_bound(zero) == lower_bound(problem)
+        assert solve_exact(zero).lower_bound == solve_exact(problem).lower_bound
+
+
+def test_drops_as_options_bound_every_decision(instances) -> None:
+    """At zero prices, drops as options: the optimum over every decision, drops included."""
+    for name, seed, problem, truth in instances:
+        result = solve_exact(problem, drops_as_options=True)
+        assert result.lower_bound <= truth.min_cost + 1e-9, (name, seed)
+        assert result.proven_optimal and close(result.objective, truth.min_cost), (name, seed)
+
+
+def test_extreme_prices_keep_the_certificate() -> None:
+    """Prices at which the optimum would drop requests that the env cannot drop alone: the bound
+    stays below every decision and the decision is optimal exactly when proven so."""
+    rng = np.random.default_rng(5)
+    proven = 0
+    for seed in range(8):
+        problem = make_problem(SCENARIOS["plain"], seed)
+        priced = dataclasses.replace(problem, energy_price_per_j=rng.uniform(0.0, 1e4, problem.n_users))
+        truth, result = brute_force(priced), solve_exact(priced)
+        assert result.lower_bound <= truth.min_cost + 1e-9 <= result.objective + 2e-9
+        assert close(result.objective, truth.min_cost) or not result.proven_optimal
+        proven += result.proven_optimal
+    assert proven < 8  # the case exists (a drop only the repair rule's side effects could make)
+
+
+def test_energy_prices_are_validated_and_ignored_by_the_env_cost() -> None:
+    problem = make_problem(SCENARIOS["plain"], 0)
+    decision = SOLVERS["greedy"](problem)
+    priced = dataclasses.replace(problem, energy_price_per_j=3.0)
+    assert priced.energy_price_per_j.shape == (problem.n_users,) and not priced.energy_price_per_j.flags.writeable
+    assert evaluate_decision(priced, decision).summary() == evaluate_decision(problem, decision).summary()
+    with pytest.raises(ValueError, match="finite"):
+        SOLVERS["exact"](dataclasses.replace(problem, energy_price_per_j=np.inf))

@@ -1,0 +1,84 @@
+"""Tuning of the battery price rules on training seeds: ``python -m experiments tune``.
+
+The hand-made planning rules of the battery study each have parameters; they are chosen here
+on *training* episodes (``reset(seed)`` for seeds ``0 .. episodes - 1``, apart from the
+evaluation seeds ``10000 ...`` that :mod:`experiments.battery` reports on):
+
+* ``exact+price<λ>``: a constant price ``λ`` per J for every user;
+* ``exact+price<λ>(1-t/H)``: a price decaying from ``λ`` to 0 at the horizon;
+* ``lyapunov(V=<V>,theta=<θ>)``: the drift-plus-penalty price ``max(θ - battery, 0) / V``.
+
+Each candidate of :data:`GRID` plays every training episode (the engine's runner); the best
+of each family is the one with the highest mean episode return.  Writes ``tune.csv`` (every
+candidate: family, parameters, mean return with its 95% bootstrap interval over the
+episodes, its mean difference to ``exact`` paired by seed) and ``tune_best.json`` (the best
+name per family and its parameters), which ``python -m experiments battery`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aigc_edge_env.evaluation import lyapunov_policy_name, mean_interval, price_policy_name, write_csv
+from experiments.battery import ENV_ID, policy_task
+from experiments.common import parallel_map
+
+#: Candidates per family: constant prices (1/J), initial decaying prices (1/J), (V, theta) of lyapunov.
+GRID: dict[str, list[Any]] = {
+    "constant": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5],
+    "decaying": [0.4, 0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.6],
+    "lyapunov": [(v, theta) for theta in (60.0, 80.0, 100.0, 130.0, 160.0) for v in (50.0, 100.0, 150.0, 200.0, 400.0)],
+}
+
+
+def candidate_names(grid: dict[str, list[Any]] = GRID) -> dict[str, tuple[str, Any]]:
+    """``make_policy`` name -> (family, parameters) of every candidate."""
+    names: dict[str, tuple[str, Any]] = {}
+    for price in grid.get("constant", []):
+        names[price_policy_name("exact", price)] = ("constant", {"price_per_j": price})
+    for price in grid.get("decaying", []):
+        names[price_policy_name("exact", price, decaying=True)] = ("decaying", {"initial_price_per_j": price})
+    for v, theta in grid.get("lyapunov", []):
+        names[lyapunov_policy_name(v, theta)] = ("lyapunov", {"V": v, "theta": theta})
+    return names
+
+
+def run_tune(episodes: int, out: Path, first_seed: int = 0, grid: dict[str, list[Any]] = GRID,
+             overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
+             confidence: float = 0.95) -> dict[str, Path]:
+    """Play every candidate (and ``exact``) on training seeds ``first_seed ...``; write the table and the best."""
+    overrides = dict(overrides or {})
+    seeds = list(range(first_seed, first_seed + episodes))
+    candidates = candidate_names(grid)
+    labels = ["exact", *candidates]
+    tasks = [(label, None, overrides, seeds) for label in labels]
+    results = {r.name: r for r in parallel_map(policy_task, tasks, workers, progress, desc="tuning", unit="policy")}
+    exact = results["exact"].episodes["reward"]
+    rows = []
+    for label in labels:
+        family, params = candidates.get(label, ("myopic", {}))
+        rewards = results[label].episodes["reward"]
+        mean, low, high = mean_interval(rewards, confidence)
+        diff, diff_low, diff_high = mean_interval(rewards - exact, confidence)
+        rows.append({"policy": label, "family": family, **params, "reward": mean, "reward_low": low,
+                     "reward_high": high, "diff_vs_exact": diff, "diff_low": diff_low, "diff_high": diff_high})
+    best = {}
+    for family in grid:
+        members = [row for row in rows if row["family"] == family]
+        if members:
+            top = max(members, key=lambda row: row["reward"])
+            best[family] = {"policy": top["policy"], **candidates[top["policy"]][1], "reward": top["reward"]}
+    out = Path(out)
+    paths = {"csv": out / "tune.csv", "best": out / "tune_best.json"}
+    write_csv(paths["csv"], rows)
+    paths["best"].write_text(json.dumps({"env_id": ENV_ID, "config_overrides": overrides, "seeds": seeds,
+                                         "best": best}, indent=2))
+    return paths
+
+
+def tuned_policies(path: Path) -> list[str]:
+    """The best policy name per family in a ``tune_best.json``."""
+    return [entry["policy"] for entry in json.loads(Path(path).read_text())["best"].values()]
+
