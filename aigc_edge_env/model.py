@@ -505,7 +505,7 @@ class OptionTable:
     """
 
     problem: SlotProblem
-    steps: np.ndarray  # (L,) the levels
+    levels: np.ndarray  # (L,) the step levels
     local_cost: np.ndarray
     local_feasible: np.ndarray
     edge_base_cost: np.ndarray
@@ -527,17 +527,17 @@ def option_table(problem: SlotProblem) -> OptionTable:
     grid = option_grid(dataclasses.replace(problem, has_request=np.ones_like(problem.has_request)))
     local, edge = (np.moveaxis(grid[:, mode], 1, -1) for mode in (0, 1))  # (K, ..., N, L)
     battery_j = problem.battery_j[..., None]
-    steps = np.asarray(c.step_levels, dtype=np.int64)
+    levels = np.asarray(c.step_levels, dtype=np.int64)
     edge_ok = (edge[_ENERGY] <= battery_j) & (edge[_MAX_SQRT_STEPS_SUM] >= 0)
     max_sqrt_steps_sum = np.where(edge_ok, edge[_MAX_SQRT_STEPS_SUM], -np.inf)
     return OptionTable(
         problem=problem,
-        steps=steps,
+        levels=levels,
         local_cost=local[_BASE_COST],
         local_feasible=(local[_MAX_SQRT_STEPS_SUM] > 0) & (local[_ENERGY] <= battery_j),
         edge_base_cost=edge[_BASE_COST],
         max_sqrt_steps_sum=max_sqrt_steps_sum,
-        edge_feasible_alone=(max_sqrt_steps_sum >= np.sqrt(steps)) & (steps <= c.edge_step_capacity),
+        edge_feasible_alone=(max_sqrt_steps_sum >= np.sqrt(levels)) & (levels <= c.edge_step_capacity),
         congestion_weight=c.weight_time_per_s / c.edge_steps_per_s,
         local_energy_j=local[_ENERGY],
         edge_energy_j=edge[_ENERGY],

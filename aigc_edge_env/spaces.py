@@ -163,14 +163,18 @@ def actions_to_decision(actions: np.ndarray, config: AIGCEdgeConfig) -> Decision
     return Decision(offload=actions[..., :n].astype(bool), steps=_level_steps(config.step_levels)[actions[..., n:]])
 
 
+def level_indices(steps: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The index of each step count in the sorted ``levels``; ``ValueError`` unless every one is a level."""
+    index = np.clip(np.searchsorted(levels, steps), 0, levels.size - 1)
+    if np.any(levels[index] != steps):
+        raise ValueError(f"decision steps {np.asarray(steps).tolist()} are not all step levels {levels.tolist()}")
+    return index
+
+
 def decision_to_actions(decision: Decision, config: AIGCEdgeConfig) -> np.ndarray:
     """:class:`Decision` -> MultiDiscrete action; steps must be step levels."""
-    levels = np.asarray(config.step_levels, dtype=np.int64)
-    index = np.searchsorted(levels, decision.steps)
-    clipped = np.clip(index, 0, levels.size - 1)
-    if np.any(levels[clipped] != decision.steps):
-        raise ValueError(f"decision steps {decision.steps.tolist()} are not all step levels {levels.tolist()}")
-    return np.concatenate([decision.offload.astype(np.int64), clipped], axis=-1)
+    index = level_indices(decision.steps, np.asarray(config.step_levels, dtype=np.int64))
+    return np.concatenate([decision.offload.astype(np.int64), index], axis=-1)
 
 
 def action_mask(problem: SlotProblem) -> np.ndarray:

@@ -7,7 +7,7 @@ certified lower bound on a slot's optimal cost and :func:`solve_exact` returns t
 solver's decision with its cost, bound and optimality proof.
 
 * ``exact`` (:mod:`.exact`): the optimum, by multiset enumeration and assignment problems.
-* ``sca_kkt``: the paper's SCA + KKT method (registered when its module is installed).
+* ``sca_kkt`` (:mod:`.sca_kkt`): the paper's SCA + KKT method.
 * ``greedy``, ``all_local``, ``all_edge``, ``random``, ``local_search``,
   ``fixed_steps_10``, ``fixed_steps_20`` (:mod:`.heuristics`).
 
@@ -22,10 +22,8 @@ if __name__ != "aigc_edge_env.baselines":  # the repository's top-level folder, 
     raise ImportError(f"the baselines/ folder is installed as aigc_edge_env.baselines: import "
                       f"aigc_edge_env.baselines, not {__name__} (it would load a second copy of every module)")
 
-import importlib
-import importlib.util
 
-from aigc_edge_env.baselines import exact
+from aigc_edge_env.baselines import exact, sca_kkt
 from aigc_edge_env.baselines.bound import lagrangian_bound, lower_bound
 from aigc_edge_env.baselines.exact import ExactResult, solve_exact
 from aigc_edge_env.baselines.heuristics import (
@@ -44,22 +42,16 @@ __all__ = [
     "lagrangian_bound", "lower_bound", "solve_exact",
 ]
 
-def _registry() -> dict[str, Solver]:
-    """The solvers by name; ``sca_kkt`` (a separate module) joins when it is installed."""
-    solvers: dict[str, Solver] = {"exact": exact.solve}
-    if importlib.util.find_spec("aigc_edge_env.baselines.sca_kkt") is not None:
-        solvers["sca_kkt"] = importlib.import_module("aigc_edge_env.baselines.sca_kkt").solve
-    solvers.update({
-        "greedy": greedy,
-        "all_local": all_local,
-        "all_edge": all_edge,
-        "random": random_solver,
-        "local_search": local_search_solver,
-        "fixed_steps_10": fixed_steps(10),
-        "fixed_steps_20": fixed_steps(20),
-    })
-    return solvers
-
-
 #: Registered slot solvers: name -> ``solve(problem, rng=None) -> Decision``.
-SOLVERS: dict[str, Solver] = _registry()
+SOLVERS: dict[str, Solver] = {
+    "exact": exact.solve,
+    "sca_kkt": sca_kkt.solve,
+    "greedy": greedy,
+    "all_local": all_local,
+    "all_edge": all_edge,
+    "random": random_solver,
+    "local_search": local_search_solver,
+    "fixed_steps_10": fixed_steps(10),
+    "fixed_steps_20": fixed_steps(20),
+}
+

@@ -74,7 +74,7 @@ class _Relaxation:
     constant: float  # sum of a_n over the requests without an edge option (cost)
     fallback: np.ndarray  # (E,) a_n: cheapest feasible local option or C_drop (cost)
     edge_cost: np.ndarray  # (E, L) congestion-free edge cost, +inf where infeasible alone
-    steps: np.ndarray  # (L,) step levels
+    levels: np.ndarray  # (L,) step levels
     unit: int  # steps per capacity unit: gcd of the levels, or coarser (module docstring)
     capacity_steps: int  # min(S^E_max, the most steps the edge users can offload together)
     congestion_weight: float  # w = w_T / F_E
@@ -82,8 +82,8 @@ class _Relaxation:
     @property
     def sqrt_steps_sum_bound(self) -> float:
         """A bound on any decision's ``Q``: Cauchy-Schwarz, ``Q <= sqrt(n S^E_max)``."""
-        n_max = min(self.fallback.size, self.capacity_steps // int(self.steps[0]))
-        per_user = np.where(np.isfinite(self.edge_cost), np.sqrt(self.steps), 0.0).max(axis=1, initial=0.0)
+        n_max = min(self.fallback.size, self.capacity_steps // int(self.levels[0]))
+        per_user = np.where(np.isfinite(self.edge_cost), np.sqrt(self.levels), 0.0).max(axis=1, initial=0.0)
         return float(min(np.sqrt(n_max * self.capacity_steps), per_user.sum()))
 
 
@@ -101,7 +101,7 @@ def _relaxation(problem: SlotProblem) -> _Relaxation:
         constant=float(fallback[problem.has_request & ~with_edge].sum()),
         fallback=fallback[with_edge],
         edge_cost=opts.edge_cost[opts.has_edge],
-        steps=opts.levels,
+        levels=opts.levels,
         unit=unit,
         capacity_steps=capacity_steps,
         congestion_weight=opts.congestion_weight,
@@ -118,12 +118,12 @@ def _check_multipliers(multipliers: np.ndarray) -> np.ndarray:
 def _evaluate(relax: _Relaxation, multipliers: np.ndarray) -> np.ndarray:
     """``g(lambda)`` for a 1-D array of multipliers, by one DP pass over the users."""
     capacity = relax.capacity_steps // relax.unit
-    weights = relax.steps // relax.unit  # rounded down when the unit is coarser than their gcd
+    weights = relax.levels // relax.unit  # rounded down when the unit is coarser than their gcd
     # best[g, c]: cheapest choice of the users so far with edge steps <= c capacity units.
     best = np.zeros((multipliers.size, capacity + 1))
     source = np.arange(capacity + 1)[None, :] - weights[:, None]  # (L, C+1) capacity before the item
     source = np.where(source >= 0, source, capacity + 1)  # out of range -> the +inf pad column
-    slope = 2.0 * relax.congestion_weight * multipliers[:, None] * np.sqrt(relax.steps)[None, :]  # (G, L)
+    slope = 2.0 * relax.congestion_weight * multipliers[:, None] * np.sqrt(relax.levels)[None, :]  # (G, L)
     pad = np.full((multipliers.size, 1), np.inf)
     for a, cost in zip(relax.fallback, relax.edge_cost, strict=True):
         with_item = np.concatenate([best, pad], axis=1)[:, source] + (cost[None, :] + slope)[:, :, None]

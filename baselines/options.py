@@ -68,6 +68,7 @@ from typing import cast
 import numpy as np
 
 from aigc_edge_env.model import Decision, OptionTable, SlotProblem, option_rows, option_table, serve
+from aigc_edge_env.spaces import level_indices
 
 __all__ = ["MAX_EDGE_DROPS", "SlotOptions", "min_of_others", "slot_options"]
 
@@ -94,11 +95,11 @@ class SlotOptions:
     @property
     def levels(self) -> np.ndarray:
         """Step levels (steps), shape ``(L,)``."""
-        return self.table.steps
+        return self.table.levels
 
     @property
     def n_levels(self) -> int:
-        return int(self.table.steps.size)
+        return int(self.table.levels.size)
 
     @property
     def n_candidates(self) -> int:
@@ -261,10 +262,7 @@ class SlotOptions:
 
     def choice_of(self, decision: Decision) -> np.ndarray:
         """The candidates' choice in a decision whose steps are configured levels."""
-        steps = decision.steps[self.users]
-        level = np.searchsorted(self.levels, steps)
-        if np.any(level >= self.n_levels) or np.any(self.levels[np.minimum(level, self.n_levels - 1)] != steps):
-            raise ValueError(f"decision steps {steps.tolist()} are not all step levels {self.levels.tolist()}")
+        level = level_indices(decision.steps[self.users], self.levels)
         return np.where(decision.offload[self.users], self.n_levels + level, level)
 
 
@@ -305,15 +303,15 @@ def slot_options(problem: SlotProblem, *, drops_as_options: bool = False,
         # served request costs less than C_drop (config guarantee), congestion only adds.
         drop_penalty = float(users.size * drop_cost - lowest.sum() + 1.0)
         device_cost, dropped = np.where(local_ok, local, drop_cost + drop_penalty), ~local_ok
-    zeros = np.zeros(table.steps.size, dtype=np.int64)
+    zeros = np.zeros(table.levels.size, dtype=np.int64)
     return SlotOptions(
         table=table,
         users=users,
         cost=np.hstack([device_cost, np.where(edge_ok, edge, np.inf)]),
         feasible=np.hstack([local_ok, edge_ok]),
         max_sqrt_steps_sum=np.hstack([np.full(local.shape, np.inf), table.max_sqrt_steps_sum[users]]),
-        sqrt_steps=np.concatenate([zeros, np.sqrt(table.steps)]),
-        edge_steps=np.concatenate([zeros, table.steps]),
+        sqrt_steps=np.concatenate([zeros, np.sqrt(table.levels)]),
+        edge_steps=np.concatenate([zeros, table.levels]),
         drop_penalty=drop_penalty,
         dropped_on_device=dropped,
         drop_level=drop_level,

@@ -289,7 +289,7 @@ def test_congestion_couples_offloaded_users_by_hand(hand_problem):
     # = 3.030478 + (4.885952 - 4.5) + (3.231787 - 3.6) + 0.1 * 81 = 11.148217
     table = option_table(problem.select(slice(0, 2)))  # users 0, 1 on the default levels 20, 25
     base = table.local_cost[0, 3] + table.edge_base_cost[1, 4]
-    assert table.steps[3] == 20 and table.steps[4] == 25
+    assert table.levels[3] == 20 and table.levels[4] == 25
     assert base + table.congestion_weight * 25 == pytest.approx(3.030478 + 2.885952, abs=2e-6)
 
 
@@ -460,8 +460,8 @@ def test_drop_cost_exceeds_every_feasible_option_of_sampled_slots(env_id):
         table = option_table(problem)
         local = np.where(table.local_feasible, table.local_cost, -np.inf)
         q_max = table.max_sqrt_steps_sum  # T = Tmax there, the costliest feasible edge time
-        edge = np.where(np.isfinite(q_max) & (q_max >= np.sqrt(table.steps)),
-                        table.edge_base_cost + c.weight_time_per_s * np.sqrt(table.steps) * np.maximum(q_max, 0)
+        edge = np.where(np.isfinite(q_max) & (q_max >= np.sqrt(table.levels)),
+                        table.edge_base_cost + c.weight_time_per_s * np.sqrt(table.levels) * np.maximum(q_max, 0)
                         / c.edge_steps_per_s, -np.inf)
         busy = problem.has_request
         worst = max(worst, local[busy].max(initial=-np.inf), edge[busy].max(initial=-np.inf))

@@ -157,14 +157,14 @@ def test_drop_free_cost_decomposes_into_option_table(config, seed):
     for _ in range(5):
         mode = rng.integers(0, 2, n).astype(bool)
         level = rng.integers(0, n_levels, n)
-        decision = Decision(mode, table.steps[level])
+        decision = Decision(mode, table.levels[level])
         ev = evaluate_decision(problem, decision)
         users = np.arange(n)
         active = problem.has_request
-        q = np.sqrt(table.steps[level][mode & active].astype(float)).sum()
+        q = np.sqrt(table.levels[level][mode & active].astype(float)).sum()
         feasible_alone = np.where(mode, table.max_sqrt_steps_sum[users, level] >= q,
                                   table.local_feasible[users, level])
-        capacity_ok = table.steps[level][mode & active].sum() <= config.edge_step_capacity
+        capacity_ok = table.levels[level][mode & active].sum() <= config.edge_step_capacity
         expect_drop_free = bool(capacity_ok and feasible_alone[active].all())
         assert bool(ev.feasible) == expect_drop_free
         if expect_drop_free:
@@ -188,7 +188,7 @@ def test_feasible_alone_is_what_a_single_request_gets_and_what_the_mask_allows(c
     only = np.arange(n)[None, :] == user[:, None]  # one slot per option: its user is the only request
     arrays = {name: np.broadcast_to(getattr(problem, name), only.shape) for name in PROBLEM_ARRAY_FIELDS}
     alone = dataclasses.replace(problem, **{**arrays, "has_request": only})
-    decision = Decision(only & (mode[:, None] == 1), np.broadcast_to(table.steps[level][:, None], only.shape))
+    decision = Decision(only & (mode[:, None] == 1), np.broadcast_to(table.levels[level][:, None], only.shape))
     served = ~evaluate_decision(alone, decision).dropped.any(axis=1)
     flags = np.where(mode == 1, table.edge_feasible_alone[user, level], table.local_feasible[user, level])
     np.testing.assert_array_equal(served, flags)

@@ -64,7 +64,7 @@ def test_continuous_costs_equal_the_model_at_the_levels(overrides: dict) -> None
         problem = slot(overrides, seed, steps_before=2)
         table = option_table(problem)
         costs = sca_kkt.ContinuousCosts.from_problem(problem)
-        levels = table.steps.astype(np.float64)[:, None]  # (L, 1) against (N,) users
+        levels = table.levels.astype(np.float64)[:, None]  # (L, 1) against (N,) users
         np.testing.assert_allclose(costs.device(levels).T, table.local_cost, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(costs.edge(levels).T, table.edge_base_cost, rtol=1e-12, atol=1e-12)
         price = np.random.default_rng(seed).uniform(0.0, 2.0, problem.n_users)  # per-user energy prices
