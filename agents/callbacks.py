@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -70,7 +71,8 @@ def best_record_path(best_path: Path) -> Path:
 class PeriodicEvaluation(_Periodic):
     """Every ``every`` timesteps, plays the deterministic policy on ``seeds`` (one episode each).
 
-    Logs ``eval/<metric>`` means (reward and cost components) at the current timestep and saves
+    Logs ``eval/<metric>`` means (reward and cost components) at the current timestep, and
+    ``eval/train_time_s``, the session's wall time so far less the time spent evaluating, and saves
     the model as ``best_path`` (with its normaliser) when its mean reward is the best so far,
     writing that reward beside it (:func:`best_record_path`); a resumed run starts from the
     reward found there, so it never replaces the best model by a worse one.
@@ -95,9 +97,18 @@ class PeriodicEvaluation(_Periodic):
         record = best_record_path(best_path)
         if best_path.exists() and record.exists():
             self.best_reward = float(yaml.safe_load(record.read_text())["mean_reward"])
+        self._start = time.perf_counter()
+        self._evaluating_s = 0.0
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self._start = time.perf_counter()
 
     def _on_due(self) -> None:
+        started = time.perf_counter()
+        self.logger.record("eval/train_time_s", started - self._start - self._evaluating_s)
         self.evaluate()
+        self._evaluating_s += time.perf_counter() - started
 
     def evaluate(self) -> float:
         """Run the evaluation now; its mean episode reward."""

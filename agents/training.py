@@ -310,43 +310,55 @@ def train(request: TrainRequest) -> Path:
         _check(record, timesteps)
     except (ConfigError, HyperparamError, IncompatibleEnvError, RunError, ValueError) as exc:
         raise _as_training_error(exc) from None
-    run_dir = request.out
+    torch.set_num_threads(request.threads)
     stop = StopRequest()
     with _stop_on_signals(stop):
+        built = None if request.resume else _build(record, request)  # a new run: refused before any write
         try:
-            with run_lock(run_dir):
-                return _train_locked(request, record, timesteps, stop)
+            with run_lock(request.out):
+                if built is None:
+                    built = _build(record, request)
+                elif (request.out / RUN_RECORD).exists():  # another process started it meanwhile
+                    raise TrainingError(f"{request.out} already holds a run; pass --resume to continue it "
+                                        "or choose another --out")
+                return _train_locked(request, record, timesteps, stop, *built)
         except RunError as exc:
             raise _as_training_error(exc) from None
+        finally:
+            if built is not None:
+                built[0].close()
 
 
-def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int, stop: StopRequest) -> Path:
-    run_dir = request.out
-    if not request.resume and (run_dir / RUN_RECORD).exists():  # another process started it meanwhile
-        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    torch.set_num_threads(request.threads)
-    venv = _training_env(record, run_dir / FINAL_MODEL if request.resume else None)
+def _build(record: dict[str, Any], request: TrainRequest) -> tuple[VecEnv, BaseAlgorithm]:
+    """The training env and the model (new, or loaded with its training state on resume)."""
+    venv = _training_env(record, request.out / FINAL_MODEL if request.resume else None)
     try:
-        try:
-            model = _model(record, venv, run_dir, request.device, request.resume)
-        except ValueError as exc:  # e.g. a policy that does not fit the (wrapped) env's spaces
-            raise _as_training_error(exc) from None
-        start_steps = model.num_timesteps
-        session = {"command": list(request.command), "timesteps": timesteps,
-                   "planned_total_timesteps": start_steps + timesteps, "device": request.device,
-                   "threads": request.threads, "pid": os.getpid(),
-                   "started": datetime.datetime.now().isoformat(timespec="seconds")}
-        record["sessions"].append(session)
-        write_record(run_dir, record)
-        start = time.perf_counter()
-        model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop), log_interval=1,
-                    tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
-                    progress_bar=request.progress_bar)
-        wall_time_s = time.perf_counter() - start
-        save_model(model, run_dir / FINAL_MODEL)
-        save_resume_state(model, run_dir / FINAL_MODEL)
-    finally:
+        return venv, _model(record, venv, request.out, request.device, request.resume)
+    except ValueError as exc:  # e.g. a policy that does not fit the (wrapped) env's spaces
         venv.close()
+        raise _as_training_error(exc) from None
+    except BaseException:
+        venv.close()
+        raise
+
+
+def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int, stop: StopRequest, venv: VecEnv,
+                  model: BaseAlgorithm) -> Path:
+    run_dir = request.out
+    start_steps = model.num_timesteps
+    session = {"command": list(request.command), "timesteps": timesteps,
+               "planned_total_timesteps": start_steps + timesteps, "device": request.device,
+               "threads": request.threads, "pid": os.getpid(),
+               "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    record["sessions"].append(session)
+    write_record(run_dir, record)
+    start = time.perf_counter()
+    model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop), log_interval=1,
+                tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
+                progress_bar=request.progress_bar)
+    wall_time_s = time.perf_counter() - start
+    save_model(model, run_dir / FINAL_MODEL)
+    save_resume_state(model, run_dir / FINAL_MODEL)
     session.update({
         "wall_time_s": round(wall_time_s, 3),
         "steps_per_s": round((model.num_timesteps - start_steps) / wall_time_s, 1),
