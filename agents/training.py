@@ -365,9 +365,10 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "total_timesteps": int(model.num_timesteps),
     })
-    if stop.reason is not None:
+    interrupted = stop.reason is not None and model.num_timesteps < session["planned_total_timesteps"]
+    if interrupted:  # (a signal after the last step leaves a finished run)
         session["interrupted"] = stop.reason
     write_record(run_dir, record)
-    if stop.reason is not None:
-        raise TrainingInterrupted(stop.reason, int(model.num_timesteps), run_dir)
+    if interrupted:
+        raise TrainingInterrupted(str(stop.reason), int(model.num_timesteps), run_dir)
     return run_dir

@@ -30,9 +30,9 @@ TINY_ARGS = ["--algo", "ppo", "--n-envs", "2", "--config", "horizon_slots: 6", "
 def _request(out: Path, timesteps: int | None, resume: bool = False, **kwargs) -> TrainRequest:
     if resume:
         return TrainRequest(out=out, timesteps=timesteps, resume=True, progress_bar=False, **kwargs)
-    kwargs = {"eval_every": 0, "checkpoint_every": 0, **kwargs}
+    kwargs = {"eval_every": 0, "checkpoint_every": 0, "hyperparams": parse_overrides(TINY), **kwargs}
     return TrainRequest(out=out, algo="ppo", env_id="AIGCEdge-v0", timesteps=timesteps, n_envs=2, env_config=SMALL,
-                        hyperparams=parse_overrides(TINY), progress_bar=False, **kwargs)
+                        progress_bar=False, **kwargs)
 
 
 def _parameters(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -54,8 +54,9 @@ def _assert_same_parameters(a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_resume_in_two_sessions_equals_one_straight_run(tmp_path) -> None:
-    train(_request(tmp_path / "straight", 1000))
-    train(_request(tmp_path / "split", 500))
+    constant = {"hyperparams": parse_overrides([*TINY, "learning_rate:1e-3"])}  # lin_: each session anneals to 0
+    train(_request(tmp_path / "straight", 1000, **constant))
+    train(_request(tmp_path / "split", 500, **constant))
     train(_request(tmp_path / "split", 500, resume=True))
     _assert_same_parameters(tmp_path / "straight", tmp_path / "split")
     assert read_record(tmp_path / "split")["sessions"][1]["total_timesteps"] == 1024  # 8 rollouts of 2 x 64

@@ -96,8 +96,11 @@ def test_sb3_per_user_policy_is_built_from_the_same_module() -> None:
         assert isinstance(encoder, per_user_net.PerUserEncoder) and isinstance(head, per_user_net.PerUserHead)
         with torch.no_grad():
             distribution = policy.get_distribution(observations)
-            parts = getattr(distribution, "distribution", None) or distribution.distributions
-            sb3_logits = torch.cat([part.logits for part in parts], dim=-1)
+            if cls is PerUserPolicy:  # PerUserCategorical: batched offload and level categoricals
+                parts = [distribution.offload.logits.flatten(-2), distribution.level.logits.flatten(-2)]
+            else:
+                parts = [part.logits for part in distribution.distributions]
+            sb3_logits = torch.cat(parts, dim=-1)
             expected = per_user_net.joint_logits(per_user_net.PerUserHead.forward(head, encoder(observations)))
         np.testing.assert_allclose(sb3_logits.numpy(), _normalise(expected, N_USERS, N_LEVELS).numpy(), atol=1e-5)
 
