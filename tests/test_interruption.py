@@ -154,3 +154,23 @@ def test_resume_never_replaces_the_best_model_by_a_worse_one(tmp_path) -> None:
     train(_request(out, 256, resume=True, eval_every=128, eval_episodes=1))
     assert (out / "best_model.zip").read_bytes() == saved
     assert yaml.safe_load((out / "best_model.yml").read_text())["mean_reward"] == 1e9
+
+
+def test_interrupted_dqn_keeps_its_replay_buffer_and_resumes(tmp_path, monkeypatch) -> None:
+    def interrupt(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    hyperparams = parse_overrides(["learning_starts:64", "buffer_size:2000", "policy_kwargs:{net_arch: [32, 32]}"])
+    with monkeypatch.context() as patch:
+        patch.setattr(CheckpointSaver, "_on_due", interrupt)
+        with pytest.raises(TrainingInterrupted) as stopped:
+            train(TrainRequest(out=tmp_path / "run", algo="dqn", env_id="AIGCEdge-v0", timesteps=1000, n_envs=2,
+                               env_config=SMALL, hyperparams=hyperparams, eval_every=0, checkpoint_every=200,
+                               progress_bar=False))
+    assert stopped.value.signal_name == "SIGTERM" and stopped.value.timesteps == 200  # off-policy: where it was
+    model = ALGORITHMS["dqn"].cls.load(tmp_path / "run" / "model.zip")
+    model.load_replay_buffer(tmp_path / "run" / "model.replay_buffer.pkl")
+    assert model.replay_buffer.size() == 198 // 2  # every step's transitions but the stopping one's
+    train(_request(tmp_path / "run", None, resume=True))
+    session = read_record(tmp_path / "run")["sessions"][1]
+    assert session["timesteps"] == 800 and session["total_timesteps"] >= 1000
