@@ -148,20 +148,35 @@ def test_per_user_policy_is_permutation_equivariant() -> None:
     assert moved[n].shape == (n_levels,)
 
 
-def test_per_user_categorical_is_sb3_multicategorical() -> None:
+@pytest.mark.parametrize("masked", [False, True])
+def test_per_user_categoricals_are_the_sb3_distributions(masked: bool) -> None:
+    from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
     from stable_baselines3.common.distributions import MultiCategoricalDistribution
 
-    from aigc_edge_env.agents.networks import PerUserCategorical
+    from aigc_edge_env.agents.networks import MaskablePerUserCategorical, PerUserCategorical
 
     n, n_levels = 3, 4
+    dims = [2] * n + [n_levels] * n
     logits = torch.randn(5, 2 * n + n * n_levels, generator=torch.Generator().manual_seed(0))
-    ours = PerUserCategorical(n, n_levels).proba_distribution(logits)
-    reference = MultiCategoricalDistribution([2] * n + [n_levels] * n).proba_distribution(logits)
+    ours_cls, reference_cls = ((MaskablePerUserCategorical, MaskableMultiCategoricalDistribution) if masked
+                               else (PerUserCategorical, MultiCategoricalDistribution))
+    ours = ours_cls(n, n_levels).proba_distribution(logits)
+    reference = reference_cls(dims).proba_distribution(logits)
+    if masked:  # the env's masks: some levels of each user ruled out, never all
+        masks = np.random.default_rng(0).random((5, sum(dims))) < 0.7
+        masks[:, 2 * n::n_levels] = True
+        masks[:, : 2 * n] = True
+        ours.apply_masking(masks)
+        reference.apply_masking(masks)
     actions = ours.sample()
     assert actions.shape == (5, 2 * n) and int(actions[:, :n].max()) <= 1 and int(actions[:, n:].max()) < n_levels
     torch.testing.assert_close(ours.log_prob(actions.float()), reference.log_prob(actions))
     torch.testing.assert_close(ours.entropy(), reference.entropy())
     torch.testing.assert_close(ours.mode(), reference.mode())
+    if masked:
+        levels = actions[:, n:].numpy()
+        level_masks = masks[:, 2 * n:].reshape(5, n, n_levels)
+        assert all(level_masks[b, u, levels[b, u]] for b in range(5) for u in range(n))  # sampled levels allowed
 
 
 TINY = {
