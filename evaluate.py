@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from aigc_edge_env.agents.cli import parse_mapping
+from aigc_edge_env.agents.cli import check_output_dir, check_threads, parse_mapping
 from aigc_edge_env.agents.environments import check_env_id, make_env
 from aigc_edge_env.agents.plots import write_plots
 from aigc_edge_env.agents.policies import load_model_policy
@@ -98,6 +98,10 @@ def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Policy]
     """Env config overrides, policies by label and run directories by label; ``ValueError`` if bad."""
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0 (numpy seeds are non-negative), got {args.seed}")
+    check_threads(args.threads)
+    check_output_dir(args.out)
     if not 0 < args.confidence < 1:
         raise ValueError(f"--confidence must lie in (0, 1), got {args.confidence}")
     config = parse_mapping(args.config) if args.config else {}

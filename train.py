@@ -14,20 +14,28 @@ Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id
 ``agents/runs.py``) keeps the model, its VecNormalize statistics, checkpoints,
 the best model of the periodic evaluation, TensorBoard logs (``tensorboard --logdir DIR/tb``)
 and ``run.yml`` (resolved config, command lines, package versions, wall time, peak memory).
-A bad request exits with status 2 and a one-line reason.
+A bad request exits with status 2 and a one-line reason, before any work.
+
+Ctrl-C (SIGINT) or SIGTERM stops training at the next step: the model, its normaliser and
+the training state are saved, ``run.yml`` marks the session interrupted with the step
+reached, and train.py exits with one line and status 128 + the signal's number (130, 143).
+``--resume DIR`` without ``--timesteps`` then trains what the interrupted session had left,
+exactly as if it had not been interrupted.  One train.py at a time writes a run directory: a
+second one given the same ``--out`` is refused at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import signal
 import sys
 from pathlib import Path
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.cli import parse_mapping
 from aigc_edge_env.agents.hyperparameters import HyperparamError, parse_overrides
-from aigc_edge_env.agents.training import TrainingError, TrainRequest, train
+from aigc_edge_env.agents.training import TrainingError, TrainingInterrupted, TrainRequest, train
 from aigc_edge_env.config import SCENARIOS
 
 
@@ -37,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--algo", choices=sorted(ALGORITHMS), help="algorithm (required unless --resume)")
     parser.add_argument("--env", default=None, help=f"env id, one of {sorted(SCENARIOS)} (default AIGCEdge-v0)")
     parser.add_argument("--timesteps", type=int, default=None,
-                        help="training env steps (default: n_timesteps of the hyperparameters)")
+                        help="training env steps (default: n_timesteps of the hyperparameters; on --resume of an "
+                             "interrupted run, what it had left)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-envs", type=int, default=None,
                         help="parallel envs (default: n_envs of the hyperparameters)")
@@ -85,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = train(request_from_args(args, argv))
     except (TrainingError, HyperparamError, ValueError) as exc:
         parser.exit(2, f"train.py: error: {exc}\n")
+    except TrainingInterrupted as stopped:
+        print(f"train.py: {stopped}; continue with: python train.py --resume {stopped.run_dir}", file=sys.stderr)
+        return 128 + signal.Signals[stopped.signal_name].value
     print(f"run saved in {run_dir}")
     return 0
 

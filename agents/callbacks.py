@@ -1,19 +1,22 @@
-"""Training callbacks: episode cost components in TensorBoard, periodic evaluation, checkpoints."""
+"""Training callbacks: episode cost components in TensorBoard, periodic evaluation, checkpoints, stopping."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+import yaml
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from aigc_edge_env.agents.policies import ModelPolicy
-from aigc_edge_env.agents.runs import save_model
+from aigc_edge_env.agents.runs import restore_training_state, save_model, training_state
 from aigc_edge_env.evaluation import EPISODE_METRICS, EpisodeAccumulator, evaluate_policy
 
-__all__ = ["CheckpointSaver", "EpisodeCostLogger", "PeriodicEvaluation"]
+__all__ = ["CheckpointSaver", "EpisodeCostLogger", "PeriodicEvaluation", "StopRequest", "best_record_path"]
 
 
 class EpisodeCostLogger(BaseCallback):
@@ -60,11 +63,19 @@ class _Periodic(BaseCallback):
         raise NotImplementedError
 
 
+def best_record_path(best_path: Path) -> Path:
+    """Where the mean reward of the best model ``<stem>.zip`` is kept: ``<stem>.yml``."""
+    return best_path.with_suffix(".yml")
+
+
 class PeriodicEvaluation(_Periodic):
     """Every ``every`` timesteps, plays the deterministic policy on ``seeds`` (one episode each).
 
-    Logs ``eval/<metric>`` means (reward and cost components) at the current timestep and saves
-    the model as ``best_path`` (with its normaliser) when its mean reward is the best so far.
+    Logs ``eval/<metric>`` means (reward and cost components) at the current timestep, and
+    ``eval/train_time_s``, the session's wall time so far less the time spent evaluating, and saves
+    the model as ``best_path`` (with its normaliser) when its mean reward is the best so far,
+    writing that reward beside it (:func:`best_record_path`); a resumed run starts from the
+    reward found there, so it never replaces the best model by a worse one.
     """
 
     def __init__(
@@ -83,9 +94,21 @@ class PeriodicEvaluation(_Periodic):
         self.masked = masked
         self.per_user = per_user
         self.best_reward = -np.inf
+        record = best_record_path(best_path)
+        if best_path.exists() and record.exists():
+            self.best_reward = float(yaml.safe_load(record.read_text())["mean_reward"])
+        self._start = time.perf_counter()
+        self._evaluating_s = 0.0
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self._start = time.perf_counter()
 
     def _on_due(self) -> None:
+        started = time.perf_counter()
+        self.logger.record("eval/train_time_s", started - self._start - self._evaluating_s)
         self.evaluate()
+        self._evaluating_s += time.perf_counter() - started
 
     def evaluate(self) -> float:
         """Run the evaluation now; its mean episode reward."""
@@ -99,6 +122,8 @@ class PeriodicEvaluation(_Periodic):
         if mean_reward > self.best_reward:
             self.best_reward = mean_reward
             save_model(self.model, self.best_path)
+            best_record_path(self.best_path).write_text(yaml.safe_dump(
+                {"mean_reward": mean_reward, "timesteps": int(self.num_timesteps)}))
         return mean_reward
 
 
@@ -111,3 +136,39 @@ class CheckpointSaver(_Periodic):
 
     def _on_due(self) -> None:
         save_model(self.model, self.directory / f"model_{self.num_timesteps}_steps.zip")
+
+
+class StopRequest(BaseCallback):
+    """Stops training at the next env step once :meth:`request` was called (from a signal handler).
+
+    An on-policy run is rolled back to the start of the rollout in progress (env, generators,
+    counters: a snapshot taken at each rollout start; the parameters do not change during a
+    rollout), so that a resumed run repeats that rollout exactly as an uninterrupted run would.
+    An off-policy run stops where it is; its last observation is kept, and the one transition
+    of the stopping step is not stored in the replay buffer.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+        self._snapshot: dict[str, Any] | None = None
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+
+    def _on_rollout_start(self) -> None:
+        if isinstance(self.model, OnPolicyAlgorithm):
+            self._snapshot = training_state(self.model)
+
+    def _on_step(self) -> bool:
+        if self.reason is None:
+            return True
+        if self._snapshot is not None:
+            restore_training_state(self.model, self._snapshot)
+        else:
+            self.model._last_obs = self.locals["new_obs"]
+            self.model._last_episode_starts = self.locals["dones"]
+            normalizer = self.model.get_vec_normalize_env()
+            if normalizer is not None:
+                self.model._last_original_obs = normalizer.get_original_obs()
+        return False

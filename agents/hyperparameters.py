@@ -22,6 +22,7 @@ name (``tanh``, ``relu``, ``elu``, ``leaky_relu``) instead of the zoo's Python e
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -29,8 +30,8 @@ import torch.nn as nn
 import yaml
 
 __all__ = [
-    "HYPERPARAMS_DIR", "HyperparamError", "SETTINGS", "algorithm_kwargs", "load_hyperparams",
-    "parse_overrides", "parse_value",
+    "HYPERPARAMS_DIR", "HyperparamError", "SETTINGS", "algorithm_kwargs", "check_policy_kwargs", "check_values",
+    "load_hyperparams", "parse_overrides", "parse_value",
 ]
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
@@ -39,6 +40,33 @@ SETTINGS = ("n_envs", "n_timesteps", "policy", "normalize", "vec_env", "env_wrap
 #: Algorithm arguments train.py sets itself (from its command line), so not hyperparameters.
 _RESERVED = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"}
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+#: Accepted values of numeric keys: (integer?, low, high, low included?, ``lin_<x>`` schedule allowed?).
+#: An integer key takes an integral float too (YAML's ``!!float 2e5``), converted to ``int``.
+_NUMERIC: dict[str, tuple[bool, float, float, bool, bool]] = {
+    "n_envs": (True, 1, math.inf, True, False),
+    "n_timesteps": (True, 1, math.inf, True, False),
+    "n_steps": (True, 1, math.inf, True, False),
+    "batch_size": (True, 1, math.inf, True, False),
+    "n_epochs": (True, 1, math.inf, True, False),
+    "buffer_size": (True, 1, math.inf, True, False),
+    "learning_starts": (True, 0, math.inf, True, False),
+    "train_freq": (True, 1, math.inf, True, False),
+    "gradient_steps": (True, -1, math.inf, True, False),
+    "target_update_interval": (True, 1, math.inf, True, False),
+    "learning_rate": (False, 0, math.inf, False, True),
+    "clip_range": (False, 0, math.inf, False, True),
+    "gamma": (False, 0, 1, True, False),
+    "gae_lambda": (False, 0, 1, True, False),
+    "ent_coef": (False, 0, math.inf, True, False),
+    "vf_coef": (False, 0, math.inf, True, False),
+    "max_grad_norm": (False, 0, math.inf, False, False),
+    "tau": (False, 0, 1, False, False),
+    "exploration_fraction": (False, 0, 1, True, False),
+    "exploration_initial_eps": (False, 0, 1, True, False),
+    "exploration_final_eps": (False, 0, 1, True, False),
+}
 
 
 class HyperparamError(ValueError):
@@ -83,6 +111,53 @@ def load_hyperparams(
         available = sorted(table) if isinstance(table, dict) else []
         raise HyperparamError(f"no hyperparameters for env {env_id!r} in {path}; entries: {available}")
     return {**table[env_id], **(overrides or {})}
+
+
+def check_values(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """``hyperparams`` with numeric values checked against their type and range (integers made ``int``).
+
+    Raises :class:`HyperparamError` naming the key, the value and what it accepts.
+    """
+    checked = dict(hyperparams)
+    for key, (integer, low, high, low_included, schedule) in _NUMERIC.items():
+        if key in checked:
+            checked[key] = _checked_number(key, checked[key], integer, low, high, low_included, schedule)
+    return checked
+
+
+def _checked_number(key: str, value: Any, integer: bool, low: float, high: float, low_included: bool,
+                    schedule: bool) -> Any:
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if schedule and isinstance(value, str) and value.startswith("lin_"):
+        _schedule(key, value)  # raises for a bad number after lin_
+        number = float(value[4:])
+    if integer and isinstance(number, float):
+        number = int(number) if number.is_integer() else None
+    in_range = number is not None and (number >= low if low_included else number > low) and number <= high
+    if not in_range:
+        kind = "an integer" if integer else "a number"
+        bounds = f"{'>=' if low_included else '>'} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+        extra = " or a schedule lin_<number>" if schedule else ""
+        raise HyperparamError(f"hyperparameter {key} must be {kind} {bounds}{extra}, got {value!r}")
+    return value if isinstance(value, str) else number
+
+
+def check_policy_kwargs(policy_class: type, policy_kwargs: Any) -> None:
+    """Raise :class:`HyperparamError` when ``policy_kwargs`` holds a key ``policy_class`` does not take."""
+    kwargs = _policy_kwargs(policy_kwargs)
+    accepted: set[str] = set()
+    for cls in policy_class.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        accepted |= {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    accepted -= {"self", "observation_space", "action_space", "lr_schedule"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise HyperparamError(f"unknown policy_kwargs {unknown} for {policy_class.__name__}; "
+                              f"accepted: {sorted(accepted)}")
 
 
 def algorithm_kwargs(algorithm: type, hyperparams: dict[str, Any]) -> dict[str, Any]:

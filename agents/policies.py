@@ -22,6 +22,7 @@ from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import RunError, TrainedModel, load_trained
 from aigc_edge_env.agents.wrappers import decide_slot
+from aigc_edge_env.config import make_config
 
 __all__ = ["ModelPolicy", "load_model_policy"]
 
@@ -64,10 +65,16 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
     """The policy of the model at ``path`` (run directory or ``.zip``), checked against ``env_id``.
 
     Raises :class:`~aigc_edge_env.agents.runs.RunError` naming the path when the model is
-    missing or corrupt, or when its observation or action space differs from the env's
-    (seen through the run's own wrapper).
+    missing or corrupt, when its observation or action space differs from the env's
+    (seen through the run's own wrapper), or when the env's step levels differ from those it
+    was trained with (the same action would ask for other step counts).
     """
     trained = load_trained(path)
+    trained_levels = list(trained.record["env_config"]["step_levels"])
+    levels = list(make_config(env_id, dict(config or {})).step_levels)
+    if levels != trained_levels:
+        raise RunError(f"model {trained.path} was trained with step levels {trained_levels}, "
+                       f"but {env_id} with this config has {levels}")
     hp = trained.record["hyperparams"]
     env = make_env(env_id, config, hp.get("env_wrapper", "none"), hp.get("wrapper_reward", "slot_end"))
     try:

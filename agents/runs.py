@@ -6,7 +6,11 @@ Layout of a run directory (``train.py --out DIR``)::
                                  seed, command lines, package versions, wall time and peak memory
     model.zip                    final model
     model.vecnormalize.pkl       its VecNormalize statistics (when the run normalises)
-    best_model.zip (+ .vecnormalize.pkl)   best periodic evaluation so far
+    model.resume.pkl             what --resume needs to continue exactly: the training env's state
+                                 (mid-episode included), the random generators, the last observation
+    model.replay_buffer.pkl      the replay buffer (DQN)
+    best_model.zip (+ .vecnormalize.pkl, .yml)   best periodic evaluation so far (.yml: its mean reward)
+    train.lock                   held (flock) by the train.py writing the run: a second one is refused
     checkpoints/model_<steps>_steps.zip (+ .vecnormalize.pkl)
     tb/<algo>_1/events.out.tfevents.*      TensorBoard logs
 
@@ -15,25 +19,33 @@ Every model file ``<stem>.zip`` keeps its normaliser in ``<stem>.vecnormalize.pk
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
+import os
 import pickle
 import platform
+import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 
 __all__ = [
-    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "RUN_RECORD", "TENSORBOARD_DIR", "RunError", "TrainedModel",
-    "load_normalizer", "load_trained", "normalizer_path", "package_versions", "read_record", "read_scalars",
-    "save_model", "write_record",
+    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "RUN_RECORD", "TENSORBOARD_DIR", "RunError",
+    "TrainedModel", "load_normalizer", "load_resume_state", "load_trained", "normalizer_path", "package_versions",
+    "read_record", "read_scalars", "replay_buffer_path", "restore_training_state", "resume_state_path", "run_lock",
+    "save_model", "save_resume_state",
+    "training_state", "write_record",
 ]
 
 RUN_RECORD = "run.yml"
@@ -41,6 +53,10 @@ FINAL_MODEL = "model.zip"
 BEST_MODEL = "best_model.zip"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tb"
+LOCK_FILE = "train.lock"
+#: Attributes of an SB3 model that the zip does not restore as training left them.
+_MODEL_STATE = ("num_timesteps", "_episode_num", "_last_obs", "_last_episode_starts", "_last_original_obs",
+                "ep_info_buffer", "ep_success_buffer")
 _PACKAGES = ("aigc-edge-env", "numpy", "scipy", "torch", "gymnasium", "stable_baselines3", "sb3_contrib")
 
 
@@ -60,6 +76,115 @@ def save_model(model: BaseAlgorithm, path: Path) -> None:
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
         normalizer.save(normalizer_path(path))
+
+
+def resume_state_path(model_path: Path) -> Path:
+    """Where the training state of ``<stem>.zip`` lives: ``<stem>.resume.pkl``."""
+    return model_path.with_name(f"{model_path.stem}.resume.pkl")
+
+
+def replay_buffer_path(model_path: Path) -> Path:
+    """Where the replay buffer of an off-policy ``<stem>.zip`` lives: ``<stem>.replay_buffer.pkl``."""
+    return model_path.with_name(f"{model_path.stem}.replay_buffer.pkl")
+
+
+def _env_layers(venv: VecEnv) -> list[VecEnv]:
+    layers = [venv]
+    while isinstance(layers[-1], VecEnvWrapper):
+        layers.append(layers[-1].venv)
+    return layers
+
+
+def training_state(model: BaseAlgorithm) -> dict[str, Any]:
+    """What the model file does not hold of a training run in progress, as plain picklable values.
+
+    The training env's attributes layer by layer (VecNormalize statistics and running returns,
+    monitor counters, the env's own state and generators, mid-episode included), the global
+    random generators (Python, numpy, torch), the action space's generator and the model's
+    last observation and counters.
+    """
+    env = model.get_env()
+    assert env is not None
+    layers = [{name: value for name, value in vars(layer).items()
+               if not (isinstance(layer, VecEnvWrapper) and name in ("venv", "class_attributes"))}
+              for layer in _env_layers(env)]
+    return pickle.loads(pickle.dumps({  # a deep copy: the caller may keep it while training goes on
+        "env": layers,
+        "random": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                   "action_space": model.action_space._np_random},
+        "model": {name: getattr(model, name) for name in _MODEL_STATE},
+    }))
+
+
+def restore_training_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
+    """Put ``state`` (of :func:`training_state`) back into ``model`` and its env, generators included."""
+    env = model.get_env()
+    assert env is not None
+    layers = _env_layers(env)
+    if len(layers) != len(state["env"]):
+        raise RunError(f"the saved training state has {len(state['env'])} env layers, the env {len(layers)}")
+    for layer, values in zip(layers, state["env"], strict=True):
+        vars(layer).update(values)
+    generators = state["random"]
+    random.setstate(generators["python"])
+    np.random.set_state(generators["numpy"])
+    torch.set_rng_state(generators["torch"])
+    model.action_space._np_random = generators["action_space"]
+    for name, value in state["model"].items():
+        setattr(model, name, value)
+
+
+def save_resume_state(model: BaseAlgorithm, path: Path, state: dict[str, Any] | None = None) -> None:
+    """Save ``state`` (default: the model's current :func:`training_state`) for ``path`` (a model ``.zip``),
+    and the replay buffer of an off-policy model."""
+    with resume_state_path(path).open("wb") as handle:
+        pickle.dump(state if state is not None else training_state(model), handle)
+    if isinstance(model, OffPolicyAlgorithm):
+        model.save_replay_buffer(replay_buffer_path(path))
+
+
+def load_resume_state(path: Path) -> dict[str, Any] | None:
+    """The training state saved for the model ``path`` (``None`` if there is none); :class:`RunError` if corrupt."""
+    state_path = resume_state_path(path)
+    if not state_path.exists():
+        return None
+    try:
+        with state_path.open("rb") as handle:
+            state = pickle.load(handle)
+    except Exception as exc:  # pickle raises many types for a corrupt file
+        raise RunError(f"cannot load training state {state_path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict) or set(state) != {"env", "random", "model"}:
+        raise RunError(f"{state_path} does not hold a training state")
+    return state
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock (creating the directory) while the block runs.
+
+    A second holder is refused at once with :class:`RunError` naming the process that holds it.
+    The lock is ``flock``'s, so it goes with its process, however that process ends.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = (run_dir / LOCK_FILE).open("a+")
+    except OSError as exc:
+        raise RunError(f"cannot write to run directory {run_dir}: {exc}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunError(f"{run_dir} is in use by another train.py (pid {holder}); "
+                           "two runs never write one directory") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def load_normalizer(path: Path, venv: VecEnv | None = None) -> VecNormalize | None:

@@ -6,6 +6,16 @@ building anything (a bad request raises :class:`TrainingError` with a one-line r
 trains with episode cost components in TensorBoard, periodic evaluation and checkpoints,
 and leaves the run directory described in :mod:`aigc_edge_env.agents.runs`.
 
+Only one process writes a run directory (a lock; a second is refused at once).  SIGINT or
+SIGTERM during training stops it at the next env step: the model, its normaliser and the
+training state are saved, ``run.yml`` marks the session interrupted with the step reached, and
+:class:`TrainingInterrupted` is raised.  ``resume`` continues from the saved training state
+(env mid-episode, random generators, normaliser), so a resumed run is the run it continues:
+an interrupted run resumed to its planned total gives the parameters of the uninterrupted run,
+and so do 2,000 steps plus 2,000 more under constant schedules.  With a ``lin_`` schedule they
+differ by design: a session of 2,000 planned steps anneals to zero at 2,000 (with ppo.yml's
+``lin_1e-3`` on AIGCEdge-v0 the parameters end 3.9% apart in relative L2 norm).
+
 Timesteps are steps of the training env: slots for PPO and MaskablePPO, per-user
 decisions (about ``N * p_task`` per slot) for DQN's per-user wrapper.
 """
@@ -13,11 +23,15 @@ decisions (about ``N * p_task`` per slot) for DQN's per-user wrapper.
 from __future__ import annotations
 
 import datetime
+import os
 import resource
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -25,7 +39,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS, IncompatibleEnvError
-from aigc_edge_env.agents.callbacks import CheckpointSaver, EpisodeCostLogger, PeriodicEvaluation
+from aigc_edge_env.agents.callbacks import CheckpointSaver, EpisodeCostLogger, PeriodicEvaluation, StopRequest
+from aigc_edge_env.agents.cli import check_output_dir, check_threads
 from aigc_edge_env.agents.environments import (
     check_env_id,
     check_vec_env,
@@ -34,7 +49,13 @@ from aigc_edge_env.agents.environments import (
     normalize_kwargs,
     wrap_normalize,
 )
-from aigc_edge_env.agents.hyperparameters import HyperparamError, algorithm_kwargs, load_hyperparams
+from aigc_edge_env.agents.hyperparameters import (
+    HyperparamError,
+    algorithm_kwargs,
+    check_policy_kwargs,
+    check_values,
+    load_hyperparams,
+)
 from aigc_edge_env.agents.runs import (
     BEST_MODEL,
     CHECKPOINT_DIR,
@@ -43,15 +64,20 @@ from aigc_edge_env.agents.runs import (
     TENSORBOARD_DIR,
     RunError,
     load_normalizer,
+    load_resume_state,
     normalizer_path,
     package_versions,
     read_record,
+    replay_buffer_path,
+    restore_training_state,
+    run_lock,
     save_model,
+    save_resume_state,
     write_record,
 )
 from aigc_edge_env.config import ConfigError, make_config
 
-__all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "train"]
+__all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "TrainingInterrupted", "train"]
 
 #: Periodic evaluation plays seeds ``EVAL_SEED_BASE + i``: apart from training seeds and evaluate.py's.
 EVAL_SEED_BASE = 1_000_000
@@ -59,6 +85,14 @@ EVAL_SEED_BASE = 1_000_000
 
 class TrainingError(ValueError):
     """A training request that cannot run (unknown algo or env, bad hyperparameter, ...)."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped by a signal; the run was saved (``signal_name``, ``timesteps`` reached, ``run_dir``)."""
+
+    def __init__(self, signal_name: str, timesteps: int, run_dir: Path) -> None:
+        super().__init__(f"interrupted by {signal_name} at step {timesteps}; saved in {run_dir}")
+        self.signal_name, self.timesteps, self.run_dir = signal_name, timesteps, run_dir
 
 
 @dataclass
@@ -86,13 +120,39 @@ class TrainRequest:
     command: list[str] = field(default_factory=list)
 
 
+def _check_request(request: TrainRequest) -> None:
+    """Raise for settings of the request itself (not of the run it names) that cannot work."""
+    check_threads(request.threads)
+    _check_device(request.device)
+    if request.eval_every < 0:
+        raise TrainingError(f"--eval-freq must be >= 0 (0: no evaluation), got {request.eval_every}")
+    if request.checkpoint_every < 0:
+        raise TrainingError(f"--checkpoint-freq must be >= 0 (0: no checkpoints), got {request.checkpoint_every}")
+    if request.eval_every > 0 and request.eval_episodes < 1:
+        raise TrainingError(f"--eval-episodes must be >= 1 when evaluating (--eval-freq {request.eval_every}), "
+                            f"got {request.eval_episodes}")
+    check_output_dir(request.out, "--resume" if request.resume else "--out")
+
+
+def _check_device(device: str) -> None:
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise TrainingError(f"--device {device!r} is not a torch device ({exc})") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if kind not in available:
+        raise TrainingError(f"--device {device!r}: accepted cpu, cuda[:<index>], mps")
+    if not available[kind]:
+        raise TrainingError(f"--device {device!r}: {kind} is not available in this torch {torch.__version__}")
+
+
 def _resolve_new(request: TrainRequest) -> dict[str, Any]:
     if request.algo not in ALGORITHMS:
         raise TrainingError(f"unknown algo {request.algo!r}: accepted {sorted(ALGORITHMS)}")
     if (request.out / RUN_RECORD).exists():
         raise TrainingError(f"{request.out} already holds a run; pass --resume to continue it or choose another --out")
     check_env_id(request.env_id, request.env_config)
-    hyperparams = load_hyperparams(request.algo, request.env_id, request.hyperparams)
+    hyperparams = check_values(load_hyperparams(request.algo, request.env_id, request.hyperparams))
     env_wrapper = hyperparams.setdefault("env_wrapper", "none")
     hyperparams.setdefault("wrapper_reward", "slot_end")
     hyperparams.setdefault("vec_env", "vector" if env_wrapper == "none" else "dummy")
@@ -124,7 +184,22 @@ def _resolve_resume(request: TrainRequest) -> dict[str, Any]:
         raise TrainingError("--resume continues a run as it was configured; it takes no --hyperparams or --config")
     if not (request.out / FINAL_MODEL).exists():
         raise TrainingError(f"--resume: no model to continue at {request.out / FINAL_MODEL}")
+    load_normalizer(normalizer_path(request.out / FINAL_MODEL))  # a corrupt file is refused here, not later
+    load_resume_state(request.out / FINAL_MODEL)
     return record
+
+
+def _timesteps(request: TrainRequest, record: dict[str, Any]) -> int:
+    """Steps to train: --timesteps; else on resuming an interrupted session what it had left; else n_timesteps."""
+    if request.timesteps is not None:
+        return request.timesteps
+    last = record["sessions"][-1] if request.resume and record["sessions"] else {}
+    if last.get("interrupted"):
+        return int(last["planned_total_timesteps"]) - int(last["total_timesteps"])
+    timesteps = record["hyperparams"].get("n_timesteps")
+    if timesteps is None:
+        raise TrainingError("no --timesteps given and no n_timesteps in the hyperparameters")
+    return int(timesteps)
 
 
 def _check(record: dict[str, Any], timesteps: int) -> None:
@@ -135,8 +210,14 @@ def _check(record: dict[str, Any], timesteps: int) -> None:
         raise TrainingError(f"n_envs must be a positive integer, got {record['n_envs']}")
     hp = record["hyperparams"]
     spec = ALGORITHMS[record["algo"]]
-    algorithm_kwargs(spec.cls, hp)
-    spec.resolve_policy(hp["policy"])
+    kwargs = algorithm_kwargs(spec.cls, hp)
+    policy = spec.resolve_policy(hp["policy"])
+    if "policy_kwargs" in hp:
+        check_policy_kwargs(spec.cls.policy_aliases[policy] if isinstance(policy, str) else policy,
+                            hp["policy_kwargs"])
+    if "batch_size" in kwargs and "n_steps" in kwargs and kwargs["batch_size"] > kwargs["n_steps"] * record["n_envs"]:
+        raise TrainingError(f"batch_size {kwargs['batch_size']} exceeds the rollout of n_steps x n_envs = "
+                            f"{kwargs['n_steps']} x {record['n_envs']}")
     normalize_kwargs(hp.get("normalize", False), hp.get("gamma"))
     check_vec_env(hp["vec_env"], hp["env_wrapper"])
     env = make_env(record["env_id"], record["env_config_overrides"], hp["env_wrapper"], hp["wrapper_reward"])
@@ -164,14 +245,21 @@ def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str, res
     hp = record["hyperparams"]
     tensorboard_log = str(run_dir / TENSORBOARD_DIR)
     if resume:
-        model = spec.cls.load(run_dir / FINAL_MODEL, env=venv, device=device, tensorboard_log=tensorboard_log)
-        model.set_random_seed(record["seed"] + model.num_timesteps)  # new episodes, not a replay
+        path = run_dir / FINAL_MODEL
+        model = spec.cls.load(path, env=venv, device=device, tensorboard_log=tensorboard_log)
+        state = load_resume_state(path)
+        if state is None:  # a run saved before training states were: new episodes, not a replay
+            model.set_random_seed(record["seed"] + model.num_timesteps)
+            return model
+        restore_training_state(model, state)
+        if replay_buffer_path(path).exists():
+            model.load_replay_buffer(replay_buffer_path(path))  # type: ignore[attr-defined]
         return model
     return spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log,
                     device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
 
 
-def _callbacks(record: dict[str, Any], run_dir: Path) -> list[BaseCallback]:
+def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest) -> list[BaseCallback]:
     hp = record["hyperparams"]
     spec = ALGORITHMS[record["algo"]]
     callbacks: list[BaseCallback] = [EpisodeCostLogger()]
@@ -183,7 +271,27 @@ def _callbacks(record: dict[str, Any], run_dir: Path) -> list[BaseCallback]:
         ))
     if record["checkpoint_every"] > 0:
         callbacks.append(CheckpointSaver(run_dir / CHECKPOINT_DIR, record["checkpoint_every"]))
-    return callbacks
+    return callbacks + [stop]  # last, so that the others see the stopping step
+
+
+@contextmanager
+def _stop_on_signals(stop: StopRequest) -> Iterator[None]:
+    """SIGINT and SIGTERM ask ``stop`` to end training; a second signal interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.reason is not None:
+            raise KeyboardInterrupt
+        stop.request(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _as_training_error(exc: Exception) -> TrainingError:
@@ -193,43 +301,75 @@ def _as_training_error(exc: Exception) -> TrainingError:
 def train(request: TrainRequest) -> Path:
     """Train as ``request`` says; returns the run directory.
 
-    Raises :class:`TrainingError` (and writes nothing) when the request cannot train.
+    Raises :class:`TrainingError` (and writes nothing) when the request cannot train, and
+    :class:`TrainingInterrupted` after saving the run when SIGINT or SIGTERM stopped it.
     """
     try:
+        _check_request(request)
         record = _resolve_resume(request) if request.resume else _resolve_new(request)
-        timesteps = request.timesteps if request.timesteps is not None else record["hyperparams"].get("n_timesteps")
-        if timesteps is None:
-            raise TrainingError("no --timesteps given and no n_timesteps in the hyperparameters")
-        timesteps = int(timesteps)
+        timesteps = _timesteps(request, record)
         _check(record, timesteps)
     except (ConfigError, HyperparamError, IncompatibleEnvError, RunError, ValueError) as exc:
         raise _as_training_error(exc) from None
-    run_dir = request.out
     torch.set_num_threads(request.threads)
-    venv = _training_env(record, run_dir / FINAL_MODEL if request.resume else None)
-    try:
+    stop = StopRequest()
+    with _stop_on_signals(stop):
+        built = None if request.resume else _build(record, request)  # a new run: refused before any write
         try:
-            model = _model(record, venv, run_dir, request.device, request.resume)
-        except ValueError as exc:  # e.g. a policy that does not fit the (wrapped) env's spaces
+            with run_lock(request.out):
+                if built is None:
+                    built = _build(record, request)
+                elif (request.out / RUN_RECORD).exists():  # another process started it meanwhile
+                    raise TrainingError(f"{request.out} already holds a run; pass --resume to continue it "
+                                        "or choose another --out")
+                return _train_locked(request, record, timesteps, stop, *built)
+        except RunError as exc:
             raise _as_training_error(exc) from None
-        session = {"command": list(request.command), "timesteps": timesteps,
-                   "started": datetime.datetime.now().isoformat(timespec="seconds")}
-        record["sessions"].append(session)
-        write_record(run_dir, record)
-        start_steps = model.num_timesteps
-        start = time.perf_counter()
-        model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir), log_interval=1,
-                    tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
-                    progress_bar=request.progress_bar)
-        wall_time_s = time.perf_counter() - start
-        save_model(model, run_dir / FINAL_MODEL)
-    finally:
+        finally:
+            if built is not None:
+                built[0].close()
+
+
+def _build(record: dict[str, Any], request: TrainRequest) -> tuple[VecEnv, BaseAlgorithm]:
+    """The training env and the model (new, or loaded with its training state on resume)."""
+    venv = _training_env(record, request.out / FINAL_MODEL if request.resume else None)
+    try:
+        return venv, _model(record, venv, request.out, request.device, request.resume)
+    except ValueError as exc:  # e.g. a policy that does not fit the (wrapped) env's spaces
         venv.close()
+        raise _as_training_error(exc) from None
+    except BaseException:
+        venv.close()
+        raise
+
+
+def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int, stop: StopRequest, venv: VecEnv,
+                  model: BaseAlgorithm) -> Path:
+    run_dir = request.out
+    start_steps = model.num_timesteps
+    session = {"command": list(request.command), "timesteps": timesteps,
+               "planned_total_timesteps": start_steps + timesteps, "device": request.device,
+               "threads": request.threads, "pid": os.getpid(),
+               "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    record["sessions"].append(session)
+    write_record(run_dir, record)
+    start = time.perf_counter()
+    model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop), log_interval=1,
+                tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
+                progress_bar=request.progress_bar)
+    wall_time_s = time.perf_counter() - start
+    save_model(model, run_dir / FINAL_MODEL)
+    save_resume_state(model, run_dir / FINAL_MODEL)
     session.update({
         "wall_time_s": round(wall_time_s, 3),
         "steps_per_s": round((model.num_timesteps - start_steps) / wall_time_s, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "total_timesteps": int(model.num_timesteps),
     })
+    interrupted = stop.reason is not None and model.num_timesteps < session["planned_total_timesteps"]
+    if interrupted:  # (a signal after the last step leaves a finished run)
+        session["interrupted"] = stop.reason
     write_record(run_dir, record)
+    if interrupted:
+        raise TrainingInterrupted(str(stop.reason), int(model.num_timesteps), run_dir)
     return run_dir

@@ -7,7 +7,7 @@ the others' entries, so they would add noise, not signal).  Rewards are scaled b
 standard deviation (Gymnasium's ``NormalizeReward``); ``gamma`` defaults to 0 because a
 decision never changes later slots in AIGCEdge-v0 (``agents/hyperparams/ppo.yml`` explains).
 Rollouts are short (8 envs x 64 steps, minibatches of 128, 10 epochs): at 30k slots this
-scored 0.93 where ``ppo.yml``'s 8 x 256 steps and minibatches of 256 scored 0.43 (one seed each).
+scored 0.93 where the former ``ppo.yml``'s 8 x 256 steps and minibatches of 256 scored 0.43 (one seed each).
 
 At the end the greedy policy is evaluated with the project's evaluation engine
 (:mod:`aigc_edge_env.evaluation`) beside ``exact`` and ``random`` on held-out episodes

@@ -138,8 +138,8 @@ def test_per_user_policy_is_permutation_equivariant() -> None:
 
     def probabilities(o: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            dist = policy.get_distribution(policy.obs_to_tensor(o)[0]).distribution
-        return [d.probs[0].numpy() for d in dist]
+            dist = policy.get_distribution(policy.obs_to_tensor(o)[0])
+        return list(dist.offload.probs[0].numpy()) + list(dist.level.probs[0].numpy())
 
     base, moved = probabilities(obs), probabilities(permuted)
     for user in range(n):
@@ -147,6 +147,37 @@ def test_per_user_policy_is_permutation_equivariant() -> None:
         np.testing.assert_allclose(moved[user], base[source], atol=1e-6)  # offload bit
         np.testing.assert_allclose(moved[n + user], base[n + source], atol=1e-6)  # level
     assert moved[n].shape == (n_levels,)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_per_user_categoricals_are_the_sb3_distributions(masked: bool) -> None:
+    from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
+    from stable_baselines3.common.distributions import MultiCategoricalDistribution
+
+    from aigc_edge_env.agents.networks import MaskablePerUserCategorical, PerUserCategorical
+
+    n, n_levels = 3, 4
+    dims = [2] * n + [n_levels] * n
+    logits = torch.randn(5, 2 * n + n * n_levels, generator=torch.Generator().manual_seed(0))
+    ours_cls, reference_cls = ((MaskablePerUserCategorical, MaskableMultiCategoricalDistribution) if masked
+                               else (PerUserCategorical, MultiCategoricalDistribution))
+    ours = ours_cls(n, n_levels).proba_distribution(logits)
+    reference = reference_cls(dims).proba_distribution(logits)
+    if masked:  # the env's masks: some levels of each user ruled out, never all
+        masks = np.random.default_rng(0).random((5, sum(dims))) < 0.7
+        masks[:, 2 * n::n_levels] = True
+        masks[:, : 2 * n] = True
+        ours.apply_masking(masks)
+        reference.apply_masking(masks)
+    actions = ours.sample()
+    assert actions.shape == (5, 2 * n) and int(actions[:, :n].max()) <= 1 and int(actions[:, n:].max()) < n_levels
+    torch.testing.assert_close(ours.log_prob(actions.float()), reference.log_prob(actions))
+    torch.testing.assert_close(ours.entropy(), reference.entropy())
+    torch.testing.assert_close(ours.mode(), reference.mode())
+    if masked:
+        levels = actions[:, n:].numpy()
+        level_masks = masks[:, 2 * n:].reshape(5, n, n_levels)
+        assert all(level_masks[b, u, levels[b, u]] for b in range(5) for u in range(n))  # sampled levels allowed
 
 
 TINY = {
@@ -183,11 +214,14 @@ def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
     assert all(np.isfinite(e.value) for e in accumulator.Scalars("episode/cost"))
 
 
-def test_resume_continues_the_run(tmp_path) -> None:
-    request = TrainRequest(out=tmp_path / "run", algo="ppo", env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
-                           env_config=SMALL, hyperparams=parse_overrides(TINY["ppo"]), eval_every=0,
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_resume_continues_the_run(algo: str, tmp_path) -> None:
+    request = TrainRequest(out=tmp_path / "run", algo=algo, env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
+                           env_config=SMALL, hyperparams=parse_overrides(TINY[algo]), eval_every=0,
                            checkpoint_every=0, progress_bar=False)
     train(request)
+    if algo == "dqn":
+        assert (tmp_path / "run" / "model.replay_buffer.pkl").exists()
     train(TrainRequest(out=tmp_path / "run", timesteps=128, resume=True, eval_every=0, checkpoint_every=0,
                        progress_bar=False))
     sessions = read_record(tmp_path / "run")["sessions"]

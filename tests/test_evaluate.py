@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from aigc_edge_env import evaluate_decision
+from aigc_edge_env.agents.runs import read_scalars
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.evaluation import EVAL_SEED, PolicyResult, format_number, make_policy, run_episode, summarize
 
@@ -168,11 +171,87 @@ def _error(main, argv: list[str], capsys) -> str:
     (["--algo", "ppo", "--hyperparams", "n_stepz:3"], "unknown hyperparameter(s) ['n_stepz']"),
     (["--algo", "ppo", "--config", "{horizon_slots: -1}"], "horizon_slots"),
     (["--timesteps", "10"], "--algo is required"),
+    (["--algo", "ppo", "--hyperparams", "learning_rate:abc"],
+     "hyperparameter learning_rate must be a number > 0 or a schedule lin_<number>, got 'abc'"),
+    (["--algo", "ppo", "--hyperparams", "learning_rate:lin_x"], "learning_rate: bad linear schedule 'lin_x'"),
+    (["--algo", "ppo", "--hyperparams", "n_steps:-5"], "hyperparameter n_steps must be an integer >= 1, got -5"),
+    (["--algo", "ppo", "--hyperparams", "n_steps:1.5"], "hyperparameter n_steps must be an integer >= 1, got 1.5"),
+    (["--algo", "ppo", "--hyperparams", "n_steps:true"], "hyperparameter n_steps must be an integer >= 1, got True"),
+    (["--algo", "ppo", "--hyperparams", "batch_size:0"], "hyperparameter batch_size must be an integer >= 1, got 0"),
+    (["--algo", "ppo", "--hyperparams", "batch_size:4096"], "batch_size 4096 exceeds the rollout"),
+    (["--algo", "ppo", "--hyperparams", "gamma:2.0"],
+     "hyperparameter gamma must be a number >= 0 and <= 1, got 2.0"),
+    (["--algo", "ppo", "--hyperparams", "policy_kwargs:{foo: 1}"], "unknown policy_kwargs ['foo'] for PerUserPolicy"),
+    (["--algo", "dqn", "--hyperparams", "policy_kwargs:{foo: 1}"], "unknown policy_kwargs ['foo'] for DQNPolicy"),
+    (["--algo", "ppo", "--hyperparams", "n_timesteps:abc"],
+     "hyperparameter n_timesteps must be an integer >= 1, got 'abc'"),
+    (["--algo", "dqn", "--hyperparams", "exploration_final_eps:-0.1"], "hyperparameter exploration_final_eps"),
+    (["--algo", "ppo", "--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--algo", "ppo", "--device", "bogus"], "--device 'bogus' is not a torch device"),
+    (["--algo", "ppo", "--eval-freq", "-1"], "--eval-freq must be >= 0"),
+    (["--algo", "ppo", "--checkpoint-freq", "-1"], "--checkpoint-freq must be >= 0"),
+    (["--algo", "ppo", "--eval-episodes", "0"], "--eval-episodes must be >= 1 when evaluating"),
+    (["--algo", "ppo", "--config", "missing.yml"], "no such file 'missing.yml'"),
+    (["--resume", "nowhere"], "nowhere is not a run directory"),
 ])
 def test_train_cli_rejects_bad_arguments(argv: list[str], message: str, tmp_path, capsys) -> None:
     err = _error(train_cli.main, argv + ["--out", str(tmp_path / "run")], capsys)
-    assert message in err and "Traceback" not in err
+    assert message in err.splitlines()[-1] and "Traceback" not in err  # the reason on one line
     assert not (tmp_path / "run").exists()
+
+
+def test_train_cli_refuses_cuda_without_cuda_and_bad_out(tmp_path, capsys) -> None:
+    if not torch.cuda.is_available():
+        err = _error(train_cli.main, ["--algo", "ppo", "--device", "cuda", "--out", str(tmp_path / "run")], capsys)
+        assert "--device 'cuda': cuda is not available" in err
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    err = _error(train_cli.main, ["--algo", "ppo", "--out", str(a_file)], capsys)
+    assert f"--out {a_file} exists and is not a directory" in err
+    err = _error(train_cli.main, ["--algo", "ppo", "--out", str(a_file / "run")], capsys)
+    assert f"--out {a_file / 'run'} is not writable" in err
+    err = _error(train_cli.main, ["--algo", "ppo", "--eval-freq", "0", "--eval-episodes", "0", "--timesteps", "-1",
+                                  "--out", str(tmp_path / "run")], capsys)
+    assert "timesteps must be a positive integer" in err  # --eval-episodes 0 is fine without evaluation
+
+
+def test_train_cli_refuses_a_corrupt_normaliser_on_resume(tiny_run: Path, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "model.vecnormalize.pkl").write_bytes(b"not a pickle")
+    before = (run / "run.yml").read_text()
+    err = _error(train_cli.main, ["--resume", str(run), "--timesteps", "64", "--no-progress"], capsys)
+    assert f"cannot load VecNormalize statistics {run / 'model.vecnormalize.pkl'}" in err
+    assert (run / "run.yml").read_text() == before
+    (run / "model.vecnormalize.pkl").unlink()
+    (run / "model.resume.pkl").write_bytes(b"\x80\x04 truncated")
+    err = _error(train_cli.main, ["--resume", str(run), "--timesteps", "64", "--no-progress"], capsys)
+    assert f"cannot load training state {run / 'model.resume.pkl'}" in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--config", "missing.yml"], "no such file 'missing.yml'"),
+])
+def test_evaluate_cli_rejects_bad_arguments(argv: list[str], message: str, tmp_path, capsys) -> None:
+    err = _error(evaluate_cli.main, argv + ["--policies", "greedy", "--out", str(tmp_path / "eval")], capsys)
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "eval").exists()
+
+
+def test_evaluate_cli_checks_out_before_evaluating(tiny_run: Path, tmp_path, capsys, monkeypatch) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    monkeypatch.setattr(evaluate_cli, "evaluate_all", lambda *args, **kwargs: pytest.fail("evaluated"))
+    for out, message in ((a_file, "exists and is not a directory"), (a_file / "eval", "is not writable")):
+        err = _error(evaluate_cli.main, ["--policies", "greedy", "--out", str(out)], capsys)
+        assert f"--out {out} {message}" in err
+    levels = "{step_levels: [5, 10, 20, 25, 30, 35, 40, 50]}"
+    err = _error(evaluate_cli.main, ["--runs", str(tiny_run), "--config", levels, "--out", str(tmp_path / "eval")],
+                 capsys)
+    assert "was trained with step levels [5, 10, 15, 20, 25, 30, 40, 50]" in err
+    assert "has [5, 10, 20, 25, 30, 35, 40, 50]" in err
 
 
 def test_evaluate_cli_rejects_missing_and_corrupt_models(tiny_run: Path, tmp_path, capsys) -> None:
@@ -195,3 +274,18 @@ def test_train_cli_bad_argument_exit_status_in_a_subprocess(tmp_path) -> None:
     assert result.returncode == 2
     assert "train.py: error: timesteps must be a positive integer, got -1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_benchmark_time_to_target_from_periodic_evaluations(tiny_run: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_agents", ROOT / "benchmarks" / "agents.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    steps, rewards = read_scalars(tiny_run / "tb", "eval/reward")
+    _, times = read_scalars(tiny_run / "tb", "eval/train_time_s")
+    assert list(steps) == [64, 128] and np.all(np.diff(times) > 0) and times[0] > 0
+    best = int(np.argmax(rewards))  # the first evaluation with the highest reward scores exactly 1
+    references = {"exact": float(rewards[best]), "random": float(rewards[best]) - 1000.0}
+    assert bench.time_to_target(tiny_run, references, 1.0) == (int(steps[best]), pytest.approx(float(times[best])))
+    assert bench.time_to_target(tiny_run, references, 1.01) is None
+    assert bench.time_to_target(tiny_run, {"exact": float(rewards.min()), "random": float(rewards.min()) - 1},
+                                0.95) == (64, pytest.approx(float(times[0])))

@@ -96,8 +96,8 @@ def test_sb3_per_user_policy_is_built_from_the_same_module() -> None:
         assert isinstance(encoder, per_user_net.PerUserEncoder) and isinstance(head, per_user_net.PerUserHead)
         with torch.no_grad():
             distribution = policy.get_distribution(observations)
-            parts = getattr(distribution, "distribution", None) or distribution.distributions
-            sb3_logits = torch.cat([part.logits for part in parts], dim=-1)
+            parts = [distribution.offload.logits, distribution.level.logits]  # batched per-user categoricals
+            sb3_logits = torch.cat([part.flatten(-2) for part in parts], dim=-1)
             expected = per_user_net.joint_logits(per_user_net.PerUserHead.forward(head, encoder(observations)))
         np.testing.assert_allclose(sb3_logits.numpy(), _normalise(expected, N_USERS, N_LEVELS).numpy(), atol=1e-5)
 
