@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from aigc_edge_env.baselines.options import SlotOptions, min_of_others
+from aigc_edge_env.baselines.options import SlotOptions
 
 __all__ = ["IMPROVEMENT_TOL", "PAIR_LEVELS_DOWN", "descend", "descend_edge_levels", "local_search"]
 
@@ -42,11 +42,8 @@ def _single_move_deltas(opts: SlotOptions, choice: np.ndarray, users: np.ndarray
     """``(U, 2L)`` cost change of moving each of ``users`` to each option, ``inf`` where infeasible."""
     sqrt_steps_sum = opts.sqrt_steps_sum(choice)
     current = choice[users]
-    new_sqrt_steps_sum = sqrt_steps_sum - opts.sqrt_steps[current][:, None] + opts.sqrt_steps[None, :]
-    new_edge_steps = opts.edge_steps_sum(choice) - opts.edge_steps[current][:, None] + opts.edge_steps[None, :]
-    others = min_of_others(opts.max_sqrt_steps_sum[np.arange(choice.size), choice])[users]
-    ok = ((new_edge_steps <= opts.edge_step_capacity) & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[users])
-          & (new_sqrt_steps_sum <= others[:, None]))
+    new_sqrt_steps_sum, new_edge_steps, limit = opts.single_moves(choice, users)
+    ok = (new_edge_steps <= opts.edge_step_capacity) & (new_sqrt_steps_sum <= limit)
     change = (opts.cost[users] - opts.cost[users, current][:, None]
               + opts.congestion_weight * (new_sqrt_steps_sum**2 - sqrt_steps_sum * sqrt_steps_sum))
     return np.where(ok, change, np.inf)

@@ -175,6 +175,18 @@ class SlotOptions:
         """``(K,)`` penalised cost of each candidate's chosen option (congestion-free)."""
         return self.cost[np.arange(choice.size), choice]
 
+    def single_moves(self, choice: np.ndarray, users: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each of ``users`` (default all) moved alone to each option, arrays ``(U, 2L)``: the new ``Q``,
+        the new edge steps, and the ``Q`` limit then binding (the option's own and every other served
+        edge option's deadline)."""
+        users = np.arange(choice.size) if users is None else users
+        current = choice[users]
+        new_sqrt_steps_sum = self.sqrt_steps_sum(choice) - self.sqrt_steps[current][:, None] + self.sqrt_steps[None, :]
+        new_edge_steps = self.edge_steps_sum(choice) - self.edge_steps[current][:, None] + self.edge_steps[None, :]
+        others = min_of_others(self.max_sqrt_steps_sum[np.arange(choice.size), choice])[users]
+        return new_sqrt_steps_sum, new_edge_steps, np.minimum(others[:, None], self.max_sqrt_steps_sum[users])
+
     def violation(self, choice: np.ndarray) -> float:
         """Edge-capacity excess (steps) plus the largest deadline excess in ``Q``; 0 iff edge-feasible."""
         deadline = 0.0

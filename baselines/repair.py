@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aigc_edge_env.baselines.options import SlotOptions, min_of_others
+from aigc_edge_env.baselines.options import SlotOptions
 
 __all__ = ["repair"]
 
@@ -57,14 +57,10 @@ def _local_first_move(opts: SlotOptions, choice: np.ndarray, fallback: np.ndarra
 
 def _least_cost_move(opts: SlotOptions, choice: np.ndarray, violation: float) -> tuple[int, int]:
     """The ``least_cost=True`` rule (module docstring): ``(user, option)``; drops only if nothing else helps."""
-    rows = np.arange(choice.size)
-    sqrt_steps, edge_steps = opts.sqrt_steps[choice], opts.edge_steps[choice]
-    new_sqrt_steps_sum = opts.sqrt_steps_sum(choice) - sqrt_steps[:, None] + opts.sqrt_steps[None, :]
-    new_edge_steps = opts.edge_steps_sum(choice) - edge_steps[:, None] + opts.edge_steps[None, :]
-    limits = np.minimum(min_of_others(opts.max_sqrt_steps_sum[rows, choice])[:, None], opts.max_sqrt_steps_sum)
+    new_sqrt_steps_sum, new_edge_steps, limits = opts.single_moves(choice)
     remaining = (np.maximum(new_edge_steps - opts.edge_step_capacity, 0.0)
                  + np.maximum(new_sqrt_steps_sum - limits, 0.0))
-    lowering = opts.sqrt_steps[None, :] < sqrt_steps[:, None]
+    lowering = opts.sqrt_steps[None, :] < opts.sqrt_steps[choice][:, None]
     change = opts.cost - opts.chosen_cost(choice)[:, None]
     for allowed in (lowering & opts.feasible, lowering):  # a drop only when no other move helps
         delta = np.where(allowed, change, np.inf)
