@@ -92,7 +92,8 @@ def _relaxation(problem: SlotProblem) -> _Relaxation:
     drop_cost = cast(float, problem.config.drop_cost)
     # a_n per user in user order: C_drop for a request with no option feasible alone
     fallback = np.full(problem.n_users, drop_cost)
-    fallback[opts.users] = np.minimum(opts.local_cost.min(axis=1), drop_cost)  # a drop's penalised cost > C_drop
+    # a drop's penalised cost exceeds C_drop
+    fallback[opts.users] = np.minimum(opts.penalised_local_cost.min(axis=1), drop_cost)
     with_edge = np.zeros(problem.n_users, dtype=bool)
     with_edge[opts.users] = opts.has_edge
     capacity_steps = min(opts.edge_step_capacity, int(opts.has_edge.sum()) * int(opts.levels[-1]))
@@ -100,7 +101,7 @@ def _relaxation(problem: SlotProblem) -> _Relaxation:
     return _Relaxation(
         constant=float(fallback[problem.has_request & ~with_edge].sum()),
         fallback=fallback[with_edge],
-        edge_cost=opts.edge_cost[opts.has_edge],
+        edge_cost=opts.penalised_edge_cost[opts.has_edge],
         levels=opts.levels,
         unit=unit,
         capacity_steps=capacity_steps,

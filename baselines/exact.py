@@ -165,7 +165,7 @@ def _prefix_sums(values: np.ndarray, axis: int) -> np.ndarray:
 
 def _local_best(opts: SlotOptions) -> np.ndarray:
     """``(K,)`` cost of each candidate's fallback (cheapest local option, or the penalised drop)."""
-    return opts.local_cost.min(axis=1)
+    return opts.penalised_local_cost.min(axis=1)
 
 
 def _edge_limits(opts: SlotOptions) -> np.ndarray:
@@ -176,7 +176,7 @@ def _edge_limits(opts: SlotOptions) -> np.ndarray:
 def _bound_multisets(opts: SlotOptions, counts: np.ndarray) -> _Multisets:
     """Lower bounds ``V(M) >= base + w Q^2 + max(LB_a, LB_b)`` for every multiset."""
     sqrt_steps_sum = counts @ np.sqrt(opts.levels)
-    delta = opts.edge_cost - _local_best(opts)[:, None]  # (K, L)
+    delta = opts.penalised_edge_cost - _local_best(opts)[:, None]  # (K, L)
     limits = _edge_limits(opts)
     thresholds = np.unique(limits[np.isfinite(delta)])
     interval = np.searchsorted(thresholds, sqrt_steps_sum, side="left")
@@ -202,7 +202,7 @@ def _assign(opts: SlotOptions, counts: np.ndarray, sqrt_steps_sum: float) -> _In
     if slot_level.size == 0:
         return base, choice
     feasible = _edge_limits(opts) >= sqrt_steps_sum
-    delta = np.where(feasible, opts.edge_cost - local_best[:, None], np.inf)[:, slot_level]
+    delta = np.where(feasible, opts.penalised_edge_cost - local_best[:, None], np.inf)[:, slot_level]
     rows = np.flatnonzero(np.isfinite(delta).any(axis=1))
     if rows.size < slot_level.size:
         return float("inf"), choice

@@ -57,19 +57,19 @@ Solver = Callable[..., Decision]
 # --- the heuristics (choices) ---------------------------------------------------------------
 def _cheapest_option(opts: SlotOptions, allowed: np.ndarray) -> np.ndarray:
     """Each candidate's cheapest allowed option ignoring congestion (the device on a tie)."""
-    local = np.where(allowed, opts.local_cost, np.inf)
-    edge = np.where(allowed, opts.edge_cost, np.inf)
+    local = np.where(allowed, opts.penalised_local_cost, np.inf)
+    edge = np.where(allowed, opts.penalised_edge_cost, np.inf)
     offload = edge.min(axis=1) < local.min(axis=1)
     return np.where(offload, opts.n_levels + np.argmin(edge, axis=1), np.argmin(local, axis=1))
 
 
 def _greedy_choice(opts: SlotOptions) -> np.ndarray:
-    return repair(opts, _cheapest_option(opts, np.ones(opts.local_cost.shape, dtype=bool)), improve=True)
+    return repair(opts, _cheapest_option(opts, np.ones(opts.penalised_local_cost.shape, dtype=bool)), improve=True)
 
 
 def _all_local_choice(opts: SlotOptions) -> np.ndarray:
     offload = ~opts.has_local & opts.has_edge
-    return repair(opts, np.where(offload, opts.n_levels + np.argmin(opts.edge_cost, axis=1), opts.fallback))
+    return repair(opts, np.where(offload, opts.n_levels + np.argmin(opts.penalised_edge_cost, axis=1), opts.fallback))
 
 
 def _all_edge_choice(opts: SlotOptions) -> np.ndarray:
@@ -78,7 +78,7 @@ def _all_edge_choice(opts: SlotOptions) -> np.ndarray:
 
 def _fixed_steps_choice(opts: SlotOptions, steps: int) -> np.ndarray:
     fixed = int(np.argmin(np.abs(opts.levels - steps)))  # nearest level, ties to the lower
-    at_fixed = np.zeros(opts.local_cost.shape, dtype=bool)
+    at_fixed = np.zeros(opts.penalised_local_cost.shape, dtype=bool)
     at_fixed[:, fixed] = True
     usable = (at_fixed & (opts.local_feasible | opts.edge_feasible_alone)).any(axis=1, keepdims=True)
     allowed = at_fixed | ~usable  # users with nothing feasible at the fixed level choose freely

@@ -88,7 +88,7 @@ def _best_pair_move(opts: SlotOptions, choice: np.ndarray) -> tuple[float, int, 
                 & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[None, None, :, n_levels:])
                 & (new_sqrt_steps_sum <= others[:, None, :, None]) & (new_edge_steps <= opts.edge_step_capacity))
     delta = ((opts.cost[lowering[:, None], targets] - current[lowering][:, None])[:, :, None, None]
-             + (opts.edge_cost - current[:, None])[None, None, :, :]
+             + (opts.penalised_edge_cost - current[:, None])[None, None, :, :]
              + opts.congestion_weight * (new_sqrt_steps_sum**2 - sqrt_steps_sum * sqrt_steps_sum))
     delta = np.where(feasible, delta, np.inf)
     a, option, b, level = np.unravel_index(np.argmin(delta), delta.shape)

@@ -116,12 +116,12 @@ class SlotOptions:
         return self.table.problem.config.edge_step_capacity
 
     @property
-    def local_cost(self) -> np.ndarray:
+    def penalised_local_cost(self) -> np.ndarray:
         """``(K, L)`` device columns of :attr:`cost`."""
         return self.cost[:, : self.n_levels]
 
     @property
-    def edge_cost(self) -> np.ndarray:
+    def penalised_edge_cost(self) -> np.ndarray:
         """``(K, L)`` edge columns of :attr:`cost`."""
         return self.cost[:, self.n_levels:]
 
@@ -151,7 +151,7 @@ class SlotOptions:
         with drop options it may be a drop).
 
         A new array on each access (callers start choices from it)."""
-        return np.argmin(self.local_cost, axis=1)
+        return np.argmin(self.penalised_local_cost, axis=1)
 
     @property
     def smallest_edge(self) -> np.ndarray:

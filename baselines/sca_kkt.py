@@ -275,7 +275,7 @@ def relaxation_users(opts: SlotOptions) -> np.ndarray:
     fits = (count * np.sqrt(smallest) <= np.sort(room)[::-1]) & (count * smallest <= opts.edge_step_capacity)
     most = int(np.argmin(fits)) if not fits.all() else forced.size
     pool = forced[room >= most * np.sqrt(smallest)]
-    served = pool[np.argsort(opts.edge_cost[pool, 0], kind="stable")[:most]]
+    served = pool[np.argsort(opts.penalised_edge_cost[pool, 0], kind="stable")[:most]]
     return np.flatnonzero(opts.has_local | np.isin(np.arange(opts.n_candidates), served))
 
 
