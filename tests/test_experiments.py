@@ -126,3 +126,22 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
     assert rows["exact"]["reward"] == pytest.approx(np.mean(exact_rewards))
     assert rows["greedy"]["diff_vs_exact"] == pytest.approx(np.mean(greedy_rewards) - np.mean(exact_rewards))
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curves_comparison_writes_its_files_and_uses_each_curve(tmp_path):
+    from experiments.curves import run_curves
+
+    paths = run_curves("weight_error", [0.2], [3], 2, tmp_path, workers=1, progress=False)
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    slots = read_csv(paths["slots_csv"])
+    assert {r["curve"] for r in slots} == {"ddim-cifar10", "digits-ddim"} and len(slots) == 4
+    for curve in ("ddim-cifar10", "digits-ddim"):
+        config = make_config(overrides={"weight_error": 0.2, "edge_error_curve": curve,
+                                        "device_error_curve": f"{curve}-device"})
+        env = AIGCEdgeEnv(config=config)
+        env.reset(seed=3)
+        problem = env.current_problem()
+        evaluation = evaluate_decision(problem, SOLVERS["exact"](problem, rng=np.random.default_rng([3, 0])))
+        first = next(r for r in slots if r["curve"] == curve and int(r["slot"]) == 0)
+        assert float(first["offload_share"]) == pytest.approx(evaluation.summary()["offload_share"])
+        assert float(first["mean_error"]) == pytest.approx(evaluation.summary()["mean_error"])

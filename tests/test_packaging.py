@@ -15,7 +15,7 @@ import aigc_edge_env
 ROOT = Path(__file__).resolve().parents[1]
 #: Packages of the extras that the core (env, model, solvers, evaluation engine) must not import.
 HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "tensorboard", "matplotlib", "yaml", "tqdm", "ray", "optuna",
-         "pettingzoo")
+         "pettingzoo", "diffusers", "sklearn", "safetensors")
 
 CORE_SCRIPT = f"""
 import sys
@@ -55,6 +55,18 @@ def test_core_only_environment_has_no_torch() -> None:
     for name in ("torch", "stable_baselines3", "matplotlib"):
         with pytest.raises(ImportError):
             __import__(name)
+
+
+def test_shipped_digits_model_is_package_data_under_2_mb() -> None:
+    """The calibration's digits model travels with the installed package (a wheel in the core-only run of .ci/run)."""
+    import importlib.resources
+
+    folder = importlib.resources.files("aigc_edge_env.calibrate") / "digits_model"
+    names = ["model_index.json", "classifier.safetensors", "unet/config.json",
+             "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json"]
+    sizes = [len((folder / name).read_bytes()) for name in names]
+    assert all(size > 0 for size in sizes)
+    assert sum(sizes) < 2 * 1024 * 1024
 
 
 def test_version_is_stated_once() -> None:

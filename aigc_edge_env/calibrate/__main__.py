@@ -1,0 +1,141 @@
+"""Command line: ``python -m aigc_edge_env.calibrate`` (measure) or ``... --train DIR`` (make the digits model).
+
+Examples::
+
+    python -m aigc_edge_env.calibrate --quick --out results/calibrate/quick      # shipped digits model, ~1 min
+    python -m aigc_edge_env.calibrate --out results/calibrate/digits              # the full run of docs/results.md
+    python -m aigc_edge_env.calibrate --train aigc_edge_env/calibrate/digits_model  # retrain the shipped model
+    python -m aigc_edge_env.calibrate --pipeline PATH --reference ref.npy --features mymod:extractor \\
+        --prompt "a photo of a cat" --steps 5 10 20 50 --out results/calibrate/mine
+
+``--reference`` is ``digits`` (scikit-learn's digits) or a ``.npy`` of images ``(n, c, h, w)`` in ``[-1, 1]``;
+``--features`` is ``digits-cnn`` (the shipped classifier's penultimate layer), ``pixels`` (flattened
+images) or ``module:function``, a function of no arguments returning a callable from such an image array
+to a feature array ``(n, d)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from aigc_edge_env.calibrate.measure import FORMS, FULL_STEPS, QUICK_STEPS, MeasureSettings
+from aigc_edge_env.calibrate.sampler import SPACINGS, SamplerSettings
+
+#: The quick mode (CI-sized): its settings replace the full run's defaults.
+QUICK = {"steps": QUICK_STEPS, "n_samples": 128, "sample_batch_size": 128, "timing_batch_sizes": (128,),
+         "timing_repeats": 1, "n_bootstrap": 50}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m aigc_edge_env.calibrate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split(
+                                         "\n\n", 1)[1])
+    parser.add_argument("--train", type=Path, default=None, metavar="DIR",
+                        help="train the digits model into DIR instead of measuring")
+    parser.add_argument("--train-iterations", type=int, default=1500)
+    parser.add_argument("--pipeline", type=Path, default=None,
+                        help="local diffusers pipeline folder (default: the shipped digits model)")
+    parser.add_argument("--reference", default="digits", help="'digits' or a .npy of images (n, c, h, w) in [-1, 1]")
+    parser.add_argument("--features", default="digits-cnn", help="'digits-cnn', 'pixels' or 'module:function'")
+    parser.add_argument("--scheduler", default="ddim", help="ddim, ddpm, dpm, euler, pndm or a diffusers class name")
+    parser.add_argument("--eta", type=float, default=0.0)
+    parser.add_argument("--spacing", choices=SPACINGS, default="trailing", help="timestep spacing")
+    parser.add_argument("--clip-sample", action="store_true", help="clip the predicted clean image (default off)")
+    parser.add_argument("--prompt", default=None, help="text prompt (text-to-image pipelines)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"CI-sized: {QUICK['n_samples']} samples, steps {' '.join(map(str, QUICK_STEPS))}")
+    parser.add_argument("--steps", type=int, nargs="*", default=None,
+                        help=f"step counts (default {' '.join(map(str, FULL_STEPS))})")
+    parser.add_argument("--n-samples", type=int, default=None, help="samples per step count (default 1000)")
+    parser.add_argument("--batch-size", type=int, default=None, help="sampling batch (default 500)")
+    parser.add_argument("--timing-batch-sizes", type=int, nargs="*", default=None,
+                        help="batch sizes timed (default 1 100 500; none: no timing)")
+    parser.add_argument("--timing-repeats", type=int, default=None)
+    parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples (default 200)")
+    parser.add_argument("--form", choices=FORMS, default="power", help="spec form written to spec.json")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    parser.add_argument("--out", type=Path, default=Path("results/calibrate"))
+    return parser
+
+
+def load_reference(name: str) -> np.ndarray:
+    if name == "digits":
+        from aigc_edge_env.calibrate.digits import load_images
+
+        return load_images()[0].astype(np.float64)
+    path = Path(name)
+    if path.suffix != ".npy" or not path.is_file():
+        raise ValueError(f"reference = {name!r} is invalid: accepted 'digits' or an existing .npy file")
+    images = np.load(path)
+    if images.ndim != 4 or images.min() < -1 or images.max() > 1:
+        raise ValueError(f"reference = {name!r} is invalid: accepted images (n, c, h, w) with values in [-1, 1], "
+                         f"got shape {images.shape}, range [{images.min()}, {images.max()}]")
+    return images.astype(np.float64)
+
+
+def load_features(name: str, pipeline: Path) -> Callable[[np.ndarray], np.ndarray]:
+    if name == "digits-cnn":
+        from aigc_edge_env.calibrate.digits import CLASSIFIER_FILE, feature_extractor
+
+        if not (pipeline / CLASSIFIER_FILE).is_file():
+            raise ValueError(f"features = 'digits-cnn' needs {CLASSIFIER_FILE} in the pipeline folder {pipeline}; "
+                             "pass --features pixels or module:function for other models")
+        return feature_extractor(pipeline)
+    if name == "pixels":
+        return lambda images: np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    module, _, function = name.partition(":")
+    if not function:
+        raise ValueError(f"features = {name!r} is invalid: accepted 'digits-cnn', 'pixels' or 'module:function'")
+    return getattr(importlib.import_module(module), function)()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as error:  # bad input: a usage error naming the parameter, not a traceback
+        parser.error(str(error))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.train is not None:
+        from aigc_edge_env.calibrate.digits import train
+
+        train(args.train, iterations=args.train_iterations, seed=args.seed, threads=args.threads or 1)
+        return 0
+    from aigc_edge_env.calibrate.digits import shipped_model_path
+    from aigc_edge_env.calibrate.measure import calibrate
+    from aigc_edge_env.calibrate.sampler import Sampler
+
+    start = time.perf_counter()
+    chosen: dict[str, Any] = dict(QUICK) if args.quick else {}
+    given = {"steps": args.steps, "n_samples": args.n_samples, "sample_batch_size": args.batch_size,
+             "timing_batch_sizes": args.timing_batch_sizes, "timing_repeats": args.timing_repeats,
+             "n_bootstrap": args.bootstrap}
+    chosen.update({k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None})
+    pipeline = args.pipeline or shipped_model_path()
+    settings = MeasureSettings(**chosen, form=args.form, seed=args.seed,
+                               extra={"pipeline": str(pipeline), "reference": args.reference,
+                                      "features": args.features, "quick": args.quick, "threads": args.threads})
+    sampler_settings = SamplerSettings(args.scheduler, args.eta, args.spacing, args.clip_sample, args.prompt)
+    sampler = Sampler(pipeline, sampler_settings, threads=args.threads, device=args.device, dtype=args.dtype)
+    sampler.check_steps(settings.steps)  # before the reference and features load
+    report = calibrate(sampler, load_reference(args.reference), load_features(args.features, pipeline), settings,
+                       args.out)
+    print(f"total wall time {time.perf_counter() - start:.1f} s; spec {report['spec']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

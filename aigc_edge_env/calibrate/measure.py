@@ -1,0 +1,212 @@
+"""One calibration run: quality per step count, seconds per step, the fit, the spec and the report.
+
+:func:`calibrate` samples ``n_samples`` images at each step count (the same seed, so the same initial
+noise, for every count), measures the Frechet distance of their features to the reference set's with a
+bootstrap interval over samples, times the sampler at each batch size asked, fits the env's error curve
+(:mod:`aigc_edge_env.calibrate.fit`) and writes, into ``out``:
+
+* ``spec.json``: the curve in the form asked, as the config accepts it (``edge_error_curve`` or
+  ``device_error_curve``: ``make_config(overrides={"edge_error_curve": json.load(...)})``);
+* ``report.json`` (everything, including the sampler settings and the scheduler's config),
+  ``report.md`` (the tables), ``curve.png`` (measured points with intervals and the fit, residuals)
+  and ``samples.png`` (a grid of samples per step count).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from aigc_edge_env.calibrate.fit import curve_spec, fit_convex_table, fit_power_law
+from aigc_edge_env.calibrate.metrics import bootstrap_interval, frechet_distance, progress
+from aigc_edge_env.calibrate.sampler import Sampler
+
+FORMS = ("power", "table")
+QUICK_STEPS = (2, 5, 10, 20, 50)
+FULL_STEPS = (2, 3, 5, 10, 20, 50, 100, 200)
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """What is measured (the sampler's own settings are :class:`SamplerSettings`)."""
+
+    steps: tuple[int, ...] = FULL_STEPS
+    n_samples: int = 1000
+    sample_batch_size: int = 500
+    timing_batch_sizes: tuple[int, ...] = (1, 100, 500)
+    timing_steps: tuple[int, int] = (10, 50)
+    timing_repeats: int = 3
+    n_bootstrap: int = 200
+    confidence: float = 0.95
+    seed: int = 0
+    form: str = "power"
+    grid_samples: int = 10  # samples per step count in samples.png
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded as is (e.g. the feature extractor's name)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("n_samples", self.n_samples, self.n_samples >= 2, "an integer >= 2"),
+            ("sample_batch_size", self.sample_batch_size, self.sample_batch_size >= 1, "an integer >= 1"),
+            ("timing_batch_sizes", self.timing_batch_sizes, all(b >= 1 for b in self.timing_batch_sizes),
+             "integers >= 1 (empty: no timing)"),
+            ("timing_repeats", self.timing_repeats, self.timing_repeats >= 1, "an integer >= 1"),
+            ("n_bootstrap", self.n_bootstrap, self.n_bootstrap >= 1, "an integer >= 1"),
+            ("confidence", self.confidence, 0 < self.confidence < 1, "a number in (0, 1)"),
+            ("form", self.form, self.form in FORMS, f"one of {FORMS}"),
+            ("steps", list(self.steps), len(self.steps) >= 1, "a non-empty list of integers"),
+        ]
+        for name, value, ok, accepted in checks:
+            if not ok:
+                raise ValueError(f"{name} = {value!r} is invalid: accepted {accepted}")
+        if self.form == "power" and len(set(self.steps)) < 3:
+            raise ValueError(f"steps = {list(self.steps)} is invalid for form 'power': accepted >= 3 distinct counts "
+                             "(three parameters are fitted)")
+
+
+def calibrate(sampler: Sampler, reference: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
+              settings: MeasureSettings, out: Path, log: Callable[[str], None] = progress) -> dict[str, Any]:
+    """Run the measurement (see the module docstring); returns the report's dict."""
+    steps = sorted(set(sampler.check_steps(settings.steps)))
+    start = time.perf_counter()
+    reference_features = features(reference)
+    rng = np.random.default_rng(settings.seed)
+    rows, grids = [], []
+    for s in steps:
+        t0 = time.perf_counter()
+        images = sampler.sample(settings.n_samples, s, settings.seed, settings.sample_batch_size)
+        sample_s = time.perf_counter() - t0
+        feats = features(images)
+        value = frechet_distance(feats, reference_features)
+        low, high = bootstrap_interval(feats, reference_features, settings.n_bootstrap, settings.confidence, rng)
+        rows.append({"steps": s, "error": value, "low": low, "high": high, "sample_wall_s": sample_s})
+        grids.append(images[: settings.grid_samples])
+        log(f"s = {s:4d}: FD {value:.4g} [{low:.4g}, {high:.4g}]  ({sample_s:.1f} s to sample {settings.n_samples})")
+    timings = []
+    for batch in settings.timing_batch_sizes:
+        timing = sampler.time_per_step(batch, settings.timing_steps, settings.timing_repeats, settings.seed)
+        timings.append(timing)
+        log(f"batch {batch:4d}: {timing['seconds_per_step'] * 1e3:.2f} ms per step, "
+            f"{timing['ms_per_image_step']:.3f} ms per image per step")
+    measured_steps = [r["steps"] for r in rows]
+    measured = [r["error"] for r in rows]
+    report: dict[str, Any] = {"measure": asdict(settings), "sampler": sampler.recorded(), "points": rows,
+                              "timings": timings, "n_reference": int(len(reference))}
+    if len(steps) >= 3:
+        power = fit_power_law(measured_steps, measured)
+        report["power_law"] = {**curve_spec(power.curve), "relative_residuals": list(power.relative_residuals),
+                               "max_relative_residual": power.max_relative_residual,
+                               "rms_relative_residual": power.rms_relative_residual}
+    table = fit_convex_table(measured_steps, measured)
+    report["table"] = curve_spec(table)
+    spec = {k: v for k, v in report["power_law"].items() if k in ("eps_inf", "a", "b")} \
+        if settings.form == "power" else report["table"]
+    report["spec"] = spec
+    report["wall_s"] = time.perf_counter() - start
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "report.md").write_text(markdown_report(report))
+    plot_curve(report, out / "curve.png")
+    plot_samples(measured_steps, grids, out / "samples.png")
+    log(f"wrote {out}/spec.json, report.json, report.md, curve.png, samples.png ({report['wall_s']:.1f} s)")
+    return report
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The report's tables (points with intervals and the fit's residuals, timings, settings) as Markdown."""
+    measure, sampler = report["measure"], report["sampler"]
+    lines = ["# Error-curve calibration", "",
+             f"Sampler: {sampler['pipeline_class']} with {sampler['scheduler_class']}, eta {sampler['eta']}, "
+             f"spacing '{sampler['spacing']}', clip_sample {sampler['clip_sample']}. "
+             f"{measure['n_samples']} samples per step count against {report['n_reference']} reference images, "
+             f"seed {measure['seed']}; {int(100 * measure['confidence'])}% percentile bootstrap intervals "
+             f"({measure['n_bootstrap']} resamples of both sets).", ""]
+    power = report.get("power_law")
+    if power:
+        lines += [f"Fit: eps(s) = {power['eps_inf']:.4g} + {power['a']:.4g} s^-{power['b']:.4g} "
+                  f"(largest relative residual {100 * power['max_relative_residual']:.1f}%, "
+                  f"rms {100 * power['rms_relative_residual']:.1f}%).", ""]
+    lines += ["| steps | error | interval | power-law fit | residual | convex table | sampling wall (s) |",
+              "|---:|---:|---|---:|---:|---:|---:|"]
+    for i, row in enumerate(report["points"]):
+        fit = f"{power['eps_inf'] + power['a'] * row['steps'] ** -power['b']:.4g}" if power else "-"
+        residual = f"{100 * power['relative_residuals'][i]:+.1f}%" if power else "-"
+        lines.append(f"| {row['steps']} | {row['error']:.4g} | [{row['low']:.4g}, {row['high']:.4g}] | {fit} | "
+                     f"{residual} | {report['table']['errors'][i]:.4g} | {row['sample_wall_s']:.2f} |")
+    if report["timings"]:
+        lines += ["", "| batch | ms per step | ms per image per step | fixed overhead (s) |", "|---:|---:|---:|---:|"]
+        for t in report["timings"]:
+            lines.append(f"| {t['batch_size']} | {1e3 * t['seconds_per_step']:.3f} | {t['ms_per_image_step']:.4f} | "
+                         f"{t['overhead_s']:.4f} |")
+    lines += ["", f"Spec (`edge_error_curve` / `device_error_curve`, form '{measure['form']}'):", "",
+              f"    {json.dumps(report['spec'])}", "", f"Wall time: {report['wall_s']:.1f} s.", ""]
+    return "\n".join(lines)
+
+
+def plot_curve(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = report["points"]
+    s = np.array([p["steps"] for p in points], dtype=float)
+    y = np.array([p["error"] for p in points])
+    low, high = np.array([p["low"] for p in points]), np.array([p["high"] for p in points])
+    fig, (ax, res_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    ax.errorbar(s, y, yerr=[np.maximum(y - low, 0), np.maximum(high - y, 0)], fmt="o", capsize=3, label="measured")
+    grid = np.geomspace(s.min(), s.max(), 200)
+    power = report.get("power_law")
+    if power:
+        ax.plot(grid, power["eps_inf"] + power["a"] * grid ** -power["b"], "-",
+                label=f"fit {power['eps_inf']:.3g} + {power['a']:.3g} s^-{power['b']:.3g}")
+        res_ax.plot(s, 100 * np.array(power["relative_residuals"]), "o-", label="power law")
+    ax.plot(report["table"]["steps"], report["table"]["errors"], "--", lw=1, label="convex table")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("reverse steps s")
+    ax.set_ylabel("Frechet distance to the reference")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    res_ax.axhline(0, color="k", lw=0.8)
+    res_ax.set_xscale("log")
+    res_ax.set_xlabel("reverse steps s")
+    res_ax.set_ylabel("fit / measured - 1 (%)")
+    res_ax.grid(alpha=0.3)
+    sampler = report["sampler"]
+    fig.suptitle(f"{sampler['scheduler_class']}, eta {sampler['eta']}, spacing {sampler['spacing']}, "
+                 f"clip_sample {sampler['clip_sample']}; {report['measure']['n_samples']} samples per point")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_samples(steps: Sequence[float], grids: Sequence[np.ndarray], path: Path) -> None:
+    """One row of samples per step count (the same initial noise in every row)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = max(len(g) for g in grids)
+    fig, axes = plt.subplots(len(grids), columns, figsize=(0.8 * columns + 0.8, 0.8 * len(grids)), squeeze=False)
+    for row, (s, images) in enumerate(zip(steps, grids, strict=True)):
+        for col in range(columns):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col < len(images):
+                image = np.transpose((images[col] + 1.0) / 2.0, (1, 2, 0))
+                ax.imshow(image[..., 0] if image.shape[-1] == 1 else np.clip(image, 0, 1), cmap="gray", vmin=0,
+                          vmax=1)
+            if col == 0:
+                ax.set_ylabel(f"s={s:g}", rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,110 @@
+"""The optimum under different error curves: offload share and step counts against a parameter.
+
+``python -m experiments curves --param weight_error`` runs the exact solver on the same slots under each
+named curve pair of :data:`CURVES` (the edge's and the device's curve, names of
+``aigc_edge_env.error_curves.NAMED_ERROR_CURVES``) for each value of a sweep parameter
+(:data:`experiments.sweep.PARAMS`), and writes ``<out>/curves_<param>.csv`` (per curve and value: per-slot
+means over the seeds with 95% bootstrap intervals over seeds), ``<out>/curves_<param>_slots.csv`` (every
+slot) and ``<out>/curves_<param>.png``.  Per slot it records the offload share (requests served at the
+edge over requests), the mean steps of the edge-served and of the locally served requests, the mean error
+per served request and the cost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from aigc_edge_env.evaluation import mean_interval, write_csv
+from experiments.common import parallel_map, save_figure
+from experiments.sweep import PARAMS
+
+#: Curve pairs compared: label -> (edge_error_curve, device_error_curve).
+CURVES = {"ddim-cifar10": ("ddim-cifar10", "ddim-cifar10-device"), "digits-ddim": ("digits-ddim", "digits-ddim-device")}
+#: Per-slot values recorded, with axis labels.
+VALUES = {"offload_share": "offload share", "edge_steps": "mean steps of edge requests",
+          "local_steps": "mean steps of local requests", "mean_error": "mean error per served request",
+          "cost": "mean slot cost"}
+
+
+def _task(args: tuple) -> list[dict[str, Any]]:
+    from aigc_edge_env import evaluate_decision
+    from aigc_edge_env.baselines import SOLVERS
+    from aigc_edge_env.evaluation import collect_slots
+
+    curve, value, overrides, seed, n_slots = args
+    rows = []
+    for t, problem in enumerate(collect_slots(overrides, seed, n_slots)):
+        decision = SOLVERS["exact"](problem, rng=np.random.default_rng([seed, t]))
+        evaluation = evaluate_decision(problem, decision)
+        served = evaluation.served
+        edge, local = served & decision.offload, served & ~decision.offload
+        summary = evaluation.summary()
+        rows.append({"curve": curve, "value": value, "seed": seed, "slot": t,
+                     "offload_share": float(summary["offload_share"]),
+                     "edge_steps": float(decision.steps[edge].mean()) if edge.any() else float("nan"),
+                     "local_steps": float(decision.steps[local].mean()) if local.any() else float("nan"),
+                     "mean_error": float(summary["mean_error"]), "cost": float(summary["cost"])})
+    return rows
+
+
+def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int], n_slots: int, out: Path,
+               curves: Sequence[str] = tuple(CURVES), workers: int | None = None,
+               progress: bool = True) -> dict[str, Path]:
+    """Run the comparison and write its CSVs and PNG; returns the paths written."""
+    if param not in PARAMS:
+        raise ValueError(f"param = {param!r} is invalid: accepted one of {sorted(PARAMS)}")
+    unknown = [c for c in curves if c not in CURVES]
+    if unknown:
+        raise ValueError(f"curves = {list(curves)} is invalid: {unknown} unknown; accepted names in {sorted(CURVES)}")
+    spec = PARAMS[param]
+    values = [int(v) if spec.integer else v for v in (values or spec.values)]
+    tasks = [(curve, value, {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
+                             **spec.overrides(value)}, int(seed), n_slots)
+             for curve in curves for value in values for seed in seeds]
+    rows = [row for chunk in parallel_map(_task, tasks, workers, progress, desc=f"curves {param}") for row in chunk]
+    summary = []
+    for curve in curves:
+        for value in values:
+            point = [r for r in rows if r["curve"] == curve and r["value"] == value]
+            entry: dict[str, Any] = {"curve": curve, "param": param, "value": value, "n_seeds": len(seeds)}
+            for name in VALUES:
+                per_seed = [np.nanmean([r[name] for r in point if r["seed"] == s]) for s in seeds]
+                entry[name], entry[f"{name}_low"], entry[f"{name}_high"] = mean_interval(per_seed)
+            summary.append(entry)
+    out = Path(out)
+    paths = {"csv": out / f"curves_{param}.csv", "slots_csv": out / f"curves_{param}_slots.csv",
+             "png": out / f"curves_{param}.png"}
+    write_csv(paths["slots_csv"], rows)
+    write_csv(paths["csv"], summary)
+    plot_curves(summary, param, paths["png"])
+    return paths
+
+
+def plot_curves(summary: Sequence[dict[str, Any]], param: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec = PARAMS[param]
+    fig, axes = plt.subplots(1, len(VALUES), figsize=(4 * len(VALUES), 3.6))
+    for ax, (name, label) in zip(axes, VALUES.items(), strict=True):
+        for curve in dict.fromkeys(r["curve"] for r in summary):
+            rows = [r for r in summary if r["curve"] == curve]
+            x = np.array([r["value"] for r in rows], dtype=float)
+            y, low, high = (np.array([r[k] for r in rows]) for k in (name, f"{name}_low", f"{name}_high"))
+            ax.errorbar(x, y, yerr=[np.maximum(y - low, 0), np.maximum(high - y, 0)], marker="o", ms=4, capsize=2,
+                        label=curve)
+        if spec.log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(spec.label)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"Exact optimum under each error curve against {spec.label} (AIGCEdge-v0 otherwise; means over "
+                 f"{summary[0]['n_seeds']} seeds' slots, 95% bootstrap intervals over seeds)")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    save_figure(fig, path)
