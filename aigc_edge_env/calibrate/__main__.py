@@ -8,7 +8,8 @@ Examples::
     python -m aigc_edge_env.calibrate --pipeline PATH --reference ref.npy --features mymod:extractor \\
         --prompt "a photo of a cat" --steps 5 10 20 50 --out results/calibrate/mine
 
-``--reference`` is ``digits`` (scikit-learn's digits) or a ``.npy`` of images ``(n, c, h, w)`` in ``[-1, 1]``;
+``--reference`` is ``digits`` (scikit-learn's digits) or a ``.npy`` of images ``(n, c, h, w)`` in ``[-1, 1]``
+or of their features ``(n, d)``;
 ``--features`` is ``digits-cnn`` (the shipped classifier's penultimate layer), ``pixels`` (flattened
 images) or ``module:function``, a function of no arguments returning a callable from such an image array
 to a feature array ``(n, d)``.
@@ -69,18 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_reference(name: str) -> np.ndarray:
+    """The reference images ``(n, c, h, w)`` in ``[-1, 1]``, or their features ``(n, d)`` (a 2-D ``.npy``)."""
     if name == "digits":
         from aigc_edge_env.calibrate.digits import load_images
 
-        return load_images()[0].astype(np.float64)
+        return load_images()[0]
     path = Path(name)
     if path.suffix != ".npy" or not path.is_file():
         raise ValueError(f"reference = {name!r} is invalid: accepted 'digits' or an existing .npy file")
-    images = np.load(path)
-    if images.ndim != 4 or images.min() < -1 or images.max() > 1:
-        raise ValueError(f"reference = {name!r} is invalid: accepted images (n, c, h, w) with values in [-1, 1], "
-                         f"got shape {images.shape}, range [{images.min()}, {images.max()}]")
-    return images.astype(np.float64)
+    data = np.load(path, mmap_mode="r")  # large image sets stay on disk; features are taken batch by batch
+    if data.ndim not in (2, 4):
+        raise ValueError(f"reference = {name!r} is invalid: accepted images (n, c, h, w) in [-1, 1] or features "
+                         f"(n, d), got shape {data.shape}")
+    if data.ndim == 4 and (data[:64].min() < -1 or data[:64].max() > 1):
+        raise ValueError(f"reference = {name!r} is invalid: images must lie in [-1, 1] (the first 64 do not)")
+    return data
 
 
 def load_features(name: str, pipeline: Path) -> Callable[[np.ndarray], np.ndarray]:

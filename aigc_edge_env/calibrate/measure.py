@@ -70,21 +70,36 @@ class MeasureSettings:
 
 def calibrate(sampler: Sampler, reference: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
               settings: MeasureSettings, out: Path, log: Callable[[str], None] = progress) -> dict[str, Any]:
-    """Run the measurement (see the module docstring); returns the report's dict."""
+    """Run the measurement (see the module docstring); returns the report's dict.
+
+    ``reference`` is images ``(m, c, h, w)`` in ``[-1, 1]`` (their features are taken in batches of
+    ``sample_batch_size``) or, 2-D, the reference's features ``(m, d)`` already."""
     steps = sorted(set(sampler.check_steps(settings.steps)))
     start = time.perf_counter()
-    reference_features = features(reference)
+    if reference.ndim == 2:
+        reference_features = np.asarray(reference, dtype=np.float64)
+    else:
+        size = settings.sample_batch_size
+        reference_features = np.concatenate([features(np.asarray(reference[i:i + size], dtype=np.float32))
+                                             for i in range(0, len(reference), size)])
     rng = np.random.default_rng(settings.seed)
     rows, grids = [], []
     for s in steps:
-        t0 = time.perf_counter()
-        images = sampler.sample(settings.n_samples, s, settings.seed, settings.sample_batch_size)
-        sample_s = time.perf_counter() - t0
-        feats = features(images)
+        sample_s, parts = 0.0, []  # type: float, list[np.ndarray]
+        batches = sampler.batches(settings.n_samples, s, settings.seed, settings.sample_batch_size)
+        while True:  # features batch by batch: only they are kept (and the first images for the grid)
+            t0 = time.perf_counter()
+            images = next(batches, None)
+            sample_s += time.perf_counter() - t0
+            if images is None:
+                break
+            if not parts:
+                grids.append(images[: settings.grid_samples])
+            parts.append(features(images))
+        feats = np.concatenate(parts)
         value = frechet_distance(feats, reference_features)
         low, high = bootstrap_interval(feats, reference_features, settings.n_bootstrap, settings.confidence, rng)
         rows.append({"steps": s, "error": value, "low": low, "high": high, "sample_wall_s": sample_s})
-        grids.append(images[: settings.grid_samples])
         log(f"s = {s:4d}: FD {value:.4g} [{low:.4g}, {high:.4g}]  ({sample_s:.1f} s to sample {settings.n_samples})")
     timings = []
     for batch in settings.timing_batch_sizes:

@@ -10,7 +10,7 @@ with the settings of :class:`SamplerSettings` overriding it.  Two kinds of pipel
 * text-to-image pipelines (a ``__call__`` with a ``prompt``, e.g. Stable Diffusion): the pipeline's own
   ``__call__`` with ``prompt``, ``num_inference_steps``, ``eta``, a generator and ``output_type="np"``.
 
-Images come back as ``float (n, channels, height, width)`` in ``[-1, 1]``.  torch and diffusers are
+Images come back in batches of ``float32 (b, channels, height, width)`` in ``[-1, 1]``.  torch and diffusers are
 imported when a sampler is loaded, not when this module is.
 """
 
@@ -20,7 +20,7 @@ import inspect
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -76,8 +76,8 @@ class Sampler:
         if dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype = {dtype!r} is invalid: accepted 'float32', 'float16' or 'bfloat16'")
         self.device, self.dtype = torch.device(device), getattr(torch, dtype)
-        self.pipeline = diffusers.DiffusionPipeline.from_pretrained(str(path), local_files_only=True,
-                                                                    dtype=self.dtype).to(self.device)
+        self.pipeline = diffusers.DiffusionPipeline.from_pretrained(
+            str(path), local_files_only=True, dtype=self.dtype, low_cpu_mem_usage=False).to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
         scheduler_class = getattr(diffusers, settings.scheduler_class, None)
         if scheduler_class is None or not hasattr(scheduler_class, "from_config"):
@@ -118,17 +118,19 @@ class Sampler:
                              f"in [1, {self.max_steps}] (its num_train_timesteps)")
         return [int(s) for s in values]
 
-    def sample(self, n: int, steps: int, seed: int, batch_size: int) -> np.ndarray:
-        """``n`` images with ``steps`` reverse steps, ``(n, c, h, w)`` in ``[-1, 1]``.
+    def batches(self, n: int, steps: int, seed: int, batch_size: int) -> Iterator[np.ndarray]:
+        """``n`` images with ``steps`` reverse steps, in batches ``(b, c, h, w)`` of float32 in ``[-1, 1]``.
 
         Batch ``i`` draws from a torch generator seeded with word ``i`` of ``SeedSequence(seed)``, so the same
         ``(seed, batch_size)`` gives the same initial noise at every step count."""
         seeds = np.random.SeedSequence(seed).generate_state(-(-n // batch_size))
-        parts = []
         for index, start in enumerate(range(0, n, batch_size)):
             generator = self.torch.Generator().manual_seed(int(seeds[index]))
-            parts.append(self._batch(min(batch_size, n - start), steps, generator))
-        return np.concatenate(parts)
+            yield self._batch(min(batch_size, n - start), steps, generator)
+
+    def sample(self, n: int, steps: int, seed: int, batch_size: int) -> np.ndarray:
+        """All of :meth:`batches` in one array."""
+        return np.concatenate(list(self.batches(n, steps, seed, batch_size)))
 
     def _batch(self, n: int, steps: int, generator: Any) -> np.ndarray:
         torch = self.torch
@@ -136,7 +138,7 @@ class Sampler:
             kwargs = {"eta": self.settings.eta} if "eta" in self._step_takes else {}
             images = self.pipeline(prompt=[self.settings.prompt] * n, num_inference_steps=steps, generator=generator,
                                    output_type="np", **kwargs).images
-            return np.transpose(np.asarray(images, dtype=np.float64), (0, 3, 1, 2)) * 2.0 - 1.0
+            return np.transpose(np.asarray(images, dtype=np.float32), (0, 3, 1, 2)) * 2.0 - 1.0
         unet, scheduler = self.pipeline.unet, self.scheduler
         size = unet.config.sample_size
         size = (size, size) if isinstance(size, int) else tuple(size)
@@ -152,7 +154,7 @@ class Sampler:
             for t in scheduler.timesteps:
                 noise = unet(scheduler.scale_model_input(x, t), t).sample
                 x = scheduler.step(noise, t, x, **step_kwargs).prev_sample
-        return x.clamp(-1.0, 1.0).cpu().double().numpy()
+        return x.clamp(-1.0, 1.0).cpu().float().numpy()
 
     def time_per_step(self, batch_size: int, steps: tuple[int, int], repeats: int, seed: int) -> dict[str, float]:
         """Seconds per reverse step at ``batch_size``: the slope of the fastest of ``repeats`` wall times
