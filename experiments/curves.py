@@ -3,11 +3,11 @@
 ``python -m experiments curves --param weight_error`` runs the exact solver on the same slots under each
 named curve pair of :data:`CURVES` (the edge's and the device's curve, names of
 ``aigc_edge_env.error_curves.NAMED_ERROR_CURVES``) for each value of a sweep parameter
-(:data:`experiments.sweep.PARAMS`), and writes ``<out>/curves_<param>.csv`` (per curve and value: per-slot
-means over the seeds with 95% bootstrap intervals over seeds), ``<out>/curves_<param>_slots.csv`` (every
-slot) and ``<out>/curves_<param>.png``.  Per slot it records the offload share (requests served at the
-edge over requests), the mean steps of the edge-served and of the locally served requests, the mean error
-per served request and the cost.
+(:data:`experiments.sweep.PARAMS`), and writes ``<out>/curves_<param>.csv`` (per curve and value:
+per-slot means over the seeds with 95% bootstrap intervals over seeds), ``<out>/curves_<param>_slots.csv``
+(every slot), ``<out>/curves_<param>.png`` and ``<out>/error_curves.png`` (the curves themselves).
+Per slot it records the offload share (requests served at the edge over requests), the mean steps of
+the edge-served and of the locally served requests, the mean error per served request and the cost.
 """
 
 from __future__ import annotations
@@ -80,7 +80,40 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
     write_csv(paths["slots_csv"], rows)
     write_csv(paths["csv"], summary)
     plot_curves(summary, param, paths["png"])
+    paths["curves_png"] = out / "error_curves.png"
+    plot_error_curves(curves, paths["curves_png"])
     return paths
+
+
+def plot_error_curves(curves: Sequence[str], path: Path) -> None:
+    """Each pair's edge and device curves over the default step levels' range, as they are and divided by
+    their value at 5 steps (the shapes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aigc_edge_env.error_curves import NAMED_ERROR_CURVES
+
+    steps = np.geomspace(1, 200, 200)
+    fig, (ax, shape_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for index, curve in enumerate(curves):
+        for name, style in zip(CURVES[curve], ("-", "--"), strict=True):
+            values = NAMED_ERROR_CURVES[name].error(steps)
+            color = f"C{index}"
+            ax.plot(steps, values, style, color=color, label=name)
+            shape_ax.plot(steps, values / NAMED_ERROR_CURVES[name].error(5.0), style, color=color, label=name)
+    for axis, label in ((ax, "error eps(s)"), (shape_ax, "eps(s) / eps(5)")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.axvspan(5, 50, color="0.9", zorder=0)  # the default step levels
+        axis.set_xlabel("reverse steps s (shaded: AIGCEdge-v0's levels 5-50)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.suptitle("Named error curves (aigc_edge_env.error_curves.NAMED_ERROR_CURVES): solid edge, dashed device")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    save_figure(fig, path)
 
 
 def plot_curves(summary: Sequence[dict[str, Any]], param: str, path: Path) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aigc_edge_env.calibrate.metrics import progress
+from aigc_edge_env.calibrate.measure import progress
 
 #: The diffusers ``UNet2DModel`` of the shipped model (8x8 grey images).
 UNET_CONFIG: dict[str, Any] = {

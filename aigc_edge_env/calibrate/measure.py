@@ -23,12 +23,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from aigc_edge_env.calibrate.fit import curve_spec, fit_convex_table, fit_power_law
-from aigc_edge_env.calibrate.metrics import bootstrap_interval, frechet_distance, progress
+from aigc_edge_env.calibrate.metrics import bootstrap_interval, frechet_distance
 from aigc_edge_env.calibrate.sampler import Sampler
 
 FORMS = ("power", "table")
 QUICK_STEPS = (2, 5, 10, 20, 50)
 FULL_STEPS = (2, 3, 5, 10, 20, 50, 100, 200)
+
+
+def progress(message: str) -> None:
+    """Print a progress line at once (also when stdout is a file)."""
+    print(message, flush=True)
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,3 @@ def bootstrap_interval(features: np.ndarray, reference: np.ndarray, n_resamples:
     tail = 50.0 * (1.0 - confidence)
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
-
-
-def progress(message: str) -> None:
-    """Print a progress line at once (also when stdout is a file)."""
-    print(message, flush=True)
