@@ -2,8 +2,9 @@
 
 :func:`calibrate` samples ``n_samples`` images at each step count (the same seed, so the same initial
 noise, for every count), measures the Frechet distance of their features to the reference set's with a
-bootstrap interval over samples, times the sampler at each batch size asked, fits the env's error curve
-(:mod:`aigc_edge_env.calibrate.fit`) and writes, into ``out``:
+bootstrap interval over samples (:func:`~aigc_edge_env.calibrate.metrics.bootstrap_interval`), times the
+sampler at each batch size asked, fits the env's error curve (:mod:`aigc_edge_env.calibrate.fit`) and
+writes, into ``out``:
 
 * ``spec.json``: the curve in the form asked, as the config accepts it (``edge_error_curve`` or
   ``device_error_curve``: ``make_config(overrides={"edge_error_curve": json.load(...)})``);
@@ -145,8 +146,9 @@ def markdown_report(report: dict[str, Any]) -> str:
              f"Sampler: {sampler['pipeline_class']} with {sampler['scheduler_class']}, eta {sampler['eta']}, "
              f"spacing '{sampler['spacing']}', clip_sample {sampler['clip_sample']}. "
              f"{measure['n_samples']} samples per step count against {report['n_reference']} reference images, "
-             f"seed {measure['seed']}; {int(100 * measure['confidence'])}% percentile bootstrap intervals "
-             f"({measure['n_bootstrap']} resamples of both sets).", ""]
+             f"seed {measure['seed']}; {int(100 * measure['confidence'])}% basic bootstrap intervals of the population "
+             f"distance ({measure['n_bootstrap']} resamples of both sets; the plug-in error, which is fitted, is "
+             "biased upward, so at few samples the interval lies below it).", ""]
     power = report.get("power_law")
     if power:
         lines += [f"Fit: eps(s) = {power['eps_inf']:.4g} + {power['a']:.4g} s^-{power['b']:.4g} "
