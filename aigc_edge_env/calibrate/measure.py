@@ -190,14 +190,19 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
                 label=f"fit {power['eps_inf']:.3g} + {power['a']:.3g} s^-{power['b']:.3g}")
         res_ax.plot(s, 100 * np.array(power["relative_residuals"]), "o-", label="power law")
     ax.plot(report["table"]["steps"], report["table"]["errors"], "--", lw=1, label="convex table")
-    ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("reverse steps s")
     ax.set_ylabel("Frechet distance to the reference")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     res_ax.axhline(0, color="k", lw=0.8)
-    res_ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    for axis in (ax, res_ax):
+        axis.set_xscale("log")
+        axis.set_xticks(s)
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(NullFormatter())
     res_ax.set_xlabel("reverse steps s")
     res_ax.set_ylabel("fit / measured - 1 (%)")
     res_ax.grid(alpha=0.3)
