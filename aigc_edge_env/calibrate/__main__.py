@@ -3,7 +3,8 @@
 Examples::
 
     python -m aigc_edge_env.calibrate --quick --out results/calibrate/quick      # shipped digits model, ~1 min
-    python -m aigc_edge_env.calibrate --out results/calibrate/digits              # the full run of docs/results.md
+    python -m aigc_edge_env.calibrate --fit-min-steps 5 --out results/calibrate/digits  # docs/results.md's run
+    python -m aigc_edge_env.calibrate --refit results/calibrate/digits --form table    # another fit, no sampling
     python -m aigc_edge_env.calibrate --train aigc_edge_env/calibrate/digits_model  # retrain the shipped model
     python -m aigc_edge_env.calibrate --pipeline PATH --reference ref.npy --features mymod:extractor \\
         --prompt "a photo of a cat" --steps 5 10 20 50 --out results/calibrate/mine
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timing-repeats", type=int, default=None)
     parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples (default 200)")
     parser.add_argument("--form", choices=FORMS, default="power", help="spec form written to spec.json")
+    parser.add_argument("--fit-min-steps", type=int, default=1,
+                        help="fit only the points with at least this many steps (default 1: all)")
+    parser.add_argument("--refit", type=Path, default=None, metavar="DIR",
+                        help="fit a finished run's report.json in DIR again (--form, --fit-min-steps); no sampling")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
@@ -118,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
 
         train(args.train, iterations=args.train_iterations, seed=args.seed, threads=args.threads or 1)
         return 0
+    if args.refit is not None:
+        from aigc_edge_env.calibrate.measure import refit
+
+        report = refit(args.refit, args.form, args.fit_min_steps)
+        print(f"rewrote {args.refit}: spec {report['spec']}")
+        return 0
     from aigc_edge_env.calibrate.digits import shipped_model_path
     from aigc_edge_env.calibrate.measure import calibrate
     from aigc_edge_env.calibrate.sampler import Sampler
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
              "n_bootstrap": args.bootstrap}
     chosen.update({k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None})
     pipeline = args.pipeline or shipped_model_path()
-    settings = MeasureSettings(**chosen, form=args.form, seed=args.seed,
+    settings = MeasureSettings(**chosen, form=args.form, fit_min_steps=args.fit_min_steps, seed=args.seed,
                                extra={"pipeline": str(pipeline), "reference": args.reference,
                                       "features": args.features, "quick": args.quick, "threads": args.threads})
     sampler_settings = SamplerSettings(args.scheduler, args.eta, args.spacing, args.clip_sample, args.prompt)

@@ -51,6 +51,7 @@ class MeasureSettings:
     confidence: float = 0.95
     seed: int = 0
     form: str = "power"
+    fit_min_steps: int = 1  # fit only the points with at least this many steps (all are measured and reported)
     grid_samples: int = 10  # samples per step count in samples.png
     extra: dict[str, Any] = field(default_factory=dict)  # recorded as is (e.g. the feature extractor's name)
 
@@ -64,14 +65,17 @@ class MeasureSettings:
             ("n_bootstrap", self.n_bootstrap, self.n_bootstrap >= 1, "an integer >= 1"),
             ("confidence", self.confidence, 0 < self.confidence < 1, "a number in (0, 1)"),
             ("form", self.form, self.form in FORMS, f"one of {FORMS}"),
+            ("fit_min_steps", self.fit_min_steps, self.fit_min_steps >= 1, "an integer >= 1"),
             ("steps", list(self.steps), len(self.steps) >= 1, "a non-empty list of integers"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:
                 raise ValueError(f"{name} = {value!r} is invalid: accepted {accepted}")
-        if self.form == "power" and len(set(self.steps)) < 3:
-            raise ValueError(f"steps = {list(self.steps)} is invalid for form 'power': accepted >= 3 distinct counts "
-                             "(three parameters are fitted)")
+        fitted = {s for s in self.steps if s >= self.fit_min_steps}
+        if len(fitted) < (3 if self.form == "power" else 2):
+            raise ValueError(f"steps = {list(self.steps)} is invalid for form {self.form!r} with fit_min_steps = "
+                             f"{self.fit_min_steps}: accepted >= {3 if self.form == 'power' else 2} distinct counts "
+                             "at or above fit_min_steps (the fit's parameters)")
 
 
 def calibrate(sampler: Sampler, reference: np.ndarray, features: Callable[[np.ndarray], np.ndarray],
@@ -113,29 +117,59 @@ def calibrate(sampler: Sampler, reference: np.ndarray, features: Callable[[np.nd
         timings.append(timing)
         log(f"batch {batch:4d}: {timing['seconds_per_step'] * 1e3:.2f} ms per step, "
             f"{timing['ms_per_image_step']:.3f} ms per image per step")
-    measured_steps = [r["steps"] for r in rows]
-    measured = [r["error"] for r in rows]
     report: dict[str, Any] = {"measure": asdict(settings), "sampler": sampler.recorded(), "points": rows,
                               "timings": timings, "n_reference": int(len(reference))}
-    if len(steps) >= 3:
-        power = fit_power_law(measured_steps, measured)
-        report["power_law"] = {**curve_spec(power.curve), "relative_residuals": list(power.relative_residuals),
+    fit_report(report, settings.form, settings.fit_min_steps)
+    report["wall_s"] = time.perf_counter() - start
+    write_report(report, out, grids)
+    log(f"wrote {out}/spec.json, report.json, report.md, curve.png, samples.png ({report['wall_s']:.1f} s)")
+    return report
+
+
+def fit_report(report: dict[str, Any], form: str, fit_min_steps: int) -> None:
+    """Fit the report's points with ``steps >= fit_min_steps``: sets ``power_law`` (3 points or more),
+    ``table`` and ``spec`` (the form asked)."""
+    if form not in FORMS:
+        raise ValueError(f"form = {form!r} is invalid: accepted one of {FORMS}")
+    points = [p for p in report["points"] if p["steps"] >= fit_min_steps]
+    if len(points) < (3 if form == "power" else 2):
+        raise ValueError(f"fit_min_steps = {fit_min_steps} is invalid: it leaves {len(points)} measured points, "
+                         f"form {form!r} needs {3 if form == 'power' else 2}")
+    steps, errors = [p["steps"] for p in points], [p["error"] for p in points]
+    report["measure"].update(form=form, fit_min_steps=fit_min_steps)
+    report.pop("power_law", None)
+    if len(points) >= 3:
+        power = fit_power_law(steps, errors)
+        report["power_law"] = {**curve_spec(power.curve), "fitted_steps": steps,
+                               "relative_residuals": list(power.relative_residuals),
                                "max_relative_residual": power.max_relative_residual,
                                "rms_relative_residual": power.rms_relative_residual}
-    table = fit_convex_table(measured_steps, measured)
-    report["table"] = curve_spec(table)
-    spec = {k: v for k, v in report["power_law"].items() if k in ("eps_inf", "a", "b")} \
-        if settings.form == "power" else report["table"]
-    report["spec"] = spec
-    report["wall_s"] = time.perf_counter() - start
+    report["table"] = curve_spec(fit_convex_table(steps, errors))
+    report["spec"] = ({k: report["power_law"][k] for k in ("eps_inf", "a", "b")} if form == "power"
+                      else report["table"])
+
+
+def write_report(report: dict[str, Any], out: Path, grids: Sequence[np.ndarray] | None = None) -> None:
+    """``spec.json``, ``report.json``, ``report.md``, ``curve.png`` and, given the sample grids, ``samples.png``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")
+    (out / "spec.json").write_text(json.dumps(report["spec"], indent=2) + "\n")
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "report.md").write_text(markdown_report(report))
     plot_curve(report, out / "curve.png")
-    plot_samples(measured_steps, grids, out / "samples.png")
-    log(f"wrote {out}/spec.json, report.json, report.md, curve.png, samples.png ({report['wall_s']:.1f} s)")
+    if grids is not None:
+        plot_samples([p["steps"] for p in report["points"]], grids, out / "samples.png")
+
+
+def refit(out: Path, form: str, fit_min_steps: int) -> dict[str, Any]:
+    """Fit a finished run's points again (another form or ``fit_min_steps``) and rewrite its files but
+    ``samples.png``; nothing is sampled."""
+    path = Path(out) / "report.json"
+    if not path.is_file():
+        raise ValueError(f"refit = {str(out)!r} is invalid: accepted a folder with a calibration's report.json")
+    report = json.loads(path.read_text())
+    fit_report(report, form, fit_min_steps)
+    write_report(report, out)
     return report
 
 
@@ -151,16 +185,19 @@ def markdown_report(report: dict[str, Any]) -> str:
              "biased upward, so at few samples the interval lies below it).", ""]
     power = report.get("power_law")
     if power:
-        lines += [f"Fit: eps(s) = {power['eps_inf']:.4g} + {power['a']:.4g} s^-{power['b']:.4g} "
-                  f"(largest relative residual {100 * power['max_relative_residual']:.1f}%, "
+        lines += [f"Fit on s >= {measure['fit_min_steps']}: eps(s) = {power['eps_inf']:.4g} + {power['a']:.4g} "
+                  f"s^-{power['b']:.4g} (largest relative residual {100 * power['max_relative_residual']:.1f}%, "
                   f"rms {100 * power['rms_relative_residual']:.1f}%).", ""]
     lines += ["| steps | error | interval | power-law fit | residual | convex table | sampling wall (s) |",
               "|---:|---:|---|---:|---:|---:|---:|"]
-    for i, row in enumerate(report["points"]):
+    residuals = dict(zip(power["fitted_steps"], power["relative_residuals"], strict=True)) if power else {}
+    table = dict(zip(report["table"]["steps"], report["table"]["errors"], strict=True))
+    for row in report["points"]:
         fit = f"{power['eps_inf'] + power['a'] * row['steps'] ** -power['b']:.4g}" if power else "-"
-        residual = f"{100 * power['relative_residuals'][i]:+.1f}%" if power else "-"
+        residual = f"{100 * residuals[row['steps']]:+.1f}%" if row["steps"] in residuals else "not fitted"
+        tabulated = f"{table[row['steps']]:.4g}" if row["steps"] in table else "-"
         lines.append(f"| {row['steps']} | {row['error']:.4g} | [{row['low']:.4g}, {row['high']:.4g}] | {fit} | "
-                     f"{residual} | {report['table']['errors'][i]:.4g} | {row['sample_wall_s']:.2f} |")
+                     f"{residual} | {tabulated} | {row['sample_wall_s']:.2f} |")
     if report["timings"]:
         lines += ["", "| batch | ms per step | ms per image per step | fixed overhead (s) |", "|---:|---:|---:|---:|"]
         for t in report["timings"]:
@@ -187,8 +224,9 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
     power = report.get("power_law")
     if power:
         ax.plot(grid, power["eps_inf"] + power["a"] * grid ** -power["b"], "-",
-                label=f"fit {power['eps_inf']:.3g} + {power['a']:.3g} s^-{power['b']:.3g}")
-        res_ax.plot(s, 100 * np.array(power["relative_residuals"]), "o-", label="power law")
+                label=f"fit (s >= {report['measure']['fit_min_steps']}) {power['eps_inf']:.3g} + {power['a']:.3g} "
+                      f"s^-{power['b']:.3g}")
+        res_ax.plot(power["fitted_steps"], 100 * np.array(power["relative_residuals"]), "o-", label="power law")
     ax.plot(report["table"]["steps"], report["table"]["errors"], "--", lw=1, label="convex table")
     ax.set_yscale("log")
     ax.set_xlabel("reverse steps s")
