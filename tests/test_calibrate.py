@@ -154,9 +154,30 @@ def test_empty_step_list_is_named(capsys, tmp_path):
     assert "steps = [] is invalid" in err
 
 
-@pytest.mark.parametrize("steps", [["0", "5", "10"], ["5", "10", "1001"]])
-def test_step_counts_outside_the_schedulers_range_are_named(capsys, tmp_path, steps):
+@pytest.mark.parametrize(("steps", "message"), [
+    (["0", "5", "10"], "steps = [0, 5, 10] is invalid: accepted a non-empty list of integers >= 1"),
+    (["5", "10", "1001"], "steps = [5, 10, 1001] is invalid: [1001] outside the scheduler's range; accepted "
+                          "integers in [1, 1000]"),
+])
+def test_step_counts_outside_the_schedulers_range_are_named(capsys, tmp_path, steps, message):
     pytest.importorskip("diffusers")
     err = _cli_error(capsys, "--steps", *steps, "--out", str(tmp_path))
-    assert "steps" in err and "[1, 1000]" in err
+    assert message in " ".join(err.split())
     assert not (tmp_path / "spec.json").exists()
+
+
+def test_refit_changes_the_fit_without_sampling(quick_run, tmp_path):
+    """``--refit`` with ``--fit-min-steps 5 --form table`` rewrites the spec from the same points."""
+    import shutil
+
+    from aigc_edge_env.calibrate.__main__ import main
+
+    run = tmp_path / "run"
+    shutil.copytree(quick_run, run)
+    points = json.loads((run / "report.json").read_text())["points"]
+    assert main(["--refit", str(run), "--fit-min-steps", "5", "--form", "table"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["points"] == points
+    spec = json.loads((run / "spec.json").read_text())
+    assert spec["steps"] == [5, 10, 20, 50] and report["power_law"]["fitted_steps"] == [5, 10, 20, 50]
+    assert make_config(overrides={"edge_error_curve": spec}).edge_error_curve.steps == (5.0, 10.0, 20.0, 50.0)

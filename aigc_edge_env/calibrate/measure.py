@@ -66,7 +66,8 @@ class MeasureSettings:
             ("confidence", self.confidence, 0 < self.confidence < 1, "a number in (0, 1)"),
             ("form", self.form, self.form in FORMS, f"one of {FORMS}"),
             ("fit_min_steps", self.fit_min_steps, self.fit_min_steps >= 1, "an integer >= 1"),
-            ("steps", list(self.steps), len(self.steps) >= 1, "a non-empty list of integers"),
+            ("steps", list(self.steps), len(self.steps) >= 1 and all(int(s) == s >= 1 for s in self.steps),
+             "a non-empty list of integers >= 1 (and at most the scheduler's num_train_timesteps)"),
         ]
         for name, value, ok, accepted in checks:
             if not ok:

@@ -96,9 +96,10 @@ class Sampler:
         if self.text_to_image and settings.prompt is None:
             raise ValueError(f"prompt = None is invalid for {type(self.pipeline).__name__}: this pipeline takes a "
                              "text prompt; pass one")
-        if not self.text_to_image and type(self.pipeline.unet).__name__ != "UNet2DModel":
-            raise ValueError(f"pipeline = {str(path)!r}: an unconditional pipeline needs a UNet2DModel as 'unet', "
-                             f"got {type(self.pipeline.unet).__name__}")
+        unet = getattr(self.pipeline, "unet", None)
+        if not self.text_to_image and type(unet).__name__ != "UNet2DModel":
+            raise ValueError(f"pipeline = {str(path)!r} is invalid: an unconditional pipeline needs a UNet2DModel "
+                             f"as 'unet', got {type(unet).__name__}")
         self._step_takes = set(inspect.signature(self.scheduler.step).parameters)
 
     def recorded(self) -> dict[str, Any]:
