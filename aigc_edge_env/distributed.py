@@ -102,6 +102,8 @@ def as_completed(
     CPUs allow).
     """
     check_workers(workers)
+    if not tasks:
+        return
     with progress_bar(len(tasks), desc=desc, unit=unit, enabled=progress) as bar:
         if serial(workers, address) and not own_process:
             for i, task in enumerate(tasks):
@@ -112,10 +114,7 @@ def as_completed(
         import ray
 
         init_ray(address, workers, py_modules)
-        options: dict[str, Any] = {"num_cpus": 1, "max_retries": max_retries}
-        if own_process:
-            options["max_calls"] = 1
-        remote = ray.remote(function).options(**options)
+        remote = ray.remote(num_cpus=1, max_retries=max_retries, max_calls=1 if own_process else 0)(function)
         limit = len(tasks) if workers is None else workers
         pending: dict[Any, int] = {}
         submitted = 0
