@@ -82,7 +82,7 @@ def init_ray(address: str | None = None, workers: int | None = None, py_modules:
         return
     address = _address(address)
     if address is None:
-        ray.init(num_cpus=workers, include_dashboard=False)
+        ray.init(address="local", num_cpus=workers, include_dashboard=False)  # not a `ray start` cluster
     else:
         runtime_env = {"py_modules": [os.path.dirname(module.__file__ or "") for module in py_modules]}
         ray.init(address=address, runtime_env=runtime_env if py_modules else None)
