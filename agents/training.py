@@ -358,8 +358,8 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
     record["sessions"].append(session)
     write_record(run_dir, record)
     start = time.perf_counter()
-    model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop, request.on_evaluation), log_interval=1,
-                tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
+    model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop, request.on_evaluation),
+                log_interval=1, tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
                 progress_bar=request.progress_bar)
     wall_time_s = time.perf_counter() - start
     save_model(model, run_dir / FINAL_MODEL)

@@ -95,11 +95,11 @@ def as_completed(
 ) -> Iterator[tuple[int, Any]]:
     """``(i, function(tasks[i]))`` for every task, as each finishes, with a progress bar over the tasks.
 
-    ``function`` and its tasks must pickle (a module-level function; ``py_modules``: modules outside
-    the installed package that it needs, shipped to the workers when this call starts Ray).  ``own_process``: every task runs
-    in a fresh worker process (its peak memory and global state are its own), through Ray even
-    with ``--workers 1``.  Runs at most ``workers`` tasks at once (default: as many as the cluster's
-    CPUs allow).
+    ``function`` and its tasks must pickle (a module-level function; ``py_modules``: modules
+    outside the installed package that it needs, shipped to the workers when this call starts
+    Ray).  ``own_process``: every task runs in a fresh worker process (its peak memory and global
+    state are its own), through Ray even with ``--workers 1``.  Runs at most ``workers`` tasks at
+    once (default: as many as the cluster's CPUs allow).
     """
     check_workers(workers)
     if not tasks:

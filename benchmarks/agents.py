@@ -60,7 +60,6 @@ from aigc_edge_env.evaluation import (
 )
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchmarks/agents.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", nargs="+", default=list(ALGORITHMS), choices=sorted(ALGORITHMS))
