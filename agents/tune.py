@@ -150,8 +150,8 @@ def trial_rows(results: Any, space: dict[str, dict[str, Any]], timesteps: int) -
         rows.append({"trial": metrics.get("trial_id", result.path.rsplit("/", 1)[-1] if result.path else ""),
                      **{key: result.config.get(key) for key in space}, "score": metrics.get("score"),
                      "best_score": metrics.get("best_score"), "timesteps": reached, "status": status})
-    rows.sort(key=lambda row: (row["status"] != "completed", -(row["score"] if row["score"] is not None
-                                                              else -math.inf)))
+    rows.sort(key=lambda row: (row["status"] != "completed",  # the best first; ties in trial order
+                               -(row["score"] if row["score"] is not None else -math.inf), row["trial"]))
     return rows
 
 
