@@ -13,6 +13,7 @@ command lines; the modules here do the work, one job each:
   any RL library (no SB3 import); :mod:`.networks`: SB3's ``PerUserPolicy`` built from it.
 * :mod:`.training`, :mod:`.callbacks`, :mod:`.runs`: training into a run directory (TensorBoard cost
   components, periodic evaluation, checkpoints, resolved config and versions) and loading it back.
+* :mod:`.tune`: the hyperparameter search on Ray Tune (``python -m aigc_edge_env.agents.tune``).
 * :mod:`.policies`: trained models as policies of the evaluation engine (:mod:`aigc_edge_env.evaluation`,
   which plays them beside the solvers on common seeds); :mod:`.plots`: evaluation and learning-curve plots.
 """

@@ -75,7 +75,8 @@ class PeriodicEvaluation(_Periodic):
     ``eval/train_time_s``, the session's wall time so far less the time spent evaluating, and saves
     the model as ``best_path`` (with its normaliser) when its mean reward is the best so far,
     writing that reward beside it (:func:`best_record_path`); a resumed run starts from the
-    reward found there, so it never replaces the best model by a worse one.
+    reward found there, so it never replaces the best model by a worse one.  ``on_result(timesteps,
+    mean reward)`` is called after each evaluation (the hyperparameter search reports there).
     """
 
     def __init__(
@@ -86,8 +87,10 @@ class PeriodicEvaluation(_Periodic):
         best_path: Path,
         masked: bool,
         per_user: bool,
+        on_result: Callable[[int, float], None] | None = None,
     ) -> None:
         super().__init__(every)
+        self.on_result = on_result
         self.make_env = make_env
         self.seeds = list(seeds)
         self.best_path = best_path
@@ -124,6 +127,8 @@ class PeriodicEvaluation(_Periodic):
             save_model(self.model, self.best_path)
             best_record_path(self.best_path).write_text(yaml.safe_dump(
                 {"mean_reward": mean_reward, "timesteps": int(self.num_timesteps)}))
+        if self.on_result is not None:
+            self.on_result(int(self.num_timesteps), mean_reward)
         return mean_reward
 
 

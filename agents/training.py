@@ -31,7 +31,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -118,6 +118,8 @@ class TrainRequest:
     device: str = "cpu"
     threads: int = 1
     command: list[str] = field(default_factory=list)
+    #: Called with (timesteps, mean episode reward) after each periodic evaluation.
+    on_evaluation: Callable[[int, float], None] | None = None
 
 
 def _check_request(request: TrainRequest) -> None:
@@ -259,7 +261,8 @@ def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str, res
                     device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
 
 
-def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest) -> list[BaseCallback]:
+def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest,
+               on_evaluation: Callable[[int, float], None] | None = None) -> list[BaseCallback]:
     hp = record["hyperparams"]
     spec = ALGORITHMS[record["algo"]]
     callbacks: list[BaseCallback] = [EpisodeCostLogger()]
@@ -268,6 +271,7 @@ def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest) -> list
         callbacks.append(PeriodicEvaluation(
             lambda: make_env(record["env_id"], record["env_config_overrides"]), evaluation["seeds"],
             evaluation["every"], run_dir / BEST_MODEL, masked=spec.masked, per_user=hp["env_wrapper"] == "per_user",
+            on_result=on_evaluation,
         ))
     if record["checkpoint_every"] > 0:
         callbacks.append(CheckpointSaver(run_dir / CHECKPOINT_DIR, record["checkpoint_every"]))
@@ -354,8 +358,8 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
     record["sessions"].append(session)
     write_record(run_dir, record)
     start = time.perf_counter()
-    model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop), log_interval=1,
-                tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
+    model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop, request.on_evaluation),
+                log_interval=1, tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
                 progress_bar=request.progress_bar)
     wall_time_s = time.perf_counter() - start
     save_model(model, run_dir / FINAL_MODEL)

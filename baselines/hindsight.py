@@ -83,7 +83,8 @@ from aigc_edge_env.baselines.exact import solve_exact
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
 
-__all__ = ["EpisodeSlots", "HindsightBound", "cached_hindsight_bound", "dual_bound", "episode_slots", "hindsight_bound"]
+__all__ = ["EpisodeSlots", "HindsightBound", "cached_hindsight_bound", "dual_bound", "episode_slots", "hindsight_bound",
+           "hindsight_cache_path", "write_hindsight_cache"]
 
 #: Uniform prices (cost per J) whose slot optima are the initial columns.
 INITIAL_PRICES_PER_J = (0.0, 0.3, 1.0)
@@ -407,19 +408,31 @@ def _cache_key(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfi
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def cached_hindsight_bound(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,
-                           cache_dir: str | Path | None, **kwargs: Any) -> HindsightBound:
-    """:func:`hindsight_bound`, stored as ``<cache_dir>/<env id>_s<seed>_<key>.json`` and read back from there.
+def hindsight_cache_path(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,
+                         cache_dir: str | Path) -> Path:
+    """``<cache_dir>/<env id>_s<seed>_<key>.json``: where :func:`cached_hindsight_bound` keeps the bound.
 
     ``key`` hashes the env id, the resolved config, the seed and :data:`METHOD_VERSION`, so a
-    changed config or method never reads a stale bound.  ``cache_dir=None``: no cache.
+    changed config or method never reads a stale bound.
     """
+    return Path(cache_dir) / f"{env_id}_s{int(seed)}_{_cache_key(env_id, seed, config)}.json"
+
+
+def cached_hindsight_bound(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,
+                           cache_dir: str | Path | None, **kwargs: Any) -> HindsightBound:
+    """:func:`hindsight_bound`, stored at :func:`hindsight_cache_path` and read back from there
+    (``cache_dir=None``: no cache)."""
     if cache_dir is None:
         return hindsight_bound(env_id, seed, config, **kwargs)
-    path = Path(cache_dir) / f"{env_id}_s{int(seed)}_{_cache_key(env_id, seed, config)}.json"
+    path = hindsight_cache_path(env_id, seed, config, cache_dir)
     if path.exists():
         return HindsightBound.from_dict(json.loads(path.read_text()))
     result = hindsight_bound(env_id, seed, config, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.as_dict()))
+    write_hindsight_cache(path, result)
     return result
+
+
+def write_hindsight_cache(path: Path, bound: HindsightBound) -> None:
+    """Store ``bound`` at ``path`` (a :func:`hindsight_cache_path`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(bound.as_dict()))

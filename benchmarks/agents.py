@@ -6,8 +6,14 @@ Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --
 
     python benchmarks/agents.py --timesteps 200000 --seeds 0 1 2 --episodes 10 --out results/bench_agents
 
-Each (algo, seed) trains in its own ``train.py`` process (so its wall time and peak memory,
-``getrusage`` of that process, are its own) into ``OUT/runs/<algo>_s<seed>``.  The final
+Each (algo, seed) is a Ray task (:mod:`aigc_edge_env.distributed`: a local instance on every
+core by default, ``--workers N`` runs at once, ``--address auto`` or ``ray://HOST:PORT`` a
+cluster) holding one CPU and one torch thread, in a fresh worker process (so its wall time and
+peak memory, ``getrusage`` of that process, are its own), and training as ``train.py`` does; the
+run directory comes back to ``OUT/runs/<algo>_s<seed>`` on this machine as each run finishes.  A
+run found there finished (same algo, seed, env and timesteps) is not trained again, so an
+interrupted benchmark resumes where it stopped; a worker that dies has its run trained again.
+Training is seeded and single-threaded, so the runs are the same whatever ``--workers``.  The final
 models are then evaluated by the evaluation engine (:mod:`aigc_edge_env.evaluation`) against
 ``exact`` and ``random`` on common seeds (normalised score with bootstrap CIs).  Training speed
 is the whole run's: steps of experience per second of wall time (slots for PPO/MaskablePPO),
@@ -23,8 +29,11 @@ Timesteps are training-env steps: slots for PPO/MaskablePPO, per-user decisions 
 from __future__ import annotations
 
 import argparse
-import subprocess
+import io
+import shutil
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +44,9 @@ from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import check_env_id, make_env
 from aigc_edge_env.agents.plots import write_plots
 from aigc_edge_env.agents.policies import load_model_policy
-from aigc_edge_env.agents.runs import TENSORBOARD_DIR, package_versions, read_record, read_scalars
+from aigc_edge_env.agents.runs import TENSORBOARD_DIR, RunError, package_versions, read_record, read_scalars
 from aigc_edge_env.config import ConfigError
+from aigc_edge_env.distributed import add_arguments, as_completed, check_workers
 from aigc_edge_env.evaluation import (
     EVAL_SEED,
     SCORE_REFERENCES,
@@ -48,8 +58,6 @@ from aigc_edge_env.evaluation import (
     write_csv,
     write_outputs,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,18 +73,70 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", type=float, default=0.95, help="score whose training time is reported")
     parser.add_argument("--out", type=Path, default=Path("results/bench_agents"))
     parser.add_argument("--no-progress", action="store_true")
+    add_arguments(parser)
     return parser
 
 
-def train_run(algo: str, seed: int, args: argparse.Namespace) -> Path:
-    """Train one (algo, seed) in a fresh ``train.py`` process; its run directory."""
-    run_dir = args.out / "runs" / f"{algo}_s{seed}"
-    command = [sys.executable, str(ROOT / "train.py"), "--algo", algo, "--env", args.env, "--timesteps",
-               str(args.timesteps), "--seed", str(seed), "--out", str(run_dir), "--eval-freq", str(args.eval_freq),
-               "--checkpoint-freq", "0"] + (["--no-progress"] if args.no_progress else [])
-    print(f"training {algo} seed {seed}: {' '.join(command[1:])}", flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
-    return run_dir
+def train_task(job: dict[str, Any]) -> bytes:
+    """Train one run as ``train.py --algo A --env E --timesteps T --seed S --eval-freq F
+    --checkpoint-freq 0`` would, in a temporary directory of this worker; that run directory as a
+    gzipped tar archive (``job``: algo, env, timesteps, seed, eval_freq, name)."""
+    from aigc_edge_env.agents.training import TrainRequest, train
+
+    command = ["train.py", "--algo", job["algo"], "--env", job["env"], "--timesteps", str(job["timesteps"]),
+               "--seed", str(job["seed"]), "--out", job["name"], "--eval-freq", str(job["eval_freq"]),
+               "--checkpoint-freq", "0", "--no-progress"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / job["name"]
+        train(TrainRequest(out=run_dir, algo=job["algo"], env_id=job["env"], timesteps=job["timesteps"],
+                           seed=job["seed"], eval_every=job["eval_freq"], checkpoint_every=0, progress_bar=False,
+                           threads=1, command=command))
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            archive.add(run_dir, arcname=job["name"])
+        return buffer.getvalue()
+
+
+def finished_run(run_dir: Path, job: dict[str, Any]) -> bool:
+    """True when ``run_dir`` holds the finished run of ``job``; ``False`` when there is none.
+
+    Raises ``SystemExit`` when it holds another run (other settings, or unfinished), which the
+    benchmark would otherwise overwrite."""
+    if not run_dir.exists():
+        return False
+    try:
+        record = read_record(run_dir)
+    except RunError:
+        raise SystemExit(f"{run_dir} exists but holds no finished run: remove it to train it again") from None
+    last = record["sessions"][-1] if record["sessions"] else {}
+    same = (record["algo"], record["env_id"], record["seed"], last.get("timesteps")) == (
+        job["algo"], job["env"], job["seed"], job["timesteps"])
+    if not same or "total_timesteps" not in last or last.get("interrupted") or len(record["sessions"]) != 1:
+        raise SystemExit(f"{run_dir} holds another run (algo {record['algo']}, env {record['env_id']}, seed "
+                         f"{record['seed']}, {last.get('timesteps')} timesteps) or an unfinished one: remove it or "
+                         "choose another --out")
+    return True
+
+
+def train_runs(args: argparse.Namespace) -> dict[str, Path]:
+    """Every (algo, seed) run directory under ``OUT/runs``: the finished ones found there, the others trained
+    as Ray tasks and unpacked there as each finishes."""
+    runs = args.out / "runs"
+    jobs = [{"algo": algo, "env": args.env, "timesteps": args.timesteps, "seed": seed, "eval_freq": args.eval_freq,
+             "name": f"{algo}_s{seed}"} for algo in args.algos for seed in args.seeds]
+    todo = [job for job in jobs if not finished_run(runs / job["name"], job)]
+    if len(todo) < len(jobs):
+        print(f"{len(jobs) - len(todo)} of {len(jobs)} runs found finished in {runs}, not trained again", flush=True)
+    for i, archive in as_completed(train_task, todo, args.workers, args.address, not args.no_progress,
+                                   desc="training runs", unit="run", own_process=True):
+        name = todo[i]["name"]
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=runs) as tmp:  # unpacked whole, then moved: never a partial run
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+            shutil.move(Path(tmp) / name, runs / name)
+        print(f"trained {name}", flush=True)
+    return {job["name"]: runs / job["name"] for job in jobs}
 
 
 def time_to_target(run_dir: Path, references: dict[str, float], target: float) -> tuple[int, float] | None:
@@ -155,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.timesteps < 1 or args.episodes < 1 or args.eval_freq < 0:
         parser.error("--timesteps and --episodes must be positive, --eval-freq not negative")
-    run_dirs = {f"{algo}_s{seed}": train_run(algo, seed, args) for algo in args.algos for seed in args.seeds}
+    try:
+        check_workers(args.workers)
+    except ValueError as exc:
+        parser.error(str(exc))
+    run_dirs = train_runs(args)
     policies: dict[str, Policy] = {name: make_policy(name) for name in reversed(SCORE_REFERENCES)}  # exact, random
     for label, run_dir in run_dirs.items():
         policies[label] = load_model_policy(run_dir, args.env, config)

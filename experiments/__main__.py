@@ -12,6 +12,9 @@ Examples::
 
 Outputs go to ``--out`` (default ``results/experiments``); ``--figures DIR`` also copies
 each PNG there (``docs/figures`` for the committed ones).  Every command prints its wall time.
+The tasks (points x seeds, policies, hindsight bounds) run on Ray (:mod:`aigc_edge_env.distributed`):
+a local instance on every core by default, ``--workers N`` at once, ``--address auto`` or
+``--address ray://HOST:PORT`` on a cluster (docs/cluster.md); ``--workers 1`` runs them here in turn.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from aigc_edge_env.distributed import add_arguments, check_workers
 from experiments.sweep import PARAMS
 
 
@@ -52,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, seeds: int, slots: int | None):
         p.add_argument("--out", type=Path, default=Path("results/experiments"))
         p.add_argument("--figures", type=Path, default=None, help="also copy the PNGs into this folder")
-        p.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
+        add_arguments(p)
         p.add_argument("--seeds", type=int, default=seeds, help="number of seeds (episodes)")
         p.add_argument("--first-seed", type=int, default=1000)
         if slots is not None:
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="JSON overrides (default: the registered scenario)")
     p.add_argument("--out", type=Path, default=Path("results/experiments"))
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default min(2, cores))")
+    add_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("replot", help="redraw sweep PNGs from their CSVs")
     p.add_argument("csv", nargs="+", type=Path)
@@ -106,7 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_workers(getattr(args, "workers", None))
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.command == "replot":
         from experiments.sweep import replot
 
@@ -119,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         paths = run_tune(args.episodes, args.out, args.first_seed,
                          overrides=json.loads(args.config) if args.config else None, workers=args.workers,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, address=args.address)
         print(f"tune: {time.perf_counter() - start:.1f} s, wrote {', '.join(map(str, paths.values()))}")
         return 0
     if args.command == "curves":
@@ -146,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             values = args.values if args.command == "sweep" else None
             paths = run_sweep(param, values, solvers, seeds, args.slots, args.out, base=base, workers=args.workers,
-                              progress=progress)
+                              progress=progress, address=args.address)
             _copy_figures(paths, args.figures)
             timings[f"sweep {param}"] = time.perf_counter() - t0
             print(f"sweep {param}: {time.perf_counter() - t0:.1f} s, wrote {', '.join(map(str, paths.values()))}")
@@ -156,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         tseeds = seeds if args.command == "tradeoff" else seeds[:3]
         slots = args.slots if args.command == "tradeoff" else 10
-        paths = run_tradeoff(solvers, tseeds, slots, args.out, workers=args.workers, progress=progress)
+        paths = run_tradeoff(solvers, tseeds, slots, args.out, workers=args.workers, progress=progress,
+                             address=args.address)
         _copy_figures(paths, args.figures)
         timings["tradeoff"] = time.perf_counter() - t0
         print(f"tradeoff: {timings['tradeoff']:.1f} s, wrote {', '.join(map(str, paths.values()))}")
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                             progress=progress, decaying_prices=getattr(args, "decaying_prices", [0.8]),
                             lyapunov=lyapunov, policies=policies,
                             hindsight_cache=getattr(args, "hindsight_cache", Path("results/hindsight")),
-                            hindsight=not getattr(args, "no_hindsight", False))
+                            hindsight=not getattr(args, "no_hindsight", False), address=args.address)
         _copy_figures(paths, args.figures)
         timings["battery"] = time.perf_counter() - t0
         print(f"battery: {timings['battery']:.1f} s, wrote {', '.join(map(str, paths.values()))}")

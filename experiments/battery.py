@@ -46,6 +46,7 @@ import numpy as np
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
 from aigc_edge_env.baselines import HindsightBound, cached_hindsight_bound
+from aigc_edge_env.baselines.hindsight import hindsight_cache_path, write_hindsight_cache
 from aigc_edge_env.config import make_config
 from aigc_edge_env.evaluation import (
     EVAL_SEED,
@@ -87,9 +88,24 @@ def policy_task(args: tuple) -> PolicyResult:
 
 
 def hindsight_task(args: tuple) -> HindsightBound:
-    """``(seed, overrides, cache_dir)`` -> the episode's hindsight bound (from the cache if there)."""
-    seed, overrides, cache_dir = args
-    return cached_hindsight_bound(ENV_ID, seed, overrides, cache_dir)
+    """``(seed, overrides)`` -> the episode's hindsight bound."""
+    seed, overrides = args
+    return cached_hindsight_bound(ENV_ID, seed, overrides, None)
+
+
+def hindsight_bounds(seeds: Sequence[int], overrides: dict[str, Any], cache_dir: Path | None,
+                     workers: int | None, address: str | None, progress: bool) -> dict[int, HindsightBound]:
+    """Every seed's hindsight bound: read from ``cache_dir`` here, the others computed as tasks and
+    stored there (by this process, so the cache stays where the command runs, whichever node computed)."""
+    paths = {s: hindsight_cache_path(ENV_ID, s, overrides, cache_dir) for s in seeds} if cache_dir else {}
+    bounds = {s: cached_hindsight_bound(ENV_ID, s, overrides, cache_dir) for s, p in paths.items() if p.exists()}
+    missing = [s for s in seeds if s not in bounds]
+    for bound in parallel_map(hindsight_task, [(s, overrides) for s in missing], workers, address, progress,
+                              desc="hindsight bounds", unit="episode"):
+        bounds[bound.seed] = bound
+        if cache_dir:
+            write_hindsight_cache(paths[bound.seed], bound)
+    return {s: bounds[s] for s in seeds}
 
 
 class ReplayPolicy:
@@ -111,7 +127,7 @@ def run_battery(
     overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
     confidence: float = 0.95, seed: int = EVAL_SEED, decaying_prices: Sequence[float] = (),
     lyapunov: Sequence[tuple[float, float]] = (), policies: Sequence[str] = (),
-    hindsight_cache: Path | None = Path("results/hindsight"), hindsight: bool = True,
+    hindsight_cache: Path | None = Path("results/hindsight"), hindsight: bool = True, address: str | None = None,
 ) -> dict[str, Path]:
     """Play every policy on episodes ``seed ...`` and write the study (module docstring).
 
@@ -128,9 +144,8 @@ def run_battery(
     tasks += [(Path(r).name, str(r), overrides, seeds) for r in runs]
     bounds: dict[int, HindsightBound] = {}
     if hindsight:
-        bounds = {b.seed: b for b in parallel_map(hindsight_task, [(s, overrides, hindsight_cache) for s in seeds],
-                                                  workers, progress, desc="hindsight bounds", unit="episode")}
-    results = {result.name: result for result in parallel_map(policy_task, tasks, workers, progress,
+        bounds = hindsight_bounds(seeds, overrides, hindsight_cache, workers, address, progress)
+    results = {result.name: result for result in parallel_map(policy_task, tasks, workers, address, progress,
                                                                desc="battery policies", unit="policy")}
     if bounds:
         plan = ReplayPolicy({s: b.plan_actions for s, b in bounds.items()})

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from aigc_edge_env.evaluation import SUMMED, EpisodeAccumulator, confidence_interval, mean_interval, progress_bar
+from aigc_edge_env.evaluation import SUMMED, EpisodeAccumulator, confidence_interval, mean_interval
 
 #: Per-slot values recorded for every solver (slot totals, as in the env's ``info``).
 SLOT_VALUES = ("cost", "time_s", "energy_j", "mean_error", "utility", "n_dropped", "offload_share",
@@ -46,26 +45,17 @@ PLOTTED = {
 }
 
 
-def default_workers() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 def parallel_map(
-    function: Callable[[Any], Any], tasks: Sequence[Any], workers: int | None = None, progress: bool = True,
-    desc: str = "", unit: str = "task",
-) -> Iterator[Any]:
-    """``function(task)`` for every task, in order, in ``workers`` processes (default :func:`default_workers`)."""
-    workers = default_workers() if workers is None else max(1, int(workers))
-    with progress_bar(len(tasks), desc=desc, unit=unit, enabled=progress) as bar:
-        if workers == 1:
-            for task in tasks:
-                yield function(task)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for result in pool.map(function, tasks):
-                    yield result
-                    bar.update()
+    function: Callable[[Any], Any], tasks: Sequence[Any], workers: int | None = None, address: str | None = None,
+    progress: bool = True, desc: str = "", unit: str = "task",
+) -> list[Any]:
+    """``function(task)`` for every task, in order, as Ray tasks (:mod:`aigc_edge_env.distributed`:
+    ``workers`` at once, on the cluster at ``address`` or a local instance; ``workers=1`` and no
+    address: in this process).  The ``experiments`` package travels with the tasks."""
+    import experiments
+    from aigc_edge_env.distributed import parallel_map as ray_map
+
+    return ray_map(function, tasks, workers, address, progress, desc, unit, py_modules=[experiments])
 
 
 def evaluate_slots(problems: Sequence, solvers: Sequence[str], seed: int) -> list[dict[str, float]]:
@@ -115,10 +105,11 @@ def run_points(
     workers: int | None = None,
     progress: bool = True,
     desc: str = "points x seeds",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-slot rows for every (point, seed); points x seeds run in ``workers`` processes."""
+    """Per-slot rows for every (point, seed); points x seeds run as tasks (:func:`parallel_map`)."""
     tasks = [(label, dict(ov), int(seed), n_slots, list(solvers)) for label, ov in points for seed in seeds]
-    return [row for rows in parallel_map(_point_task, tasks, workers, progress, desc) for row in rows]
+    return [row for rows in parallel_map(_point_task, tasks, workers, address, progress, desc) for row in rows]
 
 
 def per_slot_metrics(slot_rows: Iterable[Mapping[str, float]]) -> dict[str, float]:

@@ -63,6 +63,7 @@ def run_sweep(
     workers: int | None = None,
     progress: bool = True,
     confidence: float = 0.95,
+    address: str | None = None,
 ) -> dict[str, Path]:
     """Run the sweep of ``param`` and write its CSVs and PNG; returns the paths written."""
     if param not in PARAMS:
@@ -72,7 +73,8 @@ def run_sweep(
     if spec.integer:
         values = [int(v) for v in values]
     points = [(v, {**(base or {}), **spec.overrides(v)}) for v in values]
-    rows = run_points(points, seeds, n_slots, solvers, workers=workers, progress=progress, desc=f"sweep {param}")
+    rows = run_points(points, seeds, n_slots, solvers, workers=workers, progress=progress, desc=f"sweep {param}",
+                      address=address)
     out = Path(out)
     paths = {"csv": out / f"sweep_{param}.csv", "slots_csv": out / f"sweep_{param}_slots.csv",
              "png": out / f"sweep_{param}.png"}

@@ -50,7 +50,7 @@ def per_request(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_tradeoff(
     solvers: Sequence[str], seeds: Sequence[int], n_slots: int, out: Path,
     energy_weights: Sequence[float] = ENERGY_WEIGHTS, error_weights: Sequence[float] = ERROR_WEIGHTS,
-    workers: int | None = None, progress: bool = True,
+    workers: int | None = None, progress: bool = True, address: str | None = None,
 ) -> dict[str, Path]:
     grid = list(itertools.product(energy_weights, error_weights))
     if DEFAULT_WEIGHTS not in grid:
@@ -58,11 +58,12 @@ def run_tradeoff(
     points = [((w_e, w_q), {"weight_energy_per_j": w_e, "weight_error": w_q}) for w_e, w_q in grid]
     # heuristics only at the default weights; exact (and sca_kkt) over the whole grid
     front_solvers = [s for s in solvers if s in ("exact", "sca_kkt")]
-    rows = run_points(points, seeds, n_slots, front_solvers, workers=workers, progress=progress, desc="tradeoff grid")
+    rows = run_points(points, seeds, n_slots, front_solvers, workers=workers, progress=progress, desc="tradeoff grid",
+                      address=address)
     others = [s for s in solvers if s not in front_solvers]
     if others:
         rows += run_points([(DEFAULT_WEIGHTS, {})], seeds, n_slots, others, workers=workers, progress=progress,
-                           desc="heuristics")
+                           desc="heuristics", address=address)
     table = per_request(rows)
     table.sort(key=lambda r: (r["solver"], r["weight_energy_per_j"], r["weight_error"]))
     out = Path(out)

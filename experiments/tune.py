@@ -47,14 +47,15 @@ def candidate_names(grid: dict[str, list[Any]] = GRID) -> dict[str, tuple[str, A
 
 def run_tune(episodes: int, out: Path, first_seed: int = 0, grid: dict[str, list[Any]] = GRID,
              overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
-             confidence: float = 0.95) -> dict[str, Path]:
+             confidence: float = 0.95, address: str | None = None) -> dict[str, Path]:
     """Play every candidate (and ``exact``) on training seeds ``first_seed ...``; write the table and the best."""
     overrides = dict(overrides or {})
     seeds = list(range(first_seed, first_seed + episodes))
     candidates = candidate_names(grid)
     labels = ["exact", *candidates]
     tasks = [(label, None, overrides, seeds) for label in labels]
-    results = {r.name: r for r in parallel_map(policy_task, tasks, workers, progress, desc="tuning", unit="policy")}
+    results = {r.name: r for r in parallel_map(policy_task, tasks, workers, address, progress, desc="tuning",
+                                                             unit="policy")}
     exact = results["exact"].episodes["reward"]
     rows = []
     for label in labels:

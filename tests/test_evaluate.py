@@ -289,3 +289,20 @@ def test_benchmark_time_to_target_from_periodic_evaluations(tiny_run: Path) -> N
     assert bench.time_to_target(tiny_run, references, 1.01) is None
     assert bench.time_to_target(tiny_run, {"exact": float(rewards.min()), "random": float(rewards.min()) - 1},
                                 0.95) == (64, pytest.approx(float(times[0])))
+
+
+def test_benchmark_finds_a_finished_run_and_refuses_another(tiny_run: Path, tmp_path) -> None:
+    """What an interrupted benchmark does on its second start: a finished run of the same settings
+    is not trained again; a run directory of other settings (or none yet) is refused, not overwritten."""
+    spec = importlib.util.spec_from_file_location("bench_agents", ROOT / "benchmarks" / "agents.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    job = {"algo": "ppo", "env": "AIGCEdge-v0", "seed": 0, "timesteps": 128}
+    assert bench.finished_run(tiny_run, job)
+    assert not bench.finished_run(tmp_path / "missing", job)
+    for other in ({"seed": 1}, {"timesteps": 256}, {"algo": "dqn"}):
+        with pytest.raises(SystemExit, match="holds another run"):
+            bench.finished_run(tiny_run, {**job, **other})
+    (tmp_path / "partial").mkdir()
+    with pytest.raises(SystemExit, match="holds no finished run"):
+        bench.finished_run(tmp_path / "partial", job)

@@ -1,0 +1,133 @@
+"""Ray as the engine (aigc_edge_env.distributed): same results whatever the workers, retries, a
+real local cluster joined by address, and the hyperparameter search (agents/tune.py).
+
+One local Ray instance (2 CPUs) is shared by the tests of this module: Ray takes seconds to start.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from aigc_edge_env.distributed import as_completed, parallel_map  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Columns that are wall-clock timings, different in every run.
+TIMED = ("solve_ms",)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance of 2 CPUs for the module's tests, stopped after them."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # never a cluster `ray start` left running
+    yield
+    ray.shutdown()
+
+
+def _csv_without_timings(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if not k.startswith(TIMED)} for row in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_sweep_through_ray_writes_the_csv_of_the_serial_sweep(local_ray, tmp_path: Path) -> None:
+    from experiments.sweep import run_sweep
+
+    arguments = ("n_users", [4, 6], ["exact", "greedy"], [1, 2], 2)
+    serial = run_sweep(*arguments, tmp_path / "serial", workers=1, progress=False)  # in this process
+    parallel = run_sweep(*arguments, tmp_path / "ray", workers=2, progress=False)
+    for key in ("csv", "slots_csv"):
+        rows = _csv_without_timings(parallel[key])
+        assert len(rows) > 0 and rows == _csv_without_timings(serial[key])
+
+
+def test_a_task_whose_worker_dies_is_run_again(local_ray, tmp_path: Path) -> None:
+    def _crash_once(marker: str) -> int:  # (local: pickled by value, as the workers cannot import tests/)
+        """Kills its worker process the first time (no marker yet), then returns the worker's pid."""
+        if not os.path.exists(marker):
+            Path(marker).write_text("crashed once")
+            os._exit(1)
+        return os.getpid()
+
+    markers = [str(tmp_path / "a"), str(tmp_path / "b")]
+    results = dict(as_completed(_crash_once, markers, workers=2, progress=False))
+    assert sorted(results) == [0, 1] and all(isinstance(pid, int) for pid in results.values())
+    assert all(Path(m).exists() for m in markers)
+    with pytest.raises(ray.exceptions.WorkerCrashedError):  # without retries the crash is the task's error
+        list(as_completed(_crash_once, [str(tmp_path / "c")], workers=2, progress=False, max_retries=0))
+
+
+def test_results_come_back_in_task_order(local_ray) -> None:
+    tasks = list(range(-5, 5))
+    assert parallel_map(lambda x: x * abs(x), tasks, workers=2, progress=False) == [x * abs(x) for x in tasks]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_local_cluster_started_with_ray_start_is_joined_by_address(tmp_path: Path) -> None:
+    """``ray start --head`` in a subprocess (blocking, so that stopping it stops what it started),
+    ``python -m experiments sweep --address HOST:PORT`` on it, then the head is stopped."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    port, client_port = _free_port(), _free_port()
+    # no token authentication (Ray >= 2.59 turns it on for `ray start`): the test is about the address
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         f"--ray-client-server-port={client_port}", "--block", "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        for line in head.stdout:  # wait until the head is up
+            if "Ray runtime started" in line:
+                break
+        else:
+            pytest.fail(f"ray start --head exited with {head.wait()}")
+        out = tmp_path / "cluster"
+        done = subprocess.run(
+            [sys.executable, "-m", "experiments", "sweep", "--param", "n_users", "--values", "4", "--seeds", "2",
+             "--slots", "2", "--solvers", "exact", "greedy", "--no-progress", "--out", str(out),
+             "--address", f"127.0.0.1:{port}"],  # (ray://127.0.0.1:<client_port> works too: 40 s more)
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        joined = [line for line in done.stderr.splitlines() if "Connecting to existing Ray cluster" in line]
+        assert len(joined) == 1 and joined[0].endswith(f":{port}...")  # not a local instance of its own
+        rows = _csv_without_timings(out / "sweep_n_users.csv")
+        assert [(r["value"], r["solver"], r["n_seeds"]) for r in rows] == [("4", "exact", "2"), ("4", "greedy", "2")]
+    finally:
+        head.send_signal(signal.SIGTERM)  # the blocking `ray start` stops the processes it started
+        head.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Path) -> None:
+    from aigc_edge_env.agents.hyperparameters import check_values, load_hyperparams
+    from aigc_edge_env.agents.tune import load_search_space, main
+
+    argv = ["--algo", "ppo", "--trials", "2", "--timesteps", "256", "--eval-freq", "128", "--eval-episodes", "1",
+            "--out", str(tmp_path), "--workers", "2"]
+    assert main(argv) == 0
+    entry = check_values(load_hyperparams("ppo", "AIGCEdge-v0", directory=tmp_path))
+    default = load_hyperparams("ppo", "AIGCEdge-v0")
+    space = load_search_space("ppo")
+    assert set(entry) == set(default) and entry["learning_rate"].startswith("lin_")
+    assert all(entry[key] == default[key] for key in set(default) - set(space))
+    with open(tmp_path / "trials.csv", newline="") as f:
+        trials = list(csv.DictReader(f))
+    assert len(trials) == 2 and {t["status"] for t in trials} <= {"completed", "stopped by ASHA"}
+    assert (tmp_path / "trials.md").read_text().count("\n") == 4
+    first = (tmp_path / "ppo.yml").read_text()
+    assert main(argv) == 0  # resumed: the finished search, no trial run again
+    assert (tmp_path / "ppo.yml").read_text() == first
