@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         paths = run_curves(args.param, args.values, seeds, args.slots, args.out, curves=args.curves or list(CURVES),
-                           workers=args.workers, progress=not args.no_progress)
+                           workers=args.workers, progress=not args.no_progress, address=args.address)
         _copy_figures(paths, args.figures)
         print(f"curves {args.param}: {time.perf_counter() - start:.1f} s, wrote {', '.join(map(str, paths.values()))}")
         return 0

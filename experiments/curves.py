@@ -52,7 +52,7 @@ def _task(args: tuple) -> list[dict[str, Any]]:
 
 def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int], n_slots: int, out: Path,
                curves: Sequence[str] = tuple(CURVES), workers: int | None = None,
-               progress: bool = True) -> dict[str, Path]:
+               progress: bool = True, address: str | None = None) -> dict[str, Path]:
     """Run the comparison and write its CSVs and PNG; returns the paths written."""
     if param not in PARAMS:
         raise ValueError(f"param = {param!r} is invalid: accepted one of {sorted(PARAMS)}")
@@ -64,7 +64,7 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
     tasks = [(curve, value, {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
                              **spec.overrides(value)}, int(seed), n_slots)
              for curve in curves for value in values for seed in seeds]
-    rows = [row for chunk in parallel_map(_task, tasks, workers, progress, desc=f"curves {param}") for row in chunk]
+    rows = [row for chunk in parallel_map(_task, tasks, workers, address, progress, desc=f"curves {param}") for row in chunk]
     summary = []
     for curve in curves:
         for value in values:
