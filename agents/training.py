@@ -353,16 +353,17 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
                "started": datetime.datetime.now().isoformat(timespec="seconds")}
     record["sessions"].append(session)
     write_record(run_dir, record)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop), log_interval=1,
                 tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
                 progress_bar=request.progress_bar)
-    wall_time_s = time.perf_counter() - start
+    wall_time_s, cpu_time_s = time.perf_counter() - start, time.process_time() - start_cpu
     save_model(model, run_dir / FINAL_MODEL)
     save_resume_state(model, run_dir / FINAL_MODEL)
     session.update({
         "wall_time_s": round(wall_time_s, 3),
         "steps_per_s": round((model.num_timesteps - start_steps) / wall_time_s, 1),
+        "cpu_time_s": round(cpu_time_s, 3),  # this process's CPU time: on a shared core, below the wall time
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "total_timesteps": int(model.num_timesteps),
     })

@@ -115,6 +115,7 @@ def benchmark_rows(run_dirs: dict[str, Path], summary: dict[str, dict[str, Any]]
         rows.append({
             "run": label, "algo": record["algo"], "seed": record["seed"], "timesteps": session["total_timesteps"],
             "wall_time_s": session["wall_time_s"], "steps_per_s": session["steps_per_s"],
+            "steps_per_cpu_s": session["timesteps"] / session["cpu_time_s"] if "cpu_time_s" in session else None,
             "target_steps": reached[0] if reached else None, "target_time_s": reached[1] if reached else None,
             "peak_rss_mib": session["peak_rss_mib"], "reward": row["reward"],
             "score": row["score"], "score_low": row["score_low"], "score_high": row["score_high"],
@@ -122,16 +123,17 @@ def benchmark_rows(run_dirs: dict[str, Path], summary: dict[str, dict[str, Any]]
     return rows
 
 
-def benchmark_markdown(rows: list[dict[str, Any]], target: float = 0.95) -> str:
-    header = (f"| run | algo | seed | timesteps | wall time (s) | steps/s | to {target:g}: steps | to {target:g}: "
-              "training s | peak RSS (MiB) | reward | score [95% CI] |")
-    lines = [header, "|" + "---|" * 11]
+def benchmark_markdown(rows: list[dict[str, Any]], target: float = 0.95, code: str = "") -> str:
+    header = (f"| run | algo | seed | timesteps | wall time (s) | steps/s | steps/CPU-s | to {target:g}: steps | "
+              f"to {target:g}: training s | peak RSS (MiB) | reward | score [95% CI] |")
+    lines = ([f"code: {code}", ""] if code else []) + [header, "|" + "---|" * 12]
     for r in rows:
         score = f"{format_number(r['score'])} [{format_number(r['score_low'])}, {format_number(r['score_high'])}]"
         steps = "not reached" if r["target_steps"] is None else str(r["target_steps"])
         seconds = "-" if r["target_time_s"] is None else f"{r['target_time_s']:.1f}"
+        per_cpu_s = "-" if r["steps_per_cpu_s"] is None else f"{r['steps_per_cpu_s']:.0f}"
         lines.append(f"| {r['run']} | {r['algo']} | {r['seed']} | {r['timesteps']} | {r['wall_time_s']:.1f} | "
-                     f"{r['steps_per_s']:.0f} | {steps} | {seconds} | {r['peak_rss_mib']:.0f} | "
+                     f"{r['steps_per_s']:.0f} | {per_cpu_s} | {steps} | {seconds} | {r['peak_rss_mib']:.0f} | "
                      f"{format_number(r['reward'])} | {score} |")
     lines.append("")
     for algo in dict.fromkeys(r["algo"] for r in rows):
@@ -139,10 +141,18 @@ def benchmark_markdown(rows: list[dict[str, Any]], target: float = 0.95) -> str:
         lines.append(f"- {algo}: mean score {format_number(sum(scores) / len(scores))} over {len(scores)} seed(s) "
                      f"(min {format_number(min(scores))}, max {format_number(max(scores))})")
     lines.append("\nscore = (R - R_random) / (R_exact - R_random) on the evaluation episodes; "
-                 "timesteps and steps/s: slots for PPO/MaskablePPO, per-user decisions for DQN; "
+                 "timesteps and steps/s: slots for PPO/MaskablePPO, per-user decisions for DQN; steps/s over the "
+                 "training's wall time, steps/CPU-s over its CPU time (the same on an idle core; on a shared one the "
+                 "wall time is longer); "
                  f"to {target:g}: first periodic evaluation scoring {target:g} or more (on the training's evaluation "
                  "seeds), its training wall time without the evaluations' own time.")
     return "\n".join(lines) + "\n"
+
+
+def code_version() -> str:
+    """The checkout's commit (``git describe --always --dirty``), so tables of two checkouts can be told apart."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown (not a git checkout)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,14 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate_all(policies, lambda: make_env(args.env, config), seeds,
                            progress=not args.no_progress)
     summary_rows = summarize(results)
-    metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": sys.argv,
+    metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": sys.argv, "code": code_version(),
                 "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
     write_outputs(args.out, summary_rows, results, metadata)
     write_plots(args.out, summary_rows, run_dirs)
     references = periodic_references(next(iter(run_dirs.values()))) if args.eval_freq > 0 else None
     rows = benchmark_rows(run_dirs, {row["policy"]: row for row in summary_rows}, references, args.target)
     write_csv(args.out / "benchmark.csv", rows)
-    table = benchmark_markdown(rows, args.target)
+    table = benchmark_markdown(rows, args.target, code_version())
     (args.out / "benchmark.md").write_text(table)
     print(table)
     return 0
