@@ -37,8 +37,8 @@ from torch import nn
 from aigc_edge_env.agents.per_user_net import PerUserEncoder, PerUserHead, joint_logits, tanh_mlp
 from aigc_edge_env.spaces import observation_n_users
 
-__all__ = ["BatchedCategorical", "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserCategorical", "PerUserPolicy",
-           "POLICY_CLASSES"]
+__all__ = ["BatchedCategorical", "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserCategorical",
+           "PerUserPolicy", "POLICY_CLASSES"]
 
 
 class PerUserExtractor(BaseFeaturesExtractor):

@@ -10,11 +10,13 @@ Each (algo, seed) trains in its own ``train.py`` process (so its wall time and p
 ``getrusage`` of that process, are its own) into ``OUT/runs/<algo>_s<seed>``.  The final
 models are then evaluated by the evaluation engine (:mod:`aigc_edge_env.evaluation`) against
 ``exact`` and ``random`` on common seeds (normalised score with bootstrap CIs).  Training speed
-is the whole run's: steps of experience per second of wall time (slots for PPO/MaskablePPO),
-and the training time to a score of ``--target`` (0.95): the first periodic evaluation (every
+is the whole run's: steps of experience per second of wall time (slots for PPO/MaskablePPO)
+and per second of the training process's CPU time (on a core shared with other jobs the wall
+time runs longer; the CPU time is what an idle core would take), and the training time to a score of ``--target`` (0.95): the first periodic evaluation (every
 ``--eval-freq`` steps, on the training's own evaluation seeds, scored against ``exact`` and
 ``random`` there) at or above it, its wall time counted without the evaluations' own time.
-Writes to ``OUT``: ``benchmark.md`` and
+``benchmark.md`` starts with the checkout's commit, so tables of two checkouts (before and
+after a change) can be told apart.  Writes to ``OUT``: ``benchmark.md`` and
 ``benchmark.csv`` (per run: wall time, steps/s, time to target, peak memory, score), evaluate.py's
 ``summary.md``/``summary.csv``/``results.json`` and plots, and ``learning_curves.png``.
 Timesteps are training-env steps: slots for PPO/MaskablePPO, per-user decisions for DQN.
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate_all(policies, lambda: make_env(args.env, config), seeds,
                            progress=not args.no_progress)
     summary_rows = summarize(results)
-    metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": sys.argv, "code": code_version(),
+    metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": sys.argv,
+                "code": code_version(),
                 "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
     write_outputs(args.out, summary_rows, results, metadata)
     write_plots(args.out, summary_rows, run_dirs)
