@@ -135,19 +135,35 @@ class BatchedCategorical:
     def __init__(self, logits: torch.Tensor) -> None:
         self._original_logits = logits
         self.masks: torch.Tensor | None = None
-        self._normalise(logits)
+        self._set(logits)
 
-    def _normalise(self, logits: torch.Tensor) -> None:
-        self.logits = logits - logits.logsumexp(-1, keepdim=True)
-        self.probs = self.logits.exp()
+    def _set(self, logits: torch.Tensor) -> None:
+        """Unnormalised ``logits``; normalised and exponentiated on first use (masking may replace them first)."""
+        self._raw: torch.Tensor = logits
+        self._logits: torch.Tensor | None = None
+        self._probs: torch.Tensor | None = None
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """Log-probabilities (the logits less their ``logsumexp``), as torch's ``Categorical.logits``."""
+        if self._logits is None:
+            self._logits = self._raw - self._raw.logsumexp(-1, keepdim=True)
+        return self._logits
+
+    @property
+    def probs(self) -> torch.Tensor:
+        if self._probs is None:
+            self._probs = self.logits.exp()
+        return self._probs
 
     def apply_masking(self, masks: Any) -> None:
         if masks is None:
             self.masks = None
-            self._normalise(self._original_logits)
+            self._set(self._original_logits)
             return
-        self.masks = torch.as_tensor(masks, dtype=torch.bool, device=self.logits.device).reshape(self.logits.shape)
-        self._normalise(torch.where(self.masks, self._original_logits, _MASKED_LOGIT))
+        logits = self._original_logits
+        self.masks = torch.as_tensor(masks, dtype=torch.bool, device=logits.device).reshape(logits.shape)
+        self._set(torch.where(self.masks, logits, _MASKED_LOGIT))
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return self.logits.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)
