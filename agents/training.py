@@ -14,7 +14,7 @@ training state are saved, ``run.yml`` marks the session interrupted with the ste
 an interrupted run resumed to its planned total gives the parameters of the uninterrupted run,
 and so do 2,000 steps plus 2,000 more under constant schedules.  With a ``lin_`` schedule they
 differ by design: a session of 2,000 planned steps anneals to zero at 2,000 (with ppo.yml's
-``lin_1e-3`` on AIGCEdge-v0 the parameters end 3.9% apart in relative L2 norm).
+``lin_5e-3`` on AIGCEdge-v0 the parameters end 3.9% apart in relative L2 norm).
 
 Timesteps are steps of the training env: slots for PPO and MaskablePPO, per-user
 decisions (about ``N * p_task`` per slot) for DQN's per-user wrapper.
