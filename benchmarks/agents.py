@@ -13,8 +13,9 @@ models are then evaluated by the evaluation engine (:mod:`aigc_edge_env.evaluati
 is the whole run's: steps of experience per second of wall time (slots for PPO/MaskablePPO)
 and per second of the training process's CPU time (on a core shared with other jobs the wall
 time runs longer; the CPU time is what an idle core would take), and the training time to a
-score of ``--target`` (0.95): the first periodic evaluation (every ``--eval-freq`` steps, on the training's own evaluation seeds, scored against ``exact`` and
-``random`` there) at or above it, its wall time counted without the evaluations' own time.
+score of ``--target`` (0.95): the first periodic evaluation (every ``--eval-freq`` steps, on the
+training's own evaluation seeds, scored against ``exact`` and ``random`` there) at or above it,
+its wall time counted without the evaluations' own time.
 ``benchmark.md`` starts with the checkout's commit, so tables of two checkouts (before and
 after a change) can be told apart.  Writes to ``OUT``: ``benchmark.md`` and
 ``benchmark.csv`` (per run: wall time, steps/s, time to target, peak memory, score), evaluate.py's
