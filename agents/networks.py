@@ -6,15 +6,19 @@ library; its docstring describes the layers): :class:`~.per_user_net.PerUserEnco
 features extractor and :class:`~.per_user_net.PerUserHead` the actor, its logits laid out
 where ``MultiDiscrete`` expects them (:func:`~.per_user_net.joint_logits`).
 
-The critic differs from :class:`~.per_user_net.PerUserActorCritic`'s: SB3's MLP of widths
-``vf_arch`` reads ``[h_1 .. h_N, mean_n h_n]`` (it sees which user is which, so the value is
-not permutation invariant), as in the runs the README and ``docs/agents_benchmark.md`` report.
+The critic is :class:`~.per_user_net.PerUserActorCritic`'s: an MLP of widths ``vf_arch`` over
+``mean_n h_n``, so the value is invariant to the order of the users.  (Until 0.2 it read
+``[h_1 .. h_N, mean_n h_n]``: with ``N = 10`` and ``hidden_dim = 64`` its first layer alone
+held 40% of the network's multiply-adds.)
 
 :class:`PerUserPolicy` (PPO) and :class:`MaskablePerUserPolicy` (MaskablePPO) are the same
 network on the two policy classes.  They draw the joint action from :class:`PerUserCategorical`
 and :class:`MaskablePerUserCategorical`: the distributions of SB3's ``MultiCategoricalDistribution``
 and sb3-contrib's masked one as two batched categoricals instead of ``2N`` separate ones (a
-third of PPO's time at ``N = 10`` went into building and scoring those).
+third of PPO's time at ``N = 10`` went into building and scoring those), each a
+:class:`BatchedCategorical`: the part of torch's ``Categorical`` that PPO uses, its logits
+normalised once and its probabilities one ``exp`` of them (torch's softmax over a last axis of
+2 to 8 entries took longer than the network's matrix products).
 """
 
 from __future__ import annotations
@@ -23,31 +27,50 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from sb3_contrib.common.maskable.distributions import MaskableCategorical, MaskableMultiCategoricalDistribution
+from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from torch.distributions import Categorical
+from torch import nn
 
-from aigc_edge_env.agents.per_user_net import PerUserEncoder, PerUserHead, joint_logits
+from aigc_edge_env.agents.per_user_net import PerUserEncoder, PerUserHead, joint_logits, tanh_mlp
 from aigc_edge_env.spaces import observation_n_users
 
-__all__ = ["MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserCategorical", "PerUserPolicy",
-           "POLICY_CLASSES"]
+__all__ = ["BatchedCategorical", "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserCategorical",
+           "PerUserPolicy", "POLICY_CLASSES"]
 
 
 class PerUserExtractor(BaseFeaturesExtractor):
-    """Per-user embeddings ``h_n`` (flattened) and their mean: ``N * hidden_dim + hidden_dim`` features."""
+    """Per-user embeddings ``h_n``, flattened: ``N * hidden_dim`` features."""
 
     def __init__(self, observation_space: gym.spaces.Box, hidden_dim: int = 64, n_layers: int = 2) -> None:
         n_users = observation_n_users(observation_space.shape[0])
-        super().__init__(observation_space, features_dim=(n_users + 1) * hidden_dim)
+        super().__init__(observation_space, features_dim=n_users * hidden_dim)
         self.layers = PerUserEncoder(n_users, hidden_dim, n_layers)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        h = self.layers(observations)  # (B, N, H)
-        return torch.cat([h.flatten(1), h.mean(dim=1)], dim=-1)
+        return self.layers(observations).flatten(1)  # (B, N * H)
+
+
+class _PerUserLatents(nn.Module):
+    """SB3's ``mlp_extractor``: the actor's latent is the features themselves (the head reads each ``h_n``),
+    the critic's an MLP of widths ``vf_arch`` over ``mean_n h_n``."""
+
+    def __init__(self, n_users: int, hidden_dim: int, vf_arch: tuple[int, ...]) -> None:
+        super().__init__()
+        self.n_users, self.hidden_dim = n_users, hidden_dim
+        self.critic = tanh_mlp([hidden_dim, *vf_arch])
+        self.latent_dim_pi, self.latent_dim_vf = n_users * hidden_dim, ([hidden_dim, *vf_arch])[-1]
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        return self.critic(features.reshape(-1, self.n_users, self.hidden_dim).mean(dim=1))
 
 
 class _JointHead(PerUserHead):
@@ -58,12 +81,11 @@ class _JointHead(PerUserHead):
         self.n_users, self.hidden_dim = n_users, hidden_dim
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        h = latent[:, : self.n_users * self.hidden_dim].reshape(-1, self.n_users, self.hidden_dim)
-        return joint_logits(super().forward(h))
+        return joint_logits(super().forward(latent.reshape(-1, self.n_users, self.hidden_dim)))
 
 
 class _PerUserMixin:
-    """Builds the SB3 actor-critic with :class:`PerUserExtractor`, an identity actor MLP, the per-user head
+    """Builds the SB3 actor-critic with :class:`PerUserExtractor`, :class:`_PerUserLatents`, the per-user head
     and the batched action distribution ``distribution_class``."""
 
     distribution_class: type
@@ -80,11 +102,16 @@ class _PerUserMixin:
         if "net_arch" in kwargs:
             raise ValueError("PerUserPolicy takes hidden_dim, n_layers and vf_arch instead of net_arch")
         self._head_shape = (n_users, hidden_dim, int(action_space.nvec[n_users]))
+        self._vf_arch = tuple(vf_arch)
         super().__init__(
-            observation_space, action_space, lr_schedule, net_arch={"pi": [], "vf": list(vf_arch)},
+            observation_space, action_space, lr_schedule,
             features_extractor_class=PerUserExtractor,
             features_extractor_kwargs={"hidden_dim": hidden_dim, "n_layers": n_layers}, **kwargs,
         )
+
+    def _build_mlp_extractor(self) -> None:
+        n_users, hidden_dim, _ = self._head_shape
+        self.mlp_extractor = _PerUserLatents(n_users, hidden_dim, self._vf_arch)
 
     def _build(self, lr_schedule) -> None:
         n_users, _, n_levels = self._head_shape
@@ -96,14 +123,71 @@ class _PerUserMixin:
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
 
+class BatchedCategorical:
+    """Independent categoricals over the last axis of ``logits`` (batch shape ``logits.shape[:-1]``).
+
+    What PPO and MaskablePPO ask of torch's ``Categorical`` (``logits`` normalised, ``probs``,
+    ``log_prob``, ``entropy``, ``sample``) and of sb3-contrib's ``MaskableCategorical``
+    (``apply_masking``: outcomes whose mask is False get logit ``-1e8``, no probability and no
+    share of the entropy), without argument checks.
+    """
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self._original_logits = logits
+        self.masks: torch.Tensor | None = None
+        self._set(logits)
+
+    def _set(self, logits: torch.Tensor) -> None:
+        """Unnormalised ``logits``; normalised and exponentiated on first use (masking may replace them first)."""
+        self._raw: torch.Tensor = logits
+        self._logits: torch.Tensor | None = None
+        self._probs: torch.Tensor | None = None
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """Log-probabilities (the logits less their ``logsumexp``), as torch's ``Categorical.logits``."""
+        if self._logits is None:
+            self._logits = self._raw - self._raw.logsumexp(-1, keepdim=True)
+        return self._logits
+
+    @property
+    def probs(self) -> torch.Tensor:
+        if self._probs is None:
+            self._probs = self.logits.exp()
+        return self._probs
+
+    def apply_masking(self, masks: Any) -> None:
+        if masks is None:
+            self.masks = None
+            self._set(self._original_logits)
+            return
+        logits = self._original_logits
+        self.masks = torch.as_tensor(masks, dtype=torch.bool, device=logits.device).reshape(logits.shape)
+        self._set(torch.where(self.masks, logits, _MASKED_LOGIT))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.logits.gather(-1, value.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> torch.Tensor:
+        p_log_p = self.logits * self.probs
+        if self.masks is not None:
+            p_log_p = torch.where(self.masks, p_log_p, 0.0)
+        return -p_log_p.sum(-1)
+
+    def sample(self) -> torch.Tensor:
+        flat = self.probs.reshape(-1, self.probs.shape[-1])
+        return torch.multinomial(flat, 1, True).reshape(self.probs.shape[:-1])
+
+
+_MASKED_LOGIT = torch.tensor(-1e8)
+
+
 class _TwoCategoricals:
-    """``MultiDiscrete([2] * N + [L] * N)`` from logits in that order, as two batched categoricals.
+    """``MultiDiscrete([2] * N + [L] * N)`` from logits in that order, as two :class:`BatchedCategorical`.
 
     ``offload`` has batch shape ``(B, N)`` over 2 outcomes, ``level`` ``(B, N)`` over ``L``; the
     joint log-probability and entropy sum over the ``2N`` entries, as SB3's distributions do.
     """
-
-    categorical: type[Categorical] = Categorical
 
     def __init__(self, n_users: int, n_levels: int) -> None:
         super().__init__([2] * n_users + [n_levels] * n_users)  # type: ignore[call-arg]
@@ -112,8 +196,8 @@ class _TwoCategoricals:
     def proba_distribution(self, action_logits: torch.Tensor) -> Any:
         n = self.n_users
         logits = action_logits.reshape(-1, 2 * n + n * self.n_levels)
-        self.offload = self.categorical(logits=logits[:, : 2 * n].reshape(-1, n, 2))
-        self.level = self.categorical(logits=logits[:, 2 * n:].reshape(-1, n, self.n_levels))
+        self.offload = BatchedCategorical(logits[:, : 2 * n].reshape(-1, n, 2))
+        self.level = BatchedCategorical(logits[:, 2 * n:].reshape(-1, n, self.n_levels))
         return self
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
@@ -137,8 +221,6 @@ class PerUserCategorical(_TwoCategoricals, MultiCategoricalDistribution):
 
 class MaskablePerUserCategorical(_TwoCategoricals, MaskableMultiCategoricalDistribution):
     """MaskablePPO's joint action distribution (:class:`_TwoCategoricals`) under ``action_masks()``."""
-
-    categorical = MaskableCategorical
 
     def proba_distribution(self, action_logits: torch.Tensor) -> Any:
         super().proba_distribution(action_logits)

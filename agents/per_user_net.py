@@ -34,7 +34,7 @@ from torch import nn
 
 from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, observation_n_users, split_observation
 
-__all__ = ["EquivariantLayer", "PerUserActorCritic", "PerUserEncoder", "PerUserHead", "joint_logits"]
+__all__ = ["EquivariantLayer", "PerUserActorCritic", "PerUserEncoder", "PerUserHead", "joint_logits", "tanh_mlp"]
 
 
 class EquivariantLayer(nn.Module):
@@ -79,6 +79,14 @@ class PerUserHead(nn.Module):
         return self.linear(h)
 
 
+def tanh_mlp(widths: Sequence[int]) -> nn.Sequential:
+    """Linear layers of the given widths (input first), each followed by ``tanh``; empty for one width."""
+    layers: list[nn.Module] = []
+    for a, b in pairwise(widths):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
 def joint_logits(logits: torch.Tensor) -> torch.Tensor:
     """Per-user logits ``(..., N, 2 + L)`` -> ``(..., 2N + LN)`` in the env's ``MultiDiscrete`` order:
     ``N`` pairs of offload logits, then ``N`` groups of ``L`` level logits."""
@@ -105,10 +113,7 @@ class PerUserActorCritic(nn.Module):
         self.encoder = PerUserEncoder(n_users, hidden_dim, n_layers)
         self.actor = PerUserHead(hidden_dim, n_levels)
         widths = [hidden_dim, *vf_arch]
-        critic: list[nn.Module] = []
-        for a, b in pairwise(widths):
-            critic += [nn.Linear(a, b), nn.Tanh()]
-        self.critic = nn.Sequential(*critic, nn.Linear(widths[-1], 1))
+        self.critic = nn.Sequential(*tanh_mlp(widths), nn.Linear(widths[-1], 1))
         if ortho_init:
             for module, gain in ((self.encoder, math.sqrt(2)), (self.critic, math.sqrt(2)),
                                  (self.critic[-1], 1.0), (self.actor, 0.01)):

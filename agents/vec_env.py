@@ -75,8 +75,12 @@ class SB3VectorEnv(VecEnv):
             if name.startswith("_"):
                 continue
             present = infos.get(f"_{name}", np.ones(self.num_envs, dtype=bool))
-            for i in np.flatnonzero(present):
-                per_env[i][name] = values[i].item() if isinstance(values[i], np.generic) else values[i]
+            if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype != object:
+                items = values.tolist()  # Python scalars, in one call rather than one .item() per env
+            else:
+                items = [value.item() if isinstance(value, np.generic) else value for value in values]
+            for i in np.flatnonzero(present).tolist():
+                per_env[i][name] = items[i]
         return per_env
 
     # --- attribute access: the vector env is one object, so every "sub-env" shares it ----

@@ -16,11 +16,14 @@ interrupted benchmark resumes where it stopped; a worker that dies has its run t
 Training is seeded and single-threaded, so the runs are the same whatever ``--workers``.  The final
 models are then evaluated by the evaluation engine (:mod:`aigc_edge_env.evaluation`) against
 ``exact`` and ``random`` on common seeds (normalised score with bootstrap CIs).  Training speed
-is the whole run's: steps of experience per second of wall time (slots for PPO/MaskablePPO),
-and the training time to a score of ``--target`` (0.95): the first periodic evaluation (every
-``--eval-freq`` steps, on the training's own evaluation seeds, scored against ``exact`` and
-``random`` there) at or above it, its wall time counted without the evaluations' own time.
-Writes to ``OUT``: ``benchmark.md`` and
+is the whole run's: steps of experience per second of wall time (slots for PPO/MaskablePPO)
+and per second of the training process's CPU time (on a core shared with other jobs the wall
+time runs longer; the CPU time is what an idle core would take), and the training time to a
+score of ``--target`` (0.95): the first periodic evaluation (every ``--eval-freq`` steps, on the
+training's own evaluation seeds, scored against ``exact`` and ``random`` there) at or above it,
+its wall time counted without the evaluations' own time.
+``benchmark.md`` starts with the checkout's commit, so tables of two checkouts (before and
+after a change) can be told apart.  Writes to ``OUT``: ``benchmark.md`` and
 ``benchmark.csv`` (per run: wall time, steps/s, time to target, peak memory, score), evaluate.py's
 ``summary.md``/``summary.csv``/``results.json`` and plots, and ``learning_curves.png``.
 Timesteps are training-env steps: slots for PPO/MaskablePPO, per-user decisions for DQN.
@@ -175,6 +178,7 @@ def benchmark_rows(run_dirs: dict[str, Path], summary: dict[str, dict[str, Any]]
         rows.append({
             "run": label, "algo": record["algo"], "seed": record["seed"], "timesteps": session["total_timesteps"],
             "wall_time_s": session["wall_time_s"], "steps_per_s": session["steps_per_s"],
+            "steps_per_cpu_s": session["timesteps"] / session["cpu_time_s"] if "cpu_time_s" in session else None,
             "target_steps": reached[0] if reached else None, "target_time_s": reached[1] if reached else None,
             "peak_rss_mib": session["peak_rss_mib"], "reward": row["reward"],
             "score": row["score"], "score_low": row["score_low"], "score_high": row["score_high"],
@@ -182,16 +186,17 @@ def benchmark_rows(run_dirs: dict[str, Path], summary: dict[str, dict[str, Any]]
     return rows
 
 
-def benchmark_markdown(rows: list[dict[str, Any]], target: float = 0.95) -> str:
-    header = (f"| run | algo | seed | timesteps | wall time (s) | steps/s | to {target:g}: steps | to {target:g}: "
-              "training s | peak RSS (MiB) | reward | score [95% CI] |")
-    lines = [header, "|" + "---|" * 11]
+def benchmark_markdown(rows: list[dict[str, Any]], target: float = 0.95, code: str = "") -> str:
+    header = (f"| run | algo | seed | timesteps | wall time (s) | steps/s | steps/CPU-s | to {target:g}: steps | "
+              f"to {target:g}: training s | peak RSS (MiB) | reward | score [95% CI] |")
+    lines = ([f"code: {code}", ""] if code else []) + [header, "|" + "---|" * 12]
     for r in rows:
         score = f"{format_number(r['score'])} [{format_number(r['score_low'])}, {format_number(r['score_high'])}]"
         steps = "not reached" if r["target_steps"] is None else str(r["target_steps"])
         seconds = "-" if r["target_time_s"] is None else f"{r['target_time_s']:.1f}"
+        per_cpu_s = "-" if r["steps_per_cpu_s"] is None else f"{r['steps_per_cpu_s']:.0f}"
         lines.append(f"| {r['run']} | {r['algo']} | {r['seed']} | {r['timesteps']} | {r['wall_time_s']:.1f} | "
-                     f"{r['steps_per_s']:.0f} | {steps} | {seconds} | {r['peak_rss_mib']:.0f} | "
+                     f"{r['steps_per_s']:.0f} | {per_cpu_s} | {steps} | {seconds} | {r['peak_rss_mib']:.0f} | "
                      f"{format_number(r['reward'])} | {score} |")
     lines.append("")
     for algo in dict.fromkeys(r["algo"] for r in rows):
@@ -199,10 +204,18 @@ def benchmark_markdown(rows: list[dict[str, Any]], target: float = 0.95) -> str:
         lines.append(f"- {algo}: mean score {format_number(sum(scores) / len(scores))} over {len(scores)} seed(s) "
                      f"(min {format_number(min(scores))}, max {format_number(max(scores))})")
     lines.append("\nscore = (R - R_random) / (R_exact - R_random) on the evaluation episodes; "
-                 "timesteps and steps/s: slots for PPO/MaskablePPO, per-user decisions for DQN; "
+                 "timesteps and steps/s: slots for PPO/MaskablePPO, per-user decisions for DQN; steps/s over the "
+                 "training's wall time, steps/CPU-s over its CPU time (the same on an idle core; on a shared one the "
+                 "wall time is longer); "
                  f"to {target:g}: first periodic evaluation scoring {target:g} or more (on the training's evaluation "
                  "seeds), its training wall time without the evaluations' own time.")
     return "\n".join(lines) + "\n"
+
+
+def code_version() -> str:
+    """The checkout's commit (``git describe --always --dirty``), so tables of two checkouts can be told apart."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown (not a git checkout)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,13 +242,14 @@ def main(argv: list[str] | None = None) -> int:
                            progress=not args.no_progress)
     summary_rows = summarize(results)
     metadata = {"env_id": args.env, "config_overrides": config, "seeds": seeds, "command": sys.argv,
+                "code": code_version(),
                 "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
     write_outputs(args.out, summary_rows, results, metadata)
     write_plots(args.out, summary_rows, run_dirs)
     references = periodic_references(next(iter(run_dirs.values()))) if args.eval_freq > 0 else None
     rows = benchmark_rows(run_dirs, {row["policy"]: row for row in summary_rows}, references, args.target)
     write_csv(args.out / "benchmark.csv", rows)
-    table = benchmark_markdown(rows, args.target)
+    table = benchmark_markdown(rows, args.target, code_version())
     (args.out / "benchmark.md").write_text(table)
     print(table)
     return 0
