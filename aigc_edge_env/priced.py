@@ -139,8 +139,9 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if not isinstance(env.action_space, spaces.MultiDiscrete) or not hasattr(env.unwrapped, "current_problem"):
             raise TypeError(f"PricedActionWrapper needs an AIGC edge env (MultiDiscrete slot action), got {env}")
         self.policy = ResidualPricePolicy(base_policy, price_scale_per_j)
-        n_users = env.unwrapped.config.n_users
-        self.action_space = spaces.Box(-1.0, 1.0, (n_users,), dtype=np.float32)
+        base: Any = env.unwrapped  # an AIGCEdgeEnv
+        self.n_users = int(base.config.n_users)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.n_users,), dtype=np.float32)
         self._observation: np.ndarray | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -152,9 +153,10 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action):
         if self._observation is None:
             raise RuntimeError("call reset() before step()")
-        self.policy.set_action(check_price_action(action, self.action_space.shape[0]))
+        self.policy.set_action(check_price_action(action, self.n_users))
         env_action = self.policy.act(self.env, self._observation)
         observation, reward, terminated, truncated, info = self.env.step(env_action)
         self._observation = observation
-        info = {**info, "energy_price_per_j": [float(p) for p in self.policy.last_prices_per_j]}
+        prices = self.policy.last_prices_per_j
+        info = {**info, "energy_price_per_j": [] if prices is None else [float(p) for p in prices]}
         return observation, reward, terminated, truncated, info
