@@ -15,6 +15,8 @@ network on the two policy classes.  They draw the joint action from :class:`PerU
 and :class:`MaskablePerUserCategorical`: the distributions of SB3's ``MultiCategoricalDistribution``
 and sb3-contrib's masked one as two batched categoricals instead of ``2N`` separate ones (a
 third of PPO's time at ``N = 10`` went into building and scoring those).
+:class:`PerUserBoxPolicy` (PPO) is the same encoder and critic with one Gaussian action per user
+(the priced wrapper's per-user price corrections).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+import torch.nn as nn
 from sb3_contrib.common.maskable.distributions import MaskableCategorical, MaskableMultiCategoricalDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
@@ -33,8 +36,8 @@ from torch.distributions import Categorical
 from aigc_edge_env.agents.per_user_net import PerUserEncoder, PerUserHead, joint_logits
 from aigc_edge_env.spaces import observation_n_users
 
-__all__ = ["MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserCategorical", "PerUserPolicy",
-           "POLICY_CLASSES"]
+__all__ = ["MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserBoxPolicy", "PerUserCategorical",
+           "PerUserPolicy", "POLICY_CLASSES"]
 
 
 class PerUserExtractor(BaseFeaturesExtractor):
@@ -155,6 +158,48 @@ class MaskablePerUserCategorical(_TwoCategoricals, MaskableMultiCategoricalDistr
         self.level.apply_masking(masks[:, 2 * self.n_users:])
 
 
+class _PerUserMean(nn.Module):
+    """One Gaussian mean per user: a linear map of the user's embedding ``h_n``, the same for every user."""
+
+    def __init__(self, n_users: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.n_users, self.hidden_dim = n_users, hidden_dim
+        self.linear = nn.Linear(hidden_dim, 1)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        h = latent[:, : self.n_users * self.hidden_dim].reshape(-1, self.n_users, self.hidden_dim)
+        return self.linear(h).squeeze(-1)
+
+
+class PerUserBoxPolicy(ActorCriticPolicy):
+    """PPO's equivariant actor-critic for one continuous action per user (``Box((N,))``, e.g. the
+    priced wrapper's price corrections, :mod:`aigc_edge_env.priced`): the encoder and critic of
+    :class:`PerUserPolicy`, and a Gaussian whose mean for user ``n`` is a linear map of ``h_n``
+    shared by all users (SB3's diagonal Gaussian, one log standard deviation per user)."""
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, lr_schedule,
+                 hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
+        n_users = observation_n_users(observation_space.shape[0])
+        if not isinstance(action_space, gym.spaces.Box) or action_space.shape != (n_users,):
+            raise ValueError(f"PerUserBoxPolicy needs a Box action of shape ({n_users},) (env_wrapper priced), "
+                             f"got {action_space}")
+        if "net_arch" in kwargs:
+            raise ValueError("PerUserBoxPolicy takes hidden_dim, n_layers and vf_arch instead of net_arch")
+        self._head_shape = (n_users, hidden_dim)
+        super().__init__(
+            observation_space, action_space, lr_schedule, net_arch={"pi": [], "vf": list(vf_arch)},
+            features_extractor_class=PerUserExtractor,
+            features_extractor_kwargs={"hidden_dim": hidden_dim, "n_layers": n_layers}, **kwargs,
+        )
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        self.action_net = _PerUserMean(*self._head_shape)
+        if self.ortho_init:
+            self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+
 class PerUserPolicy(_PerUserMixin, ActorCriticPolicy):
     """PPO's equivariant actor-critic (module docstring)."""
 
@@ -170,4 +215,5 @@ class MaskablePerUserPolicy(_PerUserMixin, MaskableActorCriticPolicy):
 #: ``policy`` names of the hyperparameter files -> algorithm name -> class.
 POLICY_CLASSES: dict[str, dict[str, type]] = {
     "PerUserPolicy": {"ppo": PerUserPolicy, "maskable_ppo": MaskablePerUserPolicy},
+    "PerUserBoxPolicy": {"ppo": PerUserBoxPolicy},
 }

@@ -13,12 +13,14 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from aigc_edge_env import AIGCEdgeEnv
 from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.hyperparameters import HyperparamError, load_hyperparams, parse_overrides
+from aigc_edge_env.agents.networks import PerUserBoxPolicy
 from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.training import TrainingError, TrainRequest, train
 from aigc_edge_env.baselines import hindsight_bound
@@ -144,3 +146,23 @@ def test_bad_actions_and_wrapper_settings_are_named(tmp_path) -> None:
         train(TrainRequest(out=tmp_path / "run", algo="ppo", env_id="AIGCEdge-Battery-v0", wrapper="priced",
                            hyperparams={"wrapper_kwargs": {"scale": 1.0}}))
     assert not (tmp_path / "run").exists()
+
+
+def test_per_user_box_policy_is_permutation_equivariant_and_checks_its_space() -> None:
+    env = make_env("AIGCEdge-Battery-v0", SHORT, env_wrapper="priced")
+    n = env.unwrapped.config.n_users
+    policy = PerUserBoxPolicy(env.observation_space, env.action_space, lambda _: 1e-3, hidden_dim=16, n_layers=2)
+    obs = np.random.default_rng(0).random(env.observation_space.shape).astype(np.float32)
+    perm = np.random.default_rng(1).permutation(n)
+    permuted = obs.copy()
+    for k in range(9):  # per-user blocks; the 3 global features stay
+        permuted[k * n:(k + 1) * n] = obs[k * n:(k + 1) * n][perm]
+
+    def means(o: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return policy.get_distribution(policy.obs_to_tensor(o)[0]).distribution.mean[0].numpy()
+
+    np.testing.assert_allclose(means(permuted), means(obs)[perm], atol=1e-6)
+    assert np.all(np.abs(means(obs)) < 0.1)  # starts near the base rule (zero action)
+    with pytest.raises(ValueError, match=r"PerUserBoxPolicy needs a Box action of shape \(10,\)"):
+        PerUserBoxPolicy(env.observation_space, env.unwrapped.action_space, lambda _: 1e-3)
