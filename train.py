@@ -7,10 +7,13 @@ Examples::
     python train.py --algo maskable_ppo --env AIGCEdge-v0 --config '{"horizon_slots": 50}' \\
         --hyperparams learning_rate:1e-4 n_steps:128
     python train.py --algo dqn --env AIGCEdge-Battery-v0 --config battery.yml --n-envs 2
+    python train.py --algo ppo --env AIGCEdge-Battery-v0 --wrapper priced --timesteps 40000 --out runs/priced_s0
     python train.py --resume runs/ppo_s0 --timesteps 100000
 
 Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id), updated by
-``--hyperparams key:value ...``.  The run directory (layout in
+``--hyperparams key:value ...``; with ``--wrapper priced`` from ``agents/hyperparams/<algo>_priced.yml``
+(the agent sets per-user energy prices and ``exact`` solves each slot under them,
+:mod:`aigc_edge_env.priced`).  The run directory (layout in
 ``agents/runs.py``) keeps the model, its VecNormalize statistics, checkpoints,
 the best model of the periodic evaluation, TensorBoard logs (``tensorboard --logdir DIR/tb``)
 and ``run.yml`` (resolved config, command lines, package versions, wall time, peak memory).
@@ -56,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="env config overrides: a JSON/YAML file or inline JSON/YAML mapping")
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
                         help="hyperparameter overrides, e.g. learning_rate:3e-4 n_steps:256")
+    parser.add_argument("--wrapper", choices=["priced"], default=None,
+                        help="train through an env wrapper with its own hyperparameter file <algo>_<wrapper>.yml: "
+                             "priced = per-user energy prices solved by exact (aigc_edge_env.priced)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue the run in RUN_DIR for --timesteps more steps")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (0: none)")
@@ -79,7 +85,7 @@ def request_from_args(args: argparse.Namespace, argv: list[str]) -> TrainRequest
     return TrainRequest(
         out=out, algo=args.algo, env_id=env_id, timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
         env_config=parse_mapping(args.config) if args.config else {},
-        hyperparams=parse_overrides(args.hyperparams), resume=args.resume is not None,
+        hyperparams=parse_overrides(args.hyperparams), wrapper=args.wrapper, resume=args.resume is not None,
         eval_every=args.eval_freq, eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_freq,
         progress_bar=not args.no_progress, device=args.device, threads=args.threads,
         command=["train.py"] + argv,

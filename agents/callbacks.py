@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -86,7 +86,8 @@ class PeriodicEvaluation(_Periodic):
         every: int,
         best_path: Path,
         masked: bool,
-        per_user: bool,
+        env_wrapper: str = "none",
+        wrapper_kwargs: Mapping[str, Any] | None = None,
         on_result: Callable[[int, float], None] | None = None,
     ) -> None:
         super().__init__(every)
@@ -95,7 +96,8 @@ class PeriodicEvaluation(_Periodic):
         self.seeds = list(seeds)
         self.best_path = best_path
         self.masked = masked
-        self.per_user = per_user
+        self.env_wrapper = env_wrapper
+        self.wrapper_kwargs = wrapper_kwargs
         self.best_reward = -np.inf
         record = best_record_path(best_path)
         if best_path.exists() and record.exists():
@@ -115,7 +117,8 @@ class PeriodicEvaluation(_Periodic):
 
     def evaluate(self) -> float:
         """Run the evaluation now; its mean episode reward."""
-        policy = ModelPolicy(self.model, self.model.get_vec_normalize_env(), self.masked, self.per_user)
+        policy = ModelPolicy(self.model, self.model.get_vec_normalize_env(), self.masked, self.env_wrapper,
+                             self.wrapper_kwargs)
         result = evaluate_policy("current", self.make_env, policy, self.seeds)
         for name in EPISODE_METRICS:
             self.logger.record(f"eval/{name}", float(result.episodes[name].mean()))

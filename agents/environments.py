@@ -11,13 +11,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, Ve
 from aigc_edge_env.agents.vec_env import SB3VectorEnv
 from aigc_edge_env.agents.wrappers import PerUserDecisionWrapper
 from aigc_edge_env.config import SCENARIOS, ConfigError, make_config
+from aigc_edge_env.priced import PricedActionWrapper
 
 __all__ = [
     "ENV_WRAPPERS", "VEC_ENV_KINDS", "check_env_id", "check_vec_env", "make_env", "make_vec_env",
     "normalize_kwargs", "wrap_normalize",
 ]
 
-ENV_WRAPPERS = ("none", "per_user")
+ENV_WRAPPERS = ("none", "per_user", "priced")
 VEC_ENV_KINDS = ("vector", "dummy")
 
 
@@ -29,14 +30,30 @@ def check_env_id(env_id: str, config: Mapping[str, Any] | None = None) -> None:
 
 
 def make_env(
-    env_id: str, config: Mapping[str, Any] | None = None, env_wrapper: str = "none", wrapper_reward: str = "slot_end"
+    env_id: str, config: Mapping[str, Any] | None = None, env_wrapper: str = "none", wrapper_reward: str = "slot_end",
+    wrapper_kwargs: Mapping[str, Any] | None = None,
 ) -> gym.Env:
-    """One env, ``gym.make(env_id, config=config)``, inside the per-user wrapper if asked."""
+    """One env, ``gym.make(env_id, config=config)``, inside the wrapper ``env_wrapper`` names.
+
+    ``per_user``: :class:`PerUserDecisionWrapper` with ``reward_mode=wrapper_reward``; ``priced``:
+    :class:`~aigc_edge_env.priced.PricedActionWrapper` with ``wrapper_kwargs`` (``base_policy``,
+    ``price_scale_per_j``), which only the priced wrapper takes.
+    """
     if env_wrapper not in ENV_WRAPPERS:
         raise ValueError(f"env_wrapper must be one of {ENV_WRAPPERS}, got {env_wrapper!r}")
+    if wrapper_kwargs and env_wrapper != "priced":
+        raise ValueError(f"wrapper_kwargs are arguments of env_wrapper 'priced', not of {env_wrapper!r}")
+    if wrapper_kwargs is not None and not isinstance(wrapper_kwargs, Mapping):
+        raise ValueError(f"wrapper_kwargs must be a mapping, got {wrapper_kwargs!r}")
     env = gym.make(env_id, config=dict(config or {}))
     if env_wrapper == "per_user":
         env = PerUserDecisionWrapper(env, reward_mode=wrapper_reward)
+    elif env_wrapper == "priced":
+        unknown = sorted(set(wrapper_kwargs or {}) - {"base_policy", "price_scale_per_j"})
+        if unknown:
+            raise ValueError(f"unknown wrapper_kwargs {unknown} for env_wrapper 'priced'; "
+                             "accepted: ['base_policy', 'price_scale_per_j']")
+        env = PricedActionWrapper(env, **dict(wrapper_kwargs or {}))
     return env
 
 
@@ -55,6 +72,7 @@ def make_vec_env(
     kind: str = "vector",
     env_wrapper: str = "none",
     wrapper_reward: str = "slot_end",
+    wrapper_kwargs: Mapping[str, Any] | None = None,
 ) -> VecEnv:
     """``n_envs`` envs as an SB3 ``VecEnv`` with episode monitoring (``info["episode"]``).
 
@@ -66,7 +84,8 @@ def make_vec_env(
         vector_env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
                                   config=dict(config or {}))
         return VecMonitor(SB3VectorEnv(vector_env))
-    return DummyVecEnv([lambda: Monitor(make_env(env_id, config, env_wrapper, wrapper_reward))] * n_envs)
+    return DummyVecEnv([lambda: Monitor(make_env(env_id, config, env_wrapper, wrapper_reward, wrapper_kwargs))]
+                       * n_envs)
 
 
 def normalize_kwargs(normalize: Any, gamma: float | None) -> dict[str, Any] | None:

@@ -11,8 +11,11 @@ arguments of the SB3 algorithm class; these *settings* are not, and are read by
   :class:`~stable_baselines3.common.vec_env.VecNormalize` arguments, e.g. ``{norm_obs: false}``.
 * ``vec_env``: ``vector`` (:class:`~aigc_edge_env.agents.vec_env.SB3VectorEnv` over the
   numpy-batched env) or ``dummy`` (SB3's ``DummyVecEnv`` of single envs).
-* ``env_wrapper``: ``none`` or ``per_user`` (:class:`~aigc_edge_env.agents.wrappers.PerUserDecisionWrapper`);
-  ``wrapper_reward``: its ``reward_mode``.
+* ``env_wrapper``: ``none``, ``per_user`` (:class:`~aigc_edge_env.agents.wrappers.PerUserDecisionWrapper`;
+  ``wrapper_reward``: its ``reward_mode``) or ``priced`` (:class:`~aigc_edge_env.priced.PricedActionWrapper`:
+  the action is a per-user energy price, solved by ``exact``; ``wrapper_kwargs``: its ``base_policy`` and
+  ``price_scale_per_j``).  The priced agents' entries are in ``<algo>_priced.yml``, chosen by
+  ``train.py --wrapper priced``.
 
 Values follow the zoo's conventions where it has one: ``lin_<x>`` is a schedule falling
 linearly from ``x`` to 0; ``policy_kwargs`` is a YAML mapping whose ``activation_fn`` is a
@@ -36,7 +39,8 @@ __all__ = [
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 #: Keys of a hyperparameter entry that are not algorithm keyword arguments.
-SETTINGS = ("n_envs", "n_timesteps", "policy", "normalize", "vec_env", "env_wrapper", "wrapper_reward")
+SETTINGS = ("n_envs", "n_timesteps", "policy", "normalize", "vec_env", "env_wrapper", "wrapper_reward",
+            "wrapper_kwargs")
 #: Algorithm arguments train.py sets itself (from its command line), so not hyperparameters.
 _RESERVED = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"}
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
@@ -99,10 +103,16 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 
 
 def load_hyperparams(
-    algo: str, env_id: str, overrides: dict[str, Any] | None = None, directory: Path = HYPERPARAMS_DIR
+    algo: str, env_id: str, overrides: dict[str, Any] | None = None, directory: Path = HYPERPARAMS_DIR,
+    wrapper: str | None = None,
 ) -> dict[str, Any]:
-    """The entry of ``env_id`` in ``<directory>/<algo>.yml``, updated with ``overrides``."""
-    path = directory / f"{algo}.yml"
+    """The entry of ``env_id`` in ``<directory>/<algo>.yml`` (``<algo>_<wrapper>.yml`` for a
+    ``wrapper``, whose entries must say ``env_wrapper: <wrapper>``), updated with ``overrides``."""
+    path = directory / (f"{algo}.yml" if wrapper is None else f"{algo}_{wrapper}.yml")
+    if wrapper is not None and not path.exists():
+        known = sorted(p.stem.partition("_")[2] for p in directory.glob(f"{algo}_*.yml"))
+        raise HyperparamError(f"no hyperparameters for {algo} with wrapper {wrapper!r} ({path} does not exist); "
+                              f"wrappers with {algo} entries: {known}")
     try:
         table = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -110,7 +120,11 @@ def load_hyperparams(
     if not isinstance(table, dict) or env_id not in table:
         available = sorted(table) if isinstance(table, dict) else []
         raise HyperparamError(f"no hyperparameters for env {env_id!r} in {path}; entries: {available}")
-    return {**table[env_id], **(overrides or {})}
+    entry = {**table[env_id], **(overrides or {})}
+    if wrapper is not None and entry.get("env_wrapper") != wrapper:
+        raise HyperparamError(f"{path}: entry {env_id!r} must keep env_wrapper: {wrapper}, "
+                              f"got {entry.get('env_wrapper')!r}")
+    return entry
 
 
 def check_values(hyperparams: dict[str, Any]) -> dict[str, Any]:

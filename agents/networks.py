@@ -19,6 +19,8 @@ third of PPO's time at ``N = 10`` went into building and scoring those), each a
 :class:`BatchedCategorical`: the part of torch's ``Categorical`` that PPO uses, its logits
 normalised once and its probabilities one ``exp`` of them (torch's softmax over a last axis of
 2 to 8 entries took longer than the network's matrix products).
+:class:`PerUserBoxPolicy` (PPO) is the same encoder with one Gaussian action per user (the
+priced wrapper's per-user price corrections) and SB3's MLP critic over the flat embeddings.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from torch import nn
 from aigc_edge_env.agents.per_user_net import PerUserEncoder, PerUserHead, joint_logits, tanh_mlp
 from aigc_edge_env.spaces import observation_n_users
 
-__all__ = ["BatchedCategorical", "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserCategorical",
-           "PerUserPolicy", "POLICY_CLASSES"]
+__all__ = ["BatchedCategorical", "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserBoxPolicy",
+           "PerUserCategorical", "PerUserPolicy", "POLICY_CLASSES"]
 
 
 class PerUserExtractor(BaseFeaturesExtractor):
@@ -237,6 +239,50 @@ class MaskablePerUserCategorical(_TwoCategoricals, MaskableMultiCategoricalDistr
         self.level.apply_masking(masks[:, 2 * self.n_users:])
 
 
+class _PerUserMean(nn.Module):
+    """One Gaussian mean per user: a linear map of the user's embedding ``h_n``, the same for every user."""
+
+    def __init__(self, n_users: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.n_users, self.hidden_dim = n_users, hidden_dim
+        self.linear = nn.Linear(hidden_dim, 1)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        h = latent[:, : self.n_users * self.hidden_dim].reshape(-1, self.n_users, self.hidden_dim)
+        return self.linear(h).squeeze(-1)
+
+
+class PerUserBoxPolicy(ActorCriticPolicy):
+    """PPO's equivariant actor-critic for one continuous action per user (``Box((N,))``, e.g. the
+    priced wrapper's price corrections, :mod:`aigc_edge_env.priced`): the encoder of
+    :class:`PerUserPolicy`, SB3's MLP critic of widths ``vf_arch`` over the flat embeddings
+    ``[h_1 .. h_N]`` (the critic the learned-price agents of docs/results.md were trained with),
+    and a Gaussian whose mean for user ``n`` is a linear map of ``h_n`` shared by all users
+    (SB3's diagonal Gaussian, one log standard deviation per user)."""
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, lr_schedule,
+                 hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
+        n_users = observation_n_users(observation_space.shape[0])
+        if not isinstance(action_space, gym.spaces.Box) or action_space.shape != (n_users,):
+            raise ValueError(f"PerUserBoxPolicy needs a Box action of shape ({n_users},) (env_wrapper priced), "
+                             f"got {action_space}")
+        if "net_arch" in kwargs:
+            raise ValueError("PerUserBoxPolicy takes hidden_dim, n_layers and vf_arch instead of net_arch")
+        self._head_shape = (n_users, hidden_dim)
+        super().__init__(
+            observation_space, action_space, lr_schedule, net_arch={"pi": [], "vf": list(vf_arch)},
+            features_extractor_class=PerUserExtractor,
+            features_extractor_kwargs={"hidden_dim": hidden_dim, "n_layers": n_layers}, **kwargs,
+        )
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        self.action_net = _PerUserMean(*self._head_shape)
+        if self.ortho_init:
+            self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+
 class PerUserPolicy(_PerUserMixin, ActorCriticPolicy):
     """PPO's equivariant actor-critic (module docstring)."""
 
@@ -252,4 +298,5 @@ class MaskablePerUserPolicy(_PerUserMixin, MaskableActorCriticPolicy):
 #: ``policy`` names of the hyperparameter files -> algorithm name -> class.
 POLICY_CLASSES: dict[str, dict[str, type]] = {
     "PerUserPolicy": {"ppo": PerUserPolicy, "maskable_ppo": MaskablePerUserPolicy},
+    "PerUserBoxPolicy": {"ppo": PerUserBoxPolicy},
 }

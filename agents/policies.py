@@ -4,8 +4,11 @@
 the solvers: joint-action models (PPO, MaskablePPO, the latter under the env's
 ``action_masks()``) predict the slot action at once; per-user models (DQN) are asked once
 per requesting user through :func:`~aigc_edge_env.agents.wrappers.decide_slot`, exactly as in
-their training wrapper.  Observations go through the run's frozen VecNormalize statistics;
-actions are deterministic, so ``reset`` has nothing to do.
+their training wrapper; priced models (``env_wrapper: priced``) predict per-user price
+corrections that :class:`~aigc_edge_env.priced.ResidualPricePolicy` turns into the slot's
+decision, by the same code as their training wrapper.  Observations go through the run's frozen
+VecNormalize statistics; actions are deterministic, so ``reset`` only restarts a priced
+policy's slot clock.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import RunError, TrainedModel, load_trained
 from aigc_edge_env.agents.wrappers import decide_slot
 from aigc_edge_env.config import make_config
+from aigc_edge_env.priced import ResidualPricePolicy
 
 __all__ = ["ModelPolicy", "load_model_policy"]
 
@@ -31,24 +35,32 @@ class ModelPolicy:
     """A trained SB3 model as a policy of the evaluation engine (see the module docstring)."""
 
     def __init__(
-        self, model: BaseAlgorithm, normalizer: VecNormalize | None, masked: bool, per_user: bool
+        self, model: BaseAlgorithm, normalizer: VecNormalize | None, masked: bool, env_wrapper: str = "none",
+        wrapper_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.normalizer = normalizer
         self.masked = masked
-        self.per_user = per_user
+        self.per_user = env_wrapper == "per_user"
+        self.priced = (ResidualPricePolicy(price_action=self._predict, **dict(wrapper_kwargs or {}))
+                       if env_wrapper == "priced" else None)
 
     @classmethod
     def from_trained(cls, trained: TrainedModel) -> "ModelPolicy":
         spec = ALGORITHMS[trained.record["algo"]]
-        per_user = trained.record["hyperparams"].get("env_wrapper", "none") == "per_user"
-        return cls(trained.model, trained.normalizer, spec.masked, per_user)
+        hp = trained.record["hyperparams"]
+        return cls(trained.model, trained.normalizer, spec.masked, hp.get("env_wrapper", "none"),
+                   hp.get("wrapper_kwargs"))
 
     def reset(self, seed: int | None) -> None:
-        """Nothing to reset: the model acts deterministically and keeps no state across slots."""
+        """The model acts deterministically and keeps no state across slots; a priced policy restarts its clock."""
+        if self.priced is not None:
+            self.priced.reset(seed)
 
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
         base = env.unwrapped
+        if self.priced is not None:
+            return self.priced.act(env, observation)
         if self.per_user:
             return decide_slot(base.current_problem(), observation, lambda obs: int(self._predict(obs)))
         return self._predict(observation, base.action_masks() if self.masked else None)
@@ -76,7 +88,8 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
         raise RunError(f"model {trained.path} was trained with step levels {trained_levels}, "
                        f"but {env_id} with this config has {levels}")
     hp = trained.record["hyperparams"]
-    env = make_env(env_id, config, hp.get("env_wrapper", "none"), hp.get("wrapper_reward", "slot_end"))
+    env = make_env(env_id, config, hp.get("env_wrapper", "none"), hp.get("wrapper_reward", "slot_end"),
+                   hp.get("wrapper_kwargs"))
     try:
         for kind in ("observation_space", "action_space"):
             expected, found = getattr(env, kind), getattr(trained.model, kind)

@@ -110,6 +110,7 @@ class TrainRequest:
     n_envs: int | None = None
     env_config: dict[str, Any] = field(default_factory=dict)
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    wrapper: str | None = None
     resume: bool = False
     eval_every: int = 10_000
     eval_episodes: int = 5
@@ -154,7 +155,8 @@ def _resolve_new(request: TrainRequest) -> dict[str, Any]:
     if (request.out / RUN_RECORD).exists():
         raise TrainingError(f"{request.out} already holds a run; pass --resume to continue it or choose another --out")
     check_env_id(request.env_id, request.env_config)
-    hyperparams = check_values(load_hyperparams(request.algo, request.env_id, request.hyperparams))
+    hyperparams = check_values(load_hyperparams(request.algo, request.env_id, request.hyperparams,
+                                                     wrapper=request.wrapper))
     env_wrapper = hyperparams.setdefault("env_wrapper", "none")
     hyperparams.setdefault("wrapper_reward", "slot_end")
     hyperparams.setdefault("vec_env", "vector" if env_wrapper == "none" else "dummy")
@@ -182,8 +184,9 @@ def _resolve_resume(request: TrainRequest) -> dict[str, Any]:
     for name, given in (("algo", request.algo), ("env_id", request.env_id)):
         if given is not None and given != record[name]:
             raise TrainingError(f"--resume: the run was trained with {name} {record[name]!r}, not {given!r}")
-    if request.hyperparams or request.env_config:
-        raise TrainingError("--resume continues a run as it was configured; it takes no --hyperparams or --config")
+    if request.hyperparams or request.env_config or request.wrapper is not None:
+        raise TrainingError("--resume continues a run as it was configured; it takes no --hyperparams, --config "
+                            "or --wrapper")
     if not (request.out / FINAL_MODEL).exists():
         raise TrainingError(f"--resume: no model to continue at {request.out / FINAL_MODEL}")
     load_normalizer(normalizer_path(request.out / FINAL_MODEL))  # a corrupt file is refused here, not later
@@ -222,7 +225,8 @@ def _check(record: dict[str, Any], timesteps: int) -> None:
                             f"{kwargs['n_steps']} x {record['n_envs']}")
     normalize_kwargs(hp.get("normalize", False), hp.get("gamma"))
     check_vec_env(hp["vec_env"], hp["env_wrapper"])
-    env = make_env(record["env_id"], record["env_config_overrides"], hp["env_wrapper"], hp["wrapper_reward"])
+    env = make_env(record["env_id"], record["env_config_overrides"], hp["env_wrapper"], hp["wrapper_reward"],
+                   hp.get("wrapper_kwargs"))
     try:
         spec.check_action_space(env.action_space, hp["env_wrapper"])
     finally:
@@ -232,7 +236,7 @@ def _check(record: dict[str, Any], timesteps: int) -> None:
 def _training_env(record: dict[str, Any], resume_from: Path | None) -> VecEnv:
     hp = record["hyperparams"]
     venv = make_vec_env(record["env_id"], record["env_config_overrides"], record["n_envs"], hp["vec_env"],
-                        hp["env_wrapper"], hp["wrapper_reward"])
+                        hp["env_wrapper"], hp["wrapper_reward"], hp.get("wrapper_kwargs"))
     if resume_from is not None:
         normalizer = load_normalizer(normalizer_path(resume_from), venv)
         if normalizer is not None:
@@ -270,8 +274,8 @@ def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest,
     if evaluation["every"] > 0 and evaluation["episodes"] > 0:
         callbacks.append(PeriodicEvaluation(
             lambda: make_env(record["env_id"], record["env_config_overrides"]), evaluation["seeds"],
-            evaluation["every"], run_dir / BEST_MODEL, masked=spec.masked, per_user=hp["env_wrapper"] == "per_user",
-            on_result=on_evaluation,
+            evaluation["every"], run_dir / BEST_MODEL, masked=spec.masked, env_wrapper=hp["env_wrapper"],
+            wrapper_kwargs=hp.get("wrapper_kwargs"), on_result=on_evaluation,
         ))
     if record["checkpoint_every"] > 0:
         callbacks.append(CheckpointSaver(run_dir / CHECKPOINT_DIR, record["checkpoint_every"]))

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lyapunov", nargs="*", default=[], metavar="V,THETA",
                    help="lyapunov parameters, e.g. 100,100 (V in J^2 per cost unit, theta in J)")
     p.add_argument("--policies", nargs="*", default=[], help="further policy names (evaluation.make_policy)")
+    p.add_argument("--compare-to", nargs="*", default=[], metavar="POLICY",
+                   help="policies every row is also compared with (paired difference of returns), e.g. "
+                        "'exact+price1.1(1-t/H)' lyapunov")
     p.add_argument("--tuned", type=Path, default=None,
                    help="tune_best.json of `python -m experiments tune` (default <out>/tune_best.json if present)")
     p.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = run_battery(battery_solvers, args.runs, args.episodes, args.out,
                             prices=getattr(args, "prices", [0.3]), overrides=overrides, workers=args.workers,
                             progress=progress, decaying_prices=getattr(args, "decaying_prices", [0.8]),
-                            lyapunov=lyapunov, policies=policies,
+                            lyapunov=lyapunov, policies=policies, compare_to=getattr(args, "compare_to", []),
                             hindsight_cache=getattr(args, "hindsight_cache", Path("results/hindsight")),
                             hindsight=not getattr(args, "no_hindsight", False), address=args.address)
         _copy_figures(paths, args.figures)

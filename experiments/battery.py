@@ -128,11 +128,13 @@ def run_battery(
     confidence: float = 0.95, seed: int = EVAL_SEED, decaying_prices: Sequence[float] = (),
     lyapunov: Sequence[tuple[float, float]] = (), policies: Sequence[str] = (),
     hindsight_cache: Path | None = Path("results/hindsight"), hindsight: bool = True, address: str | None = None,
+    compare_to: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Play every policy on episodes ``seed ...`` and write the study (module docstring).
 
     ``policies``: further :func:`~aigc_edge_env.evaluation.make_policy` names (e.g. the tuned rules);
     ``lyapunov``: ``(V, theta)`` pairs.  ``hindsight=False`` skips the bounds (and ``G``).
+    ``compare_to``: policies every row is compared with (:func:`summarize_battery`'s ``diff_vs[...]``).
     """
     overrides = dict(overrides or {})
     seeds = list(range(seed, seed + episodes))
@@ -153,7 +155,7 @@ def run_battery(
                                         probe=mean_battery_j)
     reward_scale = make_config(ENV_ID, overrides).reward_scale
     hindsight_rewards = {s: -reward_scale * b.lower_bound for s, b in bounds.items()} or None
-    rows = summarize_battery(results, confidence, hindsight_rewards)
+    rows = summarize_battery(results, confidence, hindsight_rewards, compare_to)
     out = Path(out)
     paths = {"csv": out / "battery.csv", "episodes_csv": out / "battery_episodes.csv", "png": out / "battery.png"}
     write_csv(paths["csv"], rows)
@@ -168,6 +170,8 @@ def run_battery(
     return paths
 
 
+#: Runs whose label starts so are learned-price agents (``train.py --wrapper priced``): drawn in their own colour.
+PRICED_AGENT_PREFIX = "priced"
 #: The label of the clairvoyant plan's row.
 PLAN = "clairvoyant plan"
 #: Left end of the G axis of the figure (heuristics far below the myopic optimum get their value written).
@@ -192,12 +196,18 @@ def _agent_group(label: str) -> str | None:
 
 
 def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0.95,
-                      hindsight_rewards: Mapping[int, float] | None = None) -> list[dict[str, Any]]:
+                      hindsight_rewards: Mapping[int, float] | None = None,
+                      compare_to: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Per policy: mean episode reward and its difference to ``exact``'s (paired by seed), with
     intervals over the episodes, and (given each seed's hindsight return) the share of the gap
     closed ``G`` with its paired interval; per group of agent runs (``<algo>_s<seed>``, two or
     more): the same over the training seeds' means.  Drops, energy, offload share and mean error
-    are means over the episodes."""
+    are means over the episodes.
+
+    For every policy ``r`` of ``compare_to`` among the results, ``diff_vs[r]`` (``diff_vs[r]_low``,
+    ``_high``): the mean episode reward minus ``r``'s, paired by episode seed, interval over the
+    episodes; for a group of runs, of the episode rewards averaged over its training seeds (the
+    interval then covers the episodes' variation, not the training seeds')."""
     exact = results.get("exact")
     reference = dict(zip(exact.seeds, exact.episodes["reward"], strict=True)) if exact else {}
     reference_mean = float(np.mean(list(reference.values()))) if reference else np.nan
@@ -233,11 +243,22 @@ def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0
             return np.nan, np.nan, np.nan
         return (float(gap_closed(*samples)), *confidence_interval(samples, gap_closed, confidence))
 
+    def compared(row: dict[str, Any], rewards_by_seed: Mapping[int, float]) -> dict[str, Any]:
+        for name in compare_to:
+            if name not in results:
+                continue
+            other = dict(zip(results[name].seeds, results[name].episodes["reward"], strict=True))
+            seeds = [s for s in rewards_by_seed if s in other]
+            d, dlo, dhi = mean_interval([rewards_by_seed[s] - other[s] for s in seeds], confidence)
+            row.update({f"diff_vs[{name}]": d, f"diff_vs[{name}]_low": dlo, f"diff_vs[{name}]_high": dhi})
+        return row
+
     rows = []
     for label, result in results.items():
         samples = paired(result)
-        rows.append(row_of(label, result.episodes["reward"], samples[0] - samples[1], closed_of(samples), [result],
-                           "episodes (paired by seed for the difference and G)"))
+        rows.append(compared(row_of(label, result.episodes["reward"], samples[0] - samples[1], closed_of(samples),
+                                    [result], "episodes (paired by seed for the difference and G)"),
+                             dict(zip(result.seeds, result.episodes["reward"], strict=True))))
     groups: dict[str, list[PolicyResult]] = {}
     for label, result in results.items():
         group = _agent_group(label)
@@ -252,7 +273,10 @@ def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0
         diffs = np.array([np.mean(s[0] - s[1]) for s in member_samples] if reference else [])
         gs = np.array([closed_of(s)[0] for s in member_samples])
         closed = mean_interval(gs, confidence) if hindsight_rewards else (np.nan, np.nan, np.nan)
-        rows.append(row_of(f"{group} (all seeds)", rewards, diffs, closed, members, "training seeds"))
+        averaged = {seed: float(np.mean([dict(zip(m.seeds, m.episodes["reward"], strict=True))[seed]
+                                         for m in members])) for seed in members[0].seeds}
+        rows.append(compared(row_of(f"{group} (all seeds)", rewards, diffs, closed, members, "training seeds"),
+                             averaged))
     return rows
 
 
@@ -261,6 +285,8 @@ def _color(label: str, priced: Sequence[str]):
 
     if label == PLAN:
         return "tab:green"
+    if label.startswith(PRICED_AGENT_PREFIX):
+        return "tab:purple"
     if label in priced:
         return plt.cm.autumn(0.1 + 0.75 * priced.index(label) / max(len(priced) - 1, 1))
     if _agent_group(label) is not None or label.endswith("(all seeds)"):
@@ -309,7 +335,11 @@ def plot_battery(results: Mapping[str, PolicyResult], rows: Sequence[dict[str, A
         ax.set_title("Return gain over the per-slot optimum")
     ax.grid(alpha=0.3, axis="x")
     shown = [lb for lb in results if lb in ("exact", "sca_kkt", "greedy", PLAN) or _is_rule(lb)]
-    shown += [lb for lb in results if _agent_group(lb)][:1]
+    groups_shown: set[str | None] = set()
+    for lb in results:  # the first run of each group of agents
+        if _agent_group(lb) is not None and _agent_group(lb) not in groups_shown:
+            groups_shown.add(_agent_group(lb))
+            shown.append(lb)
     priced = [lb for lb in shown if _is_rule(lb)]
     for lb in shown:
         battery = results[lb].per_slot["battery_j"].mean(axis=0)

@@ -109,7 +109,7 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
     overrides = {"horizon_slots": 3}
     paths = run_battery(["exact", "greedy"], [], 2, tmp_path, prices=[0.3], overrides=overrides, workers=1,
                         progress=False, decaying_prices=[0.8], lyapunov=[(100.0, 90.0)], policies=["exact+price0.3"],
-                        hindsight_cache=tmp_path / "cache")
+                        hindsight_cache=tmp_path / "cache", compare_to=["greedy", "not evaluated"])
     rows = {r["policy"]: r for r in read_csv(paths["csv"])}
     assert set(rows) == {"exact", "greedy", "exact+price0.3", "exact+price0.8(1-t/H)", "lyapunov(V=100,theta=90)",
                          "clairvoyant plan"}
@@ -125,6 +125,8 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
     greedy_rewards = [e["reward"] for e in episodes if e["policy"] == "greedy"]
     assert rows["exact"]["reward"] == pytest.approx(np.mean(exact_rewards))
     assert rows["greedy"]["diff_vs_exact"] == pytest.approx(np.mean(greedy_rewards) - np.mean(exact_rewards))
+    assert rows["exact"]["diff_vs[greedy]"] == pytest.approx(-rows["greedy"]["diff_vs_exact"])
+    assert rows["greedy"]["diff_vs[greedy]"] == 0 and "diff_vs[not evaluated]" not in rows["exact"]
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
 
 

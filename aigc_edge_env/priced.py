@@ -1,0 +1,162 @@
+"""Acting through the optimiser: an env whose action is a per-user energy price, solved by ``exact``.
+
+The learning-to-optimise idea of DROO / LyDROO (Huang, Bi, Zhang, IEEE TMC 2020; Bi et al.,
+IEEE TWC 2021), with prices instead of offload bits: the agent says what a joule of each
+phone's battery is worth this slot, and the per-slot solver does the combinatorics under those
+prices (:attr:`~aigc_edge_env.model.SlotProblem.energy_price_per_j`, a term of what the solver
+minimises, never of the env's reward).  The agent only has to learn the inter-slot part the
+solver cannot see; the hindsight bound's dual (:func:`~aigc_edge_env.baselines.hindsight_bound`)
+is exactly such a price per user and slot, and its clairvoyant plan closes 0.94 of the
+myopic-to-hindsight gap (docs/results.md section 3).
+
+**Residual on a tuned rule.**  The price is a correction of a hand rule of the evaluation engine,
+
+    price_n = max(0, base_n(t) + price_scale_per_j * a_n),   a_n in [-1, 1]
+
+where ``base`` is a priced policy of :func:`~aigc_edge_env.evaluation.make_policy` (default
+:data:`BASE_POLICY`, the decaying price ``1.1 (1 - t/H)`` per J tuned on training seeds, the
+best hand rule on held-out episodes).  Why a residual: a zero action *is* the tuned rule (the
+same prices, the same solver, the same decisions, bit for bit), and PPO's Gaussian policy starts
+with a mean near 0 (SB3 initialises the action layer with gain 0.01), so training starts from
+the best rule known instead of from random prices, and learns corrections per user (its battery,
+its clock) and per slot.  Why additive and not multiplicative (``base * exp(k a)``): the decaying
+base is 0 at the horizon, where a multiplicative correction could not raise a price, and the
+dual prices of the hindsight bound stay positive to the end when a battery binds there.  The
+clip at 0 keeps prices non-negative (a negative price would reward spending energy).
+
+**Spaces.**  Action ``Box(-1, 1, (N,), float32)``: one correction per user (users without a
+request: ignored by the solver).  An action of another shape, with NaN or outside the box raises
+``ValueError`` (SB3 clips its Gaussian samples to the box before stepping).  Observation: the
+env's unchanged (``Box(0, 1, (9N + 3,))``): it already holds each user's battery level (block 8)
+and the time in the episode (last entry), the two things the base rules read, plus the user's
+device speed and energy per step (blocks 4, 5), which say how much a joule is worth to it.
+
+**Reward, info, episode**: the env's (the slot reward ``-reward_scale * cost``, so returns are
+comparable with every other policy's; ``info`` gains ``energy_price_per_j``, the prices played,
+as a list).  The wrapped env decides and steps one slot per step; episodes end at the env's
+horizon.
+
+:class:`ResidualPricePolicy` is the same rule as a policy of the evaluation engine, given a
+function from observation to action (a trained model in :mod:`aigc_edge_env.agents.policies`);
+the wrapper uses it too, so training and evaluation decide by the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from aigc_edge_env.evaluation import PricedPolicy, make_policy
+from aigc_edge_env.model import Decision, SlotProblem
+
+__all__ = ["BASE_POLICY", "PRICE_SCALE_PER_J", "PricedActionWrapper", "ResidualPricePolicy", "check_price_action"]
+
+#: The default base rule: the decaying shadow price tuned on training seeds 0-19 (docs/results.md section 3).
+BASE_POLICY = "exact+price1.1(1-t/H)"
+#: The default correction per unit of action (cost per J): about half the base's initial price.
+PRICE_SCALE_PER_J = 0.5
+
+
+def check_price_action(action: Any, n_users: int) -> np.ndarray:
+    """``action`` as a float64 array ``(n_users,)`` in ``[-1, 1]``; ``ValueError`` saying what is wrong otherwise."""
+    try:
+        array = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"price action must be {n_users} numbers in [-1, 1], got {action!r}") from None
+    if array.shape != (n_users,):
+        raise ValueError(f"price action must have shape ({n_users},), got {array.shape}")
+    if not np.all(np.isfinite(array)) or np.any(np.abs(array) > 1.0):
+        raise ValueError(f"price action entries must be finite and in [-1, 1], got {array}")
+    return array
+
+
+class ResidualPricePolicy(PricedPolicy):
+    """The base rule's prices plus ``price_scale_per_j * action`` per user, clipped at 0 (module docstring).
+
+    ``price_action(observation)`` gives the action of each slot (an array ``(N,)`` in [-1, 1]);
+    without it, the action set by :meth:`set_action` is played (the wrapper's way).
+    """
+
+    def __init__(
+        self,
+        base_policy: str = BASE_POLICY,
+        price_scale_per_j: float = PRICE_SCALE_PER_J,
+        price_action: Callable[[np.ndarray], np.ndarray] | None = None,
+        name: str | None = None,
+    ) -> None:
+        base = make_policy(base_policy) if isinstance(base_policy, str) else None
+        if not isinstance(base, PricedPolicy):
+            raise ValueError(f"base_policy must name a priced policy of make_policy ('<solver>+price<λ>', "
+                             f"'<solver>+price<λ>(1-t/H)', 'lyapunov(...)'), got {base_policy!r}")
+        if not (isinstance(price_scale_per_j, (int, float)) and math.isfinite(price_scale_per_j)
+                and price_scale_per_j >= 0):
+            raise ValueError(f"price_scale_per_j must be a finite number >= 0 (cost per J), got {price_scale_per_j!r}")
+        super().__init__(base.solve, name or f"residual on {base_policy}")
+        self.base = base
+        self.price_scale_per_j = float(price_scale_per_j)
+        self.price_action = price_action
+        self.action: np.ndarray | None = None
+        self.last_prices_per_j: np.ndarray | None = None
+
+    def reset(self, seed: int | None) -> None:
+        super().reset(seed)
+        self.base.reset(seed)
+
+    def set_action(self, action: np.ndarray) -> None:
+        """The action of the next slot (checked by :func:`check_price_action` against the problem's users)."""
+        self.action = np.asarray(action, dtype=np.float64)
+
+    def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> np.ndarray:
+        action = self.price_action(observation) if self.price_action is not None else self.action
+        if action is None:
+            raise RuntimeError("ResidualPricePolicy needs price_action or set_action() before each slot")
+        action = check_price_action(action, problem.n_users)
+        base = np.asarray(self.base.prices_per_j(problem, observation), dtype=np.float64)
+        self.last_prices_per_j = np.maximum(base + self.price_scale_per_j * action, 0.0)
+        return self.last_prices_per_j
+
+    def decide(self, problem: SlotProblem, observation: np.ndarray) -> Decision:
+        self.base.slot_index = self.slot_index  # rules that count slots see the same clock
+        return super().decide(problem, observation)
+
+
+class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """The battery env with a per-user energy price correction as its action (module docstring).
+
+    ``base_policy`` (a priced :func:`~aigc_edge_env.evaluation.make_policy` name) and
+    ``price_scale_per_j`` (cost per J per unit of action, >= 0) define the price; a bad value
+    raises ``ValueError`` naming it.
+    """
+
+    def __init__(self, env: gym.Env, base_policy: str = BASE_POLICY,
+                 price_scale_per_j: float = PRICE_SCALE_PER_J) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, base_policy=base_policy, price_scale_per_j=price_scale_per_j)
+        gym.Wrapper.__init__(self, env)
+        if not isinstance(env.action_space, spaces.MultiDiscrete) or not hasattr(env.unwrapped, "current_problem"):
+            raise TypeError(f"PricedActionWrapper needs an AIGC edge env (MultiDiscrete slot action), got {env}")
+        self.policy = ResidualPricePolicy(base_policy, price_scale_per_j)
+        base: Any = env.unwrapped  # an AIGCEdgeEnv
+        self.n_users = int(base.config.n_users)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.n_users,), dtype=np.float32)
+        self._observation: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        observation, info = self.env.reset(seed=seed, options=options)
+        self.policy.reset(seed)
+        self._observation = observation
+        return observation, info
+
+    def step(self, action):
+        if self._observation is None:
+            raise RuntimeError("call reset() before step()")
+        self.policy.set_action(check_price_action(action, self.n_users))
+        env_action = self.policy.act(self.env, self._observation)
+        observation, reward, terminated, truncated, info = self.env.step(env_action)
+        self._observation = observation
+        prices = self.policy.last_prices_per_j
+        info = {**info, "energy_price_per_j": [] if prices is None else [float(p) for p in prices]}
+        return observation, reward, terminated, truncated, info
