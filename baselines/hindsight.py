@@ -42,8 +42,9 @@ only if its energy fits the battery, and ``b_{n,t+1} = min(cap, b_{n,t} - E_{n,t
    its value is at least ``max L``.  Each round prices every slot out exactly at the
    smoothed point ``alpha pi_best + (1 - alpha) pi_master`` (Wentges' smoothing), adds the
    decisions as columns, and keeps the ``pi`` with the best ``L``.  It stops when the master
-   value and the best bound meet within ``tolerance`` (relative), at ``max_rounds``, or when the
-   time budget for the bound is spent.  Initial columns: each slot's optimum at a few
+   value and the best bound meet within ``tolerance`` (relative), at ``max_rounds``, or, only if
+   one is given, when a wall-clock budget is spent (off by default: a budget makes the bound depend
+   on the machine's load; the episodes of docs/results.md converge in 9-12 rounds).  Initial columns: each slot's optimum at a few
    uniform prices, and dropping every request (energy 0, so the master is always feasible).
 
 The plan
@@ -92,8 +93,10 @@ INITIAL_PRICES_PER_J = (0.0, 0.3, 1.0)
 SMOOTHING = 0.5
 #: Scales of the clairvoyant prices tried by the plan.
 PLAN_SCALES = (1.0, 0.98, 1.02)
-#: Version of the method, part of the cache key (bump when the numbers may change).
-METHOD_VERSION = 1
+#: Version of the method, part of the cache key (bump when the numbers may change).  2: no
+#: wall-clock budget by default (bounds cached under version 1 may have stopped early on a loaded
+#: machine).
+METHOD_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,20 +284,26 @@ def hindsight_bound(
     seed: int,
     config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
     *,
-    time_budget_s: float = 45.0,
+    time_budget_s: float | None = None,
     max_rounds: int = 60,
     tolerance: float = 1e-4,
     plan_scales: Sequence[float] = PLAN_SCALES,
 ) -> HindsightBound:
     """The certified hindsight bound and a clairvoyant plan for episode ``seed`` of ``env_id`` (module docstring).
 
-    ``config``: overrides of the scenario (as for ``gym.make``).  ``time_budget_s`` (s) caps
-    the bound's rounds (the plan's episodes come after it); ``max_rounds`` and ``tolerance``
-    (relative gap between the master LP and the best bound) stop it earlier.
+    ``config``: overrides of the scenario (as for ``gym.make``).  The rounds stop at ``max_rounds``
+    or when the master LP and the best bound meet within ``tolerance`` (relative), so the result
+    depends only on the episode and these arguments; ``time_budget_s`` (s, default none) also stops
+    them once that much wall time is spent (the plan's episodes come after it), at the price of a
+    result that depends on the machine and its load (still a valid bound).
     """
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ValueError(f"time_budget_s must be > 0 seconds or None, got {time_budget_s}")
+    if max_rounds < 0:
+        raise ValueError(f"max_rounds must be >= 0, got {max_rounds}")
     start = time.perf_counter()
     episode = episode_slots(env_id, seed, config)
-    dual = _maximise(episode, start + time_budget_s, max_rounds, tolerance)
+    dual = _maximise(episode, None if time_budget_s is None else start + time_budget_s, max_rounds, tolerance)
     bound_s = time.perf_counter() - start
     plan_cost, plan_name, plan_actions = _plan(env_id, seed, config, dual, plan_scales)
     return HindsightBound(
@@ -305,7 +314,7 @@ def hindsight_bound(
     )
 
 
-def _maximise(episode: EpisodeSlots, deadline: float, max_rounds: int, tolerance: float) -> _Dual:
+def _maximise(episode: EpisodeSlots, deadline: float | None, max_rounds: int, tolerance: float) -> _Dual:
     """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``."""
     problems, available = episode.problems, episode.available_j
     n_slots, n_users = len(problems), episode.config.n_users
@@ -339,7 +348,7 @@ def _maximise(episode: EpisodeSlots, deadline: float, max_rounds: int, tolerance
             master = _solve_master(columns, cumulative)
             if master.value - best[0] <= tolerance * abs(best[0]) or rounds >= max_rounds:
                 break
-            if time.perf_counter() > deadline:
+            if deadline is not None and time.perf_counter() > deadline:
                 break
             prices = SMOOTHING * best[1] + (1.0 - SMOOTHING) * master.prices_per_j
         bounds = price_all(prices)
@@ -401,21 +410,23 @@ class _Recorder:
         return action
 
 
-def _cache_key(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None) -> str:
+def _cache_key(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,
+               options: Mapping[str, Any]) -> str:
     resolved = dataclasses.asdict(make_config(env_id, config))
-    text = json.dumps({"env_id": env_id, "seed": int(seed), "config": resolved, "version": METHOD_VERSION},
-                      sort_keys=True, default=repr)
+    text = json.dumps({"env_id": env_id, "seed": int(seed), "config": resolved, "version": METHOD_VERSION,
+                       **({"options": dict(options)} if options else {})}, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def hindsight_cache_path(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,
-                         cache_dir: str | Path) -> Path:
+                         cache_dir: str | Path, **options: Any) -> Path:
     """``<cache_dir>/<env id>_s<seed>_<key>.json``: where :func:`cached_hindsight_bound` keeps the bound.
 
-    ``key`` hashes the env id, the resolved config, the seed and :data:`METHOD_VERSION`, so a
-    changed config or method never reads a stale bound.
+    ``key`` hashes the env id, the resolved config, the seed, :data:`METHOD_VERSION` and the
+    :func:`hindsight_bound` keyword ``options`` given, so a changed config, method or option never
+    reads a stale bound.
     """
-    return Path(cache_dir) / f"{env_id}_s{int(seed)}_{_cache_key(env_id, seed, config)}.json"
+    return Path(cache_dir) / f"{env_id}_s{int(seed)}_{_cache_key(env_id, seed, config, options)}.json"
 
 
 def cached_hindsight_bound(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,
@@ -424,7 +435,7 @@ def cached_hindsight_bound(env_id: str, seed: int, config: Mapping[str, Any] | A
     (``cache_dir=None``: no cache)."""
     if cache_dir is None:
         return hindsight_bound(env_id, seed, config, **kwargs)
-    path = hindsight_cache_path(env_id, seed, config, cache_dir)
+    path = hindsight_cache_path(env_id, seed, config, cache_dir, **kwargs)
     if path.exists():
         return HindsightBound.from_dict(json.loads(path.read_text()))
     result = hindsight_bound(env_id, seed, config, **kwargs)

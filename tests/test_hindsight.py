@@ -155,6 +155,18 @@ def test_cache_returns_the_stored_bound(tmp_path, monkeypatch) -> None:
     np.testing.assert_array_equal(again.plan_actions, first.plan_actions)
     with pytest.raises(AssertionError, match="recomputed"):
         cached_hindsight_bound("AIGCEdge-v0", 1, {**config, "edge_step_capacity": 50}, tmp_path)
+    with pytest.raises(AssertionError, match="recomputed"):  # other options of the method: another entry
+        cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path, max_rounds=2)
+
+
+def test_rounds_stop_without_a_clock_and_bad_budgets_are_refused() -> None:
+    config = {"n_users": 3, "horizon_slots": 4, "battery_enabled": True, "harvest_j_range": (0.0, 1.0)}
+    capped = hindsight_bound("AIGCEdge-Battery-v0", 2, config, max_rounds=1)
+    assert capped.rounds <= 1
+    assert capped.lower_bound <= hindsight_bound("AIGCEdge-Battery-v0", 2, config).lower_bound + 1e-9
+    for budget in (0.0, -1.0):
+        with pytest.raises(ValueError, match="time_budget_s"):
+            hindsight_bound("AIGCEdge-Battery-v0", 2, config, time_budget_s=budget)
 
 
 @pytest.mark.slow
