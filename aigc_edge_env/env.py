@@ -156,6 +156,9 @@ class AIGCEdgeEnv(gym.Env):
       single env's draw function, so sub-env ``i`` of ``reset(seed=s)`` replays the single
       env's ``reset(seed=s + i)``; its trajectories for a given seed differ from 0.1.0's
       (which drove all sub-envs from one generator), with the same distributions.
+    * v0 (package 0.3.0): episodes unchanged.  The error curves also accept a named curve
+      (``edge_error_curve="digits-ddim"``, measured on a real sampler: docs/model.md); the
+      priced wrapper (:mod:`aigc_edge_env.priced`) acts through the optimiser.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
