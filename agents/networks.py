@@ -19,8 +19,8 @@ third of PPO's time at ``N = 10`` went into building and scoring those), each a
 :class:`BatchedCategorical`: the part of torch's ``Categorical`` that PPO uses, its logits
 normalised once and its probabilities one ``exp`` of them (torch's softmax over a last axis of
 2 to 8 entries took longer than the network's matrix products).
-:class:`PerUserBoxPolicy` (PPO) is the same encoder with one Gaussian action per user (the
-priced wrapper's per-user price corrections) and SB3's MLP critic over the flat embeddings.
+:class:`PerUserBoxPolicy` (PPO) is the same encoder and critic with one Gaussian action per user
+(the priced wrapper's per-user price corrections).
 """
 
 from __future__ import annotations
@@ -248,17 +248,14 @@ class _PerUserMean(nn.Module):
         self.linear = nn.Linear(hidden_dim, 1)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        h = latent[:, : self.n_users * self.hidden_dim].reshape(-1, self.n_users, self.hidden_dim)
-        return self.linear(h).squeeze(-1)
+        return self.linear(latent.reshape(-1, self.n_users, self.hidden_dim)).squeeze(-1)
 
 
 class PerUserBoxPolicy(ActorCriticPolicy):
     """PPO's equivariant actor-critic for one continuous action per user (``Box((N,))``, e.g. the
-    priced wrapper's price corrections, :mod:`aigc_edge_env.priced`): the encoder of
-    :class:`PerUserPolicy`, SB3's MLP critic of widths ``vf_arch`` over the flat embeddings
-    ``[h_1 .. h_N]`` (the critic the learned-price agents of docs/results.md were trained with),
-    and a Gaussian whose mean for user ``n`` is a linear map of ``h_n`` shared by all users
-    (SB3's diagonal Gaussian, one log standard deviation per user)."""
+    priced wrapper's price corrections, :mod:`aigc_edge_env.priced`): the encoder and the invariant
+    critic of :class:`PerUserPolicy`, and a Gaussian whose mean for user ``n`` is a linear map of
+    ``h_n`` shared by all users (SB3's diagonal Gaussian, one log standard deviation per user)."""
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, lr_schedule,
                  hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
@@ -269,11 +266,15 @@ class PerUserBoxPolicy(ActorCriticPolicy):
         if "net_arch" in kwargs:
             raise ValueError("PerUserBoxPolicy takes hidden_dim, n_layers and vf_arch instead of net_arch")
         self._head_shape = (n_users, hidden_dim)
+        self._vf_arch = tuple(vf_arch)
         super().__init__(
-            observation_space, action_space, lr_schedule, net_arch={"pi": [], "vf": list(vf_arch)},
+            observation_space, action_space, lr_schedule,
             features_extractor_class=PerUserExtractor,
             features_extractor_kwargs={"hidden_dim": hidden_dim, "n_layers": n_layers}, **kwargs,
         )
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = _PerUserLatents(*self._head_shape, self._vf_arch)
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)

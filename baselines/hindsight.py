@@ -43,9 +43,10 @@ only if its energy fits the battery, and ``b_{n,t+1} = min(cap, b_{n,t} - E_{n,t
    smoothed point ``alpha pi_best + (1 - alpha) pi_master`` (Wentges' smoothing), adds the
    decisions as columns, and keeps the ``pi`` with the best ``L``.  It stops when the master
    value and the best bound meet within ``tolerance`` (relative), at ``max_rounds``, or, only if
-   one is given, when a wall-clock budget is spent (off by default: a budget makes the bound depend
-   on the machine's load; the episodes of docs/results.md converge in 9-12 rounds).  Initial columns: each slot's optimum at a few
-   uniform prices, and dropping every request (energy 0, so the master is always feasible).
+   one is given, when a wall-clock budget is spent (off by default: a budget makes the bound
+   depend on the machine's load; the episodes of docs/results.md converge in 9-12 rounds).
+   Initial columns: each slot's optimum at a few uniform prices, and dropping every request
+   (energy 0, so the master is always feasible).
 
 The plan
 --------

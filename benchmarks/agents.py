@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -61,6 +62,8 @@ from aigc_edge_env.evaluation import (
     write_csv,
     write_outputs,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,7 +64,8 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
     tasks = [(curve, value, {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
                              **spec.overrides(value)}, int(seed), n_slots)
              for curve in curves for value in values for seed in seeds]
-    rows = [row for chunk in parallel_map(_task, tasks, workers, address, progress, desc=f"curves {param}") for row in chunk]
+    chunks = parallel_map(_task, tasks, workers, address, progress, desc=f"curves {param}")
+    rows = [row for chunk in chunks for row in chunk]
     summary = []
     for curve in curves:
         for value in values:

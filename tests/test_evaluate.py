@@ -306,3 +306,18 @@ def test_benchmark_finds_a_finished_run_and_refuses_another(tiny_run: Path, tmp_
     (tmp_path / "partial").mkdir()
     with pytest.raises(SystemExit, match="holds no finished run"):
         bench.finished_run(tmp_path / "partial", job)
+
+
+def test_benchmark_reports_a_finished_run_end_to_end(tiny_run: Path, tmp_path, capsys) -> None:
+    """The whole benchmark after its training: a finished run in ``OUT/runs`` is evaluated beside
+    exact and random and ``benchmark.md`` names the checkout's commit (no training, so no Ray)."""
+    spec = importlib.util.spec_from_file_location("bench_agents", ROOT / "benchmarks" / "agents.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench"
+    shutil.copytree(tiny_run, out / "runs" / "ppo_s0")
+    assert bench.main(["--algos", "ppo", "--seeds", "0", "--timesteps", "128", "--episodes", "1", "--horizon",
+                       str(HORIZON), "--eval-freq", "64", "--out", str(out), "--no-progress"]) == 0
+    table = (out / "benchmark.md").read_text()
+    assert bench.code_version() in table and "| ppo |" in table
+    assert "not trained again" in capsys.readouterr().out
