@@ -14,9 +14,17 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from aigc_edge_env.agents.policies import ModelPolicy
 from aigc_edge_env.agents.runs import restore_training_state, save_model, training_state
-from aigc_edge_env.evaluation import EPISODE_METRICS, EpisodeAccumulator, evaluate_policy
+from aigc_edge_env.evaluation import (
+    EPISODE_METRICS,
+    SCORE_REFERENCES,
+    EpisodeAccumulator,
+    evaluate_all,
+    evaluate_policy,
+    make_policy,
+)
 
-__all__ = ["CheckpointSaver", "EpisodeCostLogger", "PeriodicEvaluation", "StopRequest", "best_record_path"]
+__all__ = ["CheckpointSaver", "EpisodeCostLogger", "PeriodicEvaluation", "StopRequest", "best_record_path",
+           "reference_rewards"]
 
 
 class EpisodeCostLogger(BaseCallback):
@@ -66,6 +74,14 @@ class _Periodic(BaseCallback):
 def best_record_path(best_path: Path) -> Path:
     """Where the mean reward of the best model ``<stem>.zip`` is kept: ``<stem>.yml``."""
     return best_path.with_suffix(".yml")
+
+
+def reference_rewards(make_env: Callable[[], gym.Env], seeds: Sequence[int]) -> dict[str, float]:
+    """Mean episode rewards of the normalised score's references (``exact``, ``random``) on ``seeds``,
+    e.g. a run's periodic evaluation seeds, to turn its ``eval/reward`` into scores."""
+    policies = {name: make_policy(name) for name in SCORE_REFERENCES}
+    results = evaluate_all(policies, make_env, list(seeds), progress=False)
+    return {result.name: float(result.episodes["reward"].mean()) for result in results}
 
 
 class PeriodicEvaluation(_Periodic):

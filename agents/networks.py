@@ -181,7 +181,7 @@ class BatchedCategorical:
         return torch.multinomial(flat, 1, True).reshape(self.probs.shape[:-1])
 
 
-_MASKED_LOGIT = torch.tensor(-1e8)
+_MASKED_LOGIT = -1e8  # a Python float: torch.where puts it on the logits' device
 
 
 class _TwoCategoricals:

@@ -372,6 +372,7 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
         "wall_time_s": round(wall_time_s, 3),
         "steps_per_s": round((model.num_timesteps - start_steps) / wall_time_s, 1),
         "cpu_time_s": round(cpu_time_s, 3),  # this process's CPU time: on a shared core, below the wall time
+        "steps_per_cpu_s": round((model.num_timesteps - start_steps) / cpu_time_s, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "total_timesteps": int(model.num_timesteps),
     })

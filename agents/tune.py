@@ -39,15 +39,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
+from aigc_edge_env.agents.callbacks import reference_rewards
 from aigc_edge_env.agents.environments import check_env_id, make_env
 from aigc_edge_env.agents.hyperparameters import HYPERPARAMS_DIR, HyperparamError, check_values, load_hyperparams
 from aigc_edge_env.agents.training import EVAL_SEED_BASE, TrainRequest, train
 from aigc_edge_env.config import ConfigError
 from aigc_edge_env.distributed import MAX_RETRIES, add_arguments, check_workers, init_ray
-from aigc_edge_env.evaluation import SCORE_REFERENCES, evaluate_all, format_number, make_policy, write_csv
+from aigc_edge_env.evaluation import format_number, normalised_score, write_csv
 
 __all__ = ["DISTRIBUTIONS", "best_entry", "load_search_space", "main", "run_search"]
 
@@ -103,10 +105,6 @@ def sampled_hyperparams(config: dict[str, Any], space: dict[str, dict[str, Any]]
     return {key: f"lin_{config[key]!r}" if space[key].get("schedule") == "lin" else config[key] for key in space}
 
 
-def normalised_score(reward: float, references: dict[str, float]) -> float:
-    return (reward - references["random"]) / (references["exact"] - references["random"])
-
-
 def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int, seed: int, eval_freq: int,
               eval_episodes: int, references: dict[str, float], space: dict[str, dict[str, Any]]) -> None:
     """One trial (Ray Tune's function API): train in a temporary directory, report after each evaluation."""
@@ -116,7 +114,7 @@ def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int,
 
     def report(steps: int, reward: float) -> None:
         nonlocal best
-        score = normalised_score(reward, references)
+        score = float(normalised_score(np.asarray(reward), references["random"], references["exact"]))
         best = max(best, score)
         tune.report({"score": score, "best_score": best, "reward": reward, "timesteps": steps})
 
@@ -128,11 +126,8 @@ def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int,
 
 
 def periodic_references(env_id: str, eval_episodes: int) -> dict[str, float]:
-    """Mean episode rewards of ``exact`` and ``random`` on the training's periodic evaluation seeds."""
-    seeds = [EVAL_SEED_BASE + i for i in range(eval_episodes)]
-    results = evaluate_all({name: make_policy(name) for name in SCORE_REFERENCES}, lambda: make_env(env_id, {}),
-                           seeds, progress=False)
-    return {result.name: float(result.episodes["reward"].mean()) for result in results}
+    """:func:`~aigc_edge_env.agents.callbacks.reference_rewards` on the trials' periodic evaluation seeds."""
+    return reference_rewards(lambda: make_env(env_id, {}), [EVAL_SEED_BASE + i for i in range(eval_episodes)])
 
 
 def trial_rows(results: Any, space: dict[str, dict[str, Any]], timesteps: int) -> list[dict[str, Any]]:
@@ -264,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("trials", "timesteps", "eval_freq", "eval_episodes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.timesteps % args.eval_freq:
+        parser.error(f"--timesteps ({args.timesteps}) must be a multiple of --eval-freq ({args.eval_freq}): "
+                     "a trial reports at each evaluation, and its last one at --timesteps is its final score")
     if args.grace_timesteps is None:
         args.grace_timesteps = max(1, args.timesteps // 4)
     if not 1 <= args.grace_timesteps <= args.timesteps:

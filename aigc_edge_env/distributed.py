@@ -70,12 +70,22 @@ def serial(workers: int | None, address: str | None) -> bool:
     return workers == 1 and _address(address) is None
 
 
+def _import_ray() -> ModuleType:
+    """``ray``, or an ``ImportError`` saying how to get it or to run without it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("parallel runs need Ray: pip install 'aigc-edge-env[distributed]' (or run the "
+                          "experiments one after another with --workers 1)") from exc
+    return ray
+
+
 def init_ray(address: str | None = None, workers: int | None = None, py_modules: Sequence[ModuleType] = ()) -> None:
     """Connect to the cluster at ``address`` (or ``$RAY_ADDRESS``), shipping ``py_modules`` (packages
     outside the installed one) to its workers, or start a local instance with ``workers`` CPUs
     (default all; its workers share this machine's files and import them as this process does);
     nothing when Ray is already initialised in this process."""
-    import ray
+    ray = _import_ray()
 
     check_workers(workers)
     if ray.is_initialized():
@@ -111,8 +121,7 @@ def as_completed(
                 bar.update()
                 yield i, result
             return
-        import ray
-
+        ray = _import_ray()
         init_ray(address, workers, py_modules)
         remote = ray.remote(num_cpus=1, max_retries=max_retries, max_calls=1 if own_process else 0)(function)
         limit = len(tasks) if workers is None else workers

@@ -143,10 +143,13 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.n_users = int(base.config.n_users)
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_users,), dtype=np.float32)
         self._observation: np.ndarray | None = None
+        self._policy_seeds = np.random.default_rng()  # reseeded by reset(seed=...)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         observation, info = self.env.reset(seed=seed, options=options)
-        self.policy.reset(seed)
+        if seed is not None:  # the base policy's seed; later resets without one (SB3's) draw from it
+            self._policy_seeds = np.random.default_rng(seed)
+        self.policy.reset(seed if seed is not None else int(self._policy_seeds.integers(2**63)))
         self._observation = observation
         return observation, info
 

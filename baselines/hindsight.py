@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -315,6 +316,11 @@ def hindsight_bound(
     )
 
 
+#: :func:`hindsight_bound`'s keyword options and their defaults (left out of the cache key).
+_OPTION_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(hindsight_bound).parameters.items()
+                    if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
 def _maximise(episode: EpisodeSlots, deadline: float | None, max_rounds: int, tolerance: float) -> _Dual:
     """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``."""
     problems, available = episode.problems, episode.available_j
@@ -424,9 +430,11 @@ def hindsight_cache_path(env_id: str, seed: int, config: Mapping[str, Any] | AIG
     """``<cache_dir>/<env id>_s<seed>_<key>.json``: where :func:`cached_hindsight_bound` keeps the bound.
 
     ``key`` hashes the env id, the resolved config, the seed, :data:`METHOD_VERSION` and the
-    :func:`hindsight_bound` keyword ``options`` given, so a changed config, method or option never
-    reads a stale bound.
+    :func:`hindsight_bound` keyword ``options`` that differ from its defaults, so a changed config,
+    method or option never reads a stale bound, and the same bound is stored once.
     """
+    options = {name: value for name, value in options.items()
+               if name not in _OPTION_DEFAULTS or value != _OPTION_DEFAULTS[name]}
     return Path(cache_dir) / f"{env_id}_s{int(seed)}_{_cache_key(env_id, seed, config, options)}.json"
 
 

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
+from aigc_edge_env.agents.callbacks import reference_rewards
 from aigc_edge_env.agents.environments import check_env_id, make_env
 from aigc_edge_env.agents.plots import write_plots
 from aigc_edge_env.agents.policies import load_model_policy
@@ -160,12 +161,10 @@ def time_to_target(run_dir: Path, references: dict[str, float], target: float) -
 
 
 def periodic_references(run_dir: Path) -> dict[str, float]:
-    """Mean episode rewards of ``exact`` and ``random`` on the run's periodic evaluation seeds and env."""
+    """:func:`reference_rewards` on the run's periodic evaluation seeds and env."""
     record = read_record(run_dir)
-    policies: dict[str, Policy] = {name: make_policy(name) for name in SCORE_REFERENCES}
-    results = evaluate_all(policies, lambda: make_env(record["env_id"], record["env_config_overrides"]),
-                           record["evaluation"]["seeds"], progress=False)
-    return {result.name: float(result.episodes["reward"].mean()) for result in results}
+    return reference_rewards(lambda: make_env(record["env_id"], record["env_config_overrides"]),
+                             record["evaluation"]["seeds"])
 
 
 def benchmark_rows(run_dirs: dict[str, Path], summary: dict[str, dict[str, Any]],
@@ -181,7 +180,7 @@ def benchmark_rows(run_dirs: dict[str, Path], summary: dict[str, dict[str, Any]]
         rows.append({
             "run": label, "algo": record["algo"], "seed": record["seed"], "timesteps": session["total_timesteps"],
             "wall_time_s": session["wall_time_s"], "steps_per_s": session["steps_per_s"],
-            "steps_per_cpu_s": session["timesteps"] / session["cpu_time_s"] if "cpu_time_s" in session else None,
+            "steps_per_cpu_s": session.get("steps_per_cpu_s"),
             "target_steps": reached[0] if reached else None, "target_time_s": reached[1] if reached else None,
             "peak_rss_mib": session["peak_rss_mib"], "reward": row["reward"],
             "score": row["score"], "score_low": row["score_low"], "score_high": row["score_high"],

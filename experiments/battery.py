@@ -144,6 +144,10 @@ def run_battery(
     labels += [name for name in policies if name not in labels]
     tasks = [(label, None, overrides, seeds) for label in labels]
     tasks += [(Path(r).name, str(r), overrides, seeds) for r in runs]
+    known = [task[0] for task in tasks] + ([PLAN] if hindsight else [])
+    unknown = [name for name in compare_to if name not in known]
+    if unknown:
+        raise ValueError(f"compare_to = {list(compare_to)}: {unknown} not among the policies evaluated, {known}")
     bounds: dict[int, HindsightBound] = {}
     if hindsight:
         bounds = hindsight_bounds(seeds, overrides, hindsight_cache, workers, address, progress)
@@ -245,8 +249,6 @@ def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0
 
     def compared(row: dict[str, Any], rewards_by_seed: Mapping[int, float]) -> dict[str, Any]:
         for name in compare_to:
-            if name not in results:
-                continue
             other = dict(zip(results[name].seeds, results[name].episodes["reward"], strict=True))
             seeds = [s for s in rewards_by_seed if s in other]
             d, dlo, dhi = mean_interval([rewards_by_seed[s] - other[s] for s in seeds], confidence)

@@ -131,3 +131,13 @@ def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Pa
     first = (tmp_path / "ppo.yml").read_text()
     assert main(argv) == 0  # resumed: the finished search, no trial run again
     assert (tmp_path / "ppo.yml").read_text() == first
+
+
+def test_search_refuses_timesteps_that_are_not_a_multiple_of_the_evaluation_period(tmp_path: Path, capsys) -> None:
+    from aigc_edge_env.agents.tune import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--algo", "ppo", "--timesteps", "25000", "--eval-freq", "10000", "--out", str(tmp_path / "s")])
+    assert exit_info.value.code == 2
+    assert "--timesteps (25000) must be a multiple of --eval-freq (10000)" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before any work

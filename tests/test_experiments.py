@@ -109,7 +109,7 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
     overrides = {"horizon_slots": 3}
     paths = run_battery(["exact", "greedy"], [], 2, tmp_path, prices=[0.3], overrides=overrides, workers=1,
                         progress=False, decaying_prices=[0.8], lyapunov=[(100.0, 90.0)], policies=["exact+price0.3"],
-                        hindsight_cache=tmp_path / "cache", compare_to=["greedy", "not evaluated"])
+                        hindsight_cache=tmp_path / "cache", compare_to=["greedy"])
     rows = {r["policy"]: r for r in read_csv(paths["csv"])}
     assert set(rows) == {"exact", "greedy", "exact+price0.3", "exact+price0.8(1-t/H)", "lyapunov(V=100,theta=90)",
                          "clairvoyant plan"}
@@ -126,8 +126,12 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
     assert rows["exact"]["reward"] == pytest.approx(np.mean(exact_rewards))
     assert rows["greedy"]["diff_vs_exact"] == pytest.approx(np.mean(greedy_rewards) - np.mean(exact_rewards))
     assert rows["exact"]["diff_vs[greedy]"] == pytest.approx(-rows["greedy"]["diff_vs_exact"])
-    assert rows["greedy"]["diff_vs[greedy]"] == 0 and "diff_vs[not evaluated]" not in rows["exact"]
+    assert rows["greedy"]["diff_vs[greedy]"] == 0
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"compare_to = \['not evaluated'\]: \['not evaluated'\] not among"):
+        run_battery(["exact"], [], 2, tmp_path / "refused", overrides=overrides, workers=1, progress=False,
+                    compare_to=["not evaluated"])
+    assert not (tmp_path / "refused").exists()  # refused before any work
 
 
 def test_curves_comparison_writes_its_files_and_uses_each_curve(tmp_path):

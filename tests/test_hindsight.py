@@ -157,6 +157,8 @@ def test_cache_returns_the_stored_bound(tmp_path, monkeypatch) -> None:
         cached_hindsight_bound("AIGCEdge-v0", 1, {**config, "edge_step_capacity": 50}, tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):  # other options of the method: another entry
         cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path, max_rounds=2)
+    defaults = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path, max_rounds=60, time_budget_s=None)
+    assert defaults.lower_bound == first.lower_bound  # the defaults given explicitly: the same entry
 
 
 def test_rounds_stop_without_a_clock_and_bad_budgets_are_refused() -> None:
