@@ -86,43 +86,63 @@ class _JointHead(PerUserHead):
         return joint_logits(super().forward(latent.reshape(-1, self.n_users, self.hidden_dim)))
 
 
-class _PerUserMixin:
-    """Builds the SB3 actor-critic with :class:`PerUserExtractor`, :class:`_PerUserLatents`, the per-user head
-    and the batched action distribution ``distribution_class``."""
+class _PerUserNetwork:
+    """The SB3 actor-critic on :class:`PerUserExtractor` and :class:`_PerUserLatents` (the invariant
+    critic), its actor head :meth:`_action_head` (initialised as SB3 initialises its own)."""
 
-    distribution_class: type
-
-    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.MultiDiscrete, lr_schedule,
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space, lr_schedule,
                  hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
-        if not isinstance(action_space, gym.spaces.MultiDiscrete):
-            raise ValueError(f"PerUserPolicy needs the env's MultiDiscrete joint action (no env wrapper), "
-                             f"got {action_space}")
-        n_users = observation_n_users(observation_space.shape[0])
-        if action_space.shape != (2 * n_users,):
-            raise ValueError(f"PerUserPolicy needs {2 * n_users} action entries for {n_users} users, "
-                             f"got {action_space}")
+        self._n_users, self._hidden_dim, self._vf_arch = (
+            observation_n_users(observation_space.shape[0]), hidden_dim, tuple(vf_arch))
+        self._check_action_space(action_space)
         if "net_arch" in kwargs:
-            raise ValueError("PerUserPolicy takes hidden_dim, n_layers and vf_arch instead of net_arch")
-        self._head_shape = (n_users, hidden_dim, int(action_space.nvec[n_users]))
-        self._vf_arch = tuple(vf_arch)
-        super().__init__(
+            raise ValueError(f"{type(self).__name__} takes hidden_dim, n_layers and vf_arch instead of net_arch")
+        super().__init__(  # type: ignore[call-arg]
             observation_space, action_space, lr_schedule,
             features_extractor_class=PerUserExtractor,
             features_extractor_kwargs={"hidden_dim": hidden_dim, "n_layers": n_layers}, **kwargs,
         )
 
+    def _check_action_space(self, action_space: gym.spaces.Space) -> None:
+        raise NotImplementedError
+
+    def _action_head(self) -> nn.Module:
+        raise NotImplementedError
+
     def _build_mlp_extractor(self) -> None:
-        n_users, hidden_dim, _ = self._head_shape
-        self.mlp_extractor = _PerUserLatents(n_users, hidden_dim, self._vf_arch)
+        self.mlp_extractor = _PerUserLatents(self._n_users, self._hidden_dim, self._vf_arch)
 
     def _build(self, lr_schedule) -> None:
-        n_users, _, n_levels = self._head_shape
-        self.action_dist = self.distribution_class(n_users, n_levels)
+        super()._build(lr_schedule)  # type: ignore[misc]
+        self.action_net = self._action_head()
+        if self.ortho_init:  # type: ignore[attr-defined]
+            self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))  # type: ignore[attr-defined]
+        self.optimizer = self.optimizer_class(  # type: ignore[attr-defined]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
+
+
+class _PerUserMixin(_PerUserNetwork):
+    """:class:`_PerUserNetwork` with the per-user head over the joint action and the batched action
+    distribution ``distribution_class``."""
+
+    distribution_class: type
+
+    def _check_action_space(self, action_space: gym.spaces.Space) -> None:
+        n_users = self._n_users
+        if not isinstance(action_space, gym.spaces.MultiDiscrete):
+            raise ValueError(f"PerUserPolicy needs the env's MultiDiscrete joint action (no env wrapper), "
+                             f"got {action_space}")
+        if action_space.shape != (2 * n_users,):
+            raise ValueError(f"PerUserPolicy needs {2 * n_users} action entries for {n_users} users, "
+                             f"got {action_space}")
+        self._n_levels = int(action_space.nvec[n_users])
+
+    def _action_head(self) -> nn.Module:
+        return _JointHead(self._n_users, self._hidden_dim, self._n_levels)
+
+    def _build(self, lr_schedule) -> None:
+        self.action_dist = self.distribution_class(self._n_users, self._n_levels)
         super()._build(lr_schedule)
-        self.action_net = _JointHead(*self._head_shape)
-        if self.ortho_init:
-            self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
 
 class BatchedCategorical:
@@ -251,37 +271,19 @@ class _PerUserMean(nn.Module):
         return self.linear(latent.reshape(-1, self.n_users, self.hidden_dim)).squeeze(-1)
 
 
-class PerUserBoxPolicy(ActorCriticPolicy):
+class PerUserBoxPolicy(_PerUserNetwork, ActorCriticPolicy):
     """PPO's equivariant actor-critic for one continuous action per user (``Box((N,))``, e.g. the
     priced wrapper's price corrections, :mod:`aigc_edge_env.priced`): the encoder and the invariant
     critic of :class:`PerUserPolicy`, and a Gaussian whose mean for user ``n`` is a linear map of
     ``h_n`` shared by all users (SB3's diagonal Gaussian, one log standard deviation per user)."""
 
-    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, lr_schedule,
-                 hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
-        n_users = observation_n_users(observation_space.shape[0])
-        if not isinstance(action_space, gym.spaces.Box) or action_space.shape != (n_users,):
-            raise ValueError(f"PerUserBoxPolicy needs a Box action of shape ({n_users},) (env_wrapper priced), "
-                             f"got {action_space}")
-        if "net_arch" in kwargs:
-            raise ValueError("PerUserBoxPolicy takes hidden_dim, n_layers and vf_arch instead of net_arch")
-        self._head_shape = (n_users, hidden_dim)
-        self._vf_arch = tuple(vf_arch)
-        super().__init__(
-            observation_space, action_space, lr_schedule,
-            features_extractor_class=PerUserExtractor,
-            features_extractor_kwargs={"hidden_dim": hidden_dim, "n_layers": n_layers}, **kwargs,
-        )
+    def _check_action_space(self, action_space: gym.spaces.Space) -> None:
+        if not isinstance(action_space, gym.spaces.Box) or action_space.shape != (self._n_users,):
+            raise ValueError(f"PerUserBoxPolicy needs a Box action of shape ({self._n_users},) (env_wrapper "
+                             f"priced), got {action_space}")
 
-    def _build_mlp_extractor(self) -> None:
-        self.mlp_extractor = _PerUserLatents(*self._head_shape, self._vf_arch)
-
-    def _build(self, lr_schedule) -> None:
-        super()._build(lr_schedule)
-        self.action_net = _PerUserMean(*self._head_shape)
-        if self.ortho_init:
-            self.action_net.apply(lambda module: self.init_weights(module, gain=0.01))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+    def _action_head(self) -> nn.Module:
+        return _PerUserMean(self._n_users, self._hidden_dim)
 
 
 class PerUserPolicy(_PerUserMixin, ActorCriticPolicy):
