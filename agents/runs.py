@@ -266,7 +266,11 @@ def load_trained(path: Path) -> TrainedModel:
     try:
         model = ALGORITHMS[record["algo"]].cls.load(path, device="cpu")
     except Exception as exc:  # zipfile, pickle and torch raise many types for a corrupt file
-        raise RunError(f"cannot load model {path}: {type(exc).__name__}: {exc}") from None
+        trained_with = record.get("versions", {}).get("aigc-edge-env")
+        installed = package_versions()["aigc-edge-env"]
+        hint = (f" (trained with aigc-edge-env {trained_with}, whose networks this version {installed} may not "
+                "load: retrain the run, or evaluate it with that version)") if trained_with != installed else ""
+        raise RunError(f"cannot load model {path}{hint}: {type(exc).__name__}: {exc}") from None
     return TrainedModel(path, run_dir, record, model, load_normalizer(normalizer_path(path)))
 
 

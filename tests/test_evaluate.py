@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from aigc_edge_env import evaluate_decision
 from aigc_edge_env.agents.runs import read_scalars
@@ -261,7 +262,12 @@ def test_evaluate_cli_rejects_missing_and_corrupt_models(tiny_run: Path, tmp_pat
     corrupt.mkdir()
     (corrupt / "run.yml").write_text((tiny_run / "run.yml").read_text())
     (corrupt / "model.zip").write_bytes(b"not a zip file")
-    assert f"cannot load model {corrupt / 'model.zip'}" in _error(evaluate_cli.main, ["--runs", str(corrupt)], capsys)
+    assert f"cannot load model {corrupt / 'model.zip'}: " in _error(evaluate_cli.main, ["--runs", str(corrupt)], capsys)
+    record = yaml.safe_load((tiny_run / "run.yml").read_text())
+    record["versions"]["aigc-edge-env"] = "0.2.0"  # a run of an older release: the error says so
+    (corrupt / "run.yml").write_text(yaml.safe_dump(record))
+    assert "(trained with aigc-edge-env 0.2.0, whose networks this version" in _error(
+        evaluate_cli.main, ["--runs", str(corrupt)], capsys)
     assert "unknown policy 'best'" in _error(evaluate_cli.main, ["--policies", "best"], capsys)
     wrong_env = _error(evaluate_cli.main, ["--runs", str(tiny_run), "--env", "AIGCEdge-Large-v0"], capsys)
     assert "observation_space" in wrong_env

@@ -166,3 +166,19 @@ def test_per_user_box_policy_is_permutation_equivariant_and_checks_its_space() -
     assert np.all(np.abs(means(obs)) < 0.1)  # starts near the base rule (zero action)
     with pytest.raises(ValueError, match=r"PerUserBoxPolicy needs a Box action of shape \(10,\)"):
         PerUserBoxPolicy(env.observation_space, env.unwrapped.action_space, lambda _: 1e-3)
+
+
+def test_resets_without_a_seed_reseed_the_base_policy_from_the_last_seed() -> None:
+    """SB3 resets with ``seed=None`` after the first episode: the base policy's generator must
+    then follow from the last seed given, not from the OS, so a training run is reproducible."""
+    def states(seed: int | None) -> list[dict]:
+        env = PricedActionWrapper(gym.make("AIGCEdge-Battery-v0", config=SHORT))
+        env.reset(seed=seed)
+        drawn = []
+        for _ in range(2):
+            env.reset()
+            drawn.append(env.policy.base.rng.bit_generator.state)
+        return drawn
+
+    assert states(3) == states(3)
+    assert states(3) != states(4)
