@@ -92,9 +92,8 @@ class _PerUserNetwork:
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space, lr_schedule,
                  hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
-        self._n_users, self._hidden_dim, self._vf_arch = (
-            observation_n_users(observation_space.shape[0]), hidden_dim, tuple(vf_arch))
-        self._check_action_space(action_space)
+        self._n_users = self._check_spaces(observation_space, action_space)
+        self._hidden_dim, self._vf_arch = hidden_dim, tuple(vf_arch)
         if "net_arch" in kwargs:
             raise ValueError(f"{type(self).__name__} takes hidden_dim, n_layers and vf_arch instead of net_arch")
         super().__init__(  # type: ignore[call-arg]
@@ -103,7 +102,8 @@ class _PerUserNetwork:
             features_extractor_kwargs={"hidden_dim": hidden_dim, "n_layers": n_layers}, **kwargs,
         )
 
-    def _check_action_space(self, action_space: gym.spaces.Space) -> None:
+    def _check_spaces(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space) -> int:
+        """The number of users ``N``; a ``ValueError`` for an action space the head cannot serve."""
         raise NotImplementedError
 
     def _action_head(self) -> nn.Module:
@@ -127,15 +127,16 @@ class _PerUserMixin(_PerUserNetwork):
 
     distribution_class: type
 
-    def _check_action_space(self, action_space: gym.spaces.Space) -> None:
-        n_users = self._n_users
+    def _check_spaces(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space) -> int:
         if not isinstance(action_space, gym.spaces.MultiDiscrete):
             raise ValueError(f"PerUserPolicy needs the env's MultiDiscrete joint action (no env wrapper), "
                              f"got {action_space}")
+        n_users = observation_n_users(observation_space.shape[0])
         if action_space.shape != (2 * n_users,):
             raise ValueError(f"PerUserPolicy needs {2 * n_users} action entries for {n_users} users, "
                              f"got {action_space}")
         self._n_levels = int(action_space.nvec[n_users])
+        return n_users
 
     def _action_head(self) -> nn.Module:
         return _JointHead(self._n_users, self._hidden_dim, self._n_levels)
@@ -277,10 +278,15 @@ class PerUserBoxPolicy(_PerUserNetwork, ActorCriticPolicy):
     critic of :class:`PerUserPolicy`, and a Gaussian whose mean for user ``n`` is a linear map of
     ``h_n`` shared by all users (SB3's diagonal Gaussian, one log standard deviation per user)."""
 
-    def _check_action_space(self, action_space: gym.spaces.Space) -> None:
-        if not isinstance(action_space, gym.spaces.Box) or action_space.shape != (self._n_users,):
-            raise ValueError(f"PerUserBoxPolicy needs a Box action of shape ({self._n_users},) (env_wrapper "
-                             f"priced), got {action_space}")
+    def _check_spaces(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space) -> int:
+        if not isinstance(action_space, gym.spaces.Box):
+            raise ValueError(f"PerUserBoxPolicy needs a Box action, one entry per user (env_wrapper priced), "
+                             f"got {action_space}")
+        n_users = observation_n_users(observation_space.shape[0])
+        if action_space.shape != (n_users,):
+            raise ValueError(f"PerUserBoxPolicy needs a Box action of shape ({n_users},) (env_wrapper priced), "
+                             f"got {action_space}")
+        return n_users
 
     def _action_head(self) -> nn.Module:
         return _PerUserMean(self._n_users, self._hidden_dim)

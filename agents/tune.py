@@ -114,7 +114,8 @@ def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int,
 
     def report(steps: int, reward: float) -> None:
         nonlocal best
-        score = float(normalised_score(np.asarray(reward), references["random"], references["exact"]))
+        score = float(normalised_score(np.asarray(reward), np.asarray(references["random"]),
+                                       np.asarray(references["exact"]), axis=None))
         best = max(best, score)
         tune.report({"score": score, "best_score": best, "reward": reward, "timesteps": steps})
 

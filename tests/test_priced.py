@@ -164,8 +164,10 @@ def test_per_user_box_policy_is_permutation_equivariant_and_checks_its_space() -
 
     np.testing.assert_allclose(means(permuted), means(obs)[perm], atol=1e-6)
     assert np.all(np.abs(means(obs)) < 0.1)  # starts near the base rule (zero action)
-    with pytest.raises(ValueError, match=r"PerUserBoxPolicy needs a Box action of shape \(10,\)"):
+    with pytest.raises(ValueError, match=r"PerUserBoxPolicy needs a Box action, one entry per user"):
         PerUserBoxPolicy(env.observation_space, env.unwrapped.action_space, lambda _: 1e-3)
+    with pytest.raises(ValueError, match=r"PerUserBoxPolicy needs a Box action of shape \(10,\)"):
+        PerUserBoxPolicy(env.observation_space, gym.spaces.Box(-1.0, 1.0, (n + 1,)), lambda _: 1e-3)
 
 
 def test_resets_without_a_seed_reseed_the_base_policy_from_the_last_seed() -> None:
