@@ -59,7 +59,8 @@ def parallel_map(
 
 
 def evaluate_slots(problems: Sequence, solvers: Sequence[str], seed: int) -> list[dict[str, float]]:
-    """One row per (slot, solver): every value of :data:`SLOT_VALUES` (``gap_pct`` to ``exact``)."""
+    """One row per (slot, solver): every value of :data:`SLOT_VALUES` (``gap_pct`` to ``exact``) and the
+    mean steps of the requests served at the edge and locally (``edge_steps``, ``local_steps``)."""
     from aigc_edge_env import evaluate_decision
     from aigc_edge_env.baselines import SOLVERS
 
@@ -71,9 +72,13 @@ def evaluate_slots(problems: Sequence, solvers: Sequence[str], seed: int) -> lis
             start = time.perf_counter()
             decision = SOLVERS[name](problem, rng=rng)
             solve_ms = 1e3 * (time.perf_counter() - start)
-            summary = evaluate_decision(problem, decision).summary()
+            evaluation = evaluate_decision(problem, decision)
+            summary = evaluation.summary()
             row = {"slot": t, "solver": name, "solve_ms": solve_ms}
             row.update({k: float(summary[k]) for k in SLOT_VALUES if k in summary})
+            for key, where in (("edge_steps", decision.offload), ("local_steps", ~decision.offload)):
+                chosen = evaluation.served & where  # mean steps of the requests served there (nan: none)
+                row[key] = float(decision.steps[chosen].mean()) if chosen.any() else float("nan")
             slot_rows[name] = row
         reference = slot_rows.get("exact")
         for row in slot_rows.values():

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from aigc_edge_env.evaluation import mean_interval, write_csv
-from experiments.common import parallel_map, save_figure
+from experiments.common import run_points, save_figure
 from experiments.sweep import PARAMS
 
 #: Curve pairs compared: label -> (edge_error_curve, device_error_curve).
@@ -27,27 +27,6 @@ CURVES = {"ddim-cifar10": ("ddim-cifar10", "ddim-cifar10-device"), "digits-ddim"
 VALUES = {"offload_share": "offload share", "edge_steps": "mean steps of edge requests",
           "local_steps": "mean steps of local requests", "mean_error": "mean error per served request",
           "cost": "mean slot cost"}
-
-
-def _task(args: tuple) -> list[dict[str, Any]]:
-    from aigc_edge_env import evaluate_decision
-    from aigc_edge_env.baselines import SOLVERS
-    from aigc_edge_env.evaluation import collect_slots
-
-    curve, value, overrides, seed, n_slots = args
-    rows = []
-    for t, problem in enumerate(collect_slots(overrides, seed, n_slots)):
-        decision = SOLVERS["exact"](problem, rng=np.random.default_rng([seed, t]))
-        evaluation = evaluate_decision(problem, decision)
-        served = evaluation.served
-        edge, local = served & decision.offload, served & ~decision.offload
-        summary = evaluation.summary()
-        rows.append({"curve": curve, "value": value, "seed": seed, "slot": t,
-                     "offload_share": float(summary["offload_share"]),
-                     "edge_steps": float(decision.steps[edge].mean()) if edge.any() else float("nan"),
-                     "local_steps": float(decision.steps[local].mean()) if local.any() else float("nan"),
-                     "mean_error": float(summary["mean_error"]), "cost": float(summary["cost"])})
-    return rows
 
 
 def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int], n_slots: int, out: Path,
@@ -61,11 +40,11 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
         raise ValueError(f"curves = {list(curves)} is invalid: {unknown} unknown; accepted names in {sorted(CURVES)}")
     spec = PARAMS[param]
     values = [int(v) if spec.integer else v for v in (values or spec.values)]
-    tasks = [(curve, value, {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
-                             **spec.overrides(value)}, int(seed), n_slots)
-             for curve in curves for value in values for seed in seeds]
-    chunks = parallel_map(_task, tasks, workers, address, progress, desc=f"curves {param}")
-    rows = [row for chunk in chunks for row in chunk]
+    points = [((curve, value), {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
+                                **spec.overrides(value)}) for curve in curves for value in values]
+    rows = run_points(points, seeds, n_slots, ["exact"], workers, progress, f"curves {param}", address)
+    for row in rows:
+        row["curve"], row["value"] = row.pop("point")
     summary = []
     for curve in curves:
         for value in values:
