@@ -3,8 +3,8 @@
 An MLP over the flat observation must learn the same per-user rule ``N`` times; this policy
 shares it across users.  The network is :mod:`.per_user_net`'s (plain torch, usable from any
 library; its docstring describes the layers): :class:`~.per_user_net.PerUserEncoder` is the
-features extractor and :class:`~.per_user_net.PerUserHead` the actor, its logits laid out
-where ``MultiDiscrete`` expects them (:func:`~.per_user_net.joint_logits`).
+features extractor and :class:`~.per_user_net.PerUserHead` the actor (``2L`` logits per user,
+one per (offload bit, level) pair).
 
 The critic is :class:`~.per_user_net.PerUserActorCritic`'s: an MLP of widths ``vf_arch`` over
 ``mean_n h_n``, so the value is invariant to the order of the users.  (Until 0.2 it read
@@ -14,11 +14,13 @@ held 40% of the network's multiply-adds.)
 :class:`PerUserPolicy` (PPO) and :class:`MaskablePerUserPolicy` (MaskablePPO) are the same
 network on the two policy classes.  They draw the joint action from :class:`PerUserCategorical`
 and :class:`MaskablePerUserCategorical`: the distributions of SB3's ``MultiCategoricalDistribution``
-and sb3-contrib's masked one as two batched categoricals instead of ``2N`` separate ones (a
-third of PPO's time at ``N = 10`` went into building and scoring those), each a
-:class:`BatchedCategorical`: the part of torch's ``Categorical`` that PPO uses, its logits
+and sb3-contrib's masked one as one batched categorical per user over its ``2L`` (offload bit,
+level) pairs, so a user's level depends on its mode (:class:`_PairCategoricals`; until 0.3 two
+batched categoricals, offload bit and level, drawn independently), instead of ``2N`` separate
+categoricals (a third of PPO's time at ``N = 10`` went into building and scoring those).  It is
+a :class:`BatchedCategorical`: the part of torch's ``Categorical`` that PPO uses, its logits
 normalised once and its probabilities one ``exp`` of them (torch's softmax over a last axis of
-2 to 8 entries took longer than the network's matrix products).
+2 to 16 entries took longer than the network's matrix products).
 :class:`PerUserBoxPolicy` (PPO) is the same encoder and critic with one Gaussian action per user
 (the priced wrapper's per-user price corrections).
 """
@@ -36,7 +38,14 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from aigc_edge_env.agents.per_user_net import PerUserEncoder, PerUserHead, joint_logits, tanh_mlp
+from aigc_edge_env.agents.per_user_net import (
+    PerUserEncoder,
+    PerUserHead,
+    action_pairs,
+    pair_actions,
+    pair_masks,
+    tanh_mlp,
+)
 from aigc_edge_env.spaces import observation_n_users
 
 __all__ = ["BatchedCategorical", "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserBoxPolicy",
@@ -76,14 +85,14 @@ class _PerUserLatents(nn.Module):
 
 
 class _JointHead(PerUserHead):
-    """:class:`PerUserHead` on the extractor's flat latent, logits in ``MultiDiscrete`` order."""
+    """:class:`PerUserHead` on the extractor's flat latent: ``(B, N * 2L)``, user by user."""
 
     def __init__(self, n_users: int, hidden_dim: int, n_levels: int) -> None:
         super().__init__(hidden_dim, n_levels)
         self.n_users, self.hidden_dim = n_users, hidden_dim
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return joint_logits(super().forward(latent.reshape(-1, self.n_users, self.hidden_dim)))
+        return super().forward(latent.reshape(-1, self.n_users, self.hidden_dim)).flatten(1)
 
 
 class _PerUserNetwork:
@@ -205,11 +214,14 @@ class BatchedCategorical:
 _MASKED_LOGIT = -1e8  # a Python float: torch.where puts it on the logits' device
 
 
-class _TwoCategoricals:
-    """``MultiDiscrete([2] * N + [L] * N)`` from logits in that order, as two :class:`BatchedCategorical`.
+class _PairCategoricals:
+    """``MultiDiscrete([2] * N + [L] * N)`` drawn user by user as one :class:`BatchedCategorical` over
+    the ``2L`` (offload bit, level) pairs (batch shape ``(B, N)``), from :class:`PerUserHead`'s logits.
 
-    ``offload`` has batch shape ``(B, N)`` over 2 outcomes, ``level`` ``(B, N)`` over ``L``; the
-    joint log-probability and entropy sum over the ``2N`` entries, as SB3's distributions do.
+    A user's level thus depends on its mode (two independent categoricals, offload bit and level,
+    give one level distribution for both modes).  The joint log-probability and entropy sum over
+    the ``N`` users; where the pair logits are sums ``a_m + b_l``, this is SB3's distribution over
+    the ``2N`` entries with offload logits ``a`` and level logits ``b`` (tested).
     """
 
     def __init__(self, n_users: int, n_levels: int) -> None:
@@ -217,47 +229,43 @@ class _TwoCategoricals:
         self.n_users, self.n_levels = n_users, n_levels
 
     def proba_distribution(self, action_logits: torch.Tensor) -> Any:
-        n = self.n_users
-        logits = action_logits.reshape(-1, 2 * n + n * self.n_levels)
-        self.offload = BatchedCategorical(logits[:, : 2 * n].reshape(-1, n, 2))
-        self.level = BatchedCategorical(logits[:, 2 * n:].reshape(-1, n, self.n_levels))
+        self.pairs = BatchedCategorical(action_logits.reshape(-1, self.n_users, 2 * self.n_levels))
         return self
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
-        actions = actions.long().reshape(-1, 2 * self.n_users)
-        n = self.n_users
-        return self.offload.log_prob(actions[:, :n]).sum(1) + self.level.log_prob(actions[:, n:]).sum(1)
+        pairs = action_pairs(actions.long().reshape(-1, 2 * self.n_users), self.n_levels)
+        return self.pairs.log_prob(pairs).sum(1)
 
     def entropy(self) -> torch.Tensor:
-        return self.offload.entropy().sum(1) + self.level.entropy().sum(1)
+        return self.pairs.entropy().sum(1)
 
     def sample(self) -> torch.Tensor:
-        return torch.cat([self.offload.sample(), self.level.sample()], dim=1)
+        return pair_actions(self.pairs.sample(), self.n_levels)
 
     def mode(self) -> torch.Tensor:
-        return torch.cat([self.offload.logits.argmax(-1), self.level.logits.argmax(-1)], dim=1)
+        return pair_actions(self.pairs.logits.argmax(-1), self.n_levels)
 
 
-class PerUserCategorical(_TwoCategoricals, MultiCategoricalDistribution):
-    """PPO's joint action distribution (:class:`_TwoCategoricals`)."""
+class PerUserCategorical(_PairCategoricals, MultiCategoricalDistribution):
+    """PPO's joint action distribution (:class:`_PairCategoricals`)."""
 
 
-class MaskablePerUserCategorical(_TwoCategoricals, MaskableMultiCategoricalDistribution):
-    """MaskablePPO's joint action distribution (:class:`_TwoCategoricals`) under ``action_masks()``."""
+class MaskablePerUserCategorical(_PairCategoricals, MaskableMultiCategoricalDistribution):
+    """MaskablePPO's joint action distribution (:class:`_PairCategoricals`) under ``action_masks()``: a pair
+    is allowed iff both its offload bit and its level are (:func:`~.per_user_net.pair_masks`)."""
 
     def proba_distribution(self, action_logits: torch.Tensor) -> Any:
         super().proba_distribution(action_logits)
-        self.distributions = [self.offload, self.level]
+        self.distributions = [self.pairs]
         return self
 
     def apply_masking(self, masks: Any) -> None:
         if masks is None:
-            self.offload.apply_masking(None)
-            self.level.apply_masking(None)
+            self.pairs.apply_masking(None)
             return
-        masks = torch.as_tensor(masks).reshape(-1, 2 * self.n_users + self.n_users * self.n_levels)
-        self.offload.apply_masking(masks[:, : 2 * self.n_users])
-        self.level.apply_masking(masks[:, 2 * self.n_users:])
+        masks = torch.as_tensor(masks, dtype=torch.bool, device=self.pairs.logits.device)
+        entries = 2 * self.n_users + self.n_users * self.n_levels
+        self.pairs.apply_masking(pair_masks(masks.reshape(-1, entries), self.n_users, self.n_levels))
 
 
 class _PerUserMean(nn.Module):

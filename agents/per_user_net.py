@@ -12,14 +12,18 @@ across users (deep sets, Zaheer et al. 2017):
 * user ``n``'s input is its ``F`` features plus the ``G`` global ones;
 * ``n_layers`` equivariant layers ``h_n <- tanh(A h_n + B mean_m h_m + c)`` of width
   ``hidden_dim`` let every user see the others (the mean carries the edge congestion);
-* the actor maps each ``h_n`` with one shared linear layer to user ``n``'s ``2 + L`` logits
-  (2 offload logits, then ``L`` step-level logits);
+* the actor maps each ``h_n`` with one shared linear layer to user ``n``'s ``2L`` logits, one
+  per (offload bit, level) pair: user ``n``'s action is drawn from one categorical over its
+  pairs, so its level depends on its mode (until 0.3, two independent categoricals over the
+  offload bit and the level gave one level distribution for both modes; the joint one scores
+  higher, docs/results.md section 4);
 * the critic of :class:`PerUserActorCritic` reads ``mean_n h_n`` through an MLP of widths
   ``vf_arch``, so the value is invariant to the order of the users.
 
 Permuting the users of an observation permutes the logits the same way and leaves the value
-unchanged (tested).  :func:`joint_logits` lays the logits out in the env's ``MultiDiscrete``
-order (``N`` offload bits, then ``N`` level indices).
+unchanged (tested).  :func:`pair_actions` turns pair indices into the env's ``MultiDiscrete``
+action (``N`` offload bits, then ``N`` level indices), :func:`action_pairs` back, and
+:func:`pair_masks` the env's per-entry ``action_masks()`` into per-pair masks.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from torch import nn
 
 from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, observation_n_users, split_observation
 
-__all__ = ["EquivariantLayer", "PerUserActorCritic", "PerUserEncoder", "PerUserHead", "joint_logits", "tanh_mlp"]
+__all__ = ["EquivariantLayer", "PerUserActorCritic", "PerUserEncoder", "PerUserHead", "action_pairs", "pair_actions",
+           "pair_masks", "tanh_mlp"]
 
 
 class EquivariantLayer(nn.Module):
@@ -69,11 +74,15 @@ class PerUserEncoder(nn.Sequential):
 
 
 class PerUserHead(nn.Module):
-    """One shared linear map from each ``h_n`` ``(..., N, hidden_dim)`` to user ``n``'s ``2 + L`` logits."""
+    """One shared linear map from each ``h_n`` ``(..., N, hidden_dim)`` to user ``n``'s ``2L`` pair logits.
+
+    Logit ``m * L + l`` is the pair (mode ``m``, level index ``l``), ``m = 0`` on the device and
+    ``1`` at the edge: the order of the solvers' option columns (``baselines/options.py``).
+    """
 
     def __init__(self, hidden_dim: int, n_levels: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(hidden_dim, 2 + n_levels)
+        self.linear = nn.Linear(hidden_dim, 2 * n_levels)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.linear(h)
@@ -87,20 +96,34 @@ def tanh_mlp(widths: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def joint_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Per-user logits ``(..., N, 2 + L)`` -> ``(..., 2N + LN)`` in the env's ``MultiDiscrete`` order:
-    ``N`` pairs of offload logits, then ``N`` groups of ``L`` level logits."""
-    return torch.cat([logits[..., :2].flatten(-2), logits[..., 2:].flatten(-2)], dim=-1)
+def pair_actions(pairs: torch.Tensor, n_levels: int) -> torch.Tensor:
+    """Pair indices ``(..., N)`` (:class:`PerUserHead`'s order) -> the env's ``MultiDiscrete`` actions
+    ``(..., 2N)``: ``N`` offload bits, then ``N`` level indices."""
+    return torch.cat([torch.div(pairs, n_levels, rounding_mode="floor"), pairs % n_levels], dim=-1)
+
+
+def action_pairs(actions: torch.Tensor, n_levels: int) -> torch.Tensor:
+    """The env's actions ``(..., 2N)`` -> pair indices ``(..., N)`` (the inverse of :func:`pair_actions`)."""
+    n_users = actions.shape[-1] // 2
+    return actions[..., :n_users] * n_levels + actions[..., n_users:]
+
+
+def pair_masks(masks: torch.Tensor, n_users: int, n_levels: int) -> torch.Tensor:
+    """The env's per-entry ``action_masks()`` ``(..., 2N + NL)`` (``N`` pairs of offload entries, then
+    ``N`` groups of ``L`` level entries) -> per-pair masks ``(..., N, 2L)``: a pair is allowed iff
+    both its offload bit and its level are."""
+    offload = masks[..., : 2 * n_users].reshape(*masks.shape[:-1], n_users, 2, 1)
+    levels = masks[..., 2 * n_users:].reshape(*masks.shape[:-1], n_users, 1, n_levels)
+    return (offload & levels).flatten(-2)
 
 
 class PerUserActorCritic(nn.Module):
     """Per-user logits and a permutation-invariant value from the env's flat observations (module docstring).
 
     ``forward(observations)`` takes ``(..., 9N + 3)`` and returns ``(logits, value)``:
-    ``logits`` of shape ``(..., N, 2 + L)`` (user ``n``'s offload logits ``[..., n, :2]``,
-    level logits ``[..., n, 2:]``) and ``value`` of shape ``(...)``.  Sampling user ``n``'s
-    offload bit and level index from them and concatenating all offload bits, then all
-    level indices, gives the env's action.
+    ``logits`` of shape ``(..., N, 2L)`` (user ``n``'s pair logits, :class:`PerUserHead`) and
+    ``value`` of shape ``(...)``.  Sampling one pair per user from them and
+    :func:`pair_actions` gives the env's action.
 
     ``ortho_init`` initialises as stable-baselines3 and CleanRL do: orthogonal weights with
     gain ``sqrt(2)`` in the hidden layers, 0.01 in the actor, 1 in the value output; zero biases.

@@ -270,6 +270,10 @@ def load_trained(path: Path) -> TrainedModel:
         installed = package_versions()["aigc-edge-env"]
         hint = (f" (trained with aigc-edge-env {trained_with}, whose networks this version {installed} may not "
                 "load: retrain the run, or evaluate it with that version)") if trained_with != installed else ""
+        if "size mismatch for action_net" in str(exc) and record["hyperparams"].get("policy") == "PerUserPolicy":
+            hint += (" (its PerUserPolicy head has the offload and level logits of aigc-edge-env 0.3.0 and earlier, "
+                     "2 + L per user; this version's has 2L per user, one per (offload bit, level) pair: retrain "
+                     "the run, or evaluate it with aigc-edge-env 0.3.0)")
         raise RunError(f"cannot load model {path}{hint}: {type(exc).__name__}: {exc}") from None
     return TrainedModel(path, run_dir, record, model, load_normalizer(normalizer_path(path)))
 

@@ -1,9 +1,10 @@
 """PPO on AIGCEdge-v0 in the CleanRL style: one file, no stable-baselines3.
 
 The agent is the package's per-user network (:class:`aigc_edge_env.agents.per_user_net.PerUserActorCritic`,
-plain torch): every user's offload bit and step level come from one shared rule, and the
-log-probability of a joint action sums over the users with a request only (the env ignores
-the others' entries, so they would add noise, not signal).  Rewards are scaled by a running
+plain torch): every user's offload bit and step level come from one shared rule, one categorical
+per user over its ``2L`` (offload bit, level) pairs, and the log-probability of a joint action
+sums over the users with a request only (the env ignores the others' entries, so they would add
+noise, not signal).  Rewards are scaled by a running
 standard deviation (Gymnasium's ``NormalizeReward``); ``gamma`` defaults to 0 because a
 decision never changes later slots in AIGCEdge-v0 (``agents/hyperparams/ppo.yml`` explains).
 Rollouts are short (8 envs x 64 steps, minibatches of 128, 10 epochs): at 30k slots this
@@ -30,7 +31,7 @@ from torch import nn, optim
 from torch.distributions import Categorical
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
-from aigc_edge_env.agents.per_user_net import PerUserActorCritic
+from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
 from aigc_edge_env.evaluation import EVAL_SEED, evaluate_all, make_policy, markdown_table, summarize
 
 
@@ -58,27 +59,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def split_logits(logits: torch.Tensor) -> tuple[Categorical, Categorical]:
-    """Per-user offload and level distributions from logits ``(..., N, 2 + L)``."""
-    return Categorical(logits=logits[..., :2]), Categorical(logits=logits[..., 2:])
-
-
 def act(net: nn.Module, obs: torch.Tensor, action: torch.Tensor | None = None):
     """Sample (or score) a joint action: ``(action, log_prob, entropy, value)``; the action is the env's
     ``MultiDiscrete`` vector (N offload bits, then N level indices)."""
-    logits, value = net(obs)
-    offload, level = split_logits(logits)
-    n = logits.shape[-2]
+    logits, value = net(obs)  # (..., N, 2L): one categorical per user over its (offload bit, level) pairs
+    pairs = Categorical(logits=logits)
+    n, n_levels = logits.shape[-2], logits.shape[-1] // 2
     if action is None:
-        action = torch.cat([offload.sample(), level.sample()], dim=-1)
+        action = pair_actions(pairs.sample(), n_levels)
     requesting = obs[..., :n]  # observation block 0: the request flags
-    log_prob = (offload.log_prob(action[..., :n]) + level.log_prob(action[..., n:])) * requesting
-    entropy = (offload.entropy() + level.entropy()) * requesting
+    log_prob = pairs.log_prob(action_pairs(action, n_levels)) * requesting
+    entropy = pairs.entropy() * requesting
     return action, log_prob.sum(-1), entropy.sum(-1), value
 
 
 class GreedyPolicy:
-    """The trained network as a policy of the evaluation engine (most likely offload bit and level per user)."""
+    """The trained network as a policy of the evaluation engine (each user's most likely (offload bit, level) pair)."""
 
     def __init__(self, net: PerUserActorCritic) -> None:
         self.net = net
@@ -89,7 +85,7 @@ class GreedyPolicy:
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             logits, _ = self.net(torch.as_tensor(observation))
-        return torch.cat([logits[..., :2].argmax(-1), logits[..., 2:].argmax(-1)]).numpy()
+        return pair_actions(logits.argmax(-1), logits.shape[-1] // 2).numpy()
 
 
 def main(argv: list[str] | None = None) -> None:

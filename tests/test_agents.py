@@ -139,45 +139,67 @@ def test_per_user_policy_is_permutation_equivariant() -> None:
     def probabilities(o: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             dist = policy.get_distribution(policy.obs_to_tensor(o)[0])
-        return list(dist.offload.probs[0].numpy()) + list(dist.level.probs[0].numpy())
+        return dist.pairs.probs[0].numpy()  # (N, 2L): each user's (offload bit, level) pairs
 
     base, moved = probabilities(obs), probabilities(permuted)
-    for user in range(n):
-        source = perm[user]
-        np.testing.assert_allclose(moved[user], base[source], atol=1e-6)  # offload bit
-        np.testing.assert_allclose(moved[n + user], base[n + source], atol=1e-6)  # level
-    assert moved[n].shape == (n_levels,)
+    assert moved.shape == (n, 2 * n_levels)
+    np.testing.assert_allclose(moved, base[perm], atol=1e-6)
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_per_user_categoricals_are_the_sb3_distributions(masked: bool) -> None:
+def test_per_user_pair_categoricals_with_additive_logits_are_the_sb3_distributions(masked: bool) -> None:
+    """Pair logits ``a_m + b_l`` make the offload bit and the level independent: SB3's (sb3-contrib's
+    masked) distribution over the ``2N`` entries with offload logits ``a`` and level logits ``b``."""
     from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
     from stable_baselines3.common.distributions import MultiCategoricalDistribution
 
     from aigc_edge_env.agents.networks import MaskablePerUserCategorical, PerUserCategorical
 
-    n, n_levels = 3, 4
+    n, n_levels, batch = 3, 4, 5
     dims = [2] * n + [n_levels] * n
-    logits = torch.randn(5, 2 * n + n * n_levels, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    offload = torch.randn(batch, n, 2, generator=generator)
+    levels = torch.randn(batch, n, n_levels, generator=generator)
+    pair_logits = (offload[..., :, None] + levels[..., None, :]).flatten(1)  # (B, N * 2L), user by user
+    entry_logits = torch.cat([offload.flatten(1), levels.flatten(1)], dim=1)  # MultiDiscrete order
     ours_cls, reference_cls = ((MaskablePerUserCategorical, MaskableMultiCategoricalDistribution) if masked
                                else (PerUserCategorical, MultiCategoricalDistribution))
-    ours = ours_cls(n, n_levels).proba_distribution(logits)
-    reference = reference_cls(dims).proba_distribution(logits)
+    ours = ours_cls(n, n_levels).proba_distribution(pair_logits)
+    reference = reference_cls(dims).proba_distribution(entry_logits)
     if masked:  # the env's masks: some levels of each user ruled out, never all
-        masks = np.random.default_rng(0).random((5, sum(dims))) < 0.7
+        masks = np.random.default_rng(0).random((batch, sum(dims))) < 0.7
         masks[:, 2 * n::n_levels] = True
         masks[:, : 2 * n] = True
         ours.apply_masking(masks)
         reference.apply_masking(masks)
     actions = ours.sample()
-    assert actions.shape == (5, 2 * n) and int(actions[:, :n].max()) <= 1 and int(actions[:, n:].max()) < n_levels
+    assert actions.shape == (batch, 2 * n) and int(actions[:, :n].max()) <= 1 and int(actions[:, n:].max()) < n_levels
     torch.testing.assert_close(ours.log_prob(actions.float()), reference.log_prob(actions))
     torch.testing.assert_close(ours.entropy(), reference.entropy())
     torch.testing.assert_close(ours.mode(), reference.mode())
     if masked:
-        levels = actions[:, n:].numpy()
-        level_masks = masks[:, 2 * n:].reshape(5, n, n_levels)
-        assert all(level_masks[b, u, levels[b, u]] for b in range(5) for u in range(n))  # sampled levels allowed
+        levels_drawn = actions[:, n:].numpy()
+        level_masks = masks[:, 2 * n:].reshape(batch, n, n_levels)
+        assert all(level_masks[b, u, levels_drawn[b, u]] for b in range(batch) for u in range(n))  # allowed levels
+
+
+def test_per_user_pair_categoricals_tie_the_level_to_the_mode() -> None:
+    """Logits favouring (device, level 0) and (edge, level 3): every draw is one of those two pairs,
+    which no product of an offload and a level distribution can do."""
+    from aigc_edge_env.agents.networks import MaskablePerUserCategorical
+
+    n, n_levels = 2, 4
+    logits = torch.full((1000, n, 2 * n_levels), -20.0)
+    logits[..., 0] = logits[..., n_levels + 3] = 0.0
+    distribution = MaskablePerUserCategorical(n, n_levels).proba_distribution(logits.flatten(1))
+    actions = distribution.sample()
+    bits, levels = actions[:, :n], actions[:, n:]
+    assert set(zip(bits.flatten().tolist(), levels.flatten().tolist(), strict=True)) == {(0, 0), (1, 3)}
+    masks = np.ones((1000, 2 * n + n * n_levels), dtype=bool)
+    masks[:, 2 * n + n_levels - 1] = False  # user 0 may not take level 3: only (device, level 0) remains for it
+    distribution.apply_masking(masks)
+    assert set(distribution.sample()[:, [0, n]].flatten().tolist()) == {0}
+    torch.testing.assert_close(distribution.pairs.probs[:, 0, 0], torch.ones(1000))
 
 
 TINY = {

@@ -41,8 +41,7 @@ def test_split_observation_of_a_tensor_agrees_with_numpy() -> None:
 def test_output_shapes_for_any_batch_shape(batch: tuple[int, ...]) -> None:
     net = PerUserActorCritic(N_USERS, N_LEVELS, hidden_dim=16, vf_arch=(16,))
     logits, value = net(torch.as_tensor(_observations(*batch)))
-    assert logits.shape == (*batch, N_USERS, 2 + N_LEVELS) and value.shape == batch
-    assert per_user_net.joint_logits(logits).shape == (*batch, 2 * N_USERS + N_LEVELS * N_USERS)
+    assert logits.shape == (*batch, N_USERS, 2 * N_LEVELS) and value.shape == batch
 
 
 def test_permuting_users_permutes_logits_and_keeps_the_value() -> None:
@@ -58,13 +57,21 @@ def test_permuting_users_permutes_logits_and_keeps_the_value() -> None:
     assert not np.allclose(logits.numpy()[:, perm], logits.numpy(), atol=1e-3)  # users do differ
 
 
-def test_joint_logits_follow_the_multidiscrete_order() -> None:
-    logits = torch.arange(N_USERS * (2 + N_LEVELS), dtype=torch.float32).reshape(N_USERS, 2 + N_LEVELS)
-    flat = per_user_net.joint_logits(logits)
-    user = 4
-    assert flat[2 * user: 2 * user + 2].tolist() == logits[user, :2].tolist()  # offload entry `user`
-    start = 2 * N_USERS + N_LEVELS * user  # level entry N + user
-    assert flat[start: start + N_LEVELS].tolist() == logits[user, 2:].tolist()
+def test_pairs_follow_the_option_columns_and_the_multidiscrete_order() -> None:
+    pairs = torch.tensor([[0, N_LEVELS - 1, N_LEVELS, 2 * N_LEVELS - 1, N_LEVELS + 3, 2]])
+    actions = per_user_net.pair_actions(pairs, N_LEVELS)
+    assert actions.tolist() == [[0, 0, 1, 1, 1, 0, 0, N_LEVELS - 1, 0, N_LEVELS - 1, 3, 2]]  # bits, then levels
+    torch.testing.assert_close(per_user_net.action_pairs(actions, N_LEVELS), pairs)
+
+
+def test_a_pair_is_allowed_iff_its_offload_bit_and_its_level_are() -> None:
+    n_users, n_levels = 2, 3
+    masks = torch.tensor([[True, False, True, True,  # user 0 local only, user 1 both modes
+                           True, False, True, False, True, True]])  # user 0 levels 0 and 2, user 1 levels 1 and 2
+    allowed = per_user_net.pair_masks(masks, n_users, n_levels)
+    assert allowed.shape == (1, n_users, 2 * n_levels)
+    assert allowed[0].tolist() == [[True, False, True, False, False, False],
+                                   [False, True, True, False, True, True]]
 
 
 def test_from_spaces_reads_the_envs_spaces_and_rejects_others() -> None:
@@ -95,15 +102,6 @@ def test_sb3_per_user_policy_is_built_from_the_same_module() -> None:
         encoder, head = policy.features_extractor.layers, policy.action_net
         assert isinstance(encoder, per_user_net.PerUserEncoder) and isinstance(head, per_user_net.PerUserHead)
         with torch.no_grad():
-            distribution = policy.get_distribution(observations)
-            parts = [distribution.offload.logits, distribution.level.logits]  # batched per-user categoricals
-            sb3_logits = torch.cat([part.flatten(-2) for part in parts], dim=-1)
-            expected = per_user_net.joint_logits(per_user_net.PerUserHead.forward(head, encoder(observations)))
-        np.testing.assert_allclose(sb3_logits.numpy(), _normalise(expected, N_USERS, N_LEVELS).numpy(), atol=1e-5)
-
-
-def _normalise(flat_logits, n_users: int, n_levels: int):
-    """Each categorical's logits minus their logsumexp (as torch's Categorical stores them)."""
-    offload = flat_logits[..., : 2 * n_users].reshape(*flat_logits.shape[:-1], n_users, 2)
-    levels = flat_logits[..., 2 * n_users:].reshape(*flat_logits.shape[:-1], n_users, n_levels)
-    return torch.cat([torch.log_softmax(offload, -1).flatten(-2), torch.log_softmax(levels, -1).flatten(-2)], -1)
+            sb3_logits = policy.get_distribution(observations).pairs.logits  # (B, N, 2L), normalised
+            expected = per_user_net.PerUserHead.forward(head, encoder(observations))
+        np.testing.assert_allclose(sb3_logits.numpy(), torch.log_softmax(expected, -1).numpy(), atol=1e-5)
