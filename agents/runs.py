@@ -249,6 +249,19 @@ class TrainedModel:
     normalizer: VecNormalize | None
 
 
+#: The first release whose ``PerUserPolicy`` draws each user's (offload bit, level) pair from one categorical
+#: (agents/networks.py); runs of earlier releases hold a head of another meaning, refused by :func:`load_trained`.
+PAIR_HEAD_SINCE = (0, 4)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``(major, minor)`` of a recorded package version; ``(0, 0)`` if unreadable (treated as old)."""
+    try:
+        return tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return (0, 0)
+
+
 def load_trained(path: Path) -> TrainedModel:
     """Load a run directory (its final model) or a model ``.zip`` inside one (best, checkpoint).
 
@@ -263,17 +276,18 @@ def load_trained(path: Path) -> TrainedModel:
     if not path.exists():
         raise RunError(f"no model file at {path}")
     record = read_record(run_dir)
+    trained_with = record.get("versions", {}).get("aigc-edge-env", "")
+    if record["hyperparams"].get("policy") == "PerUserPolicy" and _release(trained_with) < PAIR_HEAD_SINCE:
+        raise RunError(f"cannot load model {path}: its PerUserPolicy was trained with aigc-edge-env {trained_with}, "
+                       "whose head has independent offload and level logits (2 + L per user); since 0.4.0 it has "
+                       "2L per user, one per (offload bit, level) pair: retrain the run, or evaluate it with "
+                       f"aigc-edge-env {trained_with}")
     try:
         model = ALGORITHMS[record["algo"]].cls.load(path, device="cpu")
     except Exception as exc:  # zipfile, pickle and torch raise many types for a corrupt file
-        trained_with = record.get("versions", {}).get("aigc-edge-env")
         installed = package_versions()["aigc-edge-env"]
         hint = (f" (trained with aigc-edge-env {trained_with}, whose networks this version {installed} may not "
                 "load: retrain the run, or evaluate it with that version)") if trained_with != installed else ""
-        if "size mismatch for action_net" in str(exc) and record["hyperparams"].get("policy") == "PerUserPolicy":
-            hint += (" (its PerUserPolicy head has the offload and level logits of aigc-edge-env 0.3.0 and earlier, "
-                     "2 + L per user; this version's has 2L per user, one per (offload bit, level) pair: retrain "
-                     "the run, or evaluate it with aigc-edge-env 0.3.0)")
         raise RunError(f"cannot load model {path}{hint}: {type(exc).__name__}: {exc}") from None
     return TrainedModel(path, run_dir, record, model, load_normalizer(normalizer_path(path)))
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import io
 import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -257,25 +255,6 @@ def test_evaluate_cli_checks_out_before_evaluating(tiny_run: Path, tmp_path, cap
     assert "has [5, 10, 20, 25, 30, 35, 40, 50]" in err
 
 
-def _rewrite_policy(model_zip: Path, change) -> None:
-    """Replace the state dict ``policy.pth`` inside an SB3 ``model.zip`` by ``change(state_dict)``."""
-    with zipfile.ZipFile(model_zip) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    weights = torch.load(io.BytesIO(members["policy.pth"]), weights_only=True)
-    buffer = io.BytesIO()
-    torch.save(change(weights), buffer)
-    members["policy.pth"] = buffer.getvalue()
-    with zipfile.ZipFile(model_zip, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
-def _with_old_head(weights: dict, n_levels: int) -> dict:
-    hidden = weights["action_net.linear.weight"].shape[1]
-    return {**weights, "action_net.linear.weight": torch.zeros(2 + n_levels, hidden),
-            "action_net.linear.bias": torch.zeros(2 + n_levels)}
-
-
 def test_evaluate_cli_rejects_missing_and_corrupt_models(tiny_run: Path, tmp_path, capsys) -> None:
     missing = tmp_path / "nowhere" / "model.zip"
     assert f"no model file at {missing}" in _error(evaluate_cli.main, ["--runs", str(missing)], capsys)
@@ -285,15 +264,16 @@ def test_evaluate_cli_rejects_missing_and_corrupt_models(tiny_run: Path, tmp_pat
     (corrupt / "model.zip").write_bytes(b"not a zip file")
     assert f"cannot load model {corrupt / 'model.zip'}: " in _error(evaluate_cli.main, ["--runs", str(corrupt)], capsys)
     record = yaml.safe_load((tiny_run / "run.yml").read_text())
-    record["versions"]["aigc-edge-env"] = "0.2.0"  # a run of an older release: the error says so
+    record["versions"]["aigc-edge-env"] = "0.5.0"  # a run of another release: the error says so
     (corrupt / "run.yml").write_text(yaml.safe_dump(record))
-    assert "(trained with aigc-edge-env 0.2.0, whose networks this version" in _error(
+    assert "(trained with aigc-edge-env 0.5.0, whose networks this version" in _error(
         evaluate_cli.main, ["--runs", str(corrupt)], capsys)
     assert "unknown policy 'best'" in _error(evaluate_cli.main, ["--policies", "best"], capsys)
-    old_head = tmp_path / "old_head"  # PerUserPolicy's head of 0.3.0: 2 + L logits per user, not 2L
-    shutil.copytree(tiny_run, old_head)
-    _rewrite_policy(old_head / "model.zip", lambda weights: _with_old_head(weights, n_levels=8))
-    assert "head has the offload and level logits of aigc-edge-env 0.3.0 and earlier" in _error(
+    old_head = tmp_path / "old_head"  # PerUserPolicy of 0.3.0: its head's logits mean something else, refused
+    shutil.copytree(tiny_run, old_head)  # before loading (its weights would load at L = 2, where 2 + L = 2L)
+    record["versions"]["aigc-edge-env"] = "0.3.0"
+    (old_head / "run.yml").write_text(yaml.safe_dump(record))
+    assert "its PerUserPolicy was trained with aigc-edge-env 0.3.0, whose head has independent offload" in _error(
         evaluate_cli.main, ["--runs", str(old_head)], capsys)
     wrong_env = _error(evaluate_cli.main, ["--runs", str(tiny_run), "--env", "AIGCEdge-Large-v0"], capsys)
     assert "observation_space" in wrong_env
