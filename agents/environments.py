@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, Ve
 from aigc_edge_env.agents.vec_env import SB3VectorEnv
 from aigc_edge_env.agents.wrappers import PerUserDecisionWrapper
 from aigc_edge_env.config import SCENARIOS, ConfigError, make_config
-from aigc_edge_env.priced import PricedActionWrapper
+from aigc_edge_env.priced import POLICY_KWARGS, TRAINING_KWARGS, PricedActionWrapper
 
 __all__ = [
     "ENV_WRAPPERS", "VEC_ENV_KINDS", "check_env_id", "check_vec_env", "make_env", "make_vec_env",
@@ -37,7 +37,7 @@ def make_env(
 
     ``per_user``: :class:`PerUserDecisionWrapper` with ``reward_mode=wrapper_reward``; ``priced``:
     :class:`~aigc_edge_env.priced.PricedActionWrapper` with ``wrapper_kwargs`` (``base_policy``,
-    ``price_scale_per_j``), which only the priced wrapper takes.
+    ``price_scale_per_j``, ``relative_reward``, ``episode_seeds``), which only the priced wrapper takes.
     """
     if env_wrapper not in ENV_WRAPPERS:
         raise ValueError(f"env_wrapper must be one of {ENV_WRAPPERS}, got {env_wrapper!r}")
@@ -49,10 +49,10 @@ def make_env(
     if env_wrapper == "per_user":
         env = PerUserDecisionWrapper(env, reward_mode=wrapper_reward)
     elif env_wrapper == "priced":
-        unknown = sorted(set(wrapper_kwargs or {}) - {"base_policy", "price_scale_per_j"})
+        unknown = sorted(set(wrapper_kwargs or {}) - set(POLICY_KWARGS + TRAINING_KWARGS))
         if unknown:
             raise ValueError(f"unknown wrapper_kwargs {unknown} for env_wrapper 'priced'; "
-                             "accepted: ['base_policy', 'price_scale_per_j']")
+                             f"accepted: {list(POLICY_KWARGS + TRAINING_KWARGS)}")
         env = PricedActionWrapper(env, **dict(wrapper_kwargs or {}))
     return env
 

@@ -13,9 +13,9 @@ arguments of the SB3 algorithm class; these *settings* are not, and are read by
   numpy-batched env) or ``dummy`` (SB3's ``DummyVecEnv`` of single envs).
 * ``env_wrapper``: ``none``, ``per_user`` (:class:`~aigc_edge_env.agents.wrappers.PerUserDecisionWrapper`;
   ``wrapper_reward``: its ``reward_mode``) or ``priced`` (:class:`~aigc_edge_env.priced.PricedActionWrapper`:
-  the action is a per-user energy price, solved by ``exact``; ``wrapper_kwargs``: its ``base_policy`` and
-  ``price_scale_per_j``).  The priced agents' entries are in ``<algo>_priced.yml``, chosen by
-  ``train.py --wrapper priced``.
+  the action is a per-user energy price, solved by ``exact``; ``wrapper_kwargs``: its ``base_policy``,
+  ``price_scale_per_j``, and the training options ``relative_reward`` and ``episode_seeds``).  The priced
+  agents' entries are in ``<algo>_priced.yml``, chosen by ``train.py --wrapper priced``.
 
 Values follow the zoo's conventions where it has one: ``lin_<x>`` is a schedule falling
 linearly from ``x`` to 0; ``policy_kwargs`` is a YAML mapping whose ``activation_fn`` is a

@@ -26,7 +26,7 @@ from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import RunError, TrainedModel, load_trained
 from aigc_edge_env.agents.wrappers import decide_slot
 from aigc_edge_env.config import make_config
-from aigc_edge_env.priced import ResidualPricePolicy
+from aigc_edge_env.priced import ResidualPricePolicy, policy_kwargs
 
 __all__ = ["ModelPolicy", "load_model_policy"]
 
@@ -42,7 +42,7 @@ class ModelPolicy:
         self.normalizer = normalizer
         self.masked = masked
         self.per_user = env_wrapper == "per_user"
-        self.priced = (ResidualPricePolicy(price_action=self._predict, **dict(wrapper_kwargs or {}))
+        self.priced = (ResidualPricePolicy(price_action=self._predict, **policy_kwargs(wrapper_kwargs))
                        if env_wrapper == "priced" else None)
 
     @classmethod

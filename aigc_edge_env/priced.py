@@ -36,6 +36,26 @@ comparable with every other policy's; ``info`` gains ``energy_price_per_j``, the
 as a list).  The wrapped env decides and steps one slot per step; episodes end at the env's
 horizon.
 
+**Training options** (both off by default; :data:`TRAINING_KWARGS`).  Episode returns differ by
+about 150 from one episode to the next while a useful price correction is worth a few units per
+episode, so PPO's advantages mostly compare episodes, not prices.  Two options make them compare
+prices:
+
+* ``relative_reward=True``: the reward is the env's minus the base rule's reward in the same
+  slot of the same episode (the base rule played alone from the same ``reset`` seed, its
+  per-slot rewards computed once per seed and cached: :func:`base_rule_rewards`).  The base
+  rule's episode depends on the episode's seed only, never on the agent's actions, so the shift
+  of the episode return is independent of the policy: the optimal policy is unchanged, and a
+  zero action earns exactly 0 in every slot.  The episode return becomes "agent minus rule"
+  (per-episode spread about 5 instead of 150, docs/results.md section 3); ``info`` keeps the
+  env's reward as ``env_reward`` and its cost as ``cost``.
+* ``episode_seeds=K``: every ``reset`` plays one of the episodes ``reset(seed=k)``, ``k`` drawn
+  uniformly from ``0 .. K-1`` (a ``reset(seed=s)`` seeds that draw): common random numbers, so each
+  training episode comes back many times and the base rule's rewards on it are computed once.
+
+Evaluation plays the trained policy in the plain env (:class:`ResidualPricePolicy`), so neither
+option changes how an agent is scored.
+
 :class:`ResidualPricePolicy` is the same rule as a policy of the evaluation engine, given a
 function from observation to action (a trained model in :mod:`aigc_edge_env.agents.policies`);
 the wrapper uses it too, so training and evaluation decide by the same code.
@@ -43,6 +63,7 @@ the wrapper uses it too, so training and evaluation decide by the same code.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -50,15 +71,37 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from aigc_edge_env.evaluation import PricedPolicy, make_policy
+from aigc_edge_env.config import AIGCEdgeConfig
+from aigc_edge_env.env import AIGCEdgeEnv
+from aigc_edge_env.evaluation import PricedPolicy, make_policy, run_episode
 from aigc_edge_env.model import Decision, SlotProblem
 
-__all__ = ["BASE_POLICY", "PRICE_SCALE_PER_J", "PricedActionWrapper", "ResidualPricePolicy", "check_price_action"]
+__all__ = ["BASE_POLICY", "POLICY_KWARGS", "PRICE_SCALE_PER_J", "TRAINING_KWARGS", "PricedActionWrapper",
+           "ResidualPricePolicy", "base_rule_rewards", "check_price_action", "policy_kwargs"]
 
 #: The default base rule: the decaying shadow price tuned on training seeds 0-19 (docs/results.md section 3).
 BASE_POLICY = "exact+price1.1(1-t/H)"
 #: The default correction per unit of action (cost per J): about half the base's initial price.
 PRICE_SCALE_PER_J = 0.5
+#: Arguments of the wrapper that define the price (shared with :class:`ResidualPricePolicy`).
+POLICY_KWARGS = ("base_policy", "price_scale_per_j")
+#: Arguments of the wrapper that only shape training (module docstring).
+TRAINING_KWARGS = ("relative_reward", "episode_seeds")
+
+
+def policy_kwargs(wrapper_kwargs: Any) -> dict[str, Any]:
+    """The :data:`POLICY_KWARGS` among the wrapper's arguments: what a trained policy needs to act."""
+    return {key: value for key, value in dict(wrapper_kwargs or {}).items() if key in POLICY_KWARGS}
+
+
+@functools.lru_cache(maxsize=4096)
+def base_rule_rewards(config: AIGCEdgeConfig, base_policy: str, seed: int) -> np.ndarray:
+    """The per-slot rewards of ``base_policy`` (a :func:`make_policy` name) on the episode
+    ``reset(seed=seed)`` of ``config`` (read-only array; cached: a pure function of its arguments)."""
+    episode = run_episode(AIGCEdgeEnv(config=config), make_policy(base_policy), seed)
+    rewards = -config.reward_scale * np.asarray(episode.per_slot["cost"], dtype=np.float64)  # the env's formula
+    rewards.setflags(write=False)
+    return rewards
 
 
 def check_price_action(action: Any, n_users: int) -> np.ndarray:
@@ -128,28 +171,49 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """The battery env with a per-user energy price correction as its action (module docstring).
 
     ``base_policy`` (a priced :func:`~aigc_edge_env.evaluation.make_policy` name) and
-    ``price_scale_per_j`` (cost per J per unit of action, >= 0) define the price; a bad value
-    raises ``ValueError`` naming it.
+    ``price_scale_per_j`` (cost per J per unit of action, >= 0) define the price;
+    ``relative_reward`` (bool) and ``episode_seeds`` (None or an integer >= 1) shape training
+    (module docstring).  A bad value raises ``ValueError`` naming it.
     """
 
-    def __init__(self, env: gym.Env, base_policy: str = BASE_POLICY,
-                 price_scale_per_j: float = PRICE_SCALE_PER_J) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, base_policy=base_policy, price_scale_per_j=price_scale_per_j)
+    def __init__(self, env: gym.Env, base_policy: str = BASE_POLICY, price_scale_per_j: float = PRICE_SCALE_PER_J,
+                 relative_reward: bool = False, episode_seeds: int | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, base_policy=base_policy, price_scale_per_j=price_scale_per_j,
+                                                 relative_reward=relative_reward, episode_seeds=episode_seeds)
         gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, spaces.MultiDiscrete) or not hasattr(env.unwrapped, "current_problem"):
             raise TypeError(f"PricedActionWrapper needs an AIGC edge env (MultiDiscrete slot action), got {env}")
+        if not isinstance(relative_reward, bool):
+            raise ValueError(f"relative_reward must be true or false, got {relative_reward!r}")
+        if episode_seeds is not None and (isinstance(episode_seeds, bool) or not isinstance(episode_seeds, int)
+                                          or episode_seeds < 1):
+            raise ValueError(f"episode_seeds must be None or an integer >= 1, got {episode_seeds!r}")
         self.policy = ResidualPricePolicy(base_policy, price_scale_per_j)
+        self.base_policy = base_policy
+        self.relative_reward = relative_reward
+        self.episode_seeds = episode_seeds
+        self._base_rewards: np.ndarray | None = None  # the base rule's per-slot rewards (relative_reward)
+        self._slot = 0
         base: Any = env.unwrapped  # an AIGCEdgeEnv
+        self.config: AIGCEdgeConfig = base.config
         self.n_users = int(base.config.n_users)
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_users,), dtype=np.float32)
         self._observation: np.ndarray | None = None
         self._policy_seeds = np.random.default_rng()  # reseeded by reset(seed=...)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        observation, info = self.env.reset(seed=seed, options=options)
         if seed is not None:  # the base policy's seed; later resets without one (SB3's) draw from it
             self._policy_seeds = np.random.default_rng(seed)
-        self.policy.reset(seed if seed is not None else int(self._policy_seeds.integers(2**63)))
+        if self.episode_seeds is not None:  # common random numbers: an episode of the pool
+            seed = int(self._policy_seeds.integers(self.episode_seeds))
+        elif self.relative_reward and seed is None:  # an explicit seed, so that the base rule can replay it
+            seed = int(self._policy_seeds.integers(2**31))
+        observation, info = self.env.reset(seed=seed, options=options)
+        policy_seed = seed if seed is not None else int(self._policy_seeds.integers(2**63))
+        self.policy.reset(policy_seed)
+        if self.relative_reward:  # the base rule alone on this episode (run_episode seeds it the same way)
+            self._base_rewards = base_rule_rewards(self.config, self.base_policy, policy_seed)
+        self._slot = 0
         self._observation = observation
         return observation, info
 
@@ -162,4 +226,8 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._observation = observation
         prices = self.policy.last_prices_per_j
         info = {**info, "energy_price_per_j": [] if prices is None else [float(p) for p in prices]}
+        if self._base_rewards is not None:
+            info["env_reward"] = float(reward)
+            reward = float(reward) - float(self._base_rewards[self._slot])
+        self._slot += 1
         return observation, reward, terminated, truncated, info

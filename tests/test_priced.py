@@ -2,6 +2,8 @@
 
 * it passes Gymnasium's and stable-baselines3's env checkers;
 * a zero action is the base hand rule, slot for slot (decaying price and lyapunov bases);
+* the training options: a relative reward that is exactly 0 for a zero action and sums to the
+  episode return minus the base rule's, and a pool of episode seeds (common random numbers);
 * prices are the base's plus the scaled action, clipped at 0, and reach the solver;
 * the hindsight bound is at most the episode cost of a learned-price policy (a tiny trained run,
   reloaded as evaluate.py does);
@@ -25,7 +27,7 @@ from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.training import TrainingError, TrainRequest, train
 from aigc_edge_env.baselines import hindsight_bound
 from aigc_edge_env.evaluation import make_policy, run_episode
-from aigc_edge_env.priced import BASE_POLICY, PricedActionWrapper, ResidualPricePolicy
+from aigc_edge_env.priced import BASE_POLICY, PricedActionWrapper, ResidualPricePolicy, policy_kwargs
 
 SHORT = {"horizon_slots": 12}
 #: Scarce batteries and a slow edge on a short episode (tests/test_hindsight.py's): the battery binds.
@@ -53,6 +55,8 @@ def test_wrapper_passes_the_gymnasium_and_sb3_checkers() -> None:
     assert env.observation_space == env.unwrapped.observation_space
     gym_check_env(env, skip_render_check=True)
     sb3_check_env(make_env("AIGCEdge-Battery-v0", SHORT, env_wrapper="priced"))
+    sb3_check_env(make_env("AIGCEdge-Battery-v0", SHORT, env_wrapper="priced",
+                           wrapper_kwargs={"relative_reward": True, "episode_seeds": 4}))
 
 
 @pytest.mark.parametrize("base", [BASE_POLICY, "lyapunov", "exact+price0.3"])
@@ -63,6 +67,42 @@ def test_zero_action_is_the_base_rule(base: str) -> None:
         rule = run_episode(gym.make("AIGCEdge-Battery-v0", config=SHORT), make_policy(base), seed)
         assert played.per_slot["cost"] == rule.per_slot["cost"]  # bit for bit
         assert played.metrics == {**rule.metrics, "decision_s": played.metrics["decision_s"]}
+
+
+def test_relative_reward_is_the_env_reward_minus_the_base_rules_in_the_same_slot() -> None:
+    rule = run_episode(gym.make("AIGCEdge-Battery-v0", config=SHORT), make_policy(BASE_POLICY), 4)
+    for value in (0.0, 0.6):
+        env = PricedActionWrapper(gym.make("AIGCEdge-Battery-v0", config=SHORT), relative_reward=True)
+        plain = run_episode(PricedActionWrapper(gym.make("AIGCEdge-Battery-v0", config=SHORT)),
+                            ConstantAction(value), 4)
+        env.reset(seed=4)
+        rewards, env_rewards = [], []
+        for _ in range(SHORT["horizon_slots"]):
+            _, reward, _, _, info = env.step(np.full(10, value, dtype=np.float32))
+            rewards.append(reward)
+            env_rewards.append(info["env_reward"])
+        assert env_rewards == [-c for c in plain.per_slot["cost"]]  # info keeps the env's reward (reward_scale 1)
+        if value == 0.0:
+            assert rewards == [0.0] * SHORT["horizon_slots"]  # the base rule itself: exactly 0 in every slot
+        else:
+            assert sum(rewards) == pytest.approx(plain.metrics["reward"] - rule.metrics["reward"], rel=1e-9)
+            assert sum(rewards) != 0.0
+    # without a seed the episode still gets one, so the base rule replays it: zero actions earn 0
+    env.reset()
+    assert all(env.step(np.zeros(10, dtype=np.float32))[1] == 0.0 for _ in range(SHORT["horizon_slots"]))
+
+
+def test_episode_seeds_replay_a_pool_of_episodes() -> None:
+    def first_observations(pool: int, seed: int, resets: int) -> list[np.ndarray]:
+        env = PricedActionWrapper(gym.make("AIGCEdge-Battery-v0", config=SHORT), episode_seeds=pool)
+        return [env.reset(seed=seed)[0]] + [env.reset()[0] for _ in range(resets - 1)]
+
+    plain = [gym.make("AIGCEdge-Battery-v0", config=SHORT).reset(seed=k)[0] for k in range(3)]
+    drawn = first_observations(3, seed=7, resets=12)
+    matches = [next(k for k in range(3) if np.array_equal(obs, plain[k])) for obs in drawn]  # each a pool episode
+    assert set(matches) == {0, 1, 2}
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, first_observations(3, seed=7, resets=12), strict=True))
+    assert all(np.array_equal(obs, plain[0]) for obs in first_observations(1, seed=5, resets=3))
 
 
 def test_prices_are_the_base_plus_the_scaled_action_clipped_at_zero() -> None:
@@ -106,7 +146,9 @@ def test_hindsight_bound_is_below_a_learned_price_policy(tmp_path) -> None:
         episode = run_episode(AIGCEdgeEnv(config=SMALL, scenario="AIGCEdge-Battery-v0"), policy, seed)
         assert result.lower_bound <= episode.metrics["cost"] + 1e-9
         # the engine's policy plays the same decisions as the model in its training wrapper
-        wrapped = make_env("AIGCEdge-Battery-v0", SMALL, env_wrapper="priced")
+        wrapped = make_env("AIGCEdge-Battery-v0", SMALL, env_wrapper="priced",
+                           wrapper_kwargs=policy_kwargs(load_hyperparams("ppo", "AIGCEdge-Battery-v0",
+                                                                         wrapper="priced")["wrapper_kwargs"]))
         assert run_episode(wrapped, Model(), seed).per_slot["cost"] == episode.per_slot["cost"]
 
 
@@ -116,6 +158,9 @@ def test_hindsight_bound_is_below_a_learned_price_policy(tmp_path) -> None:
     ({"price_scale_per_j": -0.1}, "price_scale_per_j must be a finite number >= 0"),
     ({"price_scale_per_j": float("nan")}, "price_scale_per_j must be a finite number >= 0"),
     ({"price_scale_per_j": "big"}, "price_scale_per_j must be a finite number >= 0"),
+    ({"relative_reward": "yes"}, "relative_reward must be true or false"),
+    ({"episode_seeds": 0}, "episode_seeds must be None or an integer >= 1"),
+    ({"episode_seeds": 2.5}, "episode_seeds must be None or an integer >= 1"),
 ])
 def test_bad_wrapper_arguments_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
