@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import importlib.util
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -15,11 +19,14 @@ from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.runs import read_record
 from aigc_edge_env.agents.training import TrainRequest, train
 from aigc_edge_env.agents.vec_env import SB3VectorEnv, sub_env_seeds
-from aigc_edge_env.agents.wrappers import REWARD_MODES, USER_ORDERS, PerUserDecisionWrapper, decision_order
+from aigc_edge_env.agents.wrappers import (
+    REWARD_MODES, USER_ORDERS, PerUserDecisionWrapper, SlotChoices, decision_order,
+)
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.evaluation import COMPONENTS, EPISODE_METRICS, evaluate_policy
 from aigc_edge_env.model import option_table
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"horizon_slots": 6}
 # Few users and requests, so some slots have none (the wrapper's empty-slot step).
 SPARSE = {"horizon_slots": 12, "n_users": 3, "task_probability": 0.3}
@@ -127,6 +134,32 @@ def test_slot_episodes_end_every_slot_and_continue_the_env_episode() -> None:
         PerUserDecisionWrapper(gym.make("AIGCEdge-v0", config=SMALL), slot_episodes="yes")
     with pytest.raises(ValueError, match=r"unknown wrapper_kwargs \['price_scale_per_j'\] for env_wrapper 'per_user'"):
         make_env("AIGCEdge-v0", SMALL, env_wrapper="per_user", wrapper_kwargs={"price_scale_per_j": 1.0})
+
+
+@pytest.mark.parametrize("user_order", USER_ORDERS)
+def test_per_user_ceiling_benchmark_takes_the_wrappers_least_marginal_cost(user_order: str) -> None:
+    """benchmarks/per_user_ceiling.py's first pass is the gamma-0 optimum of the wrapper's marginal reward."""
+    spec = importlib.util.spec_from_file_location("per_user_ceiling", ROOT / "benchmarks" / "per_user_ceiling.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    env = gym.make("AIGCEdge-v0", config=SMALL)
+    obs, _ = env.reset(seed=1)
+    policy = bench.SequentialBestResponse(user_order, passes=1)
+    n_levels = env.unwrapped.config.n_levels
+    for _ in range(SMALL["horizon_slots"]):
+        action = policy.act(env, obs)
+        choices = SlotChoices(env.unwrapped.current_problem(), user_order)
+        while not choices.complete:
+            costs = []
+            for choice in range(2 * n_levels):
+                trial = copy.deepcopy(choices)
+                trial.record(choice)
+                costs.append(trial.decided_cost())  # the wrapper's C_k: its reward is C_(k-1) - C_k
+            user = choices.current_user
+            chosen = int(np.argmin(costs))
+            assert divmod(chosen, n_levels) == (action[user], action[env.unwrapped.config.n_users + user])
+            choices.record(chosen)
+        obs, *_ = env.step(action)
 
 
 def test_wrapper_spaces_and_bad_action() -> None:
