@@ -39,9 +39,10 @@ def make_env(
 ) -> gym.Env:
     """One env, ``gym.make(env_id, config=config)``, inside the wrapper ``env_wrapper`` names.
 
-    ``per_user``: :class:`PerUserDecisionWrapper` with ``reward_mode=wrapper_reward`` and ``wrapper_kwargs``
-    (``user_order``, ``slot_episodes``); ``priced``: :class:`~aigc_edge_env.priced.PricedActionWrapper` with ``wrapper_kwargs``
-    (``base_policy``, ``price_scale_per_j``).  ``none`` takes no ``wrapper_kwargs``.
+    ``per_user``: :class:`PerUserDecisionWrapper` with ``reward_mode=wrapper_reward`` and
+    ``wrapper_kwargs`` (``user_order``, ``slot_episodes``); ``priced``:
+    :class:`~aigc_edge_env.priced.PricedActionWrapper` with ``wrapper_kwargs`` (``base_policy``,
+    ``price_scale_per_j``).  ``none`` takes no ``wrapper_kwargs``.
     """
     if env_wrapper not in ENV_WRAPPERS:
         raise ValueError(f"env_wrapper must be one of {ENV_WRAPPERS}, got {env_wrapper!r}")
@@ -51,7 +52,8 @@ def make_env(
     accepted = _WRAPPER_KWARGS[env_wrapper]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise ValueError(f"unknown wrapper_kwargs {unknown} for env_wrapper {env_wrapper!r}; accepted: {list(accepted)}")
+        raise ValueError(f"unknown wrapper_kwargs {unknown} for env_wrapper {env_wrapper!r}; "
+                         f"accepted: {list(accepted)}")
     env = gym.make(env_id, config=dict(config or {}))
     if env_wrapper == "per_user":
         env = PerUserDecisionWrapper(env, reward_mode=wrapper_reward, **kwargs)

@@ -20,7 +20,11 @@ from aigc_edge_env.agents.runs import read_record
 from aigc_edge_env.agents.training import TrainRequest, train
 from aigc_edge_env.agents.vec_env import SB3VectorEnv, sub_env_seeds
 from aigc_edge_env.agents.wrappers import (
-    REWARD_MODES, USER_ORDERS, PerUserDecisionWrapper, SlotChoices, decision_order,
+    REWARD_MODES,
+    USER_ORDERS,
+    PerUserDecisionWrapper,
+    SlotChoices,
+    decision_order,
 )
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.evaluation import COMPONENTS, EPISODE_METRICS, evaluate_policy
