@@ -299,6 +299,8 @@ def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
 
     policy = load_model_policy(run_dir, "AIGCEdge-v0", SMALL)
     assert policy.normalizer is not None and not policy.normalizer.training
+    if algo == "dqn":  # the policy asks the users in the order the run was trained with (dqn.yml)
+        assert policy.user_order == record["hyperparams"]["wrapper_kwargs"]["user_order"] == "edge_gain"
     result = evaluate_policy(algo, lambda: make_env("AIGCEdge-v0", SMALL), policy, [1, 2])
     assert set(EPISODE_METRICS) <= set(result.episodes) and np.all(np.isfinite(result.episodes["reward"]))
 
