@@ -20,6 +20,10 @@ __all__ = [
 
 ENV_WRAPPERS = ("none", "per_user", "priced")
 VEC_ENV_KINDS = ("vector", "dummy")
+#: The ``wrapper_kwargs`` each ``env_wrapper`` takes.
+_WRAPPER_KWARGS: dict[str, tuple[str, ...]] = {
+    "none": (), "per_user": ("user_order", "slot_episodes"), "priced": POLICY_KWARGS + TRAINING_KWARGS,
+}
 
 
 def check_env_id(env_id: str, config: Mapping[str, Any] | None = None) -> None:
@@ -35,25 +39,26 @@ def make_env(
 ) -> gym.Env:
     """One env, ``gym.make(env_id, config=config)``, inside the wrapper ``env_wrapper`` names.
 
-    ``per_user``: :class:`PerUserDecisionWrapper` with ``reward_mode=wrapper_reward``; ``priced``:
+    ``per_user``: :class:`PerUserDecisionWrapper` with ``reward_mode=wrapper_reward`` and
+    ``wrapper_kwargs`` (``user_order``, ``slot_episodes``); ``priced``:
     :class:`~aigc_edge_env.priced.PricedActionWrapper` with ``wrapper_kwargs`` (``base_policy``,
-    ``price_scale_per_j``, ``relative_reward``, ``episode_seeds``), which only the priced wrapper takes.
+    ``price_scale_per_j``, ``relative_reward``, ``episode_seeds``).  ``none`` takes no ``wrapper_kwargs``.
     """
     if env_wrapper not in ENV_WRAPPERS:
         raise ValueError(f"env_wrapper must be one of {ENV_WRAPPERS}, got {env_wrapper!r}")
-    if wrapper_kwargs and env_wrapper != "priced":
-        raise ValueError(f"wrapper_kwargs are arguments of env_wrapper 'priced', not of {env_wrapper!r}")
     if wrapper_kwargs is not None and not isinstance(wrapper_kwargs, Mapping):
         raise ValueError(f"wrapper_kwargs must be a mapping, got {wrapper_kwargs!r}")
+    kwargs = dict(wrapper_kwargs or {})
+    accepted = _WRAPPER_KWARGS[env_wrapper]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown wrapper_kwargs {unknown} for env_wrapper {env_wrapper!r}; "
+                         f"accepted: {list(accepted)}")
     env = gym.make(env_id, config=dict(config or {}))
     if env_wrapper == "per_user":
-        env = PerUserDecisionWrapper(env, reward_mode=wrapper_reward)
+        env = PerUserDecisionWrapper(env, reward_mode=wrapper_reward, **kwargs)
     elif env_wrapper == "priced":
-        unknown = sorted(set(wrapper_kwargs or {}) - set(POLICY_KWARGS + TRAINING_KWARGS))
-        if unknown:
-            raise ValueError(f"unknown wrapper_kwargs {unknown} for env_wrapper 'priced'; "
-                             f"accepted: {list(POLICY_KWARGS + TRAINING_KWARGS)}")
-        env = PricedActionWrapper(env, **dict(wrapper_kwargs or {}))
+        env = PricedActionWrapper(env, **kwargs)
     return env
 
 

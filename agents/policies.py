@@ -42,6 +42,7 @@ class ModelPolicy:
         self.normalizer = normalizer
         self.masked = masked
         self.per_user = env_wrapper == "per_user"
+        self.user_order = dict(wrapper_kwargs or {}).get("user_order", "index") if self.per_user else "index"
         self.priced = (ResidualPricePolicy(price_action=self._predict, **policy_kwargs(wrapper_kwargs))
                        if env_wrapper == "priced" else None)
 
@@ -62,7 +63,8 @@ class ModelPolicy:
         if self.priced is not None:
             return self.priced.act(env, observation)
         if self.per_user:
-            return decide_slot(base.current_problem(), observation, lambda obs: int(self._predict(obs)))
+            return decide_slot(base.current_problem(), observation, lambda obs: int(self._predict(obs)),
+                               self.user_order)
         return self._predict(observation, base.action_masks() if self.masked else None)
 
     def _predict(self, observation: np.ndarray, action_masks: np.ndarray | None = None) -> np.ndarray:

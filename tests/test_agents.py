@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import importlib.util
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -15,10 +19,18 @@ from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.runs import read_record
 from aigc_edge_env.agents.training import TrainRequest, train
 from aigc_edge_env.agents.vec_env import SB3VectorEnv, sub_env_seeds
-from aigc_edge_env.agents.wrappers import REWARD_MODES, PerUserDecisionWrapper
+from aigc_edge_env.agents.wrappers import (
+    REWARD_MODES,
+    USER_ORDERS,
+    PerUserDecisionWrapper,
+    SlotChoices,
+    decision_order,
+)
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.evaluation import COMPONENTS, EPISODE_METRICS, evaluate_policy
+from aigc_edge_env.model import option_table
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"horizon_slots": 6}
 # Few users and requests, so some slots have none (the wrapper's empty-slot step).
 SPARSE = {"horizon_slots": 12, "n_users": 3, "task_probability": 0.3}
@@ -42,21 +54,24 @@ def _env_episode(config: dict, seed: int, solver: str) -> tuple[list[np.ndarray]
     return actions, total, infos
 
 
+@pytest.mark.parametrize("user_order", USER_ORDERS)
 @pytest.mark.parametrize("reward_mode", REWARD_MODES)
 @pytest.mark.parametrize(("config", "solver"), [(SMALL, "random"), (SMALL, "greedy"), (SPARSE, "random")])
-def test_wrapper_return_equals_env_return(config: dict, solver: str, reward_mode: str) -> None:
+def test_wrapper_return_equals_env_return(config: dict, solver: str, reward_mode: str, user_order: str) -> None:
     actions, expected_return, expected_infos = _env_episode(config, seed=7, solver=solver)
-    env = PerUserDecisionWrapper(gym.make("AIGCEdge-v0", config=config), reward_mode=reward_mode)
+    env = PerUserDecisionWrapper(gym.make("AIGCEdge-v0", config=config), reward_mode=reward_mode,
+                                 user_order=user_order)
     obs, _ = env.reset(seed=7)
     n, n_levels = env.unwrapped.config.n_users, env.unwrapped.config.n_levels
     total, infos, steps = 0.0, [], 0
     for action in actions:
-        users = np.flatnonzero(env.unwrapped.current_problem().has_request)
+        users = decision_order(env.unwrapped.current_problem(), user_order)
         choices = [int(action[u] * n_levels + action[n + u]) for u in users] or [0]  # empty slot: one ignored step
         for k, choice in enumerate(choices):
             assert env.observation_space.contains(obs)
             one_hot = obs[-(4 * n + 1):-(3 * n + 1)]
             assert one_hot.sum() == (1 if users.size else 0)
+            assert not users.size or one_hot[users[k]] == 1  # the user being decided is the order's k-th
             obs, reward, terminated, truncated, info = env.step(choice)
             total += reward
             steps += 1
@@ -67,6 +82,88 @@ def test_wrapper_return_equals_env_return(config: dict, solver: str, reward_mode
     assert total == pytest.approx(expected_return, rel=1e-12, abs=1e-9)
     assert [i["cost"] for i in infos] == pytest.approx([i["cost"] for i in expected_infos])
     assert steps >= len(actions)
+
+
+def test_edge_gain_order_puts_the_users_who_gain_most_from_the_edge_first() -> None:
+    env = gym.make("AIGCEdge-v0")
+    env.reset(seed=3)
+    seen_reordered = False
+    for _ in range(20):
+        problem = env.unwrapped.current_problem()
+        order = decision_order(problem, "edge_gain")
+        np.testing.assert_array_equal(np.sort(order), np.flatnonzero(problem.has_request))
+        table = option_table(problem)
+        local = np.where(table.local_feasible, table.local_cost, np.inf).min(axis=-1)
+        edge = np.where(table.edge_feasible_alone, table.edge_base_cost + table.congestion_weight * table.levels,
+                        np.inf).min(axis=-1)
+        gains = (local - edge)[order]
+        assert np.all(np.diff(gains) <= 0)
+        seen_reordered |= not np.array_equal(order, np.sort(order))
+        env.step(env.action_space.sample())
+    assert seen_reordered
+    with pytest.raises(ValueError, match="user_order must be one of"):
+        decision_order(problem, "random")
+    with pytest.raises(ValueError, match="user_order must be one of"):
+        make_env("AIGCEdge-v0", SMALL, env_wrapper="per_user", wrapper_kwargs={"user_order": "random"})
+
+
+def test_slot_episodes_end_every_slot_and_continue_the_env_episode() -> None:
+    plain = PerUserDecisionWrapper(gym.make("AIGCEdge-v0", config=SPARSE), reward_mode="marginal")
+    sliced = make_env("AIGCEdge-v0", SPARSE, env_wrapper="per_user", wrapper_reward="marginal",
+                      wrapper_kwargs={"slot_episodes": True})
+    horizon = SPARSE["horizon_slots"]
+    for episode_seed in (5, None):  # the second env episode starts from reset() without a seed
+        obs_plain, _ = plain.reset(seed=episode_seed)
+        obs_sliced, _ = sliced.reset(seed=episode_seed)
+        np.testing.assert_array_equal(obs_sliced, obs_plain)
+        for slot in range(horizon):
+            done = False
+            while not done:  # one wrapper episode: the requesting users of one slot
+                obs_plain, r_plain, term_plain, trunc_plain, _ = plain.step(1)
+                obs_sliced, r_sliced, terminated, truncated, info = sliced.step(1)
+                assert r_sliced == r_plain and not truncated
+                np.testing.assert_array_equal(obs_sliced, obs_plain)
+                done = terminated
+                assert bool(info) == done  # the slot ends exactly at its completing step
+            assert trunc_plain == (slot == horizon - 1)
+            if slot < horizon - 1:
+                obs_sliced, _ = sliced.reset()  # continues with the env's next slot
+                np.testing.assert_array_equal(obs_sliced, obs_plain)
+    obs_a, _ = sliced.reset(seed=5)
+    obs_b, _ = plain.reset(seed=5)
+    np.testing.assert_array_equal(obs_a, obs_b)  # a seed always resets the env
+    with pytest.raises(ValueError, match="slot_episodes needs independent slots"):
+        make_env("AIGCEdge-Battery-v0", env_wrapper="per_user", wrapper_kwargs={"slot_episodes": True})
+    with pytest.raises(ValueError, match="slot_episodes must be true or false"):
+        PerUserDecisionWrapper(gym.make("AIGCEdge-v0", config=SMALL), slot_episodes="yes")
+    with pytest.raises(ValueError, match=r"unknown wrapper_kwargs \['price_scale_per_j'\] for env_wrapper 'per_user'"):
+        make_env("AIGCEdge-v0", SMALL, env_wrapper="per_user", wrapper_kwargs={"price_scale_per_j": 1.0})
+
+
+@pytest.mark.parametrize("user_order", USER_ORDERS)
+def test_per_user_ceiling_benchmark_takes_the_wrappers_least_marginal_cost(user_order: str) -> None:
+    """benchmarks/per_user_ceiling.py's first pass is the gamma-0 optimum of the wrapper's marginal reward."""
+    spec = importlib.util.spec_from_file_location("per_user_ceiling", ROOT / "benchmarks" / "per_user_ceiling.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    env = gym.make("AIGCEdge-v0", config=SMALL)
+    obs, _ = env.reset(seed=1)
+    policy = bench.SequentialBestResponse(user_order, passes=1)
+    n_levels = env.unwrapped.config.n_levels
+    for _ in range(SMALL["horizon_slots"]):
+        action = policy.act(env, obs)
+        choices = SlotChoices(env.unwrapped.current_problem(), user_order)
+        while not choices.complete:
+            costs = []
+            for choice in range(2 * n_levels):
+                trial = copy.deepcopy(choices)
+                trial.record(choice)
+                costs.append(trial.decided_cost())  # the wrapper's C_k: its reward is C_(k-1) - C_k
+            user = choices.current_user
+            chosen = int(np.argmin(costs))
+            assert divmod(chosen, n_levels) == (action[user], action[env.unwrapped.config.n_users + user])
+            choices.record(chosen)
+        obs, *_ = env.step(action)
 
 
 def test_wrapper_spaces_and_bad_action() -> None:
@@ -224,6 +321,8 @@ def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
 
     policy = load_model_policy(run_dir, "AIGCEdge-v0", SMALL)
     assert policy.normalizer is not None and not policy.normalizer.training
+    if algo == "dqn":  # the policy asks the users in the order the run was trained with (dqn.yml)
+        assert policy.user_order == record["hyperparams"]["wrapper_kwargs"]["user_order"] == "edge_gain"
     result = evaluate_policy(algo, lambda: make_env("AIGCEdge-v0", SMALL), policy, [1, 2])
     assert set(EPISODE_METRICS) <= set(result.episodes) and np.all(np.isfinite(result.episodes["reward"]))
 
