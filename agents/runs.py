@@ -276,18 +276,18 @@ def load_trained(path: Path) -> TrainedModel:
     if not path.exists():
         raise RunError(f"no model file at {path}")
     record = read_record(run_dir)
-    trained_with = record.get("versions", {}).get("aigc-edge-env", "")
-    if record["hyperparams"].get("policy") == "PerUserPolicy" and _release(trained_with) < PAIR_HEAD_SINCE:
-        raise RunError(f"cannot load model {path}: its PerUserPolicy was trained with aigc-edge-env {trained_with}, "
-                       "whose head has independent offload and level logits (2 + L per user); since 0.4.0 it has "
-                       "2L per user, one per (offload bit, level) pair: retrain the run, or evaluate it with "
-                       f"aigc-edge-env {trained_with}")
+    version = record.get("versions", {}).get("aigc-edge-env")
+    trained_with = f"aigc-edge-env {version}" if version else "an unrecorded release of aigc-edge-env"
+    if record["hyperparams"].get("policy") == "PerUserPolicy" and _release(version or "") < PAIR_HEAD_SINCE:
+        raise RunError(f"cannot load model {path}: its PerUserPolicy was trained with {trained_with}, whose head "
+                       "has independent offload and level logits (2 + L per user); since 0.4.0 it has 2L per user, "
+                       "one per (offload bit, level) pair: retrain the run, or evaluate it with that release")
     try:
         model = ALGORITHMS[record["algo"]].cls.load(path, device="cpu")
     except Exception as exc:  # zipfile, pickle and torch raise many types for a corrupt file
         installed = package_versions()["aigc-edge-env"]
-        hint = (f" (trained with aigc-edge-env {trained_with}, whose networks this version {installed} may not "
-                "load: retrain the run, or evaluate it with that version)") if trained_with != installed else ""
+        hint = (f" (trained with {trained_with}, whose networks this version {installed} may not "
+                "load: retrain the run, or evaluate it with that version)") if version != installed else ""
         raise RunError(f"cannot load model {path}{hint}: {type(exc).__name__}: {exc}") from None
     return TrainedModel(path, run_dir, record, model, load_normalizer(normalizer_path(path)))
 

@@ -49,6 +49,8 @@ prices:
   zero action earns exactly 0 in every slot.  The episode return becomes "agent minus rule"
   (per-episode spread about 5 instead of 150, docs/results.md section 3); ``info`` keeps the
   env's reward as ``env_reward`` and its cost as ``cost``.
+  Without ``episode_seeds`` every seedless reset (SB3's) draws a new episode, so the rule is
+  replayed for each one: training then solves twice as many slots.
 * ``episode_seeds=K``: every ``reset`` plays one of the episodes ``reset(seed=k)``, ``k`` drawn
   uniformly from ``0 .. K-1`` (a ``reset(seed=s)`` seeds that draw): common random numbers, so each
   training episode comes back many times and the base rule's rewards on it are computed once.
