@@ -126,3 +126,19 @@ def compute_reference_outcome(problem: SlotProblem, offload, steps) -> dict:
             cost[i] = c.drop_cost
     return {"served": served, "dropped": [req[i] and dropped[i] for i in range(n)], "time": time,
             "energy": energy, "cost": cost, "Q": q, "offload": x, "steps": s}
+
+
+@pytest.fixture(scope="session")
+def permute_users():
+    """``permute(observation, perm)``: the env's flat observation with its users reordered by ``perm``
+    (each per-user block permuted; the global features stay)."""
+    from aigc_edge_env.spaces import USER_FEATURES
+
+    def permute(observation: np.ndarray, perm: np.ndarray) -> np.ndarray:
+        n = len(perm)
+        permuted = observation.copy()
+        for k in range(len(USER_FEATURES)):
+            permuted[k * n:(k + 1) * n] = observation[k * n:(k + 1) * n][perm]
+        return permuted
+
+    return permute

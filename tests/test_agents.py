@@ -223,15 +223,13 @@ def test_hyperparameter_overrides_and_errors() -> None:
         load_hyperparams("ppo", "CartPole-v1")
 
 
-def test_per_user_policy_is_permutation_equivariant() -> None:
+def test_per_user_policy_is_permutation_equivariant(permute_users) -> None:
     env = make_env("AIGCEdge-v0", SMALL)
     n, n_levels = env.unwrapped.config.n_users, env.unwrapped.config.n_levels
     policy = PerUserPolicy(env.observation_space, env.action_space, lambda _: 1e-3, hidden_dim=16, n_layers=2)
     obs = np.random.default_rng(0).random(env.observation_space.shape).astype(np.float32)
     perm = np.random.default_rng(1).permutation(n)
-    permuted = obs.copy()
-    for k in range(9):  # per-user blocks; the 3 global features stay
-        permuted[k * n:(k + 1) * n] = obs[k * n:(k + 1) * n][perm]
+    permuted = permute_users(obs, perm)
 
     def probabilities(o: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -193,15 +193,13 @@ def test_bad_actions_and_wrapper_settings_are_named(tmp_path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-def test_per_user_box_policy_is_permutation_equivariant_and_checks_its_space() -> None:
+def test_per_user_box_policy_is_permutation_equivariant_and_checks_its_space(permute_users) -> None:
     env = make_env("AIGCEdge-Battery-v0", SHORT, env_wrapper="priced")
     n = env.unwrapped.config.n_users
     policy = PerUserBoxPolicy(env.observation_space, env.action_space, lambda _: 1e-3, hidden_dim=16, n_layers=2)
     obs = np.random.default_rng(0).random(env.observation_space.shape).astype(np.float32)
     perm = np.random.default_rng(1).permutation(n)
-    permuted = obs.copy()
-    for k in range(9):  # per-user blocks; the 3 global features stay
-        permuted[k * n:(k + 1) * n] = obs[k * n:(k + 1) * n][perm]
+    permuted = permute_users(obs, perm)
 
     def means(o: np.ndarray) -> np.ndarray:
         with torch.no_grad():
