@@ -6,12 +6,12 @@ Examples::
     python evaluate.py --episodes 10                                # every solver
     python evaluate.py --policies exact random greedy --runs runs/ppo_s0 runs/dqn_s0/best_model.zip
     python evaluate.py --policies all_local all_edge --episodes 3 --horizon 10 --out results/quick
-    python evaluate.py --env AIGCEdge-Battery-v0 --policies exact+price0.3 "exact+price1(1-t/H)" lyapunov
+    python evaluate.py --env AIGCEdge-Battery-v0 --policies exact+price0.3 "exact+price1(1-t/H)" lyapunov mpc
 
 Every policy plays episode ``i`` from ``reset(seed=SEED + i)``; decisions do not change the
 env's random draws, so all policies see the same slots.  ``--policies`` takes the names of
 :func:`aigc_edge_env.evaluation.make_policy`: the slot solvers, solvers under a (decaying)
-shadow price on energy, and ``lyapunov``.  Reported per policy: mean episode
+shadow price on energy, ``lyapunov`` and ``mpc`` (re-planning on sampled futures).  Reported per policy: mean episode
 reward and cost components with bootstrap confidence intervals over episodes, drops, time
 per decision, and the normalised score ``(R - R_random) / (R_exact - R_random)`` when exact
 and random are among the policies (they are by default).  In a battery scenario it also
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--policies", nargs="*", default=None, metavar="POLICY",
                         help=f"policies to evaluate: solvers (default all: {' '.join(SOLVERS)}), a solver under a "
                              "shadow price, e.g. exact+price0.3 or 'exact+price1(1-t/H)', or lyapunov, "
-                             "'lyapunov(V=100,theta=80)'; give none for runs only")
+                             "'lyapunov(V=100,theta=80)', mpc, 'mpc(every=10,slots=20)'; give none for runs only")
     parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
                         help="trained run directories or model .zip files")
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="output directory")

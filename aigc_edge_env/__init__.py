@@ -24,7 +24,7 @@ from aigc_edge_env.model import (
 from aigc_edge_env.registration import register_envs
 from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "AIGCEdgeConfig", "AIGCEdgeEnv", "AIGCEdgeVectorEnv", "ConfigError", "Decision", "DropReason",

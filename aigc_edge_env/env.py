@@ -254,6 +254,14 @@ class AIGCEdgeEnv(gym.Env):
             self._problem = dataclasses.replace(slot, battery_j=battery_j)
         return self._problem
 
+    @property
+    def distance_m(self) -> np.ndarray:
+        """Each user's distance to the base station (m; drawn at reset, fixed over the episode): what a
+        base station knows of its users beyond the current slot, read by planning policies."""
+        if self._state is None:
+            raise RuntimeError("call reset() before distance_m")
+        return self._state.distance_m.copy()
+
     def action_to_decision(self, action) -> Decision:
         actions = env_spaces.validate_actions(action, self.config, batch_shape=())
         return env_spaces.actions_to_decision(actions, self.config)

@@ -22,7 +22,10 @@ builds the named policies:
 * ``lyapunov``, ``lyapunov(V=<V>,theta=<θ>)``, ``<solver>+lyapunov(...)``: drift-plus-penalty
   with a perturbed virtual battery queue (:class:`LyapunovPolicy`), per-user prices
   ``max(θ - battery, 0) / V``; bare ``lyapunov`` takes :data:`LYAPUNOV_DEFAULTS` (tuned on
-  training seeds) and ``exact``.
+  training seeds) and ``exact``;
+* ``mpc``, ``mpc(every=<k>,slots=<m>)``: ``exact`` under the prices of the hindsight dual of one
+  sampled future, re-planned every ``k`` slots on ``m`` sampled slots (:mod:`aigc_edge_env.planning`);
+  bare ``mpc`` takes its tuned defaults.
 
 :class:`PricedPolicy` is the base of the priced rules; :class:`SlotPricesPolicy` plays given
 prices per slot and user (the hindsight plan of :func:`~aigc_edge_env.baselines.hindsight_bound`).
@@ -177,6 +180,14 @@ class PricedPolicy(SolverPolicy):
         """Energy prices (cost per J, a number or one per user) for the slot ``problem``."""
         raise NotImplementedError
 
+    def observe(self, env: Any) -> None:
+        """Read what the policy needs of the env (an :class:`AIGCEdgeEnv`) beyond the slot; called by
+        :meth:`act` before each decision.  The rules here need nothing."""
+
+    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
+        self.observe(env.unwrapped)
+        return super().act(env, observation)
+
     def decide(self, problem: SlotProblem, observation: np.ndarray) -> Decision:
         price = self.prices_per_j(problem, observation)
         self.slot_index += 1
@@ -258,6 +269,7 @@ LYAPUNOV_DEFAULTS = {"V": 200.0, "theta": 130.0}
 _PRICED = re.compile(r"^(?P<solver>\w+)\+price(?P<price>[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)(?P<decaying>\(1-t/H\))?$")
 _NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
 _LYAPUNOV = re.compile(rf"^(?:(?P<solver>\w+)\+)?lyapunov(?:\(V=(?P<v>{_NUMBER}),theta=(?P<theta>{_NUMBER})\))?$")
+_MPC = re.compile(r"^mpc(?:\(every=(?P<every>[0-9]+),slots=(?P<slots>[0-9]+)\))?$")
 
 
 def price_policy_name(solver: str, price: float, decaying: bool = False) -> str:
@@ -292,8 +304,16 @@ def make_policy(name: str) -> Policy:
         v = float(match["v"]) if match["v"] else LYAPUNOV_DEFAULTS["V"]
         theta = float(match["theta"]) if match["theta"] else LYAPUNOV_DEFAULTS["theta"]
         return LyapunovPolicy(SOLVERS[match["solver"] or "exact"], v, theta, name)
+    match = _MPC.match(name)
+    if match:
+        from aigc_edge_env.planning import MPC_DEFAULTS, MPCPolicy  # planning builds on this module
+
+        every = int(match["every"]) if match["every"] else MPC_DEFAULTS["every"]
+        slots = int(match["slots"]) if match["slots"] else MPC_DEFAULTS["slots"]
+        return MPCPolicy(every, slots, name=name)
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
-                     "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov' or 'lyapunov(V=<V>,theta=<θ>)'")
+                     "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov', 'lyapunov(V=<V>,theta=<θ>)', "
+                     "'mpc' or 'mpc(every=<k>,slots=<m>)'")
 
 
 # --- episodes ---------------------------------------------------------------------------

@@ -42,6 +42,14 @@ def shannon_rate_bps(
     return bandwidth_hz * np.where(snr > 1e-15, np.log2(1.0 + snr), snr / _LN2)
 
 
+def gain_from_rate_bps(
+    bandwidth_hz: float, power_w: float, rate_bps: np.ndarray, noise_psd_w_per_hz: float
+) -> np.ndarray:
+    """The power gain ``h`` whose :func:`shannon_rate_bps` is ``rate_bps`` (its inverse, to rounding)."""
+    snr = np.expm1(np.asarray(rate_bps, dtype=np.float64) / bandwidth_hz * _LN2)
+    return snr * noise_psd_w_per_hz * bandwidth_hz / power_w
+
+
 def gauss_markov_path(initial: np.ndarray, correlation: float, innovations: np.ndarray) -> np.ndarray:
     """``K`` steps of ``g_k = rho g_{k-1} + sqrt(1 - rho^2) w_k`` from ``g_0 = initial``.
 

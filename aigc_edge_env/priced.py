@@ -15,7 +15,8 @@ myopic-to-hindsight gap (docs/results.md section 3).
 
 where ``base`` is a priced policy of :func:`~aigc_edge_env.evaluation.make_policy` (default
 :data:`BASE_POLICY`, the decaying price ``1.1 (1 - t/H)`` per J tuned on training seeds, the
-best hand rule on held-out episodes).  Why a residual: a zero action *is* the tuned rule (the
+best hand rule on held-out episodes; ``mpc``, re-planning on sampled futures, is a base too:
+:mod:`aigc_edge_env.planning`).  Why a residual: a zero action *is* the tuned rule (the
 same prices, the same solver, the same decisions, bit for bit), and PPO's Gaussian policy starts
 with a mean near 0 (SB3 initialises the action layer with gain 0.01), so training starts from
 the best rule known instead of from random prices, and learns corrections per user (its battery,
@@ -136,7 +137,7 @@ class ResidualPricePolicy(PricedPolicy):
         base = make_policy(base_policy) if isinstance(base_policy, str) else None
         if not isinstance(base, PricedPolicy):
             raise ValueError(f"base_policy must name a priced policy of make_policy ('<solver>+price<λ>', "
-                             f"'<solver>+price<λ>(1-t/H)', 'lyapunov(...)'), got {base_policy!r}")
+                             f"'<solver>+price<λ>(1-t/H)', 'lyapunov(...)', 'mpc(...)'), got {base_policy!r}")
         if not (isinstance(price_scale_per_j, (int, float)) and math.isfinite(price_scale_per_j)
                 and price_scale_per_j >= 0):
             raise ValueError(f"price_scale_per_j must be a finite number >= 0 (cost per J), got {price_scale_per_j!r}")
@@ -163,6 +164,9 @@ class ResidualPricePolicy(PricedPolicy):
         base = np.asarray(self.base.prices_per_j(problem, observation), dtype=np.float64)
         self.last_prices_per_j = np.maximum(base + self.price_scale_per_j * action, 0.0)
         return self.last_prices_per_j
+
+    def observe(self, env: Any) -> None:
+        self.base.observe(env)
 
     def decide(self, problem: SlotProblem, observation: np.ndarray) -> Decision:
         self.base.slot_index = self.slot_index  # rules that count slots see the same clock

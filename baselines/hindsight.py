@@ -87,7 +87,7 @@ from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
 
 __all__ = ["EpisodeSlots", "HindsightBound", "cached_hindsight_bound", "dual_bound", "episode_slots", "hindsight_bound",
-           "hindsight_cache_path", "write_hindsight_cache"]
+           "hindsight_cache_path", "maximise_dual", "relaxed_episode", "write_hindsight_cache"]
 
 #: Uniform prices (cost per J) whose slot optima are the initial columns.
 INITIAL_PRICES_PER_J = (0.0, 0.3, 1.0)
@@ -123,13 +123,23 @@ def episode_slots(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeCo
     state = dynamics.reset_state(c, rng, n_systems=None)
     battery_j = state.battery_j.copy()
     slots, harvest_j = dynamics.draw_slots(c, state, rng, c.horizon_slots, first_is_current=True)
-    no_battery = np.full(c.n_users, np.inf)
-    problems = [dataclasses.replace(slots.select(t), battery_j=no_battery) for t in range(c.horizon_slots)]
-    if harvest_j is None:
-        return EpisodeSlots(c, problems, None, None)
-    available = np.array(harvest_j, dtype=np.float64)
-    available[0] = battery_j
-    return EpisodeSlots(c, problems, available, battery_j)
+    return relaxed_episode([slots.select(t) for t in range(c.horizon_slots)],
+                           None if harvest_j is None else harvest_j[1:], battery_j if c.battery_enabled else None)
+
+
+def relaxed_episode(problems: Sequence[SlotProblem], harvest_j: np.ndarray | None,
+                    battery_j: np.ndarray | None) -> EpisodeSlots:
+    """The :class:`EpisodeSlots` of slots ``problems`` (their batteries removed) that start with
+    ``battery_j`` (J, per user) and harvest ``harvest_j[k - 1]`` on entering slot ``k`` (shape
+    ``(len(problems) - 1, N)``); both ``None`` without batteries."""
+    config = problems[0].config
+    no_battery = np.full(config.n_users, np.inf)
+    relaxed = [dataclasses.replace(problem, battery_j=no_battery) for problem in problems]
+    if battery_j is None or harvest_j is None:
+        return EpisodeSlots(config, relaxed, None, None)
+    battery = np.array(battery_j, dtype=np.float64)
+    available = np.concatenate([battery[None], np.asarray(harvest_j, dtype=np.float64).reshape(-1, len(battery))])
+    return EpisodeSlots(config, relaxed, available, battery)
 
 
 @dataclass(frozen=True, eq=False)
@@ -305,7 +315,8 @@ def hindsight_bound(
         raise ValueError(f"max_rounds must be >= 0, got {max_rounds}")
     start = time.perf_counter()
     episode = episode_slots(env_id, seed, config)
-    dual = _maximise(episode, None if time_budget_s is None else start + time_budget_s, max_rounds, tolerance)
+    dual = maximise_dual(episode, deadline=None if time_budget_s is None else start + time_budget_s,
+                         max_rounds=max_rounds, tolerance=tolerance)
     bound_s = time.perf_counter() - start
     plan_cost, plan_name, plan_actions = _plan(env_id, seed, config, dual, plan_scales)
     return HindsightBound(
@@ -321,8 +332,13 @@ _OPTION_DEFAULTS = {name: parameter.default for name, parameter in inspect.signa
                     if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def _maximise(episode: EpisodeSlots, deadline: float | None, max_rounds: int, tolerance: float) -> _Dual:
-    """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``."""
+def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, deadline: float | None = None,
+                  initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J) -> _Dual:
+    """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``.
+
+    ``initial_prices_per_j``: the first pricing points (numbers, or arrays ``(T, N)``: a warm start);
+    ``deadline``: a :func:`time.perf_counter` value after which no new round starts.
+    """
     problems, available = episode.problems, episode.available_j
     n_slots, n_users = len(problems), episode.config.n_users
     columns = _Columns()
@@ -345,7 +361,8 @@ def _maximise(episode: EpisodeSlots, deadline: float | None, max_rounds: int, to
         columns.add(t, float(problem.has_request.sum()) * cast(float, problem.config.drop_cost), np.zeros(n_users),
                     None)
     best: tuple[float, np.ndarray, np.ndarray] = (-np.inf, np.zeros((n_slots, n_users)), np.zeros(n_slots))
-    candidates = [np.full((n_slots, n_users), price) for price in INITIAL_PRICES_PER_J]
+    candidates = [np.broadcast_to(np.asarray(price, dtype=np.float64), (n_slots, n_users)).copy()
+                  for price in initial_prices_per_j]
     rounds = -len(candidates)
     master = None
     while True:

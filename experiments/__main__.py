@@ -6,7 +6,7 @@ Examples::
     python -m experiments sweep --param weight_energy_per_j --seeds 5 --slots 20
     python -m experiments tradeoff
     python -m experiments curves --param weight_error  # the optimum under the CIFAR-10 and the measured curve
-    python -m experiments tune           # the battery price rules on training seeds 0-19
+    python -m experiments tune           # the battery rules on training seeds 0-19 (--families mpc: one family)
     python -m experiments battery --runs results/experiments/battery/runs/mppo_s0 ...
     python -m experiments all            # every sweep, the trade-off and the battery study
 
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from aigc_edge_env.distributed import add_arguments, check_workers
 from experiments.sweep import PARAMS
+from experiments.tune import GRID
 
 
 def _solvers(names):
@@ -95,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--config", default=None, help="JSON overrides (default: the recommended scenario)")
     common(p, seeds=0, slots=None)
-    p = sub.add_parser("tune", help="tune the battery price rules (constant, decaying, lyapunov) on training seeds")
+    p = sub.add_parser("tune", help="tune the battery rules (constant, decaying, lyapunov, mpc) on training seeds")
     p.add_argument("--episodes", type=int, default=20, help="training episodes: seeds --first-seed ... (default 0-19)")
+    p.add_argument("--families", nargs="+", default=None, choices=sorted(GRID),
+                   help="the families to tune (default all)")
     p.add_argument("--config", default=None, help="JSON overrides (default: the registered scenario)")
     p.add_argument("--out", type=Path, default=Path("results/experiments"))
     p.add_argument("--first-seed", type=int, default=0)
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         paths = run_tune(args.episodes, args.out, args.first_seed,
                          overrides=json.loads(args.config) if args.config else None, workers=args.workers,
-                         progress=not args.no_progress, address=args.address)
+                         progress=not args.no_progress, address=args.address, families=args.families)
         print(f"tune: {time.perf_counter() - start:.1f} s, wrote {', '.join(map(str, paths.values()))}")
         return 0
     if args.command == "curves":

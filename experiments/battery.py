@@ -17,6 +17,7 @@ played by its episode runner):
   with the true costs;
 * ``exact+price<λ>(1-t/H)``: the same with a price that decays to 0 at the horizon;
 * ``lyapunov(V=<V>,theta=<θ>)``: drift-plus-penalty, the price ``max(θ - battery, 0) / V``;
+* ``mpc(every=<k>,slots=<m>)``: re-planning on a sampled future (:mod:`aigc_edge_env.planning`);
 * the rules tuned on training seeds (``--tuned``: the ``tune_best.json`` of
   ``python -m experiments tune``; by default ``<out>/tune_best.json`` when it exists);
 * trained agents (run directories of ``train.py``);
@@ -289,6 +290,8 @@ def _color(label: str, priced: Sequence[str]):
         return "tab:green"
     if label.startswith(PRICED_AGENT_PREFIX):
         return "tab:purple"
+    if label.startswith("mpc"):
+        return "tab:brown"
     if label in priced:
         return plt.cm.autumn(0.1 + 0.75 * priced.index(label) / max(len(priced) - 1, 1))
     if _agent_group(label) is not None or label.endswith("(all seeds)"):
@@ -297,7 +300,7 @@ def _color(label: str, priced: Sequence[str]):
 
 
 def _is_rule(label: str) -> bool:
-    return label.startswith("exact+") or "lyapunov" in label
+    return label.startswith(("exact+", "mpc")) or "lyapunov" in label
 
 
 def plot_battery(results: Mapping[str, PolicyResult], rows: Sequence[dict[str, Any]], path: Path,

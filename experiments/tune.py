@@ -6,7 +6,11 @@ evaluation seeds ``10000 ...`` that :mod:`experiments.battery` reports on):
 
 * ``exact+price<λ>``: a constant price ``λ`` per J for every user;
 * ``exact+price<λ>(1-t/H)``: a price decaying from ``λ`` to 0 at the horizon;
-* ``lyapunov(V=<V>,theta=<θ>)``: the drift-plus-penalty price ``max(θ - battery, 0) / V``.
+* ``lyapunov(V=<V>,theta=<θ>)``: the drift-plus-penalty price ``max(θ - battery, 0) / V``;
+* ``mpc(every=<k>,slots=<m>)``: re-planning on a sampled future (:mod:`aigc_edge_env.planning`),
+  every ``k`` slots on ``m`` sampled slots (10-40 s per episode: the slowest family).
+
+``families`` (``--families``) tunes a subset of :data:`GRID`'s families.
 
 Each candidate of :data:`GRID` plays every training episode (the engine's runner); the best
 of each family is the one with the highest mean episode return.  Writes ``tune.csv`` (every
@@ -19,17 +23,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from aigc_edge_env.evaluation import lyapunov_policy_name, mean_interval, price_policy_name, write_csv
+from aigc_edge_env.planning import mpc_policy_name
 from experiments.battery import ENV_ID, policy_task
 from experiments.common import parallel_map
 
-#: Candidates per family: constant prices (1/J), initial decaying prices (1/J), (V, theta) of lyapunov.
+#: Candidates per family: constant prices (1/J), initial decaying prices (1/J), (V, theta) of lyapunov,
+#: (every, slots) of mpc.
 GRID: dict[str, list[Any]] = {
     "constant": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5],
     "decaying": [0.4, 0.6, 0.8, 0.9, 1.0, 1.1, 1.2, 1.6],
     "lyapunov": [(v, theta) for theta in (60.0, 80.0, 100.0, 130.0, 160.0) for v in (50.0, 100.0, 150.0, 200.0, 400.0)],
+    "mpc": [(25, 20), (10, 20), (5, 20), (10, 40)],
 }
 
 
@@ -42,13 +49,23 @@ def candidate_names(grid: dict[str, list[Any]] = GRID) -> dict[str, tuple[str, A
         names[price_policy_name("exact", price, decaying=True)] = ("decaying", {"initial_price_per_j": price})
     for v, theta in grid.get("lyapunov", []):
         names[lyapunov_policy_name(v, theta)] = ("lyapunov", {"V": v, "theta": theta})
+    for every, slots in grid.get("mpc", []):
+        names[mpc_policy_name(every, slots)] = ("mpc", {"every": every, "slots": slots})
     return names
 
 
 def run_tune(episodes: int, out: Path, first_seed: int = 0, grid: dict[str, list[Any]] = GRID,
              overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
-             confidence: float = 0.95, address: str | None = None) -> dict[str, Path]:
-    """Play every candidate (and ``exact``) on training seeds ``first_seed ...``; write the table and the best."""
+             confidence: float = 0.95, address: str | None = None,
+             families: Sequence[str] | None = None) -> dict[str, Path]:
+    """Play every candidate (and ``exact``) on training seeds ``first_seed ...``; write the table and the best.
+
+    ``families``: the families of ``grid`` to tune (default all); an unknown one raises ``ValueError``.
+    """
+    unknown = sorted(set(families or ()) - set(grid))
+    if unknown:
+        raise ValueError(f"unknown families {unknown}: accepted {sorted(grid)}")
+    grid = {family: grid[family] for family in (families or grid)}
     overrides = dict(overrides or {})
     seeds = list(range(first_seed, first_seed + episodes))
     candidates = candidate_names(grid)

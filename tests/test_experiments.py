@@ -151,3 +151,21 @@ def test_curves_comparison_writes_its_files_and_uses_each_curve(tmp_path):
         first = next(r for r in slots if r["curve"] == curve and int(r["slot"]) == 0)
         assert float(first["offload_share"]) == pytest.approx(evaluation.summary()["offload_share"])
         assert float(first["mean_error"]) == pytest.approx(evaluation.summary()["mean_error"])
+
+
+def test_tune_plays_only_the_families_asked_and_keeps_the_best(tmp_path):
+    import json
+
+    from experiments.tune import run_tune
+
+    grid = {"decaying": [0.8], "mpc": [(2, 3), (3, 3)]}
+    paths = run_tune(2, tmp_path, grid=grid, overrides={"n_users": 3, "horizon_slots": 4}, workers=1,
+                     progress=False, families=["mpc"])
+    rows = {r["policy"]: r for r in read_csv(paths["csv"])}
+    assert set(rows) == {"exact", "mpc(every=2,slots=3)", "mpc(every=3,slots=3)"}
+    best = json.loads(paths["best"].read_text())
+    assert best["seeds"] == [0, 1] and set(best["best"]) == {"mpc"}
+    top = max(("mpc(every=2,slots=3)", "mpc(every=3,slots=3)"), key=lambda name: rows[name]["reward"])
+    assert best["best"]["mpc"]["policy"] == top and best["best"]["mpc"]["every"] == rows[top]["every"]
+    with pytest.raises(ValueError, match="unknown families"):
+        run_tune(2, tmp_path, grid=grid, workers=1, progress=False, families=["nope"])
