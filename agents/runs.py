@@ -38,6 +38,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from aigc_edge_env import __version__
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 
 __all__ = [
@@ -209,11 +210,12 @@ def load_normalizer(path: Path, venv: VecEnv | None = None) -> VecNormalize | No
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a run depends on."""
+    """Versions of Python and the packages a run depends on.  This package's is the code's own
+    ``aigc_edge_env.__version__``: an editable install's metadata keeps the version it was installed at."""
     versions = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
-            versions[name] = importlib.metadata.version(name)
+            versions[name] = __version__ if name == "aigc-edge-env" else importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions

@@ -21,7 +21,7 @@ This is certainty-equivalent re-planning on a sample average approximation with 
 Math. Oper. Res. 2012): the plan is wrong about the future, and re-planning corrects it with
 what the batteries actually did.  To keep a plan cheap, a rest of the episode longer than
 ``slots`` is sampled as ``slots`` slots with the battery scaled by ``slots / remaining`` (the
-same energy per slot, so the same price in expectation); shorter rests are sampled whole.
+about the same energy per slot, so about the same price); shorter rests are sampled whole.
 
 Parameters (the name ``mpc(every=<k>,slots=<m>)``; plain ``mpc`` takes :data:`MPC_DEFAULTS`,
 tuned on training seeds by ``python -m experiments tune``, docs/results.md section 3): ``every``
@@ -31,6 +31,7 @@ tuned on training seeds by ``python -m experiments tune``, docs/results.md secti
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -58,24 +59,26 @@ def mpc_policy_name(every: int, slots: int) -> str:
 
 
 class MPCPolicy(PricedPolicy):
-    """``exact`` under the prices of the hindsight dual of a sampled future, re-planned every ``every``
-    slots on ``slots`` sampled slots (module docstring)."""
+    """``solve`` (default ``exact``) under the prices of the hindsight dual of a sampled future,
+    re-planned every ``every`` slots on ``slots`` sampled slots (module docstring).  The plans
+    themselves always price slots with ``exact`` (the bound's column generation)."""
 
     def __init__(self, every: int = MPC_DEFAULTS["every"], slots: int = MPC_DEFAULTS["slots"],
                  solve: Solver = SOLVERS["exact"], name: str | None = None) -> None:
         for label, value in (("every", every), ("slots", slots)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"mpc's {label} must be an integer >= 1 (slots), got {value!r}")
-        super().__init__(solve, name or mpc_policy_name(every, slots))
-        self.every, self.slots = every, slots
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"mpc's {label} must be an integer number of slots >= 1, got {value!r}")
+        super().__init__(solve, name or mpc_policy_name(int(every), int(slots)))
+        self.every, self.slots = int(every), int(slots)
         self.future_rng = np.random.default_rng()
         self.distance_m: np.ndarray | None = None
-        self.plan_prices_per_j: np.ndarray | None = None  # the last plan's (slots, N) prices
+        self.planned_price_per_j: np.ndarray | None = None  # the last plan's first-slot prices (N,)
 
     def reset(self, seed: int | None) -> None:
         super().reset(seed)
         self.future_rng = np.random.default_rng(None if seed is None else [int(seed), STREAM])
-        self.plan_prices_per_j = None
+        self.distance_m = None  # read again by observe() in the new episode
+        self.planned_price_per_j = None
 
     def observe(self, env: Any) -> None:
         self.distance_m = env.distance_m
@@ -83,9 +86,9 @@ class MPCPolicy(PricedPolicy):
     def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> np.ndarray:
         if not problem.config.battery_enabled:
             return np.zeros(problem.n_users)
-        if self.plan_prices_per_j is None or self.slot_index % self.every == 0:
-            self.plan_prices_per_j = self.plan(problem)
-        return self.plan_prices_per_j[0]
+        if self.planned_price_per_j is None or self.slot_index % self.every == 0:
+            self.planned_price_per_j = self.plan(problem)[0]
+        return self.planned_price_per_j
 
     def plan(self, problem: SlotProblem) -> np.ndarray:
         """The dual prices ``(n, N)`` of one sampled rest of the episode that starts with ``problem``."""
@@ -108,6 +111,6 @@ class MPCPolicy(PricedPolicy):
             problems += [future.select(k) for k in range(n - 1)]
             harvest_j = np.asarray(harvest)
         episode = relaxed_episode(problems, harvest_j, np.asarray(problem.battery_j) * (n / max(remaining, 1)))
-        warm = INITIAL_PRICES_PER_J if self.plan_prices_per_j is None else (self.plan_prices_per_j[0],)
+        warm = INITIAL_PRICES_PER_J if self.planned_price_per_j is None else (self.planned_price_per_j,)
         return maximise_dual(episode, max_rounds=MAX_ROUNDS, tolerance=TOLERANCE,
                              initial_prices_per_j=warm).prices_per_j

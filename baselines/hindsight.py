@@ -87,7 +87,7 @@ from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
 
 __all__ = ["EpisodeSlots", "HindsightBound", "cached_hindsight_bound", "dual_bound", "episode_slots", "hindsight_bound",
-           "hindsight_cache_path", "maximise_dual", "relaxed_episode", "write_hindsight_cache"]
+           "hindsight_cache_path", "INITIAL_PRICES_PER_J", "maximise_dual", "relaxed_episode", "write_hindsight_cache"]
 
 #: Uniform prices (cost per J) whose slot optima are the initial columns.
 INITIAL_PRICES_PER_J = (0.0, 0.3, 1.0)
@@ -281,7 +281,7 @@ def dual_bound(episode: EpisodeSlots, prices_per_j: np.ndarray) -> float:
 
 @dataclass(frozen=True, eq=False)
 class _Dual:
-    """What :func:`_maximise` found: the best prices and bound, and the final master."""
+    """What :func:`maximise_dual` found: the best prices and bound, and the final master."""
 
     prices_per_j: np.ndarray  # (T, N) of the best bound
     slot_bounds: np.ndarray  # (T,) LB_t at those prices
@@ -336,9 +336,13 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
                   initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J) -> _Dual:
     """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``.
 
-    ``initial_prices_per_j``: the first pricing points (numbers, or arrays ``(T, N)``: a warm start);
+    ``initial_prices_per_j``: the first pricing points (at least one), each a number, a row ``(N,)``
+    or an array ``(T, N)`` (cost per J, broadcast to ``(T, N)``: a warm start), each ``>= 0`` and
+    non-increasing over the slots, so that every dual value is a bound (``ValueError`` otherwise);
     ``deadline``: a :func:`time.perf_counter` value after which no new round starts.
     """
+    if not initial_prices_per_j:
+        raise ValueError("initial_prices_per_j must hold at least one pricing point")
     problems, available = episode.problems, episode.available_j
     n_slots, n_users = len(problems), episode.config.n_users
     columns = _Columns()
@@ -363,6 +367,9 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
     best: tuple[float, np.ndarray, np.ndarray] = (-np.inf, np.zeros((n_slots, n_users)), np.zeros(n_slots))
     candidates = [np.broadcast_to(np.asarray(price, dtype=np.float64), (n_slots, n_users)).copy()
                   for price in initial_prices_per_j]
+    for candidate in candidates:
+        if not np.all(np.isfinite(candidate)) or np.any(candidate < 0) or np.any(np.diff(candidate, axis=0) > 0):
+            raise ValueError("initial_prices_per_j must be finite, >= 0 and non-increasing over the slots")
     rounds = -len(candidates)
     master = None
     while True:

@@ -10,7 +10,8 @@ evaluation seeds ``10000 ...`` that :mod:`experiments.battery` reports on):
 * ``mpc(every=<k>,slots=<m>)``: re-planning on a sampled future (:mod:`aigc_edge_env.planning`),
   every ``k`` slots on ``m`` sampled slots (10-40 s per episode: the slowest family).
 
-``families`` (``--families``) tunes a subset of :data:`GRID`'s families.
+``families`` (``--families``) tunes a subset of :data:`GRID`'s families; the other families' rows
+and best entries of an earlier run in the same folder, on the same seeds and config, are kept.
 
 Each candidate of :data:`GRID` plays every training episode (the engine's runner); the best
 of each family is the one with the highest mean episode return.  Writes ``tune.csv`` (every
@@ -28,7 +29,7 @@ from typing import Any, Sequence
 from aigc_edge_env.evaluation import lyapunov_policy_name, mean_interval, price_policy_name, write_csv
 from aigc_edge_env.planning import mpc_policy_name
 from experiments.battery import ENV_ID, policy_task
-from experiments.common import parallel_map
+from experiments.common import parallel_map, read_csv
 
 #: Candidates per family: constant prices (1/J), initial decaying prices (1/J), (V, theta) of lyapunov,
 #: (every, slots) of mpc.
@@ -90,10 +91,25 @@ def run_tune(episodes: int, out: Path, first_seed: int = 0, grid: dict[str, list
             best[family] = {"policy": top["policy"], **candidates[top["policy"]][1], "reward": top["reward"]}
     out = Path(out)
     paths = {"csv": out / "tune.csv", "best": out / "tune_best.json"}
+    kept_rows, kept_best = earlier_results(paths, seeds, overrides, tuned=set(grid))
+    rows, best = [*rows, *kept_rows], {**kept_best, **best}
     write_csv(paths["csv"], rows)
     paths["best"].write_text(json.dumps({"env_id": ENV_ID, "config_overrides": overrides, "seeds": seeds,
                                          "best": best}, indent=2))
     return paths
+
+
+def earlier_results(paths: dict[str, Path], seeds: list[int], overrides: dict[str, Any], tuned: set[str]
+                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows and best entries of the families *not* in ``tuned`` from an earlier run in the same folder
+    on the same seeds and config (so tuning one family keeps the others'); nothing otherwise."""
+    if not (paths["best"].exists() and paths["csv"].exists()):
+        return [], {}
+    earlier = json.loads(paths["best"].read_text())
+    if (earlier.get("env_id"), earlier.get("seeds"), earlier.get("config_overrides")) != (ENV_ID, seeds, overrides):
+        return [], {}
+    rows = [row for row in read_csv(paths["csv"]) if row["family"] not in tuned and row["family"] != "myopic"]
+    return rows, {family: entry for family, entry in earlier["best"].items() if family not in tuned}
 
 
 def tuned_policies(path: Path) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from aigc_edge_env import evaluate_decision
+from aigc_edge_env import __version__, evaluate_decision
 from aigc_edge_env.agents.runs import read_scalars
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.evaluation import EVAL_SEED, PolicyResult, format_number, make_policy, run_episode, summarize
@@ -266,9 +266,10 @@ def test_evaluate_cli_rejects_missing_and_corrupt_models(tiny_run: Path, tmp_pat
     (corrupt / "model.zip").write_bytes(b"not a zip file")
     assert f"cannot load model {corrupt / 'model.zip'}: " in _error(evaluate_cli.main, ["--runs", str(corrupt)], capsys)
     record = yaml.safe_load((tiny_run / "run.yml").read_text())
-    record["versions"]["aigc-edge-env"] = "0.5.0"  # a run of another release: the error says so
+    assert record["versions"]["aigc-edge-env"] == __version__  # the code's, not install metadata
+    record["versions"]["aigc-edge-env"] = "9.9.0"  # a run of another release: the error says so
     (corrupt / "run.yml").write_text(yaml.safe_dump(record))
-    assert "(trained with aigc-edge-env 0.5.0, whose networks this version" in _error(
+    assert "(trained with aigc-edge-env 9.9.0, whose networks this version" in _error(
         evaluate_cli.main, ["--runs", str(corrupt)], capsys)
     assert "unknown policy 'best'" in _error(evaluate_cli.main, ["--policies", "best"], capsys)
     old_head = tmp_path / "old_head"  # PerUserPolicy of 0.3.0: its head's logits mean something else, refused

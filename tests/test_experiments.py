@@ -167,5 +167,10 @@ def test_tune_plays_only_the_families_asked_and_keeps_the_best(tmp_path):
     assert best["seeds"] == [0, 1] and set(best["best"]) == {"mpc"}
     top = max(("mpc(every=2,slots=3)", "mpc(every=3,slots=3)"), key=lambda name: rows[name]["reward"])
     assert best["best"]["mpc"]["policy"] == top and best["best"]["mpc"]["every"] == rows[top]["every"]
+    decaying = run_tune(2, tmp_path, grid=grid, overrides={"n_users": 3, "horizon_slots": 4}, workers=1,
+                        progress=False, families=["decaying"])  # the same folder: mpc's results are kept
+    assert set(json.loads(decaying["best"].read_text())["best"]) == {"mpc", "decaying"}
+    rows_after = [r["policy"] for r in read_csv(decaying["csv"])]
+    assert sorted(rows_after) == sorted([*rows, "exact+price0.8(1-t/H)"])
     with pytest.raises(ValueError, match="unknown families"):
         run_tune(2, tmp_path, grid=grid, workers=1, progress=False, families=["nope"])

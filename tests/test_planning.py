@@ -3,12 +3,14 @@
 * the inverse of the Shannon rate, the env's distances;
 * names, defaults and bad parameters;
 * without batteries it is ``exact`` bit for bit (no prices);
-* it never touches the env's generator, and the same seed plays the same episode;
+* it decides from the slot, the distances and its own stream alone, and the same seed replays;
 * where batteries bind it beats the myopic ``exact`` and stays above the hindsight bound;
 * the priced wrapper on an ``mpc`` base: a zero action is ``mpc``.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +19,7 @@ from gymnasium.utils import seeding
 
 from aigc_edge_env import dynamics, physics
 from aigc_edge_env.baselines import hindsight_bound
+from aigc_edge_env.baselines.hindsight import dual_bound, episode_slots, maximise_dual
 from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.evaluation import make_policy, run_episode
 from aigc_edge_env.planning import MPC_DEFAULTS, MPCPolicy, mpc_policy_name
@@ -62,9 +65,9 @@ def test_names_defaults_and_bad_parameters() -> None:
     named = make_policy("mpc(every=3,slots=7)")
     assert isinstance(named, MPCPolicy) and (named.every, named.slots, named.name) == (3, 7, "mpc(every=3,slots=7)")
     assert mpc_policy_name(3, 7) == "mpc(every=3,slots=7)"
-    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+    with pytest.raises(ValueError, match="every must be an integer number of slots >= 1"):
         make_policy("mpc(every=0,slots=7)")
-    with pytest.raises(ValueError, match="slots must be an integer >= 1"):
+    with pytest.raises(ValueError, match="slots must be an integer number of slots >= 1"):
         MPCPolicy(every=2, slots=1.5)  # type: ignore[arg-type]
     for bad in ("mpc(every=3)", "mpc(slots=3,every=2)", "exact+mpc", "mpc(every=-1,slots=2)"):
         with pytest.raises(ValueError, match="unknown policy"):
@@ -78,15 +81,21 @@ def test_without_batteries_it_is_exact() -> None:
     assert played.per_slot["cost"] == run_episode(AIGCEdgeEnv(config=config), make_policy("exact"), 1).per_slot["cost"]
 
 
-def test_it_samples_from_its_own_stream_and_replays() -> None:
-    states = []
-    for name in ("exact", MPC):
-        env = AIGCEdgeEnv(config=SMALL)
-        run_episode(env, make_policy(name), 2)
-        states.append(env.np_random.bit_generator.state)
-    assert states[0] == states[1]  # the env draws the same slots whatever the policy; mpc draws its own
+def test_it_decides_from_the_slot_the_distances_and_its_own_stream() -> None:
+    env = AIGCEdgeEnv(config=SMALL)
+    played = make_policy(MPC)
+    observation, _ = env.reset(seed=2)
+    replay = make_policy(MPC)  # sees nothing of the env but the slot and the distances
+    replay.reset(2)
+    played.reset(2)
+    for _ in range(SMALL["horizon_slots"]):
+        problem = env.current_problem()
+        replay.observe(SimpleNamespace(distance_m=env.distance_m))
+        action = played.act(env, observation)
+        np.testing.assert_array_equal(env.decision_to_action(replay.decide(problem, observation)), action)
+        observation = env.step(action)[0]
     first, second = (run_episode(AIGCEdgeEnv(config=SMALL), make_policy(MPC), 2).per_slot["cost"] for _ in range(2))
-    assert first == second
+    assert first == second  # the same seed, the same sampled futures
 
 
 def test_where_batteries_bind_it_beats_exact_and_stays_above_the_bound() -> None:
@@ -101,3 +110,12 @@ def test_zero_action_on_an_mpc_base_is_mpc() -> None:
     env.reset(seed=5)
     costs = [env.step(np.zeros(3, dtype=np.float32))[4]["cost"] for _ in range(SMALL["horizon_slots"])]
     assert costs == run_episode(AIGCEdgeEnv(config=SMALL), make_policy(MPC), 5).per_slot["cost"]
+
+
+def test_the_dual_refuses_warm_starts_that_would_not_bound() -> None:
+    episode = episode_slots("AIGCEdge-v0", 1, SMALL)
+    for bad in ((), (-0.1,), (np.array([0.2, -0.1, 0.3]),), (np.linspace(0.0, 1.0, 8)[:, None],)):
+        with pytest.raises(ValueError, match="initial_prices_per_j"):
+            maximise_dual(episode, max_rounds=0, tolerance=1e-3, initial_prices_per_j=bad)
+    warm = maximise_dual(episode, max_rounds=0, tolerance=1e-3, initial_prices_per_j=(np.array([0.2, 0.0, 0.4]),))
+    assert warm.lower_bound == pytest.approx(dual_bound(episode, np.tile([0.2, 0.0, 0.4], (8, 1))))
