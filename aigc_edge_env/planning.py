@@ -20,8 +20,8 @@ This is certainty-equivalent re-planning on a sample average approximation with 
 (Kleywegt, Shapiro, Homem-de-Mello, SIAM J. Optim. 2002; re-solving heuristics, Jasin and Kumar,
 Math. Oper. Res. 2012): the plan is wrong about the future, and re-planning corrects it with
 what the batteries actually did.  To keep a plan cheap, a rest of the episode longer than
-``slots`` is sampled as ``slots`` slots with the battery scaled by ``slots / remaining`` (the
-about the same energy per slot, so about the same price); shorter rests are sampled whole.
+``slots`` is sampled as ``slots`` slots with the battery scaled by ``slots / remaining`` (about
+the same energy per slot, so about the same price); shorter rests are sampled whole.
 
 Parameters (the name ``mpc(every=<k>,slots=<m>)``; plain ``mpc`` takes :data:`MPC_DEFAULTS`,
 tuned on training seeds by ``python -m experiments tune``, docs/results.md section 3): ``every``

@@ -86,8 +86,9 @@ from aigc_edge_env.baselines.exact import solve_exact
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
 
-__all__ = ["EpisodeSlots", "HindsightBound", "cached_hindsight_bound", "dual_bound", "episode_slots", "hindsight_bound",
-           "hindsight_cache_path", "INITIAL_PRICES_PER_J", "maximise_dual", "relaxed_episode", "write_hindsight_cache"]
+__all__ = ["INITIAL_PRICES_PER_J", "DualResult", "EpisodeSlots", "HindsightBound", "cached_hindsight_bound",
+           "dual_bound", "episode_slots", "hindsight_bound", "hindsight_cache_path", "maximise_dual", "relaxed_episode",
+           "write_hindsight_cache"]
 
 #: Uniform prices (cost per J) whose slot optima are the initial columns.
 INITIAL_PRICES_PER_J = (0.0, 0.3, 1.0)
@@ -280,7 +281,7 @@ def dual_bound(episode: EpisodeSlots, prices_per_j: np.ndarray) -> float:
 
 
 @dataclass(frozen=True, eq=False)
-class _Dual:
+class DualResult:
     """What :func:`maximise_dual` found: the best prices and bound, and the final master."""
 
     prices_per_j: np.ndarray  # (T, N) of the best bound
@@ -333,7 +334,7 @@ _OPTION_DEFAULTS = {name: parameter.default for name, parameter in inspect.signa
 
 
 def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, deadline: float | None = None,
-                  initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J) -> _Dual:
+                  initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J) -> DualResult:
     """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``.
 
     ``initial_prices_per_j``: the first pricing points (at least one), each a number, a row ``(N,)``
@@ -359,7 +360,7 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
     if available is None:
         prices = np.zeros((n_slots, n_users))
         bounds = price_all(prices)
-        return _Dual(prices, bounds, float(bounds.sum()), None, columns, 0)
+        return DualResult(prices, bounds, float(bounds.sum()), None, columns, 0)
     cumulative = np.cumsum(available, axis=0)
     for t, problem in enumerate(problems):  # dropping every request: energy 0, so the master is feasible
         columns.add(t, float(problem.has_request.sum()) * cast(float, problem.config.drop_cost), np.zeros(n_users),
@@ -387,14 +388,14 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
         value = _dual_value(bounds, prices, available)
         if value > best[0]:
             best = (value, prices, bounds)
-    return _Dual(best[1], best[2], best[0], master, columns, max(rounds, 0))
+    return DualResult(best[1], best[2], best[0], master, columns, max(rounds, 0))
 
 
 #: The plan's variants (module docstring), by name.
 PLAN_VARIANTS = ("prices x <scale>", "master prices", "mean prices", "master plan")
 
 
-def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None, dual: _Dual,
+def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None, dual: DualResult,
           scales: Sequence[float]) -> tuple[float, str, np.ndarray]:
     """The cheapest clairvoyant episode over the variants: ``(cost, variant, actions)``."""
     from aigc_edge_env.baselines import SOLVERS  # the registry (this module is part of the package it fills)
