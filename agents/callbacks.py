@@ -14,14 +14,9 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from aigc_edge_env.agents.policies import ModelPolicy
 from aigc_edge_env.agents.runs import restore_training_state, save_model, training_state
-from aigc_edge_env.evaluation import (
-    EPISODE_METRICS,
-    SCORE_REFERENCES,
-    EpisodeAccumulator,
-    evaluate_all,
-    evaluate_policy,
-    make_policy,
-)
+from aigc_edge_env.evaluation.runner import EPISODE_METRICS, EpisodeAccumulator, evaluate_all, evaluate_policy
+from aigc_edge_env.evaluation.statistics import SCORE_REFERENCES
+from aigc_edge_env.policies.registry import make_policy
 
 __all__ = ["CheckpointSaver", "EpisodeCostLogger", "PeriodicEvaluation", "StopRequest", "best_record_path",
            "reference_rewards"]

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
 from aigc_edge_env.agents.runs import TENSORBOARD_DIR, read_scalars  # noqa: E402
-from aigc_edge_env.evaluation import EPISODE_METRICS  # noqa: E402
+from aigc_edge_env.evaluation.runner import EPISODE_METRICS  # noqa: E402
 
 __all__ = [
     "LEARNING_CURVE_TAGS", "learning_curves", "plot_components", "plot_learning_curves", "plot_scores", "write_plots",

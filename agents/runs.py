@@ -20,10 +20,8 @@ Every model file ``<stem>.zip`` keeps its normaliser in ``<stem>.vecnormalize.pk
 from __future__ import annotations
 
 import fcntl
-import importlib.metadata
 import os
 import pickle
-import platform
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,12 +36,12 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from aigc_edge_env import __version__
 from aigc_edge_env.agents.algorithms import ALGORITHMS
+from aigc_edge_env.versions import package_versions
 
 __all__ = [
     "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "RUN_RECORD", "TENSORBOARD_DIR", "RunError",
-    "TrainedModel", "load_normalizer", "load_resume_state", "load_trained", "normalizer_path", "package_versions",
+    "TrainedModel", "load_normalizer", "load_resume_state", "load_trained", "normalizer_path",
     "read_record", "read_scalars", "replay_buffer_path", "restore_training_state", "resume_state_path", "run_lock",
     "save_model", "save_resume_state",
     "training_state", "write_record",
@@ -58,9 +56,6 @@ LOCK_FILE = "train.lock"
 #: Attributes of an SB3 model that the zip does not restore as training left them.
 _MODEL_STATE = ("num_timesteps", "_episode_num", "_last_obs", "_last_episode_starts", "_last_original_obs",
                 "ep_info_buffer", "ep_success_buffer")
-_PACKAGES = ("aigc-edge-env", "numpy", "scipy", "torch", "gymnasium", "stable_baselines3", "sb3_contrib")
-
-
 class RunError(RuntimeError):
     """A run directory or model file that is missing or cannot be read (the message names the path)."""
 
@@ -207,18 +202,6 @@ def load_normalizer(path: Path, venv: VecEnv | None = None) -> VecNormalize | No
     normalizer.training = False
     normalizer.norm_reward = False
     return normalizer
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a run depends on.  This package's is the code's own
-    ``aigc_edge_env.__version__``: an editable install's metadata keeps the version it was installed at."""
-    versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            versions[name] = __version__ if name == "aigc-edge-env" else importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:

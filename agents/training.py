@@ -40,7 +40,6 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS, IncompatibleEnvError
 from aigc_edge_env.agents.callbacks import CheckpointSaver, EpisodeCostLogger, PeriodicEvaluation, StopRequest
-from aigc_edge_env.agents.cli import check_output_dir, check_threads
 from aigc_edge_env.agents.environments import (
     check_env_id,
     check_vec_env,
@@ -66,7 +65,6 @@ from aigc_edge_env.agents.runs import (
     load_normalizer,
     load_resume_state,
     normalizer_path,
-    package_versions,
     read_record,
     replay_buffer_path,
     restore_training_state,
@@ -75,7 +73,9 @@ from aigc_edge_env.agents.runs import (
     save_resume_state,
     write_record,
 )
+from aigc_edge_env.cli.common import check_output_dir, check_threads
 from aigc_edge_env.config import ConfigError, make_config
+from aigc_edge_env.versions import package_versions
 
 __all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "TrainingInterrupted", "train"]
 

@@ -1,9 +1,9 @@
-"""Hyperparameter search on Ray Tune: ``python -m aigc_edge_env.agents.tune --algo ppo --env AIGCEdge-v0 --trials 32``.
+"""Hyperparameter search on Ray Tune: ``aigc-edge tune --algo ppo --env AIGCEdge-v0 --trials 32``.
 
 Optuna's TPE sampler (Ray Tune's ``OptunaSearch``, seeded with ``--seed``) proposes values of
 the algorithm's search space, ``agents/hyperparams/<algo>.search.yml`` (beside ``<algo>.yml``;
 its header documents the format), put over the env's entry of ``<algo>.yml``.  Each trial
-trains as ``train.py --algo A --env E --timesteps T --seed S --eval-freq F --checkpoint-freq 0``
+trains as ``aigc-edge train --algo A --env E --timesteps T --seed S --eval-freq F --checkpoint-freq 0``
 would, holding one CPU and one torch thread, and after every periodic evaluation (``--eval-freq``
 timesteps, ``--eval-episodes`` episodes on the training's evaluation seeds) reports its
 normalised score ``(R - R_random) / (R_exact - R_random)`` on those seeds (``exact`` and
@@ -21,7 +21,7 @@ Writes to ``--out`` (default ``results/tune/<algo>_<env>``):
 
 * ``<algo>.yml``: the env's entry with the best trial's values, in the format of
   ``agents/hyperparams/<algo>.yml`` (copy the entry there, or pass the printed
-  ``--hyperparams`` to ``train.py``);
+  ``--hyperparams`` to ``aigc-edge train``);
 * ``trials.csv`` and ``trials.md``: every trial's values, last and best score, timesteps
   reached and status (completed, stopped by ASHA, error);
 * ``search/``: Ray Tune's state of the search.  The same command run again after an
@@ -34,7 +34,6 @@ import argparse
 import functools
 import json
 import math
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -42,16 +41,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.callbacks import reference_rewards
-from aigc_edge_env.agents.environments import check_env_id, make_env
+from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.hyperparameters import HYPERPARAMS_DIR, HyperparamError, check_values, load_hyperparams
 from aigc_edge_env.agents.training import EVAL_SEED_BASE, TrainRequest, train
-from aigc_edge_env.config import ConfigError
-from aigc_edge_env.distributed import MAX_RETRIES, add_arguments, check_workers, init_ray
-from aigc_edge_env.evaluation import format_number, normalised_score, write_csv
+from aigc_edge_env.cli.common import UsageError
+from aigc_edge_env.distributed import MAX_RETRIES, init_ray
+from aigc_edge_env.evaluation.statistics import normalised
+from aigc_edge_env.evaluation.writers import format_number, write_csv
 
-__all__ = ["DISTRIBUTIONS", "best_entry", "load_search_space", "main", "run_search"]
+__all__ = ["DISTRIBUTIONS", "best_entry", "load_search_space", "run_search"]
 
 #: Distributions of a search space entry and the number of values each takes.
 DISTRIBUTIONS = {"loguniform": 2, "uniform": 2, "int": 2, "choice": None}
@@ -114,7 +113,7 @@ def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int,
 
     def report(steps: int, reward: float) -> None:
         nonlocal best
-        score = float(normalised_score(np.asarray(reward), np.asarray(references["random"]),
+        score = float(normalised(np.asarray(reward), np.asarray(references["random"]),
                                        np.asarray(references["exact"]), axis=None))
         best = max(best, score)
         tune.report({"score": score, "best_score": best, "reward": reward, "timesteps": steps})
@@ -186,7 +185,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
                 "grace_timesteps": args.grace_timesteps, "space": space}
     settings_path = out / "search_settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
-        raise SystemExit(f"{out} holds a search with other settings ({settings_path}): choose another --out")
+        raise UsageError(f"{out} holds a search with other settings ({settings_path}): choose another --out")
     settings_path.write_text(json.dumps(settings, indent=2))
     references = periodic_references(args.env, args.eval_episodes)
     trainable = tune.with_resources(functools.partial(
@@ -220,58 +219,12 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
     top = completed[0]
     best = sampled_hyperparams({key: top[key] for key in space}, space)
     entry = best_entry(args.algo, args.env, best)
-    header = (f"# {args.algo} on {args.env}: best of {len(rows)} trials (python -m aigc_edge_env.agents.tune "
+    header = (f"# {args.algo} on {args.env}: best of {len(rows)} trials (aigc-edge tune "
               f"--algo {args.algo} --env {args.env} --trials {args.trials} --timesteps {args.timesteps} --seed "
               f"{args.seed}),\n# score {format_number(top['score'])} at {top['timesteps']} timesteps\n")
     paths["yml"].write_text(header + yaml.safe_dump({args.env: entry}, sort_keys=False))
     overrides = " ".join(f"{key}:{value}" for key, value in best.items())
     print(trials_markdown(rows, list(space)))
     print(f"best trial {top['trial']}: score {format_number(top['score'])}; wrote {', '.join(map(str, paths.values()))}"
-          f"\ntrain with it: python train.py --algo {args.algo} --env {args.env} --hyperparams {overrides}")
+          f"\ntrain with it: aigc-edge train --algo {args.algo} --env {args.env} --hyperparams {overrides}")
     return paths
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m aigc_edge_env.agents.tune", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--algo", required=True, choices=sorted(ALGORITHMS))
-    parser.add_argument("--env", default="AIGCEdge-v0")
-    parser.add_argument("--trials", type=int, default=32, help="trials sampled (default 32)")
-    parser.add_argument("--timesteps", type=int, default=60_000, help="training timesteps of a full trial")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of every trial, and the sampler's")
-    parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (reports)")
-    parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per evaluation")
-    parser.add_argument("--grace-timesteps", type=int, default=None,
-                        help="ASHA's first rung: no trial is stopped before (default timesteps / 4)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default results/tune/<algo>_<env>)")
-    add_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        check_env_id(args.env, {})
-        check_workers(args.workers)
-        load_search_space(args.algo)
-        load_hyperparams(args.algo, args.env)
-    except (ConfigError, HyperparamError, ValueError) as exc:
-        parser.error(str(exc))
-    for name in ("trials", "timesteps", "eval_freq", "eval_episodes"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if args.timesteps % args.eval_freq:
-        parser.error(f"--timesteps ({args.timesteps}) must be a multiple of --eval-freq ({args.eval_freq}): "
-                     "a trial reports at each evaluation, and its last one at --timesteps is its final score")
-    if args.grace_timesteps is None:
-        args.grace_timesteps = max(1, args.timesteps // 4)
-    if not 1 <= args.grace_timesteps <= args.timesteps:
-        parser.error(f"--grace-timesteps must be in [1, --timesteps {args.timesteps}], got {args.grace_timesteps}")
-    if args.out is None:
-        args.out = Path("results/tune") / f"{args.algo}_{args.env}"
-    run_search(args)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

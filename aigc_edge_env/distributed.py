@@ -17,12 +17,10 @@ Every task declares one CPU (``num_cpus=1``; Ray then sets ``OMP_NUM_THREADS=1``
 so torch and BLAS use one thread), so a node runs as many tasks at once as it has CPUs;
 ``--workers N`` also caps the tasks in flight at ``N`` on a cluster.  The package must be
 installed on every node (the same version, e.g. ``pip install '.[all]'`` from the same
-checkout): the tasks' code is the installed ``aigc_edge_env``; code outside it (the top-level
-``experiments`` package) travels to a cluster as a ``runtime_env`` of ``py_modules`` (a local
-instance's workers import it from the checkout).  Tasks return their results to the command,
-which writes every file where it was started, so results are the same files whatever the number
-of workers or nodes; each task's randomness comes from its own seeds, so they are also the same
-numbers.
+checkout): the tasks' code is the installed ``aigc_edge_env`` (the experiments included).  Tasks
+return their results to the command, which writes every file where it was started, so results are
+the same files whatever the number of workers or nodes; each task's randomness comes from its own
+seeds, so they are also the same numbers.
 
 Faults: a task whose worker process or node dies is run again (``max_retries``, default
 :data:`MAX_RETRIES`); an exception raised by the task itself is not retried (the same seeds
@@ -31,28 +29,16 @@ would raise it again) and stops the command with that task's error.
 
 from __future__ import annotations
 
-import argparse
 import os
 from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 
-from aigc_edge_env.evaluation import progress_bar
+from aigc_edge_env.progress import progress_bar
 
-__all__ = ["MAX_RETRIES", "add_arguments", "as_completed", "check_workers", "init_ray", "parallel_map"]
+__all__ = ["MAX_RETRIES", "as_completed", "check_workers", "init_ray", "parallel_map"]
 
 #: Times a task whose worker died is run again.
 MAX_RETRIES = 3
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--workers`` and ``--address`` of every command that runs tasks (module docstring)."""
-    parser.add_argument("--workers", type=int, default=None,
-                        help="tasks at once (default: every CPU of the local Ray instance or of the cluster); "
-                             "1 without --address runs them in this process, one after another, without Ray")
-    parser.add_argument("--address", default=None,
-                        help="Ray cluster to run on: auto (the one started on this machine by `ray start`), "
-                             "HOST:PORT of its head, or ray://HOST:PORT (Ray Client); default $RAY_ADDRESS, "
-                             "else a local Ray instance")
 
 
 def check_workers(workers: int | None) -> None:
@@ -80,9 +66,8 @@ def _import_ray() -> ModuleType:
     return ray
 
 
-def init_ray(address: str | None = None, workers: int | None = None, py_modules: Sequence[ModuleType] = ()) -> None:
-    """Connect to the cluster at ``address`` (or ``$RAY_ADDRESS``), shipping ``py_modules`` (packages
-    outside the installed one) to its workers, or start a local instance with ``workers`` CPUs
+def init_ray(address: str | None = None, workers: int | None = None) -> None:
+    """Connect to the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local instance with ``workers`` CPUs
     (default all; its workers share this machine's files and import them as this process does);
     nothing when Ray is already initialised in this process."""
     ray = _import_ray()
@@ -94,20 +79,18 @@ def init_ray(address: str | None = None, workers: int | None = None, py_modules:
     if address is None:
         ray.init(address="local", num_cpus=workers, include_dashboard=False)  # not a `ray start` cluster
     else:
-        runtime_env = {"py_modules": [os.path.dirname(module.__file__ or "") for module in py_modules]}
-        ray.init(address=address, runtime_env=runtime_env if py_modules else None)
+        ray.init(address=address)
 
 
 def as_completed(
     function: Callable[[Any], Any], tasks: Sequence[Any], workers: int | None = None, address: str | None = None,
-    progress: bool = True, desc: str = "", unit: str = "task", py_modules: Sequence[ModuleType] = (),
-    own_process: bool = False, max_retries: int = MAX_RETRIES,
+    progress: bool = True, desc: str = "", unit: str = "task", own_process: bool = False,
+    max_retries: int = MAX_RETRIES,
 ) -> Iterator[tuple[int, Any]]:
     """``(i, function(tasks[i]))`` for every task, as each finishes, with a progress bar over the tasks.
 
-    ``function`` and its tasks must pickle (a module-level function; ``py_modules``: modules
-    outside the installed package that it needs, shipped to the workers when this call starts
-    Ray).  ``own_process``: every task runs in a fresh worker process (its peak memory and global
+    ``function`` and its tasks must pickle (a module-level function of the installed package).
+    ``own_process``: every task runs in a fresh worker process (its peak memory and global
     state are its own), through Ray even with ``--workers 1``.  Runs at most ``workers`` tasks at
     once (default: as many as the cluster's CPUs allow).
     """
@@ -122,7 +105,7 @@ def as_completed(
                 yield i, result
             return
         ray = _import_ray()
-        init_ray(address, workers, py_modules)
+        init_ray(address, workers)
         remote = ray.remote(num_cpus=1, max_retries=max_retries, max_calls=1 if own_process else 0)(function)
         limit = len(tasks) if workers is None else workers
         pending: dict[Any, int] = {}
@@ -145,9 +128,9 @@ def as_completed(
 
 def parallel_map(function: Callable[[Any], Any], tasks: Sequence[Any], workers: int | None = None,
                  address: str | None = None, progress: bool = True, desc: str = "", unit: str = "task",
-                 py_modules: Sequence[ModuleType] = ()) -> list[Any]:
+                 ) -> list[Any]:
     """``[function(task) for task in tasks]``, the tasks run as :func:`as_completed` runs them."""
     results: list[Any] = [None] * len(tasks)
-    for i, result in as_completed(function, tasks, workers, address, progress, desc, unit, py_modules):
+    for i, result in as_completed(function, tasks, workers, address, progress, desc, unit):
         results[i] = result
     return results

@@ -16,7 +16,7 @@ myopic-to-hindsight gap (docs/results.md section 3).
 where ``base`` is a priced policy of :func:`~aigc_edge_env.evaluation.make_policy` (default
 :data:`BASE_POLICY`, the decaying price ``1.1 (1 - t/H)`` per J tuned on training seeds, the
 best hand rule on held-out episodes; ``mpc``, re-planning on sampled futures, is a base too:
-:mod:`aigc_edge_env.planning`).  Why a residual: a zero action *is* the tuned rule (the
+:mod:`aigc_edge_env.policies.mpc`).  Why a residual: a zero action *is* the tuned rule (the
 same prices, the same solver, the same decisions, bit for bit), and PPO's Gaussian policy starts
 with a mean near 0 (SB3 initialises the action layer with gain 0.01), so training starts from
 the best rule known instead of from random prices, and learns corrections per user (its battery,
@@ -76,8 +76,10 @@ from gymnasium import spaces
 
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.evaluation import PricedPolicy, make_policy, run_episode
+from aigc_edge_env.evaluation.runner import run_episode
 from aigc_edge_env.model import Decision, SlotProblem
+from aigc_edge_env.policies.pricing import PricedPolicy
+from aigc_edge_env.policies.registry import make_policy
 
 __all__ = ["BASE_POLICY", "POLICY_KWARGS", "PRICE_SCALE_PER_J", "TRAINING_KWARGS", "PricedActionWrapper",
            "ResidualPricePolicy", "base_rule_rewards", "check_price_action", "policy_kwargs"]

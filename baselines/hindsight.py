@@ -82,9 +82,12 @@ from gymnasium.utils import seeding
 from scipy.optimize import linprog
 
 from aigc_edge_env import dynamics
-from aigc_edge_env.baselines.exact import solve_exact
+from aigc_edge_env.baselines.exact import solve as solve_exact_decision, solve_exact
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
+from aigc_edge_env.env import AIGCEdgeEnv
+from aigc_edge_env.evaluation.runner import run_episode
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
+from aigc_edge_env.policies.pricing import SlotPricesPolicy
 
 __all__ = ["INITIAL_PRICES_PER_J", "DualResult", "EpisodeSlots", "HindsightBound", "cached_hindsight_bound",
            "dual_bound", "episode_slots", "hindsight_bound", "hindsight_cache_path", "maximise_dual", "relaxed_episode",
@@ -398,10 +401,6 @@ PLAN_VARIANTS = ("prices x <scale>", "master prices", "mean prices", "master pla
 def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None, dual: DualResult,
           scales: Sequence[float]) -> tuple[float, str, np.ndarray]:
     """The cheapest clairvoyant episode over the variants: ``(cost, variant, actions)``."""
-    from aigc_edge_env.baselines import SOLVERS  # the registry (this module is part of the package it fills)
-    from aigc_edge_env.env import AIGCEdgeEnv
-    from aigc_edge_env.evaluation import SlotPricesPolicy, run_episode
-
     prices = dual.prices_per_j
     variants: dict[str, tuple[np.ndarray, list[Decision | None] | None]] = {
         f"prices x {scale:g}": (scale * prices, None) for scale in (scales if dual.master else (1.0,))}
@@ -418,28 +417,13 @@ def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | N
                          "master plan": (prices, planned)})
     best: tuple[float, str, np.ndarray] | None = None
     for name, (plan_prices, plan_decisions) in variants.items():
-        actions: list[np.ndarray] = []
-        policy = _Recorder(SlotPricesPolicy(SOLVERS["exact"], plan_prices, name, plan_decisions), actions)
-        cost = run_episode(AIGCEdgeEnv(config=config, scenario=env_id), policy, int(seed)).metrics["cost"]
+        policy = SlotPricesPolicy(solve_exact_decision, plan_prices, name, plan_decisions)
+        episode = run_episode(AIGCEdgeEnv(config=config, scenario=env_id), policy, int(seed))
+        cost = episode.metrics["cost"]
         if best is None or cost < best[0]:
-            best = (cost, name, np.array(actions))
+            best = (cost, name, np.array(episode.actions))
     assert best is not None
     return best
-
-
-class _Recorder:
-    """A policy that plays ``policy`` and keeps its actions."""
-
-    def __init__(self, policy: Any, actions: list[np.ndarray]) -> None:
-        self.policy, self.actions = policy, actions
-
-    def reset(self, seed: int | None) -> None:
-        self.policy.reset(seed)
-
-    def act(self, env: Any, observation: np.ndarray) -> np.ndarray:
-        action = self.policy.act(env, observation)
-        self.actions.append(np.asarray(action))
-        return action
 
 
 def _cache_key(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,

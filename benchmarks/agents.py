@@ -49,38 +49,42 @@ from aigc_edge_env.agents.callbacks import reference_rewards
 from aigc_edge_env.agents.environments import check_env_id, make_env
 from aigc_edge_env.agents.plots import write_plots
 from aigc_edge_env.agents.policies import load_model_policy
-from aigc_edge_env.agents.runs import TENSORBOARD_DIR, RunError, package_versions, read_record, read_scalars
-from aigc_edge_env.config import ConfigError
-from aigc_edge_env.distributed import add_arguments, as_completed, check_workers
-from aigc_edge_env.evaluation import (
-    EVAL_SEED,
-    SCORE_REFERENCES,
-    Policy,
-    evaluate_all,
-    format_number,
-    make_policy,
-    summarize,
-    write_csv,
-    write_outputs,
+from aigc_edge_env.agents.runs import TENSORBOARD_DIR, RunError, read_record, read_scalars
+from aigc_edge_env.cli.common import (
+    ArgumentParser,
+    add_env,
+    add_out,
+    add_progress,
+    add_seed_episodes,
+    add_workers,
+    count,
+    seed,
 )
+from aigc_edge_env.config import ConfigError
+from aigc_edge_env.distributed import as_completed, check_workers
+from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
+from aigc_edge_env.evaluation.statistics import SCORE_REFERENCES, normalised, summarize
+from aigc_edge_env.evaluation.writers import format_number, write_csv, write_outputs
+from aigc_edge_env.policies.base import Policy
+from aigc_edge_env.policies.registry import make_policy
+from aigc_edge_env.versions import package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchmarks/agents.py", description=__doc__.split("\n\n")[0])
+def build_parser(prog: str = "aigc-edge bench agents") -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", nargs="+", default=list(ALGORITHMS), choices=sorted(ALGORITHMS))
-    parser.add_argument("--env", default="AIGCEdge-v0")
-    parser.add_argument("--timesteps", type=int, default=200_000, help="training timesteps per run (default 2e5)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
-    parser.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="first evaluation episode seed")
-    parser.add_argument("--horizon", type=int, default=None, help="evaluation slots per episode (default the env's)")
+    add_env(parser, config=False)
+    parser.add_argument("--timesteps", type=count, default=200_000, help="training timesteps per run (default 2e5)")
+    parser.add_argument("--train-seeds", nargs="+", type=seed, default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    add_seed_episodes(parser, EVAL_SEED, 10)
+    parser.add_argument("--horizon", type=count, default=None, help="evaluation slots per episode (default the env's)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation during training")
     parser.add_argument("--target", type=float, default=0.95, help="score whose training time is reported")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_agents"))
-    parser.add_argument("--no-progress", action="store_true")
-    add_arguments(parser)
+    add_out(parser, Path("results/bench_agents"))
+    add_progress(parser)
+    add_workers(parser)
     return parser
 
 
@@ -130,7 +134,7 @@ def train_runs(args: argparse.Namespace) -> dict[str, Path]:
     as Ray tasks and unpacked there as each finishes."""
     runs = args.out / "runs"
     jobs = [{"algo": algo, "env": args.env, "timesteps": args.timesteps, "seed": seed, "eval_freq": args.eval_freq,
-             "name": f"{algo}_s{seed}"} for algo in args.algos for seed in args.seeds]
+             "name": f"{algo}_s{seed}"} for algo in args.algos for seed in args.train_seeds]
     todo = [job for job in jobs if not finished_run(runs / job["name"], job)]
     if len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} runs found finished in {runs}, not trained again", flush=True)
@@ -153,7 +157,7 @@ def time_to_target(run_dir: Path, references: dict[str, float], target: float) -
     """
     steps, rewards = read_scalars(run_dir / TENSORBOARD_DIR, "eval/reward")
     _, times = read_scalars(run_dir / TENSORBOARD_DIR, "eval/train_time_s")
-    scores = (rewards - references["random"]) / (references["exact"] - references["random"])
+    scores = normalised(np.asarray(rewards)[:, None], np.array([references["random"]]), np.array([references["exact"]]))
     reached = np.flatnonzero(scores >= target)
     if len(reached) == 0 or len(times) != len(steps):
         return None
@@ -220,8 +224,8 @@ def code_version() -> str:
     return done.stdout.strip() if done.returncode == 0 else "unknown (not a git checkout)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     config = {"horizon_slots": args.horizon} if args.horizon is not None else {}
     try:
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, run_dir in run_dirs.items():
         policies[label] = load_model_policy(run_dir, args.env, config)
     torch.set_num_threads(1)  # as in train.py and evaluate.py: fastest for these small networks
-    seeds = list(range(args.eval_seed, args.eval_seed + args.episodes))
+    seeds = list(range(args.seed, args.seed + args.episodes))
     results = evaluate_all(policies, lambda: make_env(args.env, config), seeds,
                            progress=not args.no_progress)
     summary_rows = summarize(results)
@@ -256,6 +260,3 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

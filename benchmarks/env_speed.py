@@ -26,7 +26,6 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
@@ -34,6 +33,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import aigc_edge_env  # noqa: E402,F401  (registers the ids)
+from aigc_edge_env.cli.common import ArgumentParser, count  # noqa: E402
 
 CARTPOLE_RATIO_TARGET = 5.0
 DECISIONS_TARGET = 1_000_000
@@ -83,15 +83,15 @@ def presample(space, count: int, seed: int) -> list:
     return [space.sample() for _ in range(count)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "aigc-edge bench env") -> int:
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement (default 2)")
     parser.add_argument("--rounds", type=int, default=4,
                         help="split each measurement into this many interleaved rounds and keep the best "
                              "(robust to other load on the machine; default 4)")
-    parser.add_argument("--num-envs", type=int, default=256, help="sub-envs of the vector env (default 256)")
+    parser.add_argument("--n-envs", type=count, default=256, help="sub-envs of the vector env (default 256)")
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
 
@@ -109,10 +109,10 @@ def main() -> None:
         name = f"{env_id} single{' (unwrapped)' if raw else ''}"
         measurements[name] = (1, lambda sec, env=env, actions=actions: time_single(env, actions, sec))
     for env_id in ("AIGCEdge-v0", "AIGCEdge-Large-v0"):
-        envs = gym.make_vec(env_id, num_envs=args.num_envs, vectorization_mode="vector_entry_point")
+        envs = gym.make_vec(env_id, num_envs=args.n_envs, vectorization_mode="vector_entry_point")
         actions = presample(envs.action_space, 64, 0)
-        decisions_per_step = args.num_envs * envs.unwrapped.config.n_users
-        measurements[f"{env_id} vector x{args.num_envs}"] = (
+        decisions_per_step = args.n_envs * envs.unwrapped.config.n_users
+        measurements[f"{env_id} vector x{args.n_envs}"] = (
             decisions_per_step, lambda sec, envs=envs, actions=actions: time_vector(envs, actions, sec))
 
     best = dict.fromkeys(measurements, 0.0)
@@ -134,12 +134,9 @@ def main() -> None:
           f"unwrapped: {raw_ratio:.1f}x")
     decisions = {}
     for env_id in ("AIGCEdge-v0", "AIGCEdge-Large-v0"):
-        name = f"{env_id} vector x{args.num_envs}"
+        name = f"{env_id} vector x{args.n_envs}"
         decisions[env_id] = best[name] * measurements[name][0]
     print(f"AIGCEdge-v0 vector env: {decisions['AIGCEdge-v0']:,.0f} user decisions/s (target >= "
           f"{DECISIONS_TARGET:,}: {'met' if decisions['AIGCEdge-v0'] >= DECISIONS_TARGET else 'MISSED'}); "
           f"AIGCEdge-Large-v0: {decisions['AIGCEdge-Large-v0']:,.0f}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -19,7 +19,6 @@ Usage: ``python benchmarks/per_user_ceiling.py [--env AIGCEdge-v0] [--episodes 1
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 
@@ -27,9 +26,12 @@ import gymnasium as gym
 import numpy as np
 
 from aigc_edge_env.agents.wrappers import USER_ORDERS, decision_order
+from aigc_edge_env.cli.common import ArgumentParser, add_env, add_seed_episodes
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.evaluation import EVAL_SEED, evaluate_all, make_policy, summarize
+from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
+from aigc_edge_env.evaluation.statistics import summarize
 from aigc_edge_env.model import SlotProblem, option_rows, serve
+from aigc_edge_env.policies.registry import make_policy
 
 MAX_PASSES = 50
 
@@ -78,30 +80,27 @@ class SequentialBestResponse:
         return np.concatenate([offload, level])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="AIGCEdge-v0")
-    parser.add_argument("--episodes", type=int, default=10)
+def main(argv: list[str] | None = None, prog: str = "aigc-edge bench ceiling") -> int:
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    add_env(parser, config=False)
+    add_seed_episodes(parser, EVAL_SEED, 10)
     parser.add_argument("--orders", nargs="+", default=list(USER_ORDERS), choices=USER_ORDERS)
     parser.add_argument("--passes", nargs="+", type=int, default=[1, 2, 0],
                         help="passes over the users (1: the gamma-0 optimum of the wrapper; 0: until none changes)")
-    args = parser.parse_args()
-    if args.episodes < 1 or any(p < 0 for p in args.passes):
-        parser.error("--episodes must be >= 1 and --passes >= 0")
+    args = parser.parse_args(argv)
+    if any(p < 0 for p in args.passes):
+        parser.error("--passes must be >= 0")
     policies = {name: make_policy(name) for name in ("random", "exact", "greedy")}
     for order in args.orders:
         for passes in args.passes:
             policies[f"{order}, {passes or 'all'} pass(es)"] = SequentialBestResponse(order, passes)
-    seeds = list(range(EVAL_SEED, EVAL_SEED + args.episodes))
+    seeds = list(range(args.seed, args.seed + args.episodes))
     start = time.perf_counter()
     rows = summarize(evaluate_all(policies, lambda: AIGCEdgeEnv(scenario=args.env), seeds))
-    print(f"{args.env}, {args.episodes} episodes from seed {EVAL_SEED} ({time.perf_counter() - start:.0f} s)\n")
+    print(f"{args.env}, {args.episodes} episodes from seed {args.seed} ({time.perf_counter() - start:.0f} s)\n")
     print("| policy | score [95% CI] | episode return | offload share | drops per episode | ms per slot |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['policy']} | {row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}] | "
               f"{row['reward']:.1f} | {row['offload_share']:.3f} | {row['n_dropped']:.1f} | {row['decision_ms']:.1f} |")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

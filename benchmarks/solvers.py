@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,9 @@ import numpy as np
 
 from aigc_edge_env import AIGCEdgeEnv, Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import SOLVERS, solve_exact
-from aigc_edge_env.evaluation import collect_slots
+from aigc_edge_env.cli.common import ArgumentParser, count, finite_float, seed
+from aigc_edge_env.evaluation.runner import collect_slots
+from aigc_edge_env.evaluation.statistics import relative_gap_pct
 
 TEACHING_SHARE = (0.2, 0.8)
 DEFAULT_N = 10
@@ -111,29 +112,27 @@ def print_table(
     n_users: int, stats: dict[str, SolverStats], references: np.ndarray, n_proven: int,
     best_known: BestKnown, levels: tuple[int, ...],
 ) -> None:
-    scale = max(float(np.mean(np.abs(references))), 1e-12)
     print(f"\nN = {n_users}: {references.size} slots, exact proven optimal on {n_proven}/{references.size}, "
           f"mean reference cost {np.mean(references):.4f}")
     print(f"  {'solver':<16}{'median ms':>10}{'mean cost':>12}{'mean gap':>11}{'gap %':>9}{'drops':>7}")
     for name, s in stats.items():
-        gap = float(np.mean(np.array(s.costs) - references))
+        gap = float(np.mean(s.costs) - np.mean(references))
+        gap_pct = float(relative_gap_pct(np.mean(s.costs), np.mean(references)))
         print(f"  {name:<16}{1e3 * np.median(s.times_s):>10.2f}{np.mean(s.costs):>12.4f}"
-              f"{gap:>11.4f}{100 * gap / scale:>9.2f}{s.drops:>7d}")
+              f"{gap:>11.4f}{gap_pct:>9.2f}{s.drops:>7d}")
     histogram = "  ".join(f"{s}:{best_known.steps.get(s, 0)}" for s in levels)
     print(f"  best known: offload share {100 * best_known.offload_share:.1f}% of {best_known.n_requests} requests, "
           f"interior steps {100 * best_known.interior_share(levels):.1f}%")
     print(f"  steps histogram: {histogram}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slots", type=int, default=20, help="slots per N (default 20)")
-    parser.add_argument("--n-users", type=int, nargs="+", default=[5, 8, 10, 20, 50, 100], help="values of N")
-    parser.add_argument("--time-budget", type=float, default=2.0, help="exact's time budget per slot, s")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+def main(argv: list[str] | None = None, prog: str = "aigc-edge bench solvers") -> int:
+    parser = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--slots", type=count, default=20, help="slots per N (default 20)")
+    parser.add_argument("--n-users", type=count, nargs="+", default=[5, 8, 10, 20, 50, 100], help="values of N")
+    parser.add_argument("--time-budget", type=finite_float, default=2.0, help="exact's time budget per slot, s")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the first episode")
     args = parser.parse_args(argv)
-    if args.slots < 1 or any(n < 1 for n in args.n_users):
-        parser.error("--slots and --n-users must be >= 1")
     print(f"solvers: {', '.join(SOLVERS)}; gap = cost - (exact optimum, or exact's certified lower bound)")
     results = {n: benchmark(n, args.slots, args.time_budget, args.seed) for n in args.n_users}
     if DEFAULT_N in results:
@@ -143,7 +142,4 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nAIGCEdge-v0 defaults teaching: {'YES' if teaching else 'NO'} (offload share {100 * share:.1f}% "
               f"in [20%, 80%]: {TEACHING_SHARE[0] <= share <= TEACHING_SHARE[1]}; interior steps "
               f"{100 * interior:.1f}% > 50%: {interior > 0.5})")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -32,7 +32,10 @@ from torch.distributions import Categorical
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
-from aigc_edge_env.evaluation import EVAL_SEED, evaluate_all, make_policy, markdown_table, summarize
+from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
+from aigc_edge_env.evaluation.statistics import summarize
+from aigc_edge_env.evaluation.writers import markdown_table
+from aigc_edge_env.policies.registry import make_policy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

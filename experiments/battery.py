@@ -17,10 +17,10 @@ played by its episode runner):
   with the true costs;
 * ``exact+price<λ>(1-t/H)``: the same with a price that decays to 0 at the horizon;
 * ``lyapunov(V=<V>,theta=<θ>)``: drift-plus-penalty, the price ``max(θ - battery, 0) / V``;
-* ``mpc(every=<k>,slots=<m>)``: re-planning on a sampled future (:mod:`aigc_edge_env.planning`);
-* the rules tuned on training seeds (``--tuned``: the ``tune_best.json`` of
-  ``python -m experiments tune``; by default ``<out>/tune_best.json`` when it exists);
-* trained agents (run directories of ``train.py``);
+* ``mpc(every=<k>,slots=<m>)``: re-planning on a sampled future (:mod:`aigc_edge_env.policies.mpc`);
+* the rules tuned on training seeds (``--tuned``: the ``rules_best.json`` of
+  ``aigc-edge experiments rules``; by default ``<out>/rules_best.json`` when it exists);
+* trained agents (run directories of ``aigc-edge train``);
 * the *clairvoyant plan* of :func:`aigc_edge_env.baselines.hindsight_bound` (its actions
   replayed through the env), and the certified *hindsight bound* itself.
 
@@ -29,7 +29,7 @@ default ``results/hindsight``) gives each policy's share of the gap closed,
 ``G = (R - R_exact) / (R_hindsight - R_exact)`` (0 = myopic, 1 = the bound), with the
 engine's paired interval.
 
-``python -m experiments battery --runs results/experiments/battery/runs/mppo_s*`` writes
+``aigc-edge experiments battery --runs results/experiments/battery/runs/mppo_s*`` writes
 ``battery.csv`` (per policy: mean episode reward with its 95% bootstrap interval over
 episodes, the paired difference to ``exact``, ``G``, drops, energy, offload share, mean error),
 ``battery_episodes.csv`` (every episode's metrics), ``hindsight.csv`` (per episode: the bound,
@@ -46,25 +46,20 @@ import gymnasium as gym
 import numpy as np
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
-from aigc_edge_env.baselines import HindsightBound, cached_hindsight_bound
-from aigc_edge_env.baselines.hindsight import hindsight_cache_path, write_hindsight_cache
+from aigc_edge_env.baselines import HindsightBound
 from aigc_edge_env.config import make_config
-from aigc_edge_env.evaluation import (
-    EVAL_SEED,
-    PolicyResult,
-    confidence_interval,
-    evaluate_policy,
-    gap_closed,
-    lyapunov_policy_name,
-    make_policy,
-    mean_interval,
-    price_policy_name,
-    write_csv,
-)
-from experiments.common import parallel_map, save_figure, style
+from aigc_edge_env.distributed import parallel_map
+from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, evaluate_policy, hindsight_bounds
+from aigc_edge_env.evaluation.statistics import mean_interval, normalised_interval, paired_by_seed, rewards_by_seed
+from aigc_edge_env.evaluation.writers import write_csv
+from aigc_edge_env.plotting import pyplot, save_figure, style
+from aigc_edge_env.policies.base import ReplayPolicy
+from aigc_edge_env.policies.registry import lyapunov_policy_name, make_policy, price_policy_name
 
 ENV_ID = "AIGCEdge-Battery-v0"
 DEFAULT_PRICES = (0.3,)
+#: The slot solvers the battery study plays (the others are far below the myopic optimum there).
+BATTERY_SOLVERS = ("exact", "sca_kkt", "greedy", "all_edge", "local_search")
 
 
 def mean_battery_j(env) -> dict[str, float]:
@@ -86,41 +81,6 @@ def policy_task(args: tuple) -> PolicyResult:
         policy = load_model_policy(Path(run), ENV_ID, overrides)
     return evaluate_policy(label, lambda: gym.make(ENV_ID, config=dict(overrides)), policy, seeds,
                            probe=mean_battery_j)
-
-
-def hindsight_task(args: tuple) -> HindsightBound:
-    """``(seed, overrides)`` -> the episode's hindsight bound."""
-    seed, overrides = args
-    return cached_hindsight_bound(ENV_ID, seed, overrides, None)
-
-
-def hindsight_bounds(seeds: Sequence[int], overrides: dict[str, Any], cache_dir: Path | None,
-                     workers: int | None, address: str | None, progress: bool) -> dict[int, HindsightBound]:
-    """Every seed's hindsight bound: read from ``cache_dir`` here, the others computed as tasks and
-    stored there (by this process, so the cache stays where the command runs, whichever node computed)."""
-    paths = {s: hindsight_cache_path(ENV_ID, s, overrides, cache_dir) for s in seeds} if cache_dir else {}
-    bounds = {s: cached_hindsight_bound(ENV_ID, s, overrides, cache_dir) for s, p in paths.items() if p.exists()}
-    missing = [s for s in seeds if s not in bounds]
-    for bound in parallel_map(hindsight_task, [(s, overrides) for s in missing], workers, address, progress,
-                              desc="hindsight bounds", unit="episode"):
-        bounds[bound.seed] = bound
-        if cache_dir:
-            write_hindsight_cache(paths[bound.seed], bound)
-    return {s: bounds[s] for s in seeds}
-
-
-class ReplayPolicy:
-    """Plays stored actions: ``actions[seed]`` is the episode's action per slot (a clairvoyant plan)."""
-
-    def __init__(self, actions: Mapping[int, np.ndarray]) -> None:
-        self.actions, self.episode, self.slot = actions, np.zeros((0, 0), dtype=np.int64), 0
-
-    def reset(self, seed: int | None) -> None:
-        self.episode, self.slot = self.actions[int(seed or 0)], 0
-
-    def act(self, env, observation: np.ndarray) -> np.ndarray:
-        self.slot += 1
-        return self.episode[self.slot - 1]
 
 
 def run_battery(
@@ -151,7 +111,7 @@ def run_battery(
         raise ValueError(f"compare_to = {list(compare_to)}: {unknown} not among the policies evaluated, {known}")
     bounds: dict[int, HindsightBound] = {}
     if hindsight:
-        bounds = hindsight_bounds(seeds, overrides, hindsight_cache, workers, address, progress)
+        bounds = hindsight_bounds(ENV_ID, seeds, overrides, hindsight_cache, workers, address, progress)
     results = {result.name: result for result in parallel_map(policy_task, tasks, workers, address, progress,
                                                                desc="battery policies", unit="policy")}
     if bounds:
@@ -214,15 +174,16 @@ def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0
     episodes; for a group of runs, of the episode rewards averaged over its training seeds (the
     interval then covers the episodes' variation, not the training seeds')."""
     exact = results.get("exact")
-    reference = dict(zip(exact.seeds, exact.episodes["reward"], strict=True)) if exact else {}
+    reference = rewards_by_seed(exact) if exact else {}
     reference_mean = float(np.mean(list(reference.values()))) if reference else np.nan
 
     def paired(result: PolicyResult) -> list[np.ndarray]:
-        """``[reward, exact's reward, hindsight return]`` on the seeds all three have."""
-        seeds = [s for s in result.seeds if s in reference and (hindsight_rewards is None or s in hindsight_rewards)]
-        rewards = dict(zip(result.seeds, result.episodes["reward"], strict=True))
-        hindsight = [hindsight_rewards[s] for s in seeds] if hindsight_rewards else []
-        return [np.array([rewards[s] for s in seeds]), np.array([reference[s] for s in seeds]), np.array(hindsight)]
+        """``[reward, exact's reward, hindsight return]`` paired by seed (the last two empty when absent)."""
+        references = {"exact": reference} if reference else {}
+        if reference and hindsight_rewards:
+            references["the hindsight bound"] = hindsight_rewards
+        samples = paired_by_seed(result.name, result.seeds, result.episodes["reward"], references)
+        return samples + [np.zeros(0)] * (3 - len(samples))
 
     def row_of(label: str, rewards: np.ndarray, diffs: np.ndarray, closed: tuple[float, float, float],
                members: list[PolicyResult], unit: str) -> dict[str, Any]:
@@ -244,24 +205,27 @@ def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0
         }
 
     def closed_of(samples: list[np.ndarray]) -> tuple[float, float, float]:
-        if not hindsight_rewards or samples[0].size == 0:
+        if not hindsight_rewards or samples[2].size == 0:
             return np.nan, np.nan, np.nan
-        return (float(gap_closed(*samples)), *confidence_interval(samples, gap_closed, confidence))
+        return normalised_interval(samples, confidence)
 
-    def compared(row: dict[str, Any], rewards_by_seed: Mapping[int, float]) -> dict[str, Any]:
+    def diffs_of(samples: list[np.ndarray]) -> np.ndarray:
+        return samples[0] - samples[1] if samples[1].size else np.zeros(0)
+
+    def compared(row: dict[str, Any], own: Mapping[int, float]) -> dict[str, Any]:
         for name in compare_to:
-            other = dict(zip(results[name].seeds, results[name].episodes["reward"], strict=True))
-            seeds = [s for s in rewards_by_seed if s in other]
-            d, dlo, dhi = mean_interval([rewards_by_seed[s] - other[s] for s in seeds], confidence)
+            other = rewards_by_seed(results[name])
+            seeds = [s for s in own if s in other]
+            d, dlo, dhi = mean_interval([own[s] - other[s] for s in seeds], confidence)
             row.update({f"diff_vs[{name}]": d, f"diff_vs[{name}]_low": dlo, f"diff_vs[{name}]_high": dhi})
         return row
 
     rows = []
     for label, result in results.items():
         samples = paired(result)
-        rows.append(compared(row_of(label, result.episodes["reward"], samples[0] - samples[1], closed_of(samples),
+        rows.append(compared(row_of(label, result.episodes["reward"], diffs_of(samples), closed_of(samples),
                                     [result], "episodes (paired by seed for the difference and G)"),
-                             dict(zip(result.seeds, result.episodes["reward"], strict=True))))
+                             rewards_by_seed(result)))
     groups: dict[str, list[PolicyResult]] = {}
     for label, result in results.items():
         group = _agent_group(label)
@@ -273,19 +237,17 @@ def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0
         # one value per training seed: its mean over the evaluation episodes
         rewards = np.array([np.mean(member.episodes["reward"]) for member in members])
         member_samples = [paired(member) for member in members]
-        diffs = np.array([np.mean(s[0] - s[1]) for s in member_samples] if reference else [])
+        diffs = np.array([np.mean(diffs_of(s)) for s in member_samples] if reference else [])
         gs = np.array([closed_of(s)[0] for s in member_samples])
         closed = mean_interval(gs, confidence) if hindsight_rewards else (np.nan, np.nan, np.nan)
-        averaged = {seed: float(np.mean([dict(zip(m.seeds, m.episodes["reward"], strict=True))[seed]
-                                         for m in members])) for seed in members[0].seeds}
+        averaged = {seed: float(np.mean([rewards_by_seed(m)[seed] for m in members])) for seed in members[0].seeds}
         rows.append(compared(row_of(f"{group} (all seeds)", rewards, diffs, closed, members, "training seeds"),
                              averaged))
     return rows
 
 
-def _color(label: str, priced: Sequence[str]):
-    import matplotlib.pyplot as plt
-
+def _color(label: str, priced: Sequence[str]) -> Any:
+    plt = pyplot()
     if label == PLAN:
         return "tab:green"
     if label.startswith(PRICED_AGENT_PREFIX):
@@ -307,11 +269,7 @@ def plot_battery(results: Mapping[str, PolicyResult], rows: Sequence[dict[str, A
                  bounds: Mapping[int, HindsightBound] | None = None) -> None:
     """Three panels: ``G`` per policy with its interval (or, without bounds, the return gain over
     exact), the mean battery trajectory, and the bound's gap per episode."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.5))
     ax = axes[0]
     key, low, high = ("gap_closed", "gap_closed_low", "gap_closed_high") if bounds else (

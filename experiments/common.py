@@ -1,27 +1,28 @@
-"""Shared machinery of the experiments: solvers on common slots, summaries over seeds, workers, plotting.
+"""Shared machinery of the experiments: solvers on common slots, summaries over seeds.
 
 Every solver is evaluated on the same seeded slots at each point: the first ``n_slots`` slots
-of ``env.reset(seed=k)`` (:func:`aigc_edge_env.evaluation.collect_slots`; without batteries
+of ``env.reset(seed=k)`` (:func:`aigc_edge_env.evaluation.runner.collect_slots`; without batteries
 they are exactly the slots any policy would meet).  Each solver's decision is scored with
 :func:`aigc_edge_env.evaluate_decision`.
 
-A seed's slots play the part of an episode of :mod:`aigc_edge_env.evaluation`: the slots of
+A seed's slots play the part of an episode of :mod:`aigc_edge_env.evaluation.runner`: the slots of
 one episode share the users' distances and clocks, so the seeds, not the slots, are the
 independent samples.  Per (point, solver, seed) the engine's metrics (one definition each,
-:class:`~aigc_edge_env.evaluation.EpisodeAccumulator`) are divided by the number of slots
+:class:`~aigc_edge_env.evaluation.runner.EpisodeAccumulator`) are divided by the number of slots
 where they are sums, giving per-slot values; a point reports their mean over the seeds with
-the engine's bootstrap interval over the seeds (:func:`~aigc_edge_env.evaluation.mean_interval`).
+the engine's bootstrap interval over the seeds (:func:`~aigc_edge_env.evaluation.statistics.mean_interval`).
 """
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from aigc_edge_env.evaluation import SUMMED, EpisodeAccumulator, confidence_interval, mean_interval
+from aigc_edge_env.distributed import parallel_map
+from aigc_edge_env.evaluation.runner import SUMMED, EpisodeAccumulator, collect_slots, solve_slots
+from aigc_edge_env.evaluation.statistics import confidence_interval, mean_interval, relative_gap_pct
+from aigc_edge_env.model import SlotProblem
 
 #: Per-slot values recorded for every solver (slot totals, as in the env's ``info``).
 SLOT_VALUES = ("cost", "time_s", "energy_j", "mean_error", "utility", "n_dropped", "offload_share",
@@ -45,55 +46,26 @@ PLOTTED = {
 }
 
 
-def parallel_map(
-    function: Callable[[Any], Any], tasks: Sequence[Any], workers: int | None = None, address: str | None = None,
-    progress: bool = True, desc: str = "", unit: str = "task",
-) -> list[Any]:
-    """``function(task)`` for every task, in order, as Ray tasks (:mod:`aigc_edge_env.distributed`:
-    ``workers`` at once, on the cluster at ``address`` or a local instance; ``workers=1`` and no
-    address: in this process).  The ``experiments`` package travels with the tasks."""
-    import experiments
-    from aigc_edge_env.distributed import parallel_map as ray_map
-
-    return ray_map(function, tasks, workers, address, progress, desc, unit, py_modules=[experiments])
-
-
-def evaluate_slots(problems: Sequence, solvers: Sequence[str], seed: int) -> list[dict[str, float]]:
+def evaluate_slots(problems: Sequence[SlotProblem], solvers: Sequence[str], seed: int) -> list[dict[str, float]]:
     """One row per (slot, solver): every value of :data:`SLOT_VALUES` (``gap_pct`` to ``exact``) and the
     mean steps of the requests served at the edge and locally (``edge_steps``, ``local_steps``)."""
-    from aigc_edge_env import evaluate_decision
-    from aigc_edge_env.baselines import SOLVERS
-
     rows = []
-    for t, problem in enumerate(problems):
-        slot_rows = {}
-        for name in solvers:
-            rng = np.random.default_rng([int(seed), t])
-            start = time.perf_counter()
-            decision = SOLVERS[name](problem, rng=rng)
-            solve_ms = 1e3 * (time.perf_counter() - start)
-            evaluation = evaluate_decision(problem, decision)
-            summary = evaluation.summary()
-            row = {"slot": t, "solver": name, "solve_ms": solve_ms}
+    for t, slot in enumerate(solve_slots(problems, solvers, seed)):
+        reference = slot.get("exact")
+        for name, result in slot.items():
+            summary = result.evaluation.summary()
+            row = {"slot": t, "solver": name, "solve_ms": 1e3 * result.solve_s}
             row.update({k: float(summary[k]) for k in SLOT_VALUES if k in summary})
+            decision = result.decision
             for key, where in (("edge_steps", decision.offload), ("local_steps", ~decision.offload)):
-                chosen = evaluation.served & where  # mean steps of the requests served there (nan: none)
+                chosen = result.evaluation.served & where  # mean steps of the requests served there (nan: none)
                 row[key] = float(decision.steps[chosen].mean()) if chosen.any() else float("nan")
-            slot_rows[name] = row
-        reference = slot_rows.get("exact")
-        for row in slot_rows.values():
-            if reference is None:
-                row["gap_pct"] = float("nan")
-            else:
-                ref = reference["cost"]
-                row["gap_pct"] = 100.0 * (row["cost"] - ref) / abs(ref) if ref != 0 else 0.0
+            row["gap_pct"] = float(relative_gap_pct(result.cost, reference.cost)) if reference else float("nan")
             rows.append(row)
     return rows
 
 
 def _point_task(args: tuple) -> list[dict[str, Any]]:
-    from aigc_edge_env.evaluation import collect_slots
-
     label, overrides, seed, n_slots, solvers = args
     rows = evaluate_slots(collect_slots(overrides, seed, n_slots), solvers, seed)
     for row in rows:
@@ -132,10 +104,8 @@ def per_slot_metrics(slot_rows: Iterable[Mapping[str, float]]) -> dict[str, floa
 
 
 def _gap_pct(own: np.ndarray, reference: np.ndarray, axis: int = -1) -> np.ndarray:
-    """``100 (mean own - mean reference) / |mean reference|`` along ``axis`` (0 where the reference mean is 0)."""
-    own_mean, ref_mean = np.mean(own, axis=axis), np.mean(reference, axis=axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ref_mean != 0, 100.0 * (own_mean - ref_mean) / np.abs(ref_mean), 0.0)
+    """The gap of mean costs along ``axis`` (:func:`~aigc_edge_env.evaluation.statistics.relative_gap_pct`)."""
+    return relative_gap_pct(np.mean(own, axis=axis), np.mean(reference, axis=axis))
 
 
 def aggregate(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
@@ -168,37 +138,3 @@ def aggregate(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> li
             agg["gap_pct_low"], agg["gap_pct_high"] = confidence_interval([own, ref], _gap_pct, confidence)
         out.append(agg)
     return out
-
-
-def read_csv(path) -> list[dict[str, Any]]:
-    import csv
-
-    def convert(value: str) -> Any:
-        try:
-            return float(value)
-        except ValueError:
-            return value
-
-    with open(path, newline="") as f:
-        return [{k: convert(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-#: A fixed colour and marker per solver, so every figure reads the same.
-STYLE = {
-    "exact": ("black", "o"), "sca_kkt": ("tab:red", "x"), "local_search": ("tab:purple", "s"),
-    "greedy": ("tab:blue", "^"), "all_local": ("tab:green", "v"), "all_edge": ("tab:orange", "<"),
-    "random": ("tab:gray", ">"), "fixed_steps_10": ("tab:brown", "d"), "fixed_steps_20": ("tab:pink", "P"),
-}
-
-
-def style(name: str) -> tuple[str, str]:
-    return STYLE.get(name, ("tab:olive", "*"))
-
-
-def save_figure(fig, path, dpi: int = 90) -> None:
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)

@@ -17,9 +17,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from aigc_edge_env.evaluation import mean_interval, write_csv
-from experiments.common import run_points, save_figure
-from experiments.sweep import PARAMS
+from aigc_edge_env.evaluation.statistics import mean_interval
+from aigc_edge_env.evaluation.writers import write_csv
+from aigc_edge_env.experiments.common import per_slot_metrics, run_points
+from aigc_edge_env.experiments.sweep import PARAMS
+from aigc_edge_env.plotting import pyplot, save_figure
 
 #: Curve pairs compared: label -> (edge_error_curve, device_error_curve).
 CURVES = {"ddim-cifar10": ("ddim-cifar10", "ddim-cifar10-device"), "digits-ddim": ("digits-ddim", "digits-ddim-device")}
@@ -51,7 +53,7 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
             point = [r for r in rows if r["curve"] == curve and r["value"] == value]
             entry: dict[str, Any] = {"curve": curve, "param": param, "value": value, "n_seeds": len(seeds)}
             for name in VALUES:
-                per_seed = [np.nanmean([r[name] for r in point if r["seed"] == s]) for s in seeds]
+                per_seed = [_seed_value(name, [r for r in point if r["seed"] == s]) for s in seeds]
                 entry[name], entry[f"{name}_low"], entry[f"{name}_high"] = mean_interval(per_seed)
             summary.append(entry)
     out = Path(out)
@@ -65,13 +67,19 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
     return paths
 
 
+def _seed_value(name: str, slot_rows: Sequence[dict[str, Any]]) -> float:
+    """One seed's value of ``name`` over its slots: the engine's definition for the cost (per slot), the
+    mean error (weighted by requests served) and the offload share (of requests); the mean over the slots
+    that have any for the steps of edge and local requests."""
+    if name in ("edge_steps", "local_steps"):
+        return float(np.nanmean([r[name] for r in slot_rows]))
+    return per_slot_metrics(slot_rows)[name]
+
+
 def plot_error_curves(curves: Sequence[str], path: Path) -> None:
     """Each pair's edge and device curves over the default step levels' range, as they are and divided by
     their value at 5 steps (the shapes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from aigc_edge_env.error_curves import NAMED_ERROR_CURVES
 
@@ -97,10 +105,7 @@ def plot_error_curves(curves: Sequence[str], path: Path) -> None:
 
 
 def plot_curves(summary: Sequence[dict[str, Any]], param: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     spec = PARAMS[param]
     fig, axes = plt.subplots(1, len(VALUES), figsize=(4 * len(VALUES), 3.6))

@@ -14,8 +14,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from aigc_edge_env.evaluation import write_csv
-from experiments.common import PLOTTED, aggregate, run_points, save_figure, style
+from aigc_edge_env.evaluation.writers import read_csv, write_csv
+from aigc_edge_env.experiments.common import PLOTTED, aggregate, run_points
+from aigc_edge_env.plotting import pyplot, save_figure, style
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,7 @@ def write_summary(rows: Sequence[dict[str, Any]], param: str, solvers: Sequence[
 
 def plot_sweep(summary: Sequence[dict[str, Any]], param: str, solvers: Sequence[str], path: Path,
                confidence: float = 0.95) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     spec = PARAMS[param]
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
@@ -139,8 +137,6 @@ def plot_sweep(summary: Sequence[dict[str, Any]], param: str, solvers: Sequence[
 
 def replot(csv_path: Path, png_path: Path | None = None) -> Path:
     """Redo a sweep's summary CSV and PNG from its per-slot CSV (``sweep_<param>_slots.csv``; no solver is run)."""
-    from experiments.common import read_csv
-
     csv_path = Path(csv_path)
     slots_path = csv_path.with_name(csv_path.stem.removesuffix("_slots") + "_slots.csv")
     summary_path = slots_path.with_name(slots_path.name.replace("_slots.csv", ".csv"))

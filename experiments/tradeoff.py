@@ -16,8 +16,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from aigc_edge_env.evaluation import EpisodeAccumulator, write_csv
-from experiments.common import run_points, save_figure, style
+from aigc_edge_env.evaluation.runner import EpisodeAccumulator
+from aigc_edge_env.evaluation.writers import write_csv
+from aigc_edge_env.experiments.common import run_points
+from aigc_edge_env.plotting import pyplot, save_figure, style
 
 ENERGY_WEIGHTS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 ERROR_WEIGHTS = (0.05, 0.2, 1.0, 5.0)
@@ -74,11 +76,9 @@ def run_tradeoff(
 
 
 def plot_tradeoff(table: Sequence[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+
+    plt = pyplot()
 
     axes_spec = [("time_s_per_request", "energy_j_per_request"), ("time_s_per_request", "mean_error"),
                  ("energy_j_per_request", "mean_error")]

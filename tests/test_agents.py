@@ -27,7 +27,7 @@ from aigc_edge_env.agents.wrappers import (
     decision_order,
 )
 from aigc_edge_env.baselines import SOLVERS
-from aigc_edge_env.evaluation import COMPONENTS, EPISODE_METRICS, evaluate_policy
+from aigc_edge_env.evaluation.runner import COMPONENTS, EPISODE_METRICS, evaluate_policy
 from aigc_edge_env.model import option_table
 
 ROOT = Path(__file__).resolve().parents[1]

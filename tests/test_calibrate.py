@@ -110,7 +110,7 @@ def quick_run(tmp_path_factory):
     pytest.importorskip("diffusers")
     out = tmp_path_factory.mktemp("calibrate")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # anything that tried to download would fail
-    subprocess.run([sys.executable, "-m", "aigc_edge_env.calibrate", "--quick", "--threads", "1", "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "aigc_edge_env", "calibrate", "--quick", "--threads", "1", "--out", str(out)],
                    check=True, capture_output=True, text=True, env=env)
     return out
 
@@ -134,10 +134,10 @@ def test_quick_mode_on_the_shipped_model_gives_a_decreasing_curve_the_env_accept
 
 
 def _cli_error(capsys, *args: str) -> str:
-    from aigc_edge_env.calibrate.__main__ import main
+    from aigc_edge_env.cli import main as cli_main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
+        cli_main(["calibrate", *args])
     assert exit_info.value.code == 2
     return capsys.readouterr().err
 
@@ -170,12 +170,12 @@ def test_refit_changes_the_fit_without_sampling(quick_run, tmp_path):
     """``--refit`` with ``--fit-min-steps 5 --form table`` rewrites the spec from the same points."""
     import shutil
 
-    from aigc_edge_env.calibrate.__main__ import main
+    from aigc_edge_env.cli import main as cli_main
 
     run = tmp_path / "run"
     shutil.copytree(quick_run, run)
     points = json.loads((run / "report.json").read_text())["points"]
-    assert main(["--refit", str(run), "--fit-min-steps", "5", "--form", "table"]) == 0
+    assert cli_main(["calibrate", "--refit", str(run), "--fit-min-steps", "5", "--form", "table"]) == 0
     report = json.loads((run / "report.json").read_text())
     assert report["points"] == points
     spec = json.loads((run / "spec.json").read_text())

@@ -40,7 +40,7 @@ def _csv_without_timings(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_sweep_through_ray_writes_the_csv_of_the_serial_sweep(local_ray, tmp_path: Path) -> None:
-    from experiments.sweep import run_sweep
+    from aigc_edge_env.experiments.sweep import run_sweep
 
     arguments = ("n_users", [4, 6], ["exact", "greedy"], [1, 2], 2)
     serial = run_sweep(*arguments, tmp_path / "serial", workers=1, progress=False)  # in this process
@@ -97,7 +97,7 @@ def test_a_local_cluster_started_with_ray_start_is_joined_by_address(tmp_path: P
             pytest.fail(f"ray start --head exited with {head.wait()}")
         out = tmp_path / "cluster"
         done = subprocess.run(
-            [sys.executable, "-m", "experiments", "sweep", "--param", "n_users", "--values", "4", "--seeds", "2",
+            [sys.executable, "-m", "aigc_edge_env", "experiments", "sweep", "--param", "n_users", "--values", "4", "--episodes", "2",
              "--slots", "2", "--solvers", "exact", "greedy", "--no-progress", "--out", str(out),
              "--address", f"127.0.0.1:{port}"],  # (ray://127.0.0.1:<client_port> works too: 40 s more)
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -114,9 +114,10 @@ def test_a_local_cluster_started_with_ray_start_is_joined_by_address(tmp_path: P
 @pytest.mark.slow
 def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Path) -> None:
     from aigc_edge_env.agents.hyperparameters import check_values, load_hyperparams
-    from aigc_edge_env.agents.tune import load_search_space, main
+    from aigc_edge_env.agents.tune import load_search_space
+    from aigc_edge_env.cli import main
 
-    argv = ["--algo", "ppo", "--trials", "2", "--timesteps", "256", "--eval-freq", "128", "--eval-episodes", "1",
+    argv = ["tune", "--algo", "ppo", "--trials", "2", "--timesteps", "256", "--eval-freq", "128", "--eval-episodes", "1",
             "--out", str(tmp_path), "--workers", "2"]
     assert main(argv) == 0
     entry = check_values(load_hyperparams("ppo", "AIGCEdge-v0", directory=tmp_path))
@@ -134,10 +135,10 @@ def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Pa
 
 
 def test_search_refuses_timesteps_that_are_not_a_multiple_of_the_evaluation_period(tmp_path: Path, capsys) -> None:
-    from aigc_edge_env.agents.tune import main
+    from aigc_edge_env.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["--algo", "ppo", "--timesteps", "25000", "--eval-freq", "10000", "--out", str(tmp_path / "s")])
+        main(["tune", "--algo", "ppo", "--timesteps", "25000", "--eval-freq", "10000", "--out", str(tmp_path / "s")])
     assert exit_info.value.code == 2
     assert "--timesteps (25000) must be a multiple of --eval-freq (10000)" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # refused before any work

@@ -1,4 +1,4 @@
-"""evaluate.py and train.py command lines: numbers against a direct computation, outputs, errors."""
+"""The evaluate and train subcommands (and the root evaluate.py/train.py forwarders): numbers against a direct computation, outputs, errors."""
 
 from __future__ import annotations
 
@@ -18,22 +18,29 @@ import yaml
 
 from aigc_edge_env import __version__, evaluate_decision
 from aigc_edge_env.agents.runs import read_scalars
+from aigc_edge_env.cli import main as cli_main
 from aigc_edge_env.baselines import SOLVERS
-from aigc_edge_env.evaluation import EVAL_SEED, PolicyResult, format_number, make_policy, run_episode, summarize
+from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, run_episode
+from aigc_edge_env.evaluation.statistics import summarize
+from aigc_edge_env.evaluation.writers import format_number
+from aigc_edge_env.policies.registry import make_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODES, HORIZON, FIRST_SEED = 3, 4, 50
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+class _Subcommand:
+    """``aigc-edge <name> ...`` as a function of its arguments."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def main(self, argv: list[str]) -> int:
+        return cli_main([self.name, *argv])
 
 
-evaluate_cli = _script("evaluate")
-train_cli = _script("train")
+evaluate_cli = _Subcommand("evaluate")
+train_cli = _Subcommand("train")
 
 
 def _direct(solver: str, seed: int) -> dict[str, float]:
@@ -126,7 +133,7 @@ def test_normalised_score_and_intervals() -> None:
                                               hindsight_rewards={1: 0.0, 2: -2.0, 3: -1.0, 4: 1.0, 9: 5.0})}
     assert rows["exact"]["gap_closed"] == 0.0 and rows["half"]["gap_closed"] == pytest.approx(0.5)
     assert rows["half"]["gap_closed_low"] == pytest.approx(0.5) == rows["half"]["gap_closed_high"]
-    with pytest.raises(ValueError, match="hindsight return"):
+    with pytest.raises(ValueError, match="has no episode of seed"):
         summarize([result("exact", [-2, -4, -3, -1])], hindsight_rewards={1: 0.0})
 
 
@@ -162,7 +169,7 @@ def _error(main, argv: list[str], capsys) -> str:
 @pytest.mark.parametrize(("argv", "message"), [
     (["--algo", "a2c"], "invalid choice: 'a2c'"),
     (["--algo", "ppo", "--env", "CartPole-v9"], "unknown env id 'CartPole-v9'"),
-    (["--algo", "ppo", "--timesteps", "-5"], "timesteps must be a positive integer"),
+    (["--algo", "ppo", "--timesteps", "-5"], "argument --timesteps: expected an integer >= 1, got -5"),
     (["--algo", "dqn", "--hyperparams", "env_wrapper:none"],
      "unknown wrapper_kwargs ['user_order'] for env_wrapper 'none'"),
     (["--algo", "dqn", "--hyperparams", "env_wrapper:none", "wrapper_kwargs:{}"], "dqn needs a Discrete action space"),
@@ -189,7 +196,7 @@ def _error(main, argv: list[str], capsys) -> str:
     (["--algo", "ppo", "--hyperparams", "n_timesteps:abc"],
      "hyperparameter n_timesteps must be an integer >= 1, got 'abc'"),
     (["--algo", "dqn", "--hyperparams", "exploration_final_eps:-0.1"], "hyperparameter exploration_final_eps"),
-    (["--algo", "ppo", "--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--algo", "ppo", "--threads", "0"], "argument --threads: expected an integer >= 1, got 0"),
     (["--algo", "ppo", "--device", "bogus"], "--device 'bogus' is not a torch device"),
     (["--algo", "ppo", "--eval-freq", "-1"], "--eval-freq must be >= 0"),
     (["--algo", "ppo", "--checkpoint-freq", "-1"], "--checkpoint-freq must be >= 0"),
@@ -215,7 +222,7 @@ def test_train_cli_refuses_cuda_without_cuda_and_bad_out(tmp_path, capsys) -> No
     assert f"--out {a_file / 'run'} is not writable" in err
     err = _error(train_cli.main, ["--algo", "ppo", "--eval-freq", "0", "--eval-episodes", "0", "--timesteps", "-1",
                                   "--out", str(tmp_path / "run")], capsys)
-    assert "timesteps must be a positive integer" in err  # --eval-episodes 0 is fine without evaluation
+    assert "argument --timesteps: expected an integer >= 1" in err  # --eval-episodes 0 is fine without evaluation
 
 
 def test_train_cli_refuses_a_corrupt_normaliser_on_resume(tiny_run: Path, tmp_path, capsys) -> None:
@@ -233,8 +240,8 @@ def test_train_cli_refuses_a_corrupt_normaliser_on_resume(tiny_run: Path, tmp_pa
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--seed", "-1"], "--seed must be >= 0"),
-    (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--seed", "-1"], "argument --seed: expected an integer seed in [0, 2**63), got -1"),
+    (["--threads", "0"], "argument --threads: expected an integer >= 1, got 0"),
     (["--config", "missing.yml"], "no such file 'missing.yml'"),
 ])
 def test_evaluate_cli_rejects_bad_arguments(argv: list[str], message: str, tmp_path, capsys) -> None:
@@ -246,7 +253,7 @@ def test_evaluate_cli_rejects_bad_arguments(argv: list[str], message: str, tmp_p
 def test_evaluate_cli_checks_out_before_evaluating(tiny_run: Path, tmp_path, capsys, monkeypatch) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("")
-    monkeypatch.setattr(evaluate_cli, "evaluate_all", lambda *args, **kwargs: pytest.fail("evaluated"))
+    monkeypatch.setattr("aigc_edge_env.evaluation.runner.evaluate_all", lambda *args, **kwargs: pytest.fail("evaluated"))
     for out, message in ((a_file, "exists and is not a directory"), (a_file / "eval", "is not writable")):
         err = _error(evaluate_cli.main, ["--policies", "greedy", "--out", str(out)], capsys)
         assert f"--out {out} {message}" in err
@@ -287,14 +294,13 @@ def test_train_cli_bad_argument_exit_status_in_a_subprocess(tmp_path) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--algo", "ppo", "--timesteps", "-1", "--out",
                              str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2
-    assert "train.py: error: timesteps must be a positive integer, got -1" in result.stderr
+    assert result.stderr == "aigc-edge train: error: argument --timesteps: expected an integer >= 1, got -1\n"
     assert "Traceback" not in result.stderr
 
 
 def test_benchmark_time_to_target_from_periodic_evaluations(tiny_run: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_agents", ROOT / "benchmarks" / "agents.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from aigc_edge_env.benchmarks import agents as bench
+
     steps, rewards = read_scalars(tiny_run / "tb", "eval/reward")
     _, times = read_scalars(tiny_run / "tb", "eval/train_time_s")
     assert list(steps) == [64, 128] and np.all(np.diff(times) > 0) and times[0] > 0
@@ -309,9 +315,8 @@ def test_benchmark_time_to_target_from_periodic_evaluations(tiny_run: Path) -> N
 def test_benchmark_finds_a_finished_run_and_refuses_another(tiny_run: Path, tmp_path) -> None:
     """What an interrupted benchmark does on its second start: a finished run of the same settings
     is not trained again; a run directory of other settings (or none yet) is refused, not overwritten."""
-    spec = importlib.util.spec_from_file_location("bench_agents", ROOT / "benchmarks" / "agents.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from aigc_edge_env.benchmarks import agents as bench
+
     job = {"algo": "ppo", "env": "AIGCEdge-v0", "seed": 0, "timesteps": 128}
     assert bench.finished_run(tiny_run, job)
     assert not bench.finished_run(tmp_path / "missing", job)
@@ -326,12 +331,11 @@ def test_benchmark_finds_a_finished_run_and_refuses_another(tiny_run: Path, tmp_
 def test_benchmark_reports_a_finished_run_end_to_end(tiny_run: Path, tmp_path, capsys) -> None:
     """The whole benchmark after its training: a finished run in ``OUT/runs`` is evaluated beside
     exact and random and ``benchmark.md`` names the checkout's commit (no training, so no Ray)."""
-    spec = importlib.util.spec_from_file_location("bench_agents", ROOT / "benchmarks" / "agents.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from aigc_edge_env.benchmarks import agents as bench
+
     out = tmp_path / "bench"
     shutil.copytree(tiny_run, out / "runs" / "ppo_s0")
-    assert bench.main(["--algos", "ppo", "--seeds", "0", "--timesteps", "128", "--episodes", "1", "--horizon",
+    assert bench.main(["--algos", "ppo", "--train-seeds", "0", "--timesteps", "128", "--episodes", "1", "--horizon",
                        str(HORIZON), "--eval-freq", "64", "--out", str(out), "--no-progress"]) == 0
     table = (out / "benchmark.md").read_text()
     assert bench.code_version() in table and "| ppo |" in table

@@ -12,27 +12,20 @@ import pytest
 
 from aigc_edge_env import PROBLEM_ARRAY_FIELDS, AIGCEdgeEnv
 from aigc_edge_env.baselines import SOLVERS
-from aigc_edge_env.evaluation import (
+from aigc_edge_env.evaluation.runner import (
     EPISODE_METRICS,
-    LYAPUNOV_DEFAULTS,
     EpisodeAccumulator,
-    LyapunovPolicy,
     PolicyResult,
-    ShadowPricePolicy,
-    SolverPolicy,
     collect_slots,
-    confidence_interval,
     evaluate_all,
     evaluate_policy,
-    lyapunov_policy_name,
-    make_policy,
-    mean_interval,
-    normalised_score,
-    price_policy_name,
     run_episode,
-    summarize,
-    write_csv,
 )
+from aigc_edge_env.evaluation.statistics import confidence_interval, mean_interval, normalised, summarize
+from aigc_edge_env.evaluation.writers import write_csv
+from aigc_edge_env.policies.base import SolverPolicy
+from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
+from aigc_edge_env.policies.registry import lyapunov_policy_name, make_policy, price_policy_name
 
 SMALL = {"n_users": 4, "horizon_slots": 5}
 
@@ -229,9 +222,9 @@ def test_score_and_summary_rows() -> None:
     assert rows["exact"]["score"] == pytest.approx(1.0) and rows["random"]["score"] == pytest.approx(0.0)
     assert (rows["half"]["score"], rows["half"]["score_low"], rows["half"]["score_high"]) == pytest.approx((0.5,) * 3)
     assert rows["half"]["reward_low"] < rows["half"]["reward"] < rows["half"]["reward_high"]
-    assert normalised_score(np.array([0.0]), np.array([-1.0]), np.array([1.0])) == pytest.approx(0.5)
+    assert normalised(np.array([0.0]), np.array([-1.0]), np.array([1.0])) == pytest.approx(0.5)
     late = PolicyResult("late", [5, 6, 7, 8], result("x", [0, 0, 0, 0]).episodes)
-    with pytest.raises(ValueError, match="reference policies' seeds"):
+    with pytest.raises(ValueError, match="has no episode of seed"):
         summarize([result("random", [0, 1, 2, 3]), result("exact", [4, 5, 6, 7]), late])
 
 
@@ -243,7 +236,7 @@ def test_write_csv_takes_the_union_of_the_columns(tmp_path) -> None:
 
 
 def test_the_engine_runs_without_the_optional_packages() -> None:
-    blocked = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "tqdm", "yaml", "tensorboard")
+    blocked = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "tqdm", "yaml", "tensorboard", "ray")
     code = (
         "import sys\n"
         "class Blocker:  # importing a blocked package raises ModuleNotFoundError\n"
@@ -252,7 +245,9 @@ def test_the_engine_runs_without_the_optional_packages() -> None:
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Blocker())\n"
         "import gymnasium as gym\n"
-        "from aigc_edge_env.evaluation import evaluate_all, make_policy, summarize\n"
+        "from aigc_edge_env.evaluation.runner import evaluate_all\n"
+        "from aigc_edge_env.evaluation.statistics import summarize\n"
+        "from aigc_edge_env.policies.registry import make_policy\n"
         "results = evaluate_all({'exact': make_policy('exact'), 'random': make_policy('random')},\n"
         "                       lambda: gym.make('AIGCEdge-v0', config={'n_users': 3, 'horizon_slots': 2}),\n"
         "                       [0, 1], progress=True)  # no tqdm: a silent bar\n"
@@ -268,3 +263,24 @@ def test_evaluate_all_keeps_the_order_of_the_policies() -> None:
     results = evaluate_all({"greedy": make_policy("greedy"), "all_local": make_policy("all_local")},
                            lambda: gym.make("AIGCEdge-v0", config=SMALL), [0], progress=False)
     assert [r.name for r in results] == ["greedy", "all_local"]
+
+
+def test_the_evaluate_command_compares_solvers_without_torch(tmp_path) -> None:
+    """``aigc-edge evaluate`` of solvers and heuristics imports no optional package (the core install)."""
+    blocked = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "tqdm", "tensorboard", "ray")
+    code = (
+        "import sys\n"
+        "class Blocker:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {blocked!r}:\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Blocker())\n"
+        "from aigc_edge_env.cli import main\n"
+        "status = main(['evaluate', '--env', 'AIGCEdge-v0', '--episodes', '1', '--horizon', '3',\n"
+        f"               '--policies', 'exact', 'greedy', 'random', '--out', {str(tmp_path)!r}])\n"
+        f"assert not any(name.split('.')[0] in {blocked!r} for name in sys.modules)\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "| exact | 1.000" in done.stdout and (tmp_path / "summary.csv").is_file()

@@ -8,10 +8,10 @@ import pytest
 # experiments/ is a top-level folder of the repository, not part of the installed package
 from aigc_edge_env import AIGCEdgeEnv, evaluate_decision, make_config
 from aigc_edge_env.baselines import SOLVERS
-from aigc_edge_env.evaluation import priced_problem
-from experiments.common import read_csv
-from experiments.sweep import replot, run_sweep
-from experiments.tradeoff import per_request
+from aigc_edge_env.evaluation.writers import read_csv
+from aigc_edge_env.experiments.sweep import replot, run_sweep
+from aigc_edge_env.experiments.tradeoff import per_request
+from aigc_edge_env.policies.pricing import priced_problem
 
 SOLVER_NAMES = ["exact", "greedy", "all_local"]
 
@@ -104,7 +104,7 @@ def test_shadow_price_zero_is_the_base_solver_and_a_price_cuts_local_energy():
 
 
 def test_tiny_battery_study_writes_its_files(tmp_path):
-    from experiments.battery import run_battery
+    from aigc_edge_env.experiments.battery import run_battery
 
     overrides = {"horizon_slots": 3}
     paths = run_battery(["exact", "greedy"], [], 2, tmp_path, prices=[0.3], overrides=overrides, workers=1,
@@ -135,7 +135,7 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
 
 
 def test_curves_comparison_writes_its_files_and_uses_each_curve(tmp_path):
-    from experiments.curves import run_curves
+    from aigc_edge_env.experiments.curves import run_curves
 
     paths = run_curves("weight_error", [0.2], [3], 2, tmp_path, workers=1, progress=False)
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -156,10 +156,10 @@ def test_curves_comparison_writes_its_files_and_uses_each_curve(tmp_path):
 def test_tune_plays_only_the_families_asked_and_keeps_the_best(tmp_path):
     import json
 
-    from experiments.tune import run_tune
+    from aigc_edge_env.experiments.rules import run_rules
 
     grid = {"decaying": [0.8], "mpc": [(2, 3), (3, 3)]}
-    paths = run_tune(2, tmp_path, grid=grid, overrides={"n_users": 3, "horizon_slots": 4}, workers=1,
+    paths = run_rules(2, tmp_path, grid=grid, overrides={"n_users": 3, "horizon_slots": 4}, workers=1,
                      progress=False, families=["mpc"])
     rows = {r["policy"]: r for r in read_csv(paths["csv"])}
     assert set(rows) == {"exact", "mpc(every=2,slots=3)", "mpc(every=3,slots=3)"}
@@ -167,10 +167,10 @@ def test_tune_plays_only_the_families_asked_and_keeps_the_best(tmp_path):
     assert best["seeds"] == [0, 1] and set(best["best"]) == {"mpc"}
     top = max(("mpc(every=2,slots=3)", "mpc(every=3,slots=3)"), key=lambda name: rows[name]["reward"])
     assert best["best"]["mpc"]["policy"] == top and best["best"]["mpc"]["every"] == rows[top]["every"]
-    decaying = run_tune(2, tmp_path, grid=grid, overrides={"n_users": 3, "horizon_slots": 4}, workers=1,
+    decaying = run_rules(2, tmp_path, grid=grid, overrides={"n_users": 3, "horizon_slots": 4}, workers=1,
                         progress=False, families=["decaying"])  # the same folder: mpc's results are kept
     assert set(json.loads(decaying["best"].read_text())["best"]) == {"mpc", "decaying"}
     rows_after = [r["policy"] for r in read_csv(decaying["csv"])]
     assert sorted(rows_after) == sorted([*rows, "exact+price0.8(1-t/H)"])
     with pytest.raises(ValueError, match="unknown families"):
-        run_tune(2, tmp_path, grid=grid, workers=1, progress=False, families=["nope"])
+        run_rules(2, tmp_path, grid=grid, workers=1, progress=False, families=["nope"])

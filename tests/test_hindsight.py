@@ -20,7 +20,10 @@ import pytest
 from aigc_edge_env import AIGCEdgeEnv
 from aigc_edge_env.baselines import cached_hindsight_bound, hindsight_bound, solve_exact
 from aigc_edge_env.baselines.hindsight import dual_bound, episode_slots
-from aigc_edge_env.evaluation import SlotPricesPolicy, SolverPolicy, make_policy, run_episode
+from aigc_edge_env.evaluation.runner import run_episode
+from aigc_edge_env.policies.base import SolverPolicy
+from aigc_edge_env.policies.pricing import SlotPricesPolicy
+from aigc_edge_env.policies.registry import make_policy
 
 #: Scarce batteries and a slow edge on a short episode: the battery binds.
 SMALL = {"n_users": 3, "horizon_slots": 8, "battery_enabled": True, "battery_initial_j_range": (5.0, 20.0),

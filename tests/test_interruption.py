@@ -106,7 +106,7 @@ def test_signal_to_train_py_saves_the_run_and_resume_continues(signum: int, tmp_
     name = signal.Signals(signum).name
     assert process.returncode == 128 + signum
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"train.py: interrupted by {name} at step ")
+    assert len(lines) == 1 and lines[0].startswith(f"aigc-edge train: interrupted by {name} at step ")
     assert f"--resume {out}" in lines[0]
     session = read_record(out)["sessions"][0]
     # back to the start of the rollout the signal fell in: the one ending at the checkpoint (128) or a later one
@@ -130,7 +130,7 @@ def test_two_train_py_on_one_out_one_is_refused(tmp_path) -> None:
     results = sorted((p.wait(timeout=300), p.communicate()[1]) for p in (first, second))
     assert [code for code, _ in results] == [0, 2], results
     refusal = results[1][1].strip()
-    assert refusal.count("\n") == 0 and refusal.startswith("train.py: error: ")
+    assert refusal.count("\n") == 0 and refusal.startswith("aigc-edge train: error: ")
     assert "in use by another train.py" in refusal or "already holds a run" in refusal
     sessions = read_record(out)["sessions"]
     assert len(sessions) == 1 and sessions[0]["total_timesteps"] >= 2000

@@ -21,8 +21,9 @@ from aigc_edge_env import dynamics, physics
 from aigc_edge_env.baselines import hindsight_bound
 from aigc_edge_env.baselines.hindsight import dual_bound, episode_slots, maximise_dual
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.evaluation import make_policy, run_episode
-from aigc_edge_env.planning import MPC_DEFAULTS, MPCPolicy, mpc_policy_name
+from aigc_edge_env.evaluation.runner import run_episode
+from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy
+from aigc_edge_env.policies.registry import make_policy, mpc_policy_name
 from aigc_edge_env.priced import PricedActionWrapper
 
 #: Scarce batteries and a slow edge on a short episode (tests/test_hindsight.py's): the battery binds.

@@ -26,7 +26,8 @@ from aigc_edge_env.agents.networks import PerUserBoxPolicy
 from aigc_edge_env.agents.policies import load_model_policy
 from aigc_edge_env.agents.training import TrainingError, TrainRequest, train
 from aigc_edge_env.baselines import hindsight_bound
-from aigc_edge_env.evaluation import make_policy, run_episode
+from aigc_edge_env.evaluation.runner import run_episode
+from aigc_edge_env.policies.registry import make_policy
 from aigc_edge_env.priced import BASE_POLICY, PricedActionWrapper, ResidualPricePolicy, policy_kwargs
 
 SHORT = {"horizon_slots": 12}

@@ -1,12 +1,12 @@
-"""Command line: ``python -m aigc_edge_env.calibrate`` (measure) or ``... --train DIR`` (make the digits model).
+"""Measure a sampler's steps-versus-error curve (``aigc-edge calibrate``), or make the digits model (``--train DIR``).
 
 Examples::
 
-    python -m aigc_edge_env.calibrate --quick --out results/calibrate/quick      # shipped digits model, ~1 min
-    python -m aigc_edge_env.calibrate --fit-min-steps 5 --out results/calibrate/digits  # docs/results.md's run
-    python -m aigc_edge_env.calibrate --refit results/calibrate/digits --form table    # another fit, no sampling
-    python -m aigc_edge_env.calibrate --train aigc_edge_env/calibrate/digits_model  # retrain the shipped model
-    python -m aigc_edge_env.calibrate --pipeline PATH --reference ref.npy --features mymod:extractor \\
+    aigc-edge calibrate --quick --out results/calibrate/quick      # shipped digits model, ~1 min
+    aigc-edge calibrate --fit-min-steps 5 --out results/calibrate/digits  # docs/results.md's run
+    aigc-edge calibrate --refit results/calibrate/digits --form table    # another fit, no sampling
+    aigc-edge calibrate --train aigc_edge_env/calibrate/digits_model  # retrain the shipped model
+    aigc-edge calibrate --pipeline PATH --reference ref.npy --features mymod:extractor \\
         --prompt "a photo of a cat" --steps 5 10 20 50 --out results/calibrate/mine
 
 ``--reference`` is ``digits`` (scikit-learn's digits) or a ``.npy`` of images ``(n, c, h, w)`` in ``[-1, 1]``
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,16 +28,14 @@ import numpy as np
 
 from aigc_edge_env.calibrate.measure import FORMS, FULL_STEPS, QUICK_STEPS, MeasureSettings
 from aigc_edge_env.calibrate.sampler import SPACINGS, SamplerSettings
+from aigc_edge_env.cli.common import UsageError
 
 #: The quick mode (CI-sized): its settings replace the full run's defaults.
 QUICK = {"steps": QUICK_STEPS, "n_samples": 128, "sample_batch_size": 128, "timing_batch_sizes": (128,),
          "timing_repeats": 1, "n_bootstrap": 50}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m aigc_edge_env.calibrate", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split(
-                                         "\n\n", 1)[1])
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, default=None, metavar="DIR",
                         help="train the digits model into DIR instead of measuring")
     parser.add_argument("--train-iterations", type=int, default=1500)
@@ -71,7 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--out", type=Path, default=Path("results/calibrate"))
-    return parser
 
 
 def load_reference(name: str) -> np.ndarray:
@@ -108,16 +104,14 @@ def load_features(name: str, pipeline: Path) -> Callable[[np.ndarray], np.ndarra
     return getattr(importlib.import_module(module), function)()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ValueError as error:  # bad input: a usage error naming the parameter, not a traceback
-        parser.error(str(error))
-
-
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ValueError as error:  # bad input: a usage error naming the parameter, not a traceback
+        raise UsageError(str(error)) from None
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.train is not None:
         from aigc_edge_env.calibrate.digits import train
 
@@ -152,5 +146,3 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

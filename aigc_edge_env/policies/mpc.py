@@ -24,7 +24,7 @@ what the batteries actually did.  To keep a plan cheap, a rest of the episode lo
 the same energy per slot, so about the same price); shorter rests are sampled whole.
 
 Parameters (the name ``mpc(every=<k>,slots=<m>)``; plain ``mpc`` takes :data:`MPC_DEFAULTS`,
-tuned on training seeds by ``python -m experiments tune``, docs/results.md section 3): ``every``
+tuned on training seeds by ``aigc-edge experiments rules``, docs/results.md section 3): ``every``
 (slots between plans, >= 1) and ``slots`` (length of the sampled future, >= 1).  Cost: about
 ``(H / every)`` plans of at most ``(3 + MAX_ROUNDS) * slots`` exact solves each.
 """
@@ -39,12 +39,12 @@ import numpy as np
 from aigc_edge_env import dynamics, physics
 from aigc_edge_env.baselines import SOLVERS, Solver
 from aigc_edge_env.baselines.hindsight import INITIAL_PRICES_PER_J, maximise_dual, relaxed_episode
-from aigc_edge_env.evaluation import PricedPolicy
 from aigc_edge_env.model import SlotProblem
+from aigc_edge_env.policies.pricing import PricedPolicy
 
 __all__ = ["MAX_ROUNDS", "MPCPolicy", "MPC_DEFAULTS", "TOLERANCE", "mpc_policy_name"]
 
-#: ``mpc``'s parameters, tuned on training seeds (``python -m experiments tune``; docs/results.md).
+#: ``mpc``'s parameters, tuned on training seeds (``aigc-edge experiments rules``; docs/results.md).
 MPC_DEFAULTS = {"every": 5, "slots": 20}
 #: Column-generation rounds per plan (after the initial pricing points) and the relative tolerance.
 MAX_ROUNDS = 8
@@ -54,7 +54,7 @@ STREAM = 0x6D7063
 
 
 def mpc_policy_name(every: int, slots: int) -> str:
-    """The :func:`~aigc_edge_env.evaluation.make_policy` name of ``mpc`` with these parameters."""
+    """The :func:`~aigc_edge_env.policies.registry.make_policy` name of ``mpc`` with these parameters."""
     return f"mpc(every={every},slots={slots})"
 
 

@@ -1,23 +1,23 @@
-"""Tuning of the battery price rules on training seeds: ``python -m experiments tune``.
+"""The battery price rules' grid on training seeds: ``aigc-edge experiments rules``.
 
 The hand-made planning rules of the battery study each have parameters; they are chosen here
 on *training* episodes (``reset(seed)`` for seeds ``0 .. episodes - 1``, apart from the
-evaluation seeds ``10000 ...`` that :mod:`experiments.battery` reports on):
+evaluation seeds ``10000 ...`` that :mod:`aigc_edge_env.experiments.battery` reports on):
 
 * ``exact+price<λ>``: a constant price ``λ`` per J for every user;
 * ``exact+price<λ>(1-t/H)``: a price decaying from ``λ`` to 0 at the horizon;
 * ``lyapunov(V=<V>,theta=<θ>)``: the drift-plus-penalty price ``max(θ - battery, 0) / V``;
-* ``mpc(every=<k>,slots=<m>)``: re-planning on a sampled future (:mod:`aigc_edge_env.planning`),
+* ``mpc(every=<k>,slots=<m>)``: re-planning on a sampled future (:mod:`aigc_edge_env.policies.mpc`),
   every ``k`` slots on ``m`` sampled slots (10-40 s per episode: the slowest family).
 
-``families`` (``--families``) tunes a subset of :data:`GRID`'s families; the other families' rows
+``families`` (``--families``) plays a subset of :data:`GRID`'s families; the other families' rows
 and best entries of an earlier run in the same folder, on the same seeds and config, are kept.
 
 Each candidate of :data:`GRID` plays every training episode (the engine's runner); the best
-of each family is the one with the highest mean episode return.  Writes ``tune.csv`` (every
+of each family is the one with the highest mean episode return.  Writes ``rules.csv`` (every
 candidate: family, parameters, mean return with its 95% bootstrap interval over the
-episodes, its mean difference to ``exact`` paired by seed) and ``tune_best.json`` (the best
-name per family and its parameters), which ``python -m experiments battery`` reads.
+episodes, its mean difference to ``exact`` paired by seed) and ``rules_best.json`` (the best
+name per family and its parameters), which ``aigc-edge experiments battery`` reads.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from aigc_edge_env.evaluation import lyapunov_policy_name, mean_interval, price_policy_name, write_csv
-from aigc_edge_env.planning import mpc_policy_name
-from experiments.battery import ENV_ID, policy_task
-from experiments.common import parallel_map, read_csv
+from aigc_edge_env.distributed import parallel_map
+from aigc_edge_env.evaluation.statistics import mean_interval
+from aigc_edge_env.evaluation.writers import read_csv, write_csv
+from aigc_edge_env.experiments.battery import ENV_ID, policy_task
+from aigc_edge_env.policies.registry import lyapunov_policy_name, mpc_policy_name, price_policy_name
 
 #: Candidates per family: constant prices (1/J), initial decaying prices (1/J), (V, theta) of lyapunov,
 #: (every, slots) of mpc.
@@ -55,11 +56,11 @@ def candidate_names(grid: dict[str, list[Any]] = GRID) -> dict[str, tuple[str, A
     return names
 
 
-def run_tune(episodes: int, out: Path, first_seed: int = 0, grid: dict[str, list[Any]] = GRID,
+def run_rules(episodes: int, out: Path, seed: int = 0, grid: dict[str, list[Any]] = GRID,
              overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
              confidence: float = 0.95, address: str | None = None,
              families: Sequence[str] | None = None) -> dict[str, Path]:
-    """Play every candidate (and ``exact``) on training seeds ``first_seed ...``; write the table and the best.
+    """Play every candidate (and ``exact``) on training seeds ``seed ...``; write the table and the best.
 
     ``families``: the families of ``grid`` to tune (default all); an unknown one raises ``ValueError``.
     """
@@ -68,7 +69,7 @@ def run_tune(episodes: int, out: Path, first_seed: int = 0, grid: dict[str, list
         raise ValueError(f"unknown families {unknown}: accepted {sorted(grid)}")
     grid = {family: grid[family] for family in (families or grid)}
     overrides = dict(overrides or {})
-    seeds = list(range(first_seed, first_seed + episodes))
+    seeds = list(range(seed, seed + episodes))
     candidates = candidate_names(grid)
     labels = ["exact", *candidates]
     tasks = [(label, None, overrides, seeds) for label in labels]
@@ -90,7 +91,7 @@ def run_tune(episodes: int, out: Path, first_seed: int = 0, grid: dict[str, list
             top = max(members, key=lambda row: row["reward"])
             best[family] = {"policy": top["policy"], **candidates[top["policy"]][1], "reward": top["reward"]}
     out = Path(out)
-    paths = {"csv": out / "tune.csv", "best": out / "tune_best.json"}
+    paths = {"csv": out / "rules.csv", "best": out / "rules_best.json"}
     kept_rows, kept_best = earlier_results(paths, seeds, overrides, tuned=set(grid))
     rows, best = [*rows, *kept_rows], {**kept_best, **best}
     write_csv(paths["csv"], rows)
@@ -113,6 +114,6 @@ def earlier_results(paths: dict[str, Path], seeds: list[int], overrides: dict[st
 
 
 def tuned_policies(path: Path) -> list[str]:
-    """The best policy name per family in a ``tune_best.json``."""
+    """The best policy name per family in a ``rules_best.json``."""
     return [entry["policy"] for entry in json.loads(Path(path).read_text())["best"].values()]
 

@@ -1,0 +1,63 @@
+"""``aigc-edge``: the package's one command (also ``python -m aigc_edge_env``).
+
+Subcommands (``aigc-edge COMMAND --help`` for each; docs/cli.md for the shared vocabulary):
+
+* ``train``: train PPO, MaskablePPO or DQN into a run directory (the ``agents`` extra);
+* ``evaluate``: solvers, planning policies and trained runs on the same seeded episodes;
+* ``experiments``: the sweeps, the trade-off, the battery study and the battery rules' grid;
+* ``tune``: the hyperparameter search of an algorithm (Ray Tune + Optuna; ``distributed`` extra);
+* ``calibrate``: measure the error curve of a diffusers sampler (``calibrate`` extra);
+* ``bench``: the benchmarks (env speed, solvers, agents, ...).
+
+A subcommand's module (``aigc_edge_env.cli.<name>``) has ``configure(parser)`` (its options, no
+heavy import) and ``run(args) -> int``; bad arguments exit with status 2 and one line
+(:mod:`aigc_edge_env.cli.common`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from aigc_edge_env.cli.common import ArgumentParser, UsageError, fail
+from aigc_edge_env.config import ConfigError
+
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+#: Subcommand -> one-line description.
+SUBCOMMANDS = {
+    "train": "train PPO, MaskablePPO or DQN on an env into a run directory",
+    "evaluate": "evaluate solvers, planning policies and trained runs on the same seeded episodes",
+    "experiments": "sweeps, trade-off, battery study and battery rules (docs/results.md)",
+    "tune": "hyperparameter search of an algorithm on Ray Tune with Optuna",
+    "calibrate": "measure the steps-versus-error curve of a diffusers sampler",
+    "bench": "benchmarks that print numbers: env speed, solvers, agents",
+}
+
+
+def build_parser() -> ArgumentParser:
+    """The ``aigc-edge`` parser with every subcommand's options."""
+    from aigc_edge_env import __version__
+
+    parser = ArgumentParser(prog="aigc-edge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"aigc-edge-env {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
+    for name, help_text in SUBCOMMANDS.items():
+        module = importlib.import_module(f"aigc_edge_env.cli.{name}")
+        doc = module.__doc__ or help_text
+        module.configure(sub.add_parser(name, help=help_text, description=doc.split("\n\n")[0],
+                                        epilog="\n\n".join(doc.split("\n\n")[1:]) or None,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``aigc-edge`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = ["aigc-edge", *argv]
+    try:
+        return int(importlib.import_module(f"aigc_edge_env.cli.{args.command}").run(args))
+    except (UsageError, ConfigError) as exc:
+        fail(f"aigc-edge {args.command}", str(exc))

@@ -1,0 +1,183 @@
+"""What every subcommand of ``aigc-edge`` shares: one parser class, one vocabulary, one validation layer.
+
+**One vocabulary** (docs/cli.md): ``--env`` (a registered env id), ``--config`` (env config
+overrides: a JSON/YAML file or an inline mapping, :func:`parse_mapping`), ``--seed`` (the first
+seed) with ``--episodes`` (how many), ``--timesteps``, ``--n-envs``, ``--out`` (an output folder,
+checked writable before any work), ``--workers`` and ``--address`` (Ray, :mod:`aigc_edge_env.distributed`),
+``--no-progress``.
+
+**Bad arguments** exit with status 2 and one line ``aigc-edge <subcommand>: error: <what>``
+(:class:`ArgumentParser`), before any work: argparse's own errors (a type, a choice) and the
+checks of the values (:class:`UsageError`, ``ValueError`` and :class:`~aigc_edge_env.config.ConfigError`
+raised while a subcommand resolves its arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from aigc_edge_env.config import SCENARIOS
+
+__all__ = [
+    "ArgumentParser", "UsageError", "add_env", "add_out", "add_seed_episodes", "add_workers", "check_output_dir",
+    "check_threads", "count", "env_id", "finite_float", "mapping", "parse_mapping", "probability", "seed",
+]
+
+
+class UsageError(ValueError):
+    """A bad argument value, found after parsing (exits with status 2 and one line)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, its errors one line (``prog: error: message``) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_mapping(text: str) -> dict[str, Any]:
+    """A mapping from a JSON or YAML file path, or from inline JSON/YAML (``'{"horizon_slots": 20}'``).
+
+    Raises :class:`UsageError` naming the file or text when it is unreadable or not a mapping.
+    """
+    import yaml
+
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a JSON or YAML file")
+    source = f"file {path}" if path.is_file() else f"inline text {text!r}"
+    try:
+        value = yaml.safe_load(path.read_text() if path.is_file() else text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot parse {source} as JSON or YAML: {' '.join(str(exc).split())}") from None
+    if value is None:
+        return {}
+    if not path.is_file() and not isinstance(value, (dict, list)):
+        raise UsageError(f"no such file {text!r}, and it is not an inline mapping either")
+    if not isinstance(value, dict):
+        raise UsageError(f"{source} must hold a mapping of config fields, got {type(value).__name__}")
+    return value
+
+
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """Raise :class:`UsageError` unless ``path`` is, or can be made, a writable directory (nothing is created)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} exists and is not a directory")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path} is not writable ({existing} does not allow it)")
+
+
+def check_threads(threads: int) -> None:
+    """Raise :class:`UsageError` unless ``threads`` is a positive number of torch CPU threads."""
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+
+
+# --- argparse types: each names what it accepts ------------------------------------------------
+def count(text: str) -> int:
+    """An integer >= 1 (episodes, timesteps, slots, trials, workers...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A seed: an integer in [0, 2**63) (numpy seeds are non-negative)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**63), got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A finite real number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A number in (0, 1) (a confidence level)."""
+    value = finite_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
+def env_id(text: str) -> str:
+    """A registered env id."""
+    if text not in SCENARIOS:
+        raise argparse.ArgumentTypeError(f"unknown env id {text!r}: accepted {sorted(SCENARIOS)}")
+    return text
+
+
+# --- the shared options -------------------------------------------------------------------------
+def add_env(parser: argparse.ArgumentParser, default: str | None = "AIGCEdge-v0", config: bool = True) -> None:
+    """``--env`` and (with ``config``) ``--config``."""
+    parser.add_argument("--env", type=env_id, default=default,
+                        help=f"env id, one of {sorted(SCENARIOS)} (default {default})")
+    if config:
+        parser.add_argument("--config", type=mapping, default={},
+                            help="env config overrides: a JSON/YAML file or an inline mapping, e.g. "
+                                 "'{\"n_users\": 20}' (fields: docs/reference/config.md)")
+
+
+def mapping(text: str) -> dict[str, Any]:
+    try:
+        return parse_mapping(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_seed_episodes(parser: argparse.ArgumentParser, seed_default: int, episodes_default: int,
+                      what: str = "episode") -> None:
+    """``--seed`` (the first seed) and ``--episodes`` (how many: seeds ``seed ... seed + episodes - 1``)."""
+    parser.add_argument("--seed", type=seed, default=seed_default,
+                        help=f"first {what} seed (default {seed_default})")
+    parser.add_argument("--episodes", type=count, default=episodes_default,
+                        help=f"number of {what}s, seeds --seed, --seed + 1, ... (default {episodes_default})")
+
+
+def add_out(parser: argparse.ArgumentParser, default: Path | None) -> None:
+    """``--out``: the output folder (checked writable before any work by :func:`check_output_dir`)."""
+    parser.add_argument("--out", type=Path, default=default, help=f"output folder (default {default})")
+
+
+def add_workers(parser: argparse.ArgumentParser, default: int | None = None) -> None:
+    """``--workers`` and ``--address`` of every command that runs tasks (:mod:`aigc_edge_env.distributed`)."""
+    parser.add_argument("--workers", type=count, default=default,
+                        help="tasks at once (default: every CPU of the local Ray instance or of the cluster); "
+                             "1 without --address runs them in this process, one after another, without Ray"
+                        + (f" (default here {default})" if default is not None else ""))
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to run on: auto (the one started on this machine by `ray start`), "
+                             "HOST:PORT of its head, or ray://HOST:PORT (Ray Client); default $RAY_ADDRESS, "
+                             "else a local Ray instance")
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """Exit with status 2 and one line naming the subcommand."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,169 @@
+"""Evaluate slot solvers, planning policies and trained agents on the same seeds and slots; tables and plots.
+
+Examples::
+
+    aigc-edge evaluate --episodes 10                                # every solver
+    aigc-edge evaluate --env AIGCEdge-v0 --episodes 1 --policies exact greedy random
+    aigc-edge evaluate --policies exact random greedy --runs runs/ppo_s0 runs/dqn_s0/best_model.zip
+    aigc-edge evaluate --policies all_local all_edge --episodes 3 --horizon 10 --out results/quick
+    aigc-edge evaluate --env AIGCEdge-Battery-v0 --policies exact+price0.3 "exact+price1(1-t/H)" lyapunov mpc
+
+Every policy plays episode ``i`` from ``reset(seed=SEED + i)``; decisions do not change the
+env's random draws, so all policies see the same slots.  ``--policies`` takes the names of
+:func:`aigc_edge_env.policies.registry.make_policy`: the slot solvers, solvers under a (decaying)
+shadow price on energy, ``lyapunov`` and ``mpc`` (re-planning on sampled futures); they need
+only the core install.  ``--runs`` plays trained models (the ``agents`` extra: torch).
+Reported per policy: mean episode reward and cost components with bootstrap confidence
+intervals over episodes, drops, time per decision, and the normalised score
+``(R - R_random) / (R_exact - R_random)`` when exact and random are among the policies (they are
+by default); ``random`` is the random *feasible* solver (a valid random decision per slot, about
+-33 per slot on AIGCEdge-v0), not uniformly random actions (about -125 per slot).  In a battery
+scenario it also reports the share of the gap closed ``G = (R - R_exact) / (R_hindsight - R_exact)``
+with a paired interval, ``R_hindsight = -reward_scale * lower_bound`` of the certified hindsight
+bound (:func:`aigc_edge_env.baselines.hindsight_bound`) of the same episodes, ``exact`` being
+evaluated as the myopic reference whatever ``--policies`` says.  A bound takes 10-30 s per
+episode (100 slots, one core); bounds are cached per (env id, config, seed) as JSON in
+``--hindsight-cache`` (default ``results/hindsight``, shared by every output directory), so a
+rerun reads them back; ``--no-hindsight`` skips them; ``--workers`` computes them in parallel
+(default 1: here, without Ray).  Writes ``summary.md`` (also printed), ``summary.csv``,
+``results.json`` and PNG plots (with matplotlib) to ``--out``.  A trained model is a run
+directory (its final model) or a model ``.zip`` in one; missing or corrupt files exit with
+status 2 naming the path.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from aigc_edge_env.cli.common import (
+    UsageError,
+    add_env,
+    add_out,
+    add_progress,
+    add_seed_episodes,
+    add_workers,
+    check_output_dir,
+    count,
+    probability,
+)
+from aigc_edge_env.evaluation.runner import EVAL_SEED
+
+__all__ = ["configure", "run", "run_labels"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_env(parser)
+    parser.add_argument("--horizon", type=count, default=None, help="slots per episode (config horizon_slots)")
+    add_seed_episodes(parser, EVAL_SEED, 10)
+    parser.add_argument("--policies", nargs="*", default=None, metavar="POLICY",
+                        help="policies to evaluate: solvers (default all registered), a solver under a "
+                             "shadow price, e.g. exact+price0.3 or 'exact+price1(1-t/H)', or lyapunov, "
+                             "'lyapunov(V=100,theta=80)', mpc, 'mpc(every=10,slots=20)'; give none for runs only")
+    parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
+                        help="trained run directories or model .zip files (the agents extra)")
+    add_out(parser, Path("results/evaluate"))
+    parser.add_argument("--confidence", type=probability, default=0.95, help="confidence level of the intervals")
+    parser.add_argument("--threads", type=count, default=1,
+                        help="torch CPU threads for --runs (default 1: fastest for these small networks)")
+    parser.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
+                        help="directory caching the hindsight bounds of battery episodes (default results/hindsight)")
+    parser.add_argument("--no-hindsight", action="store_true", help="battery scenarios: skip the hindsight bound and G")
+    add_workers(parser, default=1)
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_progress(parser)
+
+
+def run_labels(paths: list[Path]) -> dict[str, Path]:
+    """Unique table labels for model paths: the run directory's name, plus the model's stem for a .zip."""
+    labels: dict[str, Path] = {}
+    for path in paths:
+        label = path.name if path.is_dir() or path.suffix != ".zip" else f"{path.parent.name}/{path.stem}"
+        unique, k = label, 2
+        while unique in labels:
+            unique, k = f"{label}#{k}", k + 1
+        labels[unique] = path
+    return labels
+
+
+def _policies(args: argparse.Namespace, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Policies by label and run directories by label; :class:`UsageError` if a name or a run is bad."""
+    from aigc_edge_env.baselines import SOLVERS
+    from aigc_edge_env.policies.registry import make_policy
+
+    names = list(SOLVERS) if args.policies is None else args.policies
+    try:
+        policies: dict[str, Any] = {name: make_policy(name) for name in names}
+    except ValueError as exc:
+        raise UsageError(f"--policies: {exc}") from None
+    run_dirs = {}
+    if args.runs:
+        import torch
+
+        from aigc_edge_env.agents.policies import load_model_policy
+        from aigc_edge_env.agents.runs import RunError
+
+        torch.set_num_threads(args.threads)
+        for label, path in run_labels(args.runs).items():
+            try:
+                policies[label] = load_model_policy(path, args.env, config)
+            except (RunError, ValueError) as exc:
+                raise UsageError(f"--runs: {exc}") from None
+            run_dirs[label] = path if path.is_dir() else path.parent
+    if not policies:
+        raise UsageError("nothing to evaluate: give --policies and/or --runs")
+    return policies, run_dirs
+
+
+def run(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from aigc_edge_env.config import make_config
+    from aigc_edge_env.evaluation.runner import evaluate_all, hindsight_bounds
+    from aigc_edge_env.evaluation.statistics import GAP_REFERENCE, summarize
+    from aigc_edge_env.evaluation.writers import markdown_table, write_outputs
+    from aigc_edge_env.policies.registry import make_policy
+    from aigc_edge_env.versions import package_versions
+
+    check_output_dir(args.out)
+    config = dict(args.config)
+    if args.horizon is not None:
+        config["horizon_slots"] = args.horizon
+    env_config = make_config(args.env, config)  # a bad config fails here, before any work
+    policies, run_dirs = _policies(args, config)
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    bounds = None
+    if env_config.battery_enabled and not args.no_hindsight:
+        policies = {GAP_REFERENCE: make_policy(GAP_REFERENCE), **policies}  # the myopic reference of G
+        bounds = hindsight_bounds(args.env, seeds, config, args.hindsight_cache, args.workers, args.address,
+                                  progress=not args.no_progress)
+    results = evaluate_all(policies, lambda: gym.make(args.env, config=config), seeds, progress=not args.no_progress)
+    rows = summarize(results, args.confidence,
+                     {seed: -env_config.reward_scale * b.lower_bound for seed, b in bounds.items()} if bounds else None)
+    metadata: dict[str, Any] = {
+        "env_id": args.env, "config_overrides": config, "seeds": seeds, "command": args.argv,
+        "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
+    if bounds:
+        metadata["hindsight"] = {str(seed): {key: getattr(b, key) for key in HINDSIGHT_FIELDS} | {
+            "gap": b.gap, "relative_gap": b.relative_gap} for seed, b in bounds.items()}
+    written = list(write_outputs(args.out, rows, results, metadata, args.confidence).values())
+    if not args.no_plots:
+        written += _plots(args.out, rows, run_dirs)
+    print(markdown_table(rows, args.confidence))
+    print(f"written: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+#: Per-episode fields of the hindsight bound written to results.json.
+HINDSIGHT_FIELDS = ("lower_bound", "plan_cost", "dual_upper", "rounds", "plan", "bound_s", "elapsed_s")
+
+
+def _plots(out: Path, rows: list[dict[str, Any]], run_dirs: dict[str, Path]) -> list[Path]:
+    """The PNG plots of :mod:`aigc_edge_env.agents.plots`, where matplotlib is installed."""
+    try:
+        from aigc_edge_env.agents.plots import write_plots
+    except ImportError:
+        print("no plots: they need matplotlib (pip install 'aigc-edge-env[experiments]')")
+        return []
+    return write_plots(out, rows, run_dirs)

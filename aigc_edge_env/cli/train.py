@@ -1,0 +1,100 @@
+"""Train PPO, MaskablePPO or DQN on an AIGC edge env into a run directory.
+
+Examples::
+
+    aigc-edge train --algo ppo --env AIGCEdge-v0 --timesteps 200000 --seed 0 --out runs/ppo_s0
+    aigc-edge train --algo maskable_ppo --env AIGCEdge-v0 --config '{"horizon_slots": 50}' \\
+        --hyperparams learning_rate:1e-4 n_steps:128
+    aigc-edge train --algo dqn --env AIGCEdge-Battery-v0 --config battery.yml --n-envs 2
+    aigc-edge train --algo ppo --env AIGCEdge-Battery-v0 --wrapper priced --timesteps 40000 --out runs/priced_s0
+    aigc-edge train --resume runs/ppo_s0 --timesteps 100000
+
+Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id), updated by
+``--hyperparams key:value ...``; with ``--wrapper priced`` from ``agents/hyperparams/<algo>_priced.yml``
+(the agent sets per-user energy prices and ``exact`` solves each slot under them,
+:mod:`aigc_edge_env.priced`).  The run directory (layout in
+``agents/runs.py``) keeps the model, its VecNormalize statistics, checkpoints,
+the best model of the periodic evaluation, TensorBoard logs (``tensorboard --logdir DIR/tb``)
+and ``run.yml`` (resolved config, command lines, package versions, wall time, peak memory).
+A bad request exits with status 2 and a one-line reason, before any work.
+
+Ctrl-C (SIGINT) or SIGTERM stops training at the next step: the model, its normaliser and
+the training state are saved, ``run.yml`` marks the session interrupted with the step
+reached, and the command exits with one line and status 128 + the signal's number (130, 143).
+``--resume DIR`` without ``--timesteps`` then trains what the interrupted session had left,
+exactly as if it had not been interrupted.  One training at a time writes a run directory: a
+second one given the same ``--out`` is refused at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import signal
+import sys
+from pathlib import Path
+
+from aigc_edge_env.cli.common import UsageError, add_env, add_out, add_progress, count, seed
+
+__all__ = ["ALGORITHM_NAMES", "configure", "run"]
+
+#: The algorithms of ``aigc_edge_env.agents.algorithms.ALGORITHMS`` (named here so that ``--help`` imports no torch).
+ALGORITHM_NAMES = ("dqn", "maskable_ppo", "ppo")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--algo", choices=ALGORITHM_NAMES, help="algorithm (required unless --resume)")
+    add_env(parser, default=None)
+    parser.add_argument("--timesteps", type=count, default=None,
+                        help="training env steps (default: n_timesteps of the hyperparameters; on --resume of an "
+                             "interrupted run, what it had left)")
+    parser.add_argument("--seed", type=seed, default=0, help="training seed (default 0)")
+    parser.add_argument("--n-envs", type=count, default=None,
+                        help="parallel envs (default: n_envs of the hyperparameters)")
+    add_out(parser, None)
+    parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
+                        help="hyperparameter overrides, e.g. learning_rate:3e-4 n_steps:256")
+    parser.add_argument("--wrapper", choices=["priced"], default=None,
+                        help="train through an env wrapper with its own hyperparameter file <algo>_<wrapper>.yml: "
+                             "priced = per-user energy prices solved by exact (aigc_edge_env.priced)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR for --timesteps more steps")
+    parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (0: none)")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation (>= 1 when evaluating)")
+    parser.add_argument("--checkpoint-freq", type=int, default=50_000, help="timesteps between checkpoints (0: none)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--threads", type=count, default=1, help="torch CPU threads (default 1)")
+    add_progress(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aigc_edge_env.agents.hyperparameters import HyperparamError, parse_overrides
+    from aigc_edge_env.agents.training import TrainingError, TrainingInterrupted, TrainRequest, train
+
+    if args.resume is None and args.algo is None:
+        raise UsageError("--algo is required (unless --resume)")
+    for option in ("eval_freq", "checkpoint_freq"):
+        if getattr(args, option) < 0:
+            raise UsageError(f"--{option.replace('_', '-')} must be >= 0 (0: none), got {getattr(args, option)}")
+    env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
+    out = args.resume if args.resume is not None else args.out
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{args.algo}_{env_id}_s{args.seed}_{stamp}"
+    try:
+        request = TrainRequest(
+            out=out, algo=args.algo, env_id=env_id, timesteps=args.timesteps, seed=args.seed, n_envs=args.n_envs,
+            env_config=args.config, hyperparams=parse_overrides(args.hyperparams), wrapper=args.wrapper,
+            resume=args.resume is not None, eval_every=args.eval_freq, eval_episodes=args.eval_episodes,
+            checkpoint_every=args.checkpoint_freq, progress_bar=not args.no_progress, device=args.device,
+            threads=args.threads, command=args.argv,
+        )
+        run_dir = train(request)
+    except (TrainingError, HyperparamError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    except TrainingInterrupted as stopped:
+        print(f"aigc-edge train: {stopped}; continue with: aigc-edge train --resume {stopped.run_dir}",
+              file=sys.stderr)
+        return 128 + signal.Signals[stopped.signal_name].value
+    print(f"run saved in {run_dir}")
+    return 0

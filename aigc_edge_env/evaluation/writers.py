@@ -1,0 +1,103 @@
+"""Output of evaluations: Markdown tables, CSV and JSON files (one writer each).
+
+:func:`markdown_table`, :func:`write_csv` (the one CSV writer; :func:`read_csv` reads its files
+back), :func:`write_json` and :func:`write_outputs` (``summary.md``, ``summary.csv``,
+``results.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from aigc_edge_env.evaluation.runner import EPISODE_METRICS, PolicyResult
+
+__all__ = ["format_number", "markdown_table", "read_csv", "write_csv", "write_json", "write_outputs"]
+
+
+def format_number(value: float | None) -> str:
+    """Compact fixed-point text: 1 decimal from 100, 3 from 1, else 4 (``None``/``nan`` as ``n/a``)."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    magnitude = abs(value)
+    decimals = 1 if magnitude >= 100 else 3 if magnitude >= 1 else 4
+    return f"{value:.{decimals}f}"
+
+
+def _with_interval(row: Mapping[str, Any], key: str) -> str:
+    return f"{format_number(row[key])} [{format_number(row[key + '_low'])}, {format_number(row[key + '_high'])}]"
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> str:
+    """One line per policy: score (if computed), every episode metric with its interval, ms per decision."""
+    with_score = bool(rows) and all("score" in row for row in rows)
+    with_gap = bool(rows) and all("gap_closed" in row for row in rows)
+    keys = (["score"] if with_score else []) + (["gap_closed"] if with_gap else []) + list(EPISODE_METRICS)
+    header = ["policy"] + keys + ["ms/decision"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row["policy"])] + [_with_interval(row, key) for key in keys] + [format_number(row["decision_ms"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    n_episodes = rows[0]["episodes"] if rows else 0
+    note = (f"Mean over {n_episodes} episodes [{confidence:.0%} bootstrap CI]; per-episode sums except "
+            "mean_error (per served request) and offload_share (of requests); ms/decision is per slot.")
+    if with_score:
+        note += " score = (R - R_random) / (R_exact - R_random)."
+    if with_gap:
+        note += (" gap_closed = G = (R - R_exact) / (R_hindsight - R_exact), R_hindsight = -reward_scale * the "
+                 "certified hindsight bound (no policy reaches G > 1).")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The rows as CSV, columns in the rows' order (the union of their keys)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a :func:`write_csv` file, numbers as floats."""
+
+    def convert(value: str) -> Any:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+
+    with Path(path).open(newline="") as handle:
+        return [{k: convert(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, allow_nan=True))
+
+
+def write_outputs(
+    out_dir: Path,
+    rows: Sequence[Mapping[str, Any]],
+    results: Sequence[PolicyResult],
+    metadata: Mapping[str, Any],
+    confidence: float = 0.95,
+) -> dict[str, Path]:
+    """``summary.md``, ``summary.csv`` and ``results.json`` (metadata, summary rows and every
+    episode's metrics per policy) in ``out_dir``; returns their paths by kind.
+    """
+    paths = {"markdown": out_dir / "summary.md", "csv": out_dir / "summary.csv", "json": out_dir / "results.json"}
+    paths["markdown"].parent.mkdir(parents=True, exist_ok=True)
+    paths["markdown"].write_text(markdown_table(rows, confidence))
+    write_csv(paths["csv"], rows)
+    episodes = {r.name: {"seeds": r.seeds, **{m: v.tolist() for m, v in r.episodes.items()}} for r in results}
+    write_json(paths["json"], {**metadata, "confidence": confidence, "summary": list(rows), "episodes": episodes})
+    return paths
