@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 TORCH_SOURCE := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 # The main job: a short PPO run, then every solver and the agent on the same seeds and slots.
 DEMO_RUN := runs/demo_ppo
@@ -35,6 +35,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy
+
+# The documentation site, into site/; --strict fails on any warning (a broken link, an undocumented config field).
+docs: $(STAMP)
+	$(PYTHON) -m mkdocs build --strict
 
 bench: $(STAMP)
 	$(PYTHON) benchmarks/env_speed.py

@@ -1,4 +1,4 @@
-"""The README's Python example runs as written, and its commands name real files and targets."""
+"""The README is a short entry point; its Python examples run as written, its commands name real files and targets."""
 
 from __future__ import annotations
 
@@ -11,8 +11,16 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
+#: The README is the entry point; everything longer belongs on a page of docs/.
+MAX_README_LINES = 150
+
+
 def _code_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_is_short() -> None:
+    assert len(README.splitlines()) <= MAX_README_LINES
 
 
 def test_first_block_is_the_two_make_commands() -> None:
