@@ -11,26 +11,34 @@ TORCH_INDEX ?=
 TORCH_SOURCE := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test test-fast lint docs bench clean
 
 # The main job: a short PPO run, then every solver and the agent on the same seeds and slots.
 DEMO_RUN := runs/demo_ppo
 DEMO_OUT := results/demo
 
 $(STAMP): pyproject.toml
+	@echo "set-up (once, about 3-4 minutes): .venv with torch's CPU build and the package with every extra"
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet $(TORCH_SOURCE) torch==$(TORCH_VERSION)
+	@echo "set-up 1/2: torch $(TORCH_VERSION) (CPU build)"
+	$(PYTHON) -m pip install --progress-bar on $(TORCH_SOURCE) torch==$(TORCH_VERSION) | grep -v "already satisfied"
+	@echo "set-up 2/2: aigc-edge-env[all] (stable-baselines3, Ray, diffusers, MkDocs, ...)"
 	$(PYTHON) -m pip install --quiet -e '.[all]' torch==$(TORCH_VERSION)
 	touch $@
+	@echo "set-up done: $(VENV)"
 
 demo: $(STAMP)
 	rm -rf $(DEMO_RUN)
-	$(PYTHON) train.py --algo ppo --env AIGCEdge-v0 --timesteps 60000 --seed 0 --out $(DEMO_RUN) --eval-freq 0
-	$(PYTHON) evaluate.py --env AIGCEdge-v0 --episodes 5 --runs $(DEMO_RUN) --out $(DEMO_OUT)
+	$(VENV)/bin/aigc-edge train --algo ppo --env AIGCEdge-v0 --timesteps 60000 --seed 0 --out $(DEMO_RUN) --eval-freq 0
+	$(VENV)/bin/aigc-edge evaluate --env AIGCEdge-v0 --episodes 5 --runs $(DEMO_RUN) --out $(DEMO_OUT)
 
+# The whole suite (what CI runs); test-fast leaves out the end-to-end tests marked slow, for development.
 test: $(STAMP)
 	$(PYTHON) -m pytest
+
+test-fast: $(STAMP)
+	$(PYTHON) -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff check .
@@ -41,8 +49,8 @@ docs: $(STAMP)
 	$(PYTHON) -m mkdocs build --strict
 
 bench: $(STAMP)
-	$(PYTHON) benchmarks/env_speed.py
-	$(PYTHON) benchmarks/solvers.py
+	$(VENV)/bin/aigc-edge bench env
+	$(VENV)/bin/aigc-edge bench solvers
 
 # Removes what the set-up and builds made; trained runs (runs/) and results (results/) stay.
 clean:

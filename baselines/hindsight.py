@@ -90,8 +90,8 @@ from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.policies.pricing import SlotPricesPolicy
 
 __all__ = ["INITIAL_PRICES_PER_J", "DualResult", "EpisodeSlots", "HindsightBound", "cached_hindsight_bound",
-           "dual_bound", "episode_slots", "hindsight_bound", "hindsight_cache_path", "maximise_dual", "relaxed_episode",
-           "write_hindsight_cache"]
+           "dual_bound", "episode_slots", "hindsight_bound", "hindsight_bounds", "hindsight_cache_path",
+           "maximise_dual", "relaxed_episode", "write_hindsight_cache"]
 
 #: Uniform prices (cost per J) whose slot optima are the initial columns.
 INITIAL_PRICES_PER_J = (0.0, 0.3, 1.0)
@@ -465,3 +465,32 @@ def write_hindsight_cache(path: Path, bound: HindsightBound) -> None:
     """Store ``bound`` at ``path`` (a :func:`hindsight_cache_path`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(bound.as_dict()))
+
+
+def hindsight_bounds(env_id: str, seeds: Sequence[int], config: Mapping[str, Any] | None,
+                     cache_dir: Path | None, workers: int | None = 1, address: str | None = None,
+                     progress: bool = True) -> dict[int, HindsightBound]:
+    """The hindsight bound of every seed's episode: read from ``cache_dir`` where it is, the others
+    computed as tasks (:func:`aigc_edge_env.distributed.parallel_map`; ``workers=1`` and no address:
+    here, without Ray) and stored there by this process (so the cache stays where the command runs,
+    whichever node computed)."""
+    from aigc_edge_env.distributed import parallel_map
+
+    overrides = dict(config or {})
+    paths = {s: hindsight_cache_path(env_id, s, overrides, cache_dir) for s in seeds} if cache_dir else {}
+    bounds = {s: cached_hindsight_bound(env_id, s, overrides, cache_dir) for s, p in paths.items() if p.exists()}
+    missing = [s for s in seeds if s not in bounds]
+    tasks = [(env_id, s, overrides) for s in missing]
+    for bound in parallel_map(_hindsight_task, tasks, workers, address, progress, desc="hindsight bounds",
+                              unit="episode"):
+        bounds[bound.seed] = bound
+        if cache_dir:
+            write_hindsight_cache(paths[bound.seed], bound)
+    return {s: bounds[s] for s in seeds}
+
+
+def _hindsight_task(args: tuple[str, int, dict[str, Any]]) -> HindsightBound:
+    from aigc_edge_env.baselines.hindsight import hindsight_bound
+
+    env_id, seed, overrides = args
+    return hindsight_bound(env_id, seed, overrides)

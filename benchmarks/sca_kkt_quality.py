@@ -20,7 +20,7 @@ import numpy as np
 from aigc_edge_env import SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import SOLVERS, sca_kkt, solve_exact
 from aigc_edge_env.cli.common import ArgumentParser, add_seed_episodes, count, finite_float
-from aigc_edge_env.evaluation.runner import collect_slots
+from aigc_edge_env.evaluation.slots import collect_slots
 from aigc_edge_env.evaluation.statistics import relative_gap_pct
 
 OTHERS = [name for name in SOLVERS if name not in ("exact", "sca_kkt", "local_search")]

@@ -29,7 +29,7 @@ import numpy as np
 from aigc_edge_env import AIGCEdgeEnv, Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import SOLVERS, solve_exact
 from aigc_edge_env.cli.common import ArgumentParser, count, finite_float, seed
-from aigc_edge_env.evaluation.runner import collect_slots
+from aigc_edge_env.evaluation.slots import collect_slots
 from aigc_edge_env.evaluation.statistics import relative_gap_pct
 
 TEACHING_SHARE = (0.2, 0.8)

@@ -47,9 +47,10 @@ import numpy as np
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
 from aigc_edge_env.baselines import HindsightBound
+from aigc_edge_env.baselines.hindsight import hindsight_bounds
 from aigc_edge_env.config import make_config
 from aigc_edge_env.distributed import parallel_map
-from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, evaluate_policy, hindsight_bounds
+from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, evaluate_policy
 from aigc_edge_env.evaluation.statistics import mean_interval, normalised_interval, paired_by_seed, rewards_by_seed
 from aigc_edge_env.evaluation.writers import write_csv
 from aigc_edge_env.plotting import pyplot, save_figure, style

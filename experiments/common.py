@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from aigc_edge_env.distributed import parallel_map
-from aigc_edge_env.evaluation.runner import SUMMED, EpisodeAccumulator, collect_slots, solve_slots
+from aigc_edge_env.evaluation.runner import SUMMED, EpisodeAccumulator
+from aigc_edge_env.evaluation.slots import collect_slots, solve_slots
 from aigc_edge_env.evaluation.statistics import confidence_interval, mean_interval, relative_gap_pct
 from aigc_edge_env.model import SlotProblem
 

@@ -97,8 +97,8 @@ def test_a_local_cluster_started_with_ray_start_is_joined_by_address(tmp_path: P
             pytest.fail(f"ray start --head exited with {head.wait()}")
         out = tmp_path / "cluster"
         done = subprocess.run(
-            [sys.executable, "-m", "aigc_edge_env", "experiments", "sweep", "--param", "n_users", "--values", "4", "--episodes", "2",
-             "--slots", "2", "--solvers", "exact", "greedy", "--no-progress", "--out", str(out),
+            [sys.executable, "-m", "aigc_edge_env", "experiments", "sweep", "--param", "n_users", "--values", "4",
+             "--episodes", "2", "--slots", "2", "--solvers", "exact", "greedy", "--no-progress", "--out", str(out),
              "--address", f"127.0.0.1:{port}"],  # (ray://127.0.0.1:<client_port> works too: 40 s more)
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -117,8 +117,8 @@ def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Pa
     from aigc_edge_env.agents.tune import load_search_space
     from aigc_edge_env.cli import main
 
-    argv = ["tune", "--algo", "ppo", "--trials", "2", "--timesteps", "256", "--eval-freq", "128", "--eval-episodes", "1",
-            "--out", str(tmp_path), "--workers", "2"]
+    argv = ["tune", "--algo", "ppo", "--trials", "2", "--timesteps", "256", "--eval-freq", "128",
+            "--eval-episodes", "1", "--out", str(tmp_path), "--workers", "2"]
     assert main(argv) == 0
     entry = check_values(load_hyperparams("ppo", "AIGCEdge-v0", directory=tmp_path))
     default = load_hyperparams("ppo", "AIGCEdge-v0")

@@ -1,9 +1,8 @@
-"""The evaluate and train subcommands (and the root evaluate.py/train.py forwarders): numbers against a direct computation, outputs, errors."""
+"""The evaluate and train subcommands: numbers against a direct computation, outputs, errors."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,8 +17,8 @@ import yaml
 
 from aigc_edge_env import __version__, evaluate_decision
 from aigc_edge_env.agents.runs import read_scalars
-from aigc_edge_env.cli import main as cli_main
 from aigc_edge_env.baselines import SOLVERS
+from aigc_edge_env.cli import main as cli_main
 from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, run_episode
 from aigc_edge_env.evaluation.statistics import summarize
 from aigc_edge_env.evaluation.writers import format_number
@@ -253,7 +252,8 @@ def test_evaluate_cli_rejects_bad_arguments(argv: list[str], message: str, tmp_p
 def test_evaluate_cli_checks_out_before_evaluating(tiny_run: Path, tmp_path, capsys, monkeypatch) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("")
-    monkeypatch.setattr("aigc_edge_env.evaluation.runner.evaluate_all", lambda *args, **kwargs: pytest.fail("evaluated"))
+    monkeypatch.setattr("aigc_edge_env.evaluation.runner.evaluate_all",
+                        lambda *args, **kwargs: pytest.fail("evaluated"))
     for out, message in ((a_file, "exists and is not a directory"), (a_file / "eval", "is not writable")):
         err = _error(evaluate_cli.main, ["--policies", "greedy", "--out", str(out)], capsys)
         assert f"--out {out} {message}" in err

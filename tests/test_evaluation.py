@@ -16,11 +16,11 @@ from aigc_edge_env.evaluation.runner import (
     EPISODE_METRICS,
     EpisodeAccumulator,
     PolicyResult,
-    collect_slots,
     evaluate_all,
     evaluate_policy,
     run_episode,
 )
+from aigc_edge_env.evaluation.slots import collect_slots
 from aigc_edge_env.evaluation.statistics import confidence_interval, mean_interval, normalised, summarize
 from aigc_edge_env.evaluation.writers import write_csv
 from aigc_edge_env.policies.base import SolverPolicy

@@ -83,15 +83,14 @@ def test_interrupted_run_resumed_to_its_plan_equals_the_uninterrupted_run(tmp_pa
 
 
 def _start_training(out: Path, timesteps: int = 1_000_000) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--timesteps", str(timesteps), "--out", str(out),
-                             *TINY_ARGS], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "aigc_edge_env", "train", "--timesteps", str(timesteps), "--out",
+                             str(out), *TINY_ARGS], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(path: Path, process: subprocess.Popen, limit_s: float = 120) -> None:
-    deadline = time.monotonic() + limit_s
+def _wait_for(path: Path, process: subprocess.Popen) -> None:
+    """Until ``path`` appears (a test that never sees it is stopped by pytest-timeout, pyproject.toml)."""
     while not path.exists():
         assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
 
 

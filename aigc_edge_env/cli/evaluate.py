@@ -119,8 +119,9 @@ def _policies(args: argparse.Namespace, config: dict[str, Any]) -> tuple[dict[st
 def run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
+    from aigc_edge_env.baselines.hindsight import hindsight_bounds
     from aigc_edge_env.config import make_config
-    from aigc_edge_env.evaluation.runner import evaluate_all, hindsight_bounds
+    from aigc_edge_env.evaluation.runner import evaluate_all
     from aigc_edge_env.evaluation.statistics import GAP_REFERENCE, summarize
     from aigc_edge_env.evaluation.writers import markdown_table, write_outputs
     from aigc_edge_env.policies.registry import make_policy

@@ -60,7 +60,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue the run in RUN_DIR for --timesteps more steps")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (0: none)")
-    parser.add_argument("--eval-episodes", type=int, default=5, help="episodes per periodic evaluation (>= 1 when evaluating)")
+    parser.add_argument("--eval-episodes", type=int, default=5,
+                        help="episodes per periodic evaluation (>= 1 when evaluating)")
     parser.add_argument("--checkpoint-freq", type=int, default=50_000, help="timesteps between checkpoints (0: none)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=count, default=1, help="torch CPU threads (default 1)")

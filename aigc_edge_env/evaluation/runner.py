@@ -7,9 +7,8 @@ needs only the core's dependencies (gymnasium, numpy, scipy).
 **Common slots.**  Episode ``i`` of an evaluation starts from ``reset(seed=seeds[i])``, by
 default ``EVAL_SEED + i``.  Decisions never change the env's random draws (requests, sizes,
 fading, harvests), so every policy meets the same slots (batteries, in the battery scenario,
-follow the policy's own energy use).  :func:`collect_slots` gives those slots as
-:class:`~aigc_edge_env.model.SlotProblem` objects, for solvers scored without an env, and
-:func:`solve_slots` plays every named solver on them.
+follow the policy's own energy use).  :mod:`aigc_edge_env.evaluation.slots` gives those slots
+as optimisation problems, for solvers scored without an env.
 
 **Episode metrics** (:data:`EPISODE_METRICS`), one definition each, from the slots' ``info``
 (:class:`EpisodeAccumulator`):
@@ -28,25 +27,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
 
-from aigc_edge_env.config import AIGCEdgeConfig
-from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.model import Decision, SlotEvaluation, SlotProblem, evaluate_decision
 from aigc_edge_env.policies.base import Policy
 from aigc_edge_env.progress import progress_bar
 
-if TYPE_CHECKING:
-    from aigc_edge_env.baselines import HindsightBound
-
 __all__ = [
     "COMPONENTS", "EPISODE_METRICS", "EVAL_SEED", "SUMMED", "Episode", "EpisodeAccumulator", "PolicyResult",
-    "SlotResult", "collect_slots", "evaluate_all", "evaluate_policy", "hindsight_bounds", "run_episode",
-    "solve_slots",
+    "evaluate_all", "evaluate_policy", "run_episode",
 ]
 
 #: First evaluation episode seed: apart from training seeds (0...) and periodic evaluation's (1e6...).
@@ -188,95 +179,3 @@ def evaluate_all(
             bar.set_description(name)
             results.append(evaluate_policy(name, make_env, policy, seeds, on_episode=bar.update))
     return results
-
-
-def collect_slots(
-    config: Mapping[str, Any] | AIGCEdgeConfig | None, seed: int, n_slots: int, env_id: str = "AIGCEdge-v0"
-) -> list[SlotProblem]:
-    """The first ``n_slots`` slots from ``reset(seed=seed)``, the env stepped with a fixed action.
-
-    The action is all local at the smallest level; an episode that ends continues with
-    ``reset(seed + 1)``, then ``seed + 2``, ...  Without batteries the env's draws do not
-    depend on the actions, so these are the slots every policy meets; battery configs raise
-    ``ValueError``.
-    """
-    env = AIGCEdgeEnv(config=config, scenario=env_id)
-    if env.config.battery_enabled:
-        raise ValueError("collecting slots needs a battery-free config (decisions would change later slots)")
-    env.reset(seed=int(seed))
-    fixed = np.zeros(2 * env.config.n_users, dtype=np.int64)  # offload bits, then level indices
-    problems: list[SlotProblem] = []
-    episode = 0
-    while len(problems) < n_slots:
-        problems.append(env.current_problem())
-        if env.step(fixed)[3]:
-            episode += 1
-            env.reset(seed=int(seed) + episode)
-    return problems
-
-
-
-@dataclass
-class SlotResult:
-    """One solver's decision of one slot, its evaluation and its solve time (s)."""
-
-    decision: Decision
-    evaluation: SlotEvaluation
-    solve_s: float
-
-    @property
-    def cost(self) -> float:
-        return float(self.evaluation.total_cost)
-
-
-def solve_slots(problems: Sequence[SlotProblem], solvers: Sequence[str], seed: int = 0
-                ) -> list[dict[str, SlotResult]]:
-    """Every named solver of :data:`~aigc_edge_env.baselines.SOLVERS` on every slot: per slot, solver ->
-    :class:`SlotResult`.  Solver ``s`` on slot ``t`` draws from ``default_rng([seed, t])`` (the same
-    generator for every solver)."""
-    from aigc_edge_env.baselines import SOLVERS
-
-    unknown = [name for name in solvers if name not in SOLVERS]
-    if unknown:
-        raise ValueError(f"unknown solver(s) {unknown}: accepted {list(SOLVERS)}")
-    results = []
-    for t, problem in enumerate(problems):
-        slot = {}
-        for name in solvers:
-            rng = np.random.default_rng([int(seed), t])
-            start = time.perf_counter()
-            decision = SOLVERS[name](problem, rng=rng)
-            solve_s = time.perf_counter() - start
-            slot[name] = SlotResult(decision, evaluate_decision(problem, decision), solve_s)
-        results.append(slot)
-    return results
-
-
-def hindsight_bounds(env_id: str, seeds: Sequence[int], config: Mapping[str, Any] | None,
-                     cache_dir: Path | None, workers: int | None = 1, address: str | None = None,
-                     progress: bool = True) -> dict[int, HindsightBound]:
-    """The hindsight bound of every seed's episode: read from ``cache_dir`` where it is, the others
-    computed as tasks (:func:`aigc_edge_env.distributed.parallel_map`; ``workers=1`` and no address:
-    here, without Ray) and stored there by this process (so the cache stays where the command runs,
-    whichever node computed)."""
-    from aigc_edge_env.baselines.hindsight import cached_hindsight_bound, hindsight_cache_path, write_hindsight_cache
-    from aigc_edge_env.distributed import parallel_map
-
-    overrides = dict(config or {})
-    paths = {s: hindsight_cache_path(env_id, s, overrides, cache_dir) for s in seeds} if cache_dir else {}
-    bounds = {s: cached_hindsight_bound(env_id, s, overrides, cache_dir) for s, p in paths.items() if p.exists()}
-    missing = [s for s in seeds if s not in bounds]
-    tasks = [(env_id, s, overrides) for s in missing]
-    for bound in parallel_map(_hindsight_task, tasks, workers, address, progress, desc="hindsight bounds",
-                              unit="episode"):
-        bounds[bound.seed] = bound
-        if cache_dir:
-            write_hindsight_cache(paths[bound.seed], bound)
-    return {s: bounds[s] for s in seeds}
-
-
-def _hindsight_task(args: tuple[str, int, dict[str, Any]]) -> HindsightBound:
-    from aigc_edge_env.baselines.hindsight import hindsight_bound
-
-    env_id, seed, overrides = args
-    return hindsight_bound(env_id, seed, overrides)
