@@ -19,7 +19,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 from aigc_edge_env.config import SCENARIOS
 
@@ -81,45 +81,35 @@ def check_threads(threads: int) -> None:
 
 
 # --- argparse types: each names what it accepts ------------------------------------------------
+def _typed(text: str, convert: Callable[[str], Any], accepted: str, ok: Callable[[Any], bool]) -> Any:
+    """``convert(text)`` when it is what ``ok`` accepts, else argparse's error naming ``accepted``."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {accepted}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {accepted}, got {value}")
+    return value
+
+
 def count(text: str) -> int:
     """An integer >= 1 (episodes, timesteps, slots, trials, workers...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+    return int(_typed(text, int, "an integer >= 1", lambda v: v >= 1))
 
 
 def seed(text: str) -> int:
     """A seed: an integer in [0, 2**63) (numpy seeds are non-negative)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**63), got {value}")
-    return value
+    return int(_typed(text, int, "an integer seed in [0, 2**63)", lambda v: 0 <= v < 2**63))
 
 
 def finite_float(text: str) -> float:
     """A finite real number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+    return float(_typed(text, float, "a finite number", math.isfinite))
 
 
 def probability(text: str) -> float:
     """A number in (0, 1) (a confidence level)."""
-    value = finite_float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
-    return value
+    return float(_typed(text, float, "a number in (0, 1)", lambda v: 0 < v < 1))
 
 
 def env_id(text: str) -> str:
