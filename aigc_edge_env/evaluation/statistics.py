@@ -97,9 +97,10 @@ def normalised(reward: np.ndarray, zero: np.ndarray, one: np.ndarray, axis: int 
 
 def normalised_interval(samples: Sequence[np.ndarray], confidence: float = 0.95) -> tuple[float, float, float]:
     """:func:`normalised` of ``[reward, zero, one]`` (paired by episode) and its bootstrap interval."""
-    value = float(normalised(*samples)) if samples[0].size else math.nan
-    return (value, *confidence_interval(samples, normalised, confidence)) if samples[0].size else (
-        math.nan, math.nan, math.nan)
+    reward, zero, one = samples
+    if reward.size == 0:
+        return math.nan, math.nan, math.nan
+    return (float(normalised(reward, zero, one)), *confidence_interval(samples, normalised, confidence))
 
 
 def relative_gap_pct(cost: np.ndarray | float, reference: np.ndarray | float) -> np.ndarray:
