@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch.nn as nn
 import yaml

@@ -13,8 +13,9 @@ policy's slot clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -47,7 +48,7 @@ class ModelPolicy:
                        if env_wrapper == "priced" else None)
 
     @classmethod
-    def from_trained(cls, trained: TrainedModel) -> "ModelPolicy":
+    def from_trained(cls, trained: TrainedModel) -> ModelPolicy:
         spec = ALGORITHMS[trained.record["algo"]]
         hp = trained.record["hyperparams"]
         return cls(trained.model, trained.normalizer, spec.masked, hp.get("env_wrapper", "none"),

@@ -16,7 +16,8 @@ Infos are converted from Gymnasium's dict of arrays to SB3's list of per-env dic
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

@@ -57,7 +57,8 @@ a time, in the order ``user_order`` names (:func:`decision_order`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np

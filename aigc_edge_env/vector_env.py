@@ -26,7 +26,8 @@ all users of all sub-envs evaluated in one vectorised call per step.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium.utils import seeding
