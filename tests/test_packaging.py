@@ -69,6 +69,17 @@ def test_shipped_digits_model_is_package_data_under_2_mb() -> None:
     assert sum(sizes) < 2 * 1024 * 1024
 
 
+def test_pep561_marker_is_installed() -> None:
+    """``aigc_edge_env/py.typed`` (PEP 561, covering the sub-packages too) ships with the package, so type
+    checkers read its annotations; installed from a wheel (the core-only run of .ci/run) its files list it."""
+    import importlib.resources
+
+    assert (importlib.resources.files("aigc_edge_env") / "py.typed").is_file()
+    installed = {path.as_posix() for path in importlib.metadata.files("aigc-edge-env") or ()}
+    if "aigc_edge_env/__init__.py" in installed:  # a wheel's files (an editable install maps the source folders)
+        assert "aigc_edge_env/py.typed" in installed
+
+
 def test_version_is_stated_once() -> None:
     assert aigc_edge_env.__version__ == importlib.metadata.version("aigc-edge-env")
 
