@@ -77,7 +77,7 @@ def save_model(model: BaseAlgorithm, path: Path) -> None:
     model.save(path)
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
-        normalizer.save(normalizer_path(path))
+        normalizer.save(str(normalizer_path(path)))
 
 
 def resume_state_path(model_path: Path) -> Path:

@@ -23,7 +23,7 @@ from aigc_edge_env.model import (
     serve,
 )
 
-__all__ = ["AIGCEdgeEnv", "render_text", "slot_info"]
+__all__ = ["AIGCEdgeEnv", "render_text", "slot_info", "unwrapped_env"]
 
 
 def slot_info(evaluation: SlotEvaluation) -> dict[str, float]:
@@ -69,7 +69,7 @@ class _SlotChunk:
     observations: np.ndarray  # (n_slots, 9N + 3) float32, battery block patched per step
 
 
-class AIGCEdgeEnv(gym.Env):
+class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
     """
     ## Description
 
@@ -190,7 +190,9 @@ class AIGCEdgeEnv(gym.Env):
         self._closed = False
 
     # --- Gymnasium API ----------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if options:
             raise ValueError(f"reset options are not supported, got {options!r}")
@@ -202,7 +204,7 @@ class AIGCEdgeEnv(gym.Env):
         self._last_evaluation = None
         return self._observation(chunk, state), {}
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         chunk, state = self._chunk, self._state
         if chunk is None or state is None:
             raise RuntimeError("call reset() before step()" if not self._closed else "step() called after close()")
@@ -224,7 +226,7 @@ class AIGCEdgeEnv(gym.Env):
             harvest_j = chunk.harvest_j[self._slot_index - chunk.first_slot]
             state.battery_j = dynamics.recharge(c, battery_j, evaluation.energy_j, harvest_j)
         truncated = self._slot_index >= c.horizon_slots
-        return self._observation(chunk, state), -c.reward_scale * info["cost"], False, truncated, info
+        return self._observation(chunk, state), -c.reward_scale * float(info["cost"]), False, truncated, info
 
     def close(self) -> None:
         """Free the drawn slots; a later ``step()`` raises until ``reset()``."""
@@ -263,7 +265,7 @@ class AIGCEdgeEnv(gym.Env):
             raise RuntimeError("call reset() before distance_m")
         return self._state.distance_m.copy()
 
-    def action_to_decision(self, action) -> Decision:
+    def action_to_decision(self, action: np.ndarray) -> Decision:
         actions = env_spaces.validate_actions(action, self.config, batch_shape=())
         return env_spaces.actions_to_decision(actions, self.config)
 
@@ -305,3 +307,11 @@ class AIGCEdgeEnv(gym.Env):
         if self.config.battery_enabled:
             env_spaces.write_battery_feature(observation, state.battery_j, self.config)
         return observation
+
+
+def unwrapped_env(env: gym.Env) -> AIGCEdgeEnv:
+    """The :class:`AIGCEdgeEnv` under ``env``'s wrappers (``env.unwrapped``); ``TypeError`` if it is another env."""
+    base = env.unwrapped
+    if not isinstance(base, AIGCEdgeEnv):
+        raise TypeError(f"expected an AIGC edge env (AIGCEdgeEnv under any wrappers), got {base}")
+    return base
