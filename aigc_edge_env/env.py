@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +54,8 @@ def render_text(problem: SlotProblem, slot_index: int, last_evaluation: SlotEval
 #: The single env computes the option rows of this many (user, mode, level) options at a
 #: time (slots are drawn ahead in chunks of ``CHUNK_OPTIONS // (2 N L)`` slots, at least 2).
 CHUNK_OPTIONS = 32_768
+#: The per-user arrays of a slot that are drawn ahead (the battery is the state's, not drawn).
+_DRAWN_FIELDS = tuple(name for name in PROBLEM_ARRAY_FIELDS if name != "battery_j")
 
 
 @dataclass(frozen=True)
@@ -246,15 +247,17 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
-        """The :class:`SlotProblem` the next action decides (read-only per-user arrays ``(N,)``)."""
+        """The :class:`SlotProblem` the next action decides (read-only per-user arrays ``(N,)``).
+
+        It holds the present slot only: its arrays are copies, not views of the slots drawn ahead,
+        so no policy can read a later slot through it."""
         chunk, state = self._chunk, self._state
         if chunk is None or state is None:
             raise RuntimeError("call reset() before current_problem()")
         if self._problem is None:
-            slot = chunk.problem.select(self._slot_index - chunk.first_slot)
-            battery_j = state.battery_j.copy()
-            battery_j.flags.writeable = False
-            self._problem = dataclasses.replace(slot, battery_j=battery_j)
+            k = self._slot_index - chunk.first_slot
+            arrays = {name: _read_only_copy(getattr(chunk.problem, name)[k]) for name in _DRAWN_FIELDS}
+            self._problem = SlotProblem(config=self.config, **arrays, battery_j=_read_only_copy(state.battery_j))
         return self._problem
 
     @property
@@ -290,8 +293,6 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
         n_slots = max(1, min(self._slots_per_chunk, c.horizon_slots + 1 - self._slot_index))
         problem, harvest_j = dynamics.draw_slots(c, state, self.np_random, n_slots,
                                                  first_is_current=first_is_current)
-        for name in PROBLEM_ARRAY_FIELDS:  # handed out by current_problem(): the costs come from the grid
-            getattr(problem, name).flags.writeable = False
         if self._grid_buffer is None:
             self._grid_buffer = np.empty(self._grid_shape)
         slot_indices = np.arange(self._slot_index, self._slot_index + n_slots)
@@ -307,6 +308,12 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.config.battery_enabled:
             env_spaces.write_battery_feature(observation, state.battery_j, self.config)
         return observation
+
+
+def _read_only_copy(values: np.ndarray) -> np.ndarray:
+    copy = values.copy()
+    copy.flags.writeable = False
+    return copy
 
 
 def unwrapped_env(env: gym.Env) -> AIGCEdgeEnv:
