@@ -50,9 +50,9 @@ class AlgorithmSpec:
 
         Raises :class:`IncompatibleEnvError` for a name neither SB3 nor this package has for the algorithm.
         """
-        custom = POLICY_CLASSES.get(name, {})
-        if self.name in custom:
-            return custom[self.name]
+        by_algorithm = POLICY_CLASSES.get(name, {})
+        if self.name in by_algorithm:
+            return by_algorithm[self.name]
         if name in self.cls.policy_aliases:
             return name
         custom = sorted(n for n, by_algo in POLICY_CLASSES.items() if self.name in by_algo)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
@@ -12,6 +13,7 @@ from aigc_edge_env.agents.vec_env import SB3VectorEnv
 from aigc_edge_env.agents.wrappers import PerUserDecisionWrapper
 from aigc_edge_env.config import SCENARIOS, ConfigError, make_config
 from aigc_edge_env.priced import POLICY_KWARGS, TRAINING_KWARGS, PricedActionWrapper
+from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
 
 __all__ = [
     "ENV_WRAPPERS", "VEC_ENV_KINDS", "check_env_id", "check_vec_env", "make_env", "make_vec_env",
@@ -88,6 +90,8 @@ def make_vec_env(
     if kind == "vector":
         vector_env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
                                   config=dict(config or {}))
+        if not isinstance(vector_env, AIGCEdgeVectorEnv):
+            raise TypeError(f"vec_env 'vector' needs an AIGC edge env id, got {env_id!r}")
         return VecMonitor(SB3VectorEnv(vector_env))
     return DummyVecEnv([lambda: Monitor(make_env(env_id, config, env_wrapper, wrapper_reward, wrapper_kwargs))]
                        * n_envs)

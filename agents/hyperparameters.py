@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch.nn as nn
 import yaml
@@ -163,7 +164,7 @@ def check_policy_kwargs(policy_class: type, policy_kwargs: Any) -> None:
     for cls in policy_class.__mro__:
         if "__init__" not in vars(cls):
             continue
-        parameters = inspect.signature(cls.__init__).parameters.values()
+        parameters = inspect.signature(vars(cls)["__init__"]).parameters.values()
         accepted |= {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             break
@@ -179,7 +180,7 @@ def algorithm_kwargs(algorithm: type, hyperparams: dict[str, Any]) -> dict[str, 
 
     Unknown keys raise :class:`HyperparamError` listing the accepted ones.
     """
-    accepted = set(inspect.signature(algorithm.__init__).parameters) - _RESERVED
+    accepted = set(inspect.signature(algorithm).parameters) - _RESERVED
     kwargs = {key: value for key, value in hyperparams.items() if key not in SETTINGS}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:

@@ -35,7 +35,7 @@ from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDi
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
 from torch import nn
 
 from aigc_edge_env.agents.per_user_net import (
@@ -99,6 +99,8 @@ class _PerUserNetwork:
     """The SB3 actor-critic on :class:`PerUserExtractor` and :class:`_PerUserLatents` (the invariant
     critic), its actor head :meth:`_action_head` (initialised as SB3 initialises its own)."""
 
+    mlp_extractor: MlpExtractor  # as SB3's policies declare it; a _PerUserLatents here (_build_mlp_extractor)
+
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space, lr_schedule,
                  hidden_dim: int = 64, n_layers: int = 2, vf_arch: tuple[int, ...] = (64, 64), **kwargs: Any) -> None:
         self._n_users = self._check_spaces(observation_space, action_space)
@@ -119,7 +121,9 @@ class _PerUserNetwork:
         raise NotImplementedError
 
     def _build_mlp_extractor(self) -> None:
-        self.mlp_extractor = _PerUserLatents(self._n_users, self._hidden_dim, self._vf_arch)
+        # SB3 reads only what _PerUserLatents has of MlpExtractor: latent_dim_pi/_vf, forward_actor/_critic.
+        self.mlp_extractor = _PerUserLatents(  # type: ignore[assignment]
+            self._n_users, self._hidden_dim, self._vf_arch)
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)  # type: ignore[misc]
@@ -256,7 +260,8 @@ class MaskablePerUserCategorical(_PairCategoricals, MaskableMultiCategoricalDist
 
     def proba_distribution(self, action_logits: torch.Tensor) -> Any:
         super().proba_distribution(action_logits)
-        self.distributions = [self.pairs]
+        # sb3-contrib calls only what BatchedCategorical has of MaskableCategorical (module docstring).
+        self.distributions = [self.pairs]  # type: ignore[list-item]
         return self
 
     def apply_masking(self, masks: Any) -> None:

@@ -29,8 +29,8 @@ action (``N`` offload bits, then ``N`` level indices), :func:`action_pairs` back
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import pairwise
-from typing import Sequence
 
 import gymnasium as gym
 import torch

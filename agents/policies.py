@@ -13,8 +13,9 @@ policy's slot clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -26,6 +27,7 @@ from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import RunError, TrainedModel, load_trained
 from aigc_edge_env.agents.wrappers import decide_slot
 from aigc_edge_env.config import make_config
+from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.priced import ResidualPricePolicy, policy_kwargs
 
 __all__ = ["ModelPolicy", "load_model_policy"]
@@ -47,7 +49,7 @@ class ModelPolicy:
                        if env_wrapper == "priced" else None)
 
     @classmethod
-    def from_trained(cls, trained: TrainedModel) -> "ModelPolicy":
+    def from_trained(cls, trained: TrainedModel) -> ModelPolicy:
         spec = ALGORITHMS[trained.record["algo"]]
         hp = trained.record["hyperparams"]
         return cls(trained.model, trained.normalizer, spec.masked, hp.get("env_wrapper", "none"),
@@ -59,19 +61,19 @@ class ModelPolicy:
             self.priced.reset(seed)
 
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        base = env.unwrapped
         if self.priced is not None:
             return self.priced.act(env, observation)
+        base = unwrapped_env(env)
         if self.per_user:
             return decide_slot(base.current_problem(), observation, lambda obs: int(self._predict(obs)),
                                self.user_order)
         return self._predict(observation, base.action_masks() if self.masked else None)
 
     def _predict(self, observation: np.ndarray, action_masks: np.ndarray | None = None) -> np.ndarray:
-        if self.normalizer is not None:
-            observation = self.normalizer.normalize_obs(observation)
-        kwargs = {"action_masks": action_masks} if self.masked else {}
-        action, _ = self.model.predict(observation, deterministic=True, **kwargs)
+        model_observation = observation if self.normalizer is None else self.normalizer.normalize_obs(observation)
+        # only MaskablePPO's predict takes the masks
+        kwargs: dict[str, Any] = {"action_masks": action_masks} if self.masked else {}
+        action, _ = self.model.predict(model_observation, deterministic=True, **kwargs)
         return action
 
 

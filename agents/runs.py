@@ -23,10 +23,11 @@ import fcntl
 import os
 import pickle
 import random
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ def save_model(model: BaseAlgorithm, path: Path) -> None:
     model.save(path)
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
-        normalizer.save(normalizer_path(path))
+        normalizer.save(str(normalizer_path(path)))
 
 
 def resume_state_path(model_path: Path) -> Path:

@@ -28,10 +28,11 @@ import resource
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -154,6 +155,8 @@ def _resolve_new(request: TrainRequest) -> dict[str, Any]:
         raise TrainingError(f"unknown algo {request.algo!r}: accepted {sorted(ALGORITHMS)}")
     if (request.out / RUN_RECORD).exists():
         raise TrainingError(f"{request.out} already holds a run; pass --resume to continue it or choose another --out")
+    if request.env_id is None:
+        raise TrainingError("a new run needs an env id (--env)")
     check_env_id(request.env_id, request.env_config)
     hyperparams = check_values(load_hyperparams(request.algo, request.env_id, request.hyperparams,
                                                      wrapper=request.wrapper))
@@ -355,7 +358,7 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
                   model: BaseAlgorithm) -> Path:
     run_dir = request.out
     start_steps = model.num_timesteps
-    session = {"command": list(request.command), "timesteps": timesteps,
+    session: dict[str, Any] = {"command": list(request.command), "timesteps": timesteps,
                "planned_total_timesteps": start_steps + timesteps, "device": request.device,
                "threads": request.threads, "pid": os.getpid(),
                "started": datetime.datetime.now().isoformat(timespec="seconds")}

@@ -16,11 +16,13 @@ Infos are converted from Gymnasium's dict of arrays to SB3's list of per-env dic
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
 
 __all__ = ["SB3VectorEnv", "sub_env_seeds"]
 
@@ -38,9 +40,9 @@ def sub_env_seeds(seed: int | None, num_envs: int) -> list[int] | None:
 
 
 class SB3VectorEnv(VecEnv):
-    """SB3 view of a Gymnasium ``VectorEnv`` with ``NEXT_STEP`` autoreset (see module docstring)."""
+    """SB3 view of an :class:`~aigc_edge_env.AIGCEdgeVectorEnv` with ``NEXT_STEP`` autoreset (module docstring)."""
 
-    def __init__(self, vector_env: gym.vector.VectorEnv) -> None:
+    def __init__(self, vector_env: AIGCEdgeVectorEnv) -> None:
         self.venv = vector_env
         self._actions: np.ndarray | None = None
         super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
@@ -55,6 +57,8 @@ class SB3VectorEnv(VecEnv):
         self._actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            raise RuntimeError("step_async() must come before step_wait()")
         observations, rewards, terminations, truncations, infos = self.venv.step(self._actions)
         dones = terminations | truncations
         step_infos = self._split_infos(infos)

@@ -57,13 +57,15 @@ a time, in the order ``user_order`` names (:func:`decision_order`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, TypeAlias
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from aigc_edge_env.config import AIGCEdgeConfig
+from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision, option_table
 from aigc_edge_env.spaces import integer_array
 
@@ -72,14 +74,14 @@ __all__ = [
     "per_user_observation",
 ]
 
-RewardMode = Literal["slot_end", "marginal"]
 REWARD_MODES: tuple[str, ...] = ("slot_end", "marginal")
-UserOrder = Literal["index", "edge_gain"]
 USER_ORDERS: tuple[str, ...] = ("index", "edge_gain")
 _N_EXTRA_BLOCKS = 4  # one-hot, decided, offloaded, level
+#: What :meth:`PerUserDecisionWrapper.step` takes: the ``Discrete(2L)`` choice as an integer or a one-element array.
+PerUserAction: TypeAlias = int | np.integer | np.ndarray
 
 
-def decision_order(problem: SlotProblem, user_order: UserOrder = "index") -> np.ndarray:
+def decision_order(problem: SlotProblem, user_order: str = "index") -> np.ndarray:
     """The requesting users of ``problem`` in the order they decide (module docstring)."""
     users = np.flatnonzero(problem.has_request)
     if user_order == "index":
@@ -98,7 +100,7 @@ def decision_order(problem: SlotProblem, user_order: UserOrder = "index") -> np.
 class SlotChoices:
     """The choices made so far in one slot, one requesting user at a time in the order ``user_order`` names."""
 
-    def __init__(self, problem: SlotProblem, user_order: UserOrder = "index") -> None:
+    def __init__(self, problem: SlotProblem, user_order: str = "index") -> None:
         self.problem = problem
         self.config: AIGCEdgeConfig = problem.config
         n = problem.n_users
@@ -164,7 +166,7 @@ def _per_user_observation_space(env_space: spaces.Box, n_users: int) -> spaces.B
 
 def decide_slot(
     problem: SlotProblem, env_observation: np.ndarray, choose: Callable[[np.ndarray], int],
-    user_order: UserOrder = "index",
+    user_order: str = "index",
 ) -> np.ndarray:
     """The env action of a whole slot, asking ``choose(per_user_obs)`` for each requesting user in turn."""
     choices = SlotChoices(problem, user_order)
@@ -181,24 +183,29 @@ def _discrete_choice(action: Any) -> int:
     return int(array.reshape(()))
 
 
-class PerUserDecisionWrapper(gym.Wrapper):
+class PerUserDecisionWrapper(gym.Wrapper[np.ndarray, PerUserAction, np.ndarray, np.ndarray]):
     """Turns the env's joint slot action into one ``Discrete(2L)`` step per requesting user.
 
     See the module docstring for the action, observation and reward layout.
     """
 
-    def __init__(self, env: gym.Env, reward_mode: RewardMode = "slot_end", user_order: UserOrder = "index",
-                 slot_episodes: bool = False) -> None:
-        super().__init__(env)
+    def __init__(self, env: gym.Env[np.ndarray, np.ndarray], reward_mode: str = "slot_end",
+                 user_order: str = "index", slot_episodes: bool = False) -> None:
+        # Gymnasium (1.x) annotates Wrapper.__init__'s env as Env[WrapperObsType, WrapperActType], the
+        # wrapper's own types, where the wrapped env's (ObsType, ActType) are meant.
+        super().__init__(env)  # type: ignore[arg-type]
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         if user_order not in USER_ORDERS:
             raise ValueError(f"user_order must be one of {USER_ORDERS}, got {user_order!r}")
         if not isinstance(env.action_space, spaces.MultiDiscrete):
             raise TypeError(f"PerUserDecisionWrapper needs the env's MultiDiscrete action, got {env.action_space}")
+        if not isinstance(env.observation_space, spaces.Box):
+            raise TypeError(f"PerUserDecisionWrapper needs the env's Box observation, got {env.observation_space}")
         if not isinstance(slot_episodes, bool):
             raise ValueError(f"slot_episodes must be true or false, got {slot_episodes!r}")
-        config: AIGCEdgeConfig = env.unwrapped.config
+        self._base = unwrapped_env(env)
+        config = self._base.config
         if slot_episodes and config.battery_enabled:
             raise ValueError("slot_episodes needs independent slots; with batteries (battery_enabled) a decision "
                              "changes later slots")
@@ -212,37 +219,47 @@ class PerUserDecisionWrapper(gym.Wrapper):
         self._decided_cost = 0.0
         self._env_episode_over = True
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         if self.slot_episodes and not self._env_episode_over and seed is None and options is None:
-            return per_user_observation(self._env_observation, self._choices), {}  # the env's next slot
+            return self._observation(), {}  # the env's next slot
         observation, info = self.env.reset(seed=seed, options=options)
         self._env_episode_over = False
         self._start_slot(observation)
-        return per_user_observation(observation, self._choices), info
+        return self._observation(), info
 
-    def step(self, action):
+    def step(self, action: PerUserAction) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._choices is None:
             raise RuntimeError("call reset() before step()")
         choices = self._choices
         previous_cost = self._decided_cost
         if not choices.complete:
             choices.record(_discrete_choice(action))
+        reward_scale = self._base.config.reward_scale
         if not choices.complete:
             reward = 0.0
             if self.reward_mode == "marginal":
                 self._decided_cost = choices.decided_cost()
-                reward = -self.env.unwrapped.config.reward_scale * (self._decided_cost - previous_cost)
-            return per_user_observation(self._env_observation, choices), reward, False, False, {}
-        observation, reward, terminated, truncated, info = self.env.step(choices.action())
+                reward = -reward_scale * (self._decided_cost - previous_cost)
+            return self._observation(), reward, False, False, {}
+        observation, env_reward, terminated, truncated, info = self.env.step(choices.action())
+        reward = float(env_reward)
         if self.reward_mode == "marginal":
-            reward += self.env.unwrapped.config.reward_scale * previous_cost
+            reward += reward_scale * previous_cost
         self._env_episode_over = terminated or truncated
         self._start_slot(observation)
         if self.slot_episodes:
             terminated, truncated = True, False  # the slot is the episode; an env episode's end is one too
-        return per_user_observation(observation, self._choices), reward, terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
 
     def _start_slot(self, observation: np.ndarray) -> None:
         self._env_observation = observation
-        self._choices = SlotChoices(self.env.unwrapped.current_problem(), self.user_order)
+        self._choices = SlotChoices(self._base.current_problem(), self.user_order)
         self._decided_cost = 0.0
+
+    def _observation(self) -> np.ndarray:
+        """The env's observation of the slot, then its choices so far."""
+        if self._env_observation is None or self._choices is None:
+            raise RuntimeError("call reset() before step()")
+        return per_user_observation(self._env_observation, self._choices)

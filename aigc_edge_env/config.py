@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -216,7 +217,7 @@ class AIGCEdgeConfig:
             + self.weight_error * error_max
         )
 
-    def replace(self, **overrides: Any) -> "AIGCEdgeConfig":
+    def replace(self, **overrides: Any) -> AIGCEdgeConfig:
         """A copy with some fields changed (validated; unknown names rejected)."""
         return make_config(self, overrides)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +22,7 @@ from aigc_edge_env.model import (
     serve,
 )
 
-__all__ = ["AIGCEdgeEnv", "render_text", "slot_info"]
+__all__ = ["AIGCEdgeEnv", "render_text", "slot_info", "unwrapped_env"]
 
 
 def slot_info(evaluation: SlotEvaluation) -> dict[str, float]:
@@ -54,6 +54,8 @@ def render_text(problem: SlotProblem, slot_index: int, last_evaluation: SlotEval
 #: The single env computes the option rows of this many (user, mode, level) options at a
 #: time (slots are drawn ahead in chunks of ``CHUNK_OPTIONS // (2 N L)`` slots, at least 2).
 CHUNK_OPTIONS = 32_768
+#: The per-user arrays of a slot that are drawn ahead (the battery is the state's, not drawn).
+_DRAWN_FIELDS = tuple(name for name in PROBLEM_ARRAY_FIELDS if name != "battery_j")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class _SlotChunk:
     observations: np.ndarray  # (n_slots, 9N + 3) float32, battery block patched per step
 
 
-class AIGCEdgeEnv(gym.Env):
+class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
     """
     ## Description
 
@@ -189,7 +191,9 @@ class AIGCEdgeEnv(gym.Env):
         self._closed = False
 
     # --- Gymnasium API ----------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if options:
             raise ValueError(f"reset options are not supported, got {options!r}")
@@ -201,7 +205,7 @@ class AIGCEdgeEnv(gym.Env):
         self._last_evaluation = None
         return self._observation(chunk, state), {}
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         chunk, state = self._chunk, self._state
         if chunk is None or state is None:
             raise RuntimeError("call reset() before step()" if not self._closed else "step() called after close()")
@@ -223,7 +227,7 @@ class AIGCEdgeEnv(gym.Env):
             harvest_j = chunk.harvest_j[self._slot_index - chunk.first_slot]
             state.battery_j = dynamics.recharge(c, battery_j, evaluation.energy_j, harvest_j)
         truncated = self._slot_index >= c.horizon_slots
-        return self._observation(chunk, state), -c.reward_scale * info["cost"], False, truncated, info
+        return self._observation(chunk, state), -c.reward_scale * float(info["cost"]), False, truncated, info
 
     def close(self) -> None:
         """Free the drawn slots; a later ``step()`` raises until ``reset()``."""
@@ -243,15 +247,17 @@ class AIGCEdgeEnv(gym.Env):
 
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
-        """The :class:`SlotProblem` the next action decides (read-only per-user arrays ``(N,)``)."""
+        """The :class:`SlotProblem` the next action decides (read-only per-user arrays ``(N,)``).
+
+        It holds the present slot only: its arrays are copies, not views of the slots drawn ahead,
+        so no policy can read a later slot through it."""
         chunk, state = self._chunk, self._state
         if chunk is None or state is None:
             raise RuntimeError("call reset() before current_problem()")
         if self._problem is None:
-            slot = chunk.problem.select(self._slot_index - chunk.first_slot)
-            battery_j = state.battery_j.copy()
-            battery_j.flags.writeable = False
-            self._problem = dataclasses.replace(slot, battery_j=battery_j)
+            k = self._slot_index - chunk.first_slot
+            arrays = {name: _read_only_copy(getattr(chunk.problem, name)[k]) for name in _DRAWN_FIELDS}
+            self._problem = SlotProblem(config=self.config, **arrays, battery_j=_read_only_copy(state.battery_j))
         return self._problem
 
     @property
@@ -262,7 +268,7 @@ class AIGCEdgeEnv(gym.Env):
             raise RuntimeError("call reset() before distance_m")
         return self._state.distance_m.copy()
 
-    def action_to_decision(self, action) -> Decision:
+    def action_to_decision(self, action: np.ndarray) -> Decision:
         actions = env_spaces.validate_actions(action, self.config, batch_shape=())
         return env_spaces.actions_to_decision(actions, self.config)
 
@@ -287,8 +293,6 @@ class AIGCEdgeEnv(gym.Env):
         n_slots = max(1, min(self._slots_per_chunk, c.horizon_slots + 1 - self._slot_index))
         problem, harvest_j = dynamics.draw_slots(c, state, self.np_random, n_slots,
                                                  first_is_current=first_is_current)
-        for name in PROBLEM_ARRAY_FIELDS:  # handed out by current_problem(): the costs come from the grid
-            getattr(problem, name).flags.writeable = False
         if self._grid_buffer is None:
             self._grid_buffer = np.empty(self._grid_shape)
         slot_indices = np.arange(self._slot_index, self._slot_index + n_slots)
@@ -304,3 +308,17 @@ class AIGCEdgeEnv(gym.Env):
         if self.config.battery_enabled:
             env_spaces.write_battery_feature(observation, state.battery_j, self.config)
         return observation
+
+
+def _read_only_copy(values: np.ndarray) -> np.ndarray:
+    copy = values.copy()
+    copy.flags.writeable = False
+    return copy
+
+
+def unwrapped_env(env: gym.Env) -> AIGCEdgeEnv:
+    """The :class:`AIGCEdgeEnv` under ``env``'s wrappers (``env.unwrapped``); ``TypeError`` if it is another env."""
+    base = env.unwrapped
+    if not isinstance(base, AIGCEdgeEnv):
+        raise TypeError(f"expected an AIGC edge env (AIGCEdgeEnv under any wrappers), got {base}")
+    return base

@@ -21,7 +21,7 @@ the published DDIM CIFAR-10 fits (the defaults) and the curve measured on the sh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class TabulatedErrorCurve:
         return padded[np.clip(index + 1, 0, padded.size - 1)]
 
 
-ErrorCurve = Union[PowerLawErrorCurve, TabulatedErrorCurve]
+ErrorCurve: TypeAlias = PowerLawErrorCurve | TabulatedErrorCurve
 
 
 #: Curves the config accepts by name.  ``ddim-cifar10`` / ``ddim-cifar10-device`` are the defaults of

@@ -144,7 +144,7 @@ class SlotProblem:
         return (c.user_tx_power_w * self.upload_bits / self.uplink_rate_bps
                 + c.user_rx_power_w * self.download_bits / self.downlink_rate_bps)
 
-    def select(self, index: Any) -> "SlotProblem":
+    def select(self, index: Any) -> SlotProblem:
         """The sub-problem of batch entry ``index`` (e.g. ``problem.select(3)``)."""
         arrays = {name: getattr(self, name)[index] for name in PROBLEM_ARRAY_FIELDS}
         return SlotProblem(config=self.config, **arrays, energy_price_per_j=self.energy_price_per_j[index])

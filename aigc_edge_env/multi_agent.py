@@ -37,7 +37,8 @@ the core never imports PettingZoo.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -91,13 +92,17 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
     def action_space(self, agent: str) -> spaces.Space:
         return self.action_spaces[agent]
 
-    def reset(self, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         observation, _ = self.env.reset(seed=seed)
         self._observation = observation
         self.agents = list(self.possible_agents)
         return self._agent_observations(observation), {agent: {} for agent in self.agents}
 
-    def step(self, actions: Mapping[str, Any]):
+    def step(self, actions: Mapping[str, Any]) -> tuple[
+        dict[str, np.ndarray], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]
+    ]:
         if not self.agents:
             raise RuntimeError("no agents in play: call reset() (before the first step and after the horizon)")
         joint = self._joint_action(actions)

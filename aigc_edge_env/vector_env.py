@@ -26,7 +26,8 @@ all users of all sub-envs evaluated in one vectorised call per step.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -44,7 +45,7 @@ __all__ = ["AIGCEdgeVectorEnv"]
 AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
 
 
-class AIGCEdgeVectorEnv(VectorEnv):
+class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` independent AIGC edge systems stepped together with numpy."""
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -80,7 +81,9 @@ class AIGCEdgeVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
     # --- Gymnasium API ----------------------------------------------------------------
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         options = dict(options or {})
         reset_mask = self._reset_mask(options.pop("reset_mask", None))
         if options:
@@ -100,7 +103,7 @@ class AIGCEdgeVectorEnv(VectorEnv):
         self._autoreset = self._autoreset & ~reset_mask
         return env_spaces.encode_observation(self.current_problem(), self._slot_index), {}
 
-    def step(self, actions):
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self.closed:
             raise RuntimeError("step() called after close()")
         if self._problem is None:

@@ -228,6 +228,40 @@ def test_current_problem_is_read_only_and_draw_slots_needs_a_slot():
         dynamics.draw_slots(env.config, env._state, env.np_random, 0, first_is_current=False)
 
 
+def memory_owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory (the end of its chain of ``.base`` views)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_current_problem_holds_the_present_slot_only(env_id):
+    """The env draws the slots ahead (here the whole episode at reset), yet a policy reaches none of the later ones
+    through the API: each array of current_problem() holds the present slot's values and its memory holds no more
+    (copies, not views of the slots drawn ahead), and the last evaluation shares no memory with them either."""
+    horizon = 6
+    env = AIGCEdgeEnv({"horizon_slots": horizon}, scenario=env_id)
+    env.reset(seed=5)
+    ahead = env._chunk
+    assert ahead.first_slot == 0 and ahead.n_slots == horizon + 1  # every slot of the episode is drawn
+    drawn = [*(getattr(ahead.problem, name) for name in aigc_edge_env.PROBLEM_ARRAY_FIELDS),
+             ahead.problem.energy_price_per_j, ahead.option_grid, ahead.observations]
+    for t, action in enumerate(fixed_actions(env, horizon, seed=1)):
+        problem, slot = env.current_problem(), ahead.problem.select(t)
+        for name in (*aigc_edge_env.PROBLEM_ARRAY_FIELDS, "energy_price_per_j"):
+            array = getattr(problem, name)
+            assert array.shape == (env.config.n_users,) and memory_owner(array).size <= array.size, name
+            assert not any(np.shares_memory(array, other) for other in drawn), name
+            expected = env._state.battery_j if name == "battery_j" else getattr(slot, name)
+            np.testing.assert_array_equal(array, expected)
+        env.step(action)
+        evaluation = env.last_evaluation
+        for array in (evaluation.rows, evaluation.kept, evaluation.served_totals, evaluation.cost):
+            assert not any(np.shares_memory(array, other) for other in drawn)
+    assert env._chunk is ahead  # the whole episode was drawn at reset
+
+
 def test_truncates_at_horizon_never_terminates():
     env = gym.make("AIGCEdge-v0", config={"horizon_slots": 5})
     obs, _ = env.reset(seed=0)

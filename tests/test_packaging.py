@@ -69,6 +69,40 @@ def test_shipped_digits_model_is_package_data_under_2_mb() -> None:
     assert sum(sizes) < 2 * 1024 * 1024
 
 
+def test_pep561_marker_is_installed() -> None:
+    """``aigc_edge_env/py.typed`` (PEP 561, covering the sub-packages too) ships with the package, so type
+    checkers read its annotations; installed from a wheel (the core-only run of .ci/run) its files list it."""
+    import importlib.resources
+
+    assert (importlib.resources.files("aigc_edge_env") / "py.typed").is_file()
+    installed = {path.as_posix() for path in importlib.metadata.files("aigc-edge-env") or ()}
+    if "aigc_edge_env/__init__.py" in installed:  # a wheel's files (an editable install maps the source folders)
+        assert "aigc_edge_env/py.typed" in installed
+
+
+def test_type_check_sees_every_installed_module_under_its_installed_name() -> None:
+    """``make lint``'s mypy (tools/typecheck.py) checks every module under the folders of ``package-dir``, each
+    under the name it installs as (``baselines/exact.py`` is ``aigc_edge_env.baselines.exact``); a module the
+    install would miss (its package not in ``packages``) fails here too."""
+    import importlib.util
+
+    import tomllib
+
+    pytest.importorskip("mypy")
+    spec = importlib.util.spec_from_file_location("typecheck", ROOT / "tools" / "typecheck.py")
+    assert spec is not None and spec.loader is not None
+    typecheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(typecheck)
+    modules = dict(typecheck.installed_modules())
+    assert modules["baselines/exact.py"] == "aigc_edge_env.baselines.exact"
+    assert modules["agents/__init__.py"] == "aigc_edge_env.agents"
+    assert modules["aigc_edge_env/calibrate/fit.py"] == "aigc_edge_env.calibrate.fit"
+    folders = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    assert set(modules) == {path.relative_to(ROOT).as_posix() for folder in folders
+                            for path in (ROOT / folder).rglob("*.py")}
+    assert len(set(modules.values())) == len(modules)
+
+
 def test_version_is_stated_once() -> None:
     assert aigc_edge_env.__version__ == importlib.metadata.version("aigc-edge-env")
 

@@ -68,6 +68,27 @@ def test_problems_handed_out_are_not_changed_by_later_steps():
             np.testing.assert_array_equal(getattr(problem, name), values, err_msg=name)
 
 
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_problems_handed_out_hold_the_present_slots_only(env_id):
+    """The vector env draws one slot per step, and what a policy gets of it (current_problem(), call's per
+    sub-env problems) holds that slot alone: no array's memory is larger than the array."""
+    from aigc_edge_env.model import PROBLEM_ARRAY_FIELDS
+
+    envs = make(env_id, num_envs=3, horizon_slots=2)
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        problems = (envs.unwrapped.current_problem(), *envs.unwrapped.call("current_problem"))
+        for problem in problems:
+            for name in (*PROBLEM_ARRAY_FIELDS, "energy_price_per_j"):
+                array = getattr(problem, name)
+                owner = array
+                while isinstance(owner.base, np.ndarray):
+                    owner = owner.base
+                assert owner.size <= envs.num_envs * envs.unwrapped.config.n_users, name
+        envs.step(random_actions(envs, rng))
+
+
 def test_next_step_autoreset():
     """After a truncation, the next step ignores the action, returns the new episode's first
     observation, reward 0, no termination/truncation and masked-out infos."""

@@ -15,8 +15,9 @@ Two fits, one for each form :func:`aigc_edge_env.config.error_curve_from_spec` a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize
