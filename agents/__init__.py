@@ -2,8 +2,8 @@
 
 PPO and MaskablePPO act on the env's joint ``MultiDiscrete`` slot action; DQN decides one
 requesting user at a time through :class:`~aigc_edge_env.agents.wrappers.PerUserDecisionWrapper`.
-``train.py`` and ``evaluate.py`` (repository root) and ``benchmarks/agents.py`` are the
-command lines; the modules here do the work, one job each:
+``aigc-edge train``, ``aigc-edge evaluate``, ``aigc-edge tune`` and ``aigc-edge bench agents`` are the
+command lines (:mod:`aigc_edge_env.cli`); the modules here do the work, one job each:
 
 * :mod:`.algorithms`: the algorithms and what each needs from the env.
 * :mod:`.hyperparameters`: zoo-style YAML hyperparameters (``hyperparams/<algo>.yml``) and CLI overrides.
@@ -13,8 +13,8 @@ command lines; the modules here do the work, one job each:
   any RL library (no SB3 import); :mod:`.networks`: SB3's ``PerUserPolicy`` built from it.
 * :mod:`.training`, :mod:`.callbacks`, :mod:`.runs`: training into a run directory (TensorBoard cost
   components, periodic evaluation, checkpoints, resolved config and versions) and loading it back.
-* :mod:`.tune`: the hyperparameter search on Ray Tune (``python -m aigc_edge_env.agents.tune``).
-* :mod:`.policies`: trained models as policies of the evaluation engine (:mod:`aigc_edge_env.evaluation`,
+* :mod:`.tune`: the hyperparameter search on Ray Tune (``aigc-edge tune``).
+* :mod:`.policies`: trained models as policies of the evaluation engine (:mod:`aigc_edge_env.evaluation.runner`,
   which plays them beside the solvers on common seeds); :mod:`.plots`: evaluation and learning-curve plots.
 """
 

@@ -7,14 +7,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+from aigc_edge_env.agents.runs import TENSORBOARD_DIR, read_scalars
+from aigc_edge_env.evaluation.runner import EPISODE_METRICS
+from aigc_edge_env.plotting import pyplot
 
-from aigc_edge_env.agents.runs import TENSORBOARD_DIR, read_scalars  # noqa: E402
-from aigc_edge_env.evaluation.runner import EPISODE_METRICS  # noqa: E402
+plt = pyplot()
 
 __all__ = [
     "LEARNING_CURVE_TAGS", "learning_curves", "plot_components", "plot_learning_curves", "plot_scores", "write_plots",
@@ -24,7 +25,7 @@ __all__ = [
 LEARNING_CURVE_TAGS = ("eval/reward", "rollout/ep_rew_mean")
 
 
-def _bars(ax: plt.Axes, rows: Sequence[dict[str, Any]], key: str) -> None:
+def _bars(ax: Axes, rows: Sequence[dict[str, Any]], key: str) -> None:
     means = np.array([row[key] for row in rows], dtype=float)
     low = np.array([row[f"{key}_low"] for row in rows], dtype=float)
     high = np.array([row[f"{key}_high"] for row in rows], dtype=float)
@@ -100,7 +101,7 @@ def write_plots(out_dir: Path, rows: Sequence[dict[str, Any]], run_dirs: Mapping
     return written
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -113,8 +113,8 @@ def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int,
 
     def report(steps: int, reward: float) -> None:
         nonlocal best
-        score = float(normalised(np.asarray(reward), np.asarray(references["random"]),
-                                       np.asarray(references["exact"]), axis=None))
+        score = float(normalised(np.array([reward]), np.array([references["random"]]),
+                                 np.array([references["exact"]])))
         best = max(best, score)
         tune.report({"score": score, "best_score": best, "reward": reward, "timesteps": steps})
 

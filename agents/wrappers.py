@@ -70,11 +70,11 @@ from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision, option
 from aigc_edge_env.spaces import integer_array
 
 __all__ = [
-    "REWARD_MODES", "USER_ORDERS", "PerUserDecisionWrapper", "SlotChoices", "decide_slot", "decision_order",
+    "DECISION_REWARD_MODES", "USER_ORDERS", "PerUserDecisionWrapper", "SlotChoices", "decide_slot", "decision_order",
     "per_user_observation",
 ]
 
-REWARD_MODES: tuple[str, ...] = ("slot_end", "marginal")
+DECISION_REWARD_MODES: tuple[str, ...] = ("slot_end", "marginal")
 USER_ORDERS: tuple[str, ...] = ("index", "edge_gain")
 _N_EXTRA_BLOCKS = 4  # one-hot, decided, offloaded, level
 #: What :meth:`PerUserDecisionWrapper.step` takes: the ``Discrete(2L)`` choice as an integer or a one-element array.
@@ -194,8 +194,8 @@ class PerUserDecisionWrapper(gym.Wrapper[np.ndarray, PerUserAction, np.ndarray, 
         # Gymnasium (1.x) annotates Wrapper.__init__'s env as Env[WrapperObsType, WrapperActType], the
         # wrapper's own types, where the wrapped env's (ObsType, ActType) are meant.
         super().__init__(env)  # type: ignore[arg-type]
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        if reward_mode not in DECISION_REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {DECISION_REWARD_MODES}, got {reward_mode!r}")
         if user_order not in USER_ORDERS:
             raise ValueError(f"user_order must be one of {USER_ORDERS}, got {user_order!r}")
         if not isinstance(env.action_space, spaces.MultiDiscrete):

@@ -30,8 +30,9 @@ would raise it again) and stops the command with that task's error.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from aigc_edge_env.progress import progress_bar
 

@@ -152,15 +152,11 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0 (package 0.1.0): initial release.
-    * v0 (package 0.2.0): single-env episodes unchanged for every seed.  The vector env
-      (``AIGCEdgeVectorEnv``) gives each sub-env its own generator and draws through the
-      single env's draw function, so sub-env ``i`` of ``reset(seed=s)`` replays the single
-      env's ``reset(seed=s + i)``; its trajectories for a given seed differ from 0.1.0's
-      (which drove all sub-envs from one generator), with the same distributions.
-    * v0 (package 0.3.0): episodes unchanged.  The error curves also accept a named curve
-      (``edge_error_curve="digits-ddim"``, measured on a real sampler: docs/model.md); the
-      priced wrapper (:mod:`aigc_edge_env.priced`) acts through the optimiser.
+    * v0: the only version of every id.  A new version number is given when the same seed
+      and actions would give other observations, rewards or infos.  Within v0 the single env's
+      episodes have not changed for any seed; the vector env's sub-env ``i`` of
+      ``reset(seed=s)`` replays the single env's ``reset(seed=s + i)`` (from package 0.2.0 on;
+      earlier, one generator drove every sub-env).  Package releases: CHANGELOG.md.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -168,12 +164,12 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
     def __init__(
         self,
         config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
-        scenario: str = "AIGCEdge-v0",
+        env_id: str = "AIGCEdge-v0",
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.config = make_config(scenario, config)
+        self.config = make_config(env_id, config)
         self.render_mode = render_mode
         self.observation_space = env_spaces.observation_space(self.config)
         self.action_space = env_spaces.action_space(self.config)

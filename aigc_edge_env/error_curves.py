@@ -15,7 +15,7 @@ solver); both are vectorised over numpy arrays of steps.
 
 :data:`NAMED_ERROR_CURVES` are curves the config also accepts by name (``edge_error_curve="digits-ddim"``):
 the published DDIM CIFAR-10 fits (the defaults) and the curve measured on the shipped digits model by
-``python -m aigc_edge_env.calibrate`` (``docs/model.md``, "Measured error curves"; the run in ``docs/results.md``).
+``aigc-edge calibrate`` (``docs/model.md``, "Measured error curves"; the run in ``docs/results.md``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ ErrorCurve: TypeAlias = PowerLawErrorCurve | TabulatedErrorCurve
 #: device's model is worse by a constant).  ``digits-ddim`` was measured here: DDIM (eta 0, trailing spacing,
 #: no clipping) on the shipped 8x8 digits model, Frechet distance on a digits classifier's features, 1000
 #: samples per step count, fitted on s = 5 ... 200 (largest relative residual 2.7%; 4 significant digits kept),
-#: ``python -m aigc_edge_env.calibrate --threads 1 --fit-min-steps 5 --out results/calibrate/digits``;
+#: ``aigc-edge calibrate --threads 1 --fit-min-steps 5 --out results/calibrate/digits``;
 #: ``digits-ddim-device`` raises its ``eps_inf`` in the defaults' ratio 6.0 / 4.04 (an assumption, not a
 #: measurement).
 NAMED_ERROR_CURVES: dict[str, ErrorCurve] = {

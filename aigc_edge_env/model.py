@@ -14,7 +14,7 @@
   locally and the congestion-free part of the cost of serving at the edge, which is
   what the solvers optimise over.
 
-Slot objective (MODEL.md): ``sum_n C_n`` with
+Slot objective (docs/model.md): ``sum_n C_n`` with
 ``C_n = w_T T_n + w_E E_n + w_Q eps(s_n) - w_U u_n ln(1 + s_n)`` for a served request and
 ``C_drop`` for a dropped one.  Because the edge GPU split is the KKT optimum, the
 offloaded compute times add up to ``Q^2 / F_E`` with ``Q = sum_{offloaded} sqrt(s_n)``, so

@@ -1,7 +1,7 @@
 """The env as a PettingZoo ``ParallelEnv``: every user (phone) is an agent.
 
-``parallel_env(scenario="AIGCEdge-v0", config=None, render_mode=None, reward="team")``
-wraps one :class:`~aigc_edge_env.env.AIGCEdgeEnv` (same ``scenario`` and ``config``
+``parallel_env(env_id="AIGCEdge-v0", config=None, render_mode=None, reward="team")``
+wraps one :class:`~aigc_edge_env.env.AIGCEdgeEnv` (same ``env_id`` and ``config``
 arguments) and steps it with the agents' joint decision, so a seed and a sequence of joint
 decisions give exactly the single env's slots, costs and rewards (tested): no cost logic
 lives here.  Needs the ``multiagent`` extra (``pip install 'aigc-edge-env[multiagent]'``);
@@ -65,14 +65,14 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     def __init__(
         self,
-        scenario: str = "AIGCEdge-v0",
+        env_id: str = "AIGCEdge-v0",
         config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
         render_mode: str | None = None,
         reward: str = "team",
     ) -> None:
         if reward not in REWARD_MODES:
             raise ValueError(f"reward must be one of {REWARD_MODES}, got {reward!r}")
-        self.env = AIGCEdgeEnv(config=config, scenario=scenario, render_mode=render_mode)
+        self.env = AIGCEdgeEnv(config=config, env_id=env_id, render_mode=render_mode)
         self.reward = reward
         self.render_mode = render_mode
         c = self.config = self.env.config
@@ -169,10 +169,10 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
 
 def parallel_env(
-    scenario: str = "AIGCEdge-v0",
+    env_id: str = "AIGCEdge-v0",
     config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
     render_mode: str | None = None,
     reward: str = "team",
 ) -> AIGCEdgeParallelEnv:
-    """The PettingZoo ``ParallelEnv`` of ``scenario`` (module docstring)."""
-    return AIGCEdgeParallelEnv(scenario=scenario, config=config, render_mode=render_mode, reward=reward)
+    """The PettingZoo ``ParallelEnv`` of ``env_id`` (module docstring)."""
+    return AIGCEdgeParallelEnv(env_id=env_id, config=config, render_mode=render_mode, reward=reward)

@@ -68,14 +68,15 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from aigc_edge_env.config import AIGCEdgeConfig
-from aigc_edge_env.env import AIGCEdgeEnv
+from aigc_edge_env.env import AIGCEdgeEnv, unwrapped_env
 from aigc_edge_env.evaluation.runner import run_episode
 from aigc_edge_env.model import Decision, SlotProblem
 from aigc_edge_env.policies.pricing import PricedPolicy
@@ -175,7 +176,7 @@ class ResidualPricePolicy(PricedPolicy):
         return super().decide(problem, observation)
 
 
-class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+class PricedActionWrapper(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray], gym.utils.RecordConstructorArgs):
     """The battery env with a per-user energy price correction as its action (module docstring).
 
     ``base_policy`` (a priced :func:`~aigc_edge_env.evaluation.make_policy` name) and
@@ -202,14 +203,15 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.episode_seeds = episode_seeds
         self._base_rewards: np.ndarray | None = None  # the base rule's per-slot rewards (relative_reward)
         self._slot = 0
-        base: Any = env.unwrapped  # an AIGCEdgeEnv
+        base = unwrapped_env(env)
         self.config: AIGCEdgeConfig = base.config
         self.n_users = int(base.config.n_users)
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_users,), dtype=np.float32)
         self._observation: np.ndarray | None = None
         self._policy_seeds = np.random.default_rng()  # reseeded by reset(seed=...)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is not None:  # the base policy's seed; later resets without one (SB3's) draw from it
             self._policy_seeds = np.random.default_rng(seed)
         if self.episode_seeds is not None:  # common random numbers: an episode of the pool
@@ -225,7 +227,7 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._observation = observation
         return observation, info
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._observation is None:
             raise RuntimeError("call reset() before step()")
         self.policy.set_action(check_price_action(action, self.n_users))
@@ -238,4 +240,4 @@ class PricedActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             info["env_reward"] = float(reward)
             reward = float(reward) - float(self._base_rewards[self._slot])
         self._slot += 1
-        return observation, reward, terminated, truncated, info
+        return observation, float(reward), terminated, truncated, info

@@ -16,6 +16,6 @@ def register_envs() -> None:
             id=env_id,
             entry_point="aigc_edge_env.env:AIGCEdgeEnv",
             vector_entry_point="aigc_edge_env.vector_env:AIGCEdgeVectorEnv",
-            kwargs={"scenario": env_id},
+            kwargs={"env_id": env_id},
             max_episode_steps=None,
         )

@@ -54,7 +54,7 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self,
         num_envs: int = 1,
         config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
-        scenario: str = "AIGCEdge-v0",
+        env_id: str = "AIGCEdge-v0",
         render_mode: str | None = None,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
     ) -> None:
@@ -66,7 +66,7 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.num_envs = int(num_envs)
-        self.config = make_config(scenario, config)
+        self.config = make_config(env_id, config)
         self.render_mode = render_mode
         self.single_observation_space = env_spaces.observation_space(self.config)
         self.single_action_space = env_spaces.action_space(self.config)

@@ -79,8 +79,9 @@ realises; the bound of (1) still holds and ``proven_optimal`` says whether the t
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, cast
+from typing import cast
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment

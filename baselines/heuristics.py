@@ -30,7 +30,7 @@ request whose every way of being served costs more.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -72,9 +72,10 @@ import hashlib
 import inspect
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence, cast
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sparse
@@ -121,7 +122,7 @@ class EpisodeSlots:
 
 
 def episode_slots(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None = None) -> EpisodeSlots:
-    """The slots and harvests of the episode ``AIGCEdgeEnv(config, scenario=env_id).reset(seed=seed)`` draws."""
+    """The slots and harvests of the episode ``AIGCEdgeEnv(config, env_id=env_id).reset(seed=seed)`` draws."""
     c = make_config(env_id, config)
     rng, _ = seeding.np_random(int(seed))  # the env's generator after reset(seed)
     state = dynamics.reset_state(c, rng, n_systems=None)
@@ -418,7 +419,7 @@ def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | N
     best: tuple[float, str, np.ndarray] | None = None
     for name, (plan_prices, plan_decisions) in variants.items():
         policy = SlotPricesPolicy(solve_exact_decision, plan_prices, name, plan_decisions)
-        episode = run_episode(AIGCEdgeEnv(config=config, scenario=env_id), policy, int(seed))
+        episode = run_episode(AIGCEdgeEnv(config=config, env_id=env_id), policy, int(seed))
         cost = episode.metrics["cost"]
         if best is None or cost < best[0]:
             best = (cost, name, np.array(episode.actions))

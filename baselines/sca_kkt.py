@@ -38,8 +38,9 @@ level, which the env drops.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class ContinuousCosts:
     edge_curve: ErrorCurve
 
     @classmethod
-    def from_problem(cls, problem: SlotProblem) -> "ContinuousCosts":
+    def from_problem(cls, problem: SlotProblem) -> ContinuousCosts:
         """Coefficients from the problem's derived per-user constants and the config.
 
         A user's energy price (``problem.energy_price_per_j``) adds to the energy weight
@@ -119,7 +120,7 @@ class ContinuousCosts:
             edge_curve=c.edge_error_curve,
         )
 
-    def take(self, index: np.ndarray) -> "ContinuousCosts":
+    def take(self, index: np.ndarray) -> ContinuousCosts:
         """The costs of the users selected by ``index`` (a mask or index array)."""
         return ContinuousCosts(self.device_rate[index], self.edge_fixed[index], self.utility_weight[index],
                                self.weight_error, self.device_curve, self.edge_curve)
@@ -183,7 +184,7 @@ class EdgeTable:
     row_starts: np.ndarray  # (M,) index of each row's first entry
 
     @classmethod
-    def build(cls, costs: ContinuousCosts, min_steps: float, max_steps: float) -> "EdgeTable":
+    def build(cls, costs: ContinuousCosts, min_steps: float, max_steps: float) -> EdgeTable:
         """The table on a geometric grid plus, twice each, the kinks of a tabulated error curve.
 
         At a kink ``phi`` jumps; the first copy holds its left limit and the second its right
@@ -317,7 +318,7 @@ class RelaxedPoint:
         """Edge load ``sum_n x_n s^E_n`` (steps), shape ``(...)``."""
         return np.sum(self.offload * self.edge_steps, axis=-1)
 
-    def pick(self, index: Any) -> "RelaxedPoint":
+    def pick(self, index: Any) -> RelaxedPoint:
         """The candidates at ``index`` (a numpy index into the leading axes)."""
         return RelaxedPoint(self.offload[index], self.edge_steps[index])
 
@@ -379,13 +380,13 @@ class Surrogate:
 
     @classmethod
     def at(cls, relax: Relaxation, tangent: np.ndarray, edge_high: np.ndarray,
-           max_sqrt_steps_sum: float) -> "Surrogate":
+           max_sqrt_steps_sum: float) -> Surrogate:
         root = np.sqrt(tangent)
         table = relax.edge_table
         return cls(max_sqrt_steps_sum, np.arange(tangent.size), 0.5 * root, 0.5 / root,
                    table.marginal_at(edge_high), relax.device_value, relax.edge_ok, table.offsets, table.row_starts)
 
-    def restrict(self, keep: np.ndarray) -> "Surrogate":
+    def restrict(self, keep: np.ndarray) -> Surrogate:
         """The surrogate over the users where ``keep`` (a mask over this one's users) holds."""
         return Surrogate(self.max_sqrt_steps_sum, *(getattr(self, f.name)[keep] for f in dataclasses.fields(self)[1:]))
 

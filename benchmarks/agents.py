@@ -4,7 +4,7 @@
 Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --seeds 0 --episodes 2
 --horizon 20``)::
 
-    python benchmarks/agents.py --timesteps 200000 --seeds 0 1 2 --episodes 10 --out results/bench_agents
+    aigc-edge bench agents --timesteps 200000 --train-seeds 0 1 2 --episodes 10 --out results/bench_agents
 
 Each (algo, seed) is a Ray task (:mod:`aigc_edge_env.distributed`: a local instance on every
 core by default, ``--workers N`` runs at once, ``--address auto`` or ``ray://HOST:PORT`` a

@@ -16,7 +16,7 @@ Actions are sampled before timing, so sampling is not timed; resets at episode e
 thread (set before numpy is imported), and ``--cpu`` optionally pins the process to one
 core, so the figures are single-core figures.
 
-Usage: ``python benchmarks/env_speed.py [--seconds 2] [--rounds 4] [--num-envs 256] [--cpu 0]``
+Usage: ``aigc-edge bench env [--seconds 2] [--rounds 4] [--n-envs 256] [--cpu 0]``
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 import aigc_edge_env  # noqa: E402,F401  (registers the ids)
 from aigc_edge_env.cli.common import ArgumentParser, count  # noqa: E402
+from aigc_edge_env.config import make_config  # noqa: E402
 
 CARTPOLE_RATIO_TARGET = 5.0
 DECISIONS_TARGET = 1_000_000
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench env") -> in
     for env_id in ("AIGCEdge-v0", "AIGCEdge-Large-v0"):
         envs = gym.make_vec(env_id, num_envs=args.n_envs, vectorization_mode="vector_entry_point")
         actions = presample(envs.action_space, 64, 0)
-        decisions_per_step = args.n_envs * envs.unwrapped.config.n_users
+        decisions_per_step = args.n_envs * make_config(env_id).n_users
         measurements[f"{env_id} vector x{args.n_envs}"] = (
             decisions_per_step, lambda sec, envs=envs, actions=actions: time_vector(envs, actions, sec))
 

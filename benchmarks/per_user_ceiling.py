@@ -13,7 +13,7 @@ the repair rule included), for all ``2L`` choices of a user at once.  Scores are
 normalised score ``(R - R_random) / (R_exact - R_random)`` on the held-out episodes (seeds from 10000), with
 ``exact``, ``random`` and ``greedy`` played beside.
 
-Usage: ``python benchmarks/per_user_ceiling.py [--env AIGCEdge-v0] [--episodes 10] [--orders index edge_gain]
+Usage: ``aigc-edge bench ceiling [--env AIGCEdge-v0] [--episodes 10] [--orders index edge_gain]
 [--passes 1 2 0]``
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from aigc_edge_env.agents.wrappers import USER_ORDERS, decision_order
 from aigc_edge_env.cli.common import ArgumentParser, add_env, add_seed_episodes
-from aigc_edge_env.env import AIGCEdgeEnv
+from aigc_edge_env.env import AIGCEdgeEnv, unwrapped_env
 from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
 from aigc_edge_env.evaluation.statistics import summarize
 from aigc_edge_env.model import SlotProblem, option_rows, serve
@@ -63,7 +63,7 @@ class SequentialBestResponse:
         """Deterministic and stateless."""
 
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        problem = env.unwrapped.current_problem()
+        problem = unwrapped_env(env).current_problem()
         n, n_levels = problem.n_users, problem.config.n_levels
         offload, level = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         decided = np.zeros(n, dtype=bool)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench ceiling") -
             policies[f"{order}, {passes or 'all'} pass(es)"] = SequentialBestResponse(order, passes)
     seeds = list(range(args.seed, args.seed + args.episodes))
     start = time.perf_counter()
-    rows = summarize(evaluate_all(policies, lambda: AIGCEdgeEnv(scenario=args.env), seeds))
+    rows = summarize(evaluate_all(policies, lambda: AIGCEdgeEnv(env_id=args.env), seeds))
     print(f"{args.env}, {args.episodes} episodes from seed {args.seed} ({time.perf_counter() - start:.0f} s)\n")
     print("| policy | score [95% CI] | episode return | offload share | drops per episode | ms per slot |")
     print("|---|---|---|---|---|---|")

@@ -9,7 +9,7 @@ and the gap to the optimum of the repaired rounding alone, before the final loca
 
 Usage::
 
-    .venv/bin/python benchmarks/sca_kkt_quality.py [--n-users 8 10 20 50] [--seeds 100 119] [--slots 10]
+    aigc-edge bench sca-kkt [--n-users 8 10 20 50] [--seed 100] [--episodes 20] [--slots 10]
                                                   [--deadline-s-range 0.5 3.0]
 """
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench sca-kkt") -
     args = parser.parse_args(argv)
     for n in args.n_users:
         config = {"n_users": n, **({"deadline_s_range": args.deadline_s_range} if args.deadline_s_range else {})}
-        rows = []
+        rows: list[dict[str, float]] = []
         for seed in range(args.seed, args.seed + args.episodes):
             rows.extend(slot_costs(problem) for problem in collect_slots(config, seed, args.slots))
         cost = {name: np.array([row[name] for row in rows]) for name in rows[0]}

@@ -8,13 +8,13 @@ the reference (the exact optimum where ``exact`` proved it, else ``exact``'s cer
 lower bound, so every gap is an upper bound on the true one), the gap relative to the
 mean ``|reference|``, and the dropped requests.  Then, at the best known decision of each
 slot (cheapest over all solvers), the offload share and the histogram of chosen steps,
-and whether the default config "teaches" (MODEL.md "Defaults": offload share in
+and whether the default config "teaches" (docs/model.md "Defaults": offload share in
 [20%, 80%] and most chosen step counts interior, i.e. neither the smallest nor the
 largest level), judged on the ``N = 10`` slots (the default ``AIGCEdge-v0``).
 
 Usage::
 
-    .venv/bin/python benchmarks/solvers.py [--slots 20] [--n-users 5 8 10 20 50 100]
+    aigc-edge bench solvers [--slots 20] [--n-users 5 8 10 20 50 100]
                                            [--time-budget 2.0] [--seed 0]
 """
 
@@ -117,7 +117,7 @@ def print_table(
     print(f"  {'solver':<16}{'median ms':>10}{'mean cost':>12}{'mean gap':>11}{'gap %':>9}{'drops':>7}")
     for name, s in stats.items():
         gap = float(np.mean(s.costs) - np.mean(references))
-        gap_pct = float(relative_gap_pct(np.mean(s.costs), np.mean(references)))
+        gap_pct = float(relative_gap_pct(float(np.mean(s.costs)), float(np.mean(references))))
         print(f"  {name:<16}{1e3 * np.median(s.times_s):>10.2f}{np.mean(s.costs):>12.4f}"
               f"{gap:>11.4f}{gap_pct:>9.2f}{s.drops:>7d}")
     histogram = "  ".join(f"{s}:{best_known.steps.get(s, 0)}" for s in levels)

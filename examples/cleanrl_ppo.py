@@ -15,7 +15,7 @@ At the end the greedy policy is evaluated with the project's evaluation engine
 (seeds ``EVAL_SEED`` = 10000 on), and the normalised score
 ``(R - R_random) / (R_exact - R_random)`` is printed.
 
-    .venv/bin/python examples/cleanrl_ppo.py --total-timesteps 100000 --seed 1
+    .venv/bin/python examples/cleanrl_ppo.py --timesteps 100000 --seed 1
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from aigc_edge_env.policies.registry import make_policy
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--env-id", default="AIGCEdge-v0")
+    p.add_argument("--env", default="AIGCEdge-v0")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--total-timesteps", type=int, default=100_000, help="slots of training, over all envs")
-    p.add_argument("--num-envs", type=int, default=8, help="sub-envs of the numpy-batched vector env")
+    p.add_argument("--timesteps", type=int, default=100_000, help="slots of training, over all envs")
+    p.add_argument("--n-envs", type=int, default=8, help="sub-envs of the numpy-batched vector env")
     p.add_argument("--num-steps", type=int, default=64, help="steps per env per rollout")
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True)
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden-dim", type=int, default=64)
     p.add_argument("--n-layers", type=int, default=2)
     p.add_argument("--eval-episodes", type=int, default=10, help="held-out episodes (0: no evaluation)")
-    p.add_argument("--torch-threads", type=int, default=1, help="1 is fastest for this small network on CPU")
+    p.add_argument("--threads", type=int, default=1, help="1 is fastest for this small network on CPU")
     return p.parse_args(argv)
 
 
@@ -93,15 +93,15 @@ class GreedyPolicy:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    batch_size = args.num_envs * args.num_steps
+    batch_size = args.n_envs * args.num_steps
     minibatch_size = batch_size // args.num_minibatches
-    num_iterations = max(1, args.total_timesteps // batch_size)
+    num_iterations = max(1, args.timesteps // batch_size)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.threads)
 
-    envs = gym.make_vec(args.env_id, num_envs=args.num_envs, vectorization_mode="vector_entry_point",
+    envs = gym.make_vec(args.env, num_envs=args.n_envs, vectorization_mode="vector_entry_point",
                         autoreset_mode="same_step")
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)  # raw episode returns in info["episode"]
     envs = gym.wrappers.vector.NormalizeReward(envs, gamma=args.gamma)
@@ -109,19 +109,19 @@ def main(argv: list[str] | None = None) -> None:
                                          hidden_dim=args.hidden_dim, n_layers=args.n_layers)
     optimizer = optim.Adam(net.parameters(), lr=args.learning_rate, eps=1e-5)
 
-    obs = torch.zeros((args.num_steps, args.num_envs) + envs.single_observation_space.shape)
-    actions = torch.zeros((args.num_steps, args.num_envs) + envs.single_action_space.shape, dtype=torch.long)
-    logprobs, rewards, dones, values = (torch.zeros((args.num_steps, args.num_envs)) for _ in range(4))
+    obs = torch.zeros((args.num_steps, args.n_envs) + envs.single_observation_space.shape)
+    actions = torch.zeros((args.num_steps, args.n_envs) + envs.single_action_space.shape, dtype=torch.long)
+    logprobs, rewards, dones, values = (torch.zeros((args.num_steps, args.n_envs)) for _ in range(4))
 
     global_step, start = 0, time.time()
     next_obs = torch.as_tensor(envs.reset(seed=args.seed)[0])
-    next_done = torch.zeros(args.num_envs)
+    next_done = torch.zeros(args.n_envs)
     returns_seen: list[float] = []
     for iteration in range(1, num_iterations + 1):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = (1.0 - (iteration - 1.0) / num_iterations) * args.learning_rate
         for step in range(args.num_steps):
-            global_step += args.num_envs
+            global_step += args.n_envs
             obs[step], dones[step] = next_obs, next_done
             with torch.no_grad():
                 action, logprob, _, value = act(net, next_obs)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():  # GAE; an episode's end is a truncation, treated as done (gamma is 0 by default)
             next_value = net(next_obs)[1]
             advantages = torch.zeros_like(rewards)
-            last = torch.zeros(args.num_envs)
+            last = torch.zeros(args.n_envs)
             for t in reversed(range(args.num_steps)):
                 not_done = 1.0 - (next_done if t == args.num_steps - 1 else dones[t + 1])
                 following = next_value if t == args.num_steps - 1 else values[t + 1]
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                 nn.utils.clip_grad_norm_(net.parameters(), args.max_grad_norm)
                 optimizer.step()
 
-        recent = np.mean(returns_seen[-2 * args.num_envs:]) if returns_seen else float("nan")
+        recent = np.mean(returns_seen[-2 * args.n_envs:]) if returns_seen else float("nan")
         print(f"iteration {iteration}/{num_iterations}  step {global_step}  episode return {recent:.1f}  "
               f"SPS {int(global_step / (time.time() - start))}", flush=True)
     envs.close()
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         net.eval()
         policies = {"ppo": GreedyPolicy(net), "exact": make_policy("exact"), "random": make_policy("random")}
         seeds = range(EVAL_SEED, EVAL_SEED + args.eval_episodes)
-        rows = summarize(evaluate_all(policies, lambda: gym.make(args.env_id), seeds, progress=False))
+        rows = summarize(evaluate_all(policies, lambda: gym.make(args.env), seeds, progress=False))
         print(markdown_table(rows))
         row = rows[0]
         print(f"score {row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}] "

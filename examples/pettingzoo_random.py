@@ -21,7 +21,7 @@ from aigc_edge_env.multi_agent import REWARD_MODES, parallel_env
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--scenario", default="AIGCEdge-v0")
+    p.add_argument("--env", default="AIGCEdge-v0")
     p.add_argument("--episodes", type=int, default=2)
     p.add_argument("--max-slots", type=int, default=None, help="stop each episode after this many slots")
     p.add_argument("--reward", choices=REWARD_MODES, default="team")
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    env = parallel_env(args.scenario, reward=args.reward, render_mode="ansi")
+    env = parallel_env(args.env, reward=args.reward, render_mode="ansi")
     for episode in range(args.episodes):
         observations, _ = env.reset(seed=args.seed + episode)
         for i, agent in enumerate(env.possible_agents):

@@ -39,8 +39,9 @@ the bound's gap per episode).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -104,7 +105,8 @@ def run_battery(
     labels += [price_policy_name("exact", p, decaying=True) for p in decaying_prices]
     labels += [lyapunov_policy_name(v, theta) for v, theta in lyapunov]
     labels += [name for name in policies if name not in labels]
-    tasks = [(label, None, overrides, seeds) for label in labels]
+    tasks: list[tuple[str, str | None, dict[str, Any], list[int]]] = [(label, None, overrides, seeds)
+                                                                      for label in labels]
     tasks += [(Path(r).name, str(r), overrides, seeds) for r in runs]
     known = [task[0] for task in tasks] + ([PLAN] if hindsight else [])
     unknown = [name for name in compare_to if name not in known]
@@ -180,7 +182,7 @@ def summarize_battery(results: Mapping[str, PolicyResult], confidence: float = 0
 
     def paired(result: PolicyResult) -> list[np.ndarray]:
         """``[reward, exact's reward, hindsight return]`` paired by seed (the last two empty when absent)."""
-        references = {"exact": reference} if reference else {}
+        references: dict[str, Mapping[int, float]] = {"exact": reference} if reference else {}
         if reference and hindsight_rewards:
             references["the hindsight bound"] = hindsight_rewards
         samples = paired_by_seed(result.name, result.seeds, result.episodes["reward"], references)

@@ -15,7 +15,8 @@ the engine's bootstrap interval over the seeds (:func:`~aigc_edge_env.evaluation
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ PLOTTED = {
 }
 
 
-def evaluate_slots(problems: Sequence[SlotProblem], solvers: Sequence[str], seed: int) -> list[dict[str, float]]:
+def evaluate_slots(problems: Sequence[SlotProblem], solvers: Sequence[str], seed: int) -> list[dict[str, Any]]:
     """One row per (slot, solver): every value of :data:`SLOT_VALUES` (``gap_pct`` to ``exact``) and the
     mean steps of the requests served at the edge and locally (``edge_steps``, ``local_steps``)."""
     rows = []

@@ -1,6 +1,6 @@
 """The optimum under different error curves: offload share and step counts against a parameter.
 
-``python -m experiments curves --param weight_error`` runs the exact solver on the same slots under each
+``aigc-edge experiments curves --param weight_error`` runs the exact solver on the same slots under each
 named curve pair of :data:`CURVES` (the edge's and the device's curve, names of
 ``aigc_edge_env.error_curves.NAMED_ERROR_CURVES``) for each value of a sweep parameter
 (:data:`experiments.sweep.PARAMS`), and writes ``<out>/curves_<param>.csv`` (per curve and value:
@@ -12,8 +12,9 @@ the edge-served and of the locally served requests, the mean error per served re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -23,8 +23,9 @@ name per family and its parameters), which ``aigc-edge experiments battery`` rea
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from aigc_edge_env.distributed import parallel_map
 from aigc_edge_env.evaluation.statistics import mean_interval

@@ -1,6 +1,6 @@
 """One-parameter sweeps: every solver's mean slot cost and components against a parameter.
 
-``python -m experiments sweep --param n_users --values 5 10 20 50`` writes
+``aigc-edge experiments sweep --param n_users --values 5 10 20 50`` writes
 ``<out>/sweep_<param>.csv`` (one row per value and solver: per-slot means over seeds with
 95% bootstrap intervals over seeds, :func:`experiments.common.aggregate`),
 ``<out>/sweep_<param>_slots.csv`` (every slot and solver) and ``<out>/sweep_<param>.png``.
@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

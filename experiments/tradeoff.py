@@ -1,6 +1,6 @@
 """The latency-energy-quality front traced by ``exact`` as the weights vary.
 
-``python -m experiments tradeoff`` evaluates every solver on the same seeded slots for each
+``aigc-edge experiments tradeoff`` evaluates every solver on the same seeded slots for each
 (w_E, w_Q) of a grid (other weights at their defaults) and writes ``tradeoff.csv`` (per
 weight pair and solver: time and energy per request, mean error per served request and
 offload share pooled over all slots, as :mod:`aigc_edge_env.evaluation` defines them) and ``tradeoff.png``: the
@@ -11,8 +11,9 @@ three 2-D projections of the (time, energy, error) points, ``exact`` over the wh
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

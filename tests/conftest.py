@@ -2,7 +2,7 @@
 
 ``hand_problem`` builds a :class:`SlotProblem` from plain per-user lists, so a test can
 state a slot whose cost is worked out by hand; ``reference_outcome`` recomputes a slot's
-outcome straight from MODEL.md's formulas with plain Python floats (no package code), an
+outcome straight from docs/model.md's formulas with plain Python floats (no package code), an
 independent oracle for the vectorised cost model.
 """
 
@@ -67,7 +67,7 @@ def build_hand_problem(config: AIGCEdgeConfig, **per_user) -> SlotProblem:
 
 
 def compute_reference_outcome(problem: SlotProblem, offload, steps) -> dict:
-    """MODEL.md's repair rule and costs for one slot, written out per user in plain Python.
+    """docs/model.md's repair rule and costs for one slot, written out per user in plain Python.
 
     Returns per-user lists ``served``, ``dropped``, ``time``, ``energy``, ``cost`` and the
     final ``Q`` (sum of sqrt(steps) over the served edge requests).

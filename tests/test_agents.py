@@ -20,7 +20,7 @@ from aigc_edge_env.agents.runs import read_record
 from aigc_edge_env.agents.training import TrainRequest, train
 from aigc_edge_env.agents.vec_env import SB3VectorEnv, sub_env_seeds
 from aigc_edge_env.agents.wrappers import (
-    REWARD_MODES,
+    DECISION_REWARD_MODES,
     USER_ORDERS,
     PerUserDecisionWrapper,
     SlotChoices,
@@ -55,7 +55,7 @@ def _env_episode(config: dict, seed: int, solver: str) -> tuple[list[np.ndarray]
 
 
 @pytest.mark.parametrize("user_order", USER_ORDERS)
-@pytest.mark.parametrize("reward_mode", REWARD_MODES)
+@pytest.mark.parametrize("reward_mode", DECISION_REWARD_MODES)
 @pytest.mark.parametrize(("config", "solver"), [(SMALL, "random"), (SMALL, "greedy"), (SPARSE, "random")])
 def test_wrapper_return_equals_env_return(config: dict, solver: str, reward_mode: str, user_order: str) -> None:
     actions, expected_return, expected_infos = _env_episode(config, seed=7, solver=solver)

@@ -80,7 +80,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_a_local_cluster_started_with_ray_start_is_joined_by_address(tmp_path: Path) -> None:
     """``ray start --head`` in a subprocess (blocking, so that stopping it stops what it started),
-    ``python -m experiments sweep --address HOST:PORT`` on it, then the head is stopped."""
+    ``aigc-edge experiments sweep --address HOST:PORT`` on it, then the head is stopped."""
     ray_cli = Path(sys.executable).with_name("ray")
     port, client_port = _free_port(), _free_port()
     # no token authentication (Ray >= 2.59 turns it on for `ray start`): the test is about the address

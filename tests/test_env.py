@@ -206,11 +206,11 @@ def test_trajectories_do_not_depend_on_how_many_slots_are_drawn_ahead(env_id, mo
     (where both chunk sizes have drawn the episode's last slot; earlier unseeded resets depend on the chunk
     size, as docs/model.md says)."""
     config = {"n_users": 3, "horizon_slots": 5}
-    actions = fixed_actions(AIGCEdgeEnv(config, scenario=env_id), 9, seed=3)
+    actions = fixed_actions(AIGCEdgeEnv(config, env_id=env_id), 9, seed=3)
     traces = []
     for chunk_options in (aigc_edge_env.env.CHUNK_OPTIONS, 1):
         monkeypatch.setattr(aigc_edge_env.env, "CHUNK_OPTIONS", chunk_options)
-        env = AIGCEdgeEnv(config, scenario=env_id)
+        env = AIGCEdgeEnv(config, env_id=env_id)
         trace = rollout(env, 4, actions)  # 9 steps: a second episode after the horizon
         trace += rollout(env, None, actions[:6])  # a reset that continues the stream
         traces.append(trace)
@@ -218,7 +218,7 @@ def test_trajectories_do_not_depend_on_how_many_slots_are_drawn_ahead(env_id, mo
 
 
 def test_current_problem_is_read_only_and_draw_slots_needs_a_slot():
-    env = AIGCEdgeEnv(scenario="AIGCEdge-Battery-v0")
+    env = AIGCEdgeEnv(env_id="AIGCEdge-Battery-v0")
     env.reset(seed=0)
     problem = env.current_problem()
     for name in aigc_edge_env.PROBLEM_ARRAY_FIELDS:
@@ -241,7 +241,7 @@ def test_current_problem_holds_the_present_slot_only(env_id):
     through the API: each array of current_problem() holds the present slot's values and its memory holds no more
     (copies, not views of the slots drawn ahead), and the last evaluation shares no memory with them either."""
     horizon = 6
-    env = AIGCEdgeEnv({"horizon_slots": horizon}, scenario=env_id)
+    env = AIGCEdgeEnv({"horizon_slots": horizon}, env_id=env_id)
     env.reset(seed=5)
     ahead = env._chunk
     assert ahead.first_slot == 0 and ahead.n_slots == horizon + 1  # every slot of the episode is drawn

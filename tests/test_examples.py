@@ -22,7 +22,7 @@ def _run(script: str, *args: str) -> str:
 @pytest.mark.slow
 def test_cleanrl_ppo_trains_and_scores() -> None:
     pytest.importorskip("torch")
-    out = _run("cleanrl_ppo.py", "--total-timesteps", "256", "--num-envs", "2", "--num-steps", "64",
+    out = _run("cleanrl_ppo.py", "--timesteps", "256", "--n-envs", "2", "--num-steps", "64",
                "--update-epochs", "2", "--eval-episodes", "2", "--seed", "3")
     assert "iteration 2/2  step 256" in out
     score_line = out.strip().splitlines()[-1]

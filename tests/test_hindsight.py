@@ -53,7 +53,7 @@ def exhaustive_optimum(config: dict, seed: int) -> float:
 
 def test_the_episode_is_the_envs() -> None:
     episode = episode_slots("AIGCEdge-Battery-v0", 7, {"n_users": 4, "horizon_slots": 12})
-    env = AIGCEdgeEnv(config={"n_users": 4, "horizon_slots": 12}, scenario="AIGCEdge-Battery-v0")
+    env = AIGCEdgeEnv(config={"n_users": 4, "horizon_slots": 12}, env_id="AIGCEdge-Battery-v0")
     env.reset(seed=7)
     policy = make_policy("greedy")
     policy.reset(7)
@@ -178,5 +178,5 @@ def test_rounds_stop_without_a_clock_and_bad_budgets_are_refused() -> None:
 def test_gap_within_one_percent_on_a_battery_episode() -> None:
     result = hindsight_bound("AIGCEdge-Battery-v0", 10005)
     assert 0.0 <= result.relative_gap <= 0.01
-    exact = run_episode(AIGCEdgeEnv(scenario="AIGCEdge-Battery-v0"), make_policy("exact"), 10005).metrics["cost"]
+    exact = run_episode(AIGCEdgeEnv(env_id="AIGCEdge-Battery-v0"), make_policy("exact"), 10005).metrics["cost"]
     assert result.lower_bound < result.plan_cost < exact  # the clairvoyant plan beats the myopic optimum

@@ -33,7 +33,7 @@ def _agent_actions(env, joint: np.ndarray) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("scenario", ["AIGCEdge-v0", "AIGCEdge-Battery-v0"])
 def test_same_seed_and_decisions_give_the_single_envs_costs(scenario: str) -> None:
-    single = AIGCEdgeEnv(config=SMALL, scenario=scenario)
+    single = AIGCEdgeEnv(config=SMALL, env_id=scenario)
     team = parallel_env(scenario, config=SMALL)
     own = parallel_env(scenario, config=SMALL, reward="own")
     observation, _ = single.reset(seed=7)

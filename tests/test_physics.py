@@ -1,4 +1,4 @@
-"""Hand-computed cases of MODEL.md's formulas, the slot cost and the repair rule.
+"""Hand-computed cases of docs/model.md's formulas, the slot cost and the repair rule.
 
 Every expected number is worked out by hand in the comment beside it (not by calling the
 package), so these tests pin the formulas themselves.
@@ -27,7 +27,7 @@ from aigc_edge_env import (
     serve,
 )
 
-# Every parameter a hand computation uses is pinned here (MODEL.md's original values), so the
+# Every parameter a hand computation uses is pinned here (docs/model.md's values), so the
 # tests do not move when the project retunes its defaults.  Simple error curves:
 # eps(s) = 1 + 100/s at the edge and 2 + 100/s on the device (eps(20) = 6 / 7, eps(25) = 5 / 6,
 # eps(16) = 7.25 / 8.25).
@@ -42,7 +42,7 @@ HAND = {
     "total_bandwidth_hz": 20e6, "noise_psd_dbm_per_hz": -174.0, "n_users": 10,
     "deadline_s_range": (30.0, 30.0), "device_clock_ghz_range": (0.5, 3.0), "utility_weight_range": (0.5, 1.5),
 }
-DDIM_EDGE = PowerLawErrorCurve(eps_inf=4.04, a=550.0, b=1.77)  # MODEL.md's fit to DDIM's table
+DDIM_EDGE = PowerLawErrorCurve(eps_inf=4.04, a=550.0, b=1.77)  # docs/model.md's fit to DDIM's table
 DDIM_DEVICE = PowerLawErrorCurve(eps_inf=6.0, a=550.0, b=1.77)
 
 
@@ -73,7 +73,7 @@ def test_shannon_rate_for_simple_snr():
 
 
 def test_uplink_rate_at_100_m():
-    # MODEL.md values: b = 20 MHz / 10 = 2 MHz, N0 = -174 dBm/Hz = 10^-20.4 W/Hz = 3.981072e-21 W/Hz,
+    # docs/model.md values: b = 20 MHz / 10 = 2 MHz, N0 = -174 dBm/Hz = 10^-20.4 W/Hz = 3.981072e-21 W/Hz,
     # noise = 7.962143e-15 W; h(100 m, |g| = 1) = 10^-9.05 = 8.912509e-10; p h = 1.782502e-10 W;
     # SNR = 22387.2; r = 2e6 * log2(22388.2) = 2e6 * 14.45048 = 28.9010 Mbit/s.
     c = hand_config()
@@ -474,7 +474,7 @@ def test_drop_cost_exceeds_every_feasible_option_of_sampled_slots(env_id):
 def test_gathered_option_grid_rows_serve_like_evaluate_decision(env_id):
     """Rows gathered from :func:`option_grid` equal :func:`option_rows` of the decision, and
     serving them gives :func:`evaluate_decision`'s outcome (the env's step vs the model)."""
-    env = AIGCEdgeEnv(scenario=env_id)
+    env = AIGCEdgeEnv(env_id=env_id)
     env.reset(seed=11)
     rng = np.random.default_rng(11)
     levels = np.asarray(env.config.step_levels)

@@ -144,7 +144,7 @@ def test_hindsight_bound_is_below_a_learned_price_policy(tmp_path) -> None:
 
     for seed in (0, 1):
         result = hindsight_bound("AIGCEdge-Battery-v0", seed, SMALL)
-        episode = run_episode(AIGCEdgeEnv(config=SMALL, scenario="AIGCEdge-Battery-v0"), policy, seed)
+        episode = run_episode(AIGCEdgeEnv(config=SMALL, env_id="AIGCEdge-Battery-v0"), policy, seed)
         assert result.lower_bound <= episode.metrics["cost"] + 1e-9
         # the engine's policy plays the same decisions as the model in its training wrapper
         wrapped = make_env("AIGCEdge-Battery-v0", SMALL, env_wrapper="priced",

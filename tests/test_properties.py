@@ -136,7 +136,7 @@ def test_random_configs_and_actions_keep_every_invariant(config, seed, data, ref
         assert math.isclose(info["cost"], parts, rel_tol=1e-9, abs_tol=1e-9 * (1 + abs(parts)))
         check_served_constraints(problem, decision, ev)
 
-        # the vectorised repair rule agrees with the per-user reference written from MODEL.md
+        # the vectorised repair rule agrees with the per-user reference written from docs/model.md
         ref = reference_outcome(problem, decision.offload, decision.steps)
         assert ev.served.tolist() == ref["served"]
         np.testing.assert_allclose(ev.cost, ref["cost"], rtol=1e-9, atol=1e-9)

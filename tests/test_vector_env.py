@@ -281,7 +281,7 @@ def test_vector_errors():
 def _single_env_trace(env_id: str, config: dict, seed: int, actions: np.ndarray, same_step: bool) -> list:
     """Observations and rewards of the single env from ``reset(seed)``, resetting (unseeded) at each truncation,
     arranged as a vector env's sub-env reports them (``same_step``: the reset's observation at once)."""
-    env = aigc_edge_env.AIGCEdgeEnv(config, scenario=env_id)
+    env = aigc_edge_env.AIGCEdgeEnv(config, env_id=env_id)
     trace = [(env.reset(seed=seed)[0], None)]
     restart = False
     for action in actions:
@@ -324,7 +324,7 @@ def test_seed_lists_and_partial_resets():
     """One seed per sub-env; ``reset_mask`` restarts only the marked sub-envs (a seed in the list for them)."""
     envs = make("AIGCEdge-Battery-v0", num_envs=3, n_users=2)
     observation, _ = envs.reset(seed=[7, None, 9])
-    single = aigc_edge_env.AIGCEdgeEnv({"n_users": 2}, scenario="AIGCEdge-Battery-v0")
+    single = aigc_edge_env.AIGCEdgeEnv({"n_users": 2}, env_id="AIGCEdge-Battery-v0")
     np.testing.assert_array_equal(observation[0], single.reset(seed=7)[0])
     np.testing.assert_array_equal(observation[2], single.reset(seed=9)[0])
     envs.step(np.zeros((3, 4), dtype=np.int64))

@@ -1,6 +1,6 @@
 """Calibrating the env's error curve ``eps(s) = eps_inf + a s^-b`` on a real diffusion sampler.
 
-``python -m aigc_edge_env.calibrate`` (see ``--help`` and ``docs/model.md``, "Measured error curves")
+``aigc-edge calibrate`` (see ``--help`` and ``docs/model.md``, "Measured error curves")
 samples a local diffusers pipeline at a list of step counts, measures a Frechet distance to a reference
 set with bootstrap intervals, times the seconds per step, fits the curve and writes a spec the config
 accepts as it is.  ``--train`` makes the shipped digits model (:mod:`aigc_edge_env.calibrate.digits`).

@@ -12,7 +12,7 @@ nothing is downloaded), scaled from ``0 .. 16`` to ``[-1, 1]``.  :func:`train` f
 and saves both into a diffusers pipeline folder (``model_index.json``, ``unet/``, ``scheduler/``) plus
 ``classifier.safetensors``.  The folder shipped as package data (:func:`shipped_model_path`) was made by
 
-    python -m aigc_edge_env.calibrate --train aigc_edge_env/calibrate/digits_model
+    aigc-edge calibrate --train aigc_edge_env/calibrate/digits_model
 
 (the run's numbers are in ``docs/results.md``).  Not the cosine schedule: its last timestep has
 ``alpha_bar = 2.4e-9``, so without clipping DDIM's first estimate of the clean image from pure noise

@@ -27,6 +27,7 @@ import numpy as np
 from aigc_edge_env.calibrate.fit import curve_spec, fit_convex_table, fit_power_law
 from aigc_edge_env.calibrate.metrics import bootstrap_interval, frechet_distance
 from aigc_edge_env.calibrate.sampler import Sampler
+from aigc_edge_env.plotting import pyplot
 
 FORMS = ("power", "table")
 QUICK_STEPS = (2, 5, 10, 20, 50)
@@ -211,10 +212,7 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 
 def plot_curve(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     points = report["points"]
     s = np.array([p["steps"] for p in points], dtype=float)
@@ -256,10 +254,7 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
 
 def plot_samples(steps: Sequence[float], grids: Sequence[np.ndarray], path: Path) -> None:
     """One row of samples per step count (the same initial noise in every row)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     columns = max(len(g) for g in grids)
     fig, axes = plt.subplots(len(grids), columns, figsize=(0.8 * columns + 0.8, 0.8 * len(grids)), squeeze=False)

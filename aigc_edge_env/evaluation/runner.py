@@ -26,8 +26,8 @@ Intervals, the normalised score and the share of the gap closed are in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np

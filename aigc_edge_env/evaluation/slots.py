@@ -9,8 +9,9 @@ benchmarks), each decision evaluated with :func:`~aigc_edge_env.model.evaluate_d
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def collect_slots(
     depend on the actions, so these are the slots every policy meets; battery configs raise
     ``ValueError``.
     """
-    env = AIGCEdgeEnv(config=config, scenario=env_id)
+    env = AIGCEdgeEnv(config=config, env_id=env_id)
     if env.config.battery_enabled:
         raise ValueError("collecting slots needs a battery-free config (decisions would change later slots)")
     env.reset(seed=int(seed))

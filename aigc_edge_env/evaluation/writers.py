@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from aigc_edge_env.evaluation.runner import EPISODE_METRICS, PolicyResult
 

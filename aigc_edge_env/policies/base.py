@@ -14,11 +14,13 @@ the names every command accepts are built by :func:`aigc_edge_env.policies.regis
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 import gymnasium as gym
 import numpy as np
 
+from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.model import Decision, SlotProblem
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class SolverPolicy:
         return self.solve(problem, rng=self.rng)
 
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        base: Any = env.unwrapped  # an AIGCEdgeEnv
+        base = unwrapped_env(env)
         return base.decision_to_action(self.decide(base.current_problem(), observation))
 
 
