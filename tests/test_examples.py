@@ -30,7 +30,7 @@ def test_cleanrl_ppo_trains_and_scores() -> None:
     assert math.isfinite(float(score_line.split()[1]))
 
 
-@pytest.mark.parametrize("args", [("--reward", "own"), ("--policy", "local", "--scenario", "AIGCEdge-Battery-v0")])
+@pytest.mark.parametrize("args", [("--reward", "own"), ("--policy", "local", "--env", "AIGCEdge-Battery-v0")])
 def test_pettingzoo_example_plays_episodes(args: tuple[str, ...]) -> None:
     pytest.importorskip("pettingzoo")
     out = _run("pettingzoo_random.py", "--episodes", "2", "--max-slots", "150", *args)
