@@ -78,6 +78,7 @@ realises; the bound of (1) still holds and ``proven_optimal`` says whether the t
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Sequence, cast
@@ -96,6 +97,12 @@ __all__ = ["ExactResult", "solve", "solve_exact"]
 
 #: Relative tolerance of "proven optimal".
 RELATIVE_TOL = 1e-9
+#: Largest :func:`_pass_work` (multisets x levels x requests) for which the dynamic programme is
+#: used; beyond it, the best-first search over multisets with assignment problems.
+DP_WORK_LIMIT = 4_000_000
+#: Open multisets of a deadline group above which the group gets a dynamic-programming pass
+#: instead of one assignment problem per multiset.
+GROUP_PASS_MIN = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,26 +140,74 @@ def _tolerance(value: float) -> float:
     return RELATIVE_TOL * max(1.0, abs(value))
 
 
-def _enumerate_counts(opts: SlotOptions, max_multisets: int) -> np.ndarray | None:
-    """All level-count vectors ``(M, L)`` within the limits of the module docstring.
+@dataclass(frozen=True, eq=False)
+class _Space:
+    """The edge multisets within the limits of the module docstring, rows in lexicographic order.
 
-    Built level by level (vectorised); ``None`` once more than ``max_multisets`` rows appear.
+    ``counts[0]`` is the empty multiset; ``minus[l, i]`` is the row of ``counts[i] - e_l``
+    (one request fewer at level ``l``), or ``S`` (a padding row) where ``counts[i, l] == 0``.
+    Read-only: shared between slots through :func:`_space`.
     """
-    capacity = opts.edge_step_capacity
-    per_level = np.minimum(opts.edge_feasible_alone.sum(axis=0), capacity // opts.levels)
-    max_total = int(opts.has_edge.sum())
+
+    counts: np.ndarray  # (S, L)
+    minus: np.ndarray  # (L, S)
+    sqrt_steps_sum: np.ndarray  # (S,) Q of each multiset
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.shape[0])
+
+    @functools.cached_property
+    def most_requests(self) -> int:
+        """The most requests of any multiset (``max_M |M|``)."""
+        return int(self.counts.sum(axis=1).max())
+
+    @functools.cached_property
+    def largest_sqrt_steps_sum(self) -> float:
+        return float(self.sqrt_steps_sum.max())
+
+
+@functools.lru_cache(maxsize=256)
+def _space(levels: tuple[int, ...], capacity: int, per_level: tuple[int, ...], max_total: int,
+           max_multisets: int) -> _Space | None:
+    """All level-count vectors with ``sum c_l s_l <= capacity``, ``c_l <= per_level[l]`` and
+    ``sum c_l <= max_total``, with their ``minus`` rows; ``None`` beyond ``max_multisets`` rows.
+
+    Built level by level (vectorised): a row of the first ``j + 1`` levels is its parent (a row
+    of the first ``j``) and a count; the children of a parent are consecutive, so ``M - e_l``
+    for ``l < j`` is the child with the same count of the parent's ``minus`` row (which has
+    at least as many children), and for ``l = j`` the previous row.
+    """
     counts = np.zeros((1, 0), dtype=np.int64)
     steps = np.zeros(1, dtype=np.int64)
     total = np.zeros(1, dtype=np.int64)
-    for s, limit in zip(opts.levels, per_level, strict=True):
+    minus: list[np.ndarray] = []
+    for s, limit in zip(levels, per_level, strict=True):
         choices = np.minimum(np.minimum((capacity - steps) // s, max_total - total), limit) + 1
-        if choices.sum() > max_multisets:
+        size = int(choices.sum())
+        if size > max_multisets:
             return None
+        start = np.cumsum(choices) - choices
         parent = np.repeat(np.arange(choices.size), choices)
-        count = np.arange(choices.sum()) - np.repeat(np.cumsum(choices) - choices, choices)
+        count = np.arange(size) - start[parent]
+        minus = [np.where(row[parent] < 0, -1, start[np.maximum(row[parent], 0)] + count) for row in minus]
+        minus.append(np.where(count > 0, np.arange(size) - 1, -1))
         counts = np.column_stack([counts[parent], count])
         steps, total = steps[parent] + count * s, total[parent] + count
-    return counts
+    table = np.array(minus)
+    table[table < 0] = counts.shape[0]
+    sqrt_steps_sum = counts @ np.sqrt(np.asarray(levels, dtype=np.float64))
+    for array in (counts, table, sqrt_steps_sum):
+        array.flags.writeable = False
+    return _Space(counts=counts, minus=table, sqrt_steps_sum=sqrt_steps_sum)
+
+
+def _slot_space(opts: SlotOptions, max_multisets: int) -> _Space | None:
+    """:func:`_space` of a slot: at most as many requests at a level as can offload it alone, and
+    at most as many as have an edge option."""
+    per_level = np.minimum(opts.edge_feasible_alone.sum(axis=0), opts.edge_step_capacity // opts.levels)
+    return _space(tuple(int(s) for s in opts.levels), int(opts.edge_step_capacity),
+                  tuple(int(c) for c in per_level), int(opts.has_edge.sum()), int(max_multisets))
 
 
 def _prefix_sums(values: np.ndarray, axis: int) -> np.ndarray:
@@ -224,16 +279,10 @@ def _seed(opts: SlotOptions, decisions: Sequence[Decision]) -> _Incumbent:
     return costs[best], candidates[best]
 
 
-def _search(
-    opts: SlotOptions, incumbent: _Incumbent, deadline: float, max_multisets: int
-) -> tuple[_Incumbent, float, int]:
-    """Best-first search over multisets: ``(best choice, certified bound, assignments solved)``.
-
-    The bound is on the penalised optimum; ``-inf`` when the multisets were too many to list.
-    """
-    counts = _enumerate_counts(opts, max_multisets)
-    if counts is None:
-        return incumbent, -np.inf, 0
+def _search(opts: SlotOptions, counts: np.ndarray, incumbent: _Incumbent, deadline: float
+            ) -> tuple[_Incumbent, float, int]:
+    """Best-first search over the multisets ``counts`` by their bounds (:func:`_bound_multisets`):
+    ``(best choice, certified bound on the penalised optimum, assignments solved)``."""
     multisets = _bound_multisets(opts, counts)
     order = np.argsort(multisets.bound, kind="stable")
     solved = 0
@@ -248,6 +297,161 @@ def _search(
     return incumbent, incumbent[0], solved
 
 
+def _fill_values(delta: np.ndarray, minus: np.ndarray) -> np.ndarray:
+    """``A_b(M)`` for every multiset ``M`` of a :class:`_Space` and each table ``delta[b]`` (``(B, K, L)``,
+    ``inf`` where an option is not allowed): the least sum of ``delta[b, k, l]`` over distinct
+    requests ``k`` filling ``M`` exactly (request ``k`` at level ``l`` fills one slot of level
+    ``l``), ``inf`` where none does.  Returns ``(B, S)``.
+
+    Dynamic programme over the requests: after request ``k``, ``A(M)`` is the least cost of
+    filling ``M`` with requests ``0 .. k``, either without ``k`` or with ``k`` at some level
+    ``l`` and ``M - e_l`` filled by the earlier ones (``minus``); one vectorised update per
+    request, over every multiset, level and table at once.
+    """
+    batch, size = delta.shape[0], minus.shape[1]
+    values = np.full((batch, size + 1), np.inf)  # column S: the padding row of minus
+    values[:, 0] = 0.0
+    filled = values[:, :size]
+    for k in np.flatnonzero(np.isfinite(delta).any(axis=(0, 2))):
+        moved = values.take(minus, axis=1)  # (B, L, S): A(M - e_l), inf where c_l = 0
+        moved += delta[:, k, :, None]  # request k at level l
+        np.minimum(filled, moved.min(axis=1), out=filled)
+    return filled
+
+
+def _pass_work(opts: SlotOptions, space: _Space) -> int:
+    """Element operations of one pass of :func:`_fill_values` over this slot."""
+    return space.size * opts.n_levels * int(opts.has_edge.sum())
+
+
+@dataclass(frozen=True, eq=False)
+class _Passes:
+    """What the dynamic programme of :func:`_dp_search` needs about one slot over a :class:`_Space`."""
+
+    base: np.ndarray  # (S,) sum of the fallbacks' costs + w Q(M)^2
+    useful: np.ndarray  # (K', L) delta of the options with delta < 0 (inf elsewhere), requests with one
+    limits: np.ndarray  # (K', L) their max_sqrt_steps_sum
+    group: np.ndarray | None  # (S,) deadline group of each multiset; None: a single group, every option feasible
+    upper: np.ndarray  # (G,) within group g, an option is feasible iff max_sqrt_steps_sum >= upper[g]
+
+
+def _passes(opts: SlotOptions, space: _Space) -> _Passes:
+    """The slot's :class:`_Passes` (docs/solver.md, section 9).
+
+    Options with ``delta >= 0`` are left out: moving such an option's request to its fallback
+    lowers the cost and ``Q``, so some optimum uses none of them.
+    """
+    local_best = _local_best(opts)
+    delta = opts.penalised_edge_cost - local_best[:, None]
+    limits = _edge_limits(opts)
+    finite_limits = limits[np.isfinite(delta)]
+    group: np.ndarray | None = None
+    upper = np.array([-np.inf])
+    if finite_limits.size and finite_limits.min() < space.largest_sqrt_steps_sum:
+        thresholds = np.unique(finite_limits)
+        present, group = np.unique(np.searchsorted(thresholds, space.sqrt_steps_sum, side="left"), return_inverse=True)
+        upper = np.append(thresholds, np.inf)[present]
+    useful = np.where(delta < 0.0, delta, np.inf)
+    keep = np.isfinite(useful).any(axis=1)
+    return _Passes(base=local_best.sum() + opts.congestion_weight * space.sqrt_steps_sum**2,
+                   useful=useful[keep], limits=limits[keep], group=group, upper=upper)
+
+
+def _allowed(passes: _Passes, g: int, most: int) -> np.ndarray:
+    """``(K', L)`` the options of a pass for group ``g``: feasible there, and among the ``most`` cheapest
+    of their level (with ``|M| <= most``, a request beyond them at level ``l`` can be swapped for a
+    cheaper one left out, so the assignment values are the same)."""
+    allowed = passes.useful
+    if passes.group is not None:
+        allowed = np.where(passes.limits >= passes.upper[g], allowed, np.inf)
+    if allowed.shape[0] > most:
+        allowed = np.where(allowed <= np.partition(allowed, most - 1, axis=0)[most - 1], allowed, np.inf)
+    return allowed
+
+
+def _dp_search(opts: SlotOptions, space: _Space, deadline: float) -> tuple[_Incumbent, float, int]:
+    """Every multiset's ``V(M)`` by dynamic programming (docs/solver.md, section 9):
+    ``(best choice, certified bound on the penalised optimum, assignments solved)``.
+
+    Edge options are feasible at ``Q(M)`` (deadlines), so the multisets fall into groups of
+    equal feasibility (the intervals between ``max_sqrt_steps_sum`` values).  One pass of
+    :func:`_fill_values` with the feasibility of group ``g`` gives ``V(M)`` for the multisets
+    of group ``g`` and a lower bound for those of the later groups (their options are a subset).
+    The first group is passed; then, best first by bound, a multiset still open is solved by an
+    assignment problem, or its whole group by a pass when more than :data:`GROUP_PASS_MIN` of
+    its multisets are open.  The optimum's choice is its multiset's assignment (:func:`_assign`).
+    """
+    passes = _passes(opts, space)
+    most = space.most_requests
+    if passes.group is None:  # one pass solves every multiset
+        value = passes.base + _fill_values(_allowed(passes, 0, most)[None], space.minus)[0]
+        index = int(np.argmin(value))
+        incumbent = _assign(opts, space.counts[index], float(space.sqrt_steps_sum[index]))
+        return incumbent, incumbent[0], 1
+    group = passes.group
+    lower = np.full(space.size, -np.inf)  # certified: V(M) >= lower (over the options of the passes)
+    value = np.full(space.size, np.inf)  # reached by a decision
+    open_ = np.ones(space.size, dtype=bool)
+    choices: dict[int, np.ndarray] = {}
+
+    def run_pass(g: int) -> None:
+        bound = passes.base + _fill_values(_allowed(passes, g, most)[None], space.minus)[0]
+        np.maximum(lower, np.where(group >= g, bound, -np.inf), out=lower)
+        members = group == g
+        value[members] = bound[members]
+        open_[members] = False
+
+    run_pass(0)
+    solved = 0
+    certified = None
+    while True:
+        best = float(value.min())
+        pending = open_ & (lower < best - _tolerance(best))
+        if not pending.any():
+            break
+        index = int(np.argmin(np.where(pending, lower, np.inf)))
+        if time.perf_counter() > deadline:
+            certified = min(best, float(lower[index]))
+            break
+        g = int(group[index])
+        if np.count_nonzero(pending & (group == g)) > GROUP_PASS_MIN:
+            run_pass(g)
+        else:
+            value[index], choices[index] = _assign(opts, space.counts[index], float(space.sqrt_steps_sum[index]))
+            open_[index] = False
+            solved += 1
+    index = int(np.argmin(value))
+    if index in choices:
+        incumbent = (float(value[index]), choices[index])
+    else:
+        incumbent = _assign(opts, space.counts[index], float(space.sqrt_steps_sum[index]))
+        solved += 1
+    return incumbent, incumbent[0] if certified is None else min(certified, incumbent[0]), solved
+
+
+def _optimise(problem: SlotProblem, opts: SlotOptions, seed_decisions: Sequence[Decision], deadline: float,
+              max_multisets: int, use_bound: bool) -> tuple[_Incumbent, float, int, float]:
+    """The penalised optimum over ``opts``: ``(best choice, certified bound, assignments solved,
+    Lagrangian bound of the problem or -inf where not computed)``.
+
+    Dynamic programming (:func:`_dp_search`) where a pass is cheap enough; else the best-first
+    search seeded by the heuristics and ``seed_decisions`` (and, with ``use_bound``, skipped when
+    the Lagrangian bound of :mod:`.bound` already meets the seed)."""
+    space = _slot_space(opts, max_multisets)
+    if space is not None and _pass_work(opts, space) <= DP_WORK_LIMIT:
+        incumbent, bound, solved = _dp_search(opts, space, deadline)
+        return incumbent, bound, solved, -np.inf
+    incumbent = _seed(opts, seed_decisions)
+    lagrangian = lower_bound(problem) if use_bound else -np.inf
+    forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * cast(float, problem.config.drop_cost))
+    if incumbent[0] - (lagrangian - forced_drop_cost) <= _tolerance(incumbent[0]):
+        return incumbent, lagrangian - forced_drop_cost, 0, lagrangian  # bounds the penalised optimum too
+    if space is None:
+        return incumbent, -np.inf, 0, lagrangian
+    incumbent, bound, solved = _search(opts, space.counts, incumbent, deadline)
+    return incumbent, bound, solved, lagrangian
+
+
 def solve_exact(
     problem: SlotProblem,
     time_budget_s: float = 2.0,
@@ -257,12 +461,13 @@ def solve_exact(
 ) -> ExactResult:
     """The optimal decision of one slot, or the best found with a certified bound.
 
-    Stops at ``time_budget_s`` (seconds, checked between assignment problems) or when the
-    edge multisets exceed ``max_multisets``; ``proven_optimal`` says whether it finished.
-    ``seed_decisions`` (e.g. other solvers' decisions a caller already has, over the step
-    levels) join the incumbent's seeds; they only speed up the search.  With energy prices,
-    or ``drops_as_options``, drops are options and the bound holds for every decision
-    (module docstring); otherwise the fewest drops come first.
+    Stops at ``time_budget_s`` (seconds, checked between assignment problems and dynamic
+    programming passes) or when the edge multisets exceed ``max_multisets``; ``proven_optimal``
+    says whether it finished.  ``seed_decisions`` (e.g. other solvers' decisions a caller
+    already has, over the step levels) join the incumbent's seeds of the best-first search
+    (used where a dynamic-programming pass would be too large); they never change the result's
+    objective.  With energy prices, or ``drops_as_options``, drops are options and the bound
+    holds for every decision (module docstring); otherwise the fewest drops come first.
     """
     if time_budget_s <= 0:
         raise ValueError(f"time_budget_s must be > 0 seconds, got {time_budget_s}")
@@ -270,18 +475,13 @@ def solve_exact(
     deadline = start + time_budget_s
     opts = slot_options(problem, drops_as_options=drops_as_options)
     forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * cast(float, problem.config.drop_cost))
-    incumbent = _seed(opts, seed_decisions)
-    lagrangian = lower_bound(problem)
-    solved = 0
-    if incumbent[0] - (lagrangian - forced_drop_cost) <= _tolerance(incumbent[0]):
-        bound_penalised = lagrangian - forced_drop_cost  # bounds the penalised optimum too
-    else:
-        incumbent, bound_penalised, solved = _search(opts, incumbent, deadline, max_multisets)
-    value, choice = incumbent
+    (value, choice), bound_penalised, solved, lagrangian = _optimise(problem, opts, seed_decisions, deadline,
+                                                                      max_multisets, use_bound=True)
     if not opts.drop_is_realised(choice):  # case (3) of the module docstring
         unrealised = opts.decision(choice)
         opts = slot_options(problem, drops_as_options=True, clean_drops_only=True)
-        (value, choice), _, more = _search(opts, _seed(opts, [*seed_decisions, unrealised]), deadline, max_multisets)
+        (value, choice), _, more, _ = _optimise(problem, opts, [*seed_decisions, unrealised], deadline,
+                                                max_multisets, use_bound=False)
         solved += more
     decision = opts.decision(choice)
     evaluation = evaluate_decision(problem, decision)
@@ -290,13 +490,18 @@ def solve_exact(
         objective = cost
         if problem.has_energy_prices:
             objective += float(problem.energy_price_per_j @ evaluation.energy_j)
-        bound = min(objective, max(lagrangian, bound_penalised + forced_drop_cost))
+        certified = bound_penalised + forced_drop_cost
+        if objective - certified > _tolerance(objective) and lagrangian == -np.inf:
+            lagrangian = lower_bound(problem)
+        bound = min(objective, max(lagrangian, certified))
         proven = objective - bound <= _tolerance(objective)
     else:
         drops = int(evaluation.dropped.sum()) - (int(problem.has_request.sum()) - opts.n_candidates)
         certified = bound_penalised - drops * opts.drop_penalty + forced_drop_cost
-        objective, bound = cost, min(cost, max(lagrangian, certified))
         proven = value - bound_penalised <= _tolerance(value)
+        if not proven and lagrangian == -np.inf:
+            lagrangian = lower_bound(problem)
+        objective, bound = cost, min(cost, max(lagrangian, certified))
     return ExactResult(
         decision=decision,
         cost=cost,
