@@ -389,7 +389,7 @@ def _dp_search(opts: SlotOptions, space: _Space, deadline: float) -> tuple[_Incu
         incumbent = _assign(opts, space.counts[index], float(space.sqrt_steps_sum[index]))
         return incumbent, incumbent[0], 1
     group = passes.group
-    lower = np.full(space.size, -np.inf)  # certified: V(M) >= lower (over the options of the passes)
+    lower = _bound_multisets(opts, space.counts).bound.copy()  # certified: V(M) >= lower
     value = np.full(space.size, np.inf)  # reached by a decision
     open_ = np.ones(space.size, dtype=bool)
     choices: dict[int, np.ndarray] = {}
