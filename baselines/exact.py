@@ -78,7 +78,9 @@ realises; the bound of (1) still holds and ``proven_optimal`` says whether the t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Sequence, cast
@@ -89,9 +91,9 @@ from scipy.optimize import linear_sum_assignment
 from aigc_edge_env.baselines.bound import lower_bound
 from aigc_edge_env.baselines.heuristics import best_heuristic
 from aigc_edge_env.baselines.local_search import local_search
-from aigc_edge_env.baselines.options import SlotOptions, slot_options
+from aigc_edge_env.baselines.options import MAX_EDGE_DROPS, SlotOptions, slot_options
 from aigc_edge_env.baselines.repair import repair
-from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
+from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision, option_rows, serve
 
 __all__ = ["ExactResult", "solve", "solve_exact"]
 
@@ -100,6 +102,9 @@ RELATIVE_TOL = 1e-9
 #: Largest :func:`_pass_work` (multisets x levels x requests) for which the dynamic programme is
 #: used; beyond it, the best-first search over multisets with assignment problems.
 DP_WORK_LIMIT = 4_000_000
+#: Largest work (deadline groups x :func:`_pass_work`) of the drop classes' dynamic programme
+#: (:func:`_drop_classes`); beyond it, the search without the drops the env cannot make alone.
+CLASS_WORK_LIMIT = 50_000_000
 #: Open multisets of a deadline group above which the group gets a dynamic-programming pass
 #: instead of one assignment problem per multiset.
 GROUP_PASS_MIN = 4
@@ -152,6 +157,7 @@ class _Space:
     counts: np.ndarray  # (S, L)
     minus: np.ndarray  # (L, S)
     sqrt_steps_sum: np.ndarray  # (S,) Q of each multiset
+    steps: np.ndarray  # (S,) its edge load (steps)
 
     @property
     def size(self) -> int:
@@ -197,9 +203,9 @@ def _space(levels: tuple[int, ...], capacity: int, per_level: tuple[int, ...], m
     table = np.array(minus)
     table[table < 0] = counts.shape[0]
     sqrt_steps_sum = counts @ np.sqrt(np.asarray(levels, dtype=np.float64))
-    for array in (counts, table, sqrt_steps_sum):
+    for array in (counts, table, sqrt_steps_sum, steps):
         array.flags.writeable = False
-    return _Space(counts=counts, minus=table, sqrt_steps_sum=sqrt_steps_sum)
+    return _Space(counts=counts, minus=table, sqrt_steps_sum=sqrt_steps_sum, steps=steps)
 
 
 def _slot_space(opts: SlotOptions, max_multisets: int) -> _Space | None:
@@ -452,6 +458,163 @@ def _optimise(problem: SlotProblem, opts: SlotOptions, seed_decisions: Sequence[
     return incumbent, bound, solved, lagrangian
 
 
+@dataclass(frozen=True, eq=False)
+class _Realised:
+    """The best decision the drop classes of :func:`_drop_classes` found, with its bound."""
+
+    decision: Decision
+    objective: float  # of the decision (env cost + energy prices), the forced drops included
+    bound: float  # certified lower bound on the objective of every decision (forced drops included)
+
+
+def _phantom_requests(problem: SlotProblem, opts: SlotOptions) -> np.ndarray:
+    """``(N,)`` requests that could be offloaded, admitted and then dropped at some level: by their
+    battery, or by their deadline at the admitted ``Q``.  The admitted requests' steps add up to at
+    most ``S^E_max``, each at least ``S_min``, so (``sqrt`` is concave) ``Q <= sqrt(n S^E_max)`` with
+    ``n = min(requests, S^E_max / S_min)``."""
+    capacity = opts.edge_step_capacity
+    admitted = min(float(problem.has_request.sum()), capacity / float(opts.levels[0]))
+    return problem.has_request & (opts.table.max_sqrt_steps_sum.min(axis=1) < np.sqrt(admitted * capacity))
+
+
+def _class_view(opts: SlotOptions, clean: SlotOptions, phantom: np.ndarray, first: int) -> SlotOptions:
+    """The view of class ``first`` (:func:`_drop_classes`): candidates before request ``first`` keep the
+    drops they can make alone (``clean``, plus drops of ``phantom`` candidates), request ``first`` is
+    dropped, the later candidates have no edge and may drop."""
+    n_levels = opts.n_levels
+    before, at_first = opts.users < first, opts.users == first
+    device = np.where((before & ~phantom)[:, None], clean.cost[:, :n_levels], opts.cost[:, :n_levels])
+    dropped = np.where((before & ~phantom)[:, None], clean.dropped_on_device, opts.dropped_on_device)
+    device[at_first] = float(cast(float, opts.table.problem.config.drop_cost))
+    dropped = dropped | at_first[:, None]
+    edge = np.where(before[:, None], opts.cost[:, n_levels:], np.inf)
+    feasible = opts.feasible.copy()
+    feasible[:, n_levels:] &= before[:, None]
+    return dataclasses.replace(opts, cost=np.hstack([device, edge]), feasible=feasible, dropped_on_device=dropped)
+
+
+def _realise_class(problem: SlotProblem, view: SlotOptions, choice: np.ndarray, first: int, phantom: np.ndarray
+                   ) -> Decision | None:
+    """The env decision of a class-``first`` choice (:func:`_drop_classes`), or ``None`` where none is
+    found that the env serves as chosen.  Drops after ``first`` are offloaded (past the edge-capacity
+    prefix), request ``first`` is offloaded at the largest level; a drop before it is made at a
+    device level the device cannot run or, for the ``phantom`` requests (``(N,)``), by offloading it
+    (admitted, then dropped): every combination of their ways is served and checked, for up to
+    :data:`MAX_EDGE_DROPS` such requests (those with no device level to drop at first)."""
+    n_levels = view.n_levels
+    rows = np.arange(choice.size)
+    offloaded, level = view.offloaded(choice), choice % n_levels
+    dropped = ~offloaded & view.dropped_on_device[rows, level]
+    clean = dropped & (view.drop_level >= 0)
+    level = np.where(clean, view.drop_level, level)
+    by_prefix = dropped & ~clean & (view.users > first)
+    offloaded = offloaded | by_prefix
+    level = np.where(by_prefix, 0, level)
+    decision = view.decision_arrays(offloaded, level)
+    if first < problem.n_users:
+        decision.offload[first], decision.steps[first] = True, view.levels[-1]
+    wanted = np.zeros(problem.n_users, dtype=bool)
+    wanted[view.users[~dropped]] = True
+    must = view.users[dropped & ~clean & (view.users < first)]  # no other way to drop them
+    may = np.flatnonzero(phantom[:first] & ~wanted[:first])  # dropped either way: offloading adds load
+    may = np.setdiff1d(may, must)
+    if must.size > MAX_EDGE_DROPS:
+        return None
+    may = may[: MAX_EDGE_DROPS - must.size]
+    ways = [range(1, n_levels + 1)] * must.size + [range(n_levels + 1)] * may.size  # 0: as decided, l: level l - 1
+    product = list(itertools.product(*ways))
+    combos = np.array(product, dtype=np.int64).reshape(len(product), must.size + may.size)
+    who = np.concatenate([must, may])
+    offload = np.repeat(decision.offload[None], combos.shape[0], axis=0)
+    steps = np.repeat(decision.steps[None], combos.shape[0], axis=0)
+    offload[:, who] |= combos > 0
+    steps[:, who] = np.where(combos > 0, view.levels[np.maximum(combos - 1, 0)], steps[:, who])
+    served = serve(option_rows(problem, offload, np.where(problem.has_request, steps, view.levels[0])),
+                   problem.battery_j, problem.config).served
+    exact = np.flatnonzero((served == wanted).all(axis=1))
+    if exact.size == 0:
+        return None
+    return Decision(offload=offload[exact[0]], steps=steps[exact[0]])
+
+
+def _drop_classes(problem: SlotProblem, opts: SlotOptions, max_multisets: int, *, phantoms: bool = True
+                  ) -> tuple[Decision | None, float, float] | None:
+    """The optimum over the decisions the env realises, when the drops-as-options view ``opts``
+    (:mod:`.options`) drops a request it cannot (docs/solver.md, section 9): ``(best realised
+    decision or None, its penalised value, certified bound on the penalised value of every
+    decision)``; ``None`` where the multisets are too many.
+
+    Every decision's outcome falls in one *class*: the first request ``p`` the edge-capacity
+    prefix drops (or none, ``p = N``).  Then the requests served at the edge are before ``p``, the
+    requests after ``p`` are served on their device or dropped (offloaded past the prefix), ``p``
+    is dropped, a candidate before ``p`` whose device runs every level is dropped only if it can be
+    admitted and dropped (a *phantom*: its deadline or battery), and the load before ``p`` plus
+    ``S_max`` exceeds ``S^E_max`` (less ``S_max`` per phantom request before ``p``).  With
+    ``phantoms=False`` no phantom is allowed, and every class optimum is realised.  One dynamic
+    programme over the candidates in user order gives every class optimum: class ``p`` reads the
+    multiset values after the candidates before ``p``, under its load condition.
+    """
+    space = _slot_space(opts, max_multisets)
+    if space is None:
+        return None
+    clean = slot_options(problem, drops_as_options=True, clean_drops_only=True)
+    n_users = problem.n_users
+    phantom_requests = _phantom_requests(problem, opts) if phantoms else np.zeros(n_users, dtype=bool)
+    phantom = phantom_requests[opts.users]
+    free = opts.penalised_local_cost.min(axis=1)  # a candidate after p: its device or a drop
+    kept = np.where(phantom, free, clean.penalised_local_cost.min(axis=1))  # a candidate before p
+    delta = opts.penalised_edge_cost - kept[:, None]
+    limits = _edge_limits(opts)
+    finite_limits = limits[np.isfinite(delta)]
+    group = np.zeros(space.size, dtype=np.int64)
+    upper = np.array([-np.inf])
+    if finite_limits.size and finite_limits.min() < space.largest_sqrt_steps_sum:
+        thresholds = np.unique(finite_limits)
+        present, group = np.unique(np.searchsorted(thresholds, space.sqrt_steps_sum, side="left"), return_inverse=True)
+        upper = np.append(thresholds, np.inf)[present]
+    if upper.size * _pass_work(opts, space) > CLASS_WORK_LIMIT:
+        return None
+    grouped = np.where(limits[None] >= upper[:, None, None], delta[None], np.inf)  # (G, K, L)
+    congestion = opts.congestion_weight * space.sqrt_steps_sum**2
+    drop_cost = float(cast(float, problem.config.drop_cost))
+    largest, capacity = int(opts.levels[-1]), opts.edge_step_capacity
+    phantom_load = largest * np.concatenate([[0], np.cumsum(phantom_requests)])  # before each user
+    kept_before = np.concatenate([[0.0], np.cumsum(kept)])  # over the first k candidates
+    free_after = np.concatenate([np.cumsum(free[::-1])[::-1], [0.0]])  # over candidates k ...
+    requests = np.append(np.flatnonzero(problem.has_request), n_users)  # the classes; n_users: no prefix drop
+    candidate_of = np.full(n_users + 1, -1)
+    candidate_of[opts.users] = np.arange(opts.n_candidates)
+    values = np.full((upper.size, space.size + 1), np.inf)
+    values[:, 0] = 0.0
+    columns = np.arange(space.size)
+    best = (np.inf, -1, -1)  # (penalised value, class, multiset)
+    done = 0  # candidates in the programme
+    for first in requests:
+        while done < opts.n_candidates and opts.users[done] < first:
+            if np.isfinite(grouped[:, done]).any():
+                moved = values.take(space.minus, axis=1)
+                moved += grouped[:, done, :, None]
+                np.minimum(values[:, :space.size], moved.min(axis=1), out=values[:, :space.size])
+            done += 1
+        total = congestion + values[group, columns]
+        if first < n_users:
+            total = np.where(space.steps > capacity - largest - phantom_load[first], total, np.inf)
+        index = int(np.argmin(total))
+        own = candidate_of[first]
+        value = (float(total[index]) + float(kept_before[done])
+                 + float(free_after[done + 1 if own >= 0 else done]) + (drop_cost if own >= 0 else 0.0))
+        if value < best[0]:
+            best = (value, int(first), index)
+    value, first, index = best
+    view = _class_view(opts, clean, phantom, first)
+    _, choice = _assign(view, space.counts[index], float(space.sqrt_steps_sum[index]))
+    decision = _realise_class(problem, view, choice, first, phantom_requests)
+    if decision is None and phantoms:
+        realised = _drop_classes(problem, opts, max_multisets, phantoms=False)
+        return None if realised is None else (realised[0], realised[1], value)
+    return decision, value, value
+
+
 def solve_exact(
     problem: SlotProblem,
     time_budget_s: float = 2.0,
@@ -477,20 +640,27 @@ def solve_exact(
     forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * cast(float, problem.config.drop_cost))
     (value, choice), bound_penalised, solved, lagrangian = _optimise(problem, opts, seed_decisions, deadline,
                                                                       max_multisets, use_bound=True)
+    decision: Decision | None = None
+    class_bound = -np.inf
     if not opts.drop_is_realised(choice):  # case (3) of the module docstring
-        unrealised = opts.decision(choice)
-        opts = slot_options(problem, drops_as_options=True, clean_drops_only=True)
-        (value, choice), _, more, _ = _optimise(problem, opts, [*seed_decisions, unrealised], deadline,
-                                                max_multisets, use_bound=False)
-        solved += more
-    decision = opts.decision(choice)
+        classes = _drop_classes(problem, opts, max_multisets)
+        if classes is not None and classes[0] is not None:
+            decision, _, class_bound = classes
+        else:  # too many multisets: the search without the drops the env cannot make alone
+            unrealised = opts.decision(choice)
+            opts = slot_options(problem, drops_as_options=True, clean_drops_only=True)
+            (value, choice), _, more, _ = _optimise(problem, opts, [*seed_decisions, unrealised], deadline,
+                                                    max_multisets, use_bound=False)
+            solved += more
+    if decision is None:
+        decision = opts.decision(choice)
     evaluation = evaluate_decision(problem, decision)
     cost = float(evaluation.total_cost)
     if opts.drops_are_options:
         objective = cost
         if problem.has_energy_prices:
             objective += float(problem.energy_price_per_j @ evaluation.energy_j)
-        certified = bound_penalised + forced_drop_cost
+        certified = max(bound_penalised, class_bound) + forced_drop_cost
         if objective - certified > _tolerance(objective) and lagrangian == -np.inf:
             lagrangian = lower_bound(problem)
         bound = min(objective, max(lagrangian, certified))

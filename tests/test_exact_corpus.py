@@ -119,11 +119,15 @@ def close(a: float, b: float, rel: float = 1e-9) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
 
 
-@pytest.mark.slow
 def test_exact_reproduces_the_recorded_optima(recorded) -> None:
-    """Every slot: the same objective as 0.5.0 where 0.5.0 proved it (and the same decision), never a
-    worse one elsewhere; the certificate holds (bound below the objective, the decision's objective)."""
-    proven_before = unchanged = 0
+    """Every slot: the same objective as 0.5.0 where 0.5.0 proved it (to 1e-9 relative, and the same
+    decision), never a worse one elsewhere; the certificate holds (the bound is below the
+    objective, ``proven_optimal`` says the gap is closed, the objective is the decision's).
+
+    0.5.0 left unproven the slots whose optimum over outcomes drops a request the env cannot drop
+    alone (prices of 30/J and more here); the drop classes (docs/solver.md, section 9) prove all
+    but a few of them, with decisions often far cheaper."""
+    proven_before = unchanged = proven = improved = 0
     for (label, problem), (recorded_objective, recorded_proven, code) in zip(corpus(), recorded, strict=True):
         result = solve_exact(problem)
         evaluation = evaluate_decision(problem, result.decision)
@@ -131,6 +135,8 @@ def test_exact_reproduces_the_recorded_optima(recorded) -> None:
         assert close(result.objective, objective(problem, evaluation)), label
         assert result.lower_bound <= result.objective + 1e-9 * max(1.0, abs(result.objective)), label
         assert result.proven_optimal == (result.gap <= 1e-9 * max(1.0, abs(result.objective))), label
+        assert result.gap <= 0.05 * abs(result.objective), label
+        proven += result.proven_optimal
         if recorded_proven:
             proven_before += 1
             assert result.proven_optimal, label
@@ -138,8 +144,10 @@ def test_exact_reproduces_the_recorded_optima(recorded) -> None:
             unchanged += decision_code(problem, result.decision.offload, result.decision.steps) == code
         else:
             assert result.objective <= recorded_objective + 1e-9 * max(1.0, abs(recorded_objective)), label
+            improved += result.objective < recorded_objective - 1e-6 * abs(recorded_objective)
     assert proven_before >= 1900
     assert unchanged == proven_before
+    assert proven >= len(recorded) - 50 and improved >= 150
 
 
 if __name__ == "__main__":
