@@ -93,9 +93,19 @@ from aigc_edge_env.baselines.heuristics import best_heuristic
 from aigc_edge_env.baselines.local_search import local_search
 from aigc_edge_env.baselines.options import MAX_EDGE_DROPS, SlotOptions, slot_options
 from aigc_edge_env.baselines.repair import repair
-from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision, option_rows, serve
+from aigc_edge_env.config import AIGCEdgeConfig
+from aigc_edge_env.model import (
+    PROBLEM_ARRAY_FIELDS,
+    Decision,
+    OptionTable,
+    SlotProblem,
+    evaluate_decision,
+    option_rows,
+    option_table,
+    serve,
+)
 
-__all__ = ["ExactResult", "solve", "solve_exact"]
+__all__ = ["ExactResult", "solve", "solve_exact", "solve_many"]
 
 #: Relative tolerance of "proven optimal".
 RELATIVE_TOL = 1e-9
@@ -557,7 +567,7 @@ def _drop_classes(problem: SlotProblem, opts: SlotOptions, max_multisets: int, *
     space = _slot_space(opts, max_multisets)
     if space is None:
         return None
-    clean = slot_options(problem, drops_as_options=True, clean_drops_only=True)
+    clean = slot_options(problem, drops_as_options=True, clean_drops_only=True, table=opts.table)
     n_users = problem.n_users
     phantom_requests = _phantom_requests(problem, opts) if phantoms else np.zeros(n_users, dtype=bool)
     phantom = phantom_requests[opts.users]
@@ -615,6 +625,101 @@ def _drop_classes(problem: SlotProblem, opts: SlotOptions, max_multisets: int, *
     return decision, value, value
 
 
+@dataclass(eq=False)
+class _Slot:
+    """One slot on its way through :func:`solve_exact` / :func:`solve_many`."""
+
+    problem: SlotProblem
+    opts: SlotOptions
+    start: float
+    seeds: Sequence[Decision] = ()
+    deadline: float | None = None  # perf_counter time after which the searches stop (time_budget_s after its own start)
+    incumbent: _Incumbent | None = None
+    bound_penalised: float = -np.inf  # certified on the penalised optimum over opts
+    solved: int = 0
+    lagrangian: float = -np.inf  # the Lagrangian bound, where computed
+    class_bound: float = -np.inf  # the drop classes' bound on the penalised value of every decision
+    decision: Decision | None = None
+
+    @property
+    def forced_drop_cost(self) -> float:
+        """``C_drop`` per request that no option serves alone (dropped in every decision)."""
+        problem = self.problem
+        return float((problem.has_request.sum() - self.opts.n_candidates) * cast(float, problem.config.drop_cost))
+
+
+def _deadline(slot: _Slot, time_budget_s: float) -> float:
+    if slot.deadline is None:
+        slot.deadline = time.perf_counter() + time_budget_s
+    return slot.deadline
+
+
+def _optimise_slot(slot: _Slot, time_budget_s: float, max_multisets: int) -> None:
+    slot.incumbent, slot.bound_penalised, slot.solved, slot.lagrangian = _optimise(
+        slot.problem, slot.opts, slot.seeds, _deadline(slot, time_budget_s), max_multisets, use_bound=True)
+
+
+def _decide(slot: _Slot, time_budget_s: float, max_multisets: int) -> None:
+    """The slot's decision from its incumbent: realised as it is, or through the drop classes
+    (case (3) of the module docstring)."""
+    assert slot.incumbent is not None
+    problem, opts = slot.problem, slot.opts
+    value, choice = slot.incumbent
+    if not opts.drop_is_realised(choice):
+        classes = _drop_classes(problem, opts, max_multisets)
+        if classes is not None and classes[0] is not None:
+            slot.decision, _, slot.class_bound = classes
+            return
+        # too many multisets: the search without the drops the env cannot make alone
+        unrealised = opts.decision(choice)
+        slot.opts = slot_options(problem, drops_as_options=True, clean_drops_only=True, table=opts.table)
+        slot.incumbent, _, more, _ = _optimise(problem, slot.opts, [*slot.seeds, unrealised],
+                                               _deadline(slot, time_budget_s), max_multisets, use_bound=False)
+        slot.solved += more
+        choice = slot.incumbent[1]
+    slot.decision = slot.opts.decision(choice)
+
+
+def _certify(slot: _Slot, cost: float, energy_j: np.ndarray, n_dropped: int) -> ExactResult:
+    """The :class:`ExactResult` of a decided slot, from its decision's evaluation (env cost, device
+    energy per user, dropped requests)."""
+    assert slot.incumbent is not None and slot.decision is not None
+    problem, opts = slot.problem, slot.opts
+    forced_drop_cost = slot.forced_drop_cost
+    lagrangian = slot.lagrangian
+    if opts.drops_are_options:
+        objective = cost
+        if problem.has_energy_prices:
+            objective += float(problem.energy_price_per_j @ energy_j)
+        certified = max(slot.bound_penalised, slot.class_bound) + forced_drop_cost
+        if objective - certified > _tolerance(objective) and lagrangian == -np.inf:
+            lagrangian = lower_bound(problem)
+        bound = min(objective, max(lagrangian, certified))
+        proven = objective - bound <= _tolerance(objective)
+    else:
+        value = slot.incumbent[0]
+        drops = n_dropped - (int(problem.has_request.sum()) - opts.n_candidates)
+        certified = slot.bound_penalised - drops * opts.drop_penalty + forced_drop_cost
+        proven = value - slot.bound_penalised <= _tolerance(value)
+        if not proven and lagrangian == -np.inf:
+            lagrangian = lower_bound(problem)
+        objective, bound = cost, min(cost, max(lagrangian, certified))
+    return ExactResult(
+        decision=slot.decision,
+        cost=cost,
+        lower_bound=bound,
+        proven_optimal=proven,
+        n_assignments=slot.solved,
+        elapsed_s=time.perf_counter() - slot.start,
+        objective=objective,
+    )
+
+
+def _check_budget(time_budget_s: float) -> None:
+    if time_budget_s <= 0:
+        raise ValueError(f"time_budget_s must be > 0 seconds, got {time_budget_s}")
+
+
 def solve_exact(
     problem: SlotProblem,
     time_budget_s: float = 2.0,
@@ -632,55 +737,177 @@ def solve_exact(
     objective.  With energy prices, or ``drops_as_options``, drops are options and the bound
     holds for every decision (module docstring); otherwise the fewest drops come first.
     """
-    if time_budget_s <= 0:
-        raise ValueError(f"time_budget_s must be > 0 seconds, got {time_budget_s}")
+    _check_budget(time_budget_s)
     start = time.perf_counter()
-    deadline = start + time_budget_s
-    opts = slot_options(problem, drops_as_options=drops_as_options)
-    forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * cast(float, problem.config.drop_cost))
-    (value, choice), bound_penalised, solved, lagrangian = _optimise(problem, opts, seed_decisions, deadline,
-                                                                      max_multisets, use_bound=True)
-    decision: Decision | None = None
-    class_bound = -np.inf
-    if not opts.drop_is_realised(choice):  # case (3) of the module docstring
-        classes = _drop_classes(problem, opts, max_multisets)
-        if classes is not None and classes[0] is not None:
-            decision, _, class_bound = classes
-        else:  # too many multisets: the search without the drops the env cannot make alone
-            unrealised = opts.decision(choice)
-            opts = slot_options(problem, drops_as_options=True, clean_drops_only=True)
-            (value, choice), _, more, _ = _optimise(problem, opts, [*seed_decisions, unrealised], deadline,
-                                                    max_multisets, use_bound=False)
-            solved += more
-    if decision is None:
-        decision = opts.decision(choice)
-    evaluation = evaluate_decision(problem, decision)
-    cost = float(evaluation.total_cost)
-    if opts.drops_are_options:
-        objective = cost
-        if problem.has_energy_prices:
-            objective += float(problem.energy_price_per_j @ evaluation.energy_j)
-        certified = max(bound_penalised, class_bound) + forced_drop_cost
-        if objective - certified > _tolerance(objective) and lagrangian == -np.inf:
-            lagrangian = lower_bound(problem)
-        bound = min(objective, max(lagrangian, certified))
-        proven = objective - bound <= _tolerance(objective)
-    else:
-        drops = int(evaluation.dropped.sum()) - (int(problem.has_request.sum()) - opts.n_candidates)
-        certified = bound_penalised - drops * opts.drop_penalty + forced_drop_cost
-        proven = value - bound_penalised <= _tolerance(value)
-        if not proven and lagrangian == -np.inf:
-            lagrangian = lower_bound(problem)
-        objective, bound = cost, min(cost, max(lagrangian, certified))
-    return ExactResult(
-        decision=decision,
-        cost=cost,
-        lower_bound=bound,
-        proven_optimal=proven,
-        n_assignments=solved,
-        elapsed_s=time.perf_counter() - start,
-        objective=objective,
-    )
+    slot = _Slot(problem, slot_options(problem, drops_as_options=drops_as_options), start, seed_decisions,
+                 deadline=start + time_budget_s)
+    _optimise_slot(slot, time_budget_s, max_multisets)
+    _decide(slot, time_budget_s, max_multisets)
+    assert slot.decision is not None
+    evaluation = evaluate_decision(problem, slot.decision)
+    return _certify(slot, float(evaluation.total_cost), evaluation.energy_j, int(evaluation.dropped.sum()))
+
+
+#: Most elements (slots x levels x multisets) of one batched dynamic-programming step of :func:`solve_many`.
+BATCH_ELEMENTS = 2_000_000
+
+
+def _expand(problems: SlotProblem | Sequence[SlotProblem], prices: np.ndarray | None
+            ) -> tuple[list[SlotProblem], list[int]]:
+    """The slots to solve and, for each, the index of the slot it is a priced copy of."""
+    sources = [problems] if isinstance(problems, SlotProblem) else list(problems)
+    if prices is None:
+        return sources, list(range(len(sources)))
+    rows = np.asarray(prices, dtype=np.float64)
+    if isinstance(problems, SlotProblem):
+        if rows.ndim != 2 or rows.shape[1] != problems.n_users:
+            raise ValueError(f"prices for one slot must have shape (K, {problems.n_users}), got {rows.shape}")
+        return [dataclasses.replace(problems, energy_price_per_j=row) for row in rows], [0] * rows.shape[0]
+    if rows.ndim != 2 or rows.shape[0] != len(sources) or any(p.n_users != rows.shape[1] for p in sources):
+        raise ValueError(f"prices for {len(sources)} slots must have shape ({len(sources)}, N), got {rows.shape}")
+    return [dataclasses.replace(p, energy_price_per_j=row) for p, row in zip(sources, rows, strict=True)], \
+        list(range(len(sources)))
+
+
+def _stack(problems: Sequence[SlotProblem]) -> SlotProblem:
+    """The slots (one config, one size) as one batch problem (no energy prices)."""
+    arrays = {name: np.stack([getattr(problem, name) for problem in problems]) for name in PROBLEM_ARRAY_FIELDS}
+    return SlotProblem(config=problems[0].config, **arrays)
+
+
+def _shape_groups(problems: Sequence[SlotProblem]) -> list[list[int]]:
+    """Indices of the slots grouped by config and size."""
+    groups: dict[tuple[AIGCEdgeConfig, int], list[int]] = {}
+    for index, problem in enumerate(problems):
+        groups.setdefault((problem.config, problem.n_users), []).append(index)
+    return list(groups.values())
+
+
+def _tables(problems: Sequence[SlotProblem]) -> list[OptionTable]:
+    """Each slot's option table; the slots of one config and size in one batched computation."""
+    tables: list[OptionTable | None] = [None] * len(problems)
+    for members in _shape_groups(problems):
+        if len(members) == 1:
+            tables[members[0]] = option_table(problems[members[0]])
+            continue
+        batch = option_table(_stack([problems[i] for i in members]))
+        for row, index in enumerate(members):
+            tables[index] = OptionTable(
+                problem=problems[index], levels=batch.levels, local_cost=batch.local_cost[row],
+                local_feasible=batch.local_feasible[row], edge_base_cost=batch.edge_base_cost[row],
+                max_sqrt_steps_sum=batch.max_sqrt_steps_sum[row], edge_feasible_alone=batch.edge_feasible_alone[row],
+                congestion_weight=batch.congestion_weight, local_energy_j=batch.local_energy_j[row],
+                edge_energy_j=batch.edge_energy_j[row])
+    return [table for table in tables if table is not None]
+
+
+def _optimise_many(slots: Sequence[_Slot], time_budget_s: float, max_multisets: int) -> None:
+    """:func:`_optimise` of every slot: one dynamic programme over the slots of one step-level set and
+    capacity whose options are feasible at every multiset (over the union of their multisets: a
+    multiset beyond a slot's own cannot be filled there, its value is ``inf``), the others one by one."""
+    by_shape: dict[tuple[tuple[int, ...], int], list[_Slot]] = {}
+    for slot in slots:
+        opts = slot.opts
+        space = _slot_space(opts, max_multisets)
+        if space is None or _pass_work(opts, space) > DP_WORK_LIMIT:
+            _optimise_slot(slot, time_budget_s, max_multisets)
+        else:
+            key = (tuple(int(s) for s in opts.levels), int(opts.edge_step_capacity))
+            by_shape.setdefault(key, []).append(slot)
+    for (levels, capacity), members in by_shape.items():
+        union = None
+        if len(members) > 1:
+            per_level = np.max([np.minimum(m.opts.edge_feasible_alone.sum(axis=0), capacity // m.opts.levels)
+                                for m in members], axis=0)
+            union = _space(levels, capacity, tuple(int(c) for c in per_level),
+                           max(int(m.opts.has_edge.sum()) for m in members), max_multisets)
+        if union is None:
+            for slot in members:
+                _optimise_slot(slot, time_budget_s, max_multisets)
+            continue
+        batch: list[tuple[_Slot, _Passes]] = []
+        for slot in members:
+            passes = _passes(slot.opts, union)
+            if passes.group is not None or _pass_work(slot.opts, union) > DP_WORK_LIMIT:
+                _optimise_slot(slot, time_budget_s, max_multisets)
+            else:
+                batch.append((slot, passes))
+        if not batch:
+            continue
+        most = union.most_requests
+        chunk = max(1, BATCH_ELEMENTS // (len(levels) * union.size))
+        for first in range(0, len(batch), chunk):
+            part = batch[first:first + chunk]
+            width = max(passes.useful.shape[0] for _, passes in part)
+            allowed = np.full((len(part), width, len(levels)), np.inf)
+            for row, (_, passes) in enumerate(part):
+                options = _allowed(passes, 0, most)
+                allowed[row, :options.shape[0]] = options
+            values = np.stack([passes.base for _, passes in part]) + _fill_values(allowed, union.minus)
+            for (slot, _), index in zip(part, np.argmin(values, axis=1), strict=True):
+                slot.incumbent = _assign(slot.opts, union.counts[index], float(union.sqrt_steps_sum[index]))
+                slot.bound_penalised, slot.solved = slot.incumbent[0], 1
+
+
+def _evaluate_many(slots: Sequence[_Slot]) -> list[tuple[float, np.ndarray, int]]:
+    """``(env cost, device energy per user, dropped requests)`` of each slot's decision; the slots of
+    one config and size in one :func:`~aigc_edge_env.model.evaluate_decision` call."""
+    problems = [slot.problem for slot in slots]
+    out: list[tuple[float, np.ndarray, int]] = [(0.0, np.zeros(0), 0)] * len(slots)
+    for members in _shape_groups(problems):
+        decisions = [slots[i].decision for i in members]
+        assert all(decision is not None for decision in decisions)
+        if len(members) == 1:
+            evaluation = evaluate_decision(problems[members[0]], cast(Decision, decisions[0]))
+            out[members[0]] = (float(evaluation.total_cost), evaluation.energy_j, int(evaluation.dropped.sum()))
+            continue
+        stacked = Decision(offload=np.stack([cast(Decision, d).offload for d in decisions]),
+                           steps=np.stack([cast(Decision, d).steps for d in decisions]))
+        evaluation = evaluate_decision(_stack([problems[i] for i in members]), stacked)
+        costs, energy, dropped = evaluation.total_cost, evaluation.energy_j, evaluation.dropped.sum(axis=1)
+        for row, index in enumerate(members):
+            out[index] = (float(costs[row]), energy[row], int(dropped[row]))
+    return out
+
+
+def solve_many(
+    problems: SlotProblem | Sequence[SlotProblem],
+    prices: np.ndarray | None = None,
+    *,
+    time_budget_s: float = 2.0,
+    max_multisets: int = 2_000_000,
+    seed_decisions: Sequence[Sequence[Decision]] | None = None,
+    drops_as_options: bool = False,
+) -> list[ExactResult]:
+    """:func:`solve_exact` of many slots at once: the same results (decisions, costs, objectives,
+    bounds, proofs), in order.
+
+    * ``solve_many(problems)``: each slot of a sequence, with its own energy prices;
+    * ``solve_many(problem, prices)``: one slot under each row of ``prices`` (shape ``(K, N)``,
+      cost per J): its ``K`` priced copies;
+    * ``solve_many(problems, prices)``: slot ``i`` under ``prices[i]`` (shape ``(len(problems), N)``).
+
+    ``seed_decisions``: one sequence of decisions per slot solved (as for :func:`solve_exact`), or
+    ``None``; ``time_budget_s`` holds for each slot, as for :func:`solve_exact`.  What is shared:
+    the option tables (one computation for the slots of one config and size; one table for the
+    priced copies of a slot), the multisets, the dynamic programme of the slots whose edge options
+    are feasible at every multiset (the default deadlines), and the evaluation of the decisions.
+    ``elapsed_s`` of a result is the time from the call to that result.
+    """
+    _check_budget(time_budget_s)
+    start = time.perf_counter()
+    batch, source = _expand(problems, prices)
+    if seed_decisions is not None and len(seed_decisions) != len(batch):
+        raise ValueError(f"seed_decisions must hold one sequence per slot ({len(batch)}), got {len(seed_decisions)}")
+    sources = sorted(set(source))
+    source_tables = dict(zip(sources, _tables([batch[source.index(i)] for i in sources]), strict=True))
+    slots = [_Slot(problem, slot_options(problem, drops_as_options=drops_as_options, table=source_tables[source[i]]),
+                   start, () if seed_decisions is None else seed_decisions[i])
+             for i, problem in enumerate(batch)]
+    _optimise_many(slots, time_budget_s, max_multisets)
+    for slot in slots:
+        _decide(slot, time_budget_s, max_multisets)
+    return [_certify(slot, *evaluated) for slot, evaluated in zip(slots, _evaluate_many(slots), strict=True)]
 
 
 def solve(problem: SlotProblem, rng: np.random.Generator | None = None) -> Decision:

@@ -279,18 +279,21 @@ class SlotOptions:
 
 
 def slot_options(problem: SlotProblem, *, drops_as_options: bool = False,
-                 clean_drops_only: bool = False) -> SlotOptions:
+                 clean_drops_only: bool = False, table: OptionTable | None = None) -> SlotOptions:
     """Build the solver view of a single slot (per-user arrays of shape ``(N,)``).
 
     Drops are options (module docstring) when the problem has energy prices or
     ``drops_as_options`` asks for it; ``clean_drops_only`` then keeps the drop option only
     for candidates with a device level the device cannot run (every drop of a choice is then
-    realised by :meth:`SlotOptions.decision` alone).  Raises ``ValueError`` for a batch of
+    realised by :meth:`SlotOptions.decision` alone).  ``table``: the problem's
+    :func:`~aigc_edge_env.model.option_table` where the caller has it (energy prices do not
+    enter it, so the priced copies of a slot share one).  Raises ``ValueError`` for a batch of
     slots or non-finite energy prices.
     """
     if problem.has_request.ndim != 1:
         raise ValueError(f"solvers take one slot (arrays of shape (N,)), got shape {problem.has_request.shape}")
-    table = option_table(problem)
+    if table is None:
+        table = option_table(problem)
     drop_cost = cast(float, problem.config.drop_cost)
     requested = problem.has_request[:, None]
     local_ok = table.local_feasible & requested
