@@ -1,4 +1,4 @@
-"""The exact slot solver: enumeration of the edge's step multisets plus assignment problems.
+"""The exact slot solver: the edge's step multisets, valued by dynamic programming (docs/solver.md, section 9).
 
 Problem
 -------
@@ -17,8 +17,7 @@ deadline feasibility (``Q(M) <= max_sqrt_steps_sum``) is fixed.  What remains is
 exactly ``c_l`` "edge slots" of each level with distinct users, every other user taking
 its cheapest local option (or being dropped): a rectangular assignment problem with
 costs ``delta[k, l] = edge_cost[k, l] - local_best[k]`` (``+inf`` where infeasible at
-``Q(M)``), solved exactly by ``scipy.optimize.linear_sum_assignment``.  Let
-``V(M) = sum_k local_best[k] + w Q(M)^2 + assignment(M)``.
+``Q(M)``).  Let ``V(M) = sum_k local_best[k] + w Q(M)^2 + A(M)``, ``A(M)`` the assignment's value.
 
 * Every filled assignment of ``M`` is a feasible decision whose offloaded multiset is
   exactly ``M``, with cost ``V(M)``; so ``min_M V(M) >= OPT``.
@@ -31,20 +30,33 @@ many slots of a level as users that can offload it alone, and at most as many sl
 users with an edge option.  (Leaving a slot empty is never needed: the smaller multiset
 is enumerated too, and has a smaller ``Q``.)
 
-Pruning: for every ``M``, ``V(M) >= sum local_best + w Q^2 + max(LB_a, LB_b)`` where
-``LB_b = sum_l`` (sum of the ``c_l`` smallest ``delta[., l]``) relaxes user-distinctness
-across levels and ``LB_a`` = (sum of the ``|M|`` smallest per-user ``min_l delta[k, l]``)
-relaxes the levels.  Feasibility at ``Q`` only changes where ``Q`` crosses a
-``max_sqrt_steps_sum`` value, so the sorted prefix sums behind both bounds are computed
-once per interval between consecutive such values and all multisets are bounded in a
-few vectorised gathers.  The multisets are then solved in increasing order of their
-bound (best first) until the next bound reaches the incumbent, which is seeded by the
-heuristics' local-search multistart and any decisions the caller passes (e.g. ``sca_kkt``'s),
-each repaired (:mod:`.repair`) and improved by the local search (:mod:`.local_search`).  Every multiset
-left unsolved has ``V(M) >=`` its bound, so ``min(incumbent, smallest unsolved bound)``
-is a certified bound whatever stops the search (the time budget, or a multiset count
-above ``max_multisets``); it is combined with the Lagrangian bound of :mod:`.bound`,
-which also proves optimality without enumeration when it meets the incumbent.
+*Dynamic programming* (:func:`_fill_values`).  For a fixed feasibility of the options, one
+pass over the users gives ``A(M)`` for *every* multiset at once: after user ``k``,
+``A(M) = min(A(M), min_l A(M - e_l) + delta[k, l])`` (``k`` left out, or ``k`` at level
+``l``), one vectorised update per user.  Options with ``delta >= 0`` are left out (moving
+such a user to its fallback lowers the cost and ``Q``, so some optimum uses none), and at
+each level only the ``max |M|`` cheapest users (a user beyond them is swapped for a
+cheaper one left out: the values do not change).  Feasibility changes only where ``Q``
+crosses a ``max_sqrt_steps_sum`` value; at the default deadlines no multiset crosses one
+and a single pass solves the slot.  Otherwise the multisets fall into groups of equal
+feasibility: the pass with the first group's (the loosest) feasibility values that group
+and bounds the later ones (their options are a subset), as do the bounds below; then, best
+first by bound, a multiset still open is solved as an assignment problem
+(``scipy.optimize.linear_sum_assignment``) or its whole group by a pass.  The optimum's
+choice is its multiset's assignment, the same as 0.5.0's best-first search gave.
+
+*Bounds* (the search without passes, and the groups): for every ``M``,
+``V(M) >= sum local_best + w Q^2 + max(LB_a, LB_b)`` where ``LB_b = sum_l`` (sum of the ``c_l``
+smallest ``delta[., l]``) relaxes user-distinctness across levels and ``LB_a`` = (sum of the
+``|M|`` smallest per-user ``min_l delta[k, l]``) relaxes the levels, each with the
+feasibility of ``M``'s group.  Where a pass would be too large (:data:`DP_WORK_LIMIT`), the
+multisets are solved as assignment problems in increasing order of that bound (best first)
+until the next bound reaches the incumbent, seeded by the heuristics' local-search
+multistart and any decisions the caller passes, each repaired (:mod:`.repair`) and improved
+by the local search (:mod:`.local_search`).  Every multiset left unsolved has ``V(M) >=`` its
+bound, so ``min(incumbent, smallest unsolved bound)`` is a certified bound whatever stops
+the search (the time budget, or a multiset count above ``max_multisets``); it is combined
+with the Lagrangian bound of :mod:`.bound`.
 
 The search is exact up to a relative tolerance of ``1e-9`` on the cost.
 
@@ -70,10 +82,15 @@ decision, drops included.  (2) The search returns a minimiser of ``Omega``.  If 
 realises each of its drops (:meth:`.options.SlotOptions.decision`: at a device level the
 device cannot run, or through the edge-capacity prefix), the returned decision has the
 minimiser's objective, so it is optimal over all decisions.  (3) Otherwise (a drop of a
-request whose device runs every level and that the prefix rule cannot drop alone; it takes
-a price above roughly ``(C_drop - cost of serving) / E``, far above battery prices) the
-search is repeated over ``Omega`` without those drops, every outcome of which the env
-realises; the bound of (1) still holds and ``proven_optimal`` says whether the two meet.
+request whose device runs every level and that the env cannot drop alone; it takes a
+price above roughly ``(C_drop - cost of serving) / E``, far above battery prices) the
+decisions are split by the first request the edge-capacity prefix drops (the *drop
+classes* of :func:`_drop_classes`, docs/solver.md section 9): one dynamic programme over
+the users in index order gives every class's optimum over a relaxation of the outcomes
+the env realises in that class, whose minimum bounds every decision; the best class's
+optimum is realised (then it is the optimum, proven) except where it relies on a request
+dropped by its deadline or battery after being admitted, which is searched for
+exhaustively and, where not found, the classes are solved again without such drops.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from aigc_edge_env.baselines import (
     lagrangian_bound,
     lower_bound,
     solve_exact,
+    solve_many,
 )
 
 SMALL_LEVELS = (5, 10, 20, 40)
@@ -320,3 +321,48 @@ def test_energy_prices_are_validated_and_ignored_by_the_env_cost() -> None:
     assert evaluate_decision(priced, decision).summary() == evaluate_decision(problem, decision).summary()
     with pytest.raises(ValueError, match="finite"):
         SOLVERS["exact"](dataclasses.replace(problem, energy_price_per_j=np.inf))
+
+
+# --- solve_many: the batch API -------------------------------------------------------------
+def same_result(a, b) -> bool:
+    """Equal in every field but the time (bit for bit)."""
+    return (np.array_equal(a.decision.offload, b.decision.offload)
+            and np.array_equal(a.decision.steps, b.decision.steps)
+            and (a.cost, a.objective, a.lower_bound, a.proven_optimal, a.n_assignments)
+            == (b.cost, b.objective, b.lower_bound, b.proven_optimal, b.n_assignments))
+
+
+def test_solve_many_equals_solve_exact_on_each_slot(instances, priced_instances) -> None:
+    """Slots of several configs and sizes in one call (with and without prices, drops forced, a
+    capacity-bound edge, tight deadlines), in order."""
+    problems = [problem for _, _, problem, _ in instances] + [priced for _, _, priced, _, _ in priced_instances]
+    problems += [make_problem({"n_users": n_users}, seed) for n_users in (30, 60) for seed in range(3)]
+    results = solve_many(problems)
+    assert len(results) == len(problems)
+    for problem, result in zip(problems, results, strict=True):
+        assert same_result(result, solve_exact(problem))
+    drops = [solve_exact(problem, drops_as_options=True) for problem in problems[:40]]
+    assert all(same_result(a, b) for a, b in zip(solve_many(problems[:40], drops_as_options=True), drops, strict=True))
+
+
+def test_solve_many_prices_one_slot_many_ways() -> None:
+    """``prices`` of shape (K, N): the K priced copies of one slot; of shape (len, N): one row per slot."""
+    problem = make_problem({"n_users": 12, "battery_enabled": True, "battery_initial_j_range": (0.0, 5.0)}, 4)
+    prices = np.random.default_rng(3).uniform(0.0, 50.0, (24, 12)) * np.logspace(-3, 0, 24)[:, None]
+    results = solve_many(problem, prices)
+    for row, result in zip(prices, results, strict=True):
+        assert same_result(result, solve_exact(dataclasses.replace(problem, energy_price_per_j=row)))
+    assert len({tuple(r.decision.steps * (1 + r.decision.offload)) for r in results}) > 3  # the prices matter
+    others = [make_problem({"n_users": 12}, seed) for seed in range(3)]
+    paired = solve_many(others, prices[:3], drops_as_options=True)
+    for other, row, result in zip(others, prices[:3], paired, strict=True):
+        priced = dataclasses.replace(other, energy_price_per_j=row)
+        assert same_result(result, solve_exact(priced, drops_as_options=True))
+    for bad in (prices[:, :5], prices[0]):
+        with pytest.raises(ValueError, match="prices"):
+            solve_many(problem, bad)
+    with pytest.raises(ValueError, match="prices"):
+        solve_many(others, prices[:2])
+    with pytest.raises(ValueError, match="seed_decisions"):
+        solve_many(others, seed_decisions=[[]])
+    assert solve_many([]) == []
