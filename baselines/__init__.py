@@ -7,7 +7,7 @@ certified lower bound on a slot's optimal cost and :func:`solve_exact` returns t
 solver's decision with its cost, bound and optimality proof; :func:`solve_many` does the same
 for many slots, or one slot under many energy prices, at once.
 
-* ``exact`` (:mod:`.exact`): the optimum, by multiset enumeration and assignment problems.
+* ``exact`` (:mod:`.exact`): the optimum, by a dynamic programme over the edge's step multisets.
 * ``sca_kkt`` (:mod:`.sca_kkt`): the paper's SCA + KKT method.
 * ``greedy``, ``all_local``, ``all_edge``, ``random``, ``local_search``,
   ``fixed_steps_10``, ``fixed_steps_20`` (:mod:`.heuristics`).

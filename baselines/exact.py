@@ -238,9 +238,10 @@ def _space(levels: tuple[int, ...], capacity: int, per_level: tuple[int, ...], m
 def _slot_space(opts: SlotOptions, max_multisets: int) -> _Space | None:
     """:func:`_space` of a slot: at most as many requests at a level as can offload it alone, and
     at most as many as have an edge option."""
-    per_level = np.minimum(opts.edge_feasible_alone.sum(axis=0), opts.edge_step_capacity // opts.levels)
-    return _space(tuple(int(s) for s in opts.levels), int(opts.edge_step_capacity),
-                  tuple(int(c) for c in per_level), int(opts.has_edge.sum()), int(max_multisets))
+    alone = opts.edge_feasible_alone
+    per_level = np.minimum(alone.sum(axis=0), opts.edge_step_capacity // opts.levels)
+    return _space(tuple(opts.levels.tolist()), int(opts.edge_step_capacity), tuple(per_level.tolist()),
+                  int(np.count_nonzero(alone.any(axis=1))), int(max_multisets))
 
 
 def _prefix_sums(values: np.ndarray, axis: int) -> np.ndarray:

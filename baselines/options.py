@@ -55,7 +55,8 @@ combination of levels of up to :data:`MAX_EDGE_DROPS` such requests is served an
 Otherwise the drop cannot be realised alone and the decision serves the request at the
 column's level; :func:`slot_options` with ``clean_drops_only`` gives the view that keeps the
 drop option only where a device level the device cannot run realises it (the exact solver
-falls back to it, see :mod:`.exact`).  With every price
+searches the decisions the env realises by drop classes, see :mod:`.exact`, and uses that
+view where they are too many).  With every price
 zero and no request for it, nothing of this applies: the view is the one above.
 """
 
@@ -322,9 +323,9 @@ def slot_options(problem: SlotProblem, *, drops_as_options: bool = False,
     return SlotOptions(
         table=table,
         users=users,
-        cost=np.hstack([device_cost, np.where(edge_ok, edge, np.inf)]),
-        feasible=np.hstack([local_ok, edge_ok]),
-        max_sqrt_steps_sum=np.hstack([np.full(local.shape, np.inf), table.max_sqrt_steps_sum[users]]),
+        cost=np.concatenate([device_cost, np.where(edge_ok, edge, np.inf)], axis=1),
+        feasible=np.concatenate([local_ok, edge_ok], axis=1),
+        max_sqrt_steps_sum=np.concatenate([np.full(local.shape, np.inf), table.max_sqrt_steps_sum[users]], axis=1),
         sqrt_steps=np.concatenate([zeros, np.sqrt(table.levels)]),
         edge_steps=np.concatenate([zeros, table.levels]),
         drop_penalty=drop_penalty,

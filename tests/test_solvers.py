@@ -13,6 +13,7 @@ from aigc_edge_env import Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import (
     SOLVERS,
     bound as bound_module,
+    exact as exact_module,
     fixed_steps,
     lagrangian_bound,
     lower_bound,
@@ -104,6 +105,23 @@ def test_exact_matches_brute_force(instances) -> None:
         assert close(float(evaluation.total_cost), result.cost)
         assert int(evaluation.dropped.sum()) == truth.best_drops, (name, seed)
         assert result.lower_bound <= result.cost + 1e-9
+
+
+@pytest.mark.parametrize("limits", [{"DP_WORK_LIMIT": 0}, {"GROUP_PASS_MIN": 0}, {"GROUP_PASS_MIN": 10**9},
+                                    {"CLASS_WORK_LIMIT": 0}])
+def test_exact_matches_brute_force_on_every_path(instances, priced_instances, monkeypatch, limits) -> None:
+    """The best-first search without passes (DP_WORK_LIMIT 0), a pass for every deadline group or
+    none, and the search without the drop classes: the same optimum (the last one is only proven,
+    and then optimal, where the env realises the drops)."""
+    for name, value in limits.items():
+        monkeypatch.setattr(exact_module, name, value)
+    for name, seed, problem, truth in instances[::2]:
+        result = solve_exact(problem)
+        assert result.proven_optimal and close(result.cost, truth.best_cost), (name, seed, limits)
+    for name, scale, priced, truth, _ in priced_instances[::2]:
+        result = solve_exact(priced)
+        assert result.lower_bound <= truth.min_cost + 1e-9 <= result.objective + 2e-9, (name, scale, limits)
+        assert close(result.objective, truth.min_cost) or not result.proven_optimal, (name, scale, limits)
 
 
 def test_lower_bound_is_below_every_decision(instances) -> None:
