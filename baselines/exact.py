@@ -95,9 +95,11 @@ exhaustively and, where not found, the classes are solved again without such dro
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
+import threading
 import time
 from dataclasses import dataclass
 from typing import Sequence, cast
@@ -200,9 +202,32 @@ class _Space:
         return float(self.sqrt_steps_sum.max())
 
 
-@functools.lru_cache(maxsize=256)
+#: Spaces of at most this many multisets are kept (:func:`_space`), at most :data:`SPACES_KEPT` of them.
+SPACE_ROWS_KEPT = 100_000
+SPACES_KEPT = 256
+_spaces: collections.OrderedDict[tuple, _Space | None] = collections.OrderedDict()
+_spaces_lock = threading.Lock()
+
+
 def _space(levels: tuple[int, ...], capacity: int, per_level: tuple[int, ...], max_total: int,
            max_multisets: int) -> _Space | None:
+    """:func:`_build_space`, kept for the next slots of the same shape when small (least recently used out)."""
+    key = (levels, capacity, per_level, max_total, max_multisets)
+    with _spaces_lock:
+        if key in _spaces:
+            _spaces.move_to_end(key)
+            return _spaces[key]
+    space = _build_space(levels, capacity, per_level, max_total, max_multisets)
+    if space is None or space.size <= SPACE_ROWS_KEPT:
+        with _spaces_lock:
+            _spaces[key] = space
+            if len(_spaces) > SPACES_KEPT:
+                _spaces.popitem(last=False)
+    return space
+
+
+def _build_space(levels: tuple[int, ...], capacity: int, per_level: tuple[int, ...], max_total: int,
+                 max_multisets: int) -> _Space | None:
     """All level-count vectors with ``sum c_l s_l <= capacity``, ``c_l <= per_level[l]`` and
     ``sum c_l <= max_total``, with their ``minus`` rows; ``None`` beyond ``max_multisets`` rows.
 
