@@ -383,6 +383,11 @@ def _pass_work(opts: SlotOptions, space: _Space) -> int:
     return space.size * opts.n_levels * int(opts.has_edge.sum())
 
 
+def _pass_rows(opts: SlotOptions, work: int, max_multisets: int) -> int:
+    """The most multisets for which a pass over this slot stays within ``work`` (and ``max_multisets``)."""
+    return min(max_multisets, work // max(opts.n_levels * int(opts.has_edge.sum()), 1))
+
+
 @dataclass(frozen=True, eq=False)
 class _Passes:
     """What the dynamic programme of :func:`_dp_search` needs about one slot over a :class:`_Space`."""
@@ -496,8 +501,8 @@ def _optimise(problem: SlotProblem, opts: SlotOptions, seed_decisions: Sequence[
     Dynamic programming (:func:`_dp_search`) where a pass is cheap enough; else the best-first
     search seeded by the heuristics and ``seed_decisions`` (and, with ``use_bound``, skipped when
     the Lagrangian bound of :mod:`.bound` already meets the seed)."""
-    space = _slot_space(opts, max_multisets)
-    if space is not None and _pass_work(opts, space) <= DP_WORK_LIMIT:
+    space = _slot_space(opts, _pass_rows(opts, DP_WORK_LIMIT, max_multisets))
+    if space is not None:
         incumbent, bound, solved = _dp_search(opts, space, deadline)
         return incumbent, bound, solved, -np.inf
     incumbent = _seed(opts, seed_decisions)
@@ -505,6 +510,7 @@ def _optimise(problem: SlotProblem, opts: SlotOptions, seed_decisions: Sequence[
     forced_drop_cost = float((problem.has_request.sum() - opts.n_candidates) * cast(float, problem.config.drop_cost))
     if incumbent[0] - (lagrangian - forced_drop_cost) <= _tolerance(incumbent[0]):
         return incumbent, lagrangian - forced_drop_cost, 0, lagrangian  # bounds the penalised optimum too
+    space = _slot_space(opts, max_multisets)
     if space is None:
         return incumbent, -np.inf, 0, lagrangian
     incumbent, bound, solved = _search(opts, space.counts, incumbent, deadline)
@@ -607,7 +613,7 @@ def _drop_classes(problem: SlotProblem, opts: SlotOptions, max_multisets: int, *
     programme over the candidates in user order gives every class optimum: class ``p`` reads the
     multiset values after the candidates before ``p``, under its load condition.
     """
-    space = _slot_space(opts, max_multisets)
+    space = _slot_space(opts, _pass_rows(opts, CLASS_WORK_LIMIT, max_multisets))
     if space is None:
         return None
     clean = slot_options(problem, drops_as_options=True, clean_drops_only=True, table=opts.table)
@@ -851,8 +857,8 @@ def _optimise_many(slots: Sequence[_Slot], time_budget_s: float, max_multisets: 
     by_shape: dict[tuple[tuple[int, ...], int], list[_Slot]] = {}
     for slot in slots:
         opts = slot.opts
-        space = _slot_space(opts, max_multisets)
-        if space is None or _pass_work(opts, space) > DP_WORK_LIMIT:
+        space = _slot_space(opts, _pass_rows(opts, DP_WORK_LIMIT, max_multisets))
+        if space is None:
             _optimise_slot(slot, time_budget_s, max_multisets)
         else:
             key = (tuple(int(s) for s in opts.levels), int(opts.edge_step_capacity))
