@@ -4,9 +4,10 @@
 :class:`~aigc_edge_env.model.SlotProblem`; every solver decides over the config's step
 levels and serves every request it can (no avoidable drop).  :func:`lower_bound` is a
 certified lower bound on a slot's optimal cost and :func:`solve_exact` returns the exact
-solver's decision with its cost, bound and optimality proof.
+solver's decision with its cost, bound and optimality proof; :func:`solve_many` does the same
+for many slots, or one slot under many energy prices, at once.
 
-* ``exact`` (:mod:`.exact`): the optimum, by multiset enumeration and assignment problems.
+* ``exact`` (:mod:`.exact`): the optimum, by a dynamic programme over the edge's step multisets.
 * ``sca_kkt`` (:mod:`.sca_kkt`): the paper's SCA + KKT method.
 * ``greedy``, ``all_local``, ``all_edge``, ``random``, ``local_search``,
   ``fixed_steps_10``, ``fixed_steps_20`` (:mod:`.heuristics`).
@@ -25,7 +26,7 @@ if __name__ != "aigc_edge_env.baselines":  # the repository's top-level folder, 
 
 from aigc_edge_env.baselines import exact, sca_kkt
 from aigc_edge_env.baselines.bound import lagrangian_bound, lower_bound
-from aigc_edge_env.baselines.exact import ExactResult, solve_exact
+from aigc_edge_env.baselines.exact import ExactResult, solve_exact, solve_many
 from aigc_edge_env.baselines.heuristics import (
     Solver,
     all_edge,
@@ -39,7 +40,7 @@ from aigc_edge_env.baselines.hindsight import HindsightBound, cached_hindsight_b
 
 __all__ = [
     "ExactResult", "HindsightBound", "SOLVERS", "Solver", "cached_hindsight_bound", "fixed_steps", "hindsight_bound",
-    "lagrangian_bound", "lower_bound", "solve_exact",
+    "lagrangian_bound", "lower_bound", "solve_exact", "solve_many",
 ]
 
 #: Registered slot solvers: name -> ``solve(problem, rng=None) -> Decision``.

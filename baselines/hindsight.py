@@ -83,7 +83,7 @@ from gymnasium.utils import seeding
 from scipy.optimize import linprog
 
 from aigc_edge_env import dynamics
-from aigc_edge_env.baselines.exact import solve as solve_exact_decision, solve_exact
+from aigc_edge_env.baselines.exact import solve as solve_exact_decision, solve_exact, solve_many
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.evaluation.runner import run_episode
@@ -355,10 +355,12 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
 
     def price_all(prices: np.ndarray) -> np.ndarray:
         bounds = np.empty(n_slots)
-        for t, problem in enumerate(problems):
-            bounds[t], decision, cost, energy = _price_out(problem, prices[t], last[t])
-            last[t] = [decision]
-            columns.add(t, cost, energy, decision)
+        results = solve_many(problems, prices, seed_decisions=last, drops_as_options=True)  # = _price_out per slot
+        for t, (problem, result) in enumerate(zip(problems, results, strict=True)):
+            evaluation = evaluate_decision(problem, result.decision)
+            bounds[t] = result.lower_bound
+            last[t] = [result.decision]
+            columns.add(t, float(evaluation.total_cost), np.asarray(evaluation.energy_j), result.decision)
         return bounds
 
     if available is None:

@@ -55,7 +55,8 @@ combination of levels of up to :data:`MAX_EDGE_DROPS` such requests is served an
 Otherwise the drop cannot be realised alone and the decision serves the request at the
 column's level; :func:`slot_options` with ``clean_drops_only`` gives the view that keeps the
 drop option only where a device level the device cannot run realises it (the exact solver
-falls back to it, see :mod:`.exact`).  With every price
+searches the decisions the env realises by drop classes, see :mod:`.exact`, and uses that
+view where they are too many).  With every price
 zero and no request for it, nothing of this applies: the view is the one above.
 """
 
@@ -279,18 +280,21 @@ class SlotOptions:
 
 
 def slot_options(problem: SlotProblem, *, drops_as_options: bool = False,
-                 clean_drops_only: bool = False) -> SlotOptions:
+                 clean_drops_only: bool = False, table: OptionTable | None = None) -> SlotOptions:
     """Build the solver view of a single slot (per-user arrays of shape ``(N,)``).
 
     Drops are options (module docstring) when the problem has energy prices or
     ``drops_as_options`` asks for it; ``clean_drops_only`` then keeps the drop option only
     for candidates with a device level the device cannot run (every drop of a choice is then
-    realised by :meth:`SlotOptions.decision` alone).  Raises ``ValueError`` for a batch of
+    realised by :meth:`SlotOptions.decision` alone).  ``table``: the problem's
+    :func:`~aigc_edge_env.model.option_table` where the caller has it (energy prices do not
+    enter it, so the priced copies of a slot share one).  Raises ``ValueError`` for a batch of
     slots or non-finite energy prices.
     """
     if problem.has_request.ndim != 1:
         raise ValueError(f"solvers take one slot (arrays of shape (N,)), got shape {problem.has_request.shape}")
-    table = option_table(problem)
+    if table is None:
+        table = option_table(problem)
     drop_cost = cast(float, problem.config.drop_cost)
     requested = problem.has_request[:, None]
     local_ok = table.local_feasible & requested
@@ -319,9 +323,9 @@ def slot_options(problem: SlotProblem, *, drops_as_options: bool = False,
     return SlotOptions(
         table=table,
         users=users,
-        cost=np.hstack([device_cost, np.where(edge_ok, edge, np.inf)]),
-        feasible=np.hstack([local_ok, edge_ok]),
-        max_sqrt_steps_sum=np.hstack([np.full(local.shape, np.inf), table.max_sqrt_steps_sum[users]]),
+        cost=np.concatenate([device_cost, np.where(edge_ok, edge, np.inf)], axis=1),
+        feasible=np.concatenate([local_ok, edge_ok], axis=1),
+        max_sqrt_steps_sum=np.concatenate([np.full(local.shape, np.inf), table.max_sqrt_steps_sum[users]], axis=1),
         sqrt_steps=np.concatenate([zeros, np.sqrt(table.levels)]),
         edge_steps=np.concatenate([zeros, table.levels]),
         drop_penalty=drop_penalty,

@@ -13,10 +13,12 @@ from aigc_edge_env import Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import (
     SOLVERS,
     bound as bound_module,
+    exact as exact_module,
     fixed_steps,
     lagrangian_bound,
     lower_bound,
     solve_exact,
+    solve_many,
 )
 
 SMALL_LEVELS = (5, 10, 20, 40)
@@ -103,6 +105,23 @@ def test_exact_matches_brute_force(instances) -> None:
         assert close(float(evaluation.total_cost), result.cost)
         assert int(evaluation.dropped.sum()) == truth.best_drops, (name, seed)
         assert result.lower_bound <= result.cost + 1e-9
+
+
+@pytest.mark.parametrize("limits", [{"DP_WORK_LIMIT": 0}, {"GROUP_PASS_MIN": 0}, {"GROUP_PASS_MIN": 10**9},
+                                    {"CLASS_WORK_LIMIT": 0}])
+def test_exact_matches_brute_force_on_every_path(instances, priced_instances, monkeypatch, limits) -> None:
+    """The best-first search without passes (DP_WORK_LIMIT 0), a pass for every deadline group or
+    none, and the search without the drop classes: the same optimum (the last one is only proven,
+    and then optimal, where the env realises the drops)."""
+    for name, value in limits.items():
+        monkeypatch.setattr(exact_module, name, value)
+    for name, seed, problem, truth in instances[::2]:
+        result = solve_exact(problem)
+        assert result.proven_optimal and close(result.cost, truth.best_cost), (name, seed, limits)
+    for name, scale, priced, truth, _ in priced_instances[::2]:
+        result = solve_exact(priced)
+        assert result.lower_bound <= truth.min_cost + 1e-9 <= result.objective + 2e-9, (name, scale, limits)
+        assert close(result.objective, truth.min_cost) or not result.proven_optimal, (name, scale, limits)
 
 
 def test_lower_bound_is_below_every_decision(instances) -> None:
@@ -269,18 +288,47 @@ def test_drops_as_options_bound_every_decision(instances) -> None:
 
 
 def test_extreme_prices_keep_the_certificate() -> None:
-    """Prices at which the optimum would drop requests that the env cannot drop alone: the bound
-    stays below every decision and the decision is optimal exactly when proven so."""
+    """Prices at which the optimum over outcomes would drop requests the env cannot drop alone: the
+    bound stays below every decision, the decision is the optimum over every decision (the drop
+    classes of docs/solver.md, section 9), proven except where a drop by deadline could matter."""
     rng = np.random.default_rng(5)
-    proven = 0
-    for seed in range(8):
-        problem = make_problem(SCENARIOS["plain"], seed)
-        priced = dataclasses.replace(problem, energy_price_per_j=rng.uniform(0.0, 1e4, problem.n_users))
-        truth, result = brute_force(priced), solve_exact(priced)
-        assert result.lower_bound <= truth.min_cost + 1e-9 <= result.objective + 2e-9
-        assert close(result.objective, truth.min_cost) or not result.proven_optimal
-        proven += result.proven_optimal
-    assert proven < 8  # the case exists (a drop only the repair rule's side effects could make)
+    proven = cases = 0
+    for name in ("plain", "edge_capacity", "deadline", "battery", "scarce"):
+        for seed in range(8):
+            problem = make_problem(SCENARIOS[name], seed)
+            for scale in (30.0, 1e4):
+                priced = dataclasses.replace(problem, energy_price_per_j=rng.uniform(0.0, scale, problem.n_users))
+                truth, result = brute_force(priced), solve_exact(priced)
+                assert result.lower_bound <= truth.min_cost + 1e-9, (name, seed, scale)
+                assert close(result.objective, truth.min_cost), (name, seed, scale, result.objective, truth.min_cost)
+                assert close(objective(priced, result.decision), result.objective)
+                proven += result.proven_optimal
+                cases += 1
+                if name != "deadline":
+                    assert result.proven_optimal, (name, seed, scale)
+    assert proven >= cases - 4
+
+
+def test_exact_keeps_the_drops_the_env_makes_under_extreme_prices() -> None:
+    """Five requests, an edge of 20 steps, prices of hundreds per J: dropping request 3 instead of 4 is
+    cheaper on paper but the env cannot do it (3 is dropped only past the edge-capacity prefix,
+    which would drop 4 too); the optimum offloads all five at 5 steps, and the prefix drops 4."""
+    env = aigc_edge_env.AIGCEdgeEnv(config={"n_users": 5, "task_probability": 0.9, "edge_step_capacity": 20})
+    env.reset(seed=5014)
+    env.action_space.seed(5014)
+    for _ in range(4):
+        env.step(env.action_space.sample())
+    problem = dataclasses.replace(env.current_problem(),
+                                  energy_price_per_j=np.array([718.3, 672.4, 769.8, 752.4, 410.3]))
+    result = solve_exact(problem)
+    truth = brute_force(problem)
+    assert result.proven_optimal and close(result.objective, truth.min_cost)
+    assert result.objective == pytest.approx(125.7502007, rel=1e-9)  # 0.5.0: 613.87, unproven
+    evaluation = evaluate_decision(problem, result.decision)
+    assert evaluation.dropped.tolist() == [False, False, False, False, True]
+    assert evaluation.offloaded.tolist() == [True, True, True, True, False]
+    for solver_name, solve in SOLVERS.items():
+        assert result.objective <= objective(problem, solve(problem)) + 1e-9, solver_name
 
 
 def test_energy_prices_are_validated_and_ignored_by_the_env_cost() -> None:
@@ -291,3 +339,48 @@ def test_energy_prices_are_validated_and_ignored_by_the_env_cost() -> None:
     assert evaluate_decision(priced, decision).summary() == evaluate_decision(problem, decision).summary()
     with pytest.raises(ValueError, match="finite"):
         SOLVERS["exact"](dataclasses.replace(problem, energy_price_per_j=np.inf))
+
+
+# --- solve_many: the batch API -------------------------------------------------------------
+def same_result(a, b) -> bool:
+    """Equal in every field but the time (bit for bit)."""
+    return (np.array_equal(a.decision.offload, b.decision.offload)
+            and np.array_equal(a.decision.steps, b.decision.steps)
+            and (a.cost, a.objective, a.lower_bound, a.proven_optimal, a.n_assignments)
+            == (b.cost, b.objective, b.lower_bound, b.proven_optimal, b.n_assignments))
+
+
+def test_solve_many_equals_solve_exact_on_each_slot(instances, priced_instances) -> None:
+    """Slots of several configs and sizes in one call (with and without prices, drops forced, a
+    capacity-bound edge, tight deadlines), in order."""
+    problems = [problem for _, _, problem, _ in instances] + [priced for _, _, priced, _, _ in priced_instances]
+    problems += [make_problem({"n_users": n_users}, seed) for n_users in (30, 60) for seed in range(3)]
+    results = solve_many(problems)
+    assert len(results) == len(problems)
+    for problem, result in zip(problems, results, strict=True):
+        assert same_result(result, solve_exact(problem))
+    drops = [solve_exact(problem, drops_as_options=True) for problem in problems[:40]]
+    assert all(same_result(a, b) for a, b in zip(solve_many(problems[:40], drops_as_options=True), drops, strict=True))
+
+
+def test_solve_many_prices_one_slot_many_ways() -> None:
+    """``prices`` of shape (K, N): the K priced copies of one slot; of shape (len, N): one row per slot."""
+    problem = make_problem({"n_users": 12, "battery_enabled": True, "battery_initial_j_range": (0.0, 5.0)}, 4)
+    prices = np.random.default_rng(3).uniform(0.0, 50.0, (24, 12)) * np.logspace(-3, 0, 24)[:, None]
+    results = solve_many(problem, prices)
+    for row, result in zip(prices, results, strict=True):
+        assert same_result(result, solve_exact(dataclasses.replace(problem, energy_price_per_j=row)))
+    assert len({tuple(r.decision.steps * (1 + r.decision.offload)) for r in results}) > 3  # the prices matter
+    others = [make_problem({"n_users": 12}, seed) for seed in range(3)]
+    paired = solve_many(others, prices[:3], drops_as_options=True)
+    for other, row, result in zip(others, prices[:3], paired, strict=True):
+        priced = dataclasses.replace(other, energy_price_per_j=row)
+        assert same_result(result, solve_exact(priced, drops_as_options=True))
+    for bad in (prices[:, :5], prices[0]):
+        with pytest.raises(ValueError, match="prices"):
+            solve_many(problem, bad)
+    with pytest.raises(ValueError, match="prices"):
+        solve_many(others, prices[:2])
+    with pytest.raises(ValueError, match="seed_decisions"):
+        solve_many(others, seed_decisions=[[]])
+    assert solve_many([]) == []
