@@ -89,13 +89,14 @@ def test_evaluate_two_heuristics_matches_direct_computation(tmp_path, capsys) ->
 def test_evaluate_plays_priced_policies_and_reports_the_gap_closed(tmp_path, capsys) -> None:
     priced = ["exact+price0.3", "exact+price0.8(1-t/H)", "lyapunov"]
     out, cache = tmp_path / "eval", tmp_path / "hindsight"
-    command = ["--env", "AIGCEdge-Battery-v0", "--policies", *priced, "--episodes", "3", "--horizon", str(HORIZON),
+    scarce = {"horizon_slots": HORIZON, "battery_initial_j_range": [2.0, 8.0]}  # the batteries bind in every episode
+    command = ["--env", "AIGCEdge-Battery-v0", "--policies", *priced, "--episodes", "3", "--config", json.dumps(scarce),
                "--out", str(out), "--no-plots", "--no-progress", "--hindsight-cache", str(cache)]
     evaluate_cli.main(command)
     assert "| exact+price0.3 |" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert [row["policy"] for row in results["summary"]] == ["exact"] + priced  # exact: the myopic reference
-    env = gym.make("AIGCEdge-Battery-v0", config={"horizon_slots": HORIZON})
+    env = gym.make("AIGCEdge-Battery-v0", config=scarce)
     hindsight = [-results["hindsight"][str(EVAL_SEED + i)]["lower_bound"] for i in range(3)]
     exact = results["episodes"]["exact"]["reward"]
     for name in priced:
