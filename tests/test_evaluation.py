@@ -235,7 +235,7 @@ def test_write_csv_takes_the_union_of_the_columns(tmp_path) -> None:
         assert list(csv.reader(handle)) == [["a", "b", "c"], ["1", "2", ""], ["", "3", "4"]]
 
 
-def test_the_engine_runs_without_the_optional_packages() -> None:
+def test_the_engine_runs_without_the_optional_packages(tmp_path) -> None:
     blocked = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "tqdm", "yaml", "tensorboard", "ray")
     code = (
         "import sys\n"
@@ -254,7 +254,8 @@ def test_the_engine_runs_without_the_optional_packages() -> None:
         f"assert not any(name.split('.')[0] in {blocked!r} for name in sys.modules)\n"
         "print(summarize(results)[0]['score'])\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)  # not the checkout: the installed package
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) == pytest.approx(1.0)
 
@@ -281,6 +282,7 @@ def test_the_evaluate_command_compares_solvers_without_torch(tmp_path) -> None:
         f"assert not any(name.split('.')[0] in {blocked!r} for name in sys.modules)\n"
         "sys.exit(status)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)  # not the checkout: the installed package
     assert done.returncode == 0, done.stderr
     assert "| exact | 1.000" in done.stdout and (tmp_path / "summary.csv").is_file()
