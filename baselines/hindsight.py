@@ -83,12 +83,12 @@ from gymnasium.utils import seeding
 from scipy.optimize import linprog
 
 from aigc_edge_env import dynamics
-from aigc_edge_env.baselines.exact import solve as solve_exact_decision, solve_exact, solve_many
+from aigc_edge_env.baselines.exact import solve_exact, solve_many
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.evaluation.runner import run_episode
-from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
-from aigc_edge_env.policies.pricing import SlotPricesPolicy
+from aigc_edge_env.evaluation.runner import EpisodeAccumulator
+from aigc_edge_env.model import Decision, DropReason, SlotProblem, evaluate_decision
+from aigc_edge_env.policies.pricing import priced_problem
 
 __all__ = ["INITIAL_PRICES_PER_J", "DualResult", "EpisodeSlots", "HindsightBound", "cached_hindsight_bound",
            "dual_bound", "episode_slots", "hindsight_bound", "hindsight_bounds", "hindsight_cache_path",
@@ -356,11 +356,10 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
     def price_all(prices: np.ndarray) -> np.ndarray:
         bounds = np.empty(n_slots)
         results = solve_many(problems, prices, seed_decisions=last, drops_as_options=True)  # = _price_out per slot
-        for t, (problem, result) in enumerate(zip(problems, results, strict=True)):
-            evaluation = evaluate_decision(problem, result.decision)
+        for t, result in enumerate(results):  # cost and energy: the env's, which prices never enter
             bounds[t] = result.lower_bound
             last[t] = [result.decision]
-            columns.add(t, float(evaluation.total_cost), np.asarray(evaluation.energy_j), result.decision)
+            columns.add(t, result.cost, result.energy_j, result.decision)
         return bounds
 
     if available is None:
@@ -418,13 +417,43 @@ def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | N
         variants.update({"master prices": (master.prices_per_j, None),
                          "mean prices": (0.5 * (prices + master.prices_per_j), None),
                          "master plan": (prices, planned)})
+    # the variants' episodes in lockstep, so that each slot's solves are one solve_many call
+    names = list(variants)
+    envs = [AIGCEdgeEnv(config=config, env_id=env_id) for _ in names]
+    for env in envs:
+        env.reset(seed=int(seed))
+    accumulators = [EpisodeAccumulator() for _ in names]
+    actions: list[list[np.ndarray]] = [[] for _ in names]
+    running, t = list(range(len(names))), 0
+    while running:
+        decisions: dict[int, Decision] = {}
+        todo: list[int] = []
+        priced: list[SlotProblem] = []
+        for i in running:  # SlotPricesPolicy.decide
+            problem = envs[i].current_problem()
+            plan_prices, advance = variants[names[i]]
+            decision = advance[t] if advance is not None else None
+            if decision is not None and not np.any(evaluate_decision(problem, decision).drop_reason
+                                                   == DropReason.BATTERY):
+                decisions[i] = decision
+            else:
+                todo.append(i)
+                priced.append(priced_problem(problem, plan_prices[t]))
+        for i, result in zip(todo, solve_many(priced) if priced else [], strict=True):
+            decisions[i] = result.decision  # = exact's decision of each slot
+        for i in list(running):
+            action = envs[i].decision_to_action(decisions[i])
+            actions[i].append(np.asarray(action))
+            _, _, terminated, truncated, info = envs[i].step(action)
+            accumulators[i].add(info)
+            if terminated or truncated:
+                running.remove(i)
+        t += 1
     best: tuple[float, str, np.ndarray] | None = None
-    for name, (plan_prices, plan_decisions) in variants.items():
-        policy = SlotPricesPolicy(solve_exact_decision, plan_prices, name, plan_decisions)
-        episode = run_episode(AIGCEdgeEnv(config=config, env_id=env_id), policy, int(seed))
-        cost = episode.metrics["cost"]
+    for i, name in enumerate(names):
+        cost = accumulators[i].result()["cost"]
         if best is None or cost < best[0]:
-            best = (cost, name, np.array(episode.actions))
+            best = (cost, name, np.array(actions[i]))
     assert best is not None
     return best
 
