@@ -59,7 +59,8 @@ decision where the master LP picks one column alone (unless the battery would ma
 drop one of its requests), else ``exact`` under ``pi``.  Prices at the dual optimum leave
 users indifferent between options that the LP mixes, so which variant wins varies by
 episode (measured in ``docs/results.md``); the cap's losses were negligible.
-``gap = plan_cost - lower_bound``.
+``gap = plan_cost - lower_bound``.  The variants are played in lockstep, each slot's ``exact``
+solves in one :func:`~.exact.solve_many` call (the same decisions as one by one).
 
 Without batteries the constraints vanish: ``pi = 0``, the bound is the sum of the slots'
 certified optima and the plan is the per-slot ``exact`` policy.
