@@ -339,13 +339,17 @@ _OPTION_DEFAULTS = {name: parameter.default for name, parameter in inspect.signa
 
 
 def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, deadline: float | None = None,
-                  initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J) -> DualResult:
+                  initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J,
+                  final_master: bool = True) -> DualResult:
     """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``.
 
     ``initial_prices_per_j``: the first pricing points (at least one), each a number, a row ``(N,)``
     or an array ``(T, N)`` (cost per J, broadcast to ``(T, N)``: a warm start), each ``>= 0`` and
     non-increasing over the slots, so that every dual value is a bound (``ValueError`` otherwise);
-    ``deadline``: a :func:`time.perf_counter` value after which no new round starts.
+    ``deadline``: a :func:`time.perf_counter` value after which no new round starts;
+    ``final_master=False``: stop after round ``max_rounds`` without solving the master LP over its
+    columns (the best prices and bound are the same; the result's ``master`` is then the one before
+    that round), for callers that use only the prices (``mpc``).
     """
     if not initial_prices_per_j:
         raise ValueError("initial_prices_per_j must hold at least one pricing point")
@@ -383,6 +387,8 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
         if candidates:
             prices = candidates.pop(0)
         else:
+            if not final_master and rounds >= max_rounds and master is not None:
+                break  # the master would only say to stop
             master = _solve_master(columns, cumulative)
             if master.value - best[0] <= tolerance * abs(best[0]) or rounds >= max_rounds:
                 break
