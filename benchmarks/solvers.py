@@ -45,8 +45,8 @@ from aigc_edge_env.policies.registry import make_policy
 
 TEACHING_SHARE = (0.2, 0.8)
 DEFAULT_N = 10
-#: 0.5.0's CPU time per slot as multiples of one ``AIGCEdge-v0`` env step (the median over 40 slots of
-#: ``AIGCEdgeEnv(config={"n_users": N})`` per size, timed with the env step in the same process on a
+#: 0.5.0's CPU time per slot as multiples of one ``AIGCEdge-v0`` env step (40 slots of
+#: ``AIGCEdgeEnv(config={"n_users": N})`` per size, timed with the env step in the same process on the
 #: 2-core development machine; docs/solver.md section 9), by solver and ``N``.
 SLOT_STEPS_0_5_0 = {"exact": {5: 135, 10: 176, 20: 221, 50: 360, 100: 623},
                     "sca_kkt": {5: 188, 10: 229, 20: 317, 50: 410, 100: 551}}
