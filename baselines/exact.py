@@ -151,6 +151,7 @@ class ExactResult:
     n_assignments: int  # assignment problems solved
     elapsed_s: float
     objective: float  # what was minimised: cost + sum of energy price * device energy (= cost without prices)
+    energy_j: np.ndarray  # device energy per user of ``decision`` (J; evaluate_decision), shape (N,)
 
     @property
     def gap(self) -> float:
@@ -762,6 +763,7 @@ def _certify(slot: _Slot, cost: float, energy_j: np.ndarray, n_dropped: int) -> 
         n_assignments=slot.solved,
         elapsed_s=time.perf_counter() - slot.start,
         objective=objective,
+        energy_j=np.asarray(energy_j),
     )
 
 

@@ -59,7 +59,8 @@ decision where the master LP picks one column alone (unless the battery would ma
 drop one of its requests), else ``exact`` under ``pi``.  Prices at the dual optimum leave
 users indifferent between options that the LP mixes, so which variant wins varies by
 episode (measured in ``docs/results.md``); the cap's losses were negligible.
-``gap = plan_cost - lower_bound``.
+``gap = plan_cost - lower_bound``.  The variants are played in lockstep, each slot's ``exact``
+solves in one :func:`~.exact.solve_many` call (the same decisions as one by one).
 
 Without batteries the constraints vanish: ``pi = 0``, the bound is the sum of the slots'
 certified optima and the plan is the per-slot ``exact`` policy.
@@ -83,12 +84,12 @@ from gymnasium.utils import seeding
 from scipy.optimize import linprog
 
 from aigc_edge_env import dynamics
-from aigc_edge_env.baselines.exact import solve as solve_exact_decision, solve_exact, solve_many
+from aigc_edge_env.baselines.exact import solve_exact, solve_many
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.evaluation.runner import run_episode
-from aigc_edge_env.model import Decision, SlotProblem, evaluate_decision
-from aigc_edge_env.policies.pricing import SlotPricesPolicy
+from aigc_edge_env.evaluation.runner import EpisodeAccumulator
+from aigc_edge_env.model import Decision, DropReason, SlotProblem, evaluate_decision
+from aigc_edge_env.policies.pricing import priced_problem
 
 __all__ = ["INITIAL_PRICES_PER_J", "DualResult", "EpisodeSlots", "HindsightBound", "cached_hindsight_bound",
            "dual_bound", "episode_slots", "hindsight_bound", "hindsight_bounds", "hindsight_cache_path",
@@ -338,13 +339,17 @@ _OPTION_DEFAULTS = {name: parameter.default for name, parameter in inspect.signa
 
 
 def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, deadline: float | None = None,
-                  initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J) -> DualResult:
+                  initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J,
+                  final_master: bool = True) -> DualResult:
     """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``.
 
     ``initial_prices_per_j``: the first pricing points (at least one), each a number, a row ``(N,)``
     or an array ``(T, N)`` (cost per J, broadcast to ``(T, N)``: a warm start), each ``>= 0`` and
     non-increasing over the slots, so that every dual value is a bound (``ValueError`` otherwise);
-    ``deadline``: a :func:`time.perf_counter` value after which no new round starts.
+    ``deadline``: a :func:`time.perf_counter` value after which no new round starts;
+    ``final_master=False``: stop after round ``max_rounds`` without solving the master LP over its
+    columns (the best prices and bound are the same; the result's ``master`` is then the one before
+    that round), for callers that use only the prices (``mpc``).
     """
     if not initial_prices_per_j:
         raise ValueError("initial_prices_per_j must hold at least one pricing point")
@@ -356,11 +361,10 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
     def price_all(prices: np.ndarray) -> np.ndarray:
         bounds = np.empty(n_slots)
         results = solve_many(problems, prices, seed_decisions=last, drops_as_options=True)  # = _price_out per slot
-        for t, (problem, result) in enumerate(zip(problems, results, strict=True)):
-            evaluation = evaluate_decision(problem, result.decision)
+        for t, result in enumerate(results):  # cost and energy: the env's, which prices never enter
             bounds[t] = result.lower_bound
             last[t] = [result.decision]
-            columns.add(t, float(evaluation.total_cost), np.asarray(evaluation.energy_j), result.decision)
+            columns.add(t, result.cost, result.energy_j, result.decision)
         return bounds
 
     if available is None:
@@ -383,6 +387,8 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
         if candidates:
             prices = candidates.pop(0)
         else:
+            if not final_master and rounds >= max_rounds and master is not None:
+                break  # the master would only say to stop
             master = _solve_master(columns, cumulative)
             if master.value - best[0] <= tolerance * abs(best[0]) or rounds >= max_rounds:
                 break
@@ -418,13 +424,43 @@ def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | N
         variants.update({"master prices": (master.prices_per_j, None),
                          "mean prices": (0.5 * (prices + master.prices_per_j), None),
                          "master plan": (prices, planned)})
+    # the variants' episodes in lockstep, so that each slot's solves are one solve_many call
+    names = list(variants)
+    envs = [AIGCEdgeEnv(config=config, env_id=env_id) for _ in names]
+    for env in envs:
+        env.reset(seed=int(seed))
+    accumulators = [EpisodeAccumulator() for _ in names]
+    actions: list[list[np.ndarray]] = [[] for _ in names]
+    running, t = list(range(len(names))), 0
+    while running:
+        decisions: dict[int, Decision] = {}
+        todo: list[int] = []
+        priced: list[SlotProblem] = []
+        for i in running:  # SlotPricesPolicy.decide
+            problem = envs[i].current_problem()
+            plan_prices, advance = variants[names[i]]
+            decision = advance[t] if advance is not None else None
+            if decision is not None and not np.any(evaluate_decision(problem, decision).drop_reason
+                                                   == DropReason.BATTERY):
+                decisions[i] = decision
+            else:
+                todo.append(i)
+                priced.append(priced_problem(problem, plan_prices[t]))
+        for i, result in zip(todo, solve_many(priced) if priced else [], strict=True):
+            decisions[i] = result.decision  # = exact's decision of each slot
+        for i in list(running):
+            action = envs[i].decision_to_action(decisions[i])
+            actions[i].append(np.asarray(action))
+            _, _, terminated, truncated, info = envs[i].step(action)
+            accumulators[i].add(info)
+            if terminated or truncated:
+                running.remove(i)
+        t += 1
     best: tuple[float, str, np.ndarray] | None = None
-    for name, (plan_prices, plan_decisions) in variants.items():
-        policy = SlotPricesPolicy(solve_exact_decision, plan_prices, name, plan_decisions)
-        episode = run_episode(AIGCEdgeEnv(config=config, env_id=env_id), policy, int(seed))
-        cost = episode.metrics["cost"]
+    for i, name in enumerate(names):
+        cost = accumulators[i].result()["cost"]
         if best is None or cost < best[0]:
-            best = (cost, name, np.array(episode.actions))
+            best = (cost, name, np.array(actions[i]))
     assert best is not None
     return best
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from aigc_edge_env import AIGCEdgeEnv
-from aigc_edge_env.baselines import cached_hindsight_bound, hindsight_bound, solve_exact
+from aigc_edge_env.baselines import SOLVERS, cached_hindsight_bound, hindsight_bound, solve_exact
 from aigc_edge_env.baselines.hindsight import dual_bound, episode_slots
 from aigc_edge_env.evaluation.runner import run_episode
 from aigc_edge_env.policies.base import SolverPolicy
@@ -86,6 +86,8 @@ def test_bound_is_below_every_policy_and_the_plan_replays() -> None:
         env.reset(seed=seed)
         replayed = sum(env.step(action)[4]["cost"] for action in result.plan_actions)
         assert replayed == pytest.approx(result.plan_cost, rel=1e-12)
+        # the variants are played in lockstep (one solve_many per slot): as the plan policy plays them
+        assert result.plan_cost <= episode_cost(SMALL, SlotPricesPolicy(SOLVERS["exact"], result.prices_per_j), seed)
         assert result.dual_upper >= result.lower_bound - 1e-6 * abs(result.lower_bound)
         assert result.slot_bounds.sum() - np.sum(result.prices_per_j * episode_slots(
             "AIGCEdge-v0", seed, SMALL).available_j) == pytest.approx(result.lower_bound)

@@ -120,3 +120,15 @@ def test_the_dual_refuses_warm_starts_that_would_not_bound() -> None:
             maximise_dual(episode, max_rounds=0, tolerance=1e-3, initial_prices_per_j=bad)
     warm = maximise_dual(episode, max_rounds=0, tolerance=1e-3, initial_prices_per_j=(np.array([0.2, 0.0, 0.4]),))
     assert warm.lower_bound == pytest.approx(dual_bound(episode, np.tile([0.2, 0.0, 0.4], (8, 1))))
+
+
+def test_the_dual_without_its_final_master_has_the_same_prices() -> None:
+    """``final_master=False`` (mpc's plans) skips only the master LP after the last round."""
+    episode = episode_slots("AIGCEdge-v0", 0, SMALL)
+    for rounds in (0, 1, 3):
+        full = maximise_dual(episode, max_rounds=rounds, tolerance=1e-12)
+        short = maximise_dual(episode, max_rounds=rounds, tolerance=1e-12, final_master=False)
+        assert full.rounds == short.rounds == rounds  # the tolerance is never met: every round runs
+        np.testing.assert_array_equal(short.prices_per_j, full.prices_per_j)
+        assert short.lower_bound == full.lower_bound
+        assert short.master is not None and len(short.columns.slot) == len(full.columns.slot)

@@ -347,7 +347,8 @@ def same_result(a, b) -> bool:
     return (np.array_equal(a.decision.offload, b.decision.offload)
             and np.array_equal(a.decision.steps, b.decision.steps)
             and (a.cost, a.objective, a.lower_bound, a.proven_optimal, a.n_assignments)
-            == (b.cost, b.objective, b.lower_bound, b.proven_optimal, b.n_assignments))
+            == (b.cost, b.objective, b.lower_bound, b.proven_optimal, b.n_assignments)
+            and np.array_equal(a.energy_j, b.energy_j))
 
 
 def test_solve_many_equals_solve_exact_on_each_slot(instances, priced_instances) -> None:
@@ -359,6 +360,8 @@ def test_solve_many_equals_solve_exact_on_each_slot(instances, priced_instances)
     assert len(results) == len(problems)
     for problem, result in zip(problems, results, strict=True):
         assert same_result(result, solve_exact(problem))
+        evaluation = evaluate_decision(problem, result.decision)  # the env's cost and energy, prices or not
+        assert result.cost == float(evaluation.total_cost) and np.array_equal(result.energy_j, evaluation.energy_j)
     drops = [solve_exact(problem, drops_as_options=True) for problem in problems[:40]]
     assert all(same_result(a, b) for a, b in zip(solve_many(problems[:40], drops_as_options=True), drops, strict=True))
 

@@ -187,6 +187,7 @@ def test_experiments_all_runs_each_study_with_its_own_defaults(monkeypatch, tmp_
     ["evaluate", "--config", "{not: [valid"],
     ["experiments", "rules", "--episodes", "-1"],
     ["bench", "nope"],
+    ["bench", "solvers", "--episodes", "-1"],
     ["tune", "--algo", "ppo", "--timesteps", "0"],
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, capsys, tmp_path) -> None:
@@ -200,6 +201,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, capsys, tmp_path) -> None:
 
 @pytest.mark.parametrize(("name", "argv"), [
     ("solvers", ["--slots", "1", "--n-users", "3"]),
+    ("solvers", ["--slots", "1", "--n-users", "3", "--episodes", "1"]),  # + the bound and mpc per episode
     ("sca-kkt", ["--n-users", "3", "--episodes", "1", "--slots", "1"]),
     ("env", ["--seconds", "0.05", "--rounds", "1", "--n-envs", "2"]),
     ("ceiling", ["--episodes", "1", "--passes", "1", "--orders", "index"]),

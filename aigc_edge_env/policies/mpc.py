@@ -112,5 +112,5 @@ class MPCPolicy(PricedPolicy):
             harvest_j = np.asarray(harvest)
         episode = relaxed_episode(problems, harvest_j, np.asarray(problem.battery_j) * (n / max(remaining, 1)))
         warm = INITIAL_PRICES_PER_J if self.planned_price_per_j is None else (self.planned_price_per_j,)
-        return maximise_dual(episode, max_rounds=MAX_ROUNDS, tolerance=TOLERANCE,
-                             initial_prices_per_j=warm).prices_per_j
+        return maximise_dual(episode, max_rounds=MAX_ROUNDS, tolerance=TOLERANCE, initial_prices_per_j=warm,
+                             final_master=False).prices_per_j
