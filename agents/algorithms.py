@@ -60,7 +60,7 @@ class AlgorithmSpec:
         raise IncompatibleEnvError(f"{self.name} has no policy {name!r}; accepted: {known}")
 
 
-#: Algorithm name (the ``--algo`` of train.py) -> spec.
+#: Algorithm name (the ``--algo`` of ``aigc-edge train``) -> spec.
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     "ppo": AlgorithmSpec("ppo", PPO),
     "maskable_ppo": AlgorithmSpec("maskable_ppo", MaskablePPO, masked=True),

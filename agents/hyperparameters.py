@@ -15,7 +15,7 @@ arguments of the SB3 algorithm class; these *settings* are not, and are read by
   ``wrapper_reward``: its ``reward_mode``) or ``priced`` (:class:`~aigc_edge_env.priced.PricedActionWrapper`:
   the action is a per-user energy price, solved by ``exact``; ``wrapper_kwargs``: its ``base_policy``,
   ``price_scale_per_j``, and the training options ``relative_reward`` and ``episode_seeds``).  The priced
-  agents' entries are in ``<algo>_priced.yml``, chosen by ``train.py --wrapper priced``.
+  agents' entries are in ``<algo>_priced.yml``, chosen by ``aigc-edge train --wrapper priced``.
 
 Values follow the zoo's conventions where it has one: ``lin_<x>`` is a schedule falling
 linearly from ``x`` to 0; ``policy_kwargs`` is a YAML mapping whose ``activation_fn`` is a
@@ -42,7 +42,7 @@ HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 #: Keys of a hyperparameter entry that are not algorithm keyword arguments.
 SETTINGS = ("n_envs", "n_timesteps", "policy", "normalize", "vec_env", "env_wrapper", "wrapper_reward",
             "wrapper_kwargs")
-#: Algorithm arguments train.py sets itself (from its command line), so not hyperparameters.
+#: Algorithm arguments ``aigc-edge train`` sets itself (from its command line), so not hyperparameters.
 _RESERVED = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"}
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 

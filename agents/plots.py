@@ -11,7 +11,6 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from aigc_edge_env.agents.runs import TENSORBOARD_DIR, read_scalars
 from aigc_edge_env.evaluation.runner import EPISODE_METRICS
 from aigc_edge_env.plotting import pyplot
 
@@ -61,7 +60,11 @@ def plot_components(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 def learning_curves(run_dirs: Mapping[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """Per run label: (timesteps, values, tag) of the first :data:`LEARNING_CURVE_TAGS` tag it logged."""
-    curves = {}
+    curves: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+    if not run_dirs:
+        return curves
+    from aigc_edge_env.agents.runs import TENSORBOARD_DIR, read_scalars  # torch: only for trained runs
+
     for label, run_dir in run_dirs.items():
         for tag in LEARNING_CURVE_TAGS:
             steps, values = read_scalars(Path(run_dir) / TENSORBOARD_DIR, tag)

@@ -167,7 +167,7 @@ def trials_markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
 
 
 def best_entry(algo: str, env_id: str, best: dict[str, Any], directory: Path = HYPERPARAMS_DIR) -> dict[str, Any]:
-    """The env's entry of ``<algo>.yml`` with ``best`` over it, checked as train.py checks it."""
+    """The env's entry of ``<algo>.yml`` with ``best`` over it, checked as ``aigc-edge train`` checks it."""
     return check_values(load_hyperparams(algo, env_id, best, directory))
 
 
@@ -228,3 +228,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
     print(f"best trial {top['trial']}: score {format_number(top['score'])}; wrote {', '.join(map(str, paths.values()))}"
           f"\ntrain with it: aigc-edge train --algo {args.algo} --env {args.env} --hyperparams {overrides}")
     return paths
+
+
+if __name__ == "__main__":  # run as a script by its old name
+    raise SystemExit("this module runs as `aigc-edge tune` (see `aigc-edge tune --help`)")

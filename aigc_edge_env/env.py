@@ -126,7 +126,7 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
     ``edge_steps``, ``edge_load`` and ``drop_cost``.
 
     Per-slot rewards grow with ``N``: at ``reward_scale`` 1 the per-slot optimum earns about
-    -16 in ``AIGCEdge-v0`` (random actions about -120, down to -250), -23 in the battery
+    -16 in ``AIGCEdge-v0`` (uniformly random actions about -114 on seeds 10000-10009), -23 in the battery
     scenario and -113 in ``AIGCEdge-Large-v0``.  For RL code that does not normalise
     rewards, ``config={"reward_scale": 0.1 / n_users}`` puts them near -0.2 (optimum) to -1.8
     (random) in every scenario; ``info`` keeps the costs in cost units whatever the scale.

@@ -13,7 +13,7 @@ myopic-to-hindsight gap (docs/results.md section 3).
 
     price_n = max(0, base_n(t) + price_scale_per_j * a_n),   a_n in [-1, 1]
 
-where ``base`` is a priced policy of :func:`~aigc_edge_env.evaluation.make_policy` (default
+where ``base`` is a priced policy of :func:`~aigc_edge_env.policies.registry.make_policy` (default
 :data:`BASE_POLICY`, the decaying price ``1.1 (1 - t/H)`` per J tuned on training seeds, the
 best hand rule on held-out episodes; ``mpc``, re-planning on sampled futures, is a base too:
 :mod:`aigc_edge_env.policies.mpc`).  Why a residual: a zero action *is* the tuned rule (the
@@ -179,7 +179,7 @@ class ResidualPricePolicy(PricedPolicy):
 class PricedActionWrapper(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray], gym.utils.RecordConstructorArgs):
     """The battery env with a per-user energy price correction as its action (module docstring).
 
-    ``base_policy`` (a priced :func:`~aigc_edge_env.evaluation.make_policy` name) and
+    ``base_policy`` (a priced :func:`~aigc_edge_env.policies.registry.make_policy` name) and
     ``price_scale_per_j`` (cost per J per unit of action, >= 0) define the price;
     ``relative_reward`` (bool) and ``episode_seeds`` (None or an integer >= 1) shape training
     (module docstring).  A bad value raises ``ValueError`` naming it.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark the learned agents: train PPO, MaskablePPO and DQN with several seeds, then evaluate.
 
-Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --seeds 0 --episodes 2
+Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --train-seeds 0 --episodes 2
 --horizon 20``)::
 
     aigc-edge bench agents --timesteps 200000 --train-seeds 0 1 2 --episodes 10 --out results/bench_agents
@@ -9,7 +9,7 @@ Example (the full run, also the defaults; a quick check is ``--timesteps 2000 --
 Each (algo, seed) is a Ray task (:mod:`aigc_edge_env.distributed`: a local instance on every
 core by default, ``--workers N`` runs at once, ``--address auto`` or ``ray://HOST:PORT`` a
 cluster) holding one CPU and one torch thread, in a fresh worker process (so its wall time and
-peak memory, ``getrusage`` of that process, are its own), and training as ``train.py`` does; the
+peak memory, ``getrusage`` of that process, are its own), and training as ``aigc-edge train`` does; the
 run directory comes back to ``OUT/runs/<algo>_s<seed>`` on this machine as each run finishes.  A
 run found there finished (same algo, seed, env and timesteps) is not trained again, so an
 interrupted benchmark resumes where it stopped; a worker that dies has its run trained again.
@@ -24,7 +24,7 @@ training's own evaluation seeds, scored against ``exact`` and ``random`` there) 
 its wall time counted without the evaluations' own time.
 ``benchmark.md`` starts with the checkout's commit, so tables of two checkouts (before and
 after a change) can be told apart.  Writes to ``OUT``: ``benchmark.md`` and
-``benchmark.csv`` (per run: wall time, steps/s, time to target, peak memory, score), evaluate.py's
+``benchmark.csv`` (per run: wall time, steps/s, time to target, peak memory, score), ``aigc-edge evaluate``'s
 ``summary.md``/``summary.csv``/``results.json`` and plots, and ``learning_curves.png``.
 Timesteps are training-env steps: slots for PPO/MaskablePPO, per-user decisions for DQN.
 """
@@ -89,7 +89,7 @@ def build_parser(prog: str = "aigc-edge bench agents") -> argparse.ArgumentParse
 
 
 def train_task(job: dict[str, Any]) -> bytes:
-    """Train one run as ``train.py --algo A --env E --timesteps T --seed S --eval-freq F
+    """Train one run as ``aigc-edge train --algo A --env E --timesteps T --seed S --eval-freq F
     --checkpoint-freq 0`` would, in a temporary directory of this worker; that run directory as a
     gzipped tar archive (``job``: algo, env, timesteps, seed, eval_freq, name)."""
     from aigc_edge_env.agents.training import TrainRequest, train
@@ -164,7 +164,7 @@ def time_to_target(run_dir: Path, references: dict[str, float], target: float) -
     return int(steps[reached[0]]), float(times[reached[0]])
 
 
-def periodic_references(run_dir: Path) -> dict[str, float]:
+def read_periodic_references(run_dir: Path) -> dict[str, float]:
     """:func:`reference_rewards` on the run's periodic evaluation seeds and env."""
     record = read_record(run_dir)
     return reference_rewards(lambda: make_env(record["env_id"], record["env_config_overrides"]),
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
     policies: dict[str, Policy] = {name: make_policy(name) for name in reversed(SCORE_REFERENCES)}  # exact, random
     for label, run_dir in run_dirs.items():
         policies[label] = load_model_policy(run_dir, args.env, config)
-    torch.set_num_threads(1)  # as in train.py and evaluate.py: fastest for these small networks
+    torch.set_num_threads(1)  # as in aigc-edge train and evaluate: fastest for these small networks
     seeds = list(range(args.seed, args.seed + args.episodes))
     results = evaluate_all(policies, lambda: make_env(args.env, config), seeds,
                            progress=not args.no_progress)
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
                 "runs": {label: str(path) for label, path in run_dirs.items()}, "versions": package_versions()}
     write_outputs(args.out, summary_rows, results, metadata)
     write_plots(args.out, summary_rows, run_dirs)
-    references = periodic_references(next(iter(run_dirs.values()))) if args.eval_freq > 0 else None
+    references = read_periodic_references(next(iter(run_dirs.values()))) if args.eval_freq > 0 else None
     rows = benchmark_rows(run_dirs, {row["policy"]: row for row in summary_rows}, references, args.target)
     write_csv(args.out / "benchmark.csv", rows)
     table = benchmark_markdown(rows, args.target, code_version())
@@ -260,3 +260,6 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
     print(table)
     return 0
 
+
+if __name__ == "__main__":  # run as a script by its old name
+    raise SystemExit("this module runs as `aigc-edge bench agents` (see `aigc-edge bench agents --help`)")

@@ -161,3 +161,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench env") -> in
           f"{DECISIONS_TARGET:,}: {'met' if decisions['AIGCEdge-v0'] >= DECISIONS_TARGET else 'MISSED'}); "
           f"AIGCEdge-Large-v0: {decisions['AIGCEdge-Large-v0']:,.0f}")
     return 0
+
+
+if __name__ == "__main__":  # run as a script by its old name
+    raise SystemExit("this module runs as `aigc-edge bench env` (see `aigc-edge bench env --help`)")

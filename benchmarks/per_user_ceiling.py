@@ -104,3 +104,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench ceiling") -
         print(f"| {row['policy']} | {row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}] | "
               f"{row['reward']:.1f} | {row['offload_share']:.3f} | {row['n_dropped']:.1f} | {row['decision_ms']:.1f} |")
     return 0
+
+
+if __name__ == "__main__":  # run as a script by its old name
+    raise SystemExit("this module runs as `aigc-edge bench ceiling` (see `aigc-edge bench ceiling --help`)")

@@ -1,7 +1,7 @@
 """How close ``sca_kkt`` comes to ``exact`` and to the heuristics (the figures of docs/solver.md, section 7).
 
 Slots: the first ``--slots`` slots of ``AIGCEdgeEnv(config={"n_users": N, ...}).reset(seed)`` for
-each seed (:func:`aigc_edge_env.evaluation.collect_slots`).
+each seed (:func:`aigc_edge_env.evaluation.slots.collect_slots`).
 Per ``N`` it prints on how many slots ``sca_kkt`` costs more than ``exact``'s proven optimum, than
 the ``local_search`` heuristic and than some other heuristic (with the largest relative excess),
 and the gap to the optimum of the repaired rounding alone, before the final local search
@@ -59,3 +59,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench sca-kkt") -
               f"above another heuristic on {np.sum(other > 1e-9)} (max {100 * max(other.max(), 0):.2f}%); "
               f"rounding + repair alone: mean gap {100 * rounding.mean():.2f}%, max {100 * rounding.max():.2f}%")
     return 0
+
+
+if __name__ == "__main__":  # run as a script by its old name
+    raise SystemExit("this module runs as `aigc-edge bench sca-kkt` (see `aigc-edge bench sca-kkt --help`)")

@@ -1,7 +1,7 @@
 """Benchmark the slot solvers on AIGCEdge-v0 slots (prints tables; not a test).
 
 For each number of users ``N`` it collects slots of ``AIGCEdge-v0`` with ``n_users = N``
-(consecutive slots of seeded episodes, :func:`aigc_edge_env.evaluation.collect_slots`) and
+(consecutive slots of seeded episodes, :func:`aigc_edge_env.evaluation.slots.collect_slots`) and
 runs every registered solver on each.  It
 prints, per solver: the median CPU time per slot (``time.process_time``), also as a multiple of
 one ``AIGCEdge-v0`` env step timed in the same process (beside 0.5.0's figures for ``exact`` and
@@ -194,3 +194,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench solvers") -
     if args.episodes:
         episode_times(args.episodes, step_s)
     return 0
+
+
+if __name__ == "__main__":  # run as a script by its old name
+    raise SystemExit("this module runs as `aigc-edge bench solvers` (see `aigc-edge bench solvers --help`)")

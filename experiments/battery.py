@@ -85,22 +85,13 @@ def policy_task(args: tuple) -> PolicyResult:
                            probe=mean_battery_j)
 
 
-def run_battery(
-    solvers: Sequence[str], runs: Sequence[Path], episodes: int, out: Path, prices: Sequence[float] = DEFAULT_PRICES,
-    overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
-    confidence: float = 0.95, seed: int = EVAL_SEED, decaying_prices: Sequence[float] = (),
-    lyapunov: Sequence[tuple[float, float]] = (), policies: Sequence[str] = (),
-    hindsight_cache: Path | None = Path("results/hindsight"), hindsight: bool = True, address: str | None = None,
-    compare_to: Sequence[str] = (),
-) -> dict[str, Path]:
-    """Play every policy on episodes ``seed ...`` and write the study (module docstring).
-
-    ``policies``: further :func:`~aigc_edge_env.evaluation.make_policy` names (e.g. the tuned rules);
-    ``lyapunov``: ``(V, theta)`` pairs.  ``hindsight=False`` skips the bounds (and ``G``).
-    ``compare_to``: policies every row is compared with (:func:`summarize_battery`'s ``diff_vs[...]``).
-    """
-    overrides = dict(overrides or {})
-    seeds = list(range(seed, seed + episodes))
+def policy_tasks(
+    solvers: Sequence[str], runs: Sequence[Path], prices: Sequence[float], decaying_prices: Sequence[float],
+    lyapunov: Sequence[tuple[float, float]], policies: Sequence[str], compare_to: Sequence[str], hindsight: bool,
+    overrides: dict[str, Any], seeds: list[int],
+) -> list[tuple[str, str | None, dict[str, Any], list[int]]]:
+    """The study's :func:`policy_task` arguments, one per policy (label, run or ``None``, overrides, seeds);
+    ``ValueError`` naming a ``compare_to`` policy that is not among them (checked before any work)."""
     labels = list(solvers) + [price_policy_name("exact", p) for p in prices]
     labels += [price_policy_name("exact", p, decaying=True) for p in decaying_prices]
     labels += [lyapunov_policy_name(v, theta) for v, theta in lyapunov]
@@ -111,7 +102,28 @@ def run_battery(
     known = [task[0] for task in tasks] + ([PLAN] if hindsight else [])
     unknown = [name for name in compare_to if name not in known]
     if unknown:
-        raise ValueError(f"compare_to = {list(compare_to)}: {unknown} not among the policies evaluated, {known}")
+        raise ValueError(f"--compare-to {unknown}: not among the policies evaluated, {known}")
+    return tasks
+
+
+def run_battery(
+    solvers: Sequence[str], runs: Sequence[Path], episodes: int, out: Path, prices: Sequence[float] = DEFAULT_PRICES,
+    overrides: dict[str, Any] | None = None, workers: int | None = None, progress: bool = True,
+    confidence: float = 0.95, seed: int = EVAL_SEED, decaying_prices: Sequence[float] = (),
+    lyapunov: Sequence[tuple[float, float]] = (), policies: Sequence[str] = (),
+    hindsight_cache: Path | None = Path("results/hindsight"), hindsight: bool = True, address: str | None = None,
+    compare_to: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Play every policy on episodes ``seed ...`` and write the study (module docstring).
+
+    ``policies``: further :func:`~aigc_edge_env.policies.registry.make_policy` names (e.g. the tuned rules);
+    ``lyapunov``: ``(V, theta)`` pairs.  ``hindsight=False`` skips the bounds (and ``G``).
+    ``compare_to``: policies every row is compared with (:func:`summarize_battery`'s ``diff_vs[...]``).
+    """
+    overrides = dict(overrides or {})
+    seeds = list(range(seed, seed + episodes))
+    tasks = policy_tasks(solvers, runs, prices, decaying_prices, lyapunov, policies, compare_to, hindsight,
+                         overrides, seeds)
     bounds: dict[int, HindsightBound] = {}
     if hindsight:
         bounds = hindsight_bounds(ENV_ID, seeds, overrides, hindsight_cache, workers, address, progress)

@@ -85,9 +85,13 @@ def run_points(
     progress: bool = True,
     desc: str = "points x seeds",
     address: str | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-slot rows for every (point, seed); points x seeds run as tasks (:func:`parallel_map`)."""
-    tasks = [(label, dict(ov), int(seed), n_slots, list(solvers)) for label, ov in points for seed in seeds]
+    """Per-slot rows for every (point, seed); points x seeds run as tasks (:func:`parallel_map`).
+
+    ``base``: config overrides of ``AIGCEdge-v0`` under every point's own overrides (``--config``)."""
+    tasks = [(label, {**(base or {}), **ov}, int(seed), n_slots, list(solvers)) for label, ov in points
+             for seed in seeds]
     return [row for rows in parallel_map(_point_task, tasks, workers, address, progress, desc) for row in rows]
 
 

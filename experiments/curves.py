@@ -34,7 +34,8 @@ VALUES = {"offload_share": "offload share", "edge_steps": "mean steps of edge re
 
 def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int], n_slots: int, out: Path,
                curves: Sequence[str] = tuple(CURVES), workers: int | None = None,
-               progress: bool = True, address: str | None = None) -> dict[str, Path]:
+               progress: bool = True, address: str | None = None,
+               base: dict[str, Any] | None = None) -> dict[str, Path]:
     """Run the comparison and write its CSVs and PNG; returns the paths written."""
     if param not in PARAMS:
         raise ValueError(f"param = {param!r} is invalid: accepted one of {sorted(PARAMS)}")
@@ -45,7 +46,7 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
     values = [int(v) if spec.integer else v for v in (values or spec.values)]
     points = [((curve, value), {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
                                 **spec.overrides(value)}) for curve in curves for value in values]
-    rows = run_points(points, seeds, n_slots, ["exact"], workers, progress, f"curves {param}", address)
+    rows = run_points(points, seeds, n_slots, ["exact"], workers, progress, f"curves {param}", address, base)
     for row in rows:
         row["curve"], row["value"] = row.pop("point")
     summary = []

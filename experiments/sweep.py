@@ -74,9 +74,9 @@ def run_sweep(
     values = list(spec.values if not values else values)
     if spec.integer:
         values = [int(v) for v in values]
-    points = [(v, {**(base or {}), **spec.overrides(v)}) for v in values]
+    points = [(v, spec.overrides(v)) for v in values]
     rows = run_points(points, seeds, n_slots, solvers, workers=workers, progress=progress, desc=f"sweep {param}",
-                      address=address)
+                      address=address, base=base)
     out = Path(out)
     paths = {"csv": out / f"sweep_{param}.csv", "slots_csv": out / f"sweep_{param}_slots.csv",
              "png": out / f"sweep_{param}.png"}

@@ -54,7 +54,9 @@ def run_tradeoff(
     solvers: Sequence[str], seeds: Sequence[int], n_slots: int, out: Path,
     energy_weights: Sequence[float] = ENERGY_WEIGHTS, error_weights: Sequence[float] = ERROR_WEIGHTS,
     workers: int | None = None, progress: bool = True, address: str | None = None,
+    base: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
+    """The front over the (w_E, w_Q) grid on ``base`` (config overrides of ``AIGCEdge-v0``); returns the paths."""
     grid = list(itertools.product(energy_weights, error_weights))
     if DEFAULT_WEIGHTS not in grid:
         grid.append(DEFAULT_WEIGHTS)
@@ -62,11 +64,11 @@ def run_tradeoff(
     # heuristics only at the default weights; exact (and sca_kkt) over the whole grid
     front_solvers = [s for s in solvers if s in ("exact", "sca_kkt")]
     rows = run_points(points, seeds, n_slots, front_solvers, workers=workers, progress=progress, desc="tradeoff grid",
-                      address=address)
+                      address=address, base=base)
     others = [s for s in solvers if s not in front_solvers]
     if others:
         rows += run_points([(DEFAULT_WEIGHTS, {})], seeds, n_slots, others, workers=workers, progress=progress,
-                           desc="heuristics", address=address)
+                           desc="heuristics", address=address, base=base)
     table = per_request(rows)
     table.sort(key=lambda r: (r["solver"], r["weight_energy_per_j"], r["weight_error"]))
     out = Path(out)

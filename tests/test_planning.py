@@ -1,4 +1,4 @@
-"""The ``mpc`` policy (aigc_edge_env/planning.py): re-planning on sampled futures.
+"""The ``mpc`` policy (aigc_edge_env/policies/mpc.py): re-planning on sampled futures.
 
 * the inverse of the Shannon rate, the env's distances;
 * names, defaults and bad parameters;

@@ -52,12 +52,24 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+#: Top-level module of an optional dependency -> the extra that installs it.
+EXTRAS = {"torch": "agents", "stable_baselines3": "agents", "sb3_contrib": "agents", "tensorboard": "agents",
+          "matplotlib": "experiments", "tqdm": "experiments", "ray": "distributed", "optuna": "distributed",
+          "diffusers": "calibrate", "sklearn": "calibrate", "pettingzoo": "multiagent"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``aigc-edge`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = ["aigc-edge", *argv]
+    prog = " ".join(["aigc-edge", args.command, *([args.study] if getattr(args, "study", None) else [])])
     try:
         return int(importlib.import_module(f"aigc_edge_env.cli.{args.command}").run(args))
     except (UsageError, ConfigError) as exc:
-        fail(f"aigc-edge {args.command}", str(exc))
+        fail(prog, str(exc))
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        if top not in EXTRAS:
+            raise
+        fail(prog, f"this needs {top}, which is not installed: pip install 'aigc-edge-env[{EXTRAS[top]}]'")

@@ -5,7 +5,7 @@ Examples::
     aigc-edge bench env                               # env steps per second: single, vector, Gymnasium's
     aigc-edge bench solvers --slots 20 --n-users 5 10 50
     aigc-edge bench sca-kkt --n-users 10 20 --seed 100 --episodes 20
-    aigc-edge bench agents --algos ppo --timesteps 200000 --seed 0 --episodes 10
+    aigc-edge bench agents --algos ppo --timesteps 200000 --train-seeds 0 1 2 --episodes 10
     aigc-edge bench ceiling --env AIGCEdge-v0 --episodes 10
 
 Measured figures and the commands behind them are in docs/results.md and docs/agents_benchmark.md.

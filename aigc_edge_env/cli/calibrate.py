@@ -29,7 +29,7 @@ import numpy as np
 
 from aigc_edge_env.calibrate.measure import FORMS, FULL_STEPS, QUICK_STEPS, MeasureSettings
 from aigc_edge_env.calibrate.sampler import SPACINGS, SamplerSettings
-from aigc_edge_env.cli.common import UsageError
+from aigc_edge_env.cli.common import UsageError, check_output_dir, count, seed
 
 #: The quick mode (CI-sized): its settings replace the full run's defaults.
 QUICK = {"steps": QUICK_STEPS, "n_samples": 128, "sample_batch_size": 128, "timing_batch_sizes": (128,),
@@ -64,8 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="fit only the points with at least this many steps (default 1: all)")
     parser.add_argument("--refit", type=Path, default=None, metavar="DIR",
                         help="fit a finished run's report.json in DIR again (--form, --fit-min-steps); no sampling")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--threads", type=count, default=None, help="torch CPU threads (default torch's)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--out", type=Path, default=Path("results/calibrate"))
@@ -106,6 +106,7 @@ def load_features(name: str, pipeline: Path) -> Callable[[np.ndarray], np.ndarra
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.out)
     try:
         return _run(args)
     except ValueError as error:  # bad input: a usage error naming the parameter, not a traceback

@@ -15,6 +15,7 @@ raised while a subcommand resolves its arguments).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -26,7 +27,7 @@ from aigc_edge_env.config import SCENARIOS
 
 __all__ = [
     "ArgumentParser", "UsageError", "add_env", "add_out", "add_seed_episodes", "add_workers", "check_output_dir",
-    "check_threads", "count", "env_id", "finite_float", "mapping", "parse_mapping", "probability", "seed",
+    "check_threads", "count", "env_id", "finite_float", "mapping", "parse_mapping", "price", "probability", "seed",
 ]
 
 
@@ -44,7 +45,8 @@ class ArgumentParser(argparse.ArgumentParser):
 def parse_mapping(text: str) -> dict[str, Any]:
     """A mapping from a JSON or YAML file path, or from inline JSON/YAML (``'{"horizon_slots": 20}'``).
 
-    Raises :class:`UsageError` naming the file or text when it is unreadable or not a mapping.
+    JSON is read as JSON (``2e3`` is a number there; YAML 1.1 would read it as a string), anything else
+    as YAML.  Raises :class:`UsageError` naming the file or text when it is unreadable or not a mapping.
     """
     import yaml
 
@@ -53,7 +55,11 @@ def parse_mapping(text: str) -> dict[str, Any]:
         raise UsageError(f"{path} is a directory, not a JSON or YAML file")
     source = f"file {path}" if path.is_file() else f"inline text {text!r}"
     try:
-        value = yaml.safe_load(path.read_text() if path.is_file() else text)
+        content = path.read_text() if path.is_file() else text
+        try:
+            value = json.loads(content)
+        except json.JSONDecodeError:
+            value = yaml.safe_load(content)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(f"cannot parse {source} as JSON or YAML: {' '.join(str(exc).split())}") from None
     if value is None:
@@ -106,6 +112,11 @@ def seed(text: str) -> int:
 def finite_float(text: str) -> float:
     """A finite real number."""
     return float(_typed(text, float, "a finite number", math.isfinite))
+
+
+def price(text: str) -> float:
+    """An energy price per J: a finite number >= 0."""
+    return float(_typed(text, float, "a finite price >= 0 (per J)", lambda v: math.isfinite(v) and v >= 0))
 
 
 def probability(text: str) -> float:

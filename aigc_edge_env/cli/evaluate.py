@@ -17,7 +17,7 @@ Reported per policy: mean episode reward and cost components with bootstrap conf
 intervals over episodes, drops, time per decision, and the normalised score
 ``(R - R_random) / (R_exact - R_random)`` when exact and random are among the policies (they are
 by default); ``random`` is the random *feasible* solver (a valid random decision per slot, about
--33 per slot on AIGCEdge-v0), not uniformly random actions (about -125 per slot).  In a battery
+-33 per slot on AIGCEdge-v0), not uniformly random actions (about -114 per slot).  In a battery
 scenario it also reports the share of the gap closed ``G = (R - R_exact) / (R_hindsight - R_exact)``
 with a paired interval, ``R_hindsight = -reward_scale * lower_bound`` of the certified hindsight
 bound (:func:`aigc_edge_env.baselines.hindsight_bound`) of the same episodes, ``exact`` being
@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from aigc_edge_env.versions import package_versions
 
     check_output_dir(args.out)
+    check_output_dir(args.hindsight_cache, "--hindsight-cache")
     config = dict(args.config)
     if args.horizon is not None:
         config["horizon_slots"] = args.horizon
@@ -164,7 +165,7 @@ def _plots(out: Path, rows: list[dict[str, Any]], run_dirs: dict[str, Path]) -> 
     """The PNG plots of :mod:`aigc_edge_env.agents.plots`, where matplotlib is installed."""
     try:
         from aigc_edge_env.agents.plots import write_plots
-    except ImportError:
-        print("no plots: they need matplotlib (pip install 'aigc-edge-env[experiments]')")
+    except ModuleNotFoundError as exc:
+        print(f"no plots: they need {exc.name} (pip install 'aigc-edge-env[experiments]')")
         return []
     return write_plots(out, rows, run_dirs)

@@ -37,7 +37,9 @@ from aigc_edge_env.cli.common import (
     count,
     finite_float,
     mapping,
+    price,
 )
+from aigc_edge_env.config import make_config
 from aigc_edge_env.evaluation.runner import EVAL_SEED
 from aigc_edge_env.experiments.rules import GRID
 from aigc_edge_env.experiments.sweep import PARAMS
@@ -76,9 +78,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _common(p, seed=1000, episodes=3, slots=10)
     p = sub.add_parser("battery", help="myopic solvers vs planning rules vs trained agents on the battery scenario")
     p.add_argument("--runs", nargs="*", type=Path, default=[], help="trained run directories")
-    p.add_argument("--prices", nargs="*", type=finite_float, default=[0.3],
+    p.add_argument("--prices", nargs="*", type=price, default=[0.3],
                    help="shadow prices (1/J) for exact+price (default 0.3)")
-    p.add_argument("--decaying-prices", nargs="*", type=finite_float, default=[],
+    p.add_argument("--decaying-prices", nargs="*", type=price, default=[],
                    help="initial shadow prices (1/J) for exact+price(1-t/H), decaying to 0 at the horizon")
     p.add_argument("--lyapunov", nargs="*", default=[], metavar="V,THETA",
                    help="lyapunov parameters, e.g. 100,100 (V in J^2 per cost unit, theta in J)")
@@ -163,12 +165,12 @@ def _study(args: argparse.Namespace) -> dict[str, Path]:
 
         return run_curves(args.param, args.values, _seeds(args), args.slots, args.out,
                           curves=args.curves or list(CURVES), workers=args.workers, progress=progress,
-                          address=args.address)
+                          address=args.address, base=args.config or None)
     if args.study == "tradeoff":
         from aigc_edge_env.experiments.tradeoff import run_tradeoff
 
         return run_tradeoff(_solvers(args.solvers), _seeds(args), args.slots, args.out, workers=args.workers,
-                            progress=progress, address=args.address)
+                            progress=progress, address=args.address, base=args.config or None)
     if args.study == "rules":
         from aigc_edge_env.experiments.rules import run_rules
 
@@ -200,19 +202,56 @@ def _all_studies(args: argparse.Namespace) -> list[argparse.Namespace]:
     return studies
 
 
+def _check(study: argparse.Namespace) -> None:
+    """Every name, path and config of one study, before any work (:class:`UsageError` naming what is wrong)."""
+    check_output_dir(study.out)
+    if study.figures is not None:
+        check_output_dir(study.figures, "--figures")
+    _solvers(getattr(study, "solvers", None))
+    if study.study in ("sweep", "curves"):
+        spec = PARAMS[study.param]
+        for value in study.values or spec.values:
+            make_config("AIGCEdge-v0", {**study.config, **spec.overrides(int(value) if spec.integer else value)})
+    if study.study == "curves":
+        from aigc_edge_env.experiments.curves import CURVES
+
+        unknown = [name for name in study.curves or [] if name not in CURVES]
+        if unknown:
+            raise UsageError(f"--curves: unknown curve pair(s) {unknown}: accepted {sorted(CURVES)}")
+    if study.study == "tradeoff":
+        make_config("AIGCEdge-v0", study.config)
+    if study.study in ("battery", "rules"):
+        make_config("AIGCEdge-Battery-v0", study.config)
+    if study.study == "battery":
+        from aigc_edge_env.experiments.battery import BATTERY_SOLVERS, policy_tasks
+
+        missing = [str(run) for run in study.runs if not (run / "run.yml").is_file()]
+        if missing:
+            raise UsageError(f"--runs: {missing} not run directories (no run.yml)")
+        policies, lyapunov = _battery_policies(study)
+        try:
+            policy_tasks([s for s in _solvers(study.solvers) if s in BATTERY_SOLVERS], study.runs, study.prices,
+                         study.decaying_prices, lyapunov, policies, study.compare_to, not study.no_hindsight,
+                         study.config, _seeds(study))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.study == "replot":
         from aigc_edge_env.experiments.sweep import replot
 
+        missing = [str(path) for path in args.csv if not path.is_file()]
+        if missing:
+            raise UsageError(f"no such CSV file(s) {missing}")
+        if args.figures is not None:
+            check_output_dir(args.figures, "--figures")
         for path in args.csv:
             _copy_figures({"png": replot(path)}, args.figures)
         return 0
-    check_output_dir(args.out)
     studies = _all_studies(args) if args.study == "all" else [args]
-    for study in studies:  # every name checked before any work
-        _solvers(getattr(study, "solvers", None))
-        if study.study == "battery":
-            _battery_policies(study)
+    for study in studies:  # every name, path and config checked before any work
+        _check(study)
     start = time.perf_counter()
     for study in studies:
         t0 = time.perf_counter()

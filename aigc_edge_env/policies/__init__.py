@@ -8,5 +8,5 @@
 * :mod:`.registry`: :func:`~.registry.make_policy`, the names every command accepts.
 
 The package's ``__init__`` imports nothing, so that the slot solvers' hindsight bound can use
-the pricing rules without an import cycle (``tests/test_packaging.py`` checks there is none).
+the pricing rules without an import cycle (``tests/test_structure.py`` checks there is none).
 """
