@@ -50,10 +50,10 @@ import aigc_edge_env  # noqa: F401  (registers the env ids)
 from aigc_edge_env.baselines import HindsightBound
 from aigc_edge_env.baselines.hindsight import hindsight_bounds
 from aigc_edge_env.config import make_config
-from aigc_edge_env.distributed import parallel_map
 from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, evaluate_policy
 from aigc_edge_env.evaluation.statistics import mean_interval, normalised_interval, paired_by_seed, rewards_by_seed
 from aigc_edge_env.evaluation.writers import write_csv
+from aigc_edge_env.experiments.common import resumable_map
 from aigc_edge_env.plotting import pyplot, save_figure, style
 from aigc_edge_env.policies.base import ReplayPolicy
 from aigc_edge_env.policies.registry import lyapunov_policy_name, make_policy, price_policy_name
@@ -83,6 +83,14 @@ def policy_task(args: tuple) -> PolicyResult:
         policy = load_model_policy(Path(run), ENV_ID, overrides)
     return evaluate_policy(label, lambda: gym.make(ENV_ID, config=dict(overrides)), policy, seeds,
                            probe=mean_battery_j)
+
+
+def policy_identity(task: tuple) -> tuple:
+    """What identifies a :func:`policy_task`'s result: the task, and for a trained run its model file's
+    modification time (a run trained again is evaluated again)."""
+    run = task[1]
+    model = Path(run) / "model.zip" if run is not None else None
+    return (*task, model.stat().st_mtime_ns if model is not None and model.exists() else None)
 
 
 def run_battery(
@@ -115,8 +123,9 @@ def run_battery(
     bounds: dict[int, HindsightBound] = {}
     if hindsight:
         bounds = hindsight_bounds(ENV_ID, seeds, overrides, hindsight_cache, workers, address, progress)
-    results = {result.name: result for result in parallel_map(policy_task, tasks, workers, address, progress,
-                                                               desc="battery policies", unit="policy")}
+    results = {result.name: result for result in resumable_map(policy_task, tasks, out, workers, address, progress,
+                                                                 desc="battery policies", unit="policy",
+                                                                 identity=policy_identity)}
     if bounds:
         plan = ReplayPolicy({s: b.plan_actions for s, b in bounds.items()})
         results[PLAN] = evaluate_policy(PLAN, lambda: gym.make(ENV_ID, config=dict(overrides)), plan, seeds,

@@ -45,7 +45,8 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
     values = [int(v) if spec.integer else v for v in (values or spec.values)]
     points = [((curve, value), {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
                                 **spec.overrides(value)}) for curve in curves for value in values]
-    rows = run_points(points, seeds, n_slots, ["exact"], workers, progress, f"curves {param}", address)
+    rows = run_points(points, seeds, n_slots, ["exact"], workers, progress, f"curves {param}", address,
+                      out=Path(out))
     for row in rows:
         row["curve"], row["value"] = row.pop("point")
     summary = []

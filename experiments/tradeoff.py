@@ -61,15 +61,15 @@ def run_tradeoff(
     points = [((w_e, w_q), {"weight_energy_per_j": w_e, "weight_error": w_q}) for w_e, w_q in grid]
     # heuristics only at the default weights; exact (and sca_kkt) over the whole grid
     front_solvers = [s for s in solvers if s in ("exact", "sca_kkt")]
+    out = Path(out)
     rows = run_points(points, seeds, n_slots, front_solvers, workers=workers, progress=progress, desc="tradeoff grid",
-                      address=address)
+                      address=address, out=out)
     others = [s for s in solvers if s not in front_solvers]
     if others:
         rows += run_points([(DEFAULT_WEIGHTS, {})], seeds, n_slots, others, workers=workers, progress=progress,
-                           desc="heuristics", address=address)
+                           desc="heuristics", address=address, out=out)
     table = per_request(rows)
     table.sort(key=lambda r: (r["solver"], r["weight_energy_per_j"], r["weight_error"]))
-    out = Path(out)
     paths = {"csv": out / "tradeoff.csv", "png": out / "tradeoff.png"}
     write_csv(paths["csv"], table)
     plot_tradeoff(table, paths["png"])

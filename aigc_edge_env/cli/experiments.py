@@ -137,7 +137,10 @@ def _battery_policies(args: argparse.Namespace) -> tuple[list[str], list[tuple[f
     tuned = args.tuned or args.out / "rules_best.json"
     if args.tuned is not None and not tuned.is_file():
         raise UsageError(f"--tuned {tuned} is not a file")
-    policies = list(args.policies) + (tuned_policies(tuned) if tuned.is_file() else [])
+    try:
+        policies = list(args.policies) + (tuned_policies(tuned) if tuned.is_file() else [])
+    except ValueError as exc:
+        raise UsageError(f"--tuned: {exc}") from None
     for name in policies:
         try:
             make_policy(name)
