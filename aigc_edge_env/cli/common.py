@@ -168,7 +168,7 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def fail(prog: str, message: str) -> NoReturn:
-    """Exit with status 2 and one line naming the subcommand."""
+def fail(prog: str, message: str, status: int = 2) -> NoReturn:
+    """Exit with ``status`` (2: a bad argument) and one line naming the subcommand."""
     print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(status)
