@@ -85,7 +85,7 @@ from aigc_edge_env.agents.runs import (
     save_snapshot,
     write_record,
 )
-from aigc_edge_env.cli.common import check_output_dir, check_threads
+from aigc_edge_env.cli.common import check_device, check_output_dir, check_threads
 from aigc_edge_env.config import ConfigError, make_config
 from aigc_edge_env.versions import package_versions
 
@@ -138,7 +138,7 @@ class TrainRequest:
 def _check_request(request: TrainRequest) -> None:
     """Raise for settings of the request itself (not of the run it names) that cannot work."""
     check_threads(request.threads)
-    _check_device(request.device)
+    check_device(request.device)
     if request.eval_every < 0:
         raise TrainingError(f"--eval-freq must be >= 0 (0: no evaluation), got {request.eval_every}")
     if request.checkpoint_every < 0:
@@ -147,18 +147,6 @@ def _check_request(request: TrainRequest) -> None:
         raise TrainingError(f"--eval-episodes must be >= 1 when evaluating (--eval-freq {request.eval_every}), "
                             f"got {request.eval_episodes}")
     check_output_dir(request.out, "--resume" if request.resume else "--out")
-
-
-def _check_device(device: str) -> None:
-    try:
-        kind = torch.device(device).type
-    except RuntimeError as exc:
-        raise TrainingError(f"--device {device!r} is not a torch device ({exc})") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if kind not in available:
-        raise TrainingError(f"--device {device!r}: accepted cpu, cuda[:<index>], mps")
-    if not available[kind]:
-        raise TrainingError(f"--device {device!r}: {kind} is not available in this torch {torch.__version__}")
 
 
 def _resolve_new(request: TrainRequest) -> dict[str, Any]:

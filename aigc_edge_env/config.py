@@ -70,9 +70,17 @@ def _number(field: str, value: Any) -> float:
 
 
 def _number_tuple(field: str, values: Any) -> tuple[float, ...]:
-    if isinstance(values, (str, bytes)) or not np.iterable(values) or np.ndim(values) != 1:
+    if isinstance(values, (str, bytes)) or not _one_dimensional(values):
         raise config_error(field, values, "a sequence of real numbers")
     return tuple(_number(field, value) for value in values)
+
+
+def _one_dimensional(values: Any) -> bool:
+    """A flat sequence (list, tuple, 1-d array); not a scalar, a 0-d array or a ragged or nested sequence."""
+    try:
+        return bool(np.iterable(values)) and np.ndim(values) == 1
+    except ValueError:  # ragged
+        return False
 
 
 def _check_power_law(field: str, curve: PowerLawErrorCurve) -> None:
@@ -163,7 +171,7 @@ class AIGCEdgeConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_range") or f.name == "step_levels":
-                if not isinstance(value, (list, tuple, np.ndarray)) or np.ndim(value) != 1:
+                if not isinstance(value, (list, tuple, np.ndarray)) or not _one_dimensional(value):
                     raise config_error(f.name, value, "an ordered sequence of numbers (list, tuple or 1-d array)")
                 object.__setattr__(self, f.name, tuple(_plain(v) for v in value))
             else:

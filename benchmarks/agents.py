@@ -57,7 +57,9 @@ from aigc_edge_env.cli.common import (
     add_progress,
     add_seed_episodes,
     add_workers,
+    check_output_dir,
     count,
+    finite_float,
     seed,
 )
 from aigc_edge_env.config import ConfigError
@@ -81,7 +83,7 @@ def build_parser(prog: str = "aigc-edge bench agents") -> argparse.ArgumentParse
     add_seed_episodes(parser, EVAL_SEED, 10)
     parser.add_argument("--horizon", type=count, default=None, help="evaluation slots per episode (default the env's)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation during training")
-    parser.add_argument("--target", type=float, default=0.95, help="score whose training time is reported")
+    parser.add_argument("--target", type=finite_float, default=0.95, help="score whose training time is reported")
     add_out(parser, Path("results/bench_agents"))
     add_progress(parser)
     add_workers(parser)
@@ -236,6 +238,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
         parser.error("--timesteps and --episodes must be positive, --eval-freq not negative")
     try:
         check_workers(args.workers)
+        check_output_dir(args.out)
     except ValueError as exc:
         parser.error(str(exc))
     run_dirs = train_runs(args)

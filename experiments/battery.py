@@ -85,6 +85,23 @@ def policy_task(args: tuple) -> PolicyResult:
                            probe=mean_battery_j)
 
 
+def policy_labels(solvers: Sequence[str], prices: Sequence[float] = DEFAULT_PRICES,
+                  decaying_prices: Sequence[float] = (), lyapunov: Sequence[tuple[float, float]] = (),
+                  policies: Sequence[str] = ()) -> list[str]:
+    """The names of the policies (not the trained runs) the battery study plays, in its order."""
+    labels = list(solvers) + [price_policy_name("exact", p) for p in prices]
+    labels += [price_policy_name("exact", p, decaying=True) for p in decaying_prices]
+    labels += [lyapunov_policy_name(v, theta) for v, theta in lyapunov]
+    return labels + [name for name in policies if name not in labels]
+
+
+def check_compare_to(compare_to: Sequence[str], known: Sequence[str]) -> None:
+    """``ValueError`` unless every policy of ``compare_to`` is among the ``known`` rows of the study."""
+    unknown = [name for name in compare_to if name not in known]
+    if unknown:
+        raise ValueError(f"compare_to = {list(compare_to)}: {unknown} not among the policies evaluated, {list(known)}")
+
+
 def policy_identity(task: tuple) -> tuple:
     """What identifies a :func:`policy_task`'s result: the task, and for a trained run its model file's
     modification time (a run trained again is evaluated again)."""
@@ -109,17 +126,11 @@ def run_battery(
     """
     overrides = dict(overrides or {})
     seeds = list(range(seed, seed + episodes))
-    labels = list(solvers) + [price_policy_name("exact", p) for p in prices]
-    labels += [price_policy_name("exact", p, decaying=True) for p in decaying_prices]
-    labels += [lyapunov_policy_name(v, theta) for v, theta in lyapunov]
-    labels += [name for name in policies if name not in labels]
+    labels = policy_labels(solvers, prices, decaying_prices, lyapunov, policies)
     tasks: list[tuple[str, str | None, dict[str, Any], list[int]]] = [(label, None, overrides, seeds)
                                                                       for label in labels]
     tasks += [(Path(r).name, str(r), overrides, seeds) for r in runs]
-    known = [task[0] for task in tasks] + ([PLAN] if hindsight else [])
-    unknown = [name for name in compare_to if name not in known]
-    if unknown:
-        raise ValueError(f"compare_to = {list(compare_to)}: {unknown} not among the policies evaluated, {known}")
+    check_compare_to(compare_to, [task[0] for task in tasks] + ([PLAN] if hindsight else []))
     bounds: dict[int, HindsightBound] = {}
     if hindsight:
         bounds = hindsight_bounds(ENV_ID, seeds, overrides, hindsight_cache, workers, address, progress)

@@ -54,11 +54,14 @@ def run_tradeoff(
     solvers: Sequence[str], seeds: Sequence[int], n_slots: int, out: Path,
     energy_weights: Sequence[float] = ENERGY_WEIGHTS, error_weights: Sequence[float] = ERROR_WEIGHTS,
     workers: int | None = None, progress: bool = True, address: str | None = None,
+    base: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
+    """The front over the (w_E, w_Q) grid (``base``: config overrides of every point); writes the CSV and PNG."""
+    base = dict(base or {})
     grid = list(itertools.product(energy_weights, error_weights))
     if DEFAULT_WEIGHTS not in grid:
         grid.append(DEFAULT_WEIGHTS)
-    points = [((w_e, w_q), {"weight_energy_per_j": w_e, "weight_error": w_q}) for w_e, w_q in grid]
+    points = [((w_e, w_q), {**base, "weight_energy_per_j": w_e, "weight_error": w_q}) for w_e, w_q in grid]
     # heuristics only at the default weights; exact (and sca_kkt) over the whole grid
     front_solvers = [s for s in solvers if s in ("exact", "sca_kkt")]
     out = Path(out)
@@ -66,7 +69,7 @@ def run_tradeoff(
                       address=address, out=out)
     others = [s for s in solvers if s not in front_solvers]
     if others:
-        rows += run_points([(DEFAULT_WEIGHTS, {})], seeds, n_slots, others, workers=workers, progress=progress,
+        rows += run_points([(DEFAULT_WEIGHTS, base)], seeds, n_slots, others, workers=workers, progress=progress,
                            desc="heuristics", address=address, out=out)
     table = per_request(rows)
     table.sort(key=lambda r: (r["solver"], r["weight_energy_per_j"], r["weight_error"]))

@@ -25,8 +25,9 @@ from typing import Any, NoReturn
 from aigc_edge_env.config import SCENARIOS
 
 __all__ = [
-    "ArgumentParser", "UsageError", "add_env", "add_out", "add_seed_episodes", "add_workers", "check_output_dir",
-    "check_threads", "count", "env_id", "finite_float", "mapping", "parse_mapping", "probability", "seed",
+    "ArgumentParser", "UsageError", "add_env", "add_out", "add_seed_episodes", "add_workers", "check_device",
+    "check_output_dir", "check_threads", "count", "env_id", "finite_float", "mapping", "non_negative_float",
+    "parse_mapping", "positive_float", "probability", "seed",
 ]
 
 
@@ -81,6 +82,21 @@ def check_threads(threads: int) -> None:
         raise UsageError(f"--threads must be >= 1, got {threads}")
 
 
+def check_device(device: str, option: str = "--device") -> None:
+    """Raise :class:`UsageError` unless ``device`` is a torch device available here (imports torch)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UsageError(f"{option} {device!r} is not a torch device: accepted cpu, cuda[:<index>], mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if kind not in available:
+        raise UsageError(f"{option} {device!r}: accepted cpu, cuda[:<index>], mps")
+    if not available[kind]:
+        raise UsageError(f"{option} {device!r}: {kind} is not available in this torch {torch.__version__}")
+
+
 # --- argparse types: each names what it accepts ------------------------------------------------
 def _typed(text: str, convert: Callable[[str], Any], accepted: str, ok: Callable[[Any], bool]) -> Any:
     """``convert(text)`` when it is what ``ok`` accepts, else argparse's error naming ``accepted``."""
@@ -106,6 +122,16 @@ def seed(text: str) -> int:
 def finite_float(text: str) -> float:
     """A finite real number."""
     return float(_typed(text, float, "a finite number", math.isfinite))
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds, budgets)."""
+    return float(_typed(text, float, "a finite number > 0", lambda v: math.isfinite(v) and v > 0))
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (prices)."""
+    return float(_typed(text, float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0))
 
 
 def probability(text: str) -> float:
