@@ -303,7 +303,7 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise RunError(f"{run_dir} is not a run directory: {path} is missing") from None
     except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"cannot read run record {path}: {exc}") from None
+        raise RunError(f"cannot read run record {path}: {' '.join(str(exc).split())}") from None
     if not isinstance(record, dict) or record.get("algo") not in ALGORITHMS:
         raise RunError(f"run record {path} does not name a known algo ({sorted(ALGORITHMS)})")
     return record

@@ -331,3 +331,22 @@ def test_a_best_model_of_unknown_score_is_refused_not_replaced(tmp_path) -> None
                                             "no eval/reward"):
         train(_request(out, 256, resume=True, eval_every=128, eval_episodes=1))
     assert (out / "best_model.zip").read_bytes() == saved
+
+
+def test_dqn_killed_after_a_checkpoint_resumes_with_its_replay_buffer(tmp_path) -> None:
+    out = tmp_path / "run"
+    hyperparams = parse_overrides(["learning_starts:64", "buffer_size:2000", "policy_kwargs:{net_arch: [32, 32]}"])
+    train(TrainRequest(out=out, algo="dqn", env_id="AIGCEdge-v0", timesteps=600, n_envs=2, env_config=SMALL,
+                       hyperparams=hyperparams, eval_every=0, checkpoint_every=200, progress_bar=False))
+    _forget_the_end(out)
+    (out / "model.replay_buffer.pkl").unlink()
+    buffers = sorted(p.name for p in (out / "checkpoints").glob("*.replay_buffer.pkl"))
+    assert buffers == ["model_600_steps.replay_buffer.pkl"]  # only the newest checkpoint keeps one
+    point = resume_point(out)
+    assert point.path.name == "model_600_steps.zip" and point.timesteps == 600  # off-policy: where it was
+    model = ALGORITHMS["dqn"].cls.load(point.path)
+    model.load_replay_buffer(out / "checkpoints" / buffers[0])
+    assert model.replay_buffer.size() == 598 // 2  # every step's transitions but the checkpoint step's
+    train(_request(out, None, resume=True))
+    session = read_record(out)["sessions"][1]
+    assert session["resumed_from"]["timesteps"] == 600 and session["total_timesteps"] >= 600
