@@ -67,6 +67,7 @@ from aigc_edge_env.distributed import as_completed, check_workers
 from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
 from aigc_edge_env.evaluation.statistics import SCORE_REFERENCES, normalised, summarize
 from aigc_edge_env.evaluation.writers import format_number, write_csv, write_outputs
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.policies.base import Policy
 from aigc_edge_env.policies.registry import make_policy
 from aigc_edge_env.versions import package_versions
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
     rows = benchmark_rows(run_dirs, {row["policy"]: row for row in summary_rows}, references, args.target)
     write_csv(args.out / "benchmark.csv", rows)
     table = benchmark_markdown(rows, args.target, code_version())
-    (args.out / "benchmark.md").write_text(table)
+    write_atomic(args.out / "benchmark.md", table)
     print(table)
     return 0
 

@@ -95,8 +95,7 @@ def write_outputs(
     episode's metrics per policy) in ``out_dir``; returns their paths by kind.
     """
     paths = {"markdown": out_dir / "summary.md", "csv": out_dir / "summary.csv", "json": out_dir / "results.json"}
-    paths["markdown"].parent.mkdir(parents=True, exist_ok=True)
-    paths["markdown"].write_text(markdown_table(rows, confidence))
+    write_atomic(paths["markdown"], markdown_table(rows, confidence))
     write_csv(paths["csv"], rows)
     episodes = {r.name: {"seeds": r.seeds, **{m: v.tolist() for m, v in r.episodes.items()}} for r in results}
     write_json(paths["json"], {**metadata, "confidence": confidence, "summary": list(rows), "episodes": episodes})
