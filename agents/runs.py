@@ -185,7 +185,7 @@ def complete_snapshot(path: Path) -> dict[str, Any]:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise RunError(f"cannot read model {path}: {exc}") from None
-    if state.get("model_sha256") != digest:
+    if state.get("model_sha256", digest) != digest:  # (a state saved by 0.5.0 holds no hash: taken as it is)
         raise RunError(f"{resume_state_path(path)} belongs to another {path.name} (a save cut short)")
     return state
 

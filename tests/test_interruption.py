@@ -350,3 +350,16 @@ def test_dqn_killed_after_a_checkpoint_resumes_with_its_replay_buffer(tmp_path) 
     train(_request(out, None, resume=True))
     session = read_record(out)["sessions"][1]
     assert session["resumed_from"]["timesteps"] == 600 and session["total_timesteps"] >= 600
+
+
+def test_a_run_saved_before_snapshots_held_a_hash_still_resumes(tmp_path) -> None:
+    import pickle
+
+    out = tmp_path / "run"
+    train(_request(out, 128))
+    state = pickle.loads((out / "model.resume.pkl").read_bytes())
+    del state["model_sha256"]  # as 0.5.0 saved it
+    (out / "model.resume.pkl").write_bytes(pickle.dumps(state))
+    assert resume_point(out).path == out / "model.zip"
+    train(_request(out, 128, resume=True))
+    assert read_record(out)["sessions"][-1]["total_timesteps"] == 256
