@@ -7,22 +7,31 @@ Layout of a run directory (``train.py --out DIR``)::
     model.zip                    final model
     model.vecnormalize.pkl       its VecNormalize statistics (when the run normalises)
     model.resume.pkl             what --resume needs to continue exactly: the training env's state
-                                 (mid-episode included), the random generators, the last observation
+                                 (mid-episode included), the random generators, the last observation,
+                                 and the SHA-256 of the model file it belongs to
     model.replay_buffer.pkl      the replay buffer (DQN)
     best_model.zip (+ .vecnormalize.pkl, .yml)   best periodic evaluation so far (.yml: its mean reward)
     train.lock                   held (flock) by the train.py writing the run: a second one is refused
-    checkpoints/model_<steps>_steps.zip (+ .vecnormalize.pkl)
+    checkpoints/model_<steps>_steps.zip (+ .vecnormalize.pkl, .resume.pkl; the newest also .replay_buffer.pkl)
     tb/<algo>_1/events.out.tfevents.*      TensorBoard logs
 
 Every model file ``<stem>.zip`` keeps its normaliser in ``<stem>.vecnormalize.pkl`` beside it.
+Every file is written atomically (:func:`aigc_edge_env.files.write_atomic`): a process killed at
+any moment leaves each file whole, old or new.  A *snapshot* (:func:`save_snapshot`: the final
+model or a checkpoint) writes its training state last, holding the model file's SHA-256, so a
+snapshot is *complete* (:func:`complete_snapshot`) exactly when its state matches its model;
+``--resume`` continues from the newest complete one (:func:`resume_point`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import io
 import os
 import pickle
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,14 +47,14 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.versions import package_versions
 
 __all__ = [
     "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "RUN_RECORD", "TENSORBOARD_DIR", "RunError",
-    "TrainedModel", "load_normalizer", "load_resume_state", "load_trained", "normalizer_path",
-    "read_record", "read_scalars", "replay_buffer_path", "restore_training_state", "resume_state_path", "run_lock",
-    "save_model", "save_resume_state",
-    "training_state", "write_record",
+    "ResumePoint", "TrainedModel", "checkpoint_steps", "complete_snapshot", "load_normalizer", "load_resume_state",
+    "load_trained", "normalizer_path", "read_record", "read_scalars", "replay_buffer_path", "restore_training_state",
+    "resume_point", "resume_state_path", "run_lock", "save_model", "save_snapshot", "training_state", "write_record",
 ]
 
 RUN_RECORD = "run.yml"
@@ -66,13 +75,16 @@ def normalizer_path(model_path: Path) -> Path:
     return model_path.with_name(f"{model_path.stem}.vecnormalize.pkl")
 
 
-def save_model(model: BaseAlgorithm, path: Path) -> None:
-    """Save ``model`` to ``path`` (a ``.zip``) and its VecNormalize statistics beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+def save_model(model: BaseAlgorithm, path: Path) -> bytes:
+    """Save ``model`` to ``path`` (a ``.zip``) and its VecNormalize statistics beside it, each atomically
+    (the normaliser first); the bytes of the model file."""
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
-        normalizer.save(str(normalizer_path(path)))
+        write_atomic(normalizer_path(path), pickle.dumps(normalizer))  # what VecNormalize.save writes
+    buffer = io.BytesIO()
+    model.save(buffer)
+    write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def resume_state_path(model_path: Path) -> Path:
@@ -131,13 +143,18 @@ def restore_training_state(model: BaseAlgorithm, state: dict[str, Any]) -> None:
         setattr(model, name, value)
 
 
-def save_resume_state(model: BaseAlgorithm, path: Path, state: dict[str, Any] | None = None) -> None:
-    """Save ``state`` (default: the model's current :func:`training_state`) for ``path`` (a model ``.zip``),
-    and the replay buffer of an off-policy model."""
-    with resume_state_path(path).open("wb") as handle:
-        pickle.dump(state if state is not None else training_state(model), handle)
+def save_snapshot(model: BaseAlgorithm, path: Path, state: dict[str, Any] | None = None) -> None:
+    """Save what resuming from ``path`` (a model ``.zip``) needs: the normaliser, the replay buffer of an
+    off-policy model, the model, then (the commit) ``state`` (default: the model's current
+    :func:`training_state`) with the model file's SHA-256.  Each file is written atomically; a process
+    killed before the last write leaves an incomplete snapshot, which :func:`complete_snapshot` rejects."""
+    state = dict(state if state is not None else training_state(model))
     if isinstance(model, OffPolicyAlgorithm):
-        model.save_replay_buffer(replay_buffer_path(path))
+        buffer = io.BytesIO()
+        model.save_replay_buffer(buffer)
+        write_atomic(replay_buffer_path(path), buffer.getvalue())
+    state["model_sha256"] = hashlib.sha256(save_model(model, path)).hexdigest()
+    write_atomic(resume_state_path(path), pickle.dumps(state))
 
 
 def load_resume_state(path: Path) -> dict[str, Any] | None:
@@ -146,13 +163,82 @@ def load_resume_state(path: Path) -> dict[str, Any] | None:
     if not state_path.exists():
         return None
     try:
-        with state_path.open("rb") as handle:
-            state = pickle.load(handle)
+        state = pickle.loads(state_path.read_bytes())
     except Exception as exc:  # pickle raises many types for a corrupt file
         raise RunError(f"cannot load training state {state_path}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(state, dict) or set(state) != {"env", "random", "model"}:
+    if not isinstance(state, dict) or not {"env", "random", "model"} <= set(state) <= {"env", "random", "model",
+                                                                                        "model_sha256"}:
         raise RunError(f"{state_path} does not hold a training state")
     return state
+
+
+def complete_snapshot(path: Path) -> dict[str, Any]:
+    """The training state of the snapshot ``path`` (a model ``.zip``) when the snapshot is complete: the model
+    file and its state both there, readable, and the state's SHA-256 the model file's.
+
+    Raises :class:`RunError` naming the file at fault otherwise.
+    """
+    state = load_resume_state(path)
+    if state is None:
+        raise RunError(f"no training state {resume_state_path(path)} beside {path}")
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise RunError(f"cannot read model {path}: {exc}") from None
+    if state.get("model_sha256", digest) != digest:  # (a state saved by 0.5.0 holds no hash: taken as it is)
+        raise RunError(f"{resume_state_path(path)} belongs to another {path.name} (a save cut short)")
+    return state
+
+
+_CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip")
+
+
+def checkpoint_steps(path: Path) -> int | None:
+    """The timesteps in a checkpoint's name ``model_<steps>_steps.zip``; ``None`` for another name."""
+    match = _CHECKPOINT.fullmatch(path.name)
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class ResumePoint:
+    """Where ``--resume`` continues a run: a complete snapshot, its training state and step, and why each
+    newer snapshot found there was skipped (a process killed while writing it, a damaged file)."""
+
+    path: Path
+    state: dict[str, Any]
+    timesteps: int
+    skipped: list[str]
+
+
+def resume_point(run_dir: Path) -> ResumePoint:
+    """The newest complete snapshot of ``run_dir``: its final model or a checkpoint, whichever is further on.
+
+    Raises :class:`RunError` naming each file at fault when there is none (a run killed before its first
+    checkpoint, damaged files, a run saved before snapshots held their model's SHA-256).
+    """
+    named = [(checkpoint_steps(p), p) for p in (run_dir / CHECKPOINT_DIR).glob("model_*_steps.zip")]
+    checkpoints = [p for steps, p in sorted((item for item in named if item[0] is not None),
+                                            key=lambda item: -int(item[0] or 0))]
+    best: ResumePoint | None = None
+    skipped: list[tuple[int, str]] = []  # (steps in the name, or -1 for the final model; why)
+    for path in [run_dir / FINAL_MODEL, *checkpoints]:
+        steps = checkpoint_steps(path)
+        if best is not None and steps is not None and steps <= best.timesteps:
+            break  # every other checkpoint is older
+        if not path.exists():
+            continue
+        try:
+            state = complete_snapshot(path)
+        except RunError as exc:
+            skipped.append((-1 if steps is None else steps, str(exc)))
+            continue
+        if best is None or int(state["model"]["num_timesteps"]) > best.timesteps:
+            best = ResumePoint(path, state, int(state["model"]["num_timesteps"]), [])
+    if best is None:
+        found = "; ".join(why for _, why in skipped) or f"no {run_dir / FINAL_MODEL} and no checkpoint"
+        raise RunError(f"nothing complete to resume from in {run_dir}: {found}")
+    best.skipped = [why for steps, why in skipped if steps < 0 or steps > best.timesteps]
+    return best
 
 
 @contextmanager
@@ -206,8 +292,7 @@ def load_normalizer(path: Path, venv: VecEnv | None = None) -> VecNormalize | No
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RUN_RECORD).write_text(yaml.safe_dump(record, sort_keys=False))
+    write_atomic(run_dir / RUN_RECORD, yaml.safe_dump(record, sort_keys=False))
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
@@ -218,7 +303,7 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise RunError(f"{run_dir} is not a run directory: {path} is missing") from None
     except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"cannot read run record {path}: {exc}") from None
+        raise RunError(f"cannot read run record {path}: {' '.join(str(exc).split())}") from None
     if not isinstance(record, dict) or record.get("algo") not in ALGORITHMS:
         raise RunError(f"run record {path} does not name a known algo ({sorted(ALGORITHMS)})")
     return record
@@ -260,7 +345,9 @@ def load_trained(path: Path) -> TrainedModel:
         candidates = [path.parent, path.parent.parent]
         run_dir = next((d for d in candidates if (d / RUN_RECORD).exists()), path.parent)
     if not path.exists():
-        raise RunError(f"no model file at {path}")
+        hint = (f" (an unfinished run: `aigc-edge train --resume {run_dir}` continues it from its newest checkpoint)"
+                if path.name == FINAL_MODEL and any((run_dir / CHECKPOINT_DIR).glob("model_*_steps.zip")) else "")
+        raise RunError(f"no model file at {path}{hint}")
     record = read_record(run_dir)
     version = record.get("versions", {}).get("aigc-edge-env")
     trained_with = f"aigc-edge-env {version}" if version else "an unrecorded release of aigc-edge-env"

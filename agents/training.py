@@ -9,7 +9,11 @@ and leaves the run directory described in :mod:`aigc_edge_env.agents.runs`.
 Only one process writes a run directory (a lock; a second is refused at once).  SIGINT or
 SIGTERM during training stops it at the next env step: the model, its normaliser and the
 training state are saved, ``run.yml`` marks the session interrupted with the step reached, and
-:class:`TrainingInterrupted` is raised.  ``resume`` continues from the saved training state
+:class:`TrainingInterrupted` is raised; further signals wait until that save is done.  Every file
+is written atomically, so a process killed outright (``kill -9``, a power cut) loses at most the
+steps since the last checkpoint: ``resume`` continues from the newest complete snapshot, the final
+model or a checkpoint (:func:`aigc_edge_env.agents.runs.resume_point`), and says which.  It
+continues from the saved training state
 (env mid-episode, random generators, normaliser), so a resumed run is the run it continues:
 an interrupted run resumed to its planned total gives the parameters of the uninterrupted run,
 and so do 2,000 steps plus 2,000 more under constant schedules.  With a ``lin_`` schedule they
@@ -26,6 +30,7 @@ import datetime
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +45,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS, IncompatibleEnvError
-from aigc_edge_env.agents.callbacks import CheckpointSaver, EpisodeCostLogger, PeriodicEvaluation, StopRequest
+from aigc_edge_env.agents.callbacks import (
+    CheckpointSaver,
+    EpisodeCostLogger,
+    PeriodicEvaluation,
+    StopRequest,
+    best_reward,
+)
 from aigc_edge_env.agents.environments import (
     check_env_id,
     check_vec_env,
@@ -62,19 +73,19 @@ from aigc_edge_env.agents.runs import (
     FINAL_MODEL,
     RUN_RECORD,
     TENSORBOARD_DIR,
+    ResumePoint,
     RunError,
     load_normalizer,
-    load_resume_state,
     normalizer_path,
     read_record,
     replay_buffer_path,
     restore_training_state,
+    resume_point,
     run_lock,
-    save_model,
-    save_resume_state,
+    save_snapshot,
     write_record,
 )
-from aigc_edge_env.cli.common import check_output_dir, check_threads
+from aigc_edge_env.cli.common import check_device, check_output_dir, check_threads
 from aigc_edge_env.config import ConfigError, make_config
 from aigc_edge_env.versions import package_versions
 
@@ -127,7 +138,7 @@ class TrainRequest:
 def _check_request(request: TrainRequest) -> None:
     """Raise for settings of the request itself (not of the run it names) that cannot work."""
     check_threads(request.threads)
-    _check_device(request.device)
+    check_device(request.device)
     if request.eval_every < 0:
         raise TrainingError(f"--eval-freq must be >= 0 (0: no evaluation), got {request.eval_every}")
     if request.checkpoint_every < 0:
@@ -136,18 +147,6 @@ def _check_request(request: TrainRequest) -> None:
         raise TrainingError(f"--eval-episodes must be >= 1 when evaluating (--eval-freq {request.eval_every}), "
                             f"got {request.eval_episodes}")
     check_output_dir(request.out, "--resume" if request.resume else "--out")
-
-
-def _check_device(device: str) -> None:
-    try:
-        kind = torch.device(device).type
-    except RuntimeError as exc:
-        raise TrainingError(f"--device {device!r} is not a torch device ({exc})") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if kind not in available:
-        raise TrainingError(f"--device {device!r}: accepted cpu, cuda[:<index>], mps")
-    if not available[kind]:
-        raise TrainingError(f"--device {device!r}: {kind} is not available in this torch {torch.__version__}")
 
 
 def _resolve_new(request: TrainRequest) -> dict[str, Any]:
@@ -182,7 +181,8 @@ def _resolve_new(request: TrainRequest) -> dict[str, Any]:
     }
 
 
-def _resolve_resume(request: TrainRequest) -> dict[str, Any]:
+def _resolve_resume(request: TrainRequest) -> tuple[dict[str, Any], ResumePoint]:
+    """The run's record and where it continues (refused, naming the file at fault, when unreadable)."""
     record = read_record(request.out)
     for name, given in (("algo", request.algo), ("env_id", request.env_id)):
         if given is not None and given != record[name]:
@@ -190,20 +190,26 @@ def _resolve_resume(request: TrainRequest) -> dict[str, Any]:
     if request.hyperparams or request.env_config or request.wrapper is not None:
         raise TrainingError("--resume continues a run as it was configured; it takes no --hyperparams, --config "
                             "or --wrapper")
-    if not (request.out / FINAL_MODEL).exists():
-        raise TrainingError(f"--resume: no model to continue at {request.out / FINAL_MODEL}")
-    load_normalizer(normalizer_path(request.out / FINAL_MODEL))  # a corrupt file is refused here, not later
-    load_resume_state(request.out / FINAL_MODEL)
-    return record
+    point = resume_point(request.out)
+    load_normalizer(normalizer_path(point.path))  # a corrupt file is refused here, not later
+    if record["evaluation"]["every"] > 0:
+        best_reward(request.out / BEST_MODEL)  # an unknown best score is recovered or refused here
+    return record, point
 
 
-def _timesteps(request: TrainRequest, record: dict[str, Any]) -> int:
-    """Steps to train: --timesteps; else on resuming an interrupted session what it had left; else n_timesteps."""
+def _unfinished(session: dict[str, Any]) -> bool:
+    """A session stopped by a signal, or killed (no ``total_timesteps``: it never saved its end)."""
+    return bool(session.get("interrupted")) or "total_timesteps" not in session
+
+
+def _timesteps(request: TrainRequest, record: dict[str, Any], start: int) -> int:
+    """Steps to train from step ``start``: --timesteps; else on resuming an unfinished session what it had left;
+    else n_timesteps."""
     if request.timesteps is not None:
         return request.timesteps
     last = record["sessions"][-1] if request.resume and record["sessions"] else {}
-    if last.get("interrupted"):
-        return int(last["planned_total_timesteps"]) - int(last["total_timesteps"])
+    if last and _unfinished(last):
+        return max(int(last["planned_total_timesteps"]) - start, 1)
     timesteps = record["hyperparams"].get("n_timesteps")
     if timesteps is None:
         raise TrainingError("no --timesteps given and no n_timesteps in the hyperparameters")
@@ -237,6 +243,7 @@ def _check(record: dict[str, Any], timesteps: int) -> None:
 
 
 def _training_env(record: dict[str, Any], resume_from: Path | None) -> VecEnv:
+    """The training env; resuming from the snapshot ``resume_from``, with its normaliser."""
     hp = record["hyperparams"]
     venv = make_vec_env(record["env_id"], record["env_config_overrides"], record["n_envs"], hp["vec_env"],
                         hp["env_wrapper"], hp["wrapper_reward"], hp.get("wrapper_kwargs"))
@@ -249,20 +256,16 @@ def _training_env(record: dict[str, Any], resume_from: Path | None) -> VecEnv:
     return wrap_normalize(venv, normalize_kwargs(hp.get("normalize", False), hp.get("gamma")))
 
 
-def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str, resume: bool) -> BaseAlgorithm:
+def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str,
+           point: ResumePoint | None) -> BaseAlgorithm:
     spec = ALGORITHMS[record["algo"]]
     hp = record["hyperparams"]
     tensorboard_log = str(run_dir / TENSORBOARD_DIR)
-    if resume:
-        path = run_dir / FINAL_MODEL
-        model = spec.cls.load(path, env=venv, device=device, tensorboard_log=tensorboard_log)
-        state = load_resume_state(path)
-        if state is None:  # a run saved before training states were: new episodes, not a replay
-            model.set_random_seed(record["seed"] + model.num_timesteps)
-            return model
-        restore_training_state(model, state)
-        if replay_buffer_path(path).exists():
-            model.load_replay_buffer(replay_buffer_path(path))  # type: ignore[attr-defined]
+    if point is not None:
+        model = spec.cls.load(point.path, env=venv, device=device, tensorboard_log=tensorboard_log)
+        restore_training_state(model, {k: v for k, v in point.state.items() if k != "model_sha256"})
+        if replay_buffer_path(point.path).exists():
+            model.load_replay_buffer(replay_buffer_path(point.path))  # type: ignore[attr-defined]
         return model
     return spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log,
                     device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
@@ -281,20 +284,22 @@ def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest,
             wrapper_kwargs=hp.get("wrapper_kwargs"), on_result=on_evaluation,
         ))
     if record["checkpoint_every"] > 0:
-        callbacks.append(CheckpointSaver(run_dir / CHECKPOINT_DIR, record["checkpoint_every"]))
+        callbacks.append(CheckpointSaver(run_dir / CHECKPOINT_DIR, record["checkpoint_every"], stop))
     return callbacks + [stop]  # last, so that the others see the stopping step
 
 
 @contextmanager
 def _stop_on_signals(stop: StopRequest) -> Iterator[None]:
-    """SIGINT and SIGTERM ask ``stop`` to end training; a second signal interrupts at once."""
+    """SIGINT and SIGTERM ask ``stop`` to end training; later ones wait (said on stderr) until the run is saved."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
         if stop.reason is not None:
-            raise KeyboardInterrupt
+            print(f"{signal.Signals(signum).name} again: the run is being saved after {stop.reason}; it stops "
+                  "when saved", file=sys.stderr, flush=True)
+            return
         stop.request(signal.Signals(signum).name)
 
     previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -317,23 +322,29 @@ def train(request: TrainRequest) -> Path:
     """
     try:
         _check_request(request)
-        record = _resolve_resume(request) if request.resume else _resolve_new(request)
-        timesteps = _timesteps(request, record)
+        point = None
+        if request.resume:
+            record, point = _resolve_resume(request)
+        else:
+            record = _resolve_new(request)
+        timesteps = _timesteps(request, record, point.timesteps if point is not None else 0)
         _check(record, timesteps)
     except (ConfigError, HyperparamError, IncompatibleEnvError, RunError, ValueError) as exc:
         raise _as_training_error(exc) from None
     torch.set_num_threads(request.threads)
     stop = StopRequest()
     with _stop_on_signals(stop):
-        built = None if request.resume else _build(record, request)  # a new run: refused before any write
+        built = None if request.resume else _build(record, request, None)  # a new run: refused before any write
         try:
             with run_lock(request.out):
                 if built is None:
-                    built = _build(record, request)
+                    point = resume_point(request.out)  # again, under the lock
+                    built = _build(record, request, point)
+                    _say_resumed(request.out, point)
                 elif (request.out / RUN_RECORD).exists():  # another process started it meanwhile
                     raise TrainingError(f"{request.out} already holds a run; pass --resume to continue it "
                                         "or choose another --out")
-                return _train_locked(request, record, timesteps, stop, *built)
+                return _train_locked(request, record, timesteps, stop, *built, point)
         except RunError as exc:
             raise _as_training_error(exc) from None
         finally:
@@ -341,11 +352,19 @@ def train(request: TrainRequest) -> Path:
                 built[0].close()
 
 
-def _build(record: dict[str, Any], request: TrainRequest) -> tuple[VecEnv, BaseAlgorithm]:
-    """The training env and the model (new, or loaded with its training state on resume)."""
-    venv = _training_env(record, request.out / FINAL_MODEL if request.resume else None)
+def _say_resumed(run_dir: Path, point: ResumePoint) -> None:
+    """Which snapshot a resumed run continues from, and the newer ones skipped (on stderr)."""
+    for why in point.skipped:
+        print(f"skipped: {why}", file=sys.stderr)
+    print(f"resuming {run_dir} from {point.path.relative_to(run_dir)} at step {point.timesteps}", file=sys.stderr,
+          flush=True)
+
+
+def _build(record: dict[str, Any], request: TrainRequest, point: ResumePoint | None) -> tuple[VecEnv, BaseAlgorithm]:
+    """The training env and the model (new, or loaded with its training state from ``point`` on resume)."""
+    venv = _training_env(record, point.path if point is not None else None)
     try:
-        return venv, _model(record, venv, request.out, request.device, request.resume)
+        return venv, _model(record, venv, request.out, request.device, point)
     except ValueError as exc:  # e.g. a policy that does not fit the (wrapped) env's spaces
         venv.close()
         raise _as_training_error(exc) from None
@@ -355,13 +374,17 @@ def _build(record: dict[str, Any], request: TrainRequest) -> tuple[VecEnv, BaseA
 
 
 def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int, stop: StopRequest, venv: VecEnv,
-                  model: BaseAlgorithm) -> Path:
+                  model: BaseAlgorithm, point: ResumePoint | None) -> Path:
     run_dir = request.out
     start_steps = model.num_timesteps
     session: dict[str, Any] = {"command": list(request.command), "timesteps": timesteps,
                "planned_total_timesteps": start_steps + timesteps, "device": request.device,
                "threads": request.threads, "pid": os.getpid(),
                "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    if point is not None:
+        session["resumed_from"] = {"file": str(point.path.relative_to(run_dir)), "timesteps": point.timesteps}
+        if record["sessions"] and "total_timesteps" not in record["sessions"][-1]:
+            record["sessions"][-1]["ended"] = "killed before saving its end"
     record["sessions"].append(session)
     write_record(run_dir, record)
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -369,8 +392,7 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
                 log_interval=1, tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
                 progress_bar=request.progress_bar)
     wall_time_s, cpu_time_s = time.perf_counter() - start, time.process_time() - start_cpu
-    save_model(model, run_dir / FINAL_MODEL)
-    save_resume_state(model, run_dir / FINAL_MODEL)
+    save_snapshot(model, run_dir / FINAL_MODEL)
     session.update({
         "wall_time_s": round(wall_time_s, 3),
         "steps_per_s": round((model.num_timesteps - start_steps) / wall_time_s, 1),

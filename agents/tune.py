@@ -49,6 +49,7 @@ from aigc_edge_env.cli.common import UsageError
 from aigc_edge_env.distributed import MAX_RETRIES, init_ray
 from aigc_edge_env.evaluation.statistics import normalised
 from aigc_edge_env.evaluation.writers import format_number, write_csv
+from aigc_edge_env.files import write_atomic
 
 __all__ = ["DISTRIBUTIONS", "best_entry", "load_search_space", "run_search"]
 
@@ -186,7 +187,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
     settings_path = out / "search_settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
         raise UsageError(f"{out} holds a search with other settings ({settings_path}): choose another --out")
-    settings_path.write_text(json.dumps(settings, indent=2))
+    write_atomic(settings_path, json.dumps(settings, indent=2))
     references = periodic_references(args.env, args.eval_episodes)
     trainable = tune.with_resources(functools.partial(
         run_trial, algo=args.algo, env_id=args.env, timesteps=args.timesteps, seed=args.seed,
@@ -212,7 +213,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
     rows = trial_rows(results, space, args.timesteps)
     paths = {"csv": out / "trials.csv", "md": out / "trials.md", "yml": out / f"{args.algo}.yml"}
     write_csv(paths["csv"], rows)
-    paths["md"].write_text(trials_markdown(rows, list(space)))
+    write_atomic(paths["md"], trials_markdown(rows, list(space)))
     completed = [row for row in rows if row["status"] == "completed"]
     if not completed:
         raise SystemExit(f"no trial trained all {args.timesteps} timesteps: see {paths['md']}")
@@ -222,7 +223,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
     header = (f"# {args.algo} on {args.env}: best of {len(rows)} trials (aigc-edge tune "
               f"--algo {args.algo} --env {args.env} --trials {args.trials} --timesteps {args.timesteps} --seed "
               f"{args.seed}),\n# score {format_number(top['score'])} at {top['timesteps']} timesteps\n")
-    paths["yml"].write_text(header + yaml.safe_dump({args.env: entry}, sort_keys=False))
+    write_atomic(paths["yml"], header + yaml.safe_dump({args.env: entry}, sort_keys=False))
     overrides = " ".join(f"{key}:{value}" for key, value in best.items())
     print(trials_markdown(rows, list(space)))
     print(f"best trial {top['trial']}: score {format_number(top['score'])}; wrote {', '.join(map(str, paths.values()))}"

@@ -40,8 +40,11 @@ def error_curve_from_spec(field: str, spec: ErrorCurve | Mapping[str, Any] | str
         if spec not in NAMED_ERROR_CURVES:
             raise config_error(field, spec, f"a curve name in {sorted(NAMED_ERROR_CURVES)}, or a curve or dict")
         curve = NAMED_ERROR_CURVES[spec]
-    elif isinstance(spec, (PowerLawErrorCurve, TabulatedErrorCurve)):
-        curve = spec
+    elif isinstance(spec, PowerLawErrorCurve):  # its fields checked as a dict's are (it may hold strings)
+        curve = PowerLawErrorCurve(*(_number(f"{field}.{key}", getattr(spec, key)) for key in ("eps_inf", "a", "b")))
+    elif isinstance(spec, TabulatedErrorCurve):
+        curve = TabulatedErrorCurve(_number_tuple(f"{field}.steps", spec.steps),
+                                    _number_tuple(f"{field}.errors", spec.errors))
     elif isinstance(spec, Mapping) and set(spec) == {"eps_inf", "a", "b"}:
         curve = PowerLawErrorCurve(*(_number(f"{field}.{key}", spec[key]) for key in ("eps_inf", "a", "b")))
     elif isinstance(spec, Mapping) and set(spec) == {"steps", "errors"}:
@@ -67,9 +70,17 @@ def _number(field: str, value: Any) -> float:
 
 
 def _number_tuple(field: str, values: Any) -> tuple[float, ...]:
-    if isinstance(values, (str, bytes)) or not np.iterable(values):
+    if isinstance(values, (str, bytes)) or not _one_dimensional(values):
         raise config_error(field, values, "a sequence of real numbers")
     return tuple(_number(field, value) for value in values)
+
+
+def _one_dimensional(values: Any) -> bool:
+    """A flat sequence (list, tuple, 1-d array); not a scalar, a 0-d array or a ragged or nested sequence."""
+    try:
+        return bool(np.iterable(values)) and np.ndim(values) == 1
+    except ValueError:  # ragged
+        return False
 
 
 def _check_power_law(field: str, curve: PowerLawErrorCurve) -> None:
@@ -160,9 +171,11 @@ class AIGCEdgeConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_range") or f.name == "step_levels":
-                if not isinstance(value, (list, tuple, np.ndarray)):
-                    raise config_error(f.name, value, "an ordered sequence of numbers (list, tuple or array)")
-                object.__setattr__(self, f.name, tuple(value.tolist() if isinstance(value, np.ndarray) else value))
+                if not isinstance(value, (list, tuple, np.ndarray)) or not _one_dimensional(value):
+                    raise config_error(f.name, value, "an ordered sequence of numbers (list, tuple or 1-d array)")
+                object.__setattr__(self, f.name, tuple(_plain(v) for v in value))
+            else:
+                object.__setattr__(self, f.name, _plain(value))
         _validate(self)
         if self.drop_cost is None:
             object.__setattr__(self, "drop_cost", self.min_drop_cost())
@@ -269,6 +282,14 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
 }
 #: Fields that take integers.
 INTEGER_FIELDS = ("n_users", "horizon_slots", "step_levels", "device_step_capacity", "edge_step_capacity")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar or 0-d array as the Python scalar it holds (``np.uint8(200)`` is 200, never a uint8 that
+    overflows in the env's arithmetic); any other value as it is."""
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value
 
 
 def _check(field_name: str, value: Any, ok: bool, accepted: str) -> None:

@@ -24,22 +24,38 @@ seeds, so they are also the same numbers.
 
 Faults: a task whose worker process or node dies is run again (``max_retries``, default
 :data:`MAX_RETRIES`); an exception raised by the task itself is not retried (the same seeds
-would raise it again) and stops the command with that task's error.
+would raise it again) and stops the command with :class:`TaskFailed`, one line naming the task
+and the worker's error.  A cluster address that answers nothing (a wrong ``--address``, a dead
+``RAY_ADDRESS``, the stale cluster file ``--address auto`` reads after its head stopped) is
+refused within :data:`CONNECT_TIMEOUT_S` seconds with :class:`ClusterUnreachable`, naming the
+address, where it came from, and how to start a cluster.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
 from aigc_edge_env.progress import progress_bar
 
-__all__ = ["MAX_RETRIES", "as_completed", "check_workers", "init_ray", "parallel_map"]
+__all__ = ["CONNECT_TIMEOUT_S", "MAX_RETRIES", "ClusterUnreachable", "TaskFailed", "as_completed", "check_address",
+           "check_workers", "init_ray", "parallel_map"]
 
 #: Times a task whose worker died is run again.
 MAX_RETRIES = 3
+#: Seconds to wait for a cluster's head to answer before giving up.
+CONNECT_TIMEOUT_S = 30.0
+
+
+class ClusterUnreachable(ConnectionError):
+    """No Ray cluster answers at the address given (the message names it, its source and how to start one)."""
+
+
+class TaskFailed(RuntimeError):
+    """A task raised an exception on a Ray worker (the message: which task, the worker's error in one line)."""
 
 
 def check_workers(workers: int | None) -> None:
@@ -67,20 +83,63 @@ def _import_ray() -> ModuleType:
     return ray
 
 
+_START_HINT = ("start one with `ray start --head --port=6379` (then --address auto or HOST:6379), or leave "
+               "--address and RAY_ADDRESS unset for a local instance")
+
+
+def _cluster_file() -> str:
+    """Where ``ray start`` leaves the address of the cluster it started (read by ``--address auto``)."""
+    base = os.environ.get("RAY_TMPDIR") or (os.environ.get("TMPDIR") if os.name == "posix" else None) or "/tmp"
+    return os.path.join(base, "ray", "ray_current_cluster")
+
+
+def check_address(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
+    """The cluster address to connect to (``None``: none given, a local instance), once its head answers.
+
+    ``address`` or else ``$RAY_ADDRESS``; ``auto`` is read from the cluster file of ``ray start``.
+    Raises :class:`ClusterUnreachable` when nothing answers there within ``timeout_s`` seconds.
+    """
+    given = _address(address)
+    if given is None or given == "local":
+        return None
+    source = "--address" if address else "RAY_ADDRESS"
+    resolved = given
+    if given == "auto":
+        path = _cluster_file()
+        try:
+            with open(path) as handle:
+                resolved = handle.read().strip()
+        except OSError:
+            raise ClusterUnreachable(f"{source} auto: no Ray cluster was started on this machine (no {path}); "
+                                     f"{_START_HINT}") from None
+        source = f"{source} auto, from {path}"
+    host, _, port = resolved.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterUnreachable(f"{source}: {resolved!r} is not a Ray address (auto, HOST:PORT or ray://HOST:PORT)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ClusterUnreachable(f"no Ray cluster at {resolved} ({source}): {reason} within {timeout_s:g} s; "
+                                 f"{_START_HINT}") from None
+    return resolved
+
+
 def init_ray(address: str | None = None, workers: int | None = None) -> None:
     """Connect to the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local instance with ``workers`` CPUs
     (default all; its workers share this machine's files and import them as this process does);
-    nothing when Ray is already initialised in this process."""
+    nothing when Ray is already initialised in this process.  :class:`ClusterUnreachable` when the
+    address answers nothing (:func:`check_address`)."""
     ray = _import_ray()
 
     check_workers(workers)
     if ray.is_initialized():
         return
-    address = _address(address)
-    if address is None:
+    resolved = check_address(address)
+    if resolved is None:
         ray.init(address="local", num_cpus=workers, include_dashboard=False)  # not a `ray start` cluster
     else:
-        ray.init(address=address)
+        ray.init(address=resolved)
 
 
 def as_completed(
@@ -119,7 +178,13 @@ def as_completed(
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
                     i = pending.pop(ref)
-                    result = ray.get(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:
+                        cause = exc.cause
+                        message = " ".join(f"{type(cause).__name__}: {cause}".split())
+                        raise TaskFailed(f"{desc or 'task'} {i + 1} of {len(tasks)} failed on a Ray worker: "
+                                         f"{message}") from None
                     bar.update()
                     yield i, result
         finally:

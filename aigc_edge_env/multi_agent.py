@@ -158,12 +158,16 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         if missing:
             raise ValueError(f"no action for agents with a request: {missing}")
         joint = np.zeros(2 * n_users, dtype=np.int64)  # offload bits, then level indices
+        n_levels = self.config.n_levels
         for n, agent in enumerate(self.possible_agents):
-            if agent in actions:
+            if requesting[n]:  # an idle agent's action is ignored, unread
                 action = integer_array(actions[agent], f"action of {agent}")
                 if action.shape != (2,):
                     raise ValueError(f"action of {agent} must be (offload, level) of shape (2,), "
                                      f"got shape {action.shape}")
+                if action[0] not in (0, 1) or not 0 <= action[1] < n_levels:
+                    raise ValueError(f"action of {agent} = {action.tolist()} is out of range: offload 0 or 1, "
+                                     f"level an index in [0, {n_levels - 1}]")
                 joint[n], joint[n_users + n] = action
         return joint
 

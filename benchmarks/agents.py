@@ -57,7 +57,9 @@ from aigc_edge_env.cli.common import (
     add_progress,
     add_seed_episodes,
     add_workers,
+    check_output_dir,
     count,
+    finite_float,
     seed,
 )
 from aigc_edge_env.config import ConfigError
@@ -65,6 +67,7 @@ from aigc_edge_env.distributed import as_completed, check_workers
 from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
 from aigc_edge_env.evaluation.statistics import SCORE_REFERENCES, normalised, summarize
 from aigc_edge_env.evaluation.writers import format_number, write_csv, write_outputs
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.policies.base import Policy
 from aigc_edge_env.policies.registry import make_policy
 from aigc_edge_env.versions import package_versions
@@ -81,7 +84,7 @@ def build_parser(prog: str = "aigc-edge bench agents") -> argparse.ArgumentParse
     add_seed_episodes(parser, EVAL_SEED, 10)
     parser.add_argument("--horizon", type=count, default=None, help="evaluation slots per episode (default the env's)")
     parser.add_argument("--eval-freq", type=int, default=10_000, help="periodic evaluation during training")
-    parser.add_argument("--target", type=float, default=0.95, help="score whose training time is reported")
+    parser.add_argument("--target", type=finite_float, default=0.95, help="score whose training time is reported")
     add_out(parser, Path("results/bench_agents"))
     add_progress(parser)
     add_workers(parser)
@@ -236,6 +239,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
         parser.error("--timesteps and --episodes must be positive, --eval-freq not negative")
     try:
         check_workers(args.workers)
+        check_output_dir(args.out)
     except ValueError as exc:
         parser.error(str(exc))
     run_dirs = train_runs(args)
@@ -256,7 +260,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
     rows = benchmark_rows(run_dirs, {row["policy"]: row for row in summary_rows}, references, args.target)
     write_csv(args.out / "benchmark.csv", rows)
     table = benchmark_markdown(rows, args.target, code_version())
-    (args.out / "benchmark.md").write_text(table)
+    write_atomic(args.out / "benchmark.md", table)
     print(table)
     return 0
 

@@ -33,7 +33,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import aigc_edge_env  # noqa: E402,F401  (registers the ids)
-from aigc_edge_env.cli.common import ArgumentParser, count  # noqa: E402
+from aigc_edge_env.cli.common import ArgumentParser, count, positive_float  # noqa: E402
 from aigc_edge_env.config import make_config  # noqa: E402
 
 CARTPOLE_RATIO_TARGET = 5.0
@@ -106,14 +106,17 @@ def presample(space, count: int, seed: int) -> list:
 
 def main(argv: list[str] | None = None, prog: str = "aigc-edge bench env") -> int:
     parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement (default 2)")
-    parser.add_argument("--rounds", type=int, default=4,
+    parser.add_argument("--seconds", type=positive_float, default=2.0, help="seconds per measurement (default 2)")
+    parser.add_argument("--rounds", type=count, default=4,
                         help="split each measurement into this many interleaved rounds and keep the best "
                              "(robust to other load on the machine; default 4)")
     parser.add_argument("--n-envs", type=count, default=256, help="sub-envs of the vector env (default 256)")
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
     args = parser.parse_args(argv)
     if args.cpu is not None:
+        allowed = sorted(os.sched_getaffinity(0))
+        if args.cpu not in allowed:
+            parser.error(f"--cpu {args.cpu}: accepted a CPU this process may run on, {allowed}")
         os.sched_setaffinity(0, {args.cpu})
 
     print(f"python {platform.python_version()}, numpy {np.__version__}, gymnasium {gym.__version__}, "

@@ -50,10 +50,10 @@ import aigc_edge_env  # noqa: F401  (registers the env ids)
 from aigc_edge_env.baselines import HindsightBound
 from aigc_edge_env.baselines.hindsight import hindsight_bounds
 from aigc_edge_env.config import make_config
-from aigc_edge_env.distributed import parallel_map
 from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, evaluate_policy
 from aigc_edge_env.evaluation.statistics import mean_interval, normalised_interval, paired_by_seed, rewards_by_seed
 from aigc_edge_env.evaluation.writers import write_csv
+from aigc_edge_env.experiments.common import resumable_map
 from aigc_edge_env.plotting import pyplot, save_figure, style
 from aigc_edge_env.policies.base import ReplayPolicy
 from aigc_edge_env.policies.registry import lyapunov_policy_name, make_policy, price_policy_name
@@ -85,25 +85,29 @@ def policy_task(args: tuple) -> PolicyResult:
                            probe=mean_battery_j)
 
 
-def policy_tasks(
-    solvers: Sequence[str], runs: Sequence[Path], prices: Sequence[float], decaying_prices: Sequence[float],
-    lyapunov: Sequence[tuple[float, float]], policies: Sequence[str], compare_to: Sequence[str], hindsight: bool,
-    overrides: dict[str, Any], seeds: list[int],
-) -> list[tuple[str, str | None, dict[str, Any], list[int]]]:
-    """The study's :func:`policy_task` arguments, one per policy (label, run or ``None``, overrides, seeds);
-    ``ValueError`` naming a ``compare_to`` policy that is not among them (checked before any work)."""
+def policy_labels(solvers: Sequence[str], prices: Sequence[float] = DEFAULT_PRICES,
+                  decaying_prices: Sequence[float] = (), lyapunov: Sequence[tuple[float, float]] = (),
+                  policies: Sequence[str] = ()) -> list[str]:
+    """The names of the policies (not the trained runs) the battery study plays, in its order."""
     labels = list(solvers) + [price_policy_name("exact", p) for p in prices]
     labels += [price_policy_name("exact", p, decaying=True) for p in decaying_prices]
     labels += [lyapunov_policy_name(v, theta) for v, theta in lyapunov]
-    labels += [name for name in policies if name not in labels]
-    tasks: list[tuple[str, str | None, dict[str, Any], list[int]]] = [(label, None, overrides, seeds)
-                                                                      for label in labels]
-    tasks += [(Path(r).name, str(r), overrides, seeds) for r in runs]
-    known = [task[0] for task in tasks] + ([PLAN] if hindsight else [])
+    return labels + [name for name in policies if name not in labels]
+
+
+def check_compare_to(compare_to: Sequence[str], known: Sequence[str]) -> None:
+    """``ValueError`` unless every policy of ``compare_to`` is among the ``known`` rows of the study."""
     unknown = [name for name in compare_to if name not in known]
     if unknown:
-        raise ValueError(f"--compare-to {unknown}: not among the policies evaluated, {known}")
-    return tasks
+        raise ValueError(f"compare_to = {list(compare_to)}: {unknown} not among the policies evaluated, {list(known)}")
+
+
+def policy_identity(task: tuple) -> tuple:
+    """What identifies a :func:`policy_task`'s result: the task, and for a trained run its model file's
+    modification time (a run trained again is evaluated again)."""
+    run = task[1]
+    model = Path(run) / "model.zip" if run is not None else None
+    return (*task, model.stat().st_mtime_ns if model is not None and model.exists() else None)
 
 
 def run_battery(
@@ -116,19 +120,23 @@ def run_battery(
 ) -> dict[str, Path]:
     """Play every policy on episodes ``seed ...`` and write the study (module docstring).
 
-    ``policies``: further :func:`~aigc_edge_env.policies.registry.make_policy` names (e.g. the tuned rules);
+    ``policies``: further :func:`~aigc_edge_env.evaluation.make_policy` names (e.g. the tuned rules);
     ``lyapunov``: ``(V, theta)`` pairs.  ``hindsight=False`` skips the bounds (and ``G``).
     ``compare_to``: policies every row is compared with (:func:`summarize_battery`'s ``diff_vs[...]``).
     """
     overrides = dict(overrides or {})
     seeds = list(range(seed, seed + episodes))
-    tasks = policy_tasks(solvers, runs, prices, decaying_prices, lyapunov, policies, compare_to, hindsight,
-                         overrides, seeds)
+    labels = policy_labels(solvers, prices, decaying_prices, lyapunov, policies)
+    tasks: list[tuple[str, str | None, dict[str, Any], list[int]]] = [(label, None, overrides, seeds)
+                                                                      for label in labels]
+    tasks += [(Path(r).name, str(r), overrides, seeds) for r in runs]
+    check_compare_to(compare_to, [task[0] for task in tasks] + ([PLAN] if hindsight else []))
     bounds: dict[int, HindsightBound] = {}
     if hindsight:
         bounds = hindsight_bounds(ENV_ID, seeds, overrides, hindsight_cache, workers, address, progress)
-    results = {result.name: result for result in parallel_map(policy_task, tasks, workers, address, progress,
-                                                               desc="battery policies", unit="policy")}
+    results = {result.name: result for result in resumable_map(policy_task, tasks, out, workers, address, progress,
+                                                                 desc="battery policies", unit="policy",
+                                                                 identity=policy_identity)}
     if bounds:
         plan = ReplayPolicy({s: b.plan_actions for s, b in bounds.items()})
         results[PLAN] = evaluate_policy(PLAN, lambda: gym.make(ENV_ID, config=dict(overrides)), plan, seeds,

@@ -11,19 +11,29 @@ independent samples.  Per (point, solver, seed) the engine's metrics (one defini
 :class:`~aigc_edge_env.evaluation.runner.EpisodeAccumulator`) are divided by the number of slots
 where they are sums, giving per-slot values; a point reports their mean over the seeds with
 the engine's bootstrap interval over the seeds (:func:`~aigc_edge_env.evaluation.statistics.mean_interval`).
+
+Resuming (:func:`resumable_map`): every study keeps each finished task's result in
+``<out>/.tasks/<task function>/<key>.pkl`` as it finishes (written atomically), the key a hash of
+the task's settings and the package version.  A rerun with the same settings, after Ctrl-C, a
+crash or ``kill -9``, finds them there and runs only the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+import json
+import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aigc_edge_env.distributed import parallel_map
+from aigc_edge_env.distributed import as_completed
 from aigc_edge_env.evaluation.runner import SUMMED, EpisodeAccumulator
 from aigc_edge_env.evaluation.slots import collect_slots, solve_slots
 from aigc_edge_env.evaluation.statistics import confidence_interval, mean_interval, relative_gap_pct
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.model import SlotProblem
 
 #: Per-slot values recorded for every solver (slot totals, as in the env's ``info``).
@@ -67,6 +77,53 @@ def evaluate_slots(problems: Sequence[SlotProblem], solvers: Sequence[str], seed
     return rows
 
 
+#: The folder of an output folder where finished tasks are kept (:func:`resumable_map`).
+TASK_DIR = ".tasks"
+
+
+def task_key(function: Callable[[Any], Any], identity: Any) -> str:
+    """A hash of the task function, what identifies its task (its settings) and the package version."""
+    from aigc_edge_env import __version__
+
+    text = json.dumps([function.__module__, function.__qualname__, identity, __version__], sort_keys=True,
+                      default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def resumable_map(function: Callable[[Any], Any], tasks: Sequence[Any], out: Path | None, workers: int | None = None,
+                  address: str | None = None, progress: bool = True, desc: str = "", unit: str = "task",
+                  identity: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``[function(task) for task in tasks]`` as :func:`~aigc_edge_env.distributed.as_completed` runs them,
+    each result kept in ``<out>/.tasks/`` as it finishes and reused by a later call with the same task.
+
+    ``identity(task)``: what identifies a task's result (default the task itself), e.g. with the
+    modification time of a model file it reads.  ``out=None`` keeps nothing.
+    """
+    store = Path(out) / TASK_DIR / function.__name__ if out is not None else None
+    results: list[Any] = [None] * len(tasks)
+    todo: list[int] = []
+    paths: list[Path | None] = []
+    for i, task in enumerate(tasks):
+        path = store / f"{task_key(function, (identity or (lambda t: t))(task))}.pkl" if store else None
+        paths.append(path)
+        if path is not None and path.exists():
+            try:
+                results[i] = pickle.loads(path.read_bytes())
+                continue
+            except Exception:  # a file damaged after it was written: the task runs again
+                pass
+        todo.append(i)
+    if len(todo) < len(tasks):
+        print(f"{desc}: {len(tasks) - len(todo)} of {len(tasks)} {unit}s found finished in {store}, not run again",
+              flush=True)
+    for j, result in as_completed(function, [tasks[i] for i in todo], workers, address, progress, desc, unit):
+        path = paths[todo[j]]
+        if path is not None:
+            write_atomic(path, pickle.dumps(result))
+        results[todo[j]] = result
+    return results
+
+
 def _point_task(args: tuple) -> list[dict[str, Any]]:
     label, overrides, seed, n_slots, solvers = args
     rows = evaluate_slots(collect_slots(overrides, seed, n_slots), solvers, seed)
@@ -85,14 +142,11 @@ def run_points(
     progress: bool = True,
     desc: str = "points x seeds",
     address: str | None = None,
-    base: Mapping[str, Any] | None = None,
+    out: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-slot rows for every (point, seed); points x seeds run as tasks (:func:`parallel_map`).
-
-    ``base``: config overrides of ``AIGCEdge-v0`` under every point's own overrides (``--config``)."""
-    tasks = [(label, {**(base or {}), **ov}, int(seed), n_slots, list(solvers)) for label, ov in points
-             for seed in seeds]
-    return [row for rows in parallel_map(_point_task, tasks, workers, address, progress, desc) for row in rows]
+    """Per-slot rows for every (point, seed); points x seeds run as tasks (:func:`resumable_map`, kept in ``out``)."""
+    tasks = [(label, dict(ov), int(seed), n_slots, list(solvers)) for label, ov in points for seed in seeds]
+    return [row for rows in resumable_map(_point_task, tasks, out, workers, address, progress, desc) for row in rows]
 
 
 def per_slot_metrics(slot_rows: Iterable[Mapping[str, float]]) -> dict[str, float]:

@@ -34,9 +34,10 @@ VALUES = {"offload_share": "offload share", "edge_steps": "mean steps of edge re
 
 def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int], n_slots: int, out: Path,
                curves: Sequence[str] = tuple(CURVES), workers: int | None = None,
-               progress: bool = True, address: str | None = None,
-               base: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Run the comparison and write its CSVs and PNG; returns the paths written."""
+               progress: bool = True, address: str | None = None, base: dict[str, Any] | None = None,
+               ) -> dict[str, Path]:
+    """Run the comparison (``base``: config overrides of every point) and write its CSVs and PNG; returns the
+    paths written."""
     if param not in PARAMS:
         raise ValueError(f"param = {param!r} is invalid: accepted one of {sorted(PARAMS)}")
     unknown = [c for c in curves if c not in CURVES]
@@ -44,9 +45,11 @@ def run_curves(param: str, values: Sequence[float] | None, seeds: Sequence[int],
         raise ValueError(f"curves = {list(curves)} is invalid: {unknown} unknown; accepted names in {sorted(CURVES)}")
     spec = PARAMS[param]
     values = [int(v) if spec.integer else v for v in (values or spec.values)]
-    points = [((curve, value), {"edge_error_curve": CURVES[curve][0], "device_error_curve": CURVES[curve][1],
-                                **spec.overrides(value)}) for curve in curves for value in values]
-    rows = run_points(points, seeds, n_slots, ["exact"], workers, progress, f"curves {param}", address, base)
+    points = [((curve, value), {**(base or {}), "edge_error_curve": CURVES[curve][0],
+                                "device_error_curve": CURVES[curve][1], **spec.overrides(value)})
+              for curve in curves for value in values]
+    rows = run_points(points, seeds, n_slots, ["exact"], workers, progress, f"curves {param}", address,
+                      out=Path(out))
     for row in rows:
         row["curve"], row["value"] = row.pop("point")
     summary = []

@@ -17,20 +17,24 @@ Each candidate of :data:`GRID` plays every training episode (the engine's runner
 of each family is the one with the highest mean episode return.  Writes ``rules.csv`` (every
 candidate: family, parameters, mean return with its 95% bootstrap interval over the
 episodes, its mean difference to ``exact`` paired by seed) and ``rules_best.json`` (the best
-name per family and its parameters), which ``aigc-edge experiments battery`` reads.
+name per family and its parameters), which ``aigc-edge experiments battery`` reads.  Both are
+written only when every return is a finite number (``ValueError`` otherwise: an earlier valid
+``rules_best.json`` is never replaced by NaNs), each atomically.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aigc_edge_env.distributed import parallel_map
 from aigc_edge_env.evaluation.statistics import mean_interval
 from aigc_edge_env.evaluation.writers import read_csv, write_csv
 from aigc_edge_env.experiments.battery import ENV_ID, policy_task
+from aigc_edge_env.experiments.common import resumable_map
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.policies.registry import lyapunov_policy_name, mpc_policy_name, price_policy_name
 
 #: Candidates per family: constant prices (1/J), initial decaying prices (1/J), (V, theta) of lyapunov,
@@ -63,8 +67,11 @@ def run_rules(episodes: int, out: Path, seed: int = 0, grid: dict[str, list[Any]
              families: Sequence[str] | None = None) -> dict[str, Path]:
     """Play every candidate (and ``exact``) on training seeds ``seed ...``; write the table and the best.
 
-    ``families``: the families of ``grid`` to tune (default all); an unknown one raises ``ValueError``.
+    ``families``: the families of ``grid`` to tune (default all); an unknown one raises ``ValueError``,
+    and so do ``episodes`` below 1 and any return that is not a finite number (nothing is written then).
     """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
     unknown = sorted(set(families or ()) - set(grid))
     if unknown:
         raise ValueError(f"unknown families {unknown}: accepted {sorted(grid)}")
@@ -74,8 +81,8 @@ def run_rules(episodes: int, out: Path, seed: int = 0, grid: dict[str, list[Any]
     candidates = candidate_names(grid)
     labels = ["exact", *candidates]
     tasks = [(label, None, overrides, seeds) for label in labels]
-    results = {r.name: r for r in parallel_map(policy_task, tasks, workers, address, progress, desc="tuning",
-                                                             unit="policy")}
+    results = {r.name: r for r in resumable_map(policy_task, tasks, out, workers, address, progress, desc="tuning",
+                                                 unit="policy")}
     exact = results["exact"].episodes["reward"]
     rows = []
     for label in labels:
@@ -85,6 +92,9 @@ def run_rules(episodes: int, out: Path, seed: int = 0, grid: dict[str, list[Any]
         diff, diff_low, diff_high = mean_interval(rewards - exact, confidence)
         rows.append({"policy": label, "family": family, **params, "reward": mean, "reward_low": low,
                      "reward_high": high, "diff_vs_exact": diff, "diff_low": diff_low, "diff_high": diff_high})
+    invalid = [row["policy"] for row in rows if not all(math.isfinite(row[k]) for k in ("reward", "diff_vs_exact"))]
+    if invalid:
+        raise ValueError(f"returns that are not finite numbers for {invalid}: nothing written to {out}")
     best = {}
     for family in grid:
         members = [row for row in rows if row["family"] == family]
@@ -96,8 +106,8 @@ def run_rules(episodes: int, out: Path, seed: int = 0, grid: dict[str, list[Any]
     kept_rows, kept_best = earlier_results(paths, seeds, overrides, tuned=set(grid))
     rows, best = [*rows, *kept_rows], {**kept_best, **best}
     write_csv(paths["csv"], rows)
-    paths["best"].write_text(json.dumps({"env_id": ENV_ID, "config_overrides": overrides, "seeds": seeds,
-                                         "best": best}, indent=2))
+    write_atomic(paths["best"], json.dumps({"env_id": ENV_ID, "config_overrides": overrides, "seeds": seeds,
+                                            "best": best}, indent=2, allow_nan=False))
     return paths
 
 
@@ -107,7 +117,7 @@ def earlier_results(paths: dict[str, Path], seeds: list[int], overrides: dict[st
     on the same seeds and config (so tuning one family keeps the others'); nothing otherwise."""
     if not (paths["best"].exists() and paths["csv"].exists()):
         return [], {}
-    earlier = json.loads(paths["best"].read_text())
+    earlier = _read_best(paths["best"])
     if (earlier.get("env_id"), earlier.get("seeds"), earlier.get("config_overrides")) != (ENV_ID, seeds, overrides):
         return [], {}
     rows = [row for row in read_csv(paths["csv"]) if row["family"] not in tuned and row["family"] != "myopic"]
@@ -116,5 +126,18 @@ def earlier_results(paths: dict[str, Path], seeds: list[int], overrides: dict[st
 
 def tuned_policies(path: Path) -> list[str]:
     """The best policy name per family in a ``rules_best.json``."""
-    return [entry["policy"] for entry in json.loads(Path(path).read_text())["best"].values()]
+    return [entry["policy"] for entry in _read_best(Path(path))["best"].values()]
+
+
+def _read_best(path: Path) -> dict[str, Any]:
+    """A ``rules_best.json``; ``ValueError`` naming it when it is unreadable or not one."""
+    try:
+        best = json.loads(path.read_text(), parse_constant=lambda name: float("nan"))
+        if not all(isinstance(entry["policy"], str) and math.isfinite(entry["reward"])
+                   for entry in best["best"].values()):
+            raise ValueError("an entry without a policy name or a finite reward")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a valid rules_best.json ({type(exc).__name__}: {exc}): run "
+                         "`aigc-edge experiments rules` again or remove it") from None
+    return best
 

@@ -74,10 +74,10 @@ def run_sweep(
     values = list(spec.values if not values else values)
     if spec.integer:
         values = [int(v) for v in values]
-    points = [(v, spec.overrides(v)) for v in values]
-    rows = run_points(points, seeds, n_slots, solvers, workers=workers, progress=progress, desc=f"sweep {param}",
-                      address=address, base=base)
+    points = [(v, {**(base or {}), **spec.overrides(v)}) for v in values]
     out = Path(out)
+    rows = run_points(points, seeds, n_slots, solvers, workers=workers, progress=progress, desc=f"sweep {param}",
+                      address=address, out=out)
     paths = {"csv": out / f"sweep_{param}.csv", "slots_csv": out / f"sweep_{param}_slots.csv",
              "png": out / f"sweep_{param}.png"}
     write_csv(paths["slots_csv"], [{**{k: v for k, v in row.items() if k != "point"}, "param": param,

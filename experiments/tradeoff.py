@@ -56,22 +56,23 @@ def run_tradeoff(
     workers: int | None = None, progress: bool = True, address: str | None = None,
     base: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """The front over the (w_E, w_Q) grid on ``base`` (config overrides of ``AIGCEdge-v0``); returns the paths."""
+    """The front over the (w_E, w_Q) grid (``base``: config overrides of every point); writes the CSV and PNG."""
+    base = dict(base or {})
     grid = list(itertools.product(energy_weights, error_weights))
     if DEFAULT_WEIGHTS not in grid:
         grid.append(DEFAULT_WEIGHTS)
-    points = [((w_e, w_q), {"weight_energy_per_j": w_e, "weight_error": w_q}) for w_e, w_q in grid]
+    points = [((w_e, w_q), {**base, "weight_energy_per_j": w_e, "weight_error": w_q}) for w_e, w_q in grid]
     # heuristics only at the default weights; exact (and sca_kkt) over the whole grid
     front_solvers = [s for s in solvers if s in ("exact", "sca_kkt")]
+    out = Path(out)
     rows = run_points(points, seeds, n_slots, front_solvers, workers=workers, progress=progress, desc="tradeoff grid",
-                      address=address, base=base)
+                      address=address, out=out)
     others = [s for s in solvers if s not in front_solvers]
     if others:
-        rows += run_points([(DEFAULT_WEIGHTS, {})], seeds, n_slots, others, workers=workers, progress=progress,
-                           desc="heuristics", address=address, base=base)
+        rows += run_points([(DEFAULT_WEIGHTS, base)], seeds, n_slots, others, workers=workers, progress=progress,
+                           desc="heuristics", address=address, out=out)
     table = per_request(rows)
     table.sort(key=lambda r: (r["solver"], r["weight_energy_per_j"], r["weight_error"]))
-    out = Path(out)
     paths = {"csv": out / "tradeoff.csv", "png": out / "tradeoff.png"}
     write_csv(paths["csv"], table)
     plot_tradeoff(table, paths["png"])

@@ -155,7 +155,7 @@ def test_empty_step_list_is_named(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("steps", "message"), [
-    (["0", "5", "10"], "steps = [0, 5, 10] is invalid: accepted a non-empty list of integers >= 1"),
+    (["0", "5", "10"], "argument --steps: expected an integer >= 1, got 0"),  # refused while parsing
     (["5", "10", "1001"], "steps = [5, 10, 1001] is invalid: [1001] outside the scheduler's range; accepted "
                           "integers in [1, 1000]"),
 ])

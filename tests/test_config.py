@@ -232,6 +232,29 @@ def test_numpy_scalars_are_accepted():
     assert config.n_users == 4 and config.step_levels == (5, 10)
 
 
+def test_numpy_scalars_and_0d_arrays_become_python_numbers():
+    config = make_config("AIGCEdge-v0", {"n_users": np.uint8(200), "weight_error": np.array(0.3),
+                                         "distance_m_range": np.array([np.float32(10), 50])})
+    assert type(config.n_users) is int and config.n_users == 200  # a uint8 would overflow in the env's sums
+    assert type(config.weight_error) is float and config.distance_m_range == (10.0, 50.0)
+    assert all(type(v) is float for v in config.distance_m_range)
+    env = gym.make("AIGCEdge-v0", config={"n_users": np.uint8(200)})
+    env.reset(seed=0)
+    assert env.unwrapped.config.n_users == 200 and env.observation_space.shape[0] > 200
+    with pytest.raises(ConfigError, match="'distance_m_range' = array\\(5.\\) is invalid: accepted an ordered "
+                                          "sequence"):
+        make_config("AIGCEdge-v0", {"distance_m_range": np.array(5.0)})
+
+
+def test_error_curve_objects_holding_strings_are_refused_by_field():
+    from aigc_edge_env.error_curves import PowerLawErrorCurve
+
+    with pytest.raises(ConfigError, match="'edge_error_curve.eps_inf' = '1' is invalid: accepted a real number"):
+        make_config("AIGCEdge-v0", {"edge_error_curve": PowerLawErrorCurve("1", "2", "3")})
+    with pytest.raises(ConfigError, match="'device_error_curve.steps' = 'abc' is invalid"):
+        make_config("AIGCEdge-v0", {"device_error_curve": TabulatedErrorCurve("abc", (1.0, 0.5))})
+
+
 def test_package_exports():
     for name in aigc_edge_env.__all__:
         assert hasattr(aigc_edge_env, name), name

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from aigc_edge_env.distributed import as_completed, parallel_map  # noqa: E402
+from aigc_edge_env.distributed import (  # noqa: E402
+    ClusterUnreachable,
+    TaskFailed,
+    as_completed,
+    check_address,
+    parallel_map,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Columns that are wall-clock timings, different in every run.
@@ -81,13 +89,17 @@ def _free_port() -> int:
 def test_a_local_cluster_started_with_ray_start_is_joined_by_address(tmp_path: Path) -> None:
     """``ray start --head`` in a subprocess (blocking, so that stopping it stops what it started),
     ``aigc-edge experiments sweep --address HOST:PORT`` on it, then the head is stopped."""
-    ray_cli = Path(sys.executable).with_name("ray")
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command, wherever its script lies
     port, client_port = _free_port(), _free_port()
     # no token authentication (Ray >= 2.59 turns it on for `ray start`): the test is about the address
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    # its own temp folder (short: Ray's socket paths must fit), so that its cluster file never stays behind in
+    # Ray's default one, where a user's next plain ray.init() would keep retrying the head stopped here
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray"))
+    default_cluster_file = Path(ray._common.utils.get_ray_address_file(None))
     head = subprocess.Popen(
-        [str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         f"--ray-client-server-port={client_port}", "--block", "--disable-usage-stats"],
+        [*ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         f"--ray-client-server-port={client_port}", "--block", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         for line in head.stdout:  # wait until the head is up
@@ -106,9 +118,56 @@ def test_a_local_cluster_started_with_ray_start_is_joined_by_address(tmp_path: P
         assert len(joined) == 1 and joined[0].endswith(f":{port}...")  # not a local instance of its own
         rows = _csv_without_timings(out / "sweep_n_users.csv")
         assert [(r["value"], r["solver"], r["n_seeds"]) for r in rows] == [("4", "exact", "2"), ("4", "greedy", "2")]
+        assert (temp_dir / "ray_current_cluster").read_text().endswith(f":{port}")
     finally:
         head.send_signal(signal.SIGTERM)  # the blocking `ray start` stops the processes it started
         head.wait(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert not default_cluster_file.exists() or not default_cluster_file.read_text().endswith(f":{port}")
+
+
+def test_a_cluster_address_that_answers_nothing_is_refused_naming_it(tmp_path: Path, monkeypatch) -> None:
+    port = _free_port()  # nothing listens there
+    with pytest.raises(ClusterUnreachable, match=f"no Ray cluster at 127.0.0.1:{port} \\(--address\\): .* "
+                                                 "start one with `ray start --head"):
+        check_address(f"127.0.0.1:{port}", timeout_s=5)
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://127.0.0.1:{port}")  # a dead RAY_ADDRESS
+    with pytest.raises(ClusterUnreachable, match=f"no Ray cluster at ray://127.0.0.1:{port} \\(RAY_ADDRESS\\)"):
+        check_address(None, timeout_s=5)
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # --address auto reads <temp>/ray/ray_current_cluster
+    with pytest.raises(ClusterUnreachable, match="--address auto: no Ray cluster was started on this machine"):
+        check_address("auto", timeout_s=5)
+    cluster_file = tmp_path / "ray" / "ray_current_cluster"
+    cluster_file.parent.mkdir()
+    cluster_file.write_text(f"127.0.0.1:{port}")  # stale: its head stopped
+    with pytest.raises(ClusterUnreachable, match=f"no Ray cluster at 127.0.0.1:{port} \\(--address auto, from "
+                                                 f"{cluster_file}\\)"):
+        check_address("auto", timeout_s=5)
+    assert check_address(None) is None and check_address("local") is None
+
+
+def test_the_cli_refuses_an_unreachable_address_before_any_work(tmp_path: Path, capsys) -> None:
+    from aigc_edge_env.cli import main
+
+    port = _free_port()
+    out = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiments", "sweep", "--param", "n_users", "--values", "4", "--episodes", "1", "--slots", "1",
+              "--no-progress", "--out", str(out), "--address", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"aigc-edge experiments: error: no Ray cluster at 127.0.0.1:{port} (--address)")
+    assert not out.exists()
+
+
+def test_a_task_failing_on_a_worker_is_reported_in_one_line(local_ray) -> None:
+    def _fail(x: int) -> int:
+        raise ValueError(f"bad value\n{x}")
+
+    with pytest.raises(TaskFailed) as failed:
+        list(as_completed(_fail, [7], workers=2, progress=False, desc="points"))
+    assert str(failed.value) == "points 1 of 1 failed on a Ray worker: ValueError: bad value 7"
 
 
 @pytest.mark.slow

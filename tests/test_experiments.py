@@ -174,3 +174,86 @@ def test_tune_plays_only_the_families_asked_and_keeps_the_best(tmp_path):
     assert sorted(rows_after) == sorted([*rows, "exact+price0.8(1-t/H)"])
     with pytest.raises(ValueError, match="unknown families"):
         run_rules(2, tmp_path, grid=grid, workers=1, progress=False, families=["nope"])
+
+
+def _counting(module, name: str, monkeypatch, fail_on: int | None = None) -> list[int]:
+    """Replace the task function ``module.name`` by one counting its calls (the same name, so the same keys);
+    with ``fail_on``, that call raises KeyboardInterrupt (a Ctrl-C while the tasks run)."""
+    import functools
+
+    original = getattr(module, name)
+    calls: list[int] = []
+
+    @functools.wraps(original)
+    def counted(task):
+        calls.append(1)
+        if len(calls) == fail_on:
+            raise KeyboardInterrupt
+        return original(task)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_an_interrupted_sweep_resumes_its_finished_tasks(tmp_path, monkeypatch):
+    from aigc_edge_env.experiments import common
+
+    settings = ("n_users", [3, 4], ["exact", "greedy"], [1, 2], 2)  # 4 tasks: 2 values x 2 seeds
+    with monkeypatch.context() as patch:
+        calls = _counting(common, "_point_task", patch, fail_on=3)
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(*settings, tmp_path / "run", workers=1, progress=False)
+    assert len(list((tmp_path / "run" / ".tasks" / "_point_task").glob("*.pkl"))) == 2
+    calls = _counting(common, "_point_task", monkeypatch)
+    resumed = run_sweep(*settings, tmp_path / "run", workers=1, progress=False)
+    assert len(calls) == 2  # only the two unfinished tasks ran again
+    straight = run_sweep(*settings, tmp_path / "straight", workers=1, progress=False)
+    for kind in ("csv", "slots_csv"):  # the same numbers as an uninterrupted sweep (but the solve times)
+        assert [_untimed(r) for r in read_csv(resumed[kind])] == [_untimed(r) for r in read_csv(straight[kind])]
+    assert len(calls) == 2 + 4
+    run_sweep(*settings[:3], [1, 3], 2, tmp_path / "run", workers=1, progress=False)
+    assert len(calls) == 2 + 4 + 2  # seeds 1 and 3: seed 1's tasks found, seed 3's run
+
+
+def _untimed(row: dict) -> dict:
+    return {key: repr(value) for key, value in row.items() if not key.startswith("solve_ms")}  # nan == nan
+
+
+def test_tradeoff_and_battery_resume_their_finished_tasks(tmp_path, monkeypatch):
+    from aigc_edge_env.experiments import battery, common
+    from aigc_edge_env.experiments.tradeoff import run_tradeoff
+
+    points = _counting(common, "_point_task", monkeypatch)
+    policies = _counting(battery, "policy_task", monkeypatch)
+    for _ in range(2):
+        first = run_tradeoff(["exact", "greedy"], [1], 2, tmp_path, energy_weights=[0.1], error_weights=[0.2],
+                             workers=1, progress=False)
+        battery.run_battery(["greedy"], [], 2, tmp_path, prices=[0.3], overrides={"horizon_slots": 3}, workers=1,
+                            progress=False, hindsight=False)
+    assert len(points) == 2 and len(policies) == 2  # the second time, every task was found finished
+    assert read_csv(first["csv"])[0]["solver"] in ("exact", "greedy")
+
+
+def test_rules_refuse_no_episodes_and_non_finite_returns_keeping_the_valid_file(tmp_path, monkeypatch):
+    from aigc_edge_env.experiments import rules
+
+    grid = {"constant": [0.3]}
+    overrides = {"n_users": 3, "horizon_slots": 4}
+    paths = rules.run_rules(2, tmp_path, grid=grid, overrides=overrides, workers=1, progress=False)
+    valid = paths["best"].read_bytes()
+    with pytest.raises(ValueError, match="episodes must be an integer >= 1, got 0"):
+        rules.run_rules(0, tmp_path, grid=grid, overrides=overrides, workers=1, progress=False)
+    original = rules.policy_task
+
+    def nan_returns(task):
+        result = original(task)
+        result.episodes["reward"][:] = np.nan
+        return result
+
+    monkeypatch.setattr(rules, "policy_task", nan_returns)
+    with pytest.raises(ValueError, match="returns that are not finite numbers"):
+        rules.run_rules(2, tmp_path, seed=5, grid=grid, overrides=overrides, workers=1, progress=False)
+    assert paths["best"].read_bytes() == valid
+    paths["best"].write_text('{"best": {"constant": {"policy": "exact+price0.3", "reward": NaN}}}')
+    with pytest.raises(ValueError, match=f"{paths['best']} is not a valid rules_best.json"):
+        rules.tuned_policies(paths["best"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -94,8 +96,17 @@ def test_bad_actions_raise_value_errors() -> None:
         env.step({**actions, requesting: np.array([0, 1, 2])})
     with pytest.raises(ValueError, match="integers"):
         env.step({**actions, requesting: np.array([0.5, 1.0])})
-    with pytest.raises(ValueError, match="offload bits"):
-        env.step({**actions, requesting: np.array([2, 1])})
+    n_levels = env.config.n_levels
+    for bad in ([2, 1], [0, n_levels], [-1, 0]):  # named against the agent, not the joint action
+        message = (f"action of {requesting} = {bad} is out of range: offload 0 or 1, "
+                   f"level an index in [0, {n_levels - 1}]")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            env.step({**actions, requesting: np.array(bad)})
+    idle = next((agent for agent, obs in observations.items() if obs[0] <= 0.5), None)
+    if idle is not None:  # documented as ignored: never read, so never refused
+        env.reset(seed=3)
+        env.step({**actions, idle: "not an action"})
+        env.reset(seed=3)
     with pytest.raises(ValueError, match="reward must be one of"):
         parallel_env(reward="selfish")
     env.step(actions)  # the env is still usable after the rejected actions

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from aigc_edge_env.calibrate.measure import progress
+from aigc_edge_env.files import write_atomic
 
 #: The diffusers ``UNet2DModel`` of the shipped model (8x8 grey images).
 UNET_CONFIG: dict[str, Any] = {
@@ -186,6 +187,6 @@ def train(out: Path, iterations: int = 1500, batch_size: int = 128, seed: int = 
     summary = {"iterations": iterations, "batch_size": batch_size, "seed": seed, "threads": threads,
                "unet_parameters": sum(p.numel() for p in unet.parameters()), "final_loss": float(loss.item()),
                "classifier_accuracy": accuracy, "wall_s": time.perf_counter() - start}
-    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "training.json", json.dumps(summary, indent=2) + "\n")
     log(f"saved the pipeline to {out} ({summary['wall_s']:.0f} s)")
     return summary

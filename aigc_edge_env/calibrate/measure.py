@@ -27,6 +27,7 @@ import numpy as np
 from aigc_edge_env.calibrate.fit import curve_spec, fit_convex_table, fit_power_law
 from aigc_edge_env.calibrate.metrics import bootstrap_interval, frechet_distance
 from aigc_edge_env.calibrate.sampler import Sampler
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.plotting import pyplot
 
 FORMS = ("power", "table")
@@ -156,9 +157,9 @@ def write_report(report: dict[str, Any], out: Path, grids: Sequence[np.ndarray] 
     """``spec.json``, ``report.json``, ``report.md``, ``curve.png`` and, given the sample grids, ``samples.png``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.json").write_text(json.dumps(report["spec"], indent=2) + "\n")
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (out / "report.md").write_text(markdown_report(report))
+    write_atomic(out / "spec.json", json.dumps(report["spec"], indent=2) + "\n")
+    write_atomic(out / "report.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_atomic(out / "report.md", markdown_report(report))
     plot_curve(report, out / "curve.png")
     if grids is not None:
         plot_samples([p["steps"] for p in report["points"]], grids, out / "samples.png")

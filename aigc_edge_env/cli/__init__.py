@@ -11,7 +11,10 @@ Subcommands (``aigc-edge COMMAND --help`` for each; docs/cli.md for the shared v
 
 A subcommand's module (``aigc_edge_env.cli.<name>``) has ``configure(parser)`` (its options, no
 heavy import) and ``run(args) -> int``; bad arguments exit with status 2 and one line
-(:mod:`aigc_edge_env.cli.common`).
+(:mod:`aigc_edge_env.cli.common`).  A Ray cluster address (``--address``, ``RAY_ADDRESS``) is
+checked before any work: one that answers nothing exits with status 2 and one line naming it
+(:func:`aigc_edge_env.distributed.check_address`); a task that fails on a Ray worker ends the
+command with status 1 and one line, the worker's error.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 
 from aigc_edge_env.cli.common import ArgumentParser, UsageError, fail
 from aigc_edge_env.config import ConfigError
+from aigc_edge_env.distributed import ClusterUnreachable, TaskFailed, check_address
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -65,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = ["aigc-edge", *argv]
     prog = " ".join(["aigc-edge", args.command, *([args.study] if getattr(args, "study", None) else [])])
     try:
+        if hasattr(args, "address"):
+            check_address(args.address)
         return int(importlib.import_module(f"aigc_edge_env.cli.{args.command}").run(args))
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, ClusterUnreachable) as exc:
         fail(prog, str(exc))
+    except TaskFailed as exc:
+        fail(prog, str(exc), status=1)
     except ModuleNotFoundError as exc:
         top = (exc.name or "").partition(".")[0]
         if top not in EXTRAS:

@@ -29,7 +29,7 @@ import numpy as np
 
 from aigc_edge_env.calibrate.measure import FORMS, FULL_STEPS, QUICK_STEPS, MeasureSettings
 from aigc_edge_env.calibrate.sampler import SPACINGS, SamplerSettings
-from aigc_edge_env.cli.common import UsageError, check_output_dir, count, seed
+from aigc_edge_env.cli.common import UsageError, check_device, check_output_dir, count, finite_float, seed
 
 #: The quick mode (CI-sized): its settings replace the full run's defaults.
 QUICK = {"steps": QUICK_STEPS, "n_samples": 128, "sample_batch_size": 128, "timing_batch_sizes": (128,),
@@ -39,28 +39,28 @@ QUICK = {"steps": QUICK_STEPS, "n_samples": 128, "sample_batch_size": 128, "timi
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, default=None, metavar="DIR",
                         help="train the digits model into DIR instead of measuring")
-    parser.add_argument("--train-iterations", type=int, default=1500)
+    parser.add_argument("--train-iterations", type=count, default=1500)
     parser.add_argument("--pipeline", type=Path, default=None,
                         help="local diffusers pipeline folder (default: the shipped digits model)")
     parser.add_argument("--reference", default="digits", help="'digits' or a .npy of images (n, c, h, w) in [-1, 1]")
     parser.add_argument("--features", default="digits-cnn", help="'digits-cnn', 'pixels' or 'module:function'")
     parser.add_argument("--scheduler", default="ddim", help="ddim, ddpm, dpm, euler, pndm or a diffusers class name")
-    parser.add_argument("--eta", type=float, default=0.0)
+    parser.add_argument("--eta", type=finite_float, default=0.0)
     parser.add_argument("--spacing", choices=SPACINGS, default="trailing", help="timestep spacing")
     parser.add_argument("--clip-sample", action="store_true", help="clip the predicted clean image (default off)")
     parser.add_argument("--prompt", default=None, help="text prompt (text-to-image pipelines)")
     parser.add_argument("--quick", action="store_true",
                         help=f"CI-sized: {QUICK['n_samples']} samples, steps {' '.join(map(str, QUICK_STEPS))}")
-    parser.add_argument("--steps", type=int, nargs="*", default=None,
+    parser.add_argument("--steps", type=count, nargs="*", default=None,
                         help=f"step counts (default {' '.join(map(str, FULL_STEPS))})")
-    parser.add_argument("--n-samples", type=int, default=None, help="samples per step count (default 1000)")
-    parser.add_argument("--batch-size", type=int, default=None, help="sampling batch (default 500)")
-    parser.add_argument("--timing-batch-sizes", type=int, nargs="*", default=None,
+    parser.add_argument("--n-samples", type=count, default=None, help="samples per step count (default 1000)")
+    parser.add_argument("--batch-size", type=count, default=None, help="sampling batch (default 500)")
+    parser.add_argument("--timing-batch-sizes", type=count, nargs="*", default=None,
                         help="batch sizes timed (default 1 100 500; none: no timing)")
-    parser.add_argument("--timing-repeats", type=int, default=None)
-    parser.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples (default 200)")
+    parser.add_argument("--timing-repeats", type=count, default=None)
+    parser.add_argument("--bootstrap", type=count, default=None, help="bootstrap resamples (default 200)")
     parser.add_argument("--form", choices=FORMS, default="power", help="spec form written to spec.json")
-    parser.add_argument("--fit-min-steps", type=int, default=1,
+    parser.add_argument("--fit-min-steps", type=count, default=1,
                         help="fit only the points with at least this many steps (default 1: all)")
     parser.add_argument("--refit", type=Path, default=None, metavar="DIR",
                         help="fit a finished run's report.json in DIR again (--form, --fit-min-steps); no sampling")
@@ -99,15 +99,39 @@ def load_features(name: str, pipeline: Path) -> Callable[[np.ndarray], np.ndarra
         return feature_extractor(pipeline)
     if name == "pixels":
         return lambda images: np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    check_features_name(name)
     module, _, function = name.partition(":")
-    if not function:
+    try:
+        make = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"features = {name!r} is invalid: cannot import {function} from {module} ({exc})") from None
+    return make()
+
+
+def check_features_name(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` has the form of a features extractor (before anything loads)."""
+    module, _, function = name.partition(":")
+    if name not in ("digits-cnn", "pixels") and not (module and function):
         raise ValueError(f"features = {name!r} is invalid: accepted 'digits-cnn', 'pixels' or 'module:function'")
-    return getattr(importlib.import_module(module), function)()
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Every argument that can be checked before any work (the pipeline, reference and features load later)."""
+    check_device(args.device)
+    check_features_name(args.features)
+    if args.train is not None:
+        check_output_dir(args.train, "--train")
+    elif args.refit is not None:
+        if not (args.refit / "report.json").is_file():
+            raise UsageError(f"--refit {args.refit}: accepted a folder with a calibration's report.json")
+    else:
+        check_output_dir(args.out)
 
 
 def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     try:
+        _check(args)
         return _run(args)
     except ValueError as error:  # bad input: a usage error naming the parameter, not a traceback
         raise UsageError(str(error)) from None

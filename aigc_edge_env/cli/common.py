@@ -26,8 +26,9 @@ from typing import Any, NoReturn
 from aigc_edge_env.config import SCENARIOS
 
 __all__ = [
-    "ArgumentParser", "UsageError", "add_env", "add_out", "add_seed_episodes", "add_workers", "check_output_dir",
-    "check_threads", "count", "env_id", "finite_float", "mapping", "parse_mapping", "price", "probability", "seed",
+    "ArgumentParser", "UsageError", "add_env", "add_out", "add_seed_episodes", "add_workers", "check_device",
+    "check_output_dir", "check_threads", "count", "env_id", "finite_float", "mapping", "non_negative_float",
+    "parse_mapping", "positive_float", "probability", "seed",
 ]
 
 
@@ -87,6 +88,21 @@ def check_threads(threads: int) -> None:
         raise UsageError(f"--threads must be >= 1, got {threads}")
 
 
+def check_device(device: str, option: str = "--device") -> None:
+    """Raise :class:`UsageError` unless ``device`` is a torch device available here (imports torch)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UsageError(f"{option} {device!r} is not a torch device: accepted cpu, cuda[:<index>], mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if kind not in available:
+        raise UsageError(f"{option} {device!r}: accepted cpu, cuda[:<index>], mps")
+    if not available[kind]:
+        raise UsageError(f"{option} {device!r}: {kind} is not available in this torch {torch.__version__}")
+
+
 # --- argparse types: each names what it accepts ------------------------------------------------
 def _typed(text: str, convert: Callable[[str], Any], accepted: str, ok: Callable[[Any], bool]) -> Any:
     """``convert(text)`` when it is what ``ok`` accepts, else argparse's error naming ``accepted``."""
@@ -114,9 +130,14 @@ def finite_float(text: str) -> float:
     return float(_typed(text, float, "a finite number", math.isfinite))
 
 
-def price(text: str) -> float:
-    """An energy price per J: a finite number >= 0."""
-    return float(_typed(text, float, "a finite price >= 0 (per J)", lambda v: math.isfinite(v) and v >= 0))
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds, budgets)."""
+    return float(_typed(text, float, "a finite number > 0", lambda v: math.isfinite(v) and v > 0))
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (prices)."""
+    return float(_typed(text, float, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0))
 
 
 def probability(text: str) -> float:
@@ -179,7 +200,7 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def fail(prog: str, message: str) -> NoReturn:
-    """Exit with status 2 and one line naming the subcommand."""
+def fail(prog: str, message: str, status: int = 2) -> NoReturn:
+    """Exit with ``status`` (2: a bad argument) and one line naming the subcommand."""
     print(f"{prog}: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(status)

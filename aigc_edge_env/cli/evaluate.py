@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     from aigc_edge_env.versions import package_versions
 
     check_output_dir(args.out)
-    check_output_dir(args.hindsight_cache, "--hindsight-cache")
+    if not args.no_hindsight:
+        check_output_dir(args.hindsight_cache, "--hindsight-cache")
     config = dict(args.config)
     if args.horizon is not None:
         config["horizon_slots"] = args.horizon

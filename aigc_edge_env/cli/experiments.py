@@ -37,10 +37,11 @@ from aigc_edge_env.cli.common import (
     count,
     finite_float,
     mapping,
-    price,
+    non_negative_float,
 )
-from aigc_edge_env.config import make_config
+from aigc_edge_env.config import ConfigError, make_config
 from aigc_edge_env.evaluation.runner import EVAL_SEED
+from aigc_edge_env.experiments.curves import CURVES
 from aigc_edge_env.experiments.rules import GRID
 from aigc_edge_env.experiments.sweep import PARAMS
 
@@ -72,15 +73,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("curves", help="exact optimum's offload share and steps under each named error curve")
     p.add_argument("--param", default="weight_error", choices=sorted(PARAMS))
     p.add_argument("--values", nargs="+", type=finite_float, default=None, help="values (default: the preset)")
-    p.add_argument("--curves", nargs="+", default=None, help="curve pairs (default: all of experiments.curves.CURVES)")
+    p.add_argument("--curves", nargs="+", default=None, choices=sorted(CURVES),
+                   help="curve pairs (default: all of experiments.curves.CURVES)")
     _common(p, seed=1000, episodes=5, slots=20, solvers=False)
     p = sub.add_parser("tradeoff", help="latency-energy-quality front of exact over a (w_E, w_Q) grid")
     _common(p, seed=1000, episodes=3, slots=10)
     p = sub.add_parser("battery", help="myopic solvers vs planning rules vs trained agents on the battery scenario")
     p.add_argument("--runs", nargs="*", type=Path, default=[], help="trained run directories")
-    p.add_argument("--prices", nargs="*", type=price, default=[0.3],
+    p.add_argument("--prices", nargs="*", type=non_negative_float, default=[0.3],
                    help="shadow prices (1/J) for exact+price (default 0.3)")
-    p.add_argument("--decaying-prices", nargs="*", type=price, default=[],
+    p.add_argument("--decaying-prices", nargs="*", type=non_negative_float, default=[],
                    help="initial shadow prices (1/J) for exact+price(1-t/H), decaying to 0 at the horizon")
     p.add_argument("--lyapunov", nargs="*", default=[], metavar="V,THETA",
                    help="lyapunov parameters, e.g. 100,100 (V in J^2 per cost unit, theta in J)")
@@ -139,7 +141,10 @@ def _battery_policies(args: argparse.Namespace) -> tuple[list[str], list[tuple[f
     tuned = args.tuned or args.out / "rules_best.json"
     if args.tuned is not None and not tuned.is_file():
         raise UsageError(f"--tuned {tuned} is not a file")
-    policies = list(args.policies) + (tuned_policies(tuned) if tuned.is_file() else [])
+    try:
+        policies = list(args.policies) + (tuned_policies(tuned) if tuned.is_file() else [])
+    except ValueError as exc:
+        raise UsageError(f"--tuned: {exc}") from None
     for name in policies:
         try:
             make_policy(name)
@@ -150,6 +155,69 @@ def _battery_policies(args: argparse.Namespace) -> tuple[list[str], list[tuple[f
     except ValueError:
         raise UsageError(f"--lyapunov takes V,THETA pairs of numbers, got {args.lyapunov}") from None
     return policies, lyapunov
+
+
+def _check_config(option: str, env: str, overrides: dict) -> None:
+    try:
+        make_config(env, overrides)
+    except ConfigError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _check_runs(runs: list[Path]) -> None:
+    """Each trained run directory (or model file) readable: its run.yml and its model file there."""
+    from aigc_edge_env.agents.runs import FINAL_MODEL, RunError, read_record
+
+    for run in runs:
+        if not run.exists():
+            raise UsageError(f"--runs {run}: no such run directory or model file")
+        model = run / FINAL_MODEL if run.is_dir() else run
+        try:
+            read_record(run if run.is_dir() else run.parent)
+        except RunError as exc:
+            raise UsageError(f"--runs: {exc}") from None
+        if not model.is_file():
+            raise UsageError(f"--runs: no model file at {model}")
+
+
+def _check_study(study: argparse.Namespace) -> None:
+    """Every argument of one study (not ``all``/``replot``), before any work; :class:`UsageError` naming it."""
+    from aigc_edge_env.experiments.battery import ENV_ID, PLAN, check_compare_to, policy_labels
+
+    check_output_dir(study.out)
+    _solvers(getattr(study, "solvers", None))
+    if study.figures is not None:
+        check_output_dir(study.figures, "--figures")
+    env = ENV_ID if study.study in ("battery", "rules") else "AIGCEdge-v0"
+    _check_config("--config", env, study.config)
+    if study.study in ("sweep", "curves"):
+        spec = PARAMS[study.param]
+        for value in study.values or []:
+            _check_config(f"--values {value:g}", env, {**study.config, **spec.overrides(value)})
+    if study.study == "curves":
+        from aigc_edge_env.experiments.curves import CURVES
+
+        unknown = [name for name in study.curves or [] if name not in CURVES]
+        if unknown:
+            raise UsageError(f"--curves: unknown curve pair(s) {unknown}: accepted {sorted(CURVES)}")
+    if study.study == "battery":
+        policies, lyapunov = _battery_policies(study)
+        _check_runs(study.runs)
+        if not study.no_hindsight:
+            check_output_dir(study.hindsight_cache, "--hindsight-cache")
+        labels = policy_labels(_solvers(study.solvers), study.prices, study.decaying_prices, lyapunov, policies)
+        from aigc_edge_env.policies.registry import make_policy
+
+        for label in labels:
+            try:
+                make_policy(label)
+            except ValueError as exc:
+                raise UsageError(f"--lyapunov/--prices: {exc}") from None
+        try:
+            check_compare_to(study.compare_to, [*labels, *(r.name for r in study.runs),
+                                                *([] if study.no_hindsight else [PLAN])])
+        except ValueError as exc:
+            raise UsageError(f"--compare-to: {exc}") from None
 
 
 def _study(args: argparse.Namespace) -> dict[str, Path]:
@@ -202,41 +270,6 @@ def _all_studies(args: argparse.Namespace) -> list[argparse.Namespace]:
     return studies
 
 
-def _check(study: argparse.Namespace) -> None:
-    """Every name, path and config of one study, before any work (:class:`UsageError` naming what is wrong)."""
-    check_output_dir(study.out)
-    if study.figures is not None:
-        check_output_dir(study.figures, "--figures")
-    _solvers(getattr(study, "solvers", None))
-    if study.study in ("sweep", "curves"):
-        spec = PARAMS[study.param]
-        for value in study.values or spec.values:
-            make_config("AIGCEdge-v0", {**study.config, **spec.overrides(int(value) if spec.integer else value)})
-    if study.study == "curves":
-        from aigc_edge_env.experiments.curves import CURVES
-
-        unknown = [name for name in study.curves or [] if name not in CURVES]
-        if unknown:
-            raise UsageError(f"--curves: unknown curve pair(s) {unknown}: accepted {sorted(CURVES)}")
-    if study.study == "tradeoff":
-        make_config("AIGCEdge-v0", study.config)
-    if study.study in ("battery", "rules"):
-        make_config("AIGCEdge-Battery-v0", study.config)
-    if study.study == "battery":
-        from aigc_edge_env.experiments.battery import BATTERY_SOLVERS, policy_tasks
-
-        missing = [str(run) for run in study.runs if not (run / "run.yml").is_file()]
-        if missing:
-            raise UsageError(f"--runs: {missing} not run directories (no run.yml)")
-        policies, lyapunov = _battery_policies(study)
-        try:
-            policy_tasks([s for s in _solvers(study.solvers) if s in BATTERY_SOLVERS], study.runs, study.prices,
-                         study.decaying_prices, lyapunov, policies, study.compare_to, not study.no_hindsight,
-                         study.config, _seeds(study))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.study == "replot":
         from aigc_edge_env.experiments.sweep import replot
@@ -244,14 +277,18 @@ def run(args: argparse.Namespace) -> int:
         missing = [str(path) for path in args.csv if not path.is_file()]
         if missing:
             raise UsageError(f"no such CSV file(s) {missing}")
+        for path in args.csv:
+            slots = path.with_name(path.stem.removesuffix("_slots") + "_slots.csv")
+            if not slots.is_file():
+                raise UsageError(f"{path}: no per-slot CSV {slots} beside it (replot reads sweep_<param>_slots.csv)")
         if args.figures is not None:
             check_output_dir(args.figures, "--figures")
         for path in args.csv:
             _copy_figures({"png": replot(path)}, args.figures)
         return 0
     studies = _all_studies(args) if args.study == "all" else [args]
-    for study in studies:  # every name, path and config checked before any work
-        _check(study)
+    for study in studies:  # every argument checked before any work
+        _check_study(study)
     start = time.perf_counter()
     for study in studies:
         t0 = time.perf_counter()

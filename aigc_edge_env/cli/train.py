@@ -21,6 +21,8 @@ A bad request exits with status 2 and a one-line reason, before any work.
 Ctrl-C (SIGINT) or SIGTERM stops training at the next step: the model, its normaliser and
 the training state are saved, ``run.yml`` marks the session interrupted with the step
 reached, and the command exits with one line and status 128 + the signal's number (130, 143).
+A second signal waits until that save is done.  After a ``kill -9``, ``--resume DIR`` continues
+from the newest complete checkpoint and says which (docs/cli.md, "Interruptions and recovery").
 ``--resume DIR`` without ``--timesteps`` then trains what the interrupted session had left,
 exactly as if it had not been interrupted.  One training at a time writes a run directory: a
 second one given the same ``--out`` is refused at once.

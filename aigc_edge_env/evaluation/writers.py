@@ -8,6 +8,7 @@ back), :func:`write_json` and :func:`write_outputs` (``summary.md``, ``summary.c
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aigc_edge_env.evaluation.runner import EPISODE_METRICS, PolicyResult
+from aigc_edge_env.files import write_atomic
 
 __all__ = ["format_number", "markdown_table", "read_csv", "write_csv", "write_json", "write_outputs"]
 
@@ -58,12 +60,11 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
 
 
 def read_csv(path: str | Path) -> list[dict[str, Any]]:
@@ -80,9 +81,7 @@ def read_csv(path: str | Path) -> list[dict[str, Any]]:
 
 
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, allow_nan=True))
+    write_atomic(path, json.dumps(payload, indent=2, allow_nan=True))
 
 
 def write_outputs(
@@ -96,8 +95,7 @@ def write_outputs(
     episode's metrics per policy) in ``out_dir``; returns their paths by kind.
     """
     paths = {"markdown": out_dir / "summary.md", "csv": out_dir / "summary.csv", "json": out_dir / "results.json"}
-    paths["markdown"].parent.mkdir(parents=True, exist_ok=True)
-    paths["markdown"].write_text(markdown_table(rows, confidence))
+    write_atomic(paths["markdown"], markdown_table(rows, confidence))
     write_csv(paths["csv"], rows)
     episodes = {r.name: {"seeds": r.seeds, **{m: v.tolist() for m, v in r.episodes.items()}} for r in results}
     write_json(paths["json"], {**metadata, "confidence": confidence, "summary": list(rows), "episodes": episodes})

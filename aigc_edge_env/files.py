@@ -1,0 +1,32 @@
+"""Atomic file writes: a file is either its old content or its new content, never a part of either.
+
+:func:`write_atomic` writes into a temporary file in the target's folder, flushes it to disk and
+renames it over the target (``os.replace``, atomic on POSIX and Windows within one file system).
+A process killed at any point (``kill -9`` included) leaves the previous file, or none, and at
+most a stray ``.<name>.*.tmp`` beside it, which the next write of any file there does not read.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_atomic"]
+
+
+def write_atomic(path: Path | str, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8, or bytes) to ``path`` atomically, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode() if isinstance(content, str) else content
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
