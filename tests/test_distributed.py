@@ -157,7 +157,7 @@ def test_the_cli_refuses_an_unreachable_address_before_any_work(tmp_path: Path, 
               "--no-progress", "--out", str(out), "--address", f"127.0.0.1:{port}"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
-    assert err.startswith(f"aigc-edge experiments: error: no Ray cluster at 127.0.0.1:{port} (--address)")
+    assert err.startswith(f"aigc-edge experiments sweep: error: no Ray cluster at 127.0.0.1:{port} (--address)")
     assert not out.exists()
 
 

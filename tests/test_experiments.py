@@ -128,7 +128,7 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
     assert rows["exact"]["diff_vs[greedy]"] == pytest.approx(-rows["greedy"]["diff_vs_exact"])
     assert rows["greedy"]["diff_vs[greedy]"] == 0
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError, match=r"--compare-to \['not evaluated'\]: not among"):
+    with pytest.raises(ValueError, match=r"compare_to = \['not evaluated'\]: \['not evaluated'\] not among"):
         run_battery(["exact"], [], 2, tmp_path / "refused", overrides=overrides, workers=1, progress=False,
                     compare_to=["not evaluated"])
     assert not (tmp_path / "refused").exists()  # refused before any work
