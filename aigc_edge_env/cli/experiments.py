@@ -136,7 +136,6 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 def _battery_policies(args: argparse.Namespace) -> tuple[list[str], list[tuple[float, float]]]:
     """The policy names of the battery study (``--policies`` and the tuned rules) and the lyapunov pairs."""
     from aigc_edge_env.experiments.rules import tuned_policies
-    from aigc_edge_env.policies.registry import make_policy
 
     tuned = args.tuned or args.out / "rules_best.json"
     if args.tuned is not None and not tuned.is_file():
@@ -145,11 +144,6 @@ def _battery_policies(args: argparse.Namespace) -> tuple[list[str], list[tuple[f
         policies = list(args.policies) + (tuned_policies(tuned) if tuned.is_file() else [])
     except ValueError as exc:
         raise UsageError(f"--tuned: {exc}") from None
-    for name in policies:
-        try:
-            make_policy(name)
-        except ValueError as exc:
-            raise UsageError(f"--policies: {exc}") from None
     try:
         lyapunov = [(float(v), float(theta)) for v, theta in (pair.split(",") for pair in args.lyapunov)]
     except ValueError:
@@ -212,7 +206,7 @@ def _check_study(study: argparse.Namespace) -> None:
             try:
                 make_policy(label)
             except ValueError as exc:
-                raise UsageError(f"--lyapunov/--prices: {exc}") from None
+                raise UsageError(f"--policies/--prices/--lyapunov: {exc}") from None
         try:
             check_compare_to(study.compare_to, [*labels, *(r.name for r in study.runs),
                                                 *([] if study.no_hindsight else [PLAN])])
