@@ -37,7 +37,7 @@ import numpy as np
 from aigc_edge_env import AIGCEdgeEnv, Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import SOLVERS, hindsight_bound, solve_exact
 from aigc_edge_env.benchmarks.env_speed import env_step_cpu_s
-from aigc_edge_env.cli.common import ArgumentParser, count, finite_float, seed
+from aigc_edge_env.cli.common import ArgumentParser, count, positive_float, seed
 from aigc_edge_env.evaluation.runner import EVAL_SEED, run_episode
 from aigc_edge_env.evaluation.slots import collect_slots
 from aigc_edge_env.evaluation.statistics import relative_gap_pct
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench solvers") -
     parser = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--slots", type=count, default=20, help="slots per N (default 20)")
     parser.add_argument("--n-users", type=count, nargs="+", default=[5, 8, 10, 20, 50, 100], help="values of N")
-    parser.add_argument("--time-budget", type=finite_float, default=2.0, help="exact's time budget per slot, s")
+    parser.add_argument("--time-budget", type=positive_float, default=2.0, help="exact's time budget per slot, s")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the first episode")
     parser.add_argument("--episodes", type=int, default=0,
                         help=f"also time the hindsight bound and mpc on this many {EPISODE_ENV} episodes (default 0)")

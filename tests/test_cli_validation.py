@@ -105,6 +105,8 @@ CASES: list[tuple[list[str], str]] = [
     (["bench", "agents", "--out", "FILE"], "--out"),
     (["bench", "ceiling", "--episodes", "0"], "--episodes"),
     (["bench", "ceiling", "--orders", "bogus"], "--orders"),
+    (["bench", "solvers", "--time-budget", "-1"], "--time-budget"),
+    (["bench", "solvers", "--slots", "0"], "--slots"),
 ]
 #: Subcommands whose output folder the test names (so that it can check nothing was written there).
 WRITES_OUT = ("train", "evaluate", "experiments", "tune", "calibrate")
