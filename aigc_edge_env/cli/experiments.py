@@ -160,6 +160,8 @@ def _check_config(option: str, env: str, overrides: dict) -> None:
 
 def _check_runs(runs: list[Path]) -> None:
     """Each trained run directory (or model file) readable: its run.yml and its model file there."""
+    if not runs:
+        return  # (the agents extra is needed only to read runs)
     from aigc_edge_env.agents.runs import FINAL_MODEL, RunError, read_record
 
     for run in runs:
