@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -177,10 +178,10 @@ def record_dataset(
     check_dataset_id(dataset_id)
     if not seeds:
         raise ValueError("seeds must name at least one episode")
-    root = Path(root)
-    if dataset_path(root, dataset_id).exists():
-        raise ValueError(f"dataset {dataset_id} exists at {dataset_path(root, dataset_id)}: "
-                         "record a new version (-v<N+1>) or delete that folder")
+    root = Path(root).absolute()  # Minari's size of a dataset under a relative root looks for the wrong files
+    path = dataset_path(root, dataset_id)
+    if path.exists():
+        raise ValueError(f"dataset {dataset_id} exists at {path}: record a new version (-v<N+1>) or delete that folder")
     overrides = dict(config or {})
     recorder = _EpisodeRecorder(gym.make(env_id, config=overrides))
     buffers = []
@@ -194,14 +195,18 @@ def record_dataset(
                            f"{list(seeds)[0]}...{list(seeds)[-1]}; infos: the env's slot info per step, row 0 "
                            "(the reset) 0; recorded by aigc_edge_env.datasets.record_dataset")
     root.mkdir(parents=True, exist_ok=True)
-    with _datasets_root(root), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="`author_email` is set to None")  # the package publishes none
-        dataset = minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=spec, eval_env=spec, algorithm_name=algorithm_name, author=AUTHOR,
-            code_permalink=f"aigc-edge-env {__version__}: aigc_edge_env.datasets.record_dataset",
-            description=text, requirements=[f"aigc-edge-env=={__version__}"], data_format="hdf5")
-    storage = dataset.storage
-    storage.update_episode_metadata(storage.apply(EpisodeMetadataCallback()))
+    try:
+        with _datasets_root(root), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="`author_email` is set to None")  # the package publishes none
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id, buffers, env=spec, eval_env=spec, algorithm_name=algorithm_name, author=AUTHOR,
+                code_permalink=f"aigc-edge-env {__version__}: aigc_edge_env.datasets.record_dataset",
+                description=text, requirements=[f"aigc-edge-env=={__version__}"], data_format="hdf5")
+        storage = dataset.storage
+        storage.update_episode_metadata(storage.apply(EpisodeMetadataCallback()))
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)  # no half-written dataset (it would block the next try)
+        raise
     recorder.close()
     return dataset
 
