@@ -110,3 +110,17 @@ def test_an_existing_dataset_is_refused_not_overwritten(recorded: Path, capsys: 
         main(["record", "--policies", "exact", "--horizon", "2", "--out", str(recorded)])
     assert exit_info.value.code == 2 and f"dataset {DATASET_ID} exists" in capsys.readouterr().err
     assert sorted(p.stat().st_mtime_ns for p in (recorded / DATASET_ID / "data").iterdir()) == before
+
+
+def test_clairvoyant_records_the_hindsight_plan(tmp_path: Path) -> None:
+    """``clairvoyant`` replays the plan of :func:`hindsight_bound`: its actions, its cost."""
+    from aigc_edge_env.baselines import hindsight_bound
+
+    config = {"horizon_slots": 8}
+    assert main(["record", "--env", "AIGCEdge-Battery-v0", "--config", '{"horizon_slots": 8}', "--episodes", "1",
+                 "--seed", "5", "--policies", "clairvoyant", "--out", str(tmp_path / "data"), "--hindsight-cache",
+                 str(tmp_path / "hindsight"), "--no-progress"]) == 0
+    episode = next(open_dataset("aigc-edge/aigcedge-battery/clairvoyant-v0", tmp_path / "data").iterate_episodes())
+    bound = hindsight_bound("AIGCEdge-Battery-v0", 5, config)
+    np.testing.assert_array_equal(episode.actions, bound.plan_actions)
+    assert episode.infos["cost"].sum() == pytest.approx(bound.plan_cost, rel=1e-9)
