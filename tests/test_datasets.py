@@ -4,6 +4,7 @@ the cost components; bad input is refused before any work."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -124,3 +125,12 @@ def test_clairvoyant_records_the_hindsight_plan(tmp_path: Path) -> None:
     bound = hindsight_bound("AIGCEdge-Battery-v0", 5, config)
     np.testing.assert_array_equal(episode.actions, bound.plan_actions)
     assert episode.infos["cost"].sum() == pytest.approx(bound.plan_cost, rel=1e-9)
+
+
+def test_without_minari_the_command_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "minari", None)  # as in an install without the extra
+    with pytest.raises(SystemExit) as exit_info:
+        main(["record", "--policies", "exact", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "pip install 'aigc-edge-env[datasets]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
