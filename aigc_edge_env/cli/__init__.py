@@ -4,6 +4,7 @@ Subcommands (``aigc-edge COMMAND --help`` for each; docs/cli.md for the shared v
 
 * ``train``: train PPO, MaskablePPO or DQN into a run directory (the ``agents`` extra);
 * ``evaluate``: solvers, planning policies and trained runs on the same seeded episodes;
+* ``record``: episodes of named policies and trained runs as Minari datasets (``datasets`` extra);
 * ``experiments``: the sweeps, the trade-off, the battery study and the battery rules' grid;
 * ``tune``: the hyperparameter search of an algorithm (Ray Tune + Optuna; ``distributed`` extra);
 * ``calibrate``: measure the error curve of a diffusers sampler (``calibrate`` extra);
@@ -33,6 +34,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 SUBCOMMANDS = {
     "train": "train PPO, MaskablePPO or DQN on an env into a run directory",
     "evaluate": "evaluate solvers, planning policies and trained runs on the same seeded episodes",
+    "record": "record episodes of policies and trained runs as Minari datasets (offline RL, imitation)",
     "experiments": "sweeps, trade-off, battery study and battery rules (docs/results.md)",
     "tune": "hyperparameter search of an algorithm on Ray Tune with Optuna",
     "calibrate": "measure the steps-versus-error curve of a diffusers sampler",
@@ -59,7 +61,8 @@ def build_parser() -> ArgumentParser:
 #: Top-level module of an optional dependency -> the extra that installs it.
 EXTRAS = {"torch": "agents", "stable_baselines3": "agents", "sb3_contrib": "agents", "tensorboard": "agents",
           "matplotlib": "experiments", "tqdm": "experiments", "ray": "distributed", "optuna": "distributed",
-          "diffusers": "calibrate", "sklearn": "calibrate", "pettingzoo": "multiagent"}
+          "diffusers": "calibrate", "sklearn": "calibrate", "pettingzoo": "multiagent",
+          "minari": "datasets", "h5py": "datasets"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ from aigc_edge_env.cli.common import (
 )
 from aigc_edge_env.evaluation.runner import EVAL_SEED
 
-__all__ = ["configure", "run", "run_labels"]
+__all__ = ["configure", "resolve_policies", "run", "run_labels"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -87,38 +87,40 @@ def run_labels(paths: list[Path]) -> dict[str, Path]:
     return labels
 
 
-def _policies(args: argparse.Namespace, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Policies by label and run directories by label; :class:`UsageError` if a name or a run is bad."""
-    from aigc_edge_env.baselines import SOLVERS
+def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: dict[str, Any],
+                     threads: int) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Policies by label (the ``--policies`` names, then the ``--runs`` models under :func:`run_labels`)
+    and the run directories by label; :class:`UsageError` naming the option if a name or a run is bad,
+    or if there is no policy at all.  A run needs the agents extra (torch, ``threads`` CPU threads)."""
     from aigc_edge_env.policies.registry import make_policy
 
-    names = list(SOLVERS) if args.policies is None else args.policies
     try:
         policies: dict[str, Any] = {name: make_policy(name) for name in names}
     except ValueError as exc:
         raise UsageError(f"--policies: {exc}") from None
     run_dirs = {}
-    if args.runs:
+    if runs:
         import torch
 
         from aigc_edge_env.agents.policies import load_model_policy
         from aigc_edge_env.agents.runs import RunError
 
-        torch.set_num_threads(args.threads)
-        for label, path in run_labels(args.runs).items():
+        torch.set_num_threads(threads)
+        for label, path in run_labels(runs).items():
             try:
-                policies[label] = load_model_policy(path, args.env, config)
+                policies[label] = load_model_policy(path, env_id, config)
             except (RunError, ValueError) as exc:
                 raise UsageError(f"--runs: {exc}") from None
             run_dirs[label] = path if path.is_dir() else path.parent
     if not policies:
-        raise UsageError("nothing to evaluate: give --policies and/or --runs")
+        raise UsageError("no policy: give --policies and/or --runs")
     return policies, run_dirs
 
 
 def run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
+    from aigc_edge_env.baselines import SOLVERS
     from aigc_edge_env.baselines.hindsight import hindsight_bounds
     from aigc_edge_env.config import make_config
     from aigc_edge_env.evaluation.runner import evaluate_all
@@ -134,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     if args.horizon is not None:
         config["horizon_slots"] = args.horizon
     env_config = make_config(args.env, config)  # a bad config fails here, before any work
-    policies, run_dirs = _policies(args, config)
+    names = list(SOLVERS) if args.policies is None else args.policies
+    policies, run_dirs = resolve_policies(names, args.runs, args.env, config, args.threads)
     seeds = list(range(args.seed, args.seed + args.episodes))
     bounds = None
     if env_config.battery_enabled and not args.no_hindsight:
