@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 
 __all__ = ["BC_DEFAULTS", "behaviour_cloning_options", "clone"]
@@ -33,7 +35,8 @@ def behaviour_cloning_options(options: Any) -> dict[str, Any]:
                          f"{sorted(BC_DEFAULTS)}), got {options!r}")
     unknown = set(options) - {"dataset", *BC_DEFAULTS}
     if unknown:
-        raise ValueError(f"behaviour_cloning: unknown key(s) {sorted(unknown)}; accepted dataset, {sorted(BC_DEFAULTS)}")
+        raise ValueError(f"behaviour_cloning: unknown key(s) {sorted(unknown)}; "
+                         f"accepted dataset, {sorted(BC_DEFAULTS)}")
     merged = {**BC_DEFAULTS, **options}
     for key in ("epochs", "batch_size"):
         if isinstance(merged[key], bool) or not isinstance(merged[key], int) or merged[key] < 1:
@@ -49,11 +52,14 @@ def clone(model: BaseAlgorithm, normalizer: VecNormalize | None, observations: n
     mean negative log-likelihood of each epoch.  ``normalizer`` (the run's, if any) takes the
     observations' mean and variance first."""
     if normalizer is not None and normalizer.norm_obs:
-        normalizer.obs_rms.mean = observations.mean(axis=0).astype(np.float64)
-        normalizer.obs_rms.var = observations.var(axis=0).astype(np.float64)
-        normalizer.obs_rms.count = float(len(observations))
-        observations = normalizer.normalize_obs(observations)
+        statistics = normalizer.obs_rms
+        assert isinstance(statistics, RunningMeanStd)  # the env's observations are one Box
+        statistics.mean = observations.mean(axis=0).astype(np.float64)
+        statistics.var = observations.var(axis=0).astype(np.float64)
+        statistics.count = float(len(observations))
+        observations = np.asarray(normalizer.normalize_obs(observations))
     policy = model.policy
+    assert isinstance(policy, ActorCriticPolicy)  # PPO and MaskablePPO
     x = torch.as_tensor(observations, dtype=torch.float32, device=policy.device)
     y = torch.as_tensor(actions, dtype=torch.int64, device=policy.device)
     generator = torch.Generator().manual_seed(seed)
@@ -70,7 +76,7 @@ def clone(model: BaseAlgorithm, normalizer: VecNormalize | None, observations: n
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(index)
+            total += loss.item() * len(index)
         losses.append(total / len(y))
     policy.set_training_mode(False)
     return losses

@@ -16,6 +16,8 @@ arguments of the SB3 algorithm class; these *settings* are not, and are read by
   the action is a per-user energy price, solved by ``exact``; ``wrapper_kwargs``: its ``base_policy``,
   ``price_scale_per_j``, and the training options ``relative_reward`` and ``episode_seeds``).  The priced
   agents' entries are in ``<algo>_priced.yml``, chosen by ``aigc-edge train --wrapper priced``.
+* ``behaviour_cloning``: ``{dataset: PATH, epochs, batch_size, learning_rate}``, a new run's policy
+  first fitted to a recorded dataset's actions (:mod:`aigc_edge_env.agents.behaviour_cloning`).
 
 Values follow the zoo's conventions where it has one: ``lin_<x>`` is a schedule falling
 linearly from ``x`` to 0; ``policy_kwargs`` is a YAML mapping whose ``activation_fn`` is a
@@ -41,7 +43,7 @@ __all__ = [
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 #: Keys of a hyperparameter entry that are not algorithm keyword arguments.
 SETTINGS = ("n_envs", "n_timesteps", "policy", "normalize", "vec_env", "env_wrapper", "wrapper_reward",
-            "wrapper_kwargs")
+            "wrapper_kwargs", "behaviour_cloning")
 #: Algorithm arguments ``aigc-edge train`` sets itself (from its command line), so not hyperparameters.
 _RESERVED = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "_init_setup_model"}
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}

@@ -24,10 +24,20 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import make_env
-from aigc_edge_env.agents.runs import RunError, TrainedModel, load_trained
+from aigc_edge_env.agents.runs import (
+    PRICE_NETWORK_ALGO,
+    PRICE_NETWORK_FILE,
+    RUN_RECORD,
+    RunError,
+    TrainedModel,
+    load_trained,
+    read_record,
+)
 from aigc_edge_env.agents.wrappers import decide_slot
 from aigc_edge_env.config import make_config
 from aigc_edge_env.env import unwrapped_env
+from aigc_edge_env.policies.base import Policy
+from aigc_edge_env.policies.price_network import PriceNetworkPolicy
 from aigc_edge_env.priced import ResidualPricePolicy, policy_kwargs
 
 __all__ = ["ModelPolicy", "load_model_policy"]
@@ -77,14 +87,18 @@ class ModelPolicy:
         return action
 
 
-def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None = None) -> ModelPolicy:
-    """The policy of the model at ``path`` (run directory or ``.zip``), checked against ``env_id``.
+def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None = None) -> Policy:
+    """The policy of the model at ``path`` (run directory or ``.zip``; a price network's run directory or
+    ``.npz``: :class:`~aigc_edge_env.policies.price_network.PriceNetworkPolicy`), checked against ``env_id``.
 
     Raises :class:`~aigc_edge_env.agents.runs.RunError` naming the path when the model is
     missing or corrupt, when its observation or action space differs from the env's
     (seen through the run's own wrapper), or when the env's step levels differ from those it
     was trained with (the same action would ask for other step counts).
     """
+    price_network = _price_network_run(Path(path))
+    if price_network is not None:
+        return _load_price_network(price_network, env_id, config)
     trained = load_trained(path)
     trained_levels = list(trained.record["env_config"]["step_levels"])
     levels = list(make_config(env_id, dict(config or {})).step_levels)
@@ -103,3 +117,24 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
     finally:
         env.close()
     return ModelPolicy.from_trained(trained)
+
+
+def _price_network_run(path: Path) -> Path | None:
+    """The network file when ``path`` is a price network's run directory or a ``.npz`` inside one, else None."""
+    run_dir = path if path.is_dir() else path.parent
+    if not (run_dir / RUN_RECORD).exists() or read_record(run_dir)["algo"] != PRICE_NETWORK_ALGO:
+        return None
+    return run_dir / PRICE_NETWORK_FILE if path.is_dir() else path
+
+
+def _load_price_network(path: Path, env_id: str, config: Mapping[str, Any] | None) -> PriceNetworkPolicy:
+    """The price network at ``path``, for an env with batteries (its prices mean nothing without)."""
+    if not make_config(env_id, dict(config or {})).battery_enabled:
+        raise RunError(f"price network {path} sets battery energy prices, but {env_id} with this config has no "
+                       "batteries (battery_enabled false)")
+    if not path.exists():
+        raise RunError(f"no price network file at {path} (an unfinished run?)")
+    try:
+        return PriceNetworkPolicy.load(path, name=path.parent.name)
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunError(f"cannot load price network {path}: {exc}") from None

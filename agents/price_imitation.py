@@ -20,8 +20,11 @@ of many plans; all randomness comes from the seeds given (``torch.Generator`` fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -32,7 +35,7 @@ from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy
 from aigc_edge_env.policies.price_network import N_PRICE_FEATURES, PriceNetworkPolicy, price_features
 from aigc_edge_env.policies.pricing import PricedPolicy
 
-__all__ = ["LabelledStates", "collect_labels", "fit_price_network", "imitate_mpc"]
+__all__ = ["LabelledStates", "collect_labels", "fit_price_network", "train_price_network"]
 
 
 @dataclass
@@ -98,7 +101,7 @@ def collect_labels(env_id: str, seeds: Iterable[int], behaviour: PricedPolicy | 
 def _torch_network(hidden: Sequence[int], generator: torch.Generator) -> torch.nn.Sequential:
     sizes = [N_PRICE_FEATURES, *hidden]
     layers: list[torch.nn.Module] = []
-    for a, b in zip(sizes, sizes[1:]):
+    for a, b in zip(sizes, sizes[1:], strict=False):
         layers += [torch.nn.Linear(a, b), torch.nn.Tanh()]
     layers.append(torch.nn.Linear(sizes[-1], 1))
     net = torch.nn.Sequential(*layers).double()
@@ -112,7 +115,7 @@ def _torch_network(hidden: Sequence[int], generator: torch.Generator) -> torch.n
 
 
 def fit_price_network(features: np.ndarray, prices_per_j: np.ndarray, hidden: Sequence[int] = (64, 64),
-                      epochs: int = 60, batch_size: int = 256, learning_rate: float = 3e-3,
+                      epochs: int = 60, batch_size: int = 512, learning_rate: float = 3e-3,
                       seed: int = 0) -> PriceNetworkPolicy:
     """A :class:`PriceNetworkPolicy` fitted to ``prices_per_j[i] ~ network(features[i])`` (mean squared error)."""
     generator = torch.Generator().manual_seed(seed)
@@ -135,16 +138,85 @@ def fit_price_network(features: np.ndarray, prices_per_j: np.ndarray, hidden: Se
                               [m.bias.detach().numpy().copy() for m in linear])
 
 
-def imitate_mpc(env_id: str, seeds: Sequence[int], dagger_rounds: int, dagger_seeds: Sequence[Sequence[int]],
-                config: dict | None = None, fit_seed: int = 0, hidden: Sequence[int] = (64, 64), epochs: int = 60,
-                on_episode: Callable[[], None] | None = None) -> tuple[PriceNetworkPolicy, list[PriceNetworkPolicy]]:
-    """Imitation on ``mpc``'s episodes from ``seeds``, then ``dagger_rounds`` rounds on ``dagger_seeds[r]``.
+#: The hyperparameters of ``price_network.yml`` entries, with their accepted ranges.
+HYPERPARAMETERS = {"episodes": (1, 100_000), "dagger_rounds": (0, 100), "dagger_episodes": (1, 100_000),
+                   "label_every": (1, 1_000), "epochs": (1, 10_000), "batch_size": (1, 1_000_000)}
 
-    Returns the final network and the network after each step (imitation, then each round)."""
-    data = LabelledStates()
-    collect_labels(env_id, seeds, None, data, config=config, on_episode=on_episode)
-    networks = [fit_price_network(*data.arrays(), hidden=hidden, epochs=epochs, seed=fit_seed)]
-    for round_seeds in dagger_seeds[:dagger_rounds]:
-        collect_labels(env_id, round_seeds, networks[-1], data, config=config, on_episode=on_episode)
-        networks.append(fit_price_network(*data.arrays(), hidden=hidden, epochs=epochs, seed=fit_seed))
-    return networks[-1], networks
+
+def check_price_network_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry ``hp`` checked (every key known, each integer in its range, ``hidden`` a list of widths,
+    ``learning_rate`` in (0, 1)); ``ValueError`` names the key and the accepted values."""
+    expected = {*HYPERPARAMETERS, "hidden", "learning_rate"}
+    if set(hp) != expected:
+        raise ValueError(f"price_network hyperparameters must be exactly {sorted(expected)}; "
+                         f"missing {sorted(expected - set(hp))}, unknown {sorted(set(hp) - expected)}")
+    for key, (low, high) in HYPERPARAMETERS.items():
+        value = hp[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"price_network hyperparameter {key} must be an integer in [{low}, {high}], got {value!r}")
+    hidden = hp["hidden"]
+    if not isinstance(hidden, list) or not hidden or any(
+            isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden):
+        raise ValueError(f"price_network hyperparameter hidden must be a list of layer widths >= 1, got {hidden!r}")
+    rate = hp["learning_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+        raise ValueError(f"price_network hyperparameter learning_rate must be in (0, 1), got {rate!r}")
+    return dict(hp)
+
+
+def episode_seeds(seed: int, start: int, count: int) -> list[int]:
+    """Seeds of training episodes ``start..start+count-1`` of run seed ``seed``: ``10**6 (seed + 1) + i``,
+    apart from the held-out seeds 10000-10009 and the rules' tuning seeds 0-19 (docs/results.md)."""
+    return [10**6 * (seed + 1) + i for i in range(start, start + count)]
+
+
+def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], seed: int,
+                        overrides: Mapping[str, Any], command: Sequence[str], progress: bool = True) -> Path:
+    """Train a price network as the ``price_network.yml`` entry of ``env_id`` (with ``overrides``) says and
+    save the run in ``out``: ``price_network.npz`` (the final network), ``price_network_step<k>.npz``
+    (after imitation, k = 0, and after each DAgger round), ``labels.npz`` (every labelled state, saved
+    after each step: a stopped run keeps them) and ``run.yml`` (the record)."""
+    from aigc_edge_env.agents.hyperparameters import load_hyperparams
+    from aigc_edge_env.agents.runs import PRICE_NETWORK_FILE, RUN_RECORD, write_record
+    from aigc_edge_env.cli.common import check_output_dir
+    from aigc_edge_env.config import make_config
+    from aigc_edge_env.progress import progress_bar
+    from aigc_edge_env.versions import package_versions
+
+    check_output_dir(out)
+    if (out / RUN_RECORD).exists():
+        raise ValueError(f"{out} already holds a run; choose another --out")
+    config = make_config(env_id, dict(env_config))
+    if not config.battery_enabled:
+        raise ValueError(f"price_network learns energy prices: it needs an env with batteries, not {env_id} "
+                         f"(battery_enabled false)")
+    hp = check_price_network_hyperparams(load_hyperparams("price_network", env_id, dict(overrides)))
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {"algo": "price_network", "env_id": env_id, "seed": seed,
+                              "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
+                              "hyperparams": hp, "hyperparam_overrides": dict(overrides),
+                              "versions": package_versions(), "command": list(command), "steps": []}
+    write_record(out, record)
+    total = hp["episodes"] + hp["dagger_rounds"] * hp["dagger_episodes"]
+    data, network, start = LabelledStates(), None, 0
+    cpu_start = time.process_time()
+    with progress_bar(total, "price_network", "episode", progress) as bar:
+        for step in range(hp["dagger_rounds"] + 1):
+            count = hp["episodes"] if step == 0 else hp["dagger_episodes"]
+            seeds = episode_seeds(seed, start, count)
+            start += count
+            collect_labels(env_id, seeds, network, data, hp["label_every"], dict(env_config), on_episode=bar.update)
+            features, prices = data.arrays()
+            np.savez(out / "labels.npz", features=features, prices_per_j=prices)
+            network = fit_price_network(features, prices, hp["hidden"], hp["epochs"], hp["batch_size"],
+                                        hp["learning_rate"], seed)
+            network.save(out / f"price_network_step{step}.npz")
+            record["steps"].append({"step": "imitation" if step == 0 else f"dagger_round_{step}",
+                                    "episodes": f"{seeds[0]}..{seeds[-1]}", "labelled_rows": len(prices),
+                                    "cpu_s": round(time.process_time() - cpu_start, 1)})
+            write_record(out, record)
+    assert network is not None
+    network.save(out / PRICE_NETWORK_FILE)
+    record["training_cpu_s"] = round(time.process_time() - cpu_start, 1)
+    write_record(out, record)
+    return out

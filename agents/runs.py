@@ -291,6 +291,12 @@ def load_normalizer(path: Path, venv: VecEnv | None = None) -> VecNormalize | No
     return normalizer
 
 
+#: The ``algo`` of a price network's run (``aigc-edge train --algo price_network``: no SB3 model; its network is
+#: ``PRICE_NETWORK_FILE``, :mod:`aigc_edge_env.agents.price_imitation`).
+PRICE_NETWORK_ALGO = "price_network"
+PRICE_NETWORK_FILE = "price_network.npz"
+
+
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     write_atomic(run_dir / RUN_RECORD, yaml.safe_dump(record, sort_keys=False))
 
@@ -304,8 +310,8 @@ def read_record(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{run_dir} is not a run directory: {path} is missing") from None
     except (OSError, yaml.YAMLError) as exc:
         raise RunError(f"cannot read run record {path}: {' '.join(str(exc).split())}") from None
-    if not isinstance(record, dict) or record.get("algo") not in ALGORITHMS:
-        raise RunError(f"run record {path} does not name a known algo ({sorted(ALGORITHMS)})")
+    if not isinstance(record, dict) or record.get("algo") not in (*ALGORITHMS, PRICE_NETWORK_ALGO):
+        raise RunError(f"run record {path} does not name a known algo ({sorted([*ALGORITHMS, PRICE_NETWORK_ALGO])})")
     return record
 
 

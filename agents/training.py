@@ -42,9 +42,10 @@ from typing import Any
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS, IncompatibleEnvError
+from aigc_edge_env.agents.behaviour_cloning import behaviour_cloning_options, clone
 from aigc_edge_env.agents.callbacks import (
     CheckpointSaver,
     EpisodeCostLogger,
@@ -87,6 +88,8 @@ from aigc_edge_env.agents.runs import (
 )
 from aigc_edge_env.cli.common import check_device, check_output_dir, check_threads
 from aigc_edge_env.config import ConfigError, make_config
+from aigc_edge_env.env import unwrapped_env
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.versions import package_versions
 
 __all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "TrainingInterrupted", "train"]
@@ -218,8 +221,8 @@ def _timesteps(request: TrainRequest, record: dict[str, Any], start: int) -> int
 
 def _check(record: dict[str, Any], timesteps: int) -> None:
     """Raise before building anything when the resolved run cannot train."""
-    if timesteps < 1:
-        raise TrainingError(f"timesteps must be a positive integer, got {timesteps}")
+    if timesteps < (0 if "behaviour_cloning" in record["hyperparams"] else 1):
+        raise TrainingError(f"timesteps must be a positive integer (0: behaviour cloning only), got {timesteps}")
     if record["n_envs"] < 1:
         raise TrainingError(f"n_envs must be a positive integer, got {record['n_envs']}")
     hp = record["hyperparams"]
@@ -233,11 +236,36 @@ def _check(record: dict[str, Any], timesteps: int) -> None:
         raise TrainingError(f"batch_size {kwargs['batch_size']} exceeds the rollout of n_steps x n_envs = "
                             f"{kwargs['n_steps']} x {record['n_envs']}")
     normalize_kwargs(hp.get("normalize", False), hp.get("gamma"))
+    if "behaviour_cloning" in hp:
+        _check_behaviour_cloning(record)
     check_vec_env(hp["vec_env"], hp["env_wrapper"])
     env = make_env(record["env_id"], record["env_config_overrides"], hp["env_wrapper"], hp["wrapper_reward"],
                    hp.get("wrapper_kwargs"))
     try:
         spec.check_action_space(env.action_space, hp["env_wrapper"])
+    finally:
+        env.close()
+
+
+def _check_behaviour_cloning(record: dict[str, Any]) -> None:
+    """The ``behaviour_cloning`` hyperparameter's options, and its dataset recorded in the run's env (same
+    id, same config, joint actions); raises :class:`TrainingError` otherwise."""
+    from aigc_edge_env.datasets import open_dataset
+
+    hp = record["hyperparams"]
+    if hp["env_wrapper"] != "none" or ALGORITHMS[record["algo"]].discrete_only:
+        raise TrainingError("behaviour_cloning needs a joint-action algorithm (ppo, maskable_ppo) without env_wrapper")
+    options = behaviour_cloning_options(hp["behaviour_cloning"])
+    try:
+        dataset = open_dataset(options["dataset"])
+    except FileNotFoundError as exc:
+        raise TrainingError(f"behaviour_cloning.dataset: {exc}") from None
+    env = dataset.recover_environment()
+    try:
+        expected = make_config(record["env_id"], record["env_config_overrides"])
+        if env.spec is None or env.spec.id != record["env_id"] or unwrapped_env(env).config != expected:
+            raise TrainingError(f"behaviour_cloning.dataset {options['dataset']} was recorded in {env.spec.id} "
+                                f"with another config than this run's {record['env_id']}")
     finally:
         env.close()
 
@@ -267,8 +295,26 @@ def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str,
         if replay_buffer_path(point.path).exists():
             model.load_replay_buffer(replay_buffer_path(point.path))  # type: ignore[attr-defined]
         return model
-    return spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log,
-                    device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
+    model = spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log,
+                     device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
+    if "behaviour_cloning" in hp:
+        _clone(model, venv, hp["behaviour_cloning"], record["seed"], run_dir)
+    return model
+
+
+def _clone(model: BaseAlgorithm, venv: VecEnv, options: dict[str, Any], seed: int, run_dir: Path) -> None:
+    """Behaviour cloning of the new ``model`` on the dataset of ``options``; the losses go to ``bc_losses.csv``."""
+    from aigc_edge_env.datasets import load_transitions
+
+    options = behaviour_cloning_options(options)
+    data = load_transitions(options["dataset"])
+    normalizer = venv if isinstance(venv, VecNormalize) else None
+    losses = clone(model, normalizer, data.observations, data.actions, options["epochs"], options["batch_size"],
+                   options["learning_rate"], seed)
+    write_atomic(run_dir / "bc_losses.csv", "epoch,neg_log_likelihood\n"
+                 + "".join(f"{i + 1},{loss:.6f}\n" for i, loss in enumerate(losses)))
+    print(f"behaviour cloning: {len(data.actions)} slots of {options['dataset']}, {options['epochs']} epochs, "
+          f"negative log-likelihood {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
 
 
 def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest,
@@ -388,9 +434,10 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
     record["sessions"].append(session)
     write_record(run_dir, record)
     start, start_cpu = time.perf_counter(), time.process_time()
-    model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop, request.on_evaluation),
-                log_interval=1, tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
-                progress_bar=request.progress_bar)
+    if timesteps > 0:  # 0: behaviour cloning only (learn() would move the normaliser on its first reset)
+        model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop, request.on_evaluation),
+                    log_interval=1, tb_log_name=record["algo"], reset_num_timesteps=not request.resume,
+                    progress_bar=request.progress_bar)
     wall_time_s, cpu_time_s = time.perf_counter() - start, time.process_time() - start_cpu
     save_snapshot(model, run_dir / FINAL_MODEL)
     session.update({

@@ -120,6 +120,11 @@ def count(text: str) -> int:
     return int(_typed(text, int, "an integer >= 1", lambda v: v >= 1))
 
 
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (e.g. training timesteps, where 0 means behaviour cloning only)."""
+    return int(_typed(text, int, "an integer >= 0", lambda v: v >= 0))
+
+
 def seed(text: str) -> int:
     """A seed: an integer in [0, 2**63) (numpy seeds are non-negative)."""
     return int(_typed(text, int, "an integer seed in [0, 2**63)", lambda v: 0 <= v < 2**63))

@@ -8,6 +8,7 @@ Examples::
     aigc-edge train --algo dqn --env AIGCEdge-Battery-v0 --config battery.yml --n-envs 2
     aigc-edge train --algo ppo --env AIGCEdge-Battery-v0 --wrapper priced --timesteps 40000 --out runs/priced_s0
     aigc-edge train --resume runs/ppo_s0 --timesteps 100000
+    aigc-edge train --algo price_network --env AIGCEdge-Battery-v0 --seed 0 --out runs/price_network_s0
 
 Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id), updated by
 ``--hyperparams key:value ...``; with ``--wrapper priced`` from ``agents/hyperparams/<algo>_priced.yml``
@@ -17,6 +18,12 @@ Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id
 the best model of the periodic evaluation, TensorBoard logs (``tensorboard --logdir DIR/tb``)
 and ``run.yml`` (resolved config, command lines, package versions, wall time, peak memory).
 A bad request exits with status 2 and a one-line reason, before any work.
+
+``--algo price_network`` trains the amortised planner of the battery scenario instead of an SB3
+agent: a per-user price network fitted to ``mpc``'s planned prices, then DAgger, played with
+``exact`` (:mod:`aigc_edge_env.agents.price_imitation`; hyperparameters in
+``agents/hyperparams/price_network.yml``; it takes ``--env``, ``--config``, ``--seed``, ``--out``,
+``--hyperparams`` and ``--threads``, and refuses the SB3-only options).
 
 Ctrl-C (SIGINT) or SIGTERM stops training at the next step: the model, its normaliser and
 the training state are saved, ``run.yml`` marks the session interrupted with the step
@@ -36,7 +43,7 @@ import signal
 import sys
 from pathlib import Path
 
-from aigc_edge_env.cli.common import UsageError, add_env, add_out, add_progress, count, seed
+from aigc_edge_env.cli.common import UsageError, add_env, add_out, add_progress, count, non_negative_int, seed
 
 __all__ = ["ALGORITHM_NAMES", "configure", "run"]
 
@@ -45,11 +52,12 @@ ALGORITHM_NAMES = ("dqn", "maskable_ppo", "ppo")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--algo", choices=ALGORITHM_NAMES, help="algorithm (required unless --resume)")
+    parser.add_argument("--algo", choices=(*ALGORITHM_NAMES, "price_network"),
+                        help="algorithm (required unless --resume)")
     add_env(parser, default=None)
-    parser.add_argument("--timesteps", type=count, default=None,
+    parser.add_argument("--timesteps", type=non_negative_int, default=None,
                         help="training env steps (default: n_timesteps of the hyperparameters; on --resume of an "
-                             "interrupted run, what it had left)")
+                             "interrupted run, what it had left; 0 only with behaviour_cloning: the cloned policy)")
     parser.add_argument("--seed", type=seed, default=0, help="training seed (default 0)")
     parser.add_argument("--n-envs", type=count, default=None,
                         help="parallel envs (default: n_envs of the hyperparameters)")
@@ -80,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, option) < 0:
             raise UsageError(f"--{option.replace('_', '-')} must be >= 0 (0: none), got {getattr(args, option)}")
     env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
+    if args.algo == "price_network":
+        return _train_price_network(args, env_id)
     out = args.resume if args.resume is not None else args.out
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -99,5 +109,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"aigc-edge train: {stopped}; continue with: aigc-edge train --resume {stopped.run_dir}",
               file=sys.stderr)
         return 128 + signal.Signals[stopped.signal_name].value
+    print(f"run saved in {run_dir}")
+    return 0
+
+
+def _train_price_network(args: argparse.Namespace, env_id: str) -> int:
+    """``--algo price_network``: the imitation trainer (its own options only)."""
+    import torch
+
+    from aigc_edge_env.agents.hyperparameters import HyperparamError, parse_overrides
+    from aigc_edge_env.agents.price_imitation import train_price_network
+
+    sb3_only = {"--timesteps": args.timesteps is not None, "--n-envs": args.n_envs is not None,
+                "--wrapper": args.wrapper is not None, "--resume": args.resume is not None}
+    given = [flag for flag, is_given in sb3_only.items() if is_given]
+    if given:
+        raise UsageError(f"--algo price_network takes no {', '.join(given)} (its budget is in price_network.yml: "
+                         "episodes, dagger_rounds, dagger_episodes)")
+    out = args.out if args.out is not None else Path("runs") / f"price_network_{env_id}_s{args.seed}"
+    torch.set_num_threads(args.threads)
+    try:
+        run_dir = train_price_network(out, env_id, args.config, args.seed, parse_overrides(args.hyperparams),
+                                      args.argv, progress=not args.no_progress)
+    except (HyperparamError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
     print(f"run saved in {run_dir}")
     return 0

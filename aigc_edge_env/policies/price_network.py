@@ -81,8 +81,8 @@ class PriceNetworkPolicy(PricedPolicy):
                              f"got {len(weights)} and {len(biases)}")
         shapes = [w.shape for w in weights]
         if shapes[0][0] != N_PRICE_FEATURES or shapes[-1][1] != 1 or any(
-                a[1] != b[0] for a, b in zip(shapes, shapes[1:])) or any(
-                w.shape[1:] != b.shape for w, b in zip(weights, biases)):
+                a[1] != b[0] for a, b in zip(shapes, shapes[1:], strict=False)) or any(
+                w.shape[1:] != b.shape for w, b in zip(weights, biases, strict=True)):
             raise ValueError(f"price network layers {shapes} do not chain from {N_PRICE_FEATURES} inputs to 1 output")
         super().__init__(solve, name)
         self.weights = [np.asarray(w, dtype=np.float64) for w in weights]
@@ -91,7 +91,7 @@ class PriceNetworkPolicy(PricedPolicy):
     def forward(self, features: np.ndarray) -> np.ndarray:
         """Prices (cost per J) of feature rows ``(..., N_PRICE_FEATURES)``."""
         x = features
-        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             x = np.tanh(x @ w + b)
         return _softplus(x @ self.weights[-1] + self.biases[-1])[..., 0]
 
@@ -102,8 +102,9 @@ class PriceNetworkPolicy(PricedPolicy):
 
     def save(self, path: Path) -> None:
         """Write the network to one ``.npz`` file (with :data:`FEATURES_VERSION`)."""
-        arrays = {f"w{i}": w for i, w in enumerate(self.weights)} | {f"b{i}": b for i, b in enumerate(self.biases)}
-        np.savez(path, features_version=np.array(FEATURES_VERSION), **arrays)
+        arrays: dict[str, np.ndarray] = {"features_version": np.array(FEATURES_VERSION)}
+        arrays |= {f"w{i}": w for i, w in enumerate(self.weights)} | {f"b{i}": b for i, b in enumerate(self.biases)}
+        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub takes the first keyword for allow_pickle
 
     @classmethod
     def load(cls, path: Path, solve: Solver | None = None, name: str = "price_network") -> PriceNetworkPolicy:
