@@ -7,12 +7,16 @@ Examples::
     aigc-edge evaluate --policies exact random greedy --runs runs/ppo_s0 runs/dqn_s0/best_model.zip
     aigc-edge evaluate --policies all_local all_edge --episodes 3 --horizon 10 --out results/quick
     aigc-edge evaluate --env AIGCEdge-Battery-v0 --policies exact+price0.3 "exact+price1(1-t/H)" lyapunov mpc
+    aigc-edge evaluate --env AIGCEdge-Battery-v0 --episodes 3 --policies exact random pretrained
 
 Every policy plays episode ``i`` from ``reset(seed=SEED + i)``; decisions do not change the
 env's random draws, so all policies see the same slots.  ``--policies`` takes the names of
 :func:`aigc_edge_env.policies.registry.make_policy`: the slot solvers, solvers under a (decaying)
 shadow price on energy, ``lyapunov`` and ``mpc`` (re-planning on sampled futures); they need
-only the core install.  ``--runs`` plays trained models (the ``agents`` extra: torch).
+only the core install.  ``pretrained`` plays the policy shipped for ``--env``
+(:mod:`aigc_edge_env.policies.pretrained`; a stable-baselines3 one needs the ``agents`` extra), loaded
+before any work: under config overrides it was not trained with, under another release, or for an id
+without one it exits with status 2 and one line.  ``--runs`` plays trained models (the ``agents`` extra: torch).
 Reported per policy: mean episode reward and cost components with bootstrap confidence
 intervals over episodes, drops, time per decision, and the normalised score
 ``(R - R_random) / (R_exact - R_random)`` when exact and random are among the policies (they are
@@ -60,13 +64,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", nargs="*", default=None, metavar="POLICY",
                         help="policies to evaluate: solvers (default all registered), a solver under a "
                              "shadow price, e.g. exact+price0.3 or 'exact+price1(1-t/H)', or lyapunov, "
-                             "'lyapunov(V=100,theta=80)', mpc, 'mpc(every=10,slots=20)'; give none for runs only")
+                             "'lyapunov(V=100,theta=80)', mpc, 'mpc(every=10,slots=20)', or pretrained "
+                             "(the policy shipped for --env); give none for runs only")
     parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
                         help="trained run directories or model .zip files (the agents extra)")
     add_out(parser, Path("results/evaluate"))
     parser.add_argument("--confidence", type=probability, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--threads", type=count, default=1,
-                        help="torch CPU threads for --runs (default 1: fastest for these small networks)")
+                        help="torch CPU threads for --runs and a torch pretrained policy (default 1: fastest for "
+                             "these small networks)")
     parser.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
                         help="directory caching the hindsight bounds of battery episodes (default results/hindsight)")
     parser.add_argument("--no-hindsight", action="store_true", help="battery scenarios: skip the hindsight bound and G")
@@ -91,21 +97,28 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
                      threads: int) -> tuple[dict[str, Any], dict[str, Path]]:
     """Policies by label (the ``--policies`` names, then the ``--runs`` models under :func:`run_labels`)
     and the run directories by label; :class:`UsageError` naming the option if a name or a run is bad,
-    or if there is no policy at all.  A run needs the agents extra (torch, ``threads`` CPU threads)."""
+    or if there is no policy at all.  A run needs the agents extra (torch, ``threads`` CPU threads);
+    ``pretrained`` is loaded here, so one that does not fit ``env_id`` fails before any work."""
+    from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedError, check_pretrained, load_pretrained
     from aigc_edge_env.policies.registry import make_policy
 
     try:
         policies: dict[str, Any] = {name: make_policy(name) for name in names}
     except ValueError as exc:
         raise UsageError(f"--policies: {exc}") from None
+    if PRETRAINED in policies:  # loaded now: a policy that does not fit fails before any work, and loading
+        try:                    # is not timed as its first decision
+            if check_pretrained(env_id, config)["kind"] == "sb3":
+                _torch_threads(threads)
+            policies[PRETRAINED] = load_pretrained(env_id, config)
+        except PretrainedError as exc:
+            raise UsageError(f"--policies: {exc}") from None
     run_dirs = {}
     if runs:
-        import torch
-
+        _torch_threads(threads)
         from aigc_edge_env.agents.policies import load_model_policy
         from aigc_edge_env.agents.runs import RunError
 
-        torch.set_num_threads(threads)
         for label, path in run_labels(runs).items():
             try:
                 policies[label] = load_model_policy(path, env_id, config)
@@ -115,6 +128,12 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
     if not policies:
         raise UsageError("no policy: give --policies and/or --runs")
     return policies, run_dirs
+
+
+def _torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def run(args: argparse.Namespace) -> int:

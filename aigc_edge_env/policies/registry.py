@@ -10,7 +10,9 @@
   training seeds) and ``exact``;
 * ``mpc``, ``mpc(every=<k>,slots=<m>)``: ``exact`` under the prices of the hindsight dual of one
   sampled future, re-planned every ``k`` slots on ``m`` sampled slots (:mod:`aigc_edge_env.policies.mpc`);
-  bare ``mpc`` takes its tuned defaults.
+  bare ``mpc`` takes its tuned defaults;
+* ``pretrained``: the policy shipped with the package for the env it acts in (resolved at its first
+  action from the env's id and config, refused where it does not fit: :mod:`aigc_edge_env.policies.pretrained`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.policies.base import Policy, SolverPolicy
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy, mpc_policy_name
+from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedPolicy
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
 
 __all__ = ["lyapunov_policy_name", "make_policy", "mpc_policy_name", "price_policy_name"]
@@ -54,6 +57,8 @@ def make_policy(name: str) -> Policy:
     """
     if name in SOLVERS:
         return SolverPolicy(SOLVERS[name], name)
+    if name == PRETRAINED:
+        return PretrainedPolicy()
     match = _PRICED.match(name)
     if match and match["solver"] in SOLVERS:
         return ShadowPricePolicy(SOLVERS[match["solver"]], float(match["price"]), bool(match["decaying"]), name)
@@ -69,5 +74,5 @@ def make_policy(name: str) -> Policy:
         return MPCPolicy(every, slots, name=name)
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
                      "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov', 'lyapunov(V=<V>,theta=<θ>)', "
-                     "'mpc' or 'mpc(every=<k>,slots=<m>)'")
+                     "'mpc', 'mpc(every=<k>,slots=<m>)' or 'pretrained'")
 
