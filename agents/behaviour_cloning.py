@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
@@ -59,7 +60,7 @@ def clone(model: BaseAlgorithm, normalizer: VecNormalize | None, observations: n
         statistics.count = float(len(observations))
         observations = np.asarray(normalizer.normalize_obs(observations))
     policy = model.policy
-    assert isinstance(policy, ActorCriticPolicy)  # PPO and MaskablePPO
+    assert isinstance(policy, (ActorCriticPolicy, MaskableActorCriticPolicy))  # PPO, MaskablePPO
     x = torch.as_tensor(observations, dtype=torch.float32, device=policy.device)
     y = torch.as_tensor(actions, dtype=torch.int64, device=policy.device)
     generator = torch.Generator().manual_seed(seed)

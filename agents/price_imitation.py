@@ -13,7 +13,10 @@ the prices of a per-user network.  This module fits that network to the prices `
    refit; repeated ``dagger_rounds`` times.
 
 Each fit minimises the mean squared price error (cost per J) of a ``tanh`` network with a
-``softplus`` output (torch, Adam), then copies its weights into the numpy policy.  The
+``softplus`` output (torch, Adam), then copies its weights into the numpy policy.  Labels are
+clipped at :data:`MAX_LABEL_PRICE_PER_J`: ``mpc`` played at most 5.1/J on 200 training episodes,
+but a plan from a nearly empty battery in a state the network visited priced 627/J, and one
+such label would dominate the squared error.  The
 labels are noisy (each plan sees one sampled future), and the regression averages the noise
 of many plans; all randomness comes from the seeds given (``torch.Generator`` for the fit).
 """
@@ -35,7 +38,10 @@ from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy
 from aigc_edge_env.policies.price_network import N_PRICE_FEATURES, PriceNetworkPolicy, price_features
 from aigc_edge_env.policies.pricing import PricedPolicy
 
-__all__ = ["LabelledStates", "collect_labels", "fit_price_network", "train_price_network"]
+#: Labels above this price (cost per J) are clipped to it before a fit (module docstring).
+MAX_LABEL_PRICE_PER_J = 5.0
+
+__all__ = ["MAX_LABEL_PRICE_PER_J", "LabelledStates", "collect_labels", "fit_price_network", "train_price_network"]
 
 
 @dataclass
@@ -104,7 +110,7 @@ def _torch_network(hidden: Sequence[int], generator: torch.Generator) -> torch.n
     for a, b in zip(sizes, sizes[1:], strict=False):
         layers += [torch.nn.Linear(a, b), torch.nn.Tanh()]
     layers.append(torch.nn.Linear(sizes[-1], 1))
-    net = torch.nn.Sequential(*layers).double()
+    net = torch.nn.Sequential(*layers)
     with torch.no_grad():
         for module in net:
             if isinstance(module, torch.nn.Linear):
@@ -117,11 +123,12 @@ def _torch_network(hidden: Sequence[int], generator: torch.Generator) -> torch.n
 def fit_price_network(features: np.ndarray, prices_per_j: np.ndarray, hidden: Sequence[int] = (64, 64),
                       epochs: int = 60, batch_size: int = 512, learning_rate: float = 3e-3,
                       seed: int = 0) -> PriceNetworkPolicy:
-    """A :class:`PriceNetworkPolicy` fitted to ``prices_per_j[i] ~ network(features[i])`` (mean squared error)."""
+    """A :class:`PriceNetworkPolicy` fitted to ``prices_per_j[i] ~ network(features[i])`` (mean squared error,
+    labels clipped at :data:`MAX_LABEL_PRICE_PER_J`)."""
     generator = torch.Generator().manual_seed(seed)
     net = _torch_network(hidden, generator)
-    x = torch.as_tensor(features, dtype=torch.float64)
-    y = torch.as_tensor(prices_per_j, dtype=torch.float64)
+    x = torch.as_tensor(features, dtype=torch.float32)
+    y = torch.as_tensor(np.minimum(prices_per_j, MAX_LABEL_PRICE_PER_J), dtype=torch.float32)
     optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
     for _ in range(epochs):
@@ -134,8 +141,8 @@ def fit_price_network(features: np.ndarray, prices_per_j: np.ndarray, hidden: Se
             optimiser.step()
         schedule.step()
     linear = [m for m in net if isinstance(m, torch.nn.Linear)]
-    return PriceNetworkPolicy([m.weight.detach().numpy().T.copy() for m in linear],
-                              [m.bias.detach().numpy().copy() for m in linear])
+    return PriceNetworkPolicy([m.weight.detach().numpy().T.astype(np.float64) for m in linear],
+                              [m.bias.detach().numpy().astype(np.float64) for m in linear])
 
 
 #: The hyperparameters of ``price_network.yml`` entries, with their accepted ranges.
