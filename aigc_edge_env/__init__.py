@@ -1,7 +1,7 @@
 """AIGC edge offloading: a Gymnasium environment for diffusion-model requests at the edge.
 
-Importing this package registers ``AIGCEdge-v0``, ``AIGCEdge-Battery-v0`` and
-``AIGCEdge-Large-v0`` (idempotently), so ``gym.make("AIGCEdge-v0")`` works after
+Importing this package registers ``AIGCEdge-v0``, ``AIGCEdge-Battery-v0``, ``AIGCEdge-Large-v0`` and
+``AIGCEdge-Measured-v0`` (idempotently), so ``gym.make("AIGCEdge-v0")`` works after
 ``import aigc_edge_env`` and ``gym.make("aigc_edge_env:AIGCEdge-v0")`` works anywhere.
 """
 
@@ -22,6 +22,7 @@ from aigc_edge_env.model import (
     serve,
 )
 from aigc_edge_env.registration import register_envs
+from aigc_edge_env.sources import sources
 from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
 
 __version__ = "0.5.0"
@@ -30,7 +31,7 @@ __all__ = [
     "AIGCEdgeConfig", "AIGCEdgeEnv", "AIGCEdgeVectorEnv", "ConfigError", "Decision", "DropReason",
     "OptionTable", "PROBLEM_ARRAY_FIELDS", "PowerLawErrorCurve", "SCENARIOS", "SlotEvaluation", "SlotProblem",
     "TabulatedErrorCurve", "default_config", "evaluate_decision", "make_config", "option_grid", "option_rows",
-    "option_table", "register_envs", "serve", "slot_info",
+    "option_table", "register_envs", "serve", "slot_info", "sources",
 ]
 
 register_envs()

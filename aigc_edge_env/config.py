@@ -21,8 +21,12 @@ from typing import Any
 import numpy as np
 
 from aigc_edge_env.error_curves import NAMED_ERROR_CURVES, ErrorCurve, PowerLawErrorCurve, TabulatedErrorCurve
+from aigc_edge_env.traces import TRACE_NAMES
 
-__all__ = ["AIGCEdgeConfig", "ConfigError", "SCENARIOS", "default_config", "make_config"]
+__all__ = ["AIGCEdgeConfig", "CHANNEL_MODELS", "ConfigError", "SCENARIOS", "default_config", "make_config"]
+
+#: Accepted values of ``channel_model``: the Gauss-Markov Rayleigh model, or a measured throughput trace.
+CHANNEL_MODELS = ("rayleigh", "trace")
 
 
 class ConfigError(ValueError):
@@ -132,6 +136,9 @@ class AIGCEdgeConfig:
     user_tx_power_w: float = 0.2
     bs_tx_power_w: float = 1.0
     user_rx_power_w: float = 0.1
+    channel_model: str = "rayleigh"  # "rayleigh" (the fields above) or "trace" (the fields below), CHANNEL_MODELS
+    trace_name: str = "5gophers"  # a trace set of aigc_edge_env.traces.TRACE_NAMES (channel_model="trace")
+    trace_uplink_fraction: float = 0.2  # uplink rate / the trace's (downlink) throughput (channel_model="trace")
 
     # --- steps --------------------------------------------------------------------
     step_levels: tuple[int, ...] = (5, 10, 15, 20, 25, 30, 40, 50)
@@ -264,6 +271,7 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "user_tx_power_w": (1e-9, 1e6),
     "bs_tx_power_w": (1e-9, 1e6),
     "user_rx_power_w": (0.0, 1e6),
+    "trace_uplink_fraction": (1e-6, 1e3),
     "step_levels": (1, 10**6),
     "device_clock_ghz_range": (1e-6, 1e6),
     "device_cycles_per_step": (1.0, 1e18),
@@ -345,6 +353,9 @@ def _validate(c: AIGCEdgeConfig) -> None:
             _check(f"{name}.steps", curve.steps, curve.steps[0] <= levels[0],
                    f"a table starting at or below the smallest step level ({levels[0]}), so that the curve is "
                    "convex over the levels (it is flat below its first point)")
+    _check("channel_model", c.channel_model, c.channel_model in CHANNEL_MODELS, f"one of {list(CHANNEL_MODELS)}")
+    _check("trace_name", c.trace_name, isinstance(c.trace_name, str) and c.trace_name in TRACE_NAMES,
+           f"one of {sorted(TRACE_NAMES)}")
     _check("battery_enabled", c.battery_enabled, isinstance(c.battery_enabled, bool), "True or False")
     _check("battery_initial_j_range", c.battery_initial_j_range,
            c.battery_initial_j_range[1] <= c.battery_capacity_j,
@@ -364,6 +375,20 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "AIGCEdge-v0": {},
     "AIGCEdge-Battery-v0": {"battery_enabled": True, "harvest_j_range": (0.0, 1.0)},  # scarce: docs/results.md
     "AIGCEdge-Large-v0": {"n_users": 50},
+    # every value sourced or a stated choice: aigc_edge_env.sources(...), docs/environments/measured.md
+    "AIGCEdge-Measured-v0": {
+        "upload_mbit_range": (0.0008, 0.0024),
+        "download_mbit_range": (3.71, 6.4),
+        "total_bandwidth_hz": 100e6,
+        "channel_model": "trace",
+        "trace_name": "5gophers",
+        "trace_uplink_fraction": 0.2,
+        "device_clock_ghz_range": (2.56, 3.2),
+        "device_cycles_per_step": 1.92e9,
+        "device_energy_coefficient": 5.0 / 3.2e9**3,
+        "edge_steps_per_s": 31.44,
+        "edge_step_capacity": 943,
+    },
 }
 
 

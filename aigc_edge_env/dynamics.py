@@ -8,12 +8,19 @@ envs draw every slot through it (the single env many slots ahead, the vector env
 of every sub-env per step), so a sub-env of the vector env replays the single env.
 
 Per episode (at reset): distance ``U[d_min, d_max]``, device clock ``U[f_min, f_max]``,
-fading ``g ~ CN(0, 1)`` (stationary start), battery ``U[initial range]``.
+fading ``g ~ CN(0, 1)`` (stationary start), battery ``U[initial range]``; under the trace
+channel (``channel_model="trace"``) then each user's trace (uniform over the set's traces) and
+its starting sample (uniform over that trace).
 Per slot: requests ``Bernoulli(p_task)``, sizes, utility weights and deadlines uniform on
 their ranges; fading follows the Gauss-Markov step; batteries (battery scenario) drain by
 the energy of served requests, then gain a uniform harvest, capped at the capacity::
 
     battery' = min(capacity, battery - energy_used + harvest)
+
+Under the trace channel each slot is the user's next trace sample (one second of measured
+throughput, wrapping around at the trace's end): downlink rate = the sample (Mbit/s, floored
+at :data:`TRACE_FLOOR_MBPS`), uplink rate = ``trace_uplink_fraction`` times it.  The fading is
+still drawn (and unused), so a slot's draws come in one order under either channel.
 """
 
 from __future__ import annotations
@@ -29,8 +36,13 @@ from numpy.random import Generator
 from aigc_edge_env import physics
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.model import SlotProblem
+from aigc_edge_env.traces import load_trace_set
 
-__all__ = ["SystemState", "draw_slots", "recharge", "reset_state"]
+__all__ = ["SystemState", "TRACE_FLOOR_MBPS", "draw_slots", "recharge", "reset_state"]
+
+#: Floor on a trace sample (Mbit/s): a measured 0 (an outage second) becomes a rate this low, so times
+#: stay finite and every edge option misses any deadline under ``upload / (fraction * floor)``.
+TRACE_FLOOR_MBPS = 0.01
 
 
 @dataclass
@@ -42,6 +54,9 @@ class SystemState:
     device_clock_hz: np.ndarray
     fading: np.ndarray  # complex small-scale gain g
     battery_j: np.ndarray  # inf when batteries are disabled
+    # position of each user's current sample in the trace set (aigc_edge_env.traces), -1 under the Rayleigh
+    # channel; None (a planner's state that does not know it) draws a fresh position from the generator
+    trace_position: np.ndarray | None = None
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], shape: tuple[int, ...]) -> np.ndarray:
@@ -78,7 +93,7 @@ def reset_state(config: AIGCEdgeConfig, rng: Generator | Sequence[Generator], n_
 
 
 def _reset_one(config: AIGCEdgeConfig, rng: Generator) -> SystemState:
-    """One system's new episode, in draw order: distances, clocks, fading, batteries."""
+    """One system's new episode, in draw order: distances, clocks, fading, batteries, trace positions."""
     shape = (config.n_users,)
     distance = _uniform(rng, config.distance_m_range, shape)
     clock = _uniform(rng, config.device_clock_ghz_range, shape) * 1e9
@@ -87,8 +102,16 @@ def _reset_one(config: AIGCEdgeConfig, rng: Generator) -> SystemState:
         battery = _uniform(rng, config.battery_initial_j_range, shape)
     else:
         battery = np.full(shape, np.inf)
+    position = _trace_start(config, rng) if config.channel_model == "trace" else np.full(shape, -1)
     return SystemState(distance_m=distance, path_gain=physics.path_gain(distance), device_clock_hz=clock,
-                       fading=fading, battery_j=battery)
+                       fading=fading, battery_j=battery, trace_position=position)
+
+
+def _trace_start(config: AIGCEdgeConfig, rng: Generator) -> np.ndarray:
+    """Each user's first trace position: a trace uniform over the set, then a sample uniform over it."""
+    traces = load_trace_set(config.trace_name)
+    trace = rng.integers(traces.n_traces, size=config.n_users)
+    return traces.positions(trace, rng.integers(traces.lengths[trace]))
 
 
 def draw_slots(
@@ -135,9 +158,31 @@ def draw_slots(
     if first_step:
         fading = np.concatenate([state.fading[None], fading])
     state.fading = fading[-1]
+    if config.channel_model == "trace":
+        uplink, downlink = _trace_rates_bps(config, state, generators, n_slots, first_step)
+    else:
+        gain = physics.faded_gain(state.path_gain, fading)
+        bandwidth, noise = config.bandwidth_per_user_hz, config.noise_psd_w_per_hz
+        uplink = physics.shannon_rate_bps(bandwidth, config.user_tx_power_w, gain, noise)
+        downlink = physics.shannon_rate_bps(bandwidth, config.bs_tx_power_w, gain, noise)
     slot_uniforms = _slots_first(uniforms, batch)  # (n_slots, rows, *batch, N)
     harvest = _scale(slot_uniforms[:, 0], config.harvest_j_range) if config.battery_enabled else None
-    return _slot_problem(config, state, fading, np.moveaxis(slot_uniforms[:, -5:], 1, 0)), harvest
+    return _slot_problem(config, state, uplink, downlink, np.moveaxis(slot_uniforms[:, -5:], 1, 0)), harvest
+
+
+def _trace_rates_bps(config: AIGCEdgeConfig, state: SystemState, generators: list[Generator], n_slots: int,
+                     first_step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uplink and downlink rates ``(n_slots, *state shape)`` of the next slots' trace samples; moves
+    ``state.trace_position`` to the last slot's (a state without positions first draws them)."""
+    traces = load_trace_set(config.trace_name)
+    if state.trace_position is None:
+        shape = state.fading.shape
+        state.trace_position = np.stack([_trace_start(config, g) for g in generators]).reshape(shape)
+    steps = np.arange(1 - first_step, n_slots + 1 - first_step).reshape(-1, *([1] * state.fading.ndim))
+    positions = traces.advance(state.trace_position, steps)
+    state.trace_position = positions[-1]
+    downlink = np.maximum(traces.throughput_mbps[positions], TRACE_FLOOR_MBPS) * 1e6
+    return config.trace_uplink_fraction * downlink, downlink
 
 
 def _slots_first(values: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
@@ -148,11 +193,10 @@ def _slots_first(values: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
     return values.transpose(n_batch, *inner, *range(n_batch), values.ndim - 1)
 
 
-def _slot_problem(config: AIGCEdgeConfig, state: SystemState, fading: np.ndarray, unit: np.ndarray) -> SlotProblem:
-    """Slots on channels ``fading`` with requests from ``U[0, 1)`` draws ``unit`` (5 stacked on axis 0)."""
-    shape = fading.shape
-    gain = physics.faded_gain(state.path_gain, fading)
-    bandwidth, noise = config.bandwidth_per_user_hz, config.noise_psd_w_per_hz
+def _slot_problem(config: AIGCEdgeConfig, state: SystemState, uplink_rate_bps: np.ndarray,
+                  downlink_rate_bps: np.ndarray, unit: np.ndarray) -> SlotProblem:
+    """Slots at these rates with requests from ``U[0, 1)`` draws ``unit`` (5 stacked on axis 0)."""
+    shape = uplink_rate_bps.shape
     return SlotProblem(
         config=config,
         has_request=unit[0] < config.task_probability,
@@ -160,8 +204,8 @@ def _slot_problem(config: AIGCEdgeConfig, state: SystemState, fading: np.ndarray
         download_bits=_scale(unit[2], config.download_mbit_range) * 1e6,
         utility_weight=_scale(unit[3], config.utility_weight_range),
         deadline_s=_scale(unit[4], config.deadline_s_range),
-        uplink_rate_bps=physics.shannon_rate_bps(bandwidth, config.user_tx_power_w, gain, noise),
-        downlink_rate_bps=physics.shannon_rate_bps(bandwidth, config.bs_tx_power_w, gain, noise),
+        uplink_rate_bps=uplink_rate_bps,
+        downlink_rate_bps=downlink_rate_bps,
         device_clock_hz=np.broadcast_to(state.device_clock_hz, shape),
         battery_j=np.broadcast_to(state.battery_j, shape),
     )

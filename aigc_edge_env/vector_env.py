@@ -240,7 +240,8 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         slots, harvest_j = dynamics.draw_slots(self.config, state, [self._generators[i] for i in rows], 1,
                                                first_is_current=first_is_current)
         if not everyone:
-            full.fading = _with_rows(full.fading, which, state.fading)
+            for name in ("fading", "trace_position"):  # what draw_slots moves on
+                setattr(full, name, _with_rows(getattr(full, name), which, getattr(state, name)))
         drawn = slots.select(0)
         if self._problem is not None:
             drawn = SlotProblem(config=self.config, **{

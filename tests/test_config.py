@@ -176,7 +176,7 @@ def test_invalid_config_through_gym_make_names_the_field():
 
 
 def test_scenarios_are_configs_of_the_same_class():
-    assert set(SCENARIOS) == {"AIGCEdge-v0", "AIGCEdge-Battery-v0", "AIGCEdge-Large-v0"}
+    assert set(SCENARIOS) == {"AIGCEdge-v0", "AIGCEdge-Battery-v0", "AIGCEdge-Large-v0", "AIGCEdge-Measured-v0"}
     assert make_config("AIGCEdge-v0") == AIGCEdgeConfig()
     assert make_config("AIGCEdge-Battery-v0").battery_enabled
     assert not make_config("AIGCEdge-v0").battery_enabled

@@ -57,6 +57,9 @@ UNITS: dict[str, str] = {
     "drop_cost": "cost",
     "reward_scale": "reward per cost unit",
     "battery_enabled": "bool",
+    "channel_model": "name",
+    "trace_name": "name",
+    "trace_uplink_fraction": "dimensionless (uplink rate / trace throughput)",
     "harvest_j_range": "J per slot",
 }
 
@@ -82,6 +85,12 @@ MEANINGS: dict[str, str] = {
     "user_tx_power_w": "`p`: phone transmit power (uplink rate and radio energy of an upload).",
     "bs_tx_power_w": "`P_bs`: base-station transmit power (downlink rate).",
     "user_rx_power_w": "`p_rx`: phone receive power (radio energy of a download).",
+    "channel_model": "`\"rayleigh\"`: rates from path loss, Gauss-Markov fading and Shannon's formula (the fields "
+                     "above); `\"trace\"`: rates from a measured throughput trace (`docs/model.md`, trace channel).",
+    "trace_name": "Trace set of the trace channel (`aigc_edge_env.traces`): each phone follows one of its traces "
+                  "from a seeded offset, one sample per slot.",
+    "trace_uplink_fraction": "Uplink rate as a share of the trace's throughput (the trace's downlink) under the "
+                             "trace channel.",
     "step_levels": "The step counts an action or a solver chooses from (`L` levels, `S_min` to `S_max`).",
     "device_clock_ghz_range": "`f_n`: phone clock, drawn uniformly per phone at reset.",
     "device_cycles_per_step": "`c_L`: CPU cycles one reverse-diffusion step takes on a phone; local time "
@@ -119,6 +128,9 @@ EXTRA_RULES: dict[str, str] = {
     "device_error_curve": "as `edge_error_curve`",
     "drop_cost": "`None`, or a number in [`min_drop_cost()`, 1e200]",
     "battery_enabled": "`True` or `False`",
+    "channel_model": "`\"rayleigh\"` or `\"trace\"`",
+    "trace_name": "a name in `aigc_edge_env.traces.TRACE_NAMES`: `5gophers`, `5gophers-sprint`, "
+                  "`5gophers-tmobile`, `5gophers-verizon`",
     "step_levels": "a non-empty, strictly increasing sequence of integers in [{low}, {high}]",
     "device_step_capacity": "and at least the smallest step level",
     "battery_initial_j_range": "and its upper end at most `battery_capacity_j`",
