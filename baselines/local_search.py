@@ -97,16 +97,24 @@ def _best_pair_move(opts: SlotOptions, choice: np.ndarray) -> tuple[float, int, 
 
 
 def descend(
-    opts: SlotOptions, choice: np.ndarray, tolerance: float, *, pairs: bool = False, barred: int | None = None
+    opts: SlotOptions, choice: np.ndarray, tolerance: float, *, pairs: bool = False, barred: int | None = None,
+    settled: set[bytes] | None = None,
 ) -> np.ndarray:
     """Best-improvement descent (module docstring) from an edge-feasible ``choice``; a new array.
 
     A move counts when it lowers the cost by more than ``tolerance``.  ``barred``: a
-    candidate kept off the edge (no pair moves then).
+    candidate kept off the edge (no pair moves then).  ``settled``: choices (``tobytes()``)
+    already found to have no improving single or pair move at this ``tolerance``; an
+    unbarred descent with pairs stops at one of them without scoring its moves again (the
+    scores are a function of the choice alone, so the result is the same) and adds the
+    choice it stops at.
     """
     choice = choice.copy()
     users = np.arange(choice.size)
+    memo = settled if pairs and barred is None else None
     for _ in range(4 * opts.cost.size):  # a guard: every move lowers the cost
+        if memo is not None and choice.tobytes() in memo:
+            break
         delta = _single_move_deltas(opts, choice, users)
         if barred is not None:
             delta[barred, opts.n_levels:] = np.inf
@@ -118,6 +126,8 @@ def descend(
             break
         gain, lowering, lowering_option, other, other_option = _best_pair_move(opts, choice)
         if gain >= -tolerance:
+            if memo is not None:
+                memo.add(choice.tobytes())
             break
         choice[lowering], choice[other] = lowering_option, other_option
     return choice
@@ -128,7 +138,9 @@ def local_search(
 ) -> np.ndarray:
     """The cheapest of :func:`descend` from each (edge-feasible) start, then kicks (module docstring)."""
     tolerance = _tolerance(opts, starts)
-    choice = min((descend(opts, start, tolerance, pairs=pairs) for start in starts), key=opts.penalised_cost)
+    settled: set[bytes] = set()  # local optima found so far (descend)
+    choice = min((descend(opts, start, tolerance, pairs=pairs, settled=settled) for start in starts),
+                 key=opts.penalised_cost)
     cost = opts.penalised_cost(choice)
     kicked = kicks
     while kicked:
@@ -137,7 +149,7 @@ def local_search(
             start = choice.copy()
             start[user] = opts.fallback[user]
             candidate = descend(opts, start, tolerance, barred=int(user))  # the kicked user stays on the device ...
-            candidate = descend(opts, candidate, tolerance, pairs=pairs)  # ... until the others settle
+            candidate = descend(opts, candidate, tolerance, pairs=pairs, settled=settled)  # ... until the others settle
             candidate_cost = opts.penalised_cost(candidate)
             if candidate_cost < cost - tolerance:
                 choice, cost, kicked = candidate, candidate_cost, True
