@@ -58,6 +58,7 @@ __all__ = [
     "RelaxedPoint",
     "RelaxedSolution",
     "Surrogate",
+    "TableRows",
     "argmin_convex",
     "build_relaxation",
     "relaxation_users",
@@ -68,9 +69,12 @@ __all__ = [
     "solve_surrogate",
 ]
 
-STEP_BISECTIONS = 32  # device step search: bracket width shrinks by 2**-32
+STEP_SECTIONS = 15  # device step search: interior points tried at once per round (a round shrinks 16x)
+STEP_ROUNDS = 8  # rounds of the device step search: the bracket shrinks by 16**-8 = 2**-32
+_SECTION_FRACTIONS = (np.arange(1, STEP_SECTIONS + 1) / (STEP_SECTIONS + 1))[:, None]
 EDGE_GRID_POINTS = 256  # grid of the edge cost table (geometric in steps)
 PRICE_CANDIDATES = 14  # interior congestion prices tried at once per row and round (a round shrinks 15x)
+_PRICE_FRACTIONS = np.arange(PRICE_CANDIDATES + 2) / (PRICE_CANDIDATES + 1)
 PRICE_TOLERANCE = 1e-3  # final width of a pi cell relative to 2 congestion_weight Qbar(0, 0)
 CAPACITY_CANDIDATES = 7  # capacity prices tried at once per round (geometric; a round shrinks 8x in log)
 CAPACITY_TOLERANCE = 1e-2  # final width of the mu bracket relative to mu
@@ -146,20 +150,24 @@ class ContinuousCosts:
 
 
 def argmin_convex(
-    slope: Callable[[np.ndarray], np.ndarray], low: np.ndarray, high: np.ndarray, iterations: int = STEP_BISECTIONS
+    slope: Callable[[np.ndarray], np.ndarray], low: np.ndarray, high: np.ndarray, rounds: int = STEP_ROUNDS
 ) -> np.ndarray:
-    """Minimiser over ``[low, high]`` of convex functions given their non-decreasing slopes.
+    """Minimiser over ``[low, high]`` (arrays of one shape ``(M,)``) of convex functions given their
+    non-decreasing slopes (``slope`` maps ``(P, M)`` steps to ``(P, M)`` slopes).
 
-    Vectorised bisection on the sign of the slope (the KKT condition of a box-constrained
-    1-D convex problem): returns ``low`` where the slope is positive throughout, ``high``
-    where it is negative throughout, else the stationary point, to ``(high - low) 2**-iterations``.
+    Vectorised K-section on the sign of the slope (the KKT condition of a box-constrained
+    1-D convex problem): each round evaluates the slope at ``STEP_SECTIONS`` evenly spaced
+    interior points of every bracket at once and keeps the cell where it turns positive.
+    Returns ``low`` where the slope is positive throughout, ``high`` where it is negative
+    throughout, else the stationary point, to ``(high - low) (STEP_SECTIONS + 1)**-rounds``.
     """
     low, high = np.broadcast_arrays(np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64))
-    for _ in range(iterations):
-        middle = 0.5 * (low + high)
-        rising = slope(middle) > 0.0
-        high = np.where(rising, middle, high)
-        low = np.where(rising, low, middle)
+    columns = np.arange(low.size)
+    for _ in range(rounds):
+        points = low + (high - low) * _SECTION_FRACTIONS
+        below = np.count_nonzero(slope(points) <= 0.0, axis=0)  # interior points left of the root
+        bounds = np.vstack([low, points, high])
+        low, high = bounds[below, columns], bounds[below + 1, columns]
     return 0.5 * (low + high)
 
 
@@ -222,15 +230,43 @@ class EdgeTable:
         ``E_n(s) = E_n(s_(g-1)) - integral of phi_n``.  A marginal price above ``phi_n(S_min)``
         gives ``S_min``, below ``phi_n(S_max)`` gives ``S_max``.
         """
+        return self.stationary_rows(marginal, self.rows(offsets, row_starts))
+
+    def rows(self, offsets: np.ndarray, row_starts: np.ndarray) -> TableRows:
+        """The rows with these :attr:`offsets` and :attr:`row_starts` entries, for :meth:`stationary_rows`."""
         last = row_starts + self.steps.size - 1
-        target = np.minimum(np.maximum(marginal, self.marginal[last]), self.marginal[row_starts])
-        cell = np.searchsorted(self.keys, offsets - target)
-        cell = np.minimum(np.maximum(cell, row_starts + 1), last)
-        above, below = self.marginal[cell - 1], self.marginal[cell]
+        return TableRows(offsets, row_starts, row_starts + 1, last, self.marginal[row_starts], self.marginal[last])
+
+    def stationary_rows(self, marginal: np.ndarray, rows: TableRows) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`stationary` over the users of ``rows`` (:meth:`rows`, kept across calls)."""
+        target = np.minimum(np.maximum(marginal, rows.last_marginal), rows.first_marginal)
+        cell = np.searchsorted(self.keys, rows.offsets - target)
+        cell = np.minimum(np.maximum(cell, rows.second), rows.last)
+        before = cell - 1
+        above, below = self.marginal[before], self.marginal[cell]
         share = (above - target) / np.maximum(above - below, 1e-300)
-        start = self.steps[cell - row_starts - 1]
-        advance = share * (self.steps[cell - row_starts] - start)
-        return start + advance, self.cost[cell - 1] - advance * 0.5 * (above + target)
+        grid_cell = cell - rows.starts
+        start = self.steps[grid_cell - 1]
+        advance = share * (self.steps[grid_cell] - start)
+        return start + advance, self.cost[before] - advance * 0.5 * (above + target)
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """Some rows of an :class:`EdgeTable` (one per user, arrays ``(M,)``): where each row lies in the
+    flattened arrays, and its ``phi`` at ``S_min`` and ``S_max``."""
+
+    offsets: np.ndarray  # entries of EdgeTable.offsets
+    starts: np.ndarray  # index of the row's first entry
+    second: np.ndarray  # starts + 1
+    last: np.ndarray  # index of the row's last entry
+    first_marginal: np.ndarray  # phi_n(S_min)
+    last_marginal: np.ndarray  # phi_n(S_max)
+
+    def take(self, keep: np.ndarray) -> TableRows:
+        """The rows where ``keep`` (a mask or index array over these rows) holds."""
+        return TableRows(self.offsets[keep], self.starts[keep], self.second[keep], self.last[keep],
+                         self.first_marginal[keep], self.last_marginal[keep])
 
 
 @dataclass(frozen=True)
@@ -247,6 +283,7 @@ class Relaxation:
     users: np.ndarray
     costs: ContinuousCosts
     edge_table: EdgeTable
+    table_rows: TableRows  # every row of edge_table
     min_steps: float
     max_steps: float
     device_steps: np.ndarray  # argmin of L_n over [S_min, largest feasible device level]
@@ -289,10 +326,12 @@ def build_relaxation(opts: SlotOptions) -> Relaxation:
     device_high = np.where(feasible.any(axis=1), levels[np.maximum(feasible.sum(axis=1) - 1, 0)], levels[0])
     device_steps = argmin_convex(costs.device_slope, levels[0], device_high)
     limit = opts.max_sqrt_steps_sum[users, opts.n_levels]  # Q limit at the smallest level
+    table = EdgeTable.build(costs, levels[0], levels[-1])
     return Relaxation(
         users=users,
         costs=costs,
-        edge_table=EdgeTable.build(costs, levels[0], levels[-1]),
+        edge_table=table,
+        table_rows=table.rows(table.offsets, table.row_starts),
         min_steps=float(levels[0]),
         max_steps=float(levels[-1]),
         device_steps=device_steps,
@@ -375,8 +414,7 @@ class Surrogate:
     high_marginal: np.ndarray  # phi_n(edge_high_n): lower marginal prices leave s at edge_high
     device_value: np.ndarray
     edge_ok: np.ndarray
-    table_offsets: np.ndarray
-    table_row_starts: np.ndarray
+    table_rows: TableRows
 
     @classmethod
     def at(cls, relax: Relaxation, tangent: np.ndarray, edge_high: np.ndarray,
@@ -384,11 +422,13 @@ class Surrogate:
         root = np.sqrt(tangent)
         table = relax.edge_table
         return cls(max_sqrt_steps_sum, np.arange(tangent.size), 0.5 * root, 0.5 / root,
-                   table.marginal_at(edge_high), relax.device_value, relax.edge_ok, table.offsets, table.row_starts)
+                   table.marginal_at(edge_high), relax.device_value, relax.edge_ok, relax.table_rows)
 
     def restrict(self, keep: np.ndarray) -> Surrogate:
         """The surrogate over the users where ``keep`` (a mask over this one's users) holds."""
-        return Surrogate(self.max_sqrt_steps_sum, *(getattr(self, f.name)[keep] for f in dataclasses.fields(self)[1:]))
+        return Surrogate(self.max_sqrt_steps_sum, self.users[keep], self.root_half[keep], self.slope_half[keep],
+                         self.high_marginal[keep], self.device_value[keep], self.edge_ok[keep],
+                         self.table_rows.take(keep))
 
     def sqrt_steps_sum(self, point: RelaxedPoint) -> np.ndarray:
         """``Qbar = sum_n x_n (sqrt(t_n)/2 + s^E_n / (2 sqrt(t_n)))`` (steps^(1/2)), shape ``(...)``."""
@@ -413,8 +453,7 @@ def respond(relax: Relaxation, surrogate: Surrogate, congestion_price: np.ndarra
     """
     congestion_price = np.asarray(congestion_price)[..., None]
     marginal = congestion_price * surrogate.slope_half + np.asarray(capacity_price)[..., None]
-    steps, cost = relax.edge_table.stationary(np.maximum(marginal, surrogate.high_marginal),
-                                              surrogate.table_offsets, surrogate.table_row_starts)
+    steps, cost = relax.edge_table.stationary_rows(np.maximum(marginal, surrogate.high_marginal), surrogate.table_rows)
     value = cost + congestion_price * surrogate.root_half + marginal * steps
     return RelaxedPoint((surrogate.edge_ok & (value < surrogate.device_value)).astype(np.float64), steps)
 
@@ -442,16 +481,14 @@ def _price_cells(relax: Relaxation, surrogate: Surrogate, capacity_price: np.nda
     the roots.  Users off at every row's lowest price stay off, so later rounds drop them;
     returns the cells and the surrogate over the users kept.
     """
-    fractions = np.arange(PRICE_CANDIDATES + 2) / (PRICE_CANDIDATES + 1)
     rows = np.arange(capacity_price.size)
     while True:
-        prices = low[:, None] + (high - low)[:, None] * fractions
-        points = respond(relax, surrogate, prices, np.broadcast_to(capacity_price[:, None], prices.shape))
+        prices = low[:, None] + (high - low)[:, None] * _PRICE_FRACTIONS
+        points = respond(relax, surrogate, prices, capacity_price[:, None])
         sqrt_steps_sum = surrogate.sqrt_steps_sum(points)
         short = ((prices < 2.0 * relax.congestion_weight * sqrt_steps_sum)
                  | (sqrt_steps_sum > surrogate.max_sqrt_steps_sum))
-        cell = np.clip(np.where(short.all(axis=1), PRICE_CANDIDATES + 1, np.argmin(short, axis=1)),
-                       1, PRICE_CANDIDATES + 1)
+        cell = np.maximum(np.where(short.all(axis=1), PRICE_CANDIDATES + 1, np.argmin(short, axis=1)), 1)
         cells = _PriceCells(prices[rows, cell - 1], prices[rows, cell], points.pick((rows, cell - 1)),
                             points.pick((rows, cell)))
         low, high = cells.low, cells.high
@@ -621,7 +658,7 @@ def solve_relaxation(relax: Relaxation) -> RelaxedSolution:
     (majorisation-minimisation).
     """
     table = relax.edge_table
-    tangent = table.stationary(np.zeros(relax.edge_ok.shape), table.offsets, table.row_starts)[0]
+    tangent = table.stationary_rows(np.zeros(relax.edge_ok.shape), relax.table_rows)[0]
     edge_high, max_sqrt_steps_sum = np.full(tangent.shape, relax.max_steps), np.inf
     previous = np.nan
     for iteration in range(1, SCA_MAX_ITERATIONS + 1):
