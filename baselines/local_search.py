@@ -38,13 +38,17 @@ def _tolerance(opts: SlotOptions, starts: Sequence[np.ndarray]) -> float:
     return IMPROVEMENT_TOL * (1.0 + min(abs(opts.penalised_cost(start)) for start in starts))
 
 
-def _single_move_deltas(opts: SlotOptions, choice: np.ndarray, users: np.ndarray) -> np.ndarray:
-    """``(U, 2L)`` cost change of moving each of ``users`` to each option, ``inf`` where infeasible."""
+def _single_move_deltas(opts: SlotOptions, choice: np.ndarray, users: np.ndarray | None = None) -> np.ndarray:
+    """``(U, 2L)`` cost change of moving each of ``users`` (default all) to each option, ``inf`` where
+    infeasible."""
     sqrt_steps_sum = opts.sqrt_steps_sum(choice)
-    current = choice[users]
     new_sqrt_steps_sum, new_edge_steps, limit = opts.single_moves(choice, users)
     ok = (new_edge_steps <= opts.edge_step_capacity) & (new_sqrt_steps_sum <= limit)
-    change = (opts.cost[users] - opts.cost[users, current][:, None]
+    if users is None:
+        cost, current = opts.cost, opts.chosen_cost(choice)
+    else:
+        cost, current = opts.cost[users], opts.cost[users, choice[users]]
+    change = (cost - current[:, None]
               + opts.congestion_weight * (new_sqrt_steps_sum**2 - sqrt_steps_sum * sqrt_steps_sum))
     return np.where(ok, change, np.inf)
 
@@ -61,7 +65,7 @@ def _min_of_others_pairs(values: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 def _best_pair_move(opts: SlotOptions, choice: np.ndarray) -> tuple[float, int, int, int, int]:
     """Best feasible pair move (module docstring): ``(cost change, lowering user, its option, other user,
-    its edge option)``."""
+    its edge option)``; the first best in the order (lowering user, its option, other user, level)."""
     rows = np.arange(choice.size)
     n_levels = opts.n_levels
     lowering = np.flatnonzero(opts.offloaded(choice))
@@ -70,30 +74,33 @@ def _best_pair_move(opts: SlotOptions, choice: np.ndarray) -> tuple[float, int, 
     current = opts.chosen_cost(choice)
     sqrt_steps, edge_steps = opts.sqrt_steps[choice], opts.edge_steps[choice]
     sqrt_steps_sum = opts.sqrt_steps_sum(choice)
-    others = _min_of_others_pairs(opts.max_sqrt_steps_sum[rows, choice], lowering)  # (a, b): all but a's, b's
     # the lowering user's new options (a, o): its best device option, then up to PAIR_LEVELS_DOWN lower levels
     below = choice[lowering][:, None] - np.arange(1, PAIR_LEVELS_DOWN + 1)
     valid = np.hstack([np.ones((lowering.size, 1), dtype=bool), below >= n_levels])
-    targets = np.hstack([opts.fallback[lowering][:, None], np.maximum(below, n_levels)])
+    targets = np.hstack([np.argmin(opts.penalised_local_cost[lowering], axis=1)[:, None], np.maximum(below, n_levels)])
     lower = valid & (opts.sqrt_steps[targets] < sqrt_steps[lowering][:, None])
-    # axes: (lowering user a, its new option o, other user b, b's edge level l)
-    new_sqrt_steps_sum = (sqrt_steps_sum - sqrt_steps[lowering][:, None, None, None]
-                          + opts.sqrt_steps[targets][:, :, None, None]
-                          - sqrt_steps[None, None, :, None] + opts.sqrt_steps[None, None, None, n_levels:])
-    new_edge_steps = (opts.edge_steps_sum(choice) - edge_steps[lowering][:, None, None, None]
-                      + opts.edge_steps[targets][:, :, None, None]
-                      - edge_steps[None, None, :, None] + opts.edge_steps[None, None, None, n_levels:])
-    feasible = (lower[:, :, None, None] & (lowering[:, None, None, None] != rows[None, None, :, None])
-                & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[lowering[:, None], targets][:, :, None, None])
-                & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[None, None, :, n_levels:])
-                & (new_sqrt_steps_sum <= others[:, None, :, None]) & (new_edge_steps <= opts.edge_step_capacity))
-    delta = ((opts.cost[lowering[:, None], targets] - current[lowering][:, None])[:, :, None, None]
-             + (opts.penalised_edge_cost - current[:, None])[None, None, :, :]
+    # only the (a, o) that lower a's sqrt(s) are scored (the others are infeasible), in their (a, o) order
+    first, option = np.nonzero(lower)
+    if first.size == 0:
+        return np.inf, 0, 0, 0, 0
+    mover, target = lowering[first], targets[first, option]
+    others = _min_of_others_pairs(opts.max_sqrt_steps_sum[rows, choice], mover)  # (m, b): all but m's, b's
+    # axes: (move m = (a, o), other user b, b's edge level l)
+    new_sqrt_steps_sum = (sqrt_steps_sum - sqrt_steps[mover][:, None, None] + opts.sqrt_steps[target][:, None, None]
+                          - sqrt_steps[None, :, None] + opts.sqrt_steps[None, None, n_levels:])
+    new_edge_steps = (opts.edge_steps_sum(choice) - edge_steps[mover][:, None, None]
+                      + opts.edge_steps[target][:, None, None]
+                      - edge_steps[None, :, None] + opts.edge_steps[None, None, n_levels:])
+    feasible = ((mover[:, None, None] != rows[None, :, None])
+                & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[mover, target][:, None, None])
+                & (new_sqrt_steps_sum <= opts.max_sqrt_steps_sum[None, :, n_levels:])
+                & (new_sqrt_steps_sum <= others[:, :, None]) & (new_edge_steps <= opts.edge_step_capacity))
+    delta = ((opts.cost[mover, target] - current[mover])[:, None, None]
+             + (opts.penalised_edge_cost - current[:, None])[None, :, :]
              + opts.congestion_weight * (new_sqrt_steps_sum**2 - sqrt_steps_sum * sqrt_steps_sum))
     delta = np.where(feasible, delta, np.inf)
-    a, option, b, level = np.unravel_index(np.argmin(delta), delta.shape)
-    return (float(delta[a, option, b, level]), int(lowering[a]), int(targets[a, option]), int(b),
-            int(level + n_levels))
+    move, b, level = np.unravel_index(np.argmin(delta), delta.shape)
+    return float(delta[move, b, level]), int(mover[move]), int(target[move]), int(b), int(level + n_levels)
 
 
 def descend(
@@ -110,12 +117,11 @@ def descend(
     choice it stops at.
     """
     choice = choice.copy()
-    users = np.arange(choice.size)
     memo = settled if pairs and barred is None else None
     for _ in range(4 * opts.cost.size):  # a guard: every move lowers the cost
         if memo is not None and choice.tobytes() in memo:
             break
-        delta = _single_move_deltas(opts, choice, users)
+        delta = _single_move_deltas(opts, choice)
         if barred is not None:
             delta[barred, opts.n_levels:] = np.inf
         user, option = np.unravel_index(np.argmin(delta), delta.shape)

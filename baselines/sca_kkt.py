@@ -374,7 +374,8 @@ def _blend(low: RelaxedPoint, high: RelaxedPoint, weight_low: np.ndarray | float
 def _weight_to_meet(low_value: np.ndarray, high_value: np.ndarray, target: np.ndarray | float) -> np.ndarray:
     """The weight on ``low`` of a blend whose (linear) aggregate equals ``target``, in ``[0, 1]``."""
     gap = low_value - high_value
-    return np.clip(np.divide(target - high_value, gap, out=np.zeros(np.shape(gap)), where=gap != 0.0), 0.0, 1.0)
+    weight = np.divide(target - high_value, gap, out=np.zeros(np.shape(gap)), where=gap != 0.0)
+    return np.minimum(np.maximum(weight, 0.0), 1.0)
 
 
 @dataclass(frozen=True)
