@@ -21,12 +21,13 @@ edge-feasible and the cost never increases.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from aigc_edge_env.baselines.options import SlotOptions
 
-__all__ = ["IMPROVEMENT_TOL", "PAIR_LEVELS_DOWN", "descend", "descend_edge_levels", "local_search"]
+__all__ = ["IMPROVEMENT_TOL", "PAIR_LEVELS_DOWN", "DescentMemo", "descend", "descend_edge_levels", "local_search"]
 
 #: Relative tolerance under which a cost change does not count as an improvement.
 IMPROVEMENT_TOL = 1e-12
@@ -103,37 +104,52 @@ def _best_pair_move(opts: SlotOptions, choice: np.ndarray) -> tuple[float, int, 
     return float(delta[move, b, level]), int(mover[move]), int(target[move]), int(b), int(level + n_levels)
 
 
+@dataclass
+class DescentMemo:
+    """What :func:`descend` learnt during one :func:`local_search` about choices (keys ``choice.tobytes()``):
+    the single-move scores of each choice scored, and the choices without an improving single or
+    pair move (at the search's tolerance).  Both are functions of the choice alone, so reusing
+    them changes no result."""
+
+    scores: dict[bytes, np.ndarray] = field(default_factory=dict)
+    settled: set[bytes] = field(default_factory=set)
+
+
 def descend(
     opts: SlotOptions, choice: np.ndarray, tolerance: float, *, pairs: bool = False, barred: int | None = None,
-    settled: set[bytes] | None = None,
+    memo: DescentMemo | None = None,
 ) -> np.ndarray:
     """Best-improvement descent (module docstring) from an edge-feasible ``choice``; a new array.
 
     A move counts when it lowers the cost by more than ``tolerance``.  ``barred``: a
-    candidate kept off the edge (no pair moves then).  ``settled``: choices (``tobytes()``)
-    already found to have no improving single or pair move at this ``tolerance``; an
-    unbarred descent with pairs stops at one of them without scoring its moves again (the
-    scores are a function of the choice alone, so the result is the same) and adds the
-    choice it stops at.
+    candidate kept off the edge (no pair moves then).  ``memo``: scores and settled choices
+    of earlier descents at the same ``tolerance``, read and extended.
     """
     choice = choice.copy()
-    memo = settled if pairs and barred is None else None
+    unbarred_pairs = pairs and barred is None
     for _ in range(4 * opts.cost.size):  # a guard: every move lowers the cost
-        if memo is not None and choice.tobytes() in memo:
-            break
-        delta = _single_move_deltas(opts, choice)
+        if memo is None:
+            delta = _single_move_deltas(opts, choice)
+        else:
+            key = choice.tobytes()
+            if unbarred_pairs and key in memo.settled:
+                break
+            delta = memo.scores.get(key)
+            if delta is None:
+                delta = memo.scores[key] = _single_move_deltas(opts, choice)
         if barred is not None:
+            delta = delta.copy()
             delta[barred, opts.n_levels:] = np.inf
         user, option = np.unravel_index(np.argmin(delta), delta.shape)
         if delta[user, option] < -tolerance:
             choice[user] = option
             continue
-        if not pairs or barred is not None:
+        if not unbarred_pairs:
             break
         gain, lowering, lowering_option, other, other_option = _best_pair_move(opts, choice)
         if gain >= -tolerance:
             if memo is not None:
-                memo.add(choice.tobytes())
+                memo.settled.add(choice.tobytes())
             break
         choice[lowering], choice[other] = lowering_option, other_option
     return choice
@@ -144,8 +160,8 @@ def local_search(
 ) -> np.ndarray:
     """The cheapest of :func:`descend` from each (edge-feasible) start, then kicks (module docstring)."""
     tolerance = _tolerance(opts, starts)
-    settled: set[bytes] = set()  # local optima found so far (descend)
-    choice = min((descend(opts, start, tolerance, pairs=pairs, settled=settled) for start in starts),
+    memo = DescentMemo()
+    choice = min((descend(opts, start, tolerance, pairs=pairs, memo=memo) for start in starts),
                  key=opts.penalised_cost)
     cost = opts.penalised_cost(choice)
     kicked = kicks
@@ -154,8 +170,9 @@ def local_search(
         for user in np.flatnonzero(opts.offloaded(choice) & opts.has_local):
             start = choice.copy()
             start[user] = opts.fallback[user]
-            candidate = descend(opts, start, tolerance, barred=int(user))  # the kicked user stays on the device ...
-            candidate = descend(opts, candidate, tolerance, pairs=pairs, settled=settled)  # ... until the others settle
+            # the kicked user stays on the device until the others settle
+            candidate = descend(opts, start, tolerance, barred=int(user), memo=memo)
+            candidate = descend(opts, candidate, tolerance, pairs=pairs, memo=memo)
             candidate_cost = opts.penalised_cost(candidate)
             if candidate_cost < cost - tolerance:
                 choice, cost, kicked = candidate, candidate_cost, True
