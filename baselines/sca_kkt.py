@@ -467,6 +467,8 @@ class _PriceCells:
     high: np.ndarray
     low_point: RelaxedPoint  # (B, users): pi - 2 congestion_weight Qbar < 0 here
     high_point: RelaxedPoint  # (B, users): pi - 2 congestion_weight Qbar >= 0 here
+    low_sqrt_steps_sum: np.ndarray  # (B,) Qbar at low_point
+    high_sqrt_steps_sum: np.ndarray  # (B,) Qbar at high_point
 
 
 def _price_cells(relax: Relaxation, surrogate: Surrogate, capacity_price: np.ndarray, low: np.ndarray,
@@ -490,12 +492,15 @@ def _price_cells(relax: Relaxation, surrogate: Surrogate, capacity_price: np.nda
         short = ((prices < 2.0 * relax.congestion_weight * sqrt_steps_sum)
                  | (sqrt_steps_sum > surrogate.max_sqrt_steps_sum))
         cell = np.maximum(np.where(short.all(axis=1), PRICE_CANDIDATES + 1, np.argmin(short, axis=1)), 1)
-        cells = _PriceCells(prices[rows, cell - 1], prices[rows, cell], points.pick((rows, cell - 1)),
-                            points.pick((rows, cell)))
+        before = cell - 1
+        cells = _PriceCells(prices[rows, before], prices[rows, cell], points.pick((rows, before)),
+                            points.pick((rows, cell)), sqrt_steps_sum[rows, before], sqrt_steps_sum[rows, cell])
         low, high = cells.low, cells.high
         if np.all((high - low <= tolerance) | (settled(cells) if settled else False)):
             return cells, surrogate
-        surrogate = surrogate.restrict(np.asarray(cells.low_point.offload.any(axis=0)))
+        keep = cells.low_point.offload.any(axis=0)
+        if not keep.all():
+            surrogate = surrogate.restrict(keep)
 
 
 def _kkt_points(relax: Relaxation, surrogate: Surrogate, cells: _PriceCells) -> tuple[RelaxedPoint, np.ndarray]:
@@ -508,8 +513,7 @@ def _kkt_points(relax: Relaxation, surrogate: Surrogate, cells: _PriceCells) -> 
     congestion_weight = relax.congestion_weight
     target = np.minimum(cells.high / (2.0 * congestion_weight) if congestion_weight else np.inf,
                         surrogate.max_sqrt_steps_sum)
-    weight = _weight_to_meet(surrogate.sqrt_steps_sum(cells.low_point), surrogate.sqrt_steps_sum(cells.high_point),
-                             target)
+    weight = _weight_to_meet(cells.low_sqrt_steps_sum, cells.high_sqrt_steps_sum, target)
     return _blend(cells.low_point, cells.high_point, np.where(np.isfinite(target), weight, 0.0)), cells.high
 
 
