@@ -190,6 +190,10 @@ class EdgeTable:
     keys: np.ndarray  # (M * G,) non-decreasing
     offsets: np.ndarray  # (M,)
     row_starts: np.ndarray  # (M,) index of each row's first entry
+    # per entry g of a row, the cell (s_(g-1), s_g] below it (its first entry's is never used):
+    cell_start: np.ndarray  # (M * G,) s_(g-1), steps
+    cell_width: np.ndarray  # (M * G,) s_g - s_(g-1), steps
+    cell_drop: np.ndarray  # (M * G,) max(phi_n(s_(g-1)) - phi_n(s_g), 1e-300), cost per step
 
     @classmethod
     def build(cls, costs: ContinuousCosts, min_steps: float, max_steps: float) -> EdgeTable:
@@ -208,9 +212,13 @@ class EdgeTable:
         left[-1] = 1e-9 * steps[-1]  # and the upper end: s never exceeds it
         marginal = -costs.edge_slope((steps - left)[:, None]).T  # (M, G); the curves run on the grid only
         span = float(marginal.max() - marginal.min()) + 1.0
-        offsets = span * np.arange(marginal.shape[0])
-        return cls(steps, marginal.ravel(), costs.edge(steps[:, None]).T.ravel(),
-                   (offsets[:, None] - marginal).ravel(), offsets, steps.size * np.arange(marginal.shape[0]))
+        rows = marginal.shape[0]
+        offsets = span * np.arange(rows)
+        flat = marginal.ravel()
+        previous = np.concatenate([steps[:1], steps[:-1]])
+        return cls(steps, flat, costs.edge(steps[:, None]).T.ravel(), (offsets[:, None] - marginal).ravel(), offsets,
+                   steps.size * np.arange(rows), np.tile(previous, rows), np.tile(steps - previous, rows),
+                   np.maximum(np.concatenate([flat[:1], flat[:-1]]) - flat, 1e-300))
 
     def marginal_at(self, steps: np.ndarray) -> np.ndarray:
         """``phi_n(steps_n)`` by linear interpolation in the table (cost per step), shape ``(M,)``."""
@@ -243,12 +251,9 @@ class EdgeTable:
         cell = np.searchsorted(self.keys, rows.offsets - target)
         cell = np.minimum(np.maximum(cell, rows.second), rows.last)
         before = cell - 1
-        above, below = self.marginal[before], self.marginal[cell]
-        share = (above - target) / np.maximum(above - below, 1e-300)
-        grid_cell = cell - rows.starts
-        start = self.steps[grid_cell - 1]
-        advance = share * (self.steps[grid_cell] - start)
-        return start + advance, self.cost[before] - advance * 0.5 * (above + target)
+        above = self.marginal[before]
+        advance = (above - target) / self.cell_drop[cell] * self.cell_width[cell]
+        return self.cell_start[cell] + advance, self.cost[before] - advance * 0.5 * (above + target)
 
 
 @dataclass(frozen=True)
@@ -413,8 +418,7 @@ class Surrogate:
     root_half: np.ndarray  # sqrt(t) / 2, steps^(1/2)
     slope_half: np.ndarray  # 1 / (2 sqrt(t)), steps^(-1/2)
     high_marginal: np.ndarray  # phi_n(edge_high_n): lower marginal prices leave s at edge_high
-    device_value: np.ndarray
-    edge_ok: np.ndarray
+    offload_below: np.ndarray  # device_value where the edge is usable, else -inf: offload iff the edge value is below
     table_rows: TableRows
 
     @classmethod
@@ -422,14 +426,13 @@ class Surrogate:
            max_sqrt_steps_sum: float) -> Surrogate:
         root = np.sqrt(tangent)
         table = relax.edge_table
-        return cls(max_sqrt_steps_sum, np.arange(tangent.size), 0.5 * root, 0.5 / root,
-                   table.marginal_at(edge_high), relax.device_value, relax.edge_ok, relax.table_rows)
+        return cls(max_sqrt_steps_sum, np.arange(tangent.size), 0.5 * root, 0.5 / root, table.marginal_at(edge_high),
+                   np.where(relax.edge_ok, relax.device_value, -np.inf), relax.table_rows)
 
     def restrict(self, keep: np.ndarray) -> Surrogate:
         """The surrogate over the users where ``keep`` (a mask over this one's users) holds."""
         return Surrogate(self.max_sqrt_steps_sum, self.users[keep], self.root_half[keep], self.slope_half[keep],
-                         self.high_marginal[keep], self.device_value[keep], self.edge_ok[keep],
-                         self.table_rows.take(keep))
+                         self.high_marginal[keep], self.offload_below[keep], self.table_rows.take(keep))
 
     def sqrt_steps_sum(self, point: RelaxedPoint) -> np.ndarray:
         """``Qbar = sum_n x_n (sqrt(t_n)/2 + s^E_n / (2 sqrt(t_n)))`` (steps^(1/2)), shape ``(...)``."""
@@ -456,7 +459,7 @@ def respond(relax: Relaxation, surrogate: Surrogate, congestion_price: np.ndarra
     marginal = congestion_price * surrogate.slope_half + np.asarray(capacity_price)[..., None]
     steps, cost = relax.edge_table.stationary_rows(np.maximum(marginal, surrogate.high_marginal), surrogate.table_rows)
     value = cost + congestion_price * surrogate.root_half + marginal * steps
-    return RelaxedPoint((surrogate.edge_ok & (value < surrogate.device_value)).astype(np.float64), steps)
+    return RelaxedPoint((value < surrogate.offload_below).astype(np.float64), steps)
 
 
 @dataclass(frozen=True)
