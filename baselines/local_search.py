@@ -134,9 +134,9 @@ def descend(
             key = choice.tobytes()
             if unbarred_pairs and key in memo.settled:
                 break
-            delta = memo.scores.get(key)
-            if delta is None:
-                delta = memo.scores[key] = _single_move_deltas(opts, choice)
+            if key not in memo.scores:
+                memo.scores[key] = _single_move_deltas(opts, choice)
+            delta = memo.scores[key]
         if barred is not None:
             delta = delta.copy()
             delta[barred, opts.n_levels:] = np.inf

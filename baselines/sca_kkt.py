@@ -501,7 +501,7 @@ def _price_cells(relax: Relaxation, surrogate: Surrogate, capacity_price: np.nda
         low, high = cells.low, cells.high
         if np.all((high - low <= tolerance) | (settled(cells) if settled else False)):
             return cells, surrogate
-        keep = cells.low_point.offload.any(axis=0)
+        keep = np.asarray(cells.low_point.offload.any(axis=0))
         if not keep.all():
             surrogate = surrogate.restrict(keep)
 
