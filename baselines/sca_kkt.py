@@ -38,6 +38,7 @@ level, which the env drops.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -174,6 +175,23 @@ def argmin_convex(
 # --------------------------------------------------------------------------------------
 # Relaxation and its SCA / KKT solution
 # --------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def _edge_grid(curve: ErrorCurve, min_steps: float, max_steps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid of :meth:`EdgeTable.build` (a config's, kept): its steps, where ``phi`` is evaluated on
+    it, and each point's predecessor (the first point's is itself); read-only arrays."""
+    kinks = np.asarray(getattr(curve, "steps", ()), dtype=np.float64)
+    kinks = kinks[(kinks > min_steps) & (kinks < max_steps)]
+    grid = np.geomspace(min_steps, max(max_steps, min_steps * 1.01), EDGE_GRID_POINTS)
+    steps = np.sort(np.concatenate([grid, kinks, kinks]))
+    left = np.zeros(steps.size)
+    left[np.searchsorted(steps, kinks)] = 1e-9 * kinks  # evaluate the first copy just left of the kink
+    left[-1] = 1e-9 * steps[-1]  # and the upper end: s never exceeds it
+    arrays = steps, steps - left, np.concatenate([steps[:1], steps[:-1]])
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
+
+
 @dataclass(frozen=True)
 class EdgeTable:
     """``E_n`` and ``phi_n = -dE_n/ds`` on a geometric grid of steps (rows: users).
@@ -203,19 +221,12 @@ class EdgeTable:
         limit, so marginal prices inside the jump map exactly to the kink.  (``slope`` is a
         right derivative; only the left one matters at the upper end.)
         """
-        kinks = np.asarray(getattr(costs.edge_curve, "steps", ()), dtype=np.float64)
-        kinks = kinks[(kinks > min_steps) & (kinks < max_steps)]
-        grid = np.geomspace(min_steps, max(max_steps, min_steps * 1.01), EDGE_GRID_POINTS)
-        steps = np.sort(np.concatenate([grid, kinks, kinks]))
-        left = np.zeros(steps.size)
-        left[np.searchsorted(steps, kinks)] = 1e-9 * kinks  # evaluate the first copy just left of the kink
-        left[-1] = 1e-9 * steps[-1]  # and the upper end: s never exceeds it
-        marginal = -costs.edge_slope((steps - left)[:, None]).T  # (M, G); the curves run on the grid only
+        steps, slope_steps, previous = _edge_grid(costs.edge_curve, min_steps, max_steps)
+        marginal = -costs.edge_slope(slope_steps[:, None]).T  # (M, G); the curves run on the grid only
         span = float(marginal.max() - marginal.min()) + 1.0
         rows = marginal.shape[0]
         offsets = span * np.arange(rows)
         flat = marginal.ravel()
-        previous = np.concatenate([steps[:1], steps[:-1]])
         return cls(steps, flat, costs.edge(steps[:, None]).T.ravel(), (offsets[:, None] - marginal).ravel(), offsets,
                    steps.size * np.arange(rows), np.tile(previous, rows), np.tile(steps - previous, rows),
                    np.maximum(np.concatenate([flat[:1], flat[:-1]]) - flat, 1e-300))
