@@ -38,6 +38,7 @@ level, which the env drops.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "RelaxedPoint",
     "RelaxedSolution",
     "Surrogate",
+    "TableRows",
     "argmin_convex",
     "build_relaxation",
     "relaxation_users",
@@ -68,9 +70,12 @@ __all__ = [
     "solve_surrogate",
 ]
 
-STEP_BISECTIONS = 32  # device step search: bracket width shrinks by 2**-32
+STEP_SECTIONS = 15  # device step search: interior points tried at once per round (a round shrinks 16x)
+STEP_ROUNDS = 8  # rounds of the device step search: the bracket shrinks by 16**-8 = 2**-32
+_SECTION_FRACTIONS = (np.arange(1, STEP_SECTIONS + 1) / (STEP_SECTIONS + 1))[:, None]
 EDGE_GRID_POINTS = 256  # grid of the edge cost table (geometric in steps)
 PRICE_CANDIDATES = 14  # interior congestion prices tried at once per row and round (a round shrinks 15x)
+_PRICE_FRACTIONS = np.arange(PRICE_CANDIDATES + 2) / (PRICE_CANDIDATES + 1)
 PRICE_TOLERANCE = 1e-3  # final width of a pi cell relative to 2 congestion_weight Qbar(0, 0)
 CAPACITY_CANDIDATES = 7  # capacity prices tried at once per round (geometric; a round shrinks 8x in log)
 CAPACITY_TOLERANCE = 1e-2  # final width of the mu bracket relative to mu
@@ -146,26 +151,47 @@ class ContinuousCosts:
 
 
 def argmin_convex(
-    slope: Callable[[np.ndarray], np.ndarray], low: np.ndarray, high: np.ndarray, iterations: int = STEP_BISECTIONS
+    slope: Callable[[np.ndarray], np.ndarray], low: np.ndarray, high: np.ndarray, rounds: int = STEP_ROUNDS
 ) -> np.ndarray:
-    """Minimiser over ``[low, high]`` of convex functions given their non-decreasing slopes.
+    """Minimiser over ``[low, high]`` (arrays of one shape ``(M,)``) of convex functions given their
+    non-decreasing slopes (``slope`` maps ``(P, M)`` steps to ``(P, M)`` slopes).
 
-    Vectorised bisection on the sign of the slope (the KKT condition of a box-constrained
-    1-D convex problem): returns ``low`` where the slope is positive throughout, ``high``
-    where it is negative throughout, else the stationary point, to ``(high - low) 2**-iterations``.
+    Vectorised K-section on the sign of the slope (the KKT condition of a box-constrained
+    1-D convex problem): each round evaluates the slope at ``STEP_SECTIONS`` evenly spaced
+    interior points of every bracket at once and keeps the cell where it turns positive.
+    Returns ``low`` where the slope is positive throughout, ``high`` where it is negative
+    throughout, else the stationary point, to ``(high - low) (STEP_SECTIONS + 1)**-rounds``.
     """
     low, high = np.broadcast_arrays(np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64))
-    for _ in range(iterations):
-        middle = 0.5 * (low + high)
-        rising = slope(middle) > 0.0
-        high = np.where(rising, middle, high)
-        low = np.where(rising, low, middle)
+    columns = np.arange(low.size)
+    for _ in range(rounds):
+        points = low + (high - low) * _SECTION_FRACTIONS
+        below = np.count_nonzero(slope(points) <= 0.0, axis=0)  # interior points left of the root
+        bounds = np.vstack([low, points, high])
+        low, high = bounds[below, columns], bounds[below + 1, columns]
     return 0.5 * (low + high)
 
 
 # --------------------------------------------------------------------------------------
 # Relaxation and its SCA / KKT solution
 # --------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def _edge_grid(curve: ErrorCurve, min_steps: float, max_steps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid of :meth:`EdgeTable.build` (a config's, kept): its steps, where ``phi`` is evaluated on
+    it, and each point's predecessor (the first point's is itself); read-only arrays."""
+    kinks = np.asarray(getattr(curve, "steps", ()), dtype=np.float64)
+    kinks = kinks[(kinks > min_steps) & (kinks < max_steps)]
+    grid = np.geomspace(min_steps, max(max_steps, min_steps * 1.01), EDGE_GRID_POINTS)
+    steps = np.sort(np.concatenate([grid, kinks, kinks]))
+    left = np.zeros(steps.size)
+    left[np.searchsorted(steps, kinks)] = 1e-9 * kinks  # evaluate the first copy just left of the kink
+    left[-1] = 1e-9 * steps[-1]  # and the upper end: s never exceeds it
+    arrays = steps, steps - left, np.concatenate([steps[:1], steps[:-1]])
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
+
+
 @dataclass(frozen=True)
 class EdgeTable:
     """``E_n`` and ``phi_n = -dE_n/ds`` on a geometric grid of steps (rows: users).
@@ -182,6 +208,10 @@ class EdgeTable:
     keys: np.ndarray  # (M * G,) non-decreasing
     offsets: np.ndarray  # (M,)
     row_starts: np.ndarray  # (M,) index of each row's first entry
+    # per entry g of a row, the cell (s_(g-1), s_g] below it (its first entry's is never used):
+    cell_start: np.ndarray  # (M * G,) s_(g-1), steps
+    cell_width: np.ndarray  # (M * G,) s_g - s_(g-1), steps
+    cell_drop: np.ndarray  # (M * G,) max(phi_n(s_(g-1)) - phi_n(s_g), 1e-300), cost per step
 
     @classmethod
     def build(cls, costs: ContinuousCosts, min_steps: float, max_steps: float) -> EdgeTable:
@@ -191,18 +221,15 @@ class EdgeTable:
         limit, so marginal prices inside the jump map exactly to the kink.  (``slope`` is a
         right derivative; only the left one matters at the upper end.)
         """
-        kinks = np.asarray(getattr(costs.edge_curve, "steps", ()), dtype=np.float64)
-        kinks = kinks[(kinks > min_steps) & (kinks < max_steps)]
-        grid = np.geomspace(min_steps, max(max_steps, min_steps * 1.01), EDGE_GRID_POINTS)
-        steps = np.sort(np.concatenate([grid, kinks, kinks]))
-        left = np.zeros(steps.size)
-        left[np.searchsorted(steps, kinks)] = 1e-9 * kinks  # evaluate the first copy just left of the kink
-        left[-1] = 1e-9 * steps[-1]  # and the upper end: s never exceeds it
-        marginal = -costs.edge_slope((steps - left)[:, None]).T  # (M, G); the curves run on the grid only
+        steps, slope_steps, previous = _edge_grid(costs.edge_curve, min_steps, max_steps)
+        marginal = -costs.edge_slope(slope_steps[:, None]).T  # (M, G); the curves run on the grid only
         span = float(marginal.max() - marginal.min()) + 1.0
-        offsets = span * np.arange(marginal.shape[0])
-        return cls(steps, marginal.ravel(), costs.edge(steps[:, None]).T.ravel(),
-                   (offsets[:, None] - marginal).ravel(), offsets, steps.size * np.arange(marginal.shape[0]))
+        rows = marginal.shape[0]
+        offsets = span * np.arange(rows)
+        flat = marginal.ravel()
+        return cls(steps, flat, costs.edge(steps[:, None]).T.ravel(), (offsets[:, None] - marginal).ravel(), offsets,
+                   steps.size * np.arange(rows), np.tile(previous, rows), np.tile(steps - previous, rows),
+                   np.maximum(np.concatenate([flat[:1], flat[:-1]]) - flat, 1e-300))
 
     def marginal_at(self, steps: np.ndarray) -> np.ndarray:
         """``phi_n(steps_n)`` by linear interpolation in the table (cost per step), shape ``(M,)``."""
@@ -222,15 +249,40 @@ class EdgeTable:
         ``E_n(s) = E_n(s_(g-1)) - integral of phi_n``.  A marginal price above ``phi_n(S_min)``
         gives ``S_min``, below ``phi_n(S_max)`` gives ``S_max``.
         """
+        return self.stationary_rows(marginal, self.rows(offsets, row_starts))
+
+    def rows(self, offsets: np.ndarray, row_starts: np.ndarray) -> TableRows:
+        """The rows with these :attr:`offsets` and :attr:`row_starts` entries, for :meth:`stationary_rows`."""
         last = row_starts + self.steps.size - 1
-        target = np.minimum(np.maximum(marginal, self.marginal[last]), self.marginal[row_starts])
-        cell = np.searchsorted(self.keys, offsets - target)
-        cell = np.minimum(np.maximum(cell, row_starts + 1), last)
-        above, below = self.marginal[cell - 1], self.marginal[cell]
-        share = (above - target) / np.maximum(above - below, 1e-300)
-        start = self.steps[cell - row_starts - 1]
-        advance = share * (self.steps[cell - row_starts] - start)
-        return start + advance, self.cost[cell - 1] - advance * 0.5 * (above + target)
+        return TableRows(offsets, row_starts, row_starts + 1, last, self.marginal[row_starts], self.marginal[last])
+
+    def stationary_rows(self, marginal: np.ndarray, rows: TableRows) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`stationary` over the users of ``rows`` (:meth:`rows`, kept across calls)."""
+        target = np.minimum(np.maximum(marginal, rows.last_marginal), rows.first_marginal)
+        cell = np.searchsorted(self.keys, rows.offsets - target)
+        cell = np.minimum(np.maximum(cell, rows.second), rows.last)
+        before = cell - 1
+        above = self.marginal[before]
+        advance = (above - target) / self.cell_drop[cell] * self.cell_width[cell]
+        return self.cell_start[cell] + advance, self.cost[before] - advance * 0.5 * (above + target)
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """Some rows of an :class:`EdgeTable` (one per user, arrays ``(M,)``): where each row lies in the
+    flattened arrays, and its ``phi`` at ``S_min`` and ``S_max``."""
+
+    offsets: np.ndarray  # entries of EdgeTable.offsets
+    starts: np.ndarray  # index of the row's first entry
+    second: np.ndarray  # starts + 1
+    last: np.ndarray  # index of the row's last entry
+    first_marginal: np.ndarray  # phi_n(S_min)
+    last_marginal: np.ndarray  # phi_n(S_max)
+
+    def take(self, keep: np.ndarray) -> TableRows:
+        """The rows where ``keep`` (a mask or index array over these rows) holds."""
+        return TableRows(self.offsets[keep], self.starts[keep], self.second[keep], self.last[keep],
+                         self.first_marginal[keep], self.last_marginal[keep])
 
 
 @dataclass(frozen=True)
@@ -247,6 +299,7 @@ class Relaxation:
     users: np.ndarray
     costs: ContinuousCosts
     edge_table: EdgeTable
+    table_rows: TableRows  # every row of edge_table
     min_steps: float
     max_steps: float
     device_steps: np.ndarray  # argmin of L_n over [S_min, largest feasible device level]
@@ -289,10 +342,12 @@ def build_relaxation(opts: SlotOptions) -> Relaxation:
     device_high = np.where(feasible.any(axis=1), levels[np.maximum(feasible.sum(axis=1) - 1, 0)], levels[0])
     device_steps = argmin_convex(costs.device_slope, levels[0], device_high)
     limit = opts.max_sqrt_steps_sum[users, opts.n_levels]  # Q limit at the smallest level
+    table = EdgeTable.build(costs, levels[0], levels[-1])
     return Relaxation(
         users=users,
         costs=costs,
-        edge_table=EdgeTable.build(costs, levels[0], levels[-1]),
+        edge_table=table,
+        table_rows=table.rows(table.offsets, table.row_starts),
         min_steps=float(levels[0]),
         max_steps=float(levels[-1]),
         device_steps=device_steps,
@@ -335,7 +390,8 @@ def _blend(low: RelaxedPoint, high: RelaxedPoint, weight_low: np.ndarray | float
 def _weight_to_meet(low_value: np.ndarray, high_value: np.ndarray, target: np.ndarray | float) -> np.ndarray:
     """The weight on ``low`` of a blend whose (linear) aggregate equals ``target``, in ``[0, 1]``."""
     gap = low_value - high_value
-    return np.clip(np.divide(target - high_value, gap, out=np.zeros(np.shape(gap)), where=gap != 0.0), 0.0, 1.0)
+    weight = np.divide(target - high_value, gap, out=np.zeros(np.shape(gap)), where=gap != 0.0)
+    return np.minimum(np.maximum(weight, 0.0), 1.0)
 
 
 @dataclass(frozen=True)
@@ -373,22 +429,21 @@ class Surrogate:
     root_half: np.ndarray  # sqrt(t) / 2, steps^(1/2)
     slope_half: np.ndarray  # 1 / (2 sqrt(t)), steps^(-1/2)
     high_marginal: np.ndarray  # phi_n(edge_high_n): lower marginal prices leave s at edge_high
-    device_value: np.ndarray
-    edge_ok: np.ndarray
-    table_offsets: np.ndarray
-    table_row_starts: np.ndarray
+    offload_below: np.ndarray  # device_value where the edge is usable, else -inf: offload iff the edge value is below
+    table_rows: TableRows
 
     @classmethod
     def at(cls, relax: Relaxation, tangent: np.ndarray, edge_high: np.ndarray,
            max_sqrt_steps_sum: float) -> Surrogate:
         root = np.sqrt(tangent)
         table = relax.edge_table
-        return cls(max_sqrt_steps_sum, np.arange(tangent.size), 0.5 * root, 0.5 / root,
-                   table.marginal_at(edge_high), relax.device_value, relax.edge_ok, table.offsets, table.row_starts)
+        return cls(max_sqrt_steps_sum, np.arange(tangent.size), 0.5 * root, 0.5 / root, table.marginal_at(edge_high),
+                   np.where(relax.edge_ok, relax.device_value, -np.inf), relax.table_rows)
 
     def restrict(self, keep: np.ndarray) -> Surrogate:
         """The surrogate over the users where ``keep`` (a mask over this one's users) holds."""
-        return Surrogate(self.max_sqrt_steps_sum, *(getattr(self, f.name)[keep] for f in dataclasses.fields(self)[1:]))
+        return Surrogate(self.max_sqrt_steps_sum, self.users[keep], self.root_half[keep], self.slope_half[keep],
+                         self.high_marginal[keep], self.offload_below[keep], self.table_rows.take(keep))
 
     def sqrt_steps_sum(self, point: RelaxedPoint) -> np.ndarray:
         """``Qbar = sum_n x_n (sqrt(t_n)/2 + s^E_n / (2 sqrt(t_n)))`` (steps^(1/2)), shape ``(...)``."""
@@ -413,10 +468,9 @@ def respond(relax: Relaxation, surrogate: Surrogate, congestion_price: np.ndarra
     """
     congestion_price = np.asarray(congestion_price)[..., None]
     marginal = congestion_price * surrogate.slope_half + np.asarray(capacity_price)[..., None]
-    steps, cost = relax.edge_table.stationary(np.maximum(marginal, surrogate.high_marginal),
-                                              surrogate.table_offsets, surrogate.table_row_starts)
+    steps, cost = relax.edge_table.stationary_rows(np.maximum(marginal, surrogate.high_marginal), surrogate.table_rows)
     value = cost + congestion_price * surrogate.root_half + marginal * steps
-    return RelaxedPoint((surrogate.edge_ok & (value < surrogate.device_value)).astype(np.float64), steps)
+    return RelaxedPoint((value < surrogate.offload_below).astype(np.float64), steps)
 
 
 @dataclass(frozen=True)
@@ -427,6 +481,8 @@ class _PriceCells:
     high: np.ndarray
     low_point: RelaxedPoint  # (B, users): pi - 2 congestion_weight Qbar < 0 here
     high_point: RelaxedPoint  # (B, users): pi - 2 congestion_weight Qbar >= 0 here
+    low_sqrt_steps_sum: np.ndarray  # (B,) Qbar at low_point
+    high_sqrt_steps_sum: np.ndarray  # (B,) Qbar at high_point
 
 
 def _price_cells(relax: Relaxation, surrogate: Surrogate, capacity_price: np.ndarray, low: np.ndarray,
@@ -442,22 +498,23 @@ def _price_cells(relax: Relaxation, surrogate: Surrogate, capacity_price: np.nda
     the roots.  Users off at every row's lowest price stay off, so later rounds drop them;
     returns the cells and the surrogate over the users kept.
     """
-    fractions = np.arange(PRICE_CANDIDATES + 2) / (PRICE_CANDIDATES + 1)
     rows = np.arange(capacity_price.size)
     while True:
-        prices = low[:, None] + (high - low)[:, None] * fractions
-        points = respond(relax, surrogate, prices, np.broadcast_to(capacity_price[:, None], prices.shape))
+        prices = low[:, None] + (high - low)[:, None] * _PRICE_FRACTIONS
+        points = respond(relax, surrogate, prices, capacity_price[:, None])
         sqrt_steps_sum = surrogate.sqrt_steps_sum(points)
         short = ((prices < 2.0 * relax.congestion_weight * sqrt_steps_sum)
                  | (sqrt_steps_sum > surrogate.max_sqrt_steps_sum))
-        cell = np.clip(np.where(short.all(axis=1), PRICE_CANDIDATES + 1, np.argmin(short, axis=1)),
-                       1, PRICE_CANDIDATES + 1)
-        cells = _PriceCells(prices[rows, cell - 1], prices[rows, cell], points.pick((rows, cell - 1)),
-                            points.pick((rows, cell)))
+        cell = np.maximum(np.where(short.all(axis=1), PRICE_CANDIDATES + 1, np.argmin(short, axis=1)), 1)
+        before = cell - 1
+        cells = _PriceCells(prices[rows, before], prices[rows, cell], points.pick((rows, before)),
+                            points.pick((rows, cell)), sqrt_steps_sum[rows, before], sqrt_steps_sum[rows, cell])
         low, high = cells.low, cells.high
         if np.all((high - low <= tolerance) | (settled(cells) if settled else False)):
             return cells, surrogate
-        surrogate = surrogate.restrict(np.asarray(cells.low_point.offload.any(axis=0)))
+        keep = np.asarray(cells.low_point.offload.any(axis=0))
+        if not keep.all():
+            surrogate = surrogate.restrict(keep)
 
 
 def _kkt_points(relax: Relaxation, surrogate: Surrogate, cells: _PriceCells) -> tuple[RelaxedPoint, np.ndarray]:
@@ -470,8 +527,7 @@ def _kkt_points(relax: Relaxation, surrogate: Surrogate, cells: _PriceCells) -> 
     congestion_weight = relax.congestion_weight
     target = np.minimum(cells.high / (2.0 * congestion_weight) if congestion_weight else np.inf,
                         surrogate.max_sqrt_steps_sum)
-    weight = _weight_to_meet(surrogate.sqrt_steps_sum(cells.low_point), surrogate.sqrt_steps_sum(cells.high_point),
-                             target)
+    weight = _weight_to_meet(cells.low_sqrt_steps_sum, cells.high_sqrt_steps_sum, target)
     return _blend(cells.low_point, cells.high_point, np.where(np.isfinite(target), weight, 0.0)), cells.high
 
 
@@ -621,7 +677,7 @@ def solve_relaxation(relax: Relaxation) -> RelaxedSolution:
     (majorisation-minimisation).
     """
     table = relax.edge_table
-    tangent = table.stationary(np.zeros(relax.edge_ok.shape), table.offsets, table.row_starts)[0]
+    tangent = table.stationary_rows(np.zeros(relax.edge_ok.shape), relax.table_rows)[0]
     edge_high, max_sqrt_steps_sum = np.full(tangent.shape, relax.max_steps), np.inf
     previous = np.nan
     for iteration in range(1, SCA_MAX_ITERATIONS + 1):
