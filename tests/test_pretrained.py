@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import gymnasium as gym
@@ -135,22 +133,18 @@ def test_an_altered_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         check_pretrained("AIGCEdge-v0")
 
 
-def test_a_price_network_card_loads_its_file_with_price_network_policy(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_cards) -> None:
-    """The ``price_network`` kind (core only) hands its one ``.npz`` file to ``PriceNetworkPolicy.load``."""
-    folder = _copy_of_the_shipped_folder(tmp_path, monkeypatch)
-    card_path = folder / "AIGCEdge-Battery-v0" / pretrained.CARD
-    network = card_path.parent / "network.npz"
-    np.savez(network, weights=np.ones(3))
-    card = json.loads(card_path.read_text()) | {"kind": "price_network",
-                                                "files": {"network.npz": pretrained.file_entry(network)}}
-    card_path.write_text(json.dumps(card))
-    loaded: list[Path] = []
-    network_class = types.SimpleNamespace(load=lambda path: loaded.append(path) or "the network's policy")
-    monkeypatch.setitem(sys.modules, "aigc_edge_env.policies.price_network",
-                        types.SimpleNamespace(PriceNetworkPolicy=network_class))
-    assert load_pretrained("AIGCEdge-Battery-v0") == "the network's policy"
-    assert loaded == [network]
+def test_the_battery_card_is_a_price_network_played_without_torch() -> None:
+    """The ``price_network`` kind (core only) loads its one ``.npz`` with ``PriceNetworkPolicy.load``."""
+    from aigc_edge_env.policies.price_network import PriceNetworkPolicy
+
+    card = pretrained.available()["AIGCEdge-Battery-v0"]
+    assert card["kind"] == "price_network"
+    policy = load_pretrained("AIGCEdge-Battery-v0")
+    (name,) = card["files"]
+    reference = PriceNetworkPolicy.load(pretrained._folder() / "AIGCEdge-Battery-v0" / name)
+    assert isinstance(policy, PriceNetworkPolicy)
+    for mine, theirs in zip(policy.weights + policy.biases, reference.weights + reference.biases, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_the_policy_follows_the_env_it_acts_in() -> None:

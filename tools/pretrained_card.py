@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from aigc_edge_env.config import make_config
 from aigc_edge_env.policies.pretrained import CARD, file_entry
 
 ROOT = Path(__file__).resolve().parent.parent / "aigc_edge_env" / "pretrained"
@@ -58,7 +59,8 @@ def ship(run_dir: Path) -> None:
     for name in fields["files"]:
         shutil.copyfile(run_dir / name, out / name)
     card = {"env_id": record["env_id"], **fields, "files": {name: file_entry(out / name) for name in fields["files"]},
-            "config": record["env_config"], "package_version": record["versions"]["aigc-edge-env"],
+            "config": make_config(record["env_id"], record["env_config"]).to_dict(),  # in full, this release's fields
+            "package_version": record["versions"]["aigc-edge-env"],
             "versions": record["versions"], "hyperparams": record["hyperparams"],
             "hyperparam_overrides": record["hyperparam_overrides"],
             "seeds": {"training": record["seed"], "evaluation": None}, "evaluation": None}
