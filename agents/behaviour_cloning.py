@@ -12,6 +12,7 @@ the value head learns in the PPO updates that follow (none with ``--timesteps`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
+
+from aigc_edge_env.agents.hyperparameters import checked_number
 
 __all__ = ["BC_DEFAULTS", "behaviour_cloning_options", "clone"]
 
@@ -40,10 +43,9 @@ def behaviour_cloning_options(options: Any) -> dict[str, Any]:
                          f"accepted dataset, {sorted(BC_DEFAULTS)}")
     merged = {**BC_DEFAULTS, **options}
     for key in ("epochs", "batch_size"):
-        if isinstance(merged[key], bool) or not isinstance(merged[key], int) or merged[key] < 1:
-            raise ValueError(f"behaviour_cloning.{key} must be an integer >= 1, got {merged[key]!r}")
-    if not (isinstance(merged["learning_rate"], (int, float)) and 0 < merged["learning_rate"] < 1):
-        raise ValueError(f"behaviour_cloning.learning_rate must be in (0, 1), got {merged['learning_rate']!r}")
+        merged[key] = checked_number(f"behaviour_cloning.{key}", merged[key], True, 1, math.inf)
+    merged["learning_rate"] = checked_number("behaviour_cloning.learning_rate", merged["learning_rate"], False, 0, 1,
+                                             low_included=False)
     return merged
 
 

@@ -37,6 +37,7 @@ import yaml
 
 __all__ = [
     "HYPERPARAMS_DIR", "HyperparamError", "SETTINGS", "algorithm_kwargs", "check_policy_kwargs", "check_values",
+    "checked_number",
     "load_hyperparams", "parse_overrides", "parse_value",
 ]
 
@@ -138,12 +139,15 @@ def check_values(hyperparams: dict[str, Any]) -> dict[str, Any]:
     checked = dict(hyperparams)
     for key, (integer, low, high, low_included, schedule) in _NUMERIC.items():
         if key in checked:
-            checked[key] = _checked_number(key, checked[key], integer, low, high, low_included, schedule)
+            checked[key] = checked_number(key, checked[key], integer, low, high, low_included, schedule)
     return checked
 
 
-def _checked_number(key: str, value: Any, integer: bool, low: float, high: float, low_included: bool,
-                    schedule: bool) -> Any:
+def checked_number(key: str, value: Any, integer: bool, low: float, high: float, low_included: bool = True,
+                   schedule: bool = False) -> Any:
+    """``value`` checked as hyperparameter ``key``: a number (an integer when ``integer``) in ``[low, high]``
+    (``(low, high]`` unless ``low_included``), or a ``lin_<number>`` schedule when ``schedule``;
+    :class:`HyperparamError` naming the key, the range and the value otherwise."""
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     if schedule and isinstance(value, str) and value.startswith("lin_"):
         _schedule(key, value)  # raises for a bad number after lin_

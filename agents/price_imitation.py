@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from aigc_edge_env.agents.hyperparameters import checked_number, load_hyperparams
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy
 from aigc_edge_env.policies.price_network import N_PRICE_FEATURES, PriceNetworkPolicy, price_features
@@ -78,7 +79,8 @@ class _Labelling:
         if t % self.label_every and self.teacher is not self.behaviour:
             return self.behaviour.act(env, observation)
         if self.teacher is not self.behaviour:
-            self.teacher.distance_m, self.teacher.slot_index = base.distance_m, t
+            self.teacher.observe(base)
+            self.teacher.slot_index = t
             self.teacher.planned_price_per_j = self.teacher.plan(problem)[0]
         action = self.behaviour.act(env, observation)  # the teacher as behaviour plans here itself
         if t % self.label_every == 0:
@@ -152,29 +154,35 @@ HYPERPARAMETERS = {"episodes": (1, 100_000), "dagger_rounds": (0, 100), "dagger_
 
 def check_price_network_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
     """The entry ``hp`` checked (every key known, each integer in its range, ``hidden`` a list of widths,
-    ``learning_rate`` in (0, 1)); ``ValueError`` names the key and the accepted values."""
+    ``learning_rate`` in (0, 1]); ``ValueError`` names the key and the accepted values."""
     expected = {*HYPERPARAMETERS, "hidden", "learning_rate"}
     if set(hp) != expected:
         raise ValueError(f"price_network hyperparameters must be exactly {sorted(expected)}; "
                          f"missing {sorted(expected - set(hp))}, unknown {sorted(set(hp) - expected)}")
+    checked = dict(hp)
     for key, (low, high) in HYPERPARAMETERS.items():
-        value = hp[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"price_network hyperparameter {key} must be an integer in [{low}, {high}], got {value!r}")
+        checked[key] = checked_number(f"price_network.{key}", hp[key], True, low, high)
     hidden = hp["hidden"]
-    if not isinstance(hidden, list) or not hidden or any(
-            isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden):
-        raise ValueError(f"price_network hyperparameter hidden must be a list of layer widths >= 1, got {hidden!r}")
-    rate = hp["learning_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
-        raise ValueError(f"price_network hyperparameter learning_rate must be in (0, 1), got {rate!r}")
-    return dict(hp)
+    if not isinstance(hidden, list) or not hidden:
+        raise ValueError(f"hyperparameter price_network.hidden must be a list of layer widths, got {hidden!r}")
+    checked["hidden"] = [checked_number("price_network.hidden", width, True, 1, 4096) for width in hidden]
+    checked["learning_rate"] = checked_number("price_network.learning_rate", hp["learning_rate"], False, 0, 1,
+                                              low_included=False)
+    total = checked["episodes"] + checked["dagger_rounds"] * checked["dagger_episodes"]
+    if total >= SEED_STRIDE:  # the next run seed's episodes start SEED_STRIDE later (episode_seeds)
+        raise ValueError(f"price_network plays episodes + dagger_rounds x dagger_episodes = {total} episodes; "
+                         f"accepted fewer than {SEED_STRIDE}")
+    return checked
+
+
+#: Episode seeds of run seed ``s`` start at ``SEED_STRIDE (s + 1)`` (:func:`episode_seeds`).
+SEED_STRIDE = 10**6
 
 
 def episode_seeds(seed: int, start: int, count: int) -> list[int]:
     """Seeds of training episodes ``start..start+count-1`` of run seed ``seed``: ``10**6 (seed + 1) + i``,
     apart from the held-out seeds 10000-10009 and the rules' tuning seeds 0-19 (docs/results.md)."""
-    return [10**6 * (seed + 1) + i for i in range(start, start + count)]
+    return [SEED_STRIDE * (seed + 1) + i for i in range(start, start + count)]
 
 
 def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], seed: int,
@@ -183,7 +191,6 @@ def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], s
     save the run in ``out``: ``price_network.npz`` (the final network), ``price_network_step<k>.npz``
     (after imitation, k = 0, and after each DAgger round), ``labels.npz`` (every labelled state, saved
     after each step: a stopped run keeps them) and ``run.yml`` (the record)."""
-    from aigc_edge_env.agents.hyperparameters import load_hyperparams
     from aigc_edge_env.agents.runs import PRICE_NETWORK_FILE, RUN_RECORD, write_record
     from aigc_edge_env.cli.common import check_output_dir
     from aigc_edge_env.config import make_config

@@ -51,10 +51,11 @@ from aigc_edge_env.files import write_atomic
 from aigc_edge_env.versions import package_versions
 
 __all__ = [
-    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "RUN_RECORD", "TENSORBOARD_DIR", "RunError",
-    "ResumePoint", "TrainedModel", "checkpoint_steps", "complete_snapshot", "load_normalizer", "load_resume_state",
-    "load_trained", "normalizer_path", "read_record", "read_scalars", "replay_buffer_path", "restore_training_state",
-    "resume_point", "resume_state_path", "run_lock", "save_model", "save_snapshot", "training_state", "write_record",
+    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "PRICE_NETWORK_ALGO", "PRICE_NETWORK_FILE",
+    "RUN_RECORD", "TENSORBOARD_DIR", "RunError", "ResumePoint", "TrainedModel", "checkpoint_steps",
+    "complete_snapshot", "load_normalizer", "load_resume_state", "load_trained", "model_file", "normalizer_path",
+    "read_record", "read_scalars", "replay_buffer_path", "restore_training_state", "resume_point",
+    "resume_state_path", "run_lock", "save_model", "save_snapshot", "training_state", "write_record",
 ]
 
 RUN_RECORD = "run.yml"
@@ -297,6 +298,14 @@ PRICE_NETWORK_ALGO = "price_network"
 PRICE_NETWORK_FILE = "price_network.npz"
 
 
+def model_file(path: Path) -> Path:
+    """The model file of a run directory (``FINAL_MODEL``, or a price network's ``PRICE_NETWORK_FILE``), or
+    ``path`` itself when it is a file; :class:`RunError` when the directory holds no readable run.yml."""
+    if not path.is_dir():
+        return path
+    return path / (PRICE_NETWORK_FILE if read_record(path)["algo"] == PRICE_NETWORK_ALGO else FINAL_MODEL)
+
+
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     write_atomic(run_dir / RUN_RECORD, yaml.safe_dump(record, sort_keys=False))
 
@@ -355,6 +364,8 @@ def load_trained(path: Path) -> TrainedModel:
                 if path.name == FINAL_MODEL and any((run_dir / CHECKPOINT_DIR).glob("model_*_steps.zip")) else "")
         raise RunError(f"no model file at {path}{hint}")
     record = read_record(run_dir)
+    if record["algo"] == PRICE_NETWORK_ALGO:
+        raise RunError(f"{run_dir} is a price_network run, not an SB3 model: play it with evaluate --runs")
     version = record.get("versions", {}).get("aigc-edge-env")
     trained_with = f"aigc-edge-env {version}" if version else "an unrecorded release of aigc-edge-env"
     if record["hyperparams"].get("policy") == "PerUserPolicy" and _release(version or "") < PAIR_HEAD_SINCE:

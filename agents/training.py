@@ -72,6 +72,7 @@ from aigc_edge_env.agents.runs import (
     BEST_MODEL,
     CHECKPOINT_DIR,
     FINAL_MODEL,
+    PRICE_NETWORK_ALGO,
     RUN_RECORD,
     TENSORBOARD_DIR,
     ResumePoint,
@@ -187,6 +188,8 @@ def _resolve_new(request: TrainRequest) -> dict[str, Any]:
 def _resolve_resume(request: TrainRequest) -> tuple[dict[str, Any], ResumePoint]:
     """The run's record and where it continues (refused, naming the file at fault, when unreadable)."""
     record = read_record(request.out)
+    if record["algo"] == PRICE_NETWORK_ALGO:
+        raise TrainingError(f"{request.out} is a price_network run, which does not resume: train a new one")
     for name, given in (("algo", request.algo), ("env_id", request.env_id)):
         if given is not None and given != record[name]:
             raise TrainingError(f"--resume: the run was trained with {name} {record[name]!r}, not {given!r}")
@@ -219,9 +222,10 @@ def _timesteps(request: TrainRequest, record: dict[str, Any], start: int) -> int
     return int(timesteps)
 
 
-def _check(record: dict[str, Any], timesteps: int) -> None:
+def _check(record: dict[str, Any], timesteps: int, resume: bool) -> None:
     """Raise before building anything when the resolved run cannot train."""
-    if timesteps < (0 if "behaviour_cloning" in record["hyperparams"] else 1):
+    cloning = "behaviour_cloning" in record["hyperparams"] and not resume  # a new run clones; a resumed one not
+    if timesteps < (0 if cloning else 1):
         raise TrainingError(f"timesteps must be a positive integer (0: behaviour cloning only), got {timesteps}")
     if record["n_envs"] < 1:
         raise TrainingError(f"n_envs must be a positive integer, got {record['n_envs']}")
@@ -236,7 +240,7 @@ def _check(record: dict[str, Any], timesteps: int) -> None:
         raise TrainingError(f"batch_size {kwargs['batch_size']} exceeds the rollout of n_steps x n_envs = "
                             f"{kwargs['n_steps']} x {record['n_envs']}")
     normalize_kwargs(hp.get("normalize", False), hp.get("gamma"))
-    if "behaviour_cloning" in hp:
+    if cloning:
         _check_behaviour_cloning(record)
     check_vec_env(hp["vec_env"], hp["env_wrapper"])
     env = make_env(record["env_id"], record["env_config_overrides"], hp["env_wrapper"], hp["wrapper_reward"],
@@ -263,8 +267,9 @@ def _check_behaviour_cloning(record: dict[str, Any]) -> None:
     env = dataset.recover_environment()
     try:
         expected = make_config(record["env_id"], record["env_config_overrides"])
-        if env.spec is None or env.spec.id != record["env_id"] or unwrapped_env(env).config != expected:
-            raise TrainingError(f"behaviour_cloning.dataset {options['dataset']} was recorded in {env.spec.id} "
+        recorded_in = env.spec.id if env.spec is not None else None
+        if recorded_in != record["env_id"] or unwrapped_env(env).config != expected:
+            raise TrainingError(f"behaviour_cloning.dataset {options['dataset']} was recorded in {recorded_in} "
                                 f"with another config than this run's {record['env_id']}")
     finally:
         env.close()
@@ -297,13 +302,13 @@ def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str,
         return model
     model = spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log,
                      device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
-    if "behaviour_cloning" in hp:
-        _clone(model, venv, hp["behaviour_cloning"], record["seed"], run_dir)
     return model
 
 
-def _clone(model: BaseAlgorithm, venv: VecEnv, options: dict[str, Any], seed: int, run_dir: Path) -> None:
-    """Behaviour cloning of the new ``model`` on the dataset of ``options``; the losses go to ``bc_losses.csv``."""
+def _clone(model: BaseAlgorithm, venv: VecEnv, options: dict[str, Any], seed: int, run_dir: Path) -> float:
+    """Behaviour cloning of the new ``model`` on the dataset of ``options`` (the losses go to ``bc_losses.csv``);
+    returns its CPU time (s)."""
+    start_cpu = time.process_time()
     from aigc_edge_env.datasets import load_transitions
 
     options = behaviour_cloning_options(options)
@@ -315,6 +320,7 @@ def _clone(model: BaseAlgorithm, venv: VecEnv, options: dict[str, Any], seed: in
                  + "".join(f"{i + 1},{loss:.6f}\n" for i, loss in enumerate(losses)))
     print(f"behaviour cloning: {len(data.actions)} slots of {options['dataset']}, {options['epochs']} epochs, "
           f"negative log-likelihood {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
+    return time.process_time() - start_cpu
 
 
 def _callbacks(record: dict[str, Any], run_dir: Path, stop: StopRequest,
@@ -374,7 +380,7 @@ def train(request: TrainRequest) -> Path:
         else:
             record = _resolve_new(request)
         timesteps = _timesteps(request, record, point.timesteps if point is not None else 0)
-        _check(record, timesteps)
+        _check(record, timesteps, request.resume)
     except (ConfigError, HyperparamError, IncompatibleEnvError, RunError, ValueError) as exc:
         raise _as_training_error(exc) from None
     torch.set_num_threads(request.threads)
@@ -433,6 +439,10 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
             record["sessions"][-1]["ended"] = "killed before saving its end"
     record["sessions"].append(session)
     write_record(run_dir, record)
+    if point is None and "behaviour_cloning" in record["hyperparams"]:  # a new run, now that it holds the lock
+        session["behaviour_cloning_cpu_s"] = round(
+            _clone(model, venv, record["hyperparams"]["behaviour_cloning"], record["seed"], run_dir), 3)
+        write_record(run_dir, record)
     start, start_cpu = time.perf_counter(), time.process_time()
     if timesteps > 0:  # 0: behaviour cloning only (learn() would move the normaliser on its first reset)
         model.learn(total_timesteps=timesteps, callback=_callbacks(record, run_dir, stop, request.on_evaluation),

@@ -184,30 +184,32 @@ def record_dataset(
         raise ValueError(f"dataset {dataset_id} exists at {path}: record a new version (-v<N+1>) or delete that folder")
     overrides = dict(config or {})
     recorder = _EpisodeRecorder(gym.make(env_id, config=overrides))
-    buffers = []
-    with progress_bar(len(seeds), f"record {algorithm_name}", "episode", progress) as bar:
-        for seed in seeds:
-            run_episode(recorder, policy, int(seed))
-            buffers.append(recorder.buffer())
-            bar.update()
-    spec = recorder.env.spec  # the made env's: the wrapper adds itself to its own spec
-    text = description or (f"{algorithm_name} on {env_id} (config overrides {overrides}), one episode per seed "
-                           f"{list(seeds)[0]}...{list(seeds)[-1]}; infos: the env's slot info per step, row 0 "
-                           "(the reset) 0; recorded by aigc_edge_env.datasets.record_dataset")
-    root.mkdir(parents=True, exist_ok=True)
     try:
-        with _datasets_root(root), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="`author_email` is set to None")  # the package publishes none
-            dataset = minari.create_dataset_from_buffers(
-                dataset_id, buffers, env=spec, eval_env=spec, algorithm_name=algorithm_name, author=AUTHOR,
-                code_permalink=f"aigc-edge-env {__version__}: aigc_edge_env.datasets.record_dataset",
-                description=text, requirements=[f"aigc-edge-env=={__version__}"], data_format="hdf5")
-        storage = dataset.storage
-        storage.update_episode_metadata(storage.apply(EpisodeMetadataCallback()))
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)  # no half-written dataset (it would block the next try)
-        raise
-    recorder.close()
+        buffers = []
+        with progress_bar(len(seeds), f"record {algorithm_name}", "episode", progress) as bar:
+            for seed in seeds:
+                run_episode(recorder, policy, int(seed))
+                buffers.append(recorder.buffer())
+                bar.update()
+        spec = recorder.env.spec  # the made env's: the wrapper adds itself to its own spec
+        text = description or (f"{algorithm_name} on {env_id} (config overrides {overrides}), one episode per seed "
+                               f"{list(seeds)[0]}...{list(seeds)[-1]}; infos: the env's slot info per step, row 0 "
+                               "(the reset) 0; recorded by aigc_edge_env.datasets.record_dataset")
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            with _datasets_root(root), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="`author_email` is set to None")  # the package publishes none
+                dataset = minari.create_dataset_from_buffers(
+                    dataset_id, buffers, env=spec, eval_env=spec, algorithm_name=algorithm_name, author=AUTHOR,
+                    code_permalink=f"aigc-edge-env {__version__}: aigc_edge_env.datasets.record_dataset",
+                    description=text, requirements=[f"aigc-edge-env=={__version__}"], data_format="hdf5")
+            storage = dataset.storage
+            storage.update_episode_metadata(storage.apply(EpisodeMetadataCallback()))
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # no half-written dataset (it would block the next try)
+            raise
+    finally:
+        recorder.close()
     return dataset
 
 

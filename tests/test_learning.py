@@ -50,6 +50,20 @@ def test_labels_are_the_prices_mpc_plays():
     np.testing.assert_array_equal(np.stack(data.prices_per_j), np.stack(played))
 
 
+def test_dagger_labels_are_mpc_plans_from_the_visited_states():
+    """Labelling another policy's episode: at slot 0 the state is the episode's start, so the label is the
+    plan ``mpc`` itself makes there; later labels differ from ``mpc``'s own (other batteries)."""
+    from aigc_edge_env.baselines import SOLVERS
+    from aigc_edge_env.policies.pricing import ShadowPricePolicy
+
+    own, visited = LabelledStates(), LabelledStates()
+    collect_labels(BATTERY, [7], None, own, label_every=5, config=SHORT)
+    collect_labels(BATTERY, [7], ShadowPricePolicy(SOLVERS["exact"], 3.0), visited, label_every=5, config=SHORT)
+    np.testing.assert_array_equal(visited.prices_per_j[0], own.prices_per_j[0])
+    np.testing.assert_array_equal(visited.features[0], own.features[0])
+    assert not np.array_equal(visited.features[1], own.features[1])  # the high price kept other batteries
+
+
 def test_the_fit_learns_a_price_map():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(2000, N_PRICE_FEATURES))
@@ -67,8 +81,10 @@ def test_bad_hyperparameters_are_named():
     good = {"episodes": 2, "dagger_rounds": 0, "dagger_episodes": 1, "label_every": 5, "hidden": [8], "epochs": 1,
             "batch_size": 8, "learning_rate": 1e-3}
     assert check_price_network_hyperparams(good) == good
-    for key, value, text in (("episodes", 0, "episodes must be an integer in"), ("hidden", [0], "hidden must be"),
-                             ("learning_rate", 2.0, "learning_rate must be in")):
+    for key, value, text in (("episodes", 0, "price_network.episodes must be an integer >= 1"),
+                             ("hidden", [0], "price_network.hidden must be an integer >= 1"),
+                             ("hidden", 8, "price_network.hidden must be a list"),
+                             ("learning_rate", 2.0, "price_network.learning_rate must be a number > 0 and <= 1")):
         with pytest.raises(ValueError, match=text):
             check_price_network_hyperparams({**good, key: value})
     with pytest.raises(ValueError, match="unknown \\['gamma'\\]"):

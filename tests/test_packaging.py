@@ -34,6 +34,10 @@ for env_id in aigc_edge_env.SCENARIOS:
         assert evaluate_decision(problem, decision).total_cost >= lower_bound(problem) - 1e-9, name
     assert solve_exact(problem).proven_optimal
     env.step(env.unwrapped.decision_to_action(SOLVERS["exact"](problem)))
+from aigc_edge_env.policies.pretrained import load_pretrained  # the battery's: a price network, no torch
+env = gym.make("AIGCEdge-Battery-v0")
+observation, _ = env.reset(seed=0)
+env.step(load_pretrained("AIGCEdge-Battery-v0").act(env, observation))
 envs = gym.make_vec("AIGCEdge-v0", num_envs=3, vectorization_mode="vector_entry_point")
 envs.reset(seed=0)
 envs.step(envs.action_space.sample())
@@ -42,7 +46,8 @@ print(",".join(sorted(name for name in {HEAVY!r} if name in sys.modules)))
 
 
 def test_core_runs_without_importing_the_extras(tmp_path: Path) -> None:
-    """The env ids, both envs and every solver run, and none of the extras' packages is imported."""
+    """The env ids, both envs, every solver and the battery's pretrained policy run, and none of the extras'
+    packages is imported."""
     # run outside the checkout, so that the installed package is what gets imported
     done = subprocess.run([sys.executable, "-c", CORE_SCRIPT], capture_output=True, text=True, cwd=tmp_path,
                           check=True)

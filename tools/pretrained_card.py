@@ -13,6 +13,7 @@ the card.  docs/pretrained.md describes the cards.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shlex
 import shutil
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from aigc_edge_env.agents.runs import FINAL_MODEL, PRICE_NETWORK_FILE, RUN_RECORD, normalizer_path
 from aigc_edge_env.config import make_config
 from aigc_edge_env.policies.pretrained import CARD, file_entry
 
@@ -29,9 +31,14 @@ KEYS = ("reward", "reward_low", "reward_high", "score", "score_low", "score_high
         "gap_closed_high", "decision_ms")
 
 
-def _sb3_fields(record: dict[str, Any]) -> dict[str, Any]:
-    (session,) = record["sessions"]
-    return {"kind": "sb3", "algo": record["algo"], "files": ["model.zip", "model.vecnormalize.pkl"],
+def _sb3_fields(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    sessions = record["sessions"]
+    if len(sessions) != 1:
+        raise SystemExit(f"{run_dir}: {len(sessions)} training sessions; ship a run trained in one command")
+    (session,) = sessions
+    normalizer = normalizer_path(run_dir / FINAL_MODEL)
+    return {"kind": "sb3", "algo": record["algo"],
+            "files": [FINAL_MODEL] + ([normalizer.name] if normalizer.exists() else []),
             "command": shlex.join(session["command"]), "training_slots": session["total_timesteps"],
             "training_cpu_s": session["cpu_time_s"], "training_wall_s": session["wall_time_s"],
             "created": session["started"][:10]}
@@ -40,18 +47,17 @@ def _sb3_fields(record: dict[str, Any]) -> dict[str, Any]:
 def _price_network_fields(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     hp, horizon = record["hyperparams"], record["env_config"]["horizon_slots"]
     episodes = hp["episodes"] + hp["dagger_rounds"] * hp["dagger_episodes"]
-    created = (run_dir / "run.yml").stat().st_mtime
-    import datetime
-
-    return {"kind": "price_network", "algo": "price_network", "files": ["price_network.npz"],
+    created = (run_dir / RUN_RECORD).stat().st_mtime
+    return {"kind": "price_network", "algo": "price_network", "files": [PRICE_NETWORK_FILE],
             "command": shlex.join(record["command"]), "training_slots": episodes * horizon,
             "training_cpu_s": record["training_cpu_s"], "steps": record["steps"],
             "created": datetime.date.fromtimestamp(created).isoformat()}
 
 
 def ship(run_dir: Path) -> None:
-    record = yaml.safe_load((run_dir / "run.yml").read_text())
-    fields = _price_network_fields(record, run_dir) if record["algo"] == "price_network" else _sb3_fields(record)
+    record = yaml.safe_load((run_dir / RUN_RECORD).read_text())
+    fields = (_price_network_fields(record, run_dir) if record["algo"] == "price_network"
+              else _sb3_fields(record, run_dir))
     out = ROOT / record["env_id"]
     if out.exists():
         shutil.rmtree(out)

@@ -82,10 +82,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_labels(paths: list[Path]) -> dict[str, Path]:
-    """Unique table labels for model paths: the run directory's name, plus the model's stem for a .zip."""
+    """Unique table labels for model paths: the run directory's name, plus the model's stem for a .zip or .npz."""
     labels: dict[str, Path] = {}
     for path in paths:
-        label = path.name if path.is_dir() or path.suffix != ".zip" else f"{path.parent.name}/{path.stem}"
+        label = path.name if path.is_dir() or path.suffix not in (".zip", ".npz") else f"{path.parent.name}/{path.stem}"
         unique, k = label, 2
         while unique in labels:
             unique, k = f"{label}#{k}", k + 1

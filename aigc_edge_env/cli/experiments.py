@@ -162,14 +162,14 @@ def _check_runs(runs: list[Path]) -> None:
     """Each trained run directory (or model file) readable: its run.yml and its model file there."""
     if not runs:
         return  # (the agents extra is needed only to read runs)
-    from aigc_edge_env.agents.runs import FINAL_MODEL, RunError, read_record
+    from aigc_edge_env.agents.runs import RunError, model_file, read_record
 
     for run in runs:
         if not run.exists():
             raise UsageError(f"--runs {run}: no such run directory or model file")
-        model = run / FINAL_MODEL if run.is_dir() else run
         try:
             read_record(run if run.is_dir() else run.parent)
+            model = model_file(run)
         except RunError as exc:
             raise UsageError(f"--runs: {exc}") from None
         if not model.is_file():

@@ -84,7 +84,8 @@ def _dataset_ids(args: argparse.Namespace, labels: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import minari  # noqa: F401  (the datasets extra: a missing minari fails here, before any work)
+    import h5py  # noqa: F401  (the datasets extra: a missing minari or h5py fails here, before any work)
+    import minari  # noqa: F401
 
     from aigc_edge_env.baselines.hindsight import hindsight_bounds
     from aigc_edge_env.cli.evaluate import resolve_policies

@@ -69,13 +69,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "priced = per-user energy prices solved by exact (aigc_edge_env.priced)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue the run in RUN_DIR for --timesteps more steps")
-    parser.add_argument("--eval-freq", type=int, default=10_000, help="timesteps between evaluations (0: none)")
-    parser.add_argument("--eval-episodes", type=int, default=5,
-                        help="episodes per periodic evaluation (>= 1 when evaluating)")
-    parser.add_argument("--checkpoint-freq", type=int, default=50_000, help="timesteps between checkpoints (0: none)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    # SB3-only options default to None so that --algo price_network can tell them given (SB3_DEFAULTS)
+    parser.add_argument("--eval-freq", type=int, default=None, help="timesteps between evaluations (0: none; "
+                                                                     "default 10000)")
+    parser.add_argument("--eval-episodes", type=int, default=None,
+                        help="episodes per periodic evaluation (>= 1 when evaluating; default 5)")
+    parser.add_argument("--checkpoint-freq", type=int, default=None,
+                        help="timesteps between checkpoints (0: none; default 50000)")
+    parser.add_argument("--device", default=None, help="torch device (default cpu)")
     parser.add_argument("--threads", type=count, default=1, help="torch CPU threads (default 1)")
     add_progress(parser)
+
+
+#: Defaults of the options only SB3 runs take (``--algo price_network`` refuses them when given).
+SB3_DEFAULTS = {"timesteps": None, "n_envs": None, "wrapper": None, "resume": None, "eval_freq": 10_000,
+                "eval_episodes": 5, "checkpoint_freq": 50_000, "device": "cpu"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,12 +92,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume is None and args.algo is None:
         raise UsageError("--algo is required (unless --resume)")
-    for option in ("eval_freq", "checkpoint_freq"):
-        if getattr(args, option) < 0:
-            raise UsageError(f"--{option.replace('_', '-')} must be >= 0 (0: none), got {getattr(args, option)}")
     env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
     if args.algo == "price_network":
         return _train_price_network(args, env_id)
+    for option, default in SB3_DEFAULTS.items():
+        if getattr(args, option) is None:
+            setattr(args, option, default)
+    for option in ("eval_freq", "checkpoint_freq"):
+        if getattr(args, option) < 0:
+            raise UsageError(f"--{option.replace('_', '-')} must be >= 0 (0: none), got {getattr(args, option)}")
     out = args.resume if args.resume is not None else args.out
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -120,12 +131,10 @@ def _train_price_network(args: argparse.Namespace, env_id: str) -> int:
     from aigc_edge_env.agents.hyperparameters import HyperparamError, parse_overrides
     from aigc_edge_env.agents.price_imitation import train_price_network
 
-    sb3_only = {"--timesteps": args.timesteps is not None, "--n-envs": args.n_envs is not None,
-                "--wrapper": args.wrapper is not None, "--resume": args.resume is not None}
-    given = [flag for flag, is_given in sb3_only.items() if is_given]
+    given = ["--" + option.replace("_", "-") for option in SB3_DEFAULTS if getattr(args, option) is not None]
     if given:
-        raise UsageError(f"--algo price_network takes no {', '.join(given)} (its budget is in price_network.yml: "
-                         "episodes, dagger_rounds, dagger_episodes)")
+        raise UsageError(f"--algo price_network takes no {', '.join(given)} (SB3 options; its budget is in "
+                         "price_network.yml: episodes, dagger_rounds, dagger_episodes)")
     out = args.out if args.out is not None else Path("runs") / f"price_network_{env_id}_s{args.seed}"
     torch.set_num_threads(args.threads)
     try:

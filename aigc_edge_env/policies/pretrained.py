@@ -54,7 +54,7 @@ KINDS: dict[str, tuple[str, str] | None] = {"sb3": ("stable_baselines3", "agents
 #: The module whose ``load_sb3(folder, card)`` plays an ``sb3`` card.
 SB3_LOADER = "aigc_edge_env.agents.pretrained"
 #: Fields every card holds.
-CARD_FIELDS = ("env_id", "kind", "files", "config", "package_version", "command", "hyperparams", "seeds",
+CARD_FIELDS = ("env_id", "kind", "algo", "files", "config", "package_version", "command", "hyperparams", "seeds",
                "training_slots", "training_cpu_s", "evaluation", "created")
 
 
