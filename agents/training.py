@@ -226,7 +226,7 @@ def _check(record: dict[str, Any], timesteps: int, resume: bool) -> None:
     """Raise before building anything when the resolved run cannot train."""
     cloning = "behaviour_cloning" in record["hyperparams"] and not resume  # a new run clones; a resumed one not
     if timesteps < (0 if cloning else 1):
-        raise TrainingError(f"timesteps must be a positive integer (0: behaviour cloning only), got {timesteps}")
+        raise TrainingError(f"--timesteps must be a positive integer (0: behaviour cloning only), got {timesteps}")
     if record["n_envs"] < 1:
         raise TrainingError(f"n_envs must be a positive integer, got {record['n_envs']}")
     hp = record["hyperparams"]

@@ -169,7 +169,7 @@ def _error(main, argv: list[str], capsys) -> str:
 @pytest.mark.parametrize(("argv", "message"), [
     (["--algo", "a2c"], "invalid choice: 'a2c'"),
     (["--algo", "ppo", "--env", "CartPole-v9"], "unknown env id 'CartPole-v9'"),
-    (["--algo", "ppo", "--timesteps", "-5"], "argument --timesteps: expected an integer >= 1, got -5"),
+    (["--algo", "ppo", "--timesteps", "-5"], "argument --timesteps: expected an integer >= 0, got -5"),
     (["--algo", "dqn", "--hyperparams", "env_wrapper:none"],
      "unknown wrapper_kwargs ['user_order'] for env_wrapper 'none'"),
     (["--algo", "dqn", "--hyperparams", "env_wrapper:none", "wrapper_kwargs:{}"], "dqn needs a Discrete action space"),
@@ -222,7 +222,7 @@ def test_train_cli_refuses_cuda_without_cuda_and_bad_out(tmp_path, capsys) -> No
     assert f"--out {a_file / 'run'} is not writable" in err
     err = _error(train_cli.main, ["--algo", "ppo", "--eval-freq", "0", "--eval-episodes", "0", "--timesteps", "-1",
                                   "--out", str(tmp_path / "run")], capsys)
-    assert "argument --timesteps: expected an integer >= 1" in err  # --eval-episodes 0 is fine without evaluation
+    assert "argument --timesteps: expected an integer >= 0" in err  # --eval-episodes 0 is fine without evaluation
 
 
 def test_train_cli_refuses_a_corrupt_normaliser_on_resume(tiny_run: Path, tmp_path, capsys) -> None:
@@ -295,7 +295,7 @@ def test_train_cli_bad_argument_exit_status_in_a_subprocess(tmp_path) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--algo", "ppo", "--timesteps", "-1", "--out",
                              str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2
-    assert result.stderr == "aigc-edge train: error: argument --timesteps: expected an integer >= 1, got -1\n"
+    assert result.stderr == "aigc-edge train: error: argument --timesteps: expected an integer >= 0, got -1\n"
     assert "Traceback" not in result.stderr
 
 

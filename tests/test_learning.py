@@ -151,4 +151,4 @@ def test_behaviour_cloning_refuses_a_dataset_of_another_env(tmp_path, exact_data
     assert stop.value.code == 2 and "another config" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
         main(["train", "--algo", "ppo", "--env", BATTERY, "--timesteps", "0", "--out", str(tmp_path / "bc2")])
-    assert stop.value.code == 2 and "timesteps must be a positive integer" in capsys.readouterr().err
+    assert stop.value.code == 2 and "--timesteps must be a positive integer" in capsys.readouterr().err
