@@ -19,7 +19,6 @@ import aigc_edge_env
 from aigc_edge_env import AIGCEdgeConfig, AIGCEdgeVectorEnv, ConfigError, make_config, sources
 from aigc_edge_env.config import SCENARIOS
 from aigc_edge_env.dynamics import TRACE_FLOOR_MBPS, reset_state
-from aigc_edge_env.multi_agent import parallel_env
 from aigc_edge_env.traces import TRACE_NAMES, load_trace_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +124,9 @@ def test_vector_env_sub_envs_replay_the_single_envs_trace_slices() -> None:
 
 
 def test_multi_agent_view_sees_the_single_envs_trace_slices() -> None:
+    pytest.importorskip("pettingzoo")  # the multiagent extra (absent from the core-only install)
+    from aigc_edge_env.multi_agent import parallel_env
+
     view = parallel_env(MEASURED)
     single = gym.make(MEASURED)
     for seed in (5, 6):
