@@ -2,7 +2,7 @@
 
 Subcommands (``aigc-edge COMMAND --help`` for each; docs/cli.md for the shared vocabulary):
 
-* ``train``: train PPO, MaskablePPO or DQN into a run directory (the ``agents`` extra);
+* ``train``: train PPO, MaskablePPO, DQN or the battery's price network into a run directory (the ``agents`` extra);
 * ``evaluate``: solvers, planning policies and trained runs on the same seeded episodes;
 * ``record``: episodes of named policies and trained runs as Minari datasets (``datasets`` extra);
 * ``experiments``: the sweeps, the trade-off, the battery study and the battery rules' grid;
@@ -32,7 +32,7 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand -> one-line description.
 SUBCOMMANDS = {
-    "train": "train PPO, MaskablePPO or DQN on an env into a run directory",
+    "train": "train PPO, MaskablePPO, DQN or a price network (price_network) into a run directory",
     "evaluate": "evaluate solvers, planning policies and trained runs on the same seeded episodes",
     "record": "record episodes of policies and trained runs as Minari datasets (offline RL, imitation)",
     "experiments": "sweeps, trade-off, battery study and battery rules (docs/results.md)",

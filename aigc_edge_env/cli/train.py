@@ -1,4 +1,4 @@
-"""Train PPO, MaskablePPO or DQN on an AIGC edge env into a run directory.
+"""Train PPO, MaskablePPO or DQN, or the battery's price network (``--algo price_network``), into a run directory.
 
 Examples::
 
