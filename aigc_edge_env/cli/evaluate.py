@@ -99,7 +99,7 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
     and the run directories by label; :class:`UsageError` naming the option if a name or a run is bad,
     or if there is no policy at all.  A run needs the agents extra (torch, ``threads`` CPU threads);
     ``pretrained`` is loaded here, so one that does not fit ``env_id`` fails before any work."""
-    from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedError, check_pretrained, load_pretrained
+    from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedError, available, load_pretrained
     from aigc_edge_env.policies.registry import make_policy
 
     try:
@@ -108,9 +108,9 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
         raise UsageError(f"--policies: {exc}") from None
     if PRETRAINED in policies:  # loaded now: a policy that does not fit fails before any work, and loading
         try:                    # is not timed as its first decision
-            if check_pretrained(env_id, config)["kind"] == "sb3":
+            policies[PRETRAINED] = load_pretrained(env_id, config)  # checked against env_id and config
+            if available()[env_id]["kind"] == "sb3":
                 _torch_threads(threads)
-            policies[PRETRAINED] = load_pretrained(env_id, config)
         except PretrainedError as exc:
             raise UsageError(f"--policies: {exc}") from None
     run_dirs = {}
