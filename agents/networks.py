@@ -48,7 +48,8 @@ from aigc_edge_env.agents.per_user_net import (
 )
 from aigc_edge_env.spaces import observation_n_users
 
-__all__ = ["BatchedCategorical", "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserBoxPolicy",
+__all__ = ["BatchedCategorical", "CapacityPerUserCategorical", "CapacityPerUserPolicy",
+           "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserBoxPolicy",
            "PerUserCategorical", "PerUserPolicy", "POLICY_CLASSES"]
 
 
@@ -155,8 +156,11 @@ class _PerUserMixin(_PerUserNetwork):
         return _JointHead(self._n_users, self._hidden_dim, self._n_levels)
 
     def _build(self, lr_schedule) -> None:
-        self.action_dist = self.distribution_class(self._n_users, self._n_levels)
+        self.action_dist = self._distribution()
         super()._build(lr_schedule)
+
+    def _distribution(self) -> Any:
+        return self.distribution_class(self._n_users, self._n_levels)
 
 
 class BatchedCategorical:
@@ -273,6 +277,81 @@ class MaskablePerUserCategorical(_PairCategoricals, MaskableMultiCategoricalDist
         self.pairs.apply_masking(pair_masks(masks.reshape(-1, entries), self.n_users, self.n_levels))
 
 
+class CapacityPerUserCategorical(MultiCategoricalDistribution):
+    """The joint action drawn user by user, in index order, so that the edge's step capacity is never exceeded.
+
+    The env admits offloaded requests in user-index order while their steps fit ``S^E_max`` and
+    drops the rest (docs/model.md, repair rule 3).  Here user ``n``'s (offload bit, level) pair is
+    drawn from its categorical (:class:`~.per_user_net.PerUserHead`'s logits) with the edge pairs
+    whose steps exceed what users ``0 .. n-1`` left of ``S^E_max`` masked out, so no request is ever
+    dropped for the edge's capacity.  The joint probability is the product of these conditionals
+    (an autoregressive policy whose only dependence on earlier users is the remaining capacity):
+    :meth:`log_prob` rebuilds each user's mask from the earlier users' pairs in the action, so it
+    is exact for every action it could have drawn.  Users without a request count as if their
+    choice were served (the distribution does not see the requests): their edge pairs would only
+    shrink the capacity left to later users, never overfill it, and the cloned or learned policy
+    puts them on the device.  :meth:`entropy` is the sum of the conditionals' entropies at the
+    prefixes of the last action scored or drawn (an unbiased estimate of the joint entropy along
+    the policy's own actions).  Sampling loops over the ``N`` users; scoring is vectorised.
+    """
+
+    def __init__(self, n_users: int, n_levels: int, edge_step_levels: Any, edge_step_capacity: float) -> None:
+        super().__init__([2] * n_users + [n_levels] * n_users)
+        self.n_users, self.n_levels = n_users, n_levels
+        levels = torch.as_tensor(edge_step_levels, dtype=torch.float32)
+        self.pair_edge_steps = torch.cat([torch.zeros(n_levels), levels])  # (2L,): 0 on the device
+        self.capacity = float(edge_step_capacity)
+        self.masks: torch.Tensor | None = None
+
+    def proba_distribution(self, action_logits: torch.Tensor) -> Any:
+        self.raw_logits = action_logits.reshape(-1, self.n_users, 2 * self.n_levels)
+        self.masks = None
+        return self
+
+    def _allowed(self, used_before: torch.Tensor) -> torch.Tensor:
+        """Pairs that fit the capacity left after ``used_before`` steps (device pairs always): ``(..., 2L)``."""
+        steps = self.pair_edge_steps.to(used_before.device)
+        return (steps <= self.capacity - used_before.unsqueeze(-1)) | (steps == 0)
+
+    def _log_probs(self, masks: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        masked = torch.where(masks, logits, _MASKED_LOGIT)
+        return masked - masked.logsumexp(-1, keepdim=True)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        pairs = action_pairs(actions.long().reshape(-1, 2 * self.n_users), self.n_levels)
+        used = self.pair_edge_steps.to(pairs.device)[pairs]
+        self.masks = self._allowed(used.cumsum(1) - used)
+        log_probs = self._log_probs(self.masks, self.raw_logits)
+        return log_probs.gather(-1, pairs.unsqueeze(-1)).squeeze(-1).sum(1)
+
+    def entropy(self) -> torch.Tensor:
+        if self.masks is None:
+            raise RuntimeError("entropy() needs an action scored (log_prob) or drawn (sample, mode) first")
+        log_probs = self._log_probs(self.masks, self.raw_logits)
+        return -torch.where(self.masks, log_probs.exp() * log_probs, 0.0).sum((1, 2))
+
+    def _decode(self, choose: Any) -> torch.Tensor:
+        """Users in index order, each choosing with ``choose(log_probs (B, 2L)) -> (B,)`` under the capacity left."""
+        batch = self.raw_logits.shape[0]
+        steps = self.pair_edge_steps.to(self.raw_logits.device)
+        used = torch.zeros(batch, device=self.raw_logits.device)
+        pairs, masks = [], []
+        for n in range(self.n_users):
+            mask = self._allowed(used)
+            choice = choose(self._log_probs(mask, self.raw_logits[:, n]))
+            used = used + steps[choice]
+            pairs.append(choice)
+            masks.append(mask)
+        self.masks = torch.stack(masks, 1)
+        return pair_actions(torch.stack(pairs, 1), self.n_levels)
+
+    def sample(self) -> torch.Tensor:
+        return self._decode(lambda log_probs: torch.multinomial(log_probs.exp(), 1).squeeze(-1))
+
+    def mode(self) -> torch.Tensor:
+        return self._decode(lambda log_probs: log_probs.argmax(-1))
+
+
 class _PerUserMean(nn.Module):
     """One Gaussian mean per user: a linear map of the user's embedding ``h_n``, the same for every user."""
 
@@ -317,8 +396,34 @@ class MaskablePerUserPolicy(_PerUserMixin, MaskableActorCriticPolicy):
     distribution_class: type = MaskablePerUserCategorical
 
 
+class CapacityPerUserPolicy(_PerUserMixin, ActorCriticPolicy):
+    """PPO's equivariant actor-critic drawing the joint action under the edge capacity
+    (:class:`CapacityPerUserCategorical`).  ``edge_step_levels`` (the config's ``step_levels``) and
+    ``edge_step_capacity`` (``S^E_max``) come from the env's config: training fills them in
+    (:meth:`env_policy_kwargs`), and the saved model keeps them."""
+
+    def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space, lr_schedule,
+                 edge_step_levels: tuple[int, ...] = (), edge_step_capacity: float = 0.0, **kwargs: Any) -> None:
+        if len(edge_step_levels) != int(getattr(action_space, "nvec", [0, 0])[-1]):
+            raise ValueError(f"CapacityPerUserPolicy needs edge_step_levels, one per level of the action space "
+                             f"{action_space}, got {edge_step_levels!r}")
+        self._edge_step_levels, self._edge_step_capacity = tuple(edge_step_levels), float(edge_step_capacity)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    @staticmethod
+    def env_policy_kwargs(config: Any) -> dict[str, Any]:
+        """The policy kwargs an env's config fixes (training adds them; a user may not set them)."""
+        return {"edge_step_levels": tuple(int(s) for s in config.step_levels),
+                "edge_step_capacity": float(config.edge_step_capacity)}
+
+    def _distribution(self) -> Any:
+        return CapacityPerUserCategorical(self._n_users, self._n_levels, self._edge_step_levels,
+                                          self._edge_step_capacity)
+
+
 #: ``policy`` names of the hyperparameter files -> algorithm name -> class.
 POLICY_CLASSES: dict[str, dict[str, type]] = {
     "PerUserPolicy": {"ppo": PerUserPolicy, "maskable_ppo": MaskablePerUserPolicy},
     "PerUserBoxPolicy": {"ppo": PerUserBoxPolicy},
+    "CapacityPerUserPolicy": {"ppo": CapacityPerUserPolicy},
 }

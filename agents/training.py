@@ -39,13 +39,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from aigc_edge_env.agents.algorithms import ALGORITHMS, IncompatibleEnvError
-from aigc_edge_env.agents.behaviour_cloning import behaviour_cloning_options, clone
+from aigc_edge_env.agents.behaviour_cloning import (
+    behaviour_cloning_options,
+    clone,
+    dagger_labels,
+    dagger_seeds,
+    fit_policy,
+    normalised_observations,
+)
 from aigc_edge_env.agents.callbacks import (
     CheckpointSaver,
     EpisodeCostLogger,
@@ -236,6 +244,9 @@ def _check(record: dict[str, Any], timesteps: int, resume: bool) -> None:
     if "policy_kwargs" in hp:
         check_policy_kwargs(spec.cls.policy_aliases[policy] if isinstance(policy, str) else policy,
                             hp["policy_kwargs"])
+        given = sorted(set(_env_policy_kwargs(policy, record)) & set(hp["policy_kwargs"]))
+        if given:
+            raise TrainingError(f"policy_kwargs {given} of {hp['policy']} come from the env's config; do not set them")
     if "batch_size" in kwargs and "n_steps" in kwargs and kwargs["batch_size"] > kwargs["n_steps"] * record["n_envs"]:
         raise TrainingError(f"batch_size {kwargs['batch_size']} exceeds the rollout of n_steps x n_envs = "
                             f"{kwargs['n_steps']} x {record['n_envs']}")
@@ -300,26 +311,52 @@ def _model(record: dict[str, Any], venv: VecEnv, run_dir: Path, device: str,
         if replay_buffer_path(point.path).exists():
             model.load_replay_buffer(replay_buffer_path(point.path))  # type: ignore[attr-defined]
         return model
-    model = spec.cls(spec.resolve_policy(hp["policy"]), venv, seed=record["seed"], tensorboard_log=tensorboard_log,
-                     device=device, verbose=0, **algorithm_kwargs(spec.cls, hp))
-    return model
+    policy = spec.resolve_policy(hp["policy"])
+    kwargs = algorithm_kwargs(spec.cls, hp)
+    fixed = _env_policy_kwargs(policy, record)
+    if fixed:
+        kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), **fixed}
+    return spec.cls(policy, venv, seed=record["seed"], tensorboard_log=tensorboard_log, device=device, verbose=0,
+                    **kwargs)
 
 
-def _clone(model: BaseAlgorithm, venv: VecEnv, options: dict[str, Any], seed: int, run_dir: Path) -> float:
-    """Behaviour cloning of the new ``model`` on the dataset of ``options`` (the losses go to ``bc_losses.csv``);
-    returns its CPU time (s)."""
+def _env_policy_kwargs(policy: str | type, record: dict[str, Any]) -> dict[str, Any]:
+    """The policy kwargs the env's config fixes (``env_policy_kwargs`` of a policy class that has one:
+    CapacityPerUserPolicy's edge steps and capacity); empty for the others."""
+    if not hasattr(policy, "env_policy_kwargs"):
+        return {}
+    return policy.env_policy_kwargs(make_config(record["env_id"], record["env_config_overrides"]))
+
+
+def _clone(model: BaseAlgorithm, venv: VecEnv, record: dict[str, Any], run_dir: Path) -> float:
+    """Behaviour cloning of the new ``model`` on the dataset of its ``behaviour_cloning`` options, then their
+    DAgger rounds (the losses go to ``bc_losses.csv``); returns its CPU time (s)."""
     start_cpu = time.process_time()
     from aigc_edge_env.datasets import load_transitions
+    from aigc_edge_env.policies.registry import make_policy
 
-    options = behaviour_cloning_options(options)
+    options, seed = behaviour_cloning_options(record["hyperparams"]["behaviour_cloning"]), record["seed"]
     data = load_transitions(options["dataset"])
     normalizer = venv if isinstance(venv, VecNormalize) else None
-    losses = clone(model, normalizer, data.observations, data.actions, options["epochs"], options["batch_size"],
-                   options["learning_rate"], seed)
-    write_atomic(run_dir / "bc_losses.csv", "epoch,neg_log_likelihood\n"
-                 + "".join(f"{i + 1},{loss:.6f}\n" for i, loss in enumerate(losses)))
+    fit = {"batch_size": options["batch_size"], "learning_rate": options["learning_rate"]}
+    losses = clone(model, normalizer, data.observations, data.actions, options["epochs"], seed=seed, **fit)
+    rows = [f"0,{i + 1},{loss:.6f}\n" for i, loss in enumerate(losses)]
     print(f"behaviour cloning: {len(data.actions)} slots of {options['dataset']}, {options['epochs']} epochs, "
           f"negative log-likelihood {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
+    observations, actions = data.observations, data.actions
+    if options["dagger_rounds"]:
+        env = make_env(record["env_id"], record["env_config_overrides"])
+        teacher = make_policy(options["teacher"])
+    for round_index in range(options["dagger_rounds"]):
+        seeds = dagger_seeds(seed, round_index, options["dagger_episodes"])
+        new_obs, new_actions = dagger_labels(model, normalizer, ALGORITHMS[record["algo"]].masked, env, teacher, seeds)
+        observations, actions = np.concatenate([observations, new_obs]), np.concatenate([actions, new_actions])
+        losses = fit_policy(model, normalised_observations(normalizer, observations), actions,
+                            options["dagger_epochs"], seed=seed + round_index + 1, **fit)
+        rows += [f"{round_index + 1},{i + 1},{loss:.6f}\n" for i, loss in enumerate(losses)]
+        print(f"DAgger round {round_index + 1}/{options['dagger_rounds']}: {len(new_actions)} states labelled by "
+              f"{options['teacher']}, {len(actions)} in all, negative log-likelihood {losses[-1]:.3f}", flush=True)
+    write_atomic(run_dir / "bc_losses.csv", "dagger_round,epoch,neg_log_likelihood\n" + "".join(rows))
     return time.process_time() - start_cpu
 
 
@@ -441,7 +478,7 @@ def _train_locked(request: TrainRequest, record: dict[str, Any], timesteps: int,
     write_record(run_dir, record)
     if point is None and "behaviour_cloning" in record["hyperparams"]:  # a new run, now that it holds the lock
         session["behaviour_cloning_cpu_s"] = round(
-            _clone(model, venv, record["hyperparams"]["behaviour_cloning"], record["seed"], run_dir), 3)
+            _clone(model, venv, record, run_dir), 3)
         write_record(run_dir, record)
     start, start_cpu = time.perf_counter(), time.process_time()
     if timesteps > 0:  # 0: behaviour cloning only (learn() would move the normaliser on its first reset)

@@ -297,6 +297,36 @@ def test_per_user_pair_categoricals_tie_the_level_to_the_mode() -> None:
     torch.testing.assert_close(distribution.pairs.probs[:, 0, 0], torch.ones(1000))
 
 
+def test_capacity_categorical_never_overfills_the_edge_and_scores_its_own_draws() -> None:
+    """Steps 10/20/30 at the edge, capacity 40, 4 users: every draw keeps the offloaded steps within 40;
+    ``log_prob`` of a draw is the sum over users of the log-probability of its pair under the mask that the
+    earlier users' pairs leave (computed by hand here), and ``mode`` is the in-order masked argmax."""
+    from aigc_edge_env.agents.networks import CapacityPerUserCategorical
+
+    n, n_levels, batch, steps = 4, 3, 2000, torch.tensor([10.0, 20.0, 30.0])
+    logits = torch.randn(batch, n, 2 * n_levels, generator=torch.Generator().manual_seed(1))
+    logits[..., n_levels:] += 2.0  # the edge favoured, so the capacity binds often
+    distribution = CapacityPerUserCategorical(n, n_levels, (10, 20, 30), 40).proba_distribution(logits.flatten(1))
+    actions = distribution.sample()
+    edge_steps = (actions[:, :n] * steps[actions[:, n:]]).sum(1)
+    assert float(edge_steps.max()) <= 40 and float(edge_steps.max()) == 40  # binds, never exceeded
+    drawn_entropy = distribution.entropy()
+    expected = torch.zeros(batch)
+    used = torch.zeros(batch)
+    for user in range(n):
+        allowed = torch.cat([torch.ones(batch, n_levels, dtype=torch.bool), steps <= 40 - used[:, None]], dim=1)
+        log_probs = torch.log_softmax(torch.where(allowed, logits[:, user], -1e8), dim=1)
+        pair = actions[:, user] * n_levels + actions[:, n + user]
+        expected += log_probs.gather(1, pair[:, None]).squeeze(1)
+        used += actions[:, user] * steps[actions[:, n + user]]
+    torch.testing.assert_close(distribution.log_prob(actions.float()), expected)
+    torch.testing.assert_close(distribution.entropy(), drawn_entropy)  # the same prefixes, the same masks
+    mode = distribution.mode()
+    assert float((mode[:, :n] * steps[mode[:, n:]]).sum(1).max()) <= 40
+    first = logits[:, 0].argmax(1)  # user 0 sees the whole capacity: its unmasked argmax
+    torch.testing.assert_close(mode[:, 0] * n_levels + mode[:, n], first)
+
+
 TINY = {
     "ppo": ["n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:{hidden_dim: 16, n_layers: 1}"],
     "maskable_ppo": ["n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:{hidden_dim: 16, n_layers: 1}"],
@@ -331,6 +361,34 @@ def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
     for metric in COMPONENTS + ("reward",):
         assert f"episode/{metric}" in scalars and f"eval/{metric}" in scalars
     assert all(np.isfinite(e.value) for e in accumulator.Scalars("episode/cost"))
+
+
+def test_capacity_policy_takes_the_envs_capacity_and_never_drops_for_it(tmp_path) -> None:
+    """CapacityPerUserPolicy: training fills its edge steps and capacity from the env's config (a user may not
+    set them), the saved model keeps them, and its actions, random or greedy, drop no request for the edge's
+    capacity, even at a capacity of 25 steps for 5 users."""
+    from aigc_edge_env.model import DropReason
+
+    config = {"horizon_slots": 6, "n_users": 5, "edge_step_capacity": 25, "task_probability": 1.0}
+    hyperparams = parse_overrides(TINY["ppo"] + ["policy:CapacityPerUserPolicy"])
+    run_dir = train(TrainRequest(out=tmp_path / "run", algo="ppo", env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
+                                 env_config=config, hyperparams=hyperparams, eval_every=0, checkpoint_every=0,
+                                 progress_bar=False, command=["pytest"]))
+    policy = load_model_policy(run_dir, "AIGCEdge-v0", config)
+    assert policy.model.policy.action_dist.capacity == 25.0
+    env = make_env("AIGCEdge-v0", config)
+    for deterministic in (True, False):
+        policy.model.policy.action_dist.masks = None
+        observation, _ = env.reset(seed=3)
+        for _ in range(6):
+            action, _ = policy.model.predict(policy.normalizer.normalize_obs(observation), deterministic=deterministic)
+            observation, *_ = env.step(action)
+            assert not np.any(env.unwrapped.last_evaluation.drop_reason == DropReason.EDGE_CAPACITY)
+    with pytest.raises(Exception, match="come from the env's config"):
+        train(TrainRequest(out=tmp_path / "bad", algo="ppo", env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
+                           env_config=config, hyperparams=parse_overrides(
+                               ["policy:CapacityPerUserPolicy", "policy_kwargs:{edge_step_capacity: 99}"]),
+                           eval_every=0, checkpoint_every=0, progress_bar=False, command=["pytest"]))
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])

@@ -135,12 +135,47 @@ def test_behaviour_cloning_fits_the_teacher(tmp_path, exact_dataset):
     assert main(["train", "--algo", "ppo", "--env", BATTERY, "--config", json.dumps(SHORT), "--timesteps", "0",
                  "--eval-freq", "0", "--checkpoint-freq", "0", "--hyperparams", bc, "--out", str(out),
                  "--no-progress"]) == 0
-    losses = np.loadtxt(out / "bc_losses.csv", delimiter=",", skiprows=1)[:, 1]
+    losses = np.loadtxt(out / "bc_losses.csv", delimiter=",", skiprows=1)[:, 2]
     assert losses[-1] < 0.5 * losses[0]
     data = load_transitions(exact_dataset)
     policy = load_model_policy(out, BATTERY, SHORT)
     predicted = np.stack([policy._predict(o) for o in data.observations])
     assert np.mean(predicted == data.actions) > 0.8
+
+
+def test_dagger_labels_the_clones_own_states_with_the_teacher(tmp_path, exact_dataset, capsys):
+    """One DAgger round of 2 episodes: the clone (capacity-aware policy) plays, ``exact`` labels each of its
+    ``2 H`` states with the action ``exact`` takes there, and the clone is refitted on all the pairs."""
+    from aigc_edge_env.agents.behaviour_cloning import dagger_labels
+    from aigc_edge_env.agents.environments import make_env
+    from aigc_edge_env.policies.registry import make_policy
+
+    out = tmp_path / "dagger"
+    bc = (f"behaviour_cloning:{{dataset: {exact_dataset}, epochs: 5, dagger_rounds: 1, dagger_episodes: 2, "
+          f"dagger_epochs: 3, teacher: exact}}")
+    assert main(["train", "--algo", "ppo", "--env", BATTERY, "--config", json.dumps(SHORT), "--timesteps", "0",
+                 "--eval-freq", "0", "--checkpoint-freq", "0", "--hyperparams", bc, "policy:CapacityPerUserPolicy",
+                 "--out", str(out), "--no-progress"]) == 0
+    rounds = np.loadtxt(out / "bc_losses.csv", delimiter=",", skiprows=1)[:, 0]
+    assert list(rounds) == [0] * 5 + [1] * 3
+    assert f"{2 * SHORT['horizon_slots']} states labelled by exact" in capsys.readouterr().out
+    policy = load_model_policy(out, BATTERY, SHORT)
+    env = make_env(BATTERY, SHORT)
+    observations, labels = dagger_labels(policy.model, policy.normalizer, False, env, make_policy("exact"), [7])
+    exact = make_policy("exact")
+    observation, _ = env.reset(seed=7)
+    for visited, label in zip(observations, labels, strict=True):  # the same states, exact's own actions
+        np.testing.assert_array_equal(visited, observation)
+        np.testing.assert_array_equal(label, exact.act(env, observation))
+        observation, *_ = env.step(policy._predict(observation))
+
+
+def test_dagger_needs_a_teacher(tmp_path, exact_dataset, capsys):
+    bc = f"behaviour_cloning:{{dataset: {exact_dataset}, dagger_rounds: 1}}"
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "ppo", "--env", BATTERY, "--config", json.dumps(SHORT), "--timesteps", "0",
+              "--hyperparams", bc, "--out", str(tmp_path / "bc")])
+    assert "behaviour_cloning.teacher must name a policy" in capsys.readouterr().err
 
 
 def test_behaviour_cloning_refuses_a_dataset_of_another_env(tmp_path, exact_dataset, capsys):
