@@ -105,8 +105,8 @@ __all__ = ["DEFAULT_ELASTICITY", "FEATURES", "Future", "OnlineBound", "innovatio
 #: The episode totals of the price model (module docstring), in this order.
 FEATURES = ("fading power", "harvest (J)", "requests", "energy at the price (J)")
 #: Relative change of a user's price per unit of each total of :data:`FEATURES`, tuned by
-#: :func:`tune_elasticity` on training seeds (docs/results.md section 3).
-DEFAULT_ELASTICITY = (0.0, 0.0, 0.0, 0.0)
+#: :func:`tune_elasticity` on training seeds 0-5, 2 futures each, multiplier 0.001 (docs/online_bound.md).
+DEFAULT_ELASTICITY = (-6.270130984996315e-4, 7.785064220051172e-5, 2.749012535431256e-5, 7.7462129123002e-4)
 #: Tags of the random streams of the estimate's futures, the pilots, the tuning futures and the
 #: inner samples of the last feature (apart from the env's seed).
 FUTURE_STREAM = 0x6F62
@@ -396,9 +396,8 @@ def tune_elasticity(env_id: str, seeds: Sequence[int], futures: int, multipliers
     On ``futures`` futures per seed (stream :data:`TUNING_STREAM`) with the seed's pilot price scale:
     the derivative of the penalised dual at ``gamma = 0`` along each feature (Danskin: the penalty
     ``sum_{n,t} p^k_{n,t} E_{n,t}`` of feature ``k`` alone at the master LP's solution), the direction
-    its positive part (the bound is concave along a line, so only a positive derivative can tighten), then
-    the multiplier of its unit vector with the largest mean tightening (none: ``gamma = 0``).  Any
-    ``gamma`` gives a valid bound: this only chooses one.
+    that gradient, then the multiplier of its unit vector with the largest mean tightening (none that
+    tightens: ``gamma = 0``).  Any ``gamma`` gives a valid bound: this only chooses one.
     """
     start = time.process_time()
     _checked_config(env_id, config)
@@ -415,7 +414,7 @@ def tune_elasticity(env_id: str, seeds: Sequence[int], futures: int, multipliers
     derivatives = np.array([[np.sum(penalty_prices(scale * phi_k) * _lp_energy(free)) for phi_k in phi]
                             for _, scale, free, phi in samples])
     mean, se = derivatives.mean(0), derivatives.std(0, ddof=1) / np.sqrt(len(samples))
-    direction = np.maximum(mean, 0.0)
+    direction = mean.copy()
     steps: list[tuple[float, float, float]] = []
     if np.any(direction):
         direction = direction / np.linalg.norm(direction)

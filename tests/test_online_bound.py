@@ -297,5 +297,5 @@ def test_a_small_episode_gives_a_consistent_result() -> None:
     assert result.tightening == pytest.approx(result.lower_bound - result.clairvoyant_bound)
     assert np.any(result.price_scale_per_j > 0)  # the batteries bind
     assert result.cpu_s > 0 and not np.allclose(result.future_bounds, result.future_clairvoyant_bounds)
-    zero = online_bound("AIGCEdge-Battery-v0", 3, config, futures=3)
+    zero = online_bound("AIGCEdge-Battery-v0", 3, config, futures=3, elasticity=(0.0, 0.0, 0.0, 0.0))
     np.testing.assert_allclose(zero.future_bounds, zero.future_clairvoyant_bounds, rtol=1e-9)
