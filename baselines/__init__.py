@@ -37,10 +37,11 @@ from aigc_edge_env.baselines.heuristics import (
     random_solver,
 )
 from aigc_edge_env.baselines.hindsight import HindsightBound, cached_hindsight_bound, hindsight_bound
+from aigc_edge_env.baselines.information_relaxation import OnlineBound, online_bound
 
 __all__ = [
-    "ExactResult", "HindsightBound", "SOLVERS", "Solver", "cached_hindsight_bound", "fixed_steps", "hindsight_bound",
-    "lagrangian_bound", "lower_bound", "solve_exact", "solve_many",
+    "ExactResult", "HindsightBound", "OnlineBound", "SOLVERS", "Solver", "cached_hindsight_bound", "fixed_steps",
+    "hindsight_bound", "lagrangian_bound", "lower_bound", "online_bound", "solve_exact", "solve_many",
 ]
 
 #: Registered slot solvers: name -> ``solve(problem, rng=None) -> Decision``.

@@ -340,7 +340,7 @@ _OPTION_DEFAULTS = {name: parameter.default for name, parameter in inspect.signa
 
 def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, deadline: float | None = None,
                   initial_prices_per_j: Sequence[np.ndarray | float] = INITIAL_PRICES_PER_J,
-                  final_master: bool = True) -> DualResult:
+                  final_master: bool = True, energy_offset_per_j: np.ndarray | None = None) -> DualResult:
     """Column generation with smoothing (module docstring, step 3); without batteries, ``pi = 0``.
 
     ``initial_prices_per_j``: the first pricing points (at least one), each a number, a row ``(N,)``
@@ -349,7 +349,11 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
     ``deadline``: a :func:`time.perf_counter` value after which no new round starts;
     ``final_master=False``: stop after round ``max_rounds`` without solving the master LP over its
     columns (the best prices and bound are the same; the result's ``master`` is then the one before
-    that round), for callers that use only the prices (``mpc``).
+    that round), for callers that use only the prices (``mpc``);
+    ``energy_offset_per_j``: fixed prices ``(T, N)`` of any sign added to the energy of every slot
+    (an information-relaxation penalty, :mod:`.information_relaxation`): each slot is priced at ``pi_t +
+    offset_t`` and each column costs its cost plus ``offset_t`` times its energy, so ``L(pi)`` bounds
+    ``cost + sum offset E`` of every trajectory (default: none).
     """
     if not initial_prices_per_j:
         raise ValueError("initial_prices_per_j must hold at least one pricing point")
@@ -357,14 +361,17 @@ def maximise_dual(episode: EpisodeSlots, *, max_rounds: int, tolerance: float, d
     n_slots, n_users = len(problems), episode.config.n_users
     columns = _Columns()
     last: list[list[Decision]] = [[] for _ in range(n_slots)]
+    offset = np.zeros((n_slots, n_users)) if energy_offset_per_j is None else np.asarray(energy_offset_per_j)
+    if offset.shape != (n_slots, n_users) or not np.all(np.isfinite(offset)):
+        raise ValueError(f"energy_offset_per_j must be finite, of shape ({n_slots}, {n_users}), got {offset.shape}")
 
     def price_all(prices: np.ndarray) -> np.ndarray:
         bounds = np.empty(n_slots)
-        results = solve_many(problems, prices, seed_decisions=last, drops_as_options=True)  # = _price_out per slot
+        results = solve_many(problems, prices + offset, seed_decisions=last, drops_as_options=True)  # = _price_out
         for t, result in enumerate(results):  # cost and energy: the env's, which prices never enter
             bounds[t] = result.lower_bound
             last[t] = [result.decision]
-            columns.add(t, result.cost, result.energy_j, result.decision)
+            columns.add(t, result.cost + float(offset[t] @ result.energy_j), result.energy_j, result.decision)
         return bounds
 
     if available is None:
