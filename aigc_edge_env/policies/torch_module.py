@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +30,8 @@ from aigc_edge_env.env import unwrapped_env
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from aigc_edge_env.agents.per_user_net import PerUserActorCritic
 
 __all__ = ["FORMAT", "NETWORKS", "TORCH_PREFIX", "VERSION", "TorchModulePolicy", "TorchPolicyError",
            "load_torch_policy", "save_torch_policy"]
@@ -61,7 +63,7 @@ class TorchModulePolicy:
     engine: each user's most likely (offload bit, level) pair; :class:`TorchPolicyError` from :meth:`act`
     in an env of another number of users or levels."""
 
-    def __init__(self, net: nn.Module, name: str = "torch", env_id: str | None = None) -> None:
+    def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None) -> None:
         self.net, self.name, self.env_id = net.eval(), name, env_id
         self.pair_actions = _per_user_net().pair_actions
 
@@ -82,7 +84,7 @@ class TorchModulePolicy:
         return self.pair_actions(logits.argmax(-1), logits.shape[-1] // 2).numpy()
 
 
-def _network_kwargs(net: nn.Module) -> dict[str, Any]:
+def _network_kwargs(net: PerUserActorCritic) -> dict[str, Any]:
     """The constructor arguments of a :class:`~aigc_edge_env.agents.per_user_net.PerUserActorCritic`."""
     from torch import nn
 
@@ -99,7 +101,8 @@ def save_torch_policy(path: str | Path, net: nn.Module, env_id: str) -> None:
     if network not in NETWORKS:
         raise TorchPolicyError(f"net: a {network} cannot be saved as a torch:PATH policy: accepted {list(NETWORKS)}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "version": VERSION, "network": network, "kwargs": _network_kwargs(net),
+    kwargs = _network_kwargs(cast("PerUserActorCritic", net))
+    torch.save({"format": FORMAT, "version": VERSION, "network": network, "kwargs": kwargs,
                 "state_dict": net.state_dict(), "env_id": env_id}, path)
 
 
