@@ -13,7 +13,8 @@ scored 0.93 where the former ``ppo.yml``'s 8 x 256 steps and minibatches of 256 
 At the end the greedy policy is evaluated with the project's evaluation engine
 (:mod:`aigc_edge_env.evaluation`) beside ``exact`` and ``random`` on held-out episodes
 (seeds ``EVAL_SEED`` = 10000 on), and the normalised score
-``(R - R_random) / (R_exact - R_random)`` is printed.
+``(R - R_random) / (R_exact - R_random)`` is printed; ``--save PATH`` writes the network in the format
+``aigc-edge evaluate --policies torch:PATH`` plays (:mod:`aigc_edge_env.policies.torch_module`).
 
     .venv/bin/python examples/cleanrl_ppo.py --timesteps 100000 --seed 1
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -36,6 +38,7 @@ from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
 from aigc_edge_env.evaluation.statistics import summarize
 from aigc_edge_env.evaluation.writers import markdown_table
 from aigc_edge_env.policies.registry import make_policy
+from aigc_edge_env.policies.torch_module import TorchModulePolicy, save_torch_policy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-layers", type=int, default=2)
     p.add_argument("--eval-episodes", type=int, default=10, help="held-out episodes (0: no evaluation)")
     p.add_argument("--threads", type=int, default=1, help="1 is fastest for this small network on CPU")
+    p.add_argument("--save", type=Path, default=None, help="write the trained network here (torch:PATH format)")
     return p.parse_args(argv)
 
 
@@ -74,21 +78,6 @@ def act(net: nn.Module, obs: torch.Tensor, action: torch.Tensor | None = None):
     log_prob = pairs.log_prob(action_pairs(action, n_levels)) * requesting
     entropy = pairs.entropy() * requesting
     return action, log_prob.sum(-1), entropy.sum(-1), value
-
-
-class GreedyPolicy:
-    """The trained network as a policy of the evaluation engine (each user's most likely (offload bit, level) pair)."""
-
-    def __init__(self, net: PerUserActorCritic) -> None:
-        self.net = net
-
-    def reset(self, seed: int | None) -> None:
-        """Nothing to reset: the policy is deterministic and keeps no state."""
-
-    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            logits, _ = self.net(torch.as_tensor(observation))
-        return pair_actions(logits.argmax(-1), logits.shape[-1] // 2).numpy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,9 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     envs.close()
     print(f"trained {global_step} steps in {time.time() - start:.0f} s", flush=True)
 
+    net.eval()
+    if args.save is not None:
+        save_torch_policy(args.save, net, args.env)
+        print(f"saved {args.save} (aigc-edge evaluate --policies torch:{args.save})", flush=True)
     if args.eval_episodes > 0:
-        net.eval()
-        policies = {"ppo": GreedyPolicy(net), "exact": make_policy("exact"), "random": make_policy("random")}
+        policies = {"ppo": TorchModulePolicy(net), "exact": make_policy("exact"), "random": make_policy("random")}
         seeds = range(EVAL_SEED, EVAL_SEED + args.eval_episodes)
         rows = summarize(evaluate_all(policies, lambda: gym.make(args.env), seeds, progress=False))
         print(markdown_table(rows))

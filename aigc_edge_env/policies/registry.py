@@ -12,7 +12,9 @@
   sampled future, re-planned every ``k`` slots on ``m`` sampled slots (:mod:`aigc_edge_env.policies.mpc`);
   bare ``mpc`` takes its tuned defaults;
 * ``pretrained``: the policy shipped with the package for the env it acts in (resolved at its first
-  action from the env's id and config, refused where it does not fit: :mod:`aigc_edge_env.policies.pretrained`).
+  action from the env's id and config, refused where it does not fit: :mod:`aigc_edge_env.policies.pretrained`);
+* ``torch:PATH``: a per-user torch network saved by a training script, played greedily
+  (:mod:`aigc_edge_env.policies.torch_module`; needs torch).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aigc_edge_env.policies.base import Policy, SolverPolicy
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy, mpc_policy_name
 from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedPolicy
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
+from aigc_edge_env.policies.torch_module import TORCH_PREFIX, load_torch_policy
 
 __all__ = ["lyapunov_policy_name", "make_policy", "mpc_policy_name", "price_policy_name"]
 
@@ -59,6 +62,8 @@ def make_policy(name: str) -> Policy:
         return SolverPolicy(SOLVERS[name], name)
     if name == PRETRAINED:
         return PretrainedPolicy()
+    if name.startswith(TORCH_PREFIX):
+        return load_torch_policy(name.removeprefix(TORCH_PREFIX))
     match = _PRICED.match(name)
     if match and match["solver"] in SOLVERS:
         return ShadowPricePolicy(SOLVERS[match["solver"]], float(match["price"]), bool(match["decaying"]), name)
@@ -74,5 +79,5 @@ def make_policy(name: str) -> Policy:
         return MPCPolicy(every, slots, name=name)
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
                      "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov', 'lyapunov(V=<V>,theta=<θ>)', "
-                     "'mpc', 'mpc(every=<k>,slots=<m>)' or 'pretrained'")
+                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'torch:PATH' or 'pretrained'")
 

@@ -1,0 +1,130 @@
+"""A plain-torch per-user network saved by any RL stack, played greedily (``make_policy("torch:PATH")``).
+
+**The file format** (``torch.save`` of one dict, read back with ``torch.load(..., weights_only=True)``:
+tensors, strings and numbers only, no pickled code):
+
+* ``"format"``: :data:`FORMAT`, ``"version"``: :data:`VERSION`;
+* ``"network"``: the network's class, one of :data:`NETWORKS` (today
+  :class:`~aigc_edge_env.agents.per_user_net.PerUserActorCritic`);
+* ``"kwargs"``: its constructor arguments (``n_users``, ``n_levels``, ``hidden_dim``, ``n_layers``, ``vf_arch``);
+* ``"state_dict"``: its weights;
+* ``"env_id"``: the env id it was trained on (recorded, not enforced: the check is on the env's shape).
+
+:func:`save_torch_policy` writes it (``examples/cleanrl_ppo.py`` and ``examples/torchrl_ppo.py`` with
+``--save PATH``); :func:`load_torch_policy` reads it.  :class:`TorchModulePolicy` plays each user's most likely
+(offload bit, level) pair, and refuses (:class:`TorchPolicyError`, one line) an env whose number of users or
+step levels differs from the network's.  Needs torch (the ``agents`` or ``torchrl`` extra); the core imports
+this module without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import gymnasium as gym
+import numpy as np
+
+from aigc_edge_env.env import unwrapped_env
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from aigc_edge_env.agents.per_user_net import PerUserActorCritic
+
+__all__ = ["FORMAT", "NETWORKS", "TORCH_PREFIX", "VERSION", "TorchModulePolicy", "TorchPolicyError",
+           "load_torch_policy", "save_torch_policy"]
+
+#: The :func:`~aigc_edge_env.policies.registry.make_policy` prefix of a saved network's path.
+TORCH_PREFIX = "torch:"
+#: The file's ``"format"`` field and the version this release reads and writes.
+FORMAT, VERSION = "aigc-edge-torch-policy", 1
+#: Network classes a file may name, by the module that defines them (torch; the agents package imports the
+#: core, never the reverse, so the core names the module by path).
+NETWORKS = {"PerUserActorCritic": "aigc_edge_env.agents.per_user_net"}
+
+
+class TorchPolicyError(ValueError):
+    """A saved network that cannot be read or does not fit the env (one line)."""
+
+
+def _per_user_net() -> Any:
+    """The module of the per-user network (:data:`NETWORKS`); :class:`TorchPolicyError` without torch."""
+    try:
+        return importlib.import_module(NETWORKS["PerUserActorCritic"])
+    except ImportError as exc:
+        raise TorchPolicyError(f"a torch:PATH policy needs torch ({exc}): pip install 'aigc-edge-env[agents]'") \
+            from None
+
+
+class TorchModulePolicy:
+    """A per-user network (``forward(obs) -> (logits (..., N, 2L), value)``) as a policy of the evaluation
+    engine: each user's most likely (offload bit, level) pair; :class:`TorchPolicyError` from :meth:`act`
+    in an env of another number of users or levels."""
+
+    def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None) -> None:
+        self.net, self.name, self.env_id = net.eval(), name, env_id
+        self.pair_actions = _per_user_net().pair_actions
+
+    def reset(self, seed: int | None) -> None:
+        """Nothing to reset: the policy is deterministic and keeps no state."""
+
+    def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
+        import torch
+
+        config = unwrapped_env(env).config
+        if (config.n_users, config.n_levels) != (self.net.n_users, self.net.n_levels):
+            trained = f" (trained on {self.env_id})" if self.env_id else ""
+            raise TorchPolicyError(f"policy {self.name} was built for {self.net.n_users} users and "
+                                   f"{self.net.n_levels} step levels{trained}, not this env's {config.n_users} "
+                                   f"users and {config.n_levels} levels: evaluate it on an env of its shape")
+        with torch.no_grad():
+            logits, _ = self.net(torch.as_tensor(observation, dtype=torch.float32))
+        return self.pair_actions(logits.argmax(-1), logits.shape[-1] // 2).numpy()
+
+
+def _network_kwargs(net: PerUserActorCritic) -> dict[str, Any]:
+    """The constructor arguments of a :class:`~aigc_edge_env.agents.per_user_net.PerUserActorCritic`."""
+    from torch import nn
+
+    widths = [layer.out_features for layer in net.critic if isinstance(layer, nn.Linear)]
+    return {"n_users": net.n_users, "n_levels": net.n_levels, "hidden_dim": net.actor.linear.in_features,
+            "n_layers": len(net.encoder), "vf_arch": widths[:-1]}
+
+
+def save_torch_policy(path: str | Path, net: nn.Module, env_id: str) -> None:
+    """Write ``net`` (a ``PerUserActorCritic``) trained on ``env_id`` to ``path`` in the module docstring's format."""
+    import torch
+
+    network = type(net).__name__
+    if network not in NETWORKS:
+        raise TorchPolicyError(f"net: a {network} cannot be saved as a torch:PATH policy: accepted {list(NETWORKS)}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    kwargs = _network_kwargs(cast("PerUserActorCritic", net))
+    torch.save({"format": FORMAT, "version": VERSION, "network": network, "kwargs": kwargs,
+                "state_dict": net.state_dict(), "env_id": env_id}, path)
+
+
+def load_torch_policy(path: str | Path, name: str | None = None) -> TorchModulePolicy:
+    """The network saved at ``path`` as a :class:`TorchModulePolicy` named ``name`` (default ``torch:PATH``);
+    :class:`TorchPolicyError` if the file is missing or not in the module docstring's format."""
+    module = _per_user_net()
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise TorchPolicyError(f"torch:PATH: no file {path} (write one with examples/cleanrl_ppo.py --save PATH)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a file that is not a weights-only torch.save
+        raise TorchPolicyError(f"torch:PATH: {path} is not a torch.save file of weights: {exc}") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("version") != VERSION \
+            or saved.get("network") not in NETWORKS:
+        found = (saved.get("format"), saved.get("version"), saved.get("network")) if isinstance(saved, dict) else \
+            type(saved).__name__
+        raise TorchPolicyError(f"torch:PATH: {path} is not an {FORMAT} file of version {VERSION} with a network of "
+                               f"{list(NETWORKS)} (found {found})")
+    net = getattr(module, saved["network"])(**saved["kwargs"])
+    net.load_state_dict(saved["state_dict"])
+    return TorchModulePolicy(net, name or f"{TORCH_PREFIX}{path}", saved["env_id"])

@@ -1,0 +1,117 @@
+"""``torch:PATH`` policies: a saved per-user network played greedily by make_policy and ``aigc-edge evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from aigc_edge_env.agents.per_user_net import PerUserActorCritic  # noqa: E402
+from aigc_edge_env.cli import main as cli_main  # noqa: E402
+from aigc_edge_env.evaluation.runner import run_episode  # noqa: E402
+from aigc_edge_env.policies.registry import make_policy  # noqa: E402
+from aigc_edge_env.policies.torch_module import (  # noqa: E402
+    FORMAT,
+    TorchPolicyError,
+    load_torch_policy,
+    save_torch_policy,
+)
+
+HORIZON = 5
+
+
+def _tiny_net() -> PerUserActorCritic:
+    """A small untrained network for the registered env (10 users, 8 levels) with weights far from uniform."""
+    torch.manual_seed(0)
+    net = PerUserActorCritic(10, 8, hidden_dim=8, n_layers=1, vf_arch=(6,), ortho_init=False)
+    with torch.no_grad():
+        net.actor.linear.weight.mul_(20.0)  # distinct argmaxes per user
+    return net
+
+
+@pytest.fixture()
+def saved(tmp_path) -> tuple[Path, PerUserActorCritic]:
+    net = _tiny_net()
+    path = tmp_path / "nets" / "tiny.pt"
+    save_torch_policy(path, net, "AIGCEdge-v0")
+    return path, net
+
+
+def _greedy_by_hand(net: PerUserActorCritic, observation: np.ndarray) -> np.ndarray:
+    """Each user's most likely (mode, level) pair written out as the env's N offload bits then N levels."""
+    with torch.no_grad():
+        logits = net(torch.as_tensor(observation))[0].numpy()  # (N, 2L): device levels, then edge levels
+    best = logits.argmax(-1)
+    return np.concatenate([best // net.n_levels, best % net.n_levels])
+
+
+def test_saved_network_round_trips_with_its_shape(saved) -> None:
+    path, net = saved
+    stored = torch.load(path, weights_only=True)
+    assert stored["format"] == FORMAT and stored["env_id"] == "AIGCEdge-v0"
+    assert stored["kwargs"] == {"n_users": 10, "n_levels": 8, "hidden_dim": 8, "n_layers": 1, "vf_arch": [6]}
+    loaded = load_torch_policy(path).net
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_make_policy_plays_the_saved_network_greedily(saved) -> None:
+    path, net = saved
+    policy = make_policy(f"torch:{path}")
+    assert policy.name == f"torch:{path}"
+    env = gym.make("AIGCEdge-v0", config={"horizon_slots": HORIZON})
+    episode = run_episode(env, policy, seed=7)
+    assert len(episode.actions) == HORIZON
+    replay = gym.make("AIGCEdge-v0", config={"horizon_slots": HORIZON})
+    observation, _ = replay.reset(seed=7)
+    for action in episode.actions:
+        expected = _greedy_by_hand(net, observation)
+        assert np.array_equal(action, expected)
+        observation, *_ = replay.step(expected)
+    played = np.stack(episode.actions)
+    assert played[:, :10].any() and not played[:, :10].all() and len(np.unique(played[:, 10:])) > 1  # not trivial
+
+
+def test_evaluate_command_scores_a_torch_policy(saved, tmp_path, capsys) -> None:
+    path, _ = saved
+    out = tmp_path / "eval"
+    code = cli_main(["evaluate", "--policies", "exact", "random", f"torch:{path}", "--episodes", "1",
+                     "--horizon", str(HORIZON), "--out", str(out), "--no-plots", "--no-progress"])
+    assert code == 0
+    rows = {row["policy"]: row for row in json.loads((out / "results.json").read_text())["summary"]}
+    assert set(rows) == {"exact", "random", f"torch:{path}"}
+    assert np.isfinite(rows[f"torch:{path}"]["score"])
+    assert f"| torch:{path} |" in capsys.readouterr().out
+
+
+def test_a_network_of_another_shape_is_refused(saved) -> None:
+    path, _ = saved
+    policy = make_policy(f"torch:{path}")
+    env = gym.make("AIGCEdge-v0", config={"n_users": 3})
+    observation, _ = env.reset(seed=0)
+    with pytest.raises(TorchPolicyError, match=r"built for 10 users and 8 step levels \(trained on AIGCEdge-v0\), "
+                                               r"not this env's 3 users and 8 levels"):
+        policy.act(env, observation)
+
+
+def test_bad_files_are_refused_with_one_line(tmp_path) -> None:
+    with pytest.raises(ValueError, match="no file .*missing.pt"):
+        make_policy(f"torch:{tmp_path / 'missing.pt'}")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(TorchPolicyError, match="is not an aigc-edge-torch-policy file of version 1"):
+        make_policy(f"torch:{other}")
+    text = tmp_path / "text.pt"
+    text.write_text("not a torch file")
+    with pytest.raises(TorchPolicyError, match="is not a torch.save file of weights"):
+        make_policy(f"torch:{text}")
+
+
+def test_only_known_networks_are_saved(tmp_path) -> None:
+    with pytest.raises(TorchPolicyError, match=r"net: a Linear cannot be saved .*\['PerUserActorCritic'\]"):
+        save_torch_policy(tmp_path / "x.pt", torch.nn.Linear(2, 2), "AIGCEdge-v0")
