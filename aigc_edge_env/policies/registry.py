@@ -12,11 +12,14 @@
   sampled future, re-planned every ``k`` slots on ``m`` sampled slots (:mod:`aigc_edge_env.policies.mpc`);
   bare ``mpc`` takes its tuned defaults;
 * ``pretrained``: the policy shipped with the package for the env it acts in (resolved at its first
-  action from the env's id and config, refused where it does not fit: :mod:`aigc_edge_env.policies.pretrained`).
+  action from the env's id and config, refused where it does not fit: :mod:`aigc_edge_env.policies.pretrained`);
+* ``rllib:PATH``: an RLlib checkpoint's per-user module played greedily (the ``rllib`` extra:
+  :class:`aigc_edge_env.agents.rllib.RLlibPolicy`).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 
 from aigc_edge_env.baselines import SOLVERS
@@ -72,7 +75,9 @@ def make_policy(name: str) -> Policy:
         every = int(match["every"]) if match["every"] else MPC_DEFAULTS["every"]
         slots = int(match["slots"]) if match["slots"] else MPC_DEFAULTS["slots"]
         return MPCPolicy(every, slots, name=name)
+    if name.startswith("rllib:"):  # the agents package plays it (the rllib extra), named by module path
+        return importlib.import_module("aigc_edge_env.agents.rllib").RLlibPolicy(name.removeprefix("rllib:"))
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
                      "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov', 'lyapunov(V=<V>,theta=<θ>)', "
-                     "'mpc', 'mpc(every=<k>,slots=<m>)' or 'pretrained'")
+                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'pretrained' or 'rllib:PATH'")
 
