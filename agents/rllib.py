@@ -74,10 +74,10 @@ class PairCategorical(TorchDistribution):
     def _get_torch_distribution(self, logits: torch.Tensor, n_levels: int) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=logits.unflatten(-1, (-1, 2 * n_levels)))
 
-    def logp(self, value: torch.Tensor, **kwargs) -> torch.Tensor:
+    def logp(self, value: Any, **kwargs: Any) -> torch.Tensor:
         return self._dist.log_prob(action_pairs(value.long(), self.n_levels)).sum(-1)
 
-    def entropy(self) -> torch.Tensor:
+    def entropy(self, **kwargs: Any) -> torch.Tensor:
         return self._dist.entropy().sum(-1)
 
     def kl(self, other: PairCategorical) -> torch.Tensor:  # type: ignore[override]

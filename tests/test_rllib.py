@@ -46,7 +46,6 @@ from aigc_edge_env.evaluation.runner import run_episode  # noqa: E402
 from aigc_edge_env.policies.registry import make_policy  # noqa: E402
 
 N_USERS, N_LEVELS = 3, 4
-ROOT = Path(__file__).resolve().parents[1]
 #: The driver of the two-node test: one PPO iteration with 2 env runners, then each runner's node id.
 TWO_NODE_DRIVER = """
 import sys, ray
@@ -189,7 +188,7 @@ def test_env_runners_spread_over_a_head_and_a_second_node_started_with_ray_start
     node joining it (``ray start --address``, 1 CPU), a driver on the head's address with 2 env runners of
     1 CPU each, so one runs on each node; then both nodes are stopped."""
     port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}  # the test is about the nodes
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # no token authentication: the test is about the nodes
     temp_dir = Path(tempfile.mkdtemp(prefix="ray"))  # short (socket paths) and never Ray's default folder
     nodes: list[subprocess.Popen] = []
     try:
