@@ -128,4 +128,5 @@ def test_extras_named_in_the_readme_exist() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     named = re.findall(r"pip install '\.\[(\w+)\]'", (ROOT / "README.md").read_text())
     assert named and set(named) <= set(extras)
-    assert set(extras["all"][0].split("[")[1].rstrip("]").split(",")) == set(extras) - {"all"}
+    # rllib pins gymnasium exactly (ray[rllib]): an environment of its own (.ci/run), not part of all
+    assert set(extras["all"][0].split("[")[1].rstrip("]").split(",")) == set(extras) - {"all", "rllib"}

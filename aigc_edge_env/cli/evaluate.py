@@ -65,8 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="policies to evaluate: solvers (default all registered), a solver under a "
                              "shadow price, e.g. exact+price0.3 or 'exact+price1(1-t/H)', or lyapunov, "
                              "'lyapunov(V=100,theta=80)', mpc, 'mpc(every=10,slots=20)', pretrained "
-                             "(the policy shipped for --env), or torch:PATH (a saved per-user torch network, "
-                             "docs/stacks.md); give none for runs only")
+                             "(the policy shipped for --env), torch:PATH (a saved per-user torch network, "
+                             "docs/stacks.md) or rllib:PATH (an RLlib checkpoint, the rllib extra); give none for "
+                             "runs only")
     parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
                         help="trained run directories or model .zip files (the agents extra)")
     add_out(parser, Path("results/evaluate"))

@@ -15,10 +15,13 @@
   action from the env's id and config, refused where it does not fit: :mod:`aigc_edge_env.policies.pretrained`);
 * ``torch:PATH``: a per-user torch network saved by a training script, played greedily
   (:mod:`aigc_edge_env.policies.torch_module`; needs torch).
+* ``rllib:PATH``: an RLlib checkpoint's per-user module played greedily (the ``rllib`` extra:
+  :class:`aigc_edge_env.agents.rllib.RLlibPolicy`).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 
 from aigc_edge_env.baselines import SOLVERS
@@ -64,6 +67,8 @@ def make_policy(name: str) -> Policy:
         return PretrainedPolicy()
     if name.startswith(TORCH_PREFIX):
         return load_torch_policy(name.removeprefix(TORCH_PREFIX))
+    if name.startswith("rllib:"):  # the agents package plays it (the rllib extra), named by module path
+        return importlib.import_module("aigc_edge_env.agents.rllib").RLlibPolicy(name.removeprefix("rllib:"))
     match = _PRICED.match(name)
     if match and match["solver"] in SOLVERS:
         return ShadowPricePolicy(SOLVERS[match["solver"]], float(match["price"]), bool(match["decaying"]), name)
@@ -79,5 +84,5 @@ def make_policy(name: str) -> Policy:
         return MPCPolicy(every, slots, name=name)
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
                      "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov', 'lyapunov(V=<V>,theta=<θ>)', "
-                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'torch:PATH' or 'pretrained'")
+                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'torch:PATH', 'rllib:PATH' or 'pretrained'")
 

@@ -1,0 +1,112 @@
+"""RLlib PPO (new API stack) on AIGCEdge-v0 with the package's per-user network: one file.
+
+The config is :func:`aigc_edge_env.agents.rllib.ppo_config` (``--multi-agent``:
+:func:`~aigc_edge_env.agents.rllib.multi_agent_ppo_config`, the PettingZoo view with one shared
+per-user policy): :class:`~aigc_edge_env.agents.rllib.PerUserRLModule` with its per-user
+(offload bit, level) pair distribution, and ``agents/hyperparams/ppo.yml``'s ``AIGCEdge-v0``
+settings (gamma 0, 128 envs x 4 steps, 4 epochs of one minibatch of 512, learning rate
+5e-3 decaying to 0).  Training stops once ``--timesteps`` env steps (slots) are sampled;
+the module is saved (``--checkpoint``) and, as in ``examples/cleanrl_ppo.py``, scored greedily
+by the package's evaluation engine beside ``exact`` and ``random`` on held-out episodes (seeds
+``EVAL_SEED`` = 10000 on).  The CPU time printed (user + system) sums this process and its
+descendants on this machine, read from Linux's ``/proc`` at the end of training (with a local
+Ray instance: Ray's own processes and its workers, the env runners among them; on a cluster,
+``--address``, the driver's share only).
+
+    .venv/bin/python examples/rllib_ppo.py --timesteps 100000 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import ray
+
+import aigc_edge_env  # noqa: F401  (registers the env ids)
+from aigc_edge_env.agents.rllib import RLlibPolicy, multi_agent_ppo_config, ppo_config
+from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
+from aigc_edge_env.evaluation.statistics import summarize
+from aigc_edge_env.evaluation.writers import markdown_table
+from aigc_edge_env.policies.registry import make_policy
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", default="AIGCEdge-v0")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--timesteps", type=int, default=100_000, help="slots of training (env steps sampled)")
+    p.add_argument("--multi-agent", action="store_true", help="the PettingZoo view, one shared per-user policy")
+    p.add_argument("--num-env-runners", type=int, default=0, help="0: sample in this process")
+    p.add_argument("--address", default=None,
+                   help="a Ray cluster's head (HOST:PORT, started by `ray start --head`); default: a local instance")
+    p.add_argument("--num-envs-per-env-runner", type=int, default=None,
+                   help="sub-envs per env runner (default 128 single, 8 multi-agent)")
+    p.add_argument("--learning-rate", type=float, default=5e-3)
+    p.add_argument("--checkpoint", default=None, help="where to save the algorithm (default: a temporary folder)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="held-out episodes (0: no evaluation)")
+    return p.parse_args(argv)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its descendants, running (Linux's ``/proc``) or reaped."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid = int(stat.parent.name)
+        parents[pid], ticks[pid] = int(fields[1]), sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    tree, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier += children
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    make_config = multi_agent_ppo_config if args.multi_agent else ppo_config
+    kwargs = {} if args.num_envs_per_env_runner is None else {"num_envs_per_env_runner": args.num_envs_per_env_runner}
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    else:  # never a cluster a `ray start` left running here
+        ray.init(address="local", num_cpus=max(1, args.num_env_runners) + 1, include_dashboard=False,
+                 log_to_driver=False)
+    algo = make_config(args.env, seed=args.seed, timesteps=args.timesteps, num_env_runners=args.num_env_runners,
+                       learning_rate=args.learning_rate, **kwargs).build_algo()
+    start, steps, episode_return = time.time(), 0, float("nan")
+    while steps < args.timesteps:
+        result = algo.train()
+        steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+        # the mean return of the episodes that ended in this iteration (none in most: the sub-envs end together)
+        episode_return = result["env_runners"].get("episode_return_mean", episode_return)
+        print(f"iteration {result['training_iteration']}  step {steps}  episode return {episode_return:.2f} "
+              f"(x reward_scale)  SPS {int(steps / (time.time() - start))}", flush=True)
+    wall_s, cpu_s = time.time() - start, cpu_seconds()  # before Ray's workers stop
+    checkpoint = args.checkpoint or tempfile.mkdtemp(prefix="rllib_ppo_")
+    algo.save_to_path(checkpoint)
+    algo.stop()
+    ray.shutdown()
+    print(f"trained {steps} steps in {wall_s:.0f} s, CPU {cpu_s:.0f} s; saved {checkpoint}", flush=True)
+
+    if args.eval_episodes > 0:
+        policies = {"rllib": RLlibPolicy(checkpoint), "exact": make_policy("exact"), "random": make_policy("random")}
+        seeds = range(EVAL_SEED, EVAL_SEED + args.eval_episodes)
+        rows = summarize(evaluate_all(policies, lambda: gym.make(args.env), seeds, progress=False))
+        print(markdown_table(rows))
+        row = rows[0]
+        print(f"score {row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}] "
+              f"on {args.eval_episodes} held-out episodes (seeds {EVAL_SEED}...)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
