@@ -27,6 +27,7 @@ normalised once and its probabilities one ``exp`` of them (torch's softmax over 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -46,7 +47,7 @@ from aigc_edge_env.agents.per_user_net import (
     pair_masks,
     tanh_mlp,
 )
-from aigc_edge_env.spaces import observation_n_users
+from aigc_edge_env.spaces import USER_FEATURES, observation_n_users, split_observation, step_energy_scale_j
 
 __all__ = ["BatchedCategorical", "CapacityPerUserCategorical", "CapacityPerUserPolicy",
            "MaskablePerUserCategorical", "MaskablePerUserPolicy", "PerUserBoxPolicy",
@@ -220,6 +221,8 @@ class BatchedCategorical:
 
 
 _MASKED_LOGIT = -1e8  # a Python float: torch.where puts it on the logits' device
+#: Relative slack of the battery test on float32 features: a device pair within it of the battery stays allowed.
+_ENERGY_TOLERANCE = 1e-5
 
 
 class _PairCategoricals:
@@ -290,7 +293,11 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
     is exact for every action it could have drawn.  Users without a request count as if their
     choice were served (the distribution does not see the requests): their edge pairs would only
     shrink the capacity left to later users, never overfill it, and the cloned or learned policy
-    puts them on the device.  :meth:`entropy` is the sum of the conditionals' entropies at the
+    puts them on the device.  With ``affordable_steps`` (per user: the battery over the energy of one
+    device step, from the raw observation; :class:`CapacityPerUserPolicy`), the device pairs whose
+    energy exceeds the battery are masked too (repair rule 4's battery drops); a user left with no
+    pair keeps its device pairs (it is dropped whatever it picks, and takes no edge capacity).
+    :meth:`entropy` is the sum of the conditionals' entropies at the
     prefixes of the last action scored or drawn (an unbiased estimate of the joint entropy along
     the policy's own actions).  Sampling loops over the ``N`` users; scoring is vectorised.
     """
@@ -303,15 +310,23 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
         self.capacity = float(edge_step_capacity)
         self.masks: torch.Tensor | None = None
 
-    def proba_distribution(self, action_logits: torch.Tensor) -> Any:
+    def proba_distribution(self, action_logits: torch.Tensor, affordable_steps: torch.Tensor | None = None) -> Any:
         self.raw_logits = action_logits.reshape(-1, self.n_users, 2 * self.n_levels)
+        levels = self.pair_edge_steps[self.n_levels:].to(action_logits.device)
+        local = (torch.ones_like(self.raw_logits[..., : self.n_levels], dtype=torch.bool) if affordable_steps is None
+                 else levels <= affordable_steps.reshape(-1, self.n_users, 1))
+        self.local_allowed = local  # (B, N, L): the device pairs the battery affords
         self.masks = None
         return self
 
-    def _allowed(self, used_before: torch.Tensor) -> torch.Tensor:
-        """Pairs that fit the capacity left after ``used_before`` steps (device pairs always): ``(..., 2L)``."""
-        steps = self.pair_edge_steps.to(used_before.device)
-        return (steps <= self.capacity - used_before.unsqueeze(-1)) | (steps == 0)
+    def _allowed(self, used_before: torch.Tensor, users: slice | int = slice(None)) -> torch.Tensor:
+        """Pairs of ``users`` that fit the capacity left after ``used_before`` steps, device pairs where the
+        battery affords them; every device pair of a user with none: ``(B, [N,] 2L)``."""
+        steps = self.pair_edge_steps[self.n_levels:].to(used_before.device)
+        edge = steps <= self.capacity - used_before.unsqueeze(-1)
+        local = self.local_allowed[:, users]
+        stuck = ~(local.any(-1, keepdim=True) | edge.any(-1, keepdim=True))  # dropped whatever it picks:
+        return torch.cat([local | stuck, edge], dim=-1)  # on the device, leaving the edge's capacity to the others
 
     def _log_probs(self, masks: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         masked = torch.where(masks, logits, _MASKED_LOGIT)
@@ -337,7 +352,7 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
         used = torch.zeros(batch, device=self.raw_logits.device)
         pairs, masks = [], []
         for n in range(self.n_users):
-            mask = self._allowed(used)
+            mask = self._allowed(used, n)
             choice = choose(self._log_probs(mask, self.raw_logits[:, n]))
             used = used + steps[choice]
             pairs.append(choice)
@@ -403,18 +418,43 @@ class CapacityPerUserPolicy(_PerUserMixin, ActorCriticPolicy):
     (:meth:`env_policy_kwargs`), and the saved model keeps them."""
 
     def __init__(self, observation_space: gym.spaces.Box, action_space: gym.spaces.Space, lr_schedule,
-                 edge_step_levels: tuple[int, ...] = (), edge_step_capacity: float = 0.0, **kwargs: Any) -> None:
+                 edge_step_levels: tuple[int, ...] = (), edge_step_capacity: float = 0.0,
+                 battery_capacity_j: float = math.inf, step_energy_scale_j: float = 1.0, **kwargs: Any) -> None:
         if len(edge_step_levels) != int(getattr(action_space, "nvec", [0, 0])[-1]):
             raise ValueError(f"CapacityPerUserPolicy needs edge_step_levels, one per level of the action space "
                              f"{action_space}, got {edge_step_levels!r}")
         self._edge_step_levels, self._edge_step_capacity = tuple(edge_step_levels), float(edge_step_capacity)
+        self._battery_capacity_j, self._step_energy_scale_j = float(battery_capacity_j), float(step_energy_scale_j)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     @staticmethod
     def env_policy_kwargs(config: Any) -> dict[str, Any]:
         """The policy kwargs an env's config fixes (training adds them; a user may not set them)."""
         return {"edge_step_levels": tuple(int(s) for s in config.step_levels),
-                "edge_step_capacity": float(config.edge_step_capacity)}
+                "edge_step_capacity": float(config.edge_step_capacity),
+                "battery_capacity_j": float(config.battery_capacity_j) if config.battery_enabled else math.inf,
+                "step_energy_scale_j": step_energy_scale_j(config)}
+
+    #: It reads the battery and the step energy from the raw observation: the run may not normalise it.
+    needs_raw_observations = True
+
+    def _note_affordable_steps(self, obs: torch.Tensor) -> None:
+        """The steps each user's battery affords on its device, for the distribution built next from ``obs``."""
+        users, _ = split_observation(obs.float(), self._n_users)
+        battery_j = users[..., USER_FEATURES.index("battery")] * self._battery_capacity_j
+        step_j = users[..., USER_FEATURES.index("device_step_energy")] * self._step_energy_scale_j
+        self._affordable_steps = battery_j * (1 + _ENERGY_TOLERANCE) / step_j.clamp_min(1e-30)
+
+    def extract_features(self, obs: torch.Tensor, features_extractor: Any = None) -> Any:  # forward, evaluate_actions
+        self._note_affordable_steps(obs)
+        return super().extract_features(obs, features_extractor)  # type: ignore[misc]
+
+    def get_distribution(self, obs: Any) -> Any:  # predict (its features bypass extract_features)
+        self._note_affordable_steps(obs)
+        return super().get_distribution(obs)
+
+    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Any:
+        return self.action_dist.proba_distribution(self.action_net(latent_pi), self._affordable_steps)
 
     def _distribution(self) -> Any:
         return CapacityPerUserCategorical(self._n_users, self._n_levels, self._edge_step_levels,

@@ -250,7 +250,10 @@ def _check(record: dict[str, Any], timesteps: int, resume: bool) -> None:
     if "batch_size" in kwargs and "n_steps" in kwargs and kwargs["batch_size"] > kwargs["n_steps"] * record["n_envs"]:
         raise TrainingError(f"batch_size {kwargs['batch_size']} exceeds the rollout of n_steps x n_envs = "
                             f"{kwargs['n_steps']} x {record['n_envs']}")
-    normalize_kwargs(hp.get("normalize", False), hp.get("gamma"))
+    normalize = normalize_kwargs(hp.get("normalize", False), hp.get("gamma"))
+    if getattr(policy, "needs_raw_observations", False) and normalize and normalize.get("norm_obs", True):
+        raise TrainingError(f"{hp['policy']} reads the raw observation (battery, step energy): set "
+                            "normalize:{norm_obs: false, norm_reward: true} (or normalize:false)")
     if cloning:
         _check_behaviour_cloning(record)
     check_vec_env(hp["vec_env"], hp["env_wrapper"])

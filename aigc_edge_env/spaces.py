@@ -81,13 +81,12 @@ def encode_observation(problem: SlotProblem, slot_index: np.ndarray | int) -> np
     obs = np.empty((*batch, len(USER_FEATURES) * n + len(GLOBAL_FEATURES)))
     block = obs[..., : len(USER_FEATURES) * n].reshape(*batch, len(USER_FEATURES), n)
     min_clock_hz = c.device_clock_ghz_range[0] * 1e9
-    max_step_energy = c.device_energy_coefficient * (c.device_clock_ghz_range[1] * 1e9) ** 2 * c.device_cycles_per_step
     block[..., 0, :] = request
     block[..., 1, :] = problem.uplink_rate_bps / c.bandwidth_per_user_hz / SPECTRAL_EFFICIENCY_SCALE
     block[..., 2, :] = request * problem.upload_bits / (c.upload_mbit_range[1] * 1e6)
     block[..., 3, :] = request * problem.download_bits / (c.download_mbit_range[1] * 1e6)
     block[..., 4, :] = min_clock_hz / problem.device_clock_hz  # device step time / slowest device's
-    block[..., 5, :] = problem.local_step_energy_j / max_step_energy
+    block[..., 5, :] = problem.local_step_energy_j / step_energy_scale_j(c)
     block[..., 6, :] = request * problem.deadline_s / c.deadline_s_range[1]
     block[..., 7, :] = request * problem.utility_weight / max(c.utility_weight_range[1], 1e-12)
     obs[..., -3] = request.sum(axis=-1) / n  # share of users with a request
@@ -97,6 +96,12 @@ def encode_observation(problem: SlotProblem, slot_index: np.ndarray | int) -> np
     np.maximum(obs, 0.0, out=obs)  # clip to [0, 1]
     np.minimum(obs, 1.0, out=obs)
     return obs.astype(np.float32)
+
+
+def step_energy_scale_j(config: AIGCEdgeConfig) -> float:
+    """The device energy per step (J) that feature ``device_step_energy`` maps to 1: the fastest clock's."""
+    fastest_clock_hz = config.device_clock_ghz_range[1] * 1e9
+    return config.device_energy_coefficient * fastest_clock_hz**2 * config.device_cycles_per_step
 
 
 def write_battery_feature(observation: np.ndarray, battery_j: np.ndarray, config: AIGCEdgeConfig) -> None:

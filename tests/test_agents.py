@@ -363,32 +363,43 @@ def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
     assert all(np.isfinite(e.value) for e in accumulator.Scalars("episode/cost"))
 
 
-def test_capacity_policy_takes_the_envs_capacity_and_never_drops_for_it(tmp_path) -> None:
-    """CapacityPerUserPolicy: training fills its edge steps and capacity from the env's config (a user may not
-    set them), the saved model keeps them, and its actions, random or greedy, drop no request for the edge's
-    capacity, even at a capacity of 25 steps for 5 users."""
+def test_capacity_policy_takes_the_envs_limits_and_never_drops_for_them(tmp_path) -> None:
+    """CapacityPerUserPolicy: training fills its edge steps, capacity and energy scales from the env's config
+    (a user may not set them; the observation may not be normalised), the saved model keeps them, and its
+    actions, random or greedy, drop no request for the edge's capacity or a battery, even at a capacity of 25
+    steps for 5 users and batteries of 2 J that harvest 0-1 J per slot."""
     from aigc_edge_env.model import DropReason
 
-    config = {"horizon_slots": 6, "n_users": 5, "edge_step_capacity": 25, "task_probability": 1.0}
-    hyperparams = parse_overrides(TINY["ppo"] + ["policy:CapacityPerUserPolicy"])
+    config = {"horizon_slots": 8, "n_users": 5, "edge_step_capacity": 25, "task_probability": 1.0,
+              "battery_enabled": True, "battery_capacity_j": 2.0, "battery_initial_j_range": [0.0, 2.0],
+              "harvest_j_range": [0.0, 1.0]}
+    raw = "normalize:{norm_obs: false, norm_reward: true}"
+    hyperparams = parse_overrides(TINY["ppo"] + ["policy:CapacityPerUserPolicy", raw])
     run_dir = train(TrainRequest(out=tmp_path / "run", algo="ppo", env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
                                  env_config=config, hyperparams=hyperparams, eval_every=0, checkpoint_every=0,
                                  progress_bar=False, command=["pytest"]))
     policy = load_model_policy(run_dir, "AIGCEdge-v0", config)
-    assert policy.model.policy.action_dist.capacity == 25.0
+    assert policy.model.policy.action_dist.capacity == 25.0 and policy.model.policy._battery_capacity_j == 2.0
     env = make_env("AIGCEdge-v0", config)
+    local_drops = 0
     for deterministic in (True, False):
-        policy.model.policy.action_dist.masks = None
         observation, _ = env.reset(seed=3)
-        for _ in range(6):
-            action, _ = policy.model.predict(policy.normalizer.normalize_obs(observation), deterministic=deterministic)
+        for _ in range(8):
+            problem = env.unwrapped.current_problem()
+            affords_a_level = problem.battery_j >= problem.local_step_energy_j * problem.config.min_steps
+            action, _ = policy.model.predict(observation, deterministic=deterministic)
             observation, *_ = env.step(action)
-            assert not np.any(env.unwrapped.last_evaluation.drop_reason == DropReason.EDGE_CAPACITY)
-    with pytest.raises(Exception, match="come from the env's config"):
-        train(TrainRequest(out=tmp_path / "bad", algo="ppo", env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
-                           env_config=config, hyperparams=parse_overrides(
-                               ["policy:CapacityPerUserPolicy", "policy_kwargs:{edge_step_capacity: 99}"]),
-                           eval_every=0, checkpoint_every=0, progress_bar=False, command=["pytest"]))
+            reasons = env.unwrapped.last_evaluation.drop_reason
+            assert not np.any(reasons == DropReason.EDGE_CAPACITY)
+            local_drops += int(np.sum((reasons == DropReason.BATTERY) & (action[:5] == 0) & affords_a_level))
+    assert local_drops == 0  # the device levels a battery cannot afford are never chosen while one is
+    for bad, match in ((["policy_kwargs:{edge_step_capacity: 99}", raw], "come from the env's config"),
+                       ([], "reads the raw observation")):
+        with pytest.raises(Exception, match=match):
+            train(TrainRequest(out=tmp_path / "bad", algo="ppo", env_id="AIGCEdge-v0", timesteps=128, n_envs=2,
+                               env_config=config,
+                               hyperparams=parse_overrides([*TINY["ppo"], "policy:CapacityPerUserPolicy", *bad]),
+                               eval_every=0, checkpoint_every=0, progress_bar=False, command=["pytest"]))
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])

@@ -487,6 +487,7 @@ def test_action_masks_allow_exactly_the_options_feasible_alone():
 
 def test_action_masks_work_with_maskable_ppo_distribution():
     torch = pytest.importorskip("torch")  # the [agents] extra
+    pytest.importorskip("sb3_contrib", reason="the agents extra (sb3-contrib) is not installed")
     from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
     from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 

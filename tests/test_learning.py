@@ -155,7 +155,7 @@ def test_dagger_labels_the_clones_own_states_with_the_teacher(tmp_path, exact_da
           f"dagger_epochs: 3, teacher: exact}}")
     assert main(["train", "--algo", "ppo", "--env", BATTERY, "--config", json.dumps(SHORT), "--timesteps", "0",
                  "--eval-freq", "0", "--checkpoint-freq", "0", "--hyperparams", bc, "policy:CapacityPerUserPolicy",
-                 "--out", str(out), "--no-progress"]) == 0
+                 "normalize:{norm_obs: false, norm_reward: true}", "--out", str(out), "--no-progress"]) == 0
     rounds = np.loadtxt(out / "bc_losses.csv", delimiter=",", skiprows=1)[:, 0]
     assert list(rounds) == [0] * 5 + [1] * 3
     assert f"{2 * SHORT['horizon_slots']} states labelled by exact" in capsys.readouterr().out
