@@ -284,12 +284,15 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
     """The joint action drawn user by user, in index order, so that the edge's step capacity is never exceeded.
 
     The env admits offloaded requests in user-index order while their steps fit ``S^E_max`` and
-    drops the rest (docs/model.md, repair rule 3).  Here user ``n``'s (offload bit, level) pair is
-    drawn from its categorical (:class:`~.per_user_net.PerUserHead`'s logits) with the edge pairs
-    whose steps exceed what users ``0 .. n-1`` left of ``S^E_max`` masked out, so no request is ever
-    dropped for the edge's capacity.  The joint probability is the product of these conditionals
+    drops the rest (docs/model.md, repair rule 3).  Here the users decide in turn, each user's
+    (offload bit, level) pair drawn from its categorical (:class:`~.per_user_net.PerUserHead`'s
+    logits) with the edge pairs whose steps exceed what the earlier users left of ``S^E_max`` masked
+    out, so the offloaded steps never exceed ``S^E_max`` and the env admits them all, whatever the
+    order: the users whose battery affords no device level decide first (they need the edge), then
+    the others, each group by index.  The joint probability is the product of these conditionals
     (an autoregressive policy whose only dependence on earlier users is the remaining capacity):
-    :meth:`log_prob` rebuilds each user's mask from the earlier users' pairs in the action, so it
+    :meth:`log_prob` rebuilds each user's mask from the earlier users' pairs in the action (the
+    order depends on the observation only), so it
     is exact for every action it could have drawn.  Users without a request count as if their
     choice were served (the distribution does not see the requests): their edge pairs would only
     shrink the capacity left to later users, never overfill it, and the cloned or learned policy
@@ -311,20 +314,27 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
         self.masks: torch.Tensor | None = None
 
     def proba_distribution(self, action_logits: torch.Tensor, affordable_steps: torch.Tensor | None = None) -> Any:
-        self.raw_logits = action_logits.reshape(-1, self.n_users, 2 * self.n_levels)
+        logits = action_logits.reshape(-1, self.n_users, 2 * self.n_levels)
         levels = self.pair_edge_steps[self.n_levels:].to(action_logits.device)
-        local = (torch.ones_like(self.raw_logits[..., : self.n_levels], dtype=torch.bool) if affordable_steps is None
-                 else levels <= affordable_steps.reshape(-1, self.n_users, 1))
-        self.local_allowed = local  # (B, N, L): the device pairs the battery affords
+        local = (torch.ones_like(logits[..., : self.n_levels], dtype=torch.bool) if affordable_steps is None
+                 else levels <= affordable_steps.reshape(-1, self.n_users, 1))  # the device pairs the battery affords
+        # decoding order: the users with no device pair first (they need the edge), then the others, by index
+        self.order = torch.argsort(local.any(-1).to(torch.int8), dim=1, stable=True)  # (B, N)
+        self.ordered_logits = logits.gather(1, self._expand(self.order, logits))
+        self.ordered_local = local.gather(1, self._expand(self.order, local))
         self.masks = None
         return self
 
-    def _allowed(self, used_before: torch.Tensor, users: slice | int = slice(None)) -> torch.Tensor:
-        """Pairs of ``users`` that fit the capacity left after ``used_before`` steps, device pairs where the
-        battery affords them; every device pair of a user with none: ``(B, [N,] 2L)``."""
+    @staticmethod
+    def _expand(order: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return order.unsqueeze(-1).expand(*order.shape, like.shape[-1])
+
+    def _allowed(self, used_before: torch.Tensor, position: slice | int = slice(None)) -> torch.Tensor:
+        """Pairs of the users at decoding ``position`` that fit the capacity left after ``used_before`` steps,
+        device pairs where the battery affords them; every device pair of a user with none: ``(B, [N,] 2L)``."""
         steps = self.pair_edge_steps[self.n_levels:].to(used_before.device)
         edge = steps <= self.capacity - used_before.unsqueeze(-1)
-        local = self.local_allowed[:, users]
+        local = self.ordered_local[:, position]
         stuck = ~(local.any(-1, keepdim=True) | edge.any(-1, keepdim=True))  # dropped whatever it picks:
         return torch.cat([local | stuck, edge], dim=-1)  # on the device, leaving the edge's capacity to the others
 
@@ -333,32 +343,33 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
         return masked - masked.logsumexp(-1, keepdim=True)
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
-        pairs = action_pairs(actions.long().reshape(-1, 2 * self.n_users), self.n_levels)
+        pairs = action_pairs(actions.long().reshape(-1, 2 * self.n_users), self.n_levels).gather(1, self.order)
         used = self.pair_edge_steps.to(pairs.device)[pairs]
         self.masks = self._allowed(used.cumsum(1) - used)
-        log_probs = self._log_probs(self.masks, self.raw_logits)
+        log_probs = self._log_probs(self.masks, self.ordered_logits)
         return log_probs.gather(-1, pairs.unsqueeze(-1)).squeeze(-1).sum(1)
 
     def entropy(self) -> torch.Tensor:
         if self.masks is None:
             raise RuntimeError("entropy() needs an action scored (log_prob) or drawn (sample, mode) first")
-        log_probs = self._log_probs(self.masks, self.raw_logits)
+        log_probs = self._log_probs(self.masks, self.ordered_logits)
         return -torch.where(self.masks, log_probs.exp() * log_probs, 0.0).sum((1, 2))
 
     def _decode(self, choose: Any) -> torch.Tensor:
-        """Users in index order, each choosing with ``choose(log_probs (B, 2L)) -> (B,)`` under the capacity left."""
-        batch = self.raw_logits.shape[0]
-        steps = self.pair_edge_steps.to(self.raw_logits.device)
-        used = torch.zeros(batch, device=self.raw_logits.device)
+        """Users in decoding order, each choosing with ``choose(log_probs (B, 2L)) -> (B,)`` under the capacity left."""
+        batch = self.ordered_logits.shape[0]
+        steps = self.pair_edge_steps.to(self.ordered_logits.device)
+        used = torch.zeros(batch, device=self.ordered_logits.device)
         pairs, masks = [], []
-        for n in range(self.n_users):
-            mask = self._allowed(used, n)
-            choice = choose(self._log_probs(mask, self.raw_logits[:, n]))
+        for position in range(self.n_users):
+            mask = self._allowed(used, position)
+            choice = choose(self._log_probs(mask, self.ordered_logits[:, position]))
             used = used + steps[choice]
             pairs.append(choice)
             masks.append(mask)
         self.masks = torch.stack(masks, 1)
-        return pair_actions(torch.stack(pairs, 1), self.n_levels)
+        ordered = torch.stack(pairs, 1)
+        return pair_actions(torch.empty_like(ordered).scatter_(1, self.order, ordered), self.n_levels)
 
     def sample(self) -> torch.Tensor:
         return self._decode(lambda log_probs: torch.multinomial(log_probs.exp(), 1).squeeze(-1))
@@ -443,7 +454,9 @@ class CapacityPerUserPolicy(_PerUserMixin, ActorCriticPolicy):
         users, _ = split_observation(obs.float(), self._n_users)
         battery_j = users[..., USER_FEATURES.index("battery")] * self._battery_capacity_j
         step_j = users[..., USER_FEATURES.index("device_step_energy")] * self._step_energy_scale_j
-        self._affordable_steps = battery_j * (1 + _ENERGY_TOLERANCE) / step_j.clamp_min(1e-30)
+        affordable = battery_j * (1 + _ENERGY_TOLERANCE) / step_j.clamp_min(1e-30)
+        idle = users[..., USER_FEATURES.index("request")] < 0.5  # ignored by the env: every level stays open
+        self._affordable_steps = torch.where(idle, math.inf, affordable)
 
     def extract_features(self, obs: torch.Tensor, features_extractor: Any = None) -> Any:  # forward, evaluate_actions
         self._note_affordable_steps(obs)

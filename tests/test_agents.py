@@ -363,6 +363,28 @@ def test_train_save_reload_evaluate(algo: str, tmp_path) -> None:
     assert all(np.isfinite(e.value) for e in accumulator.Scalars("episode/cost"))
 
 
+def test_capacity_categorical_lets_the_users_without_an_affordable_device_level_decide_first() -> None:
+    """User 1's battery affords no device level, so it decides before user 0 and always takes the edge, though
+    user 0 prefers the whole capacity; user 0 then keeps the capacity left and its affordable device levels.
+    ``log_prob`` is the product of the conditionals in that order (by hand)."""
+    from aigc_edge_env.agents.networks import CapacityPerUserCategorical
+
+    steps = torch.tensor([10.0, 20.0, 30.0])
+    logits = torch.zeros(1, 2, 6)
+    logits[0, 0, 5] = 5.0  # user 0: edge at 30 steps
+    logits[0, 1, 3] = 1.0  # user 1: edge at 10 steps, mildly
+    affordable = torch.tensor([[25.0, 0.0]])  # user 0 affords 10 and 20 steps on its device, user 1 none
+    distribution = CapacityPerUserCategorical(2, 3, (10, 20, 30), 30).proba_distribution(logits.flatten(1), affordable)
+    mode = distribution.mode()
+    assert mode.tolist() == [[0, 1, 0, 0]]  # user 1 at the edge (10 steps); user 0: a tie, the first
+    by_hand = torch.log_softmax(torch.tensor([-1e8, -1e8, -1e8, 1.0, 0.0, 0.0]), 0)[3]
+    by_hand = by_hand + torch.log_softmax(torch.tensor([0.0, 0.0, -1e8, 0.0, 0.0, -1e8]), 0)[0]
+    torch.testing.assert_close(distribution.log_prob(mode.float()), by_hand.reshape(1))
+    for _ in range(20):
+        action = distribution.sample()
+        assert int(action[0, 1]) == 1 and float((action[0, :2] * steps[action[0, 2:]]).sum()) <= 30
+
+
 def test_capacity_policy_takes_the_envs_limits_and_never_drops_for_them(tmp_path) -> None:
     """CapacityPerUserPolicy: training fills its edge steps, capacity and energy scales from the env's config
     (a user may not set them; the observation may not be normalised), the saved model keeps them, and its
