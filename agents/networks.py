@@ -458,9 +458,11 @@ class CapacityPerUserPolicy(_PerUserMixin, ActorCriticPolicy):
         idle = users[..., USER_FEATURES.index("request")] < 0.5  # ignored by the env: every level stays open
         self._affordable_steps = torch.where(idle, math.inf, affordable)
 
-    def extract_features(self, obs: torch.Tensor, features_extractor: Any = None) -> Any:  # forward, evaluate_actions
+    def extract_features(  # type: ignore[override]  # as ActorCriticPolicy's own (SB3's BaseModel differs)
+        self, obs: Any, features_extractor: BaseFeaturesExtractor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # forward, evaluate_actions
         self._note_affordable_steps(obs)
-        return super().extract_features(obs, features_extractor)  # type: ignore[misc]
+        return super().extract_features(obs, features_extractor)
 
     def get_distribution(self, obs: Any) -> Any:  # predict (its features bypass extract_features)
         self._note_affordable_steps(obs)
