@@ -34,10 +34,7 @@ from torch.distributions import Categorical
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
-from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
-from aigc_edge_env.evaluation.statistics import summarize
-from aigc_edge_env.evaluation.writers import markdown_table
-from aigc_edge_env.policies.registry import make_policy
+from aigc_edge_env.evaluation.writers import print_score
 from aigc_edge_env.policies.torch_module import TorchModulePolicy, save_torch_policy
 
 
@@ -161,13 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         save_torch_policy(args.save, net, args.env)
         print(f"saved {args.save} (aigc-edge evaluate --policies torch:{args.save})", flush=True)
     if args.eval_episodes > 0:
-        policies = {"ppo": TorchModulePolicy(net), "exact": make_policy("exact"), "random": make_policy("random")}
-        seeds = range(EVAL_SEED, EVAL_SEED + args.eval_episodes)
-        rows = summarize(evaluate_all(policies, lambda: gym.make(args.env), seeds, progress=False))
-        print(markdown_table(rows))
-        row = rows[0]
-        print(f"score {row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}] "
-              f"on {args.eval_episodes} held-out episodes (seeds {EVAL_SEED}...)", flush=True)
+        print_score("ppo", TorchModulePolicy(net), args.env, args.eval_episodes)
 
 
 if __name__ == "__main__":

@@ -24,15 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import ray
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
 from aigc_edge_env.agents.rllib import RLlibPolicy, multi_agent_ppo_config, ppo_config
-from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
-from aigc_edge_env.evaluation.statistics import summarize
-from aigc_edge_env.evaluation.writers import markdown_table
-from aigc_edge_env.policies.registry import make_policy
+from aigc_edge_env.evaluation.writers import print_score
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,13 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trained {steps} steps in {wall_s:.0f} s, CPU {cpu_s:.0f} s; saved {checkpoint}", flush=True)
 
     if args.eval_episodes > 0:
-        policies = {"rllib": RLlibPolicy(checkpoint), "exact": make_policy("exact"), "random": make_policy("random")}
-        seeds = range(EVAL_SEED, EVAL_SEED + args.eval_episodes)
-        rows = summarize(evaluate_all(policies, lambda: gym.make(args.env), seeds, progress=False))
-        print(markdown_table(rows))
-        row = rows[0]
-        print(f"score {row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}] "
-              f"on {args.eval_episodes} held-out episodes (seeds {EVAL_SEED}...)", flush=True)
+        print_score("rllib", RLlibPolicy(checkpoint), args.env, args.eval_episodes)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,23 @@ def write_outputs(
     episodes = {r.name: {"seeds": r.seeds, **{m: v.tolist() for m, v in r.episodes.items()}} for r in results}
     write_json(paths["json"], {**metadata, "confidence": confidence, "summary": list(rows), "episodes": episodes})
     return paths
+
+
+def print_score(name: str, policy: Any, env_id: str, episodes: int) -> dict[str, Any]:
+    """Evaluate ``policy`` beside ``exact`` and ``random`` on ``episodes`` held-out episodes of ``env_id``
+    (seeds ``EVAL_SEED`` on), print the table and the normalised score with its interval; return its row.
+    What the training examples (CleanRL, TorchRL, RLlib) end with."""
+    import gymnasium as gym
+
+    from aigc_edge_env.evaluation.runner import EVAL_SEED, evaluate_all
+    from aigc_edge_env.evaluation.statistics import summarize
+    from aigc_edge_env.policies.registry import make_policy
+
+    policies = {name: policy, "exact": make_policy("exact"), "random": make_policy("random")}
+    seeds = range(EVAL_SEED, EVAL_SEED + episodes)
+    rows = summarize(evaluate_all(policies, lambda: gym.make(env_id), seeds, progress=False))
+    print(markdown_table(rows))
+    row = rows[0]
+    print(f"score {row['score']:.3f} [{row['score_low']:.3f}, {row['score_high']:.3f}] "
+          f"on {episodes} held-out episodes (seeds {EVAL_SEED}...)", flush=True)
+    return row
