@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,23 @@ def checked_number(key: str, value: Any, integer: bool, low: float, high: float,
         extra = " or a schedule lin_<number>" if schedule else ""
         raise HyperparamError(f"hyperparameter {key} must be {kind} {bounds}{extra}, got {value!r}")
     return value if isinstance(value, str) else number
+
+
+def checked_entry(algo: str, hp: Mapping[str, Any], integers: Mapping[str, tuple[int, int]],
+                  reals: Mapping[str, tuple[float, float]], others: Iterable[str]) -> dict[str, Any]:
+    """An entry of a trainer's own hyperparameter file (``<algo>.yml``) with exactly the keys of ``integers``,
+    ``reals`` and ``others``: each integer in its ``[low, high]``, each real in its ``(low, high]`` (``others``
+    left to the caller); :class:`HyperparamError` naming the key otherwise."""
+    expected = {*integers, *reals, *others}
+    if set(hp) != expected:
+        raise HyperparamError(f"{algo} hyperparameters must be exactly {sorted(expected)}; "
+                              f"missing {sorted(expected - set(hp))}, unknown {sorted(set(hp) - expected)}")
+    checked = dict(hp)
+    for key, (low, high) in integers.items():
+        checked[key] = checked_number(f"{algo}.{key}", hp[key], True, low, high)
+    for key, (real_low, real_high) in reals.items():
+        checked[key] = checked_number(f"{algo}.{key}", hp[key], False, real_low, real_high, low_included=False)
+    return checked
 
 
 def check_policy_kwargs(policy_class: type, policy_kwargs: Any) -> None:

@@ -60,7 +60,7 @@ class PerUserExtractor(BaseFeaturesExtractor):
     def __init__(self, observation_space: gym.spaces.Box, hidden_dim: int = 64, n_layers: int = 2) -> None:
         n_users = observation_n_users(observation_space.shape[0])
         super().__init__(observation_space, features_dim=n_users * hidden_dim)
-        self.layers = PerUserEncoder(n_users, hidden_dim, n_layers)
+        self.layers = PerUserEncoder(hidden_dim, n_layers)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return self.layers(observations).flatten(1)  # (B, N * H)

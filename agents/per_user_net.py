@@ -57,16 +57,17 @@ class EquivariantLayer(nn.Module):
 class PerUserEncoder(nn.Sequential):
     """Flat observations ``(..., 9N + 3)`` -> per-user embeddings ``h`` of shape ``(..., N, hidden_dim)``.
 
+    ``N`` is read from the observation's size, so the same weights encode any number of users.
     The ``n_layers`` :class:`EquivariantLayer` are this container's items.
     """
 
-    def __init__(self, n_users: int, hidden_dim: int = 64, n_layers: int = 2) -> None:
+    def __init__(self, hidden_dim: int = 64, n_layers: int = 2) -> None:
         dims = [len(USER_FEATURES) + len(GLOBAL_FEATURES)] + [hidden_dim] * n_layers
         super().__init__(*(EquivariantLayer(a, b) for a, b in pairwise(dims)))
-        self.n_users = n_users
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        users, globals_ = split_observation(observations, self.n_users)  # (..., N, F), (..., G)
+        n_users = observation_n_users(observations.shape[-1])
+        users, globals_ = split_observation(observations, n_users)  # (..., N, F), (..., G)
         h = torch.cat([users, globals_.unsqueeze(-2).expand(*users.shape[:-1], globals_.shape[-1])], dim=-1)
         for layer in self:
             h = layer(h)
@@ -133,7 +134,7 @@ class PerUserActorCritic(nn.Module):
                  vf_arch: Sequence[int] = (64, 64), ortho_init: bool = True) -> None:
         super().__init__()
         self.n_users, self.n_levels = n_users, n_levels
-        self.encoder = PerUserEncoder(n_users, hidden_dim, n_layers)
+        self.encoder = PerUserEncoder(hidden_dim, n_layers)
         self.actor = PerUserHead(hidden_dim, n_levels)
         widths = [hidden_dim, *vf_arch]
         self.critic = nn.Sequential(*tanh_mlp(widths), nn.Linear(widths[-1], 1))

@@ -25,12 +25,13 @@ from stable_baselines3.common.vec_env import VecNormalize
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import (
+    PPO_MIXTURE_ALGO,
     PRICE_NETWORK_ALGO,
-    PRICE_NETWORK_FILE,
     RUN_RECORD,
     RunError,
     TrainedModel,
     load_trained,
+    model_file,
     read_record,
 )
 from aigc_edge_env.agents.wrappers import decide_slot
@@ -96,9 +97,11 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
     (seen through the run's own wrapper), or when the env's step levels differ from those it
     was trained with (the same action would ask for other step counts).
     """
-    price_network = _price_network_run(Path(path))
-    if price_network is not None:
-        return _load_price_network(price_network, env_id, config)
+    network = _network_run(Path(path))
+    if network is not None and network[0] == PPO_MIXTURE_ALGO:
+        return _load_torch_network(network[1])
+    if network is not None:
+        return _load_price_network(network[1], env_id, config)
     trained = load_trained(path)
     trained_levels = list(trained.record["env_config"]["step_levels"])
     levels = list(make_config(env_id, dict(config or {})).step_levels)
@@ -119,12 +122,26 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
     return ModelPolicy.from_trained(trained)
 
 
-def _price_network_run(path: Path) -> Path | None:
-    """The network file when ``path`` is a price network's run directory or a ``.npz`` inside one, else None."""
+def _network_run(path: Path) -> tuple[str, Path] | None:
+    """``(algo, network file)`` when ``path`` is a price network's or a ``ppo_mixture`` run directory or a file
+    inside one, else None."""
     run_dir = path if path.is_dir() else path.parent
-    if not (run_dir / RUN_RECORD).exists() or read_record(run_dir)["algo"] != PRICE_NETWORK_ALGO:
+    if not (run_dir / RUN_RECORD).exists():
         return None
-    return run_dir / PRICE_NETWORK_FILE if path.is_dir() else path
+    algo = read_record(run_dir)["algo"]
+    if algo not in (PRICE_NETWORK_ALGO, PPO_MIXTURE_ALGO):
+        return None
+    return algo, model_file(path)
+
+
+def _load_torch_network(path: Path) -> Policy:
+    """The per-user network of a ``ppo_mixture`` run, named after its run directory."""
+    from aigc_edge_env.policies.torch_module import TorchPolicyError, load_torch_policy
+
+    try:
+        return load_torch_policy(path, name=path.parent.name)
+    except TorchPolicyError as exc:
+        raise RunError(str(exc)) from None
 
 
 def _load_price_network(path: Path, env_id: str, config: Mapping[str, Any] | None) -> PriceNetworkPolicy:

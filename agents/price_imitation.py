@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from aigc_edge_env.agents.hyperparameters import checked_number, load_hyperparams
+from aigc_edge_env.agents.hyperparameters import checked_entry, checked_number, load_hyperparams
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy
 from aigc_edge_env.policies.price_network import N_PRICE_FEATURES, PriceNetworkPolicy, price_features
@@ -155,19 +155,11 @@ HYPERPARAMETERS = {"episodes": (1, 100_000), "dagger_rounds": (0, 100), "dagger_
 def check_price_network_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
     """The entry ``hp`` checked (every key known, each integer in its range, ``hidden`` a list of widths,
     ``learning_rate`` in (0, 1]); ``ValueError`` names the key and the accepted values."""
-    expected = {*HYPERPARAMETERS, "hidden", "learning_rate"}
-    if set(hp) != expected:
-        raise ValueError(f"price_network hyperparameters must be exactly {sorted(expected)}; "
-                         f"missing {sorted(expected - set(hp))}, unknown {sorted(set(hp) - expected)}")
-    checked = dict(hp)
-    for key, (low, high) in HYPERPARAMETERS.items():
-        checked[key] = checked_number(f"price_network.{key}", hp[key], True, low, high)
+    checked = checked_entry("price_network", hp, HYPERPARAMETERS, {"learning_rate": (0, 1)}, ["hidden"])
     hidden = hp["hidden"]
     if not isinstance(hidden, list) or not hidden:
         raise ValueError(f"hyperparameter price_network.hidden must be a list of layer widths, got {hidden!r}")
     checked["hidden"] = [checked_number("price_network.hidden", width, True, 1, 4096) for width in hidden]
-    checked["learning_rate"] = checked_number("price_network.learning_rate", hp["learning_rate"], False, 0, 1,
-                                              low_included=False)
     total = checked["episodes"] + checked["dagger_rounds"] * checked["dagger_episodes"]
     if total >= SEED_STRIDE:  # the next run seed's episodes start SEED_STRIDE later (episode_seeds)
         raise ValueError(f"price_network plays episodes + dagger_rounds x dagger_episodes = {total} episodes; "

@@ -14,9 +14,9 @@ Needs the ``rllib`` extra (``pip install 'aigc-edge-env[rllib]'``); the core nev
 * **Users without a request**: the env ignores their entries, so the module pins their pairs
   to pair 0 (logits ``[0, -1e9, ...]``): their log-probability and entropy are 0 and PPO's
   ratio, entropy and KL count the users with a request only (as ``examples/cleanrl_ppo.py``).
-* :func:`ppo_config` is the single env's ``PPOConfig``, the hyperparameters of
-  ``agents/hyperparams/ppo.yml``'s ``AIGCEdge-v0`` entry; :func:`multi_agent_ppo_config` the
-  PettingZoo view's, one shared per-user policy (docs/rllib.md).
+* :func:`ppo_config` is the single env's ``PPOConfig``, the settings of ``examples/cleanrl_ppo.py``;
+  :func:`multi_agent_ppo_config` the PettingZoo view's, one shared per-user policy, with
+  ``agents/hyperparams/ppo.yml``'s ``AIGCEdge-v0`` settings (docs/rllib.md).
 * :class:`RLlibPolicy` plays a saved module greedily in the evaluation engine
   (``aigc-edge evaluate --policies rllib:PATH``).
 """
@@ -121,7 +121,7 @@ class PerUserRLModule(TorchRLModule, ValueFunctionAPI):
         logits = self.net.actor(h)
         pinned = torch.full_like(logits, _PINNED)
         pinned[..., 0] = 0.0
-        requesting = obs[..., : self.net.n_users, None] > 0.5  # observation block 0: the request flags
+        requesting = obs[..., : logits.shape[-2], None] > 0.5  # observation block 0: the request flags
         logits = torch.where(requesting, logits, pinned)
         return {Columns.ACTION_DIST_INPUTS: logits.flatten(-2), Columns.EMBEDDINGS: h}
 
@@ -134,38 +134,47 @@ def _module_spec(model_config: Mapping[str, Any] | None) -> RLModuleSpec:
     return RLModuleSpec(module_class=PerUserRLModule, model_config={**MODEL_CONFIG_DEFAULTS, **(model_config or {})})
 
 
-def _ppo_training(config: PPOConfig, timesteps: int, learning_rate: float) -> PPOConfig:
-    """``ppo.yml``'s ``AIGCEdge-v0`` PPO settings: gamma 0, batches of 512, 4 epochs of one minibatch,
+def _ppo_training(config: PPOConfig, timesteps: int, learning_rate: float, minibatch_size: int,
+                  num_epochs: int) -> PPOConfig:
+    """PPO at gamma 0 on batches of 512 slots, ``num_epochs`` passes of minibatches of ``minibatch_size``,
     learning rate decaying linearly to 0 at ``timesteps``, clip 0.2, no entropy bonus, no KL penalty."""
     return config.training(
         gamma=0.0, lambda_=0.95, lr=[[0, learning_rate], [timesteps, 0.0]], train_batch_size_per_learner=512,
-        minibatch_size=512, num_epochs=4, clip_param=0.2, entropy_coeff=0.0, use_kl_loss=False, kl_coeff=0.0,
-        vf_loss_coeff=0.5, vf_clip_param=float("inf"), grad_clip=0.5)
+        minibatch_size=minibatch_size, num_epochs=num_epochs, clip_param=0.2, entropy_coeff=0.0, use_kl_loss=False,
+        kl_coeff=0.0, vf_loss_coeff=0.5, vf_clip_param=float("inf"), grad_clip=0.5)
+
+
+def _rollout_steps(num_envs_per_env_runner: int, num_env_runners: int) -> int:
+    """Steps per env runner that make a batch of 512 slots."""
+    if num_envs_per_env_runner < 1:
+        raise ValueError(f"num_envs_per_env_runner must be >= 1, got {num_envs_per_env_runner}")
+    return max(1, 512 // (num_envs_per_env_runner * max(1, num_env_runners)))
 
 
 def ppo_config(env: str = "AIGCEdge-v0", seed: int = 1, timesteps: int = 100_000, num_env_runners: int = 0,
-               num_envs_per_env_runner: int = 128, learning_rate: float = 5e-3, reward_scale: float = 0.01,
+               num_envs_per_env_runner: int = 8, learning_rate: float = 1e-3, reward_scale: float = 0.15,
                model_config: Mapping[str, Any] | None = None) -> PPOConfig:
-    """RLlib PPO on the single env ``env`` with :class:`PerUserRLModule` (``ppo.yml``'s ``AIGCEdge-v0`` entry).
+    """RLlib PPO on the single env ``env`` with :class:`PerUserRLModule`, the settings of ``examples/cleanrl_ppo.py``.
 
     Each env runner steps the package's numpy-batched vector env (``vector_entry_point``) with
-    ``num_envs_per_env_runner`` sub-envs for 4 steps (512 slots a batch with the default 128);
-    ``num_env_runners=0`` samples in the driver.  ``reward_scale`` is the env's own config field
-    (reward ``-reward_scale * slot cost``): 0.01 puts a slot's reward near 1, where SB3's and
-    CleanRL's running reward normalisation put it; the evaluation scores the unscaled env.
+    ``num_envs_per_env_runner`` sub-envs (batches of 512 slots: 8 sub-envs x 64 steps by default);
+    ``num_env_runners=0`` samples in the driver.  Each batch is 10 epochs of 4 minibatches of 128 at a
+    learning rate of 1e-3: with ``ppo.yml``'s SB3 settings (128 x 4 steps, 4 epochs of one minibatch,
+    5e-3), which SB3 runs with an observation normaliser that RLlib's module has not, one seed in three
+    stopped at 0.85 (docs/rllib.md).  ``reward_scale`` is the env's own config field (reward
+    ``-reward_scale * slot cost``): 0.15 gives slot rewards of standard deviation near 1 (about -2 to -5),
+    where CleanRL's running normalisation puts them; the evaluation scores the unscaled env.
     """
-    if num_envs_per_env_runner < 1:
-        raise ValueError(f"num_envs_per_env_runner must be >= 1, got {num_envs_per_env_runner}")
     config = (
         PPOConfig()
         .environment(env, env_config={"config": {"reward_scale": reward_scale}})
         .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
-                     rollout_fragment_length=max(1, 512 // (num_envs_per_env_runner * max(1, num_env_runners))),
+                     rollout_fragment_length=_rollout_steps(num_envs_per_env_runner, num_env_runners),
                      gym_env_vectorize_mode="vector_entry_point")
         .rl_module(rl_module_spec=_module_spec(model_config))
         .debugging(seed=seed)
     )
-    return _ppo_training(config, timesteps, learning_rate)
+    return _ppo_training(config, timesteps, learning_rate, minibatch_size=128, num_epochs=10)
 
 
 def multi_agent_ppo_config(env_id: str = "AIGCEdge-v0", seed: int = 1, timesteps: int = 100_000,
@@ -175,7 +184,9 @@ def multi_agent_ppo_config(env_id: str = "AIGCEdge-v0", seed: int = 1, timesteps
 
     Each agent gets the team reward divided by the number of users (:func:`team_share_env`), so
     RLlib's episode return (the sum over agents) is the single env's return; users without a
-    request are pinned by :class:`PerUserRLModule` (one user per agent: ``N = 1``).
+    request are pinned by :class:`PerUserRLModule` (one user per agent: ``N = 1``).  PPO settings:
+    ``ppo.yml``'s SB3 ones (batches of 512, 4 epochs of one minibatch, learning rate 5e-3), as measured
+    in docs/rllib.md.
     """
     from ray.tune.registry import register_env
 
@@ -185,12 +196,12 @@ def multi_agent_ppo_config(env_id: str = "AIGCEdge-v0", seed: int = 1, timesteps
         PPOConfig()
         .environment(name, env_config={"env_id": env_id, "config": {"reward_scale": reward_scale}})
         .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
-                     rollout_fragment_length=max(1, 512 // (num_envs_per_env_runner * max(1, num_env_runners))))
+                     rollout_fragment_length=_rollout_steps(num_envs_per_env_runner, num_env_runners))
         .multi_agent(policies={SHARED_POLICY}, policy_mapping_fn=_shared_policy)
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_POLICY: _module_spec(model_config)}))
         .debugging(seed=seed)
     )
-    return _ppo_training(config, timesteps, learning_rate)
+    return _ppo_training(config, timesteps, learning_rate, minibatch_size=512, num_epochs=4)
 
 
 def _shared_policy(agent_id: Any, episode: Any, **kwargs) -> str:

@@ -51,7 +51,8 @@ from aigc_edge_env.files import write_atomic
 from aigc_edge_env.versions import package_versions
 
 __all__ = [
-    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "PRICE_NETWORK_ALGO", "PRICE_NETWORK_FILE",
+    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "MIXTURE_FILE", "PPO_MIXTURE_ALGO",
+    "PRICE_NETWORK_ALGO", "PRICE_NETWORK_FILE",
     "RUN_RECORD", "TENSORBOARD_DIR", "RunError", "ResumePoint", "TrainedModel", "checkpoint_steps",
     "complete_snapshot", "load_normalizer", "load_resume_state", "load_trained", "model_file", "normalizer_path",
     "read_record", "read_scalars", "replay_buffer_path", "restore_training_state", "resume_point",
@@ -296,14 +297,21 @@ def load_normalizer(path: Path, venv: VecEnv | None = None) -> VecNormalize | No
 #: ``PRICE_NETWORK_FILE``, :mod:`aigc_edge_env.agents.price_imitation`).
 PRICE_NETWORK_ALGO = "price_network"
 PRICE_NETWORK_FILE = "price_network.npz"
+#: The ``algo`` of a run of the per-user network on a mixture of user counts (``aigc-edge train --algo
+#: ppo_mixture``, :mod:`aigc_edge_env.agents.mixture`); its network is ``MIXTURE_FILE`` (``torch:PATH`` format).
+PPO_MIXTURE_ALGO = "ppo_mixture"
+MIXTURE_FILE = "policy.pt"
+#: The network file of each run kind that is not an SB3 model.
+_NETWORK_FILES = {PRICE_NETWORK_ALGO: PRICE_NETWORK_FILE, PPO_MIXTURE_ALGO: MIXTURE_FILE}
 
 
 def model_file(path: Path) -> Path:
-    """The model file of a run directory (``FINAL_MODEL``, or a price network's ``PRICE_NETWORK_FILE``), or
-    ``path`` itself when it is a file; :class:`RunError` when the directory holds no readable run.yml."""
+    """The model file of a run directory (``FINAL_MODEL``, or the network file of a price network's or a
+    ``ppo_mixture`` run), or ``path`` itself when it is a file; :class:`RunError` when the directory holds no
+    readable run.yml."""
     if not path.is_dir():
         return path
-    return path / (PRICE_NETWORK_FILE if read_record(path)["algo"] == PRICE_NETWORK_ALGO else FINAL_MODEL)
+    return path / _NETWORK_FILES.get(read_record(path)["algo"], FINAL_MODEL)
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -319,8 +327,8 @@ def read_record(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{run_dir} is not a run directory: {path} is missing") from None
     except (OSError, yaml.YAMLError) as exc:
         raise RunError(f"cannot read run record {path}: {' '.join(str(exc).split())}") from None
-    if not isinstance(record, dict) or record.get("algo") not in (*ALGORITHMS, PRICE_NETWORK_ALGO):
-        raise RunError(f"run record {path} does not name a known algo ({sorted([*ALGORITHMS, PRICE_NETWORK_ALGO])})")
+    if not isinstance(record, dict) or record.get("algo") not in (*ALGORITHMS, *_NETWORK_FILES):
+        raise RunError(f"run record {path} does not name a known algo ({sorted([*ALGORITHMS, *_NETWORK_FILES])})")
     return record
 
 

@@ -80,6 +80,7 @@ from aigc_edge_env.agents.runs import (
     BEST_MODEL,
     CHECKPOINT_DIR,
     FINAL_MODEL,
+    PPO_MIXTURE_ALGO,
     PRICE_NETWORK_ALGO,
     RUN_RECORD,
     TENSORBOARD_DIR,
@@ -196,8 +197,8 @@ def _resolve_new(request: TrainRequest) -> dict[str, Any]:
 def _resolve_resume(request: TrainRequest) -> tuple[dict[str, Any], ResumePoint]:
     """The run's record and where it continues (refused, naming the file at fault, when unreadable)."""
     record = read_record(request.out)
-    if record["algo"] == PRICE_NETWORK_ALGO:
-        raise TrainingError(f"{request.out} is a price_network run, which does not resume: train a new one")
+    if record["algo"] in (PRICE_NETWORK_ALGO, PPO_MIXTURE_ALGO):
+        raise TrainingError(f"{request.out} is a {record['algo']} run, which does not resume: train a new one")
     for name, given in (("algo", request.algo), ("env_id", request.env_id)):
         if given is not None and given != record[name]:
             raise TrainingError(f"--resume: the run was trained with {name} {record[name]!r}, not {given!r}")

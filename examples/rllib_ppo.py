@@ -3,9 +3,10 @@
 The config is :func:`aigc_edge_env.agents.rllib.ppo_config` (``--multi-agent``:
 :func:`~aigc_edge_env.agents.rllib.multi_agent_ppo_config`, the PettingZoo view with one shared
 per-user policy): :class:`~aigc_edge_env.agents.rllib.PerUserRLModule` with its per-user
-(offload bit, level) pair distribution, and ``agents/hyperparams/ppo.yml``'s ``AIGCEdge-v0``
-settings (gamma 0, 128 envs x 4 steps, 4 epochs of one minibatch of 512, learning rate
-5e-3 decaying to 0).  Training stops once ``--timesteps`` env steps (slots) are sampled;
+(offload bit, level) pair distribution and gamma 0; the single env with the settings of
+``examples/cleanrl_ppo.py`` (8 envs x 64 steps, 10 epochs of 4 minibatches of 128, learning rate 1e-3
+decaying to 0, reward_scale 0.15), the multi-agent view with ``agents/hyperparams/ppo.yml``'s.
+Training stops once ``--timesteps`` env steps (slots) are sampled;
 the module is saved (``--checkpoint``) and, as in ``examples/cleanrl_ppo.py``, scored greedily
 by the package's evaluation engine beside ``exact`` and ``random`` on held-out episodes (seeds
 ``EVAL_SEED`` = 10000 on).  The CPU time printed (user + system) sums this process and its
@@ -41,8 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--address", default=None,
                    help="a Ray cluster's head (HOST:PORT, started by `ray start --head`); default: a local instance")
     p.add_argument("--num-envs-per-env-runner", type=int, default=None,
-                   help="sub-envs per env runner (default 128 single, 8 multi-agent)")
-    p.add_argument("--learning-rate", type=float, default=5e-3)
+                   help="sub-envs per env runner (default: the config function's, 8)")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the config function's")
+    p.add_argument("--reward-scale", type=float, default=None,
+                   help="the env's reward_scale while training (default: the config function's)")
     p.add_argument("--checkpoint", default=None, help="where to save the algorithm (default: a temporary folder)")
     p.add_argument("--eval-episodes", type=int, default=10, help="held-out episodes (0: no evaluation)")
     return p.parse_args(argv)
@@ -71,14 +74,16 @@ def cpu_seconds() -> float:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     make_config = multi_agent_ppo_config if args.multi_agent else ppo_config
-    kwargs = {} if args.num_envs_per_env_runner is None else {"num_envs_per_env_runner": args.num_envs_per_env_runner}
+    kwargs = {key: value for key, value in (("num_envs_per_env_runner", args.num_envs_per_env_runner),
+                                            ("learning_rate", args.learning_rate),
+                                            ("reward_scale", args.reward_scale)) if value is not None}
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
     else:  # never a cluster a `ray start` left running here
         ray.init(address="local", num_cpus=max(1, args.num_env_runners) + 1, include_dashboard=False,
                  log_to_driver=False)
     algo = make_config(args.env, seed=args.seed, timesteps=args.timesteps, num_env_runners=args.num_env_runners,
-                       learning_rate=args.learning_rate, **kwargs).build_algo()
+                       **kwargs).build_algo()
     start, steps, episode_return = time.time(), 0, float("nan")
     while steps < args.timesteps:
         result = algo.train()

@@ -135,6 +135,18 @@ def test_team_share_rewards_sum_to_the_single_envs_reward() -> None:
         assert len(set(rewards.values())) == 1
 
 
+def test_every_config_trains_on_batches_of_512_slots() -> None:
+    for config, minibatch, epochs in ((ppo_config(), 128, 10), (ppo_config(num_env_runners=2), 128, 10),
+                                      (multi_agent_ppo_config(), 512, 4)):
+        runners = max(1, config.num_env_runners)
+        assert config.rollout_fragment_length * config.num_envs_per_env_runner * runners == 512
+        assert (config.train_batch_size_per_learner, config.minibatch_size, config.num_epochs) == (512, minibatch,
+                                                                                                   epochs)
+    assert ppo_config().env_config == {"config": {"reward_scale": 0.15}}
+    with pytest.raises(ValueError, match="num_envs_per_env_runner must be >= 1"):
+        ppo_config(num_envs_per_env_runner=0)
+
+
 @pytest.mark.slow
 def test_one_ppo_iteration_then_the_checkpoint_plays_through_make_policy(local_ray, tmp_path: Path) -> None:
     algo = ppo_config(seed=0, timesteps=512, num_envs_per_env_runner=16,

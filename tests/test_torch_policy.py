@@ -89,13 +89,16 @@ def test_evaluate_command_scores_a_torch_policy(saved, tmp_path, capsys) -> None
     assert f"| torch:{path} |" in capsys.readouterr().out
 
 
-def test_a_network_of_another_shape_is_refused(saved) -> None:
+def test_a_network_plays_any_number_of_users_but_not_other_levels(saved) -> None:
     path, _ = saved
     policy = make_policy(f"torch:{path}")
     env = gym.make("AIGCEdge-v0", config={"n_users": 3})
     observation, _ = env.reset(seed=0)
-    with pytest.raises(TorchPolicyError, match=r"built for 10 users and 8 step levels \(trained on AIGCEdge-v0\), "
-                                               r"not this env's 3 users and 8 levels"):
+    assert env.action_space.contains(policy.act(env, observation))  # built at 10 users, plays 3
+    env = gym.make("AIGCEdge-v0", config={"step_levels": (5, 10, 20, 50)})
+    observation, _ = env.reset(seed=0)
+    with pytest.raises(TorchPolicyError, match=r"built for 8 step levels \(trained on AIGCEdge-v0\), "
+                                               r"not this env's 4"):
         policy.act(env, observation)
 
 

@@ -4,10 +4,10 @@
     aigc-edge evaluate --env ENV_ID --episodes 10 --seed 10000 --policies exact random pretrained --out DIR
     python tools/pretrained_card.py evaluation ENV_ID DIR/results.json --machine "2-core VM, idle"
 
-``ship`` copies the run's model files (an SB3 run's ``model.zip`` and normaliser, or a price network's
-``.npz``) and writes ``card.json`` from the run's ``run.yml`` (command, hyperparameters, seed, versions,
-training slots and CPU time); ``evaluation`` folds the held-out evaluation of the shipped policy into
-the card.  docs/pretrained.md describes the cards.
+``ship`` copies the run's model files (an SB3 run's ``model.zip`` and normaliser, a price network's
+``.npz`` or a ``ppo_mixture`` run's ``policy.pt``) and writes ``card.json`` from the run's ``run.yml``
+(command, hyperparameters, seed, versions, training slots and CPU time); ``evaluation`` folds the held-out
+evaluation of the shipped policy into the card.  docs/pretrained.md describes the cards.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ from typing import Any
 
 import yaml
 
-from aigc_edge_env.agents.runs import FINAL_MODEL, PRICE_NETWORK_FILE, RUN_RECORD, normalizer_path
+from aigc_edge_env.agents.runs import (
+    FINAL_MODEL,
+    MIXTURE_FILE,
+    PPO_MIXTURE_ALGO,
+    PRICE_NETWORK_ALGO,
+    PRICE_NETWORK_FILE,
+    RUN_RECORD,
+    normalizer_path,
+)
 from aigc_edge_env.config import make_config
 from aigc_edge_env.policies.pretrained import CARD, file_entry
 
@@ -44,19 +52,22 @@ def _sb3_fields(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             "created": session["started"][:10]}
 
 
-def _price_network_fields(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def _network_fields(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """A price network's or a ``ppo_mixture`` run's fields (trainers of their own: one network file)."""
+    created = datetime.date.fromtimestamp((run_dir / RUN_RECORD).stat().st_mtime).isoformat()
+    fields = {"algo": record["algo"], "command": shlex.join(record["command"]),
+              "training_cpu_s": record["training_cpu_s"], "created": created}
+    if record["algo"] == PPO_MIXTURE_ALGO:
+        return {**fields, "kind": "torch", "files": [MIXTURE_FILE], "training_slots": record["training_slots"]}
     hp, horizon = record["hyperparams"], record["env_config"]["horizon_slots"]
     episodes = hp["episodes"] + hp["dagger_rounds"] * hp["dagger_episodes"]
-    created = (run_dir / RUN_RECORD).stat().st_mtime
-    return {"kind": "price_network", "algo": "price_network", "files": [PRICE_NETWORK_FILE],
-            "command": shlex.join(record["command"]), "training_slots": episodes * horizon,
-            "training_cpu_s": record["training_cpu_s"], "steps": record["steps"],
-            "created": datetime.date.fromtimestamp(created).isoformat()}
+    return {**fields, "kind": "price_network", "files": [PRICE_NETWORK_FILE], "training_slots": episodes * horizon,
+            "steps": record["steps"]}
 
 
 def ship(run_dir: Path) -> None:
     record = yaml.safe_load((run_dir / RUN_RECORD).read_text())
-    fields = (_price_network_fields(record, run_dir) if record["algo"] == "price_network"
+    fields = (_network_fields(record, run_dir) if record["algo"] in (PRICE_NETWORK_ALGO, PPO_MIXTURE_ALGO)
               else _sb3_fields(record, run_dir))
     out = ROOT / record["env_id"]
     if out.exists():

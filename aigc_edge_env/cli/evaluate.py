@@ -73,8 +73,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_out(parser, Path("results/evaluate"))
     parser.add_argument("--confidence", type=probability, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--threads", type=count, default=1,
-                        help="torch CPU threads for --runs and a torch pretrained policy (default 1: fastest for "
-                             "these small networks)")
+                        help="torch CPU threads for --runs, torch:/rllib: policies and a torch pretrained policy "
+                             "(default 1: fastest for these small networks)")
     parser.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
                         help="directory caching the hindsight bounds of battery episodes (default results/hindsight)")
     parser.add_argument("--no-hindsight", action="store_true", help="battery scenarios: skip the hindsight bound and G")
@@ -111,10 +111,11 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
     if PRETRAINED in policies:  # loaded now: a policy that does not fit fails before any work, and loading
         try:                    # is not timed as its first decision
             policies[PRETRAINED] = load_pretrained(env_id, config)  # checked against env_id and config
-            if available()[env_id]["kind"] == "sb3":
-                _torch_threads(threads)
         except PretrainedError as exc:
             raise UsageError(f"--policies: {exc}") from None
+    if any(name.startswith(("torch:", "rllib:")) for name in names) or \
+            (PRETRAINED in policies and available()[env_id]["kind"] != "price_network"):
+        _torch_threads(threads)  # a torch network decides
     run_dirs = {}
     if runs:
         _torch_threads(threads)

@@ -8,6 +8,7 @@ Examples::
     aigc-edge experiments curves --param weight_error    # the optimum under the CIFAR-10 and the measured curve
     aigc-edge experiments rules        # the battery rules' grid on training seeds 0-19 (--families mpc: one family)
     aigc-edge experiments battery --runs results/experiments/battery/runs/mppo_s0 ...
+    aigc-edge experiments scale --policies greedy one_for_all=torch:runs/scale/mixture_s0/policy.pt
     aigc-edge experiments all          # every sweep, the trade-off and the battery study, each at its defaults
 
 Outputs go to ``--out`` (default ``results/experiments``); ``--figures DIR`` also copies
@@ -99,6 +100,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rules", help="the battery rules' grid (constant, decaying, lyapunov, mpc) on training seeds")
     p.add_argument("--families", nargs="+", default=None, choices=sorted(GRID), help="the families (default all)")
     _common(p, seed=0, episodes=20, slots=None, solvers=False)
+    p = sub.add_parser("scale", help="score and ms per decision of solvers and learned policies against N")
+    p.add_argument("--n-users", nargs="+", type=count, default=None,
+                   help="user counts (default 5 10 20 30 50 100 200)")
+    p.add_argument("--policies", nargs="+", default=["sca_kkt", "local_search", "greedy"], metavar="[LABEL=]NAME",
+                   help="policy names ({n} is replaced by each count; exact and random always play), e.g. "
+                        "one_for_all=torch:runs/scale/mixture_s0/policy.pt 'per_n=torch:runs/scale/n{n}_s0/policy.pt'")
+    _common(p, seed=EVAL_SEED, episodes=10, slots=None, solvers=False)
     p = sub.add_parser("replot", help="redraw sweep PNGs from their CSVs")
     p.add_argument("csv", nargs="+", type=Path)
     p.add_argument("--figures", type=Path, default=None, help="also copy the PNGs into this folder")
@@ -196,6 +204,8 @@ def _check_study(study: argparse.Namespace) -> None:
         unknown = [name for name in study.curves or [] if name not in CURVES]
         if unknown:
             raise UsageError(f"--curves: unknown curve pair(s) {unknown}: accepted {sorted(CURVES)}")
+    if study.study == "scale":
+        _check_scale(study)
     if study.study == "battery":
         policies, lyapunov = _battery_policies(study)
         _check_runs(study.runs)
@@ -214,6 +224,23 @@ def _check_study(study: argparse.Namespace) -> None:
                                                 *([] if study.no_hindsight else [PLAN])])
         except ValueError as exc:
             raise UsageError(f"--compare-to: {exc}") from None
+
+
+def _check_scale(study: argparse.Namespace) -> None:
+    """The scale study's policies, each made at every count (a network file read, a name checked)."""
+    from aigc_edge_env.experiments.scale import N_USERS, parse_policies
+    from aigc_edge_env.policies.registry import make_policy
+
+    study.n_users = study.n_users or list(N_USERS)
+    for n in study.n_users:
+        _check_config(f"--n-users {n}", "AIGCEdge-v0", {**study.config, "n_users": n})
+    try:
+        study.policies = parse_policies(study.policies)
+        for name in study.policies.values():
+            for n in study.n_users:
+                make_policy(name.format(n=n))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise UsageError(f"--policies: {exc}") from None
 
 
 def _study(args: argparse.Namespace) -> dict[str, Path]:
@@ -235,6 +262,11 @@ def _study(args: argparse.Namespace) -> dict[str, Path]:
 
         return run_tradeoff(_solvers(args.solvers), _seeds(args), args.slots, args.out, workers=args.workers,
                             progress=progress, address=args.address, base=args.config or None)
+    if args.study == "scale":
+        from aigc_edge_env.experiments.scale import run_scale
+
+        return run_scale(args.n_users, args.policies, _seeds(args), args.out, base=args.config or None,
+                         workers=args.workers, progress=progress, address=args.address)
     if args.study == "rules":
         from aigc_edge_env.experiments.rules import run_rules
 

@@ -1,4 +1,4 @@
-"""Train PPO, MaskablePPO or DQN, or the battery's price network (``--algo price_network``), into a run directory.
+"""Train PPO, MaskablePPO, DQN or one of the own trainers (``price_network``, ``ppo_mixture``) into a run directory.
 
 Examples::
 
@@ -9,6 +9,7 @@ Examples::
     aigc-edge train --algo ppo --env AIGCEdge-Battery-v0 --wrapper priced --timesteps 40000 --out runs/priced_s0
     aigc-edge train --resume runs/ppo_s0 --timesteps 100000
     aigc-edge train --algo price_network --env AIGCEdge-Battery-v0 --seed 0 --out runs/price_network_s0
+    aigc-edge train --algo ppo_mixture --env AIGCEdge-Large-v0 --seed 0 --out runs/mixture_s0
 
 Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id), updated by
 ``--hyperparams key:value ...``; with ``--wrapper priced`` from ``agents/hyperparams/<algo>_priced.yml``
@@ -19,11 +20,15 @@ the best model of the periodic evaluation, TensorBoard logs (``tensorboard --log
 and ``run.yml`` (resolved config, command lines, package versions, wall time, peak memory).
 A bad request exits with status 2 and a one-line reason, before any work.
 
-``--algo price_network`` trains the amortised planner of the battery scenario instead of an SB3
-agent: a per-user price network fitted to ``mpc``'s planned prices, then DAgger, played with
-``exact`` (:mod:`aigc_edge_env.agents.price_imitation`; hyperparameters in
-``agents/hyperparams/price_network.yml``; it takes ``--env``, ``--config``, ``--seed``, ``--out``,
-``--hyperparams`` and ``--threads``, and refuses the SB3-only options).
+Two algorithms have trainers of their own instead of SB3's; they take ``--env``, ``--config``, ``--seed``,
+``--out``, ``--hyperparams`` and ``--threads``, read ``agents/hyperparams/<algo>.yml`` and refuse the
+SB3-only options:
+
+* ``--algo price_network``: the amortised planner of the battery scenario, a per-user price network
+  fitted to ``mpc``'s planned prices, then DAgger, played with ``exact``
+  (:mod:`aigc_edge_env.agents.price_imitation`);
+* ``--algo ppo_mixture``: the per-user network trained by PPO on a mixture of user counts, one policy for
+  every ``N`` (:mod:`aigc_edge_env.agents.mixture`); ``--hyperparams n_users:[50]`` trains one count.
 
 Ctrl-C (SIGINT) or SIGTERM stops training at the next step: the model, its normaliser and
 the training state are saved, ``run.yml`` marks the session interrupted with the step
@@ -49,10 +54,14 @@ __all__ = ["ALGORITHM_NAMES", "configure", "run"]
 
 #: The algorithms of ``aigc_edge_env.agents.algorithms.ALGORITHMS`` (named here so that ``--help`` imports no torch).
 ALGORITHM_NAMES = ("dqn", "maskable_ppo", "ppo")
+#: Trainers of their own (not SB3), by ``--algo``: the module and function of each, called as
+#: ``function(out, env_id, env_config, seed, hyperparam_overrides, command, progress=...)``.
+OWN_TRAINERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "train_price_network"),
+                "ppo_mixture": ("aigc_edge_env.agents.mixture", "train_mixture")}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--algo", choices=(*ALGORITHM_NAMES, "price_network"),
+    parser.add_argument("--algo", choices=(*ALGORITHM_NAMES, *OWN_TRAINERS),
                         help="algorithm (required unless --resume)")
     add_env(parser, default=None)
     parser.add_argument("--timesteps", type=non_negative_int, default=None,
@@ -69,7 +78,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "priced = per-user energy prices solved by exact (aigc_edge_env.priced)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue the run in RUN_DIR for --timesteps more steps")
-    # SB3-only options default to None so that --algo price_network can tell them given (SB3_DEFAULTS)
+    # SB3-only options default to None so that the own trainers (OWN_TRAINERS) can tell them given (SB3_DEFAULTS)
     parser.add_argument("--eval-freq", type=int, default=None, help="timesteps between evaluations (0: none; "
                                                                      "default 10000)")
     parser.add_argument("--eval-episodes", type=int, default=None,
@@ -81,7 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_progress(parser)
 
 
-#: Defaults of the options only SB3 runs take (``--algo price_network`` refuses them when given).
+#: Defaults of the options only SB3 runs take (the own trainers refuse them when given).
 SB3_DEFAULTS = {"timesteps": None, "n_envs": None, "wrapper": None, "resume": None, "eval_freq": 10_000,
                 "eval_episodes": 5, "checkpoint_freq": 50_000, "device": "cpu"}
 
@@ -93,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is None and args.algo is None:
         raise UsageError("--algo is required (unless --resume)")
     env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
-    if args.algo == "price_network":
-        return _train_price_network(args, env_id)
+    if args.algo in OWN_TRAINERS:
+        return _train_own(args, env_id)
     for option, default in SB3_DEFAULTS.items():
         if getattr(args, option) is None:
             setattr(args, option, default)
@@ -124,23 +133,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_price_network(args: argparse.Namespace, env_id: str) -> int:
-    """``--algo price_network``: the imitation trainer (its own options only)."""
+def _train_own(args: argparse.Namespace, env_id: str) -> int:
+    """``--algo price_network`` or ``ppo_mixture``: a trainer of its own (its own options only)."""
+    import importlib
+
     import torch
 
     from aigc_edge_env.agents.hyperparameters import HyperparamError, parse_overrides
-    from aigc_edge_env.agents.price_imitation import train_price_network
 
     given = ["--" + option.replace("_", "-") for option in SB3_DEFAULTS if getattr(args, option) is not None]
     if given:
-        raise UsageError(f"--algo price_network takes no {', '.join(given)} (SB3 options; its budget is in "
-                         "price_network.yml: episodes, dagger_rounds, dagger_episodes)")
-    out = args.out if args.out is not None else Path("runs") / f"price_network_{env_id}_s{args.seed}"
+        raise UsageError(f"--algo {args.algo} takes no {', '.join(given)} (SB3 options; its budget is in "
+                         f"agents/hyperparams/{args.algo}.yml)")
+    out = args.out if args.out is not None else Path("runs") / f"{args.algo}_{env_id}_s{args.seed}"
     torch.set_num_threads(args.threads)
+    module, function = OWN_TRAINERS[args.algo]
+    trainer = getattr(importlib.import_module(module), function)
     try:
-        run_dir = train_price_network(out, env_id, args.config, args.seed, parse_overrides(args.hyperparams),
-                                      args.argv, progress=not args.no_progress)
+        run_dir = trainer(out, env_id, args.config, args.seed, parse_overrides(args.hyperparams), args.argv,
+                          progress=not args.no_progress)
     except (HyperparamError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        print(f"aigc-edge train: interrupted; what it saved is in {out} (run.yml)", file=sys.stderr)
+        return 128 + signal.SIGINT.value
     print(f"run saved in {run_dir}")
     return 0

@@ -18,7 +18,8 @@ from typing import Any
 from aigc_edge_env.evaluation.runner import EPISODE_METRICS, PolicyResult
 from aigc_edge_env.files import write_atomic
 
-__all__ = ["format_number", "markdown_table", "read_csv", "write_csv", "write_json", "write_outputs"]
+__all__ = ["format_number", "markdown_table", "print_score", "read_csv", "text_table", "write_csv", "write_json",
+           "write_outputs"]
 
 
 def format_number(value: float | None) -> str:
@@ -53,6 +54,14 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) 
         note += (" gap_closed = G = (R - R_exact) / (R_hindsight - R_exact), R_hindsight = -reward_scale * the "
                  "certified hindsight bound (no policy reaches G > 1).")
     return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def text_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A Markdown table of rows of ready text, one column per key of the first row, in its order."""
+    columns = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[column]) for column in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -12,7 +12,9 @@ Card kinds (:data:`KINDS`):
   :class:`aigc_edge_env.agents.policies.ModelPolicy` as a trained run is (:mod:`aigc_edge_env.agents.pretrained`);
   needs the ``agents`` extra (torch);
 * ``price_network``: a per-user price network in one ``.npz`` file, played with ``exact`` under the prices
-  it predicts (:class:`aigc_edge_env.policies.price_network.PriceNetworkPolicy`); core only.
+  it predicts (:class:`aigc_edge_env.policies.price_network.PriceNetworkPolicy`); core only;
+* ``torch``: a per-user network in the ``torch:PATH`` format (:mod:`aigc_edge_env.policies.torch_module`),
+  e.g. one trained on a mixture of user counts (``--algo ppo_mixture``); needs the ``agents`` extra (torch).
 
 A card is refused (:class:`PretrainedError`, one line) when the evaluated env's config differs from the
 card's in any field (the fields are named), when the installed release is not the card's (**the rule**:
@@ -50,7 +52,8 @@ PRETRAINED = "pretrained"
 #: The card's file name in each policy's folder.
 CARD = "card.json"
 #: Card kinds and the module whose absence makes the kind unplayable (with the extra that installs it).
-KINDS: dict[str, tuple[str, str] | None] = {"sb3": ("stable_baselines3", "agents"), "price_network": None}
+KINDS: dict[str, tuple[str, str] | None] = {"sb3": ("stable_baselines3", "agents"), "price_network": None,
+                                            "torch": ("torch", "agents")}
 #: The module whose ``load_sb3(folder, card)`` plays an ``sb3`` card.
 SB3_LOADER = "aigc_edge_env.agents.pretrained"
 #: Fields every card holds.
@@ -148,6 +151,11 @@ def load_pretrained(env_id: str, config: Mapping[str, Any] | AIGCEdgeConfig | No
 
         (network,) = card["files"]
         return PriceNetworkPolicy.load(folder / network, name=PRETRAINED)
+    if card["kind"] == "torch":
+        from aigc_edge_env.policies.torch_module import load_torch_policy
+
+        (network,) = card["files"]
+        return load_torch_policy(folder / network, name=PRETRAINED)
     # An sb3 card is played by the agents package (torch), which imports the core, never the reverse: the
     # core names its loader by module path, as Gymnasium's entry points name an env (no import cycle).
     return importlib.import_module(SB3_LOADER).load_sb3(folder, card)

@@ -8,18 +8,21 @@ tensors, strings and numbers only, no pickled code):
   :class:`~aigc_edge_env.agents.per_user_net.PerUserActorCritic`);
 * ``"kwargs"``: its constructor arguments (``n_users``, ``n_levels``, ``hidden_dim``, ``n_layers``, ``vf_arch``);
 * ``"state_dict"``: its weights;
-* ``"env_id"``: the env id it was trained on (recorded, not enforced: the check is on the env's shape).
+* ``"env_id"``: the env id it was trained on (recorded, not enforced: the check is on the env's shape);
+* ``"trained_n_users"`` (optional): the user counts it was trained on (a list; recorded, not enforced).
 
 :func:`save_torch_policy` writes it (``examples/cleanrl_ppo.py`` and ``examples/torchrl_ppo.py`` with
-``--save PATH``); :func:`load_torch_policy` reads it.  :class:`TorchModulePolicy` plays each user's most likely
-(offload bit, level) pair, and refuses (:class:`TorchPolicyError`, one line) an env whose number of users or
-step levels differs from the network's.  Needs torch (the ``agents`` or ``torchrl`` extra); the core imports
-this module without it.
+``--save PATH``, and ``aigc-edge train --algo ppo_mixture``); :func:`load_torch_policy` reads it.
+:class:`TorchModulePolicy` plays each user's most likely (offload bit, level) pair in an env of any number of
+users, and refuses (:class:`TorchPolicyError`, one line) one whose step levels differ from the network's.
+Needs torch (the ``agents`` or ``torchrl`` extra); the core imports this module without it.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 from aigc_edge_env.env import unwrapped_env
+from aigc_edge_env.files import write_atomic
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,8 +64,9 @@ def _per_user_net() -> Any:
 
 class TorchModulePolicy:
     """A per-user network (``forward(obs) -> (logits (..., N, 2L), value)``) as a policy of the evaluation
-    engine: each user's most likely (offload bit, level) pair; :class:`TorchPolicyError` from :meth:`act`
-    in an env of another number of users or levels."""
+    engine: each user's most likely (offload bit, level) pair.  The network's weights do not depend on the
+    number of users, so it plays an env of any ``N`` (zero-shot outside the counts it was trained on);
+    :class:`TorchPolicyError` from :meth:`act` in an env of another number of step levels."""
 
     def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None) -> None:
         self.net, self.name, self.env_id = net.eval(), name, env_id
@@ -74,11 +79,10 @@ class TorchModulePolicy:
         import torch
 
         config = unwrapped_env(env).config
-        if (config.n_users, config.n_levels) != (self.net.n_users, self.net.n_levels):
+        if config.n_levels != self.net.n_levels:
             trained = f" (trained on {self.env_id})" if self.env_id else ""
-            raise TorchPolicyError(f"policy {self.name} was built for {self.net.n_users} users and "
-                                   f"{self.net.n_levels} step levels{trained}, not this env's {config.n_users} "
-                                   f"users and {config.n_levels} levels: evaluate it on an env of its shape")
+            raise TorchPolicyError(f"policy {self.name} was built for {self.net.n_levels} step levels{trained}, "
+                                   f"not this env's {config.n_levels}: evaluate it on an env of its step levels")
         with torch.no_grad():
             logits, _ = self.net(torch.as_tensor(observation, dtype=torch.float32))
         return self.pair_actions(logits.argmax(-1), logits.shape[-1] // 2).numpy()
@@ -93,17 +97,22 @@ def _network_kwargs(net: PerUserActorCritic) -> dict[str, Any]:
             "n_layers": len(net.encoder), "vf_arch": widths[:-1]}
 
 
-def save_torch_policy(path: str | Path, net: nn.Module, env_id: str) -> None:
-    """Write ``net`` (a ``PerUserActorCritic``) trained on ``env_id`` to ``path`` in the module docstring's format."""
+def save_torch_policy(path: str | Path, net: nn.Module, env_id: str, trained_n_users: Sequence[int] = ()) -> None:
+    """Write ``net`` (a ``PerUserActorCritic``) trained on ``env_id`` (at the user counts ``trained_n_users``,
+    when given) to ``path`` in the module docstring's format, atomically (a reader never sees half a file)."""
     import torch
 
     network = type(net).__name__
     if network not in NETWORKS:
         raise TorchPolicyError(f"net: a {network} cannot be saved as a torch:PATH policy: accepted {list(NETWORKS)}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     kwargs = _network_kwargs(cast("PerUserActorCritic", net))
-    torch.save({"format": FORMAT, "version": VERSION, "network": network, "kwargs": kwargs,
-                "state_dict": net.state_dict(), "env_id": env_id}, path)
+    saved = {"format": FORMAT, "version": VERSION, "network": network, "kwargs": kwargs,
+             "state_dict": net.state_dict(), "env_id": env_id}
+    if trained_n_users:
+        saved["trained_n_users"] = [int(n) for n in trained_n_users]
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    write_atomic(Path(path), buffer.getvalue())
 
 
 def load_torch_policy(path: str | Path, name: str | None = None) -> TorchModulePolicy:

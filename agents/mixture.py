@@ -1,0 +1,213 @@
+"""One network for every number of users: PPO of the per-user network on a mixture of user counts.
+
+The per-user network (:class:`~aigc_edge_env.agents.per_user_net.PerUserActorCritic`) shares one rule
+across users, and its weights do not depend on ``N``: the same network plays 5 users or 200.  This
+trainer (``aigc-edge train --algo ppo_mixture``) shows it so: every iteration collects ``n_steps``
+slots from each of ``n_envs`` sub-envs at every user count of ``n_users`` (one
+:func:`gymnasium.make_vec` vector env per count, the env's config with ``n_users`` replaced), then
+updates the one network on all of them: ``n_epochs`` passes of ``n_minibatches`` minibatches per
+count, in shuffled order, each minibatch from one count (a batch of one shape).
+
+It is PPO (clipped ratio 0.2 by default, Adam, learning rate decaying linearly to 0) for the myopic
+scenarios: a slot's decision does not change later slots without batteries, so the discount is 0,
+the value estimates the slot's reward and the advantage is ``reward - value`` (what ``ppo.yml``'s
+``gamma: 0`` does for SB3).  Envs with batteries are refused.  Rewards are scaled per user count by
+a running standard deviation (Gymnasium's ``NormalizeReward``: the reward grows with ``N``); the
+log-probability of a joint action sums over the users with a request (the env ignores the others'
+entries), as in ``examples/cleanrl_ppo.py``.  With ``n_users`` of one count it trains a policy for
+that count only, with the same algorithm and budget: the per-``N`` baseline of the scale study
+(``aigc-edge experiments scale``, docs/results.md).
+
+All randomness comes from ``seed``: the network's initial weights, the sampled actions and the
+minibatch order from one ``torch.Generator``, the training episodes from seeds ``10**6 (seed + 1) + i``
+(never the held-out 10000-10009).  The run directory holds ``policy.pt`` (the ``torch:PATH`` format
+of :mod:`aigc_edge_env.policies.torch_module`, saved every tenth of the run and at the end) and
+``run.yml`` (config, hyperparameters, command, versions, per-count mean slot reward of each tenth, CPU
+time).  Ctrl-C saves the network reached and marks the run interrupted; it does not resume.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from aigc_edge_env.agents.hyperparameters import HyperparamError, checked_entry, checked_number, load_hyperparams
+from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
+from aigc_edge_env.agents.price_imitation import episode_seeds
+
+__all__ = ["HYPERPARAMETERS", "check_mixture_hyperparams", "train_mixture"]
+
+#: Integer hyperparameters of ``ppo_mixture.yml`` entries with their accepted ranges (``n_users`` is a list).
+HYPERPARAMETERS = {"timesteps": (1, 10**9), "n_envs": (1, 4096), "n_steps": (1, 100_000), "n_epochs": (1, 1000),
+                   "n_minibatches": (1, 4096), "hidden_dim": (1, 4096), "n_layers": (1, 64)}
+#: Real hyperparameters with their accepted ranges (low excluded).
+REAL_HYPERPARAMETERS = {"learning_rate": (0.0, 1.0), "clip_range": (0.0, 1.0), "vf_coef": (0.0, 100.0),
+                        "max_grad_norm": (0.0, 1e6)}
+#: Tenths of the run after which the network and the record are saved.
+SAVES = 10
+
+
+def check_mixture_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry ``hp`` checked: every key known and present, each number in its range, ``n_users`` a
+    non-empty list of distinct user counts in [1, 10000]; :class:`HyperparamError` names the key."""
+    checked = checked_entry("ppo_mixture", hp, HYPERPARAMETERS, REAL_HYPERPARAMETERS, ["n_users"])
+    counts = hp["n_users"]
+    if not isinstance(counts, list) or not counts:
+        raise HyperparamError(f"hyperparameter ppo_mixture.n_users must be a list of user counts, got {counts!r}")
+    checked["n_users"] = [checked_number("ppo_mixture.n_users", n, True, 1, 10_000) for n in counts]
+    if len(set(checked["n_users"])) != len(counts):
+        raise HyperparamError(f"hyperparameter ppo_mixture.n_users lists a count twice: {counts}")
+    if checked["n_envs"] * checked["n_steps"] < checked["n_minibatches"]:
+        raise HyperparamError(f"ppo_mixture: n_envs x n_steps = {checked['n_envs'] * checked['n_steps']} slots per "
+                              f"count cannot make n_minibatches = {checked['n_minibatches']} minibatches")
+    return checked
+
+
+class _Count:
+    """One user count's vector env, its last observations and its raw slot rewards since the last save."""
+
+    def __init__(self, env_id: str, env_config: Mapping[str, Any], n_users: int, n_envs: int, seed: int) -> None:
+        self.n_users = n_users
+        env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
+                           autoreset_mode="same_step",  # every step a decided slot (no reset step of reward 0)
+                           config={**env_config, "n_users": n_users})
+        self.raw = gym.wrappers.vector.TransformReward(env, self._record)  # sees the env's reward
+        self.env = gym.wrappers.vector.NormalizeReward(self.raw, gamma=0.0)
+        self.obs = torch.as_tensor(self.env.reset(seed=seed)[0])
+        self.rewards: list[float] = []
+
+    def _record(self, reward: np.ndarray) -> np.ndarray:
+        self.rewards.append(float(np.mean(reward)))
+        return reward
+
+    def mean_reward(self) -> float:
+        """The mean raw slot reward since the last call (nan if none)."""
+        value = float(np.mean(self.rewards)) if self.rewards else float("nan")
+        self.rewards = []
+        return value
+
+
+def _act(net: PerUserActorCritic, obs: torch.Tensor, generator: torch.Generator,
+         action: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample (``action`` None) or score a joint action: ``(action, log_prob, value)``; the log-probability
+    sums over the users with a request (observation block 0)."""
+    logits, value = net(obs)  # (B, N, 2L)
+    log_probs = torch.log_softmax(logits, dim=-1)
+    n_users, n_levels = logits.shape[-2], logits.shape[-1] // 2
+    if action is None:
+        pairs = torch.multinomial(log_probs.exp().reshape(-1, 2 * n_levels), 1, generator=generator)
+        action = pair_actions(pairs.reshape(logits.shape[:-1]), n_levels)
+    chosen = log_probs.gather(-1, action_pairs(action, n_levels).unsqueeze(-1)).squeeze(-1)
+    return action, (chosen * obs[..., :n_users]).sum(-1), value
+
+
+def _rollout(net: PerUserActorCritic, count: _Count, n_steps: int, generator: torch.Generator) -> dict[str, Any]:
+    """``n_steps`` slots of every sub-env: observations, actions, log-probabilities, scaled rewards, values."""
+    batch: dict[str, list[torch.Tensor]] = {"obs": [], "action": [], "log_prob": [], "reward": [], "value": []}
+    for _ in range(n_steps):
+        with torch.no_grad():
+            action, log_prob, value = _act(net, count.obs, generator)
+        obs, reward, *_ = count.env.step(action.numpy())
+        for key, item in (("obs", count.obs), ("action", action), ("log_prob", log_prob), ("value", value),
+                          ("reward", torch.as_tensor(reward, dtype=torch.float32))):
+            batch[key].append(item)
+        count.obs = torch.as_tensor(obs)
+    return {key: torch.cat(items) for key, items in batch.items()}
+
+
+def _update(net: PerUserActorCritic, optimizer: torch.optim.Optimizer, batches: Sequence[dict[str, Any]],
+            hp: Mapping[str, Any], generator: torch.Generator) -> None:
+    """``n_epochs`` passes of clipped PPO over every count's batch, minibatches of one count in shuffled order."""
+    clip = hp["clip_range"]
+    for _ in range(hp["n_epochs"]):
+        minibatches = [(batch, index) for batch in batches for index in
+                       torch.randperm(len(batch["reward"]), generator=generator).chunk(hp["n_minibatches"])]
+        for k in torch.randperm(len(minibatches), generator=generator).tolist():
+            batch, index = minibatches[k]
+            _, log_prob, value = _act(net, batch["obs"][index], generator, batch["action"][index])
+            advantage = batch["reward"][index] - batch["value"][index]  # gamma 0: the slot's reward is the return
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+            ratio = (log_prob - batch["log_prob"][index]).exp()
+            policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip, 1 + clip)).mean()
+            value_loss = 0.5 * ((value - batch["reward"][index]) ** 2).mean()
+            optimizer.zero_grad()
+            (policy_loss + hp["vf_coef"] * value_loss).backward()
+            nn.utils.clip_grad_norm_(net.parameters(), hp["max_grad_norm"])
+            optimizer.step()
+
+
+def _network(n_users: int, n_levels: int, hp: Mapping[str, Any], seed: int) -> PerUserActorCritic:
+    """The network, its initial weights drawn from ``seed`` without touching torch's global generator."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return PerUserActorCritic(n_users, n_levels, hidden_dim=hp["hidden_dim"], n_layers=hp["n_layers"])
+
+
+def train_mixture(out: Path, env_id: str, env_config: Mapping[str, Any], seed: int,
+                  overrides: Mapping[str, Any], command: Sequence[str], progress: bool = True) -> Path:
+    """Train the per-user network as the ``ppo_mixture.yml`` entry of ``env_id`` (with ``overrides``) says
+    and save the run in ``out`` (module docstring); ``ValueError`` before any work for a bad request."""
+    from aigc_edge_env.agents.runs import MIXTURE_FILE, PPO_MIXTURE_ALGO, RUN_RECORD, write_record
+    from aigc_edge_env.cli.common import check_output_dir
+    from aigc_edge_env.config import make_config
+    from aigc_edge_env.policies.torch_module import save_torch_policy
+    from aigc_edge_env.progress import progress_bar
+    from aigc_edge_env.versions import package_versions
+
+    check_output_dir(out)
+    if (out / RUN_RECORD).exists():
+        raise ValueError(f"{out} already holds a run; choose another --out")
+    config = make_config(env_id, dict(env_config))  # the env id's; each count replaces its n_users
+    if config.battery_enabled:
+        raise ValueError(f"ppo_mixture trains myopic policies (gamma 0): {env_id} has batteries, whose "
+                         "decisions change later slots; train it with --algo ppo")
+    hp = check_mixture_hyperparams(load_hyperparams(PPO_MIXTURE_ALGO, env_id, dict(overrides)))
+    for n in hp["n_users"]:  # each count's config checked before any work
+        make_config(env_id, {**env_config, "n_users": n})
+    out.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {"algo": PPO_MIXTURE_ALGO, "env_id": env_id, "seed": seed,
+                              "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
+                              "hyperparams": hp, "hyperparam_overrides": dict(overrides),
+                              "versions": package_versions(), "command": list(command), "progress": []}
+    write_record(out, record)
+    generator = torch.Generator().manual_seed(seed)
+    net = _network(config.n_users, config.n_levels, hp, seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=hp["learning_rate"], eps=1e-5)
+    counts = [_Count(env_id, env_config, n, hp["n_envs"], episode_seeds(seed, i * hp["n_envs"], 1)[0])
+              for i, n in enumerate(hp["n_users"])]
+    per_iteration = hp["n_envs"] * hp["n_steps"] * len(counts)
+    iterations = max(1, hp["timesteps"] // per_iteration)
+    saves = {round(iterations * k / SAVES) for k in range(1, SAVES + 1)}
+    cpu_start, slots = time.process_time(), 0
+
+    def save(state: str) -> None:
+        save_torch_policy(out / MIXTURE_FILE, net, env_id, hp["n_users"])
+        record["progress"].append({"slots": slots, "cpu_s": round(time.process_time() - cpu_start, 1),
+                                   "mean_slot_reward": {c.n_users: round(c.mean_reward(), 4) for c in counts}})
+        record.update(state=state, training_slots=slots, training_cpu_s=round(time.process_time() - cpu_start, 1))
+        write_record(out, record)
+
+    try:
+        with progress_bar(iterations * per_iteration, "ppo_mixture", "slot", progress) as bar:
+            for iteration in range(1, iterations + 1):
+                optimizer.param_groups[0]["lr"] = hp["learning_rate"] * (1 - (iteration - 1) / iterations)
+                batches = [_rollout(net, count, hp["n_steps"], generator) for count in counts]
+                _update(net, optimizer, batches, hp, generator)
+                slots += per_iteration
+                bar.update(per_iteration)
+                if iteration in saves:
+                    save("finished" if iteration == iterations else "running")
+    except KeyboardInterrupt:
+        save("interrupted")
+        raise
+    finally:
+        for count in counts:
+            count.env.close()
+    return out

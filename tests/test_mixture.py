@@ -1,0 +1,142 @@
+"""One network for every N: the mixture trainer (``train --algo ppo_mixture``) and the scale study."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import gymnasium as gym
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+
+from aigc_edge_env.agents.hyperparameters import HyperparamError  # noqa: E402
+from aigc_edge_env.agents.mixture import check_mixture_hyperparams  # noqa: E402
+from aigc_edge_env.agents.per_user_net import PerUserActorCritic  # noqa: E402
+from aigc_edge_env.cli import main  # noqa: E402
+from aigc_edge_env.experiments.scale import parse_policies  # noqa: E402
+from aigc_edge_env.policies.registry import make_policy  # noqa: E402
+
+LARGE = "AIGCEdge-Large-v0"
+SHORT = {"horizon_slots": 8}
+TINY = ["n_users:[2,4]", "timesteps:1280", "n_envs:4", "n_steps:8", "hidden_dim:16", "n_layers:1"]
+GOOD = {"n_users": [5, 10], "timesteps": 1000, "n_envs": 4, "n_steps": 4, "n_epochs": 2, "n_minibatches": 2,
+        "hidden_dim": 8, "n_layers": 1, "learning_rate": 1e-3, "clip_range": 0.2, "vf_coef": 0.5,
+        "max_grad_norm": 0.5}
+
+
+def _train(tmp_path, name: str, seed: int = 0, extra: tuple[str, ...] = ()) -> int:
+    return main(["train", "--algo", "ppo_mixture", "--env", LARGE, "--config", json.dumps(SHORT), "--seed", str(seed),
+                 "--hyperparams", *TINY, *extra, "--out", str(tmp_path / name), "--no-progress"])
+
+
+def test_the_encoder_reads_the_number_of_users_from_the_observation() -> None:
+    net = PerUserActorCritic(10, 8, hidden_dim=8, n_layers=2)
+    for n in (1, 3, 50):
+        obs = torch.rand(4, 9 * n + 3)
+        logits, value = net(obs)
+        assert logits.shape == (4, n, 16) and value.shape == (4,)
+
+
+def test_bad_hyperparameters_are_named() -> None:
+    assert check_mixture_hyperparams(GOOD)["n_users"] == [5, 10]
+    for change, text in (({"n_users": []}, "must be a list of user counts"),
+                         ({"n_users": [5, 5]}, "lists a count twice"),
+                         ({"n_users": [0]}, "n_users"),
+                         ({"learning_rate": 0}, "learning_rate"),
+                         ({"n_envs": 1, "n_steps": 1}, "cannot make n_minibatches = 2")):
+        with pytest.raises(HyperparamError, match=text):
+            check_mixture_hyperparams({**GOOD, **change})
+    with pytest.raises(HyperparamError, match=r"unknown \['gamma'\]"):
+        check_mixture_hyperparams({**GOOD, "gamma": 0.9})
+
+
+def test_a_run_is_recorded_reproducible_and_plays_any_number_of_users(tmp_path) -> None:
+    assert _train(tmp_path, "a") == 0
+    assert _train(tmp_path, "b") == 0
+    record = yaml.safe_load((tmp_path / "a" / "run.yml").read_text())
+    assert record["state"] == "finished" and record["training_slots"] == 1280
+    assert [sorted(p["mean_slot_reward"]) for p in record["progress"]] == [[2, 4]] * len(record["progress"])
+    saved = [torch.load(tmp_path / name / "policy.pt", weights_only=True) for name in ("a", "b")]
+    assert saved[0]["trained_n_users"] == [2, 4]
+    for key, weights in saved[0]["state_dict"].items():  # the same seed, the same network
+        assert torch.equal(weights, saved[1]["state_dict"][key])
+    policy = make_policy(f"torch:{tmp_path / 'a' / 'policy.pt'}")
+    env = gym.make("AIGCEdge-v0", config={**SHORT, "n_users": 7})  # a count it never saw
+    observation, _ = env.reset(seed=0)
+    assert env.action_space.contains(policy.act(env, observation))
+    assert main(["evaluate", "--env", LARGE, "--config", json.dumps(SHORT), "--episodes", "1", "--policies", "exact",
+                 "--runs", str(tmp_path / "a"), "--out", str(tmp_path / "ev"), "--no-plots", "--no-progress"]) == 0
+    assert "| a |" in (tmp_path / "ev" / "summary.md").read_text()
+
+
+def test_training_raises_the_slot_reward(tmp_path) -> None:
+    """From the first tenth of the run to the last, the mean slot reward rises at both counts (seeded)."""
+    assert _train(tmp_path, "r", extra=("timesteps:10240",)) == 0
+    progress = yaml.safe_load((tmp_path / "r" / "run.yml").read_text())["progress"]
+    for n in (2, 4):
+        assert progress[-1]["mean_slot_reward"][n] > progress[0]["mean_slot_reward"][n]
+
+
+def test_bad_requests_are_refused_before_any_work(tmp_path, capsys) -> None:
+    for argv, text in ((["--env", "AIGCEdge-Battery-v0"], "has batteries"),
+                       (["--timesteps", "10"], "takes no --timesteps"),
+                       (["--hyperparams", "n_users:[3,3]"], "lists a count twice")):
+        with pytest.raises(SystemExit) as stop:
+            main(["train", "--algo", "ppo_mixture", *argv, "--out", str(tmp_path / "x")])
+        assert stop.value.code == 2 and text in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
+
+
+def test_labels_are_words_before_an_equals_sign() -> None:
+    assert parse_policies(["a=greedy", "mpc(every=5)", "torch:x{n}.pt"]) == {
+        "random": "random", "exact": "exact", "a": "greedy", "mpc(every=5)": "mpc(every=5)",
+        "torch:x{n}.pt": "torch:x{n}.pt"}
+    with pytest.raises(ValueError, match="label 'a' given twice"):
+        parse_policies(["a=greedy", "a=exact"])
+
+
+def test_the_scale_study_writes_both_tables_and_the_plot(tmp_path) -> None:
+    for n in (2, 3):
+        assert _train(tmp_path, f"n{n}", extra=(f"n_users:[{n}]", "timesteps:256")) == 0
+    out = tmp_path / "scale"
+    argv = ["experiments", "scale", "--n-users", "2", "3", "--episodes", "2", "--config", json.dumps(SHORT),
+            "--policies", "greedy", f"per_n=torch:{tmp_path}/n{{n}}/policy.pt", f"n2=torch:{tmp_path}/n2/policy.pt",
+            "--workers", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    with (out / "scale.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(int(r["n_users"]), r["policy"]) for r in rows} == {
+        (n, p) for n in (2, 3) for p in ("random", "exact", "greedy", "per_n", "n2")}
+    exact = [r for r in rows if r["policy"] == "exact"]
+    assert all(float(r["score"]) == 1.0 and float(r["decision_env_steps"]) > 0 for r in exact)
+    per_n = {int(r["n_users"]): float(r["score"]) for r in rows if r["policy"] == "per_n"}
+    n2 = {int(r["n_users"]): float(r["score"]) for r in rows if r["policy"] == "n2"}
+    assert per_n[2] == n2[2]  # at N = 2 both are the network trained at 2
+    text = (out / "scale.md").read_text()
+    assert "| policy | N = 2 | N = 3 |" in text and f"| n2 | {n2[2]:.3f} | {n2[3]:.3f} |" in text
+    assert (out / "scale.png").stat().st_size > 0
+    with pytest.raises(SystemExit) as stop:  # a count without its network is refused before any work
+        main([*argv[:3], "2", "5", *argv[5:]])
+    assert stop.value.code == 2
+
+
+def test_ctrl_c_saves_the_network_reached(tmp_path, monkeypatch, capsys) -> None:
+    from aigc_edge_env.agents import mixture
+
+    update, calls = mixture._update, []
+
+    def interrupted(*args, **kwargs) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        update(*args, **kwargs)
+
+    monkeypatch.setattr(mixture, "_update", interrupted)
+    assert _train(tmp_path, "i") == 130
+    record = yaml.safe_load((tmp_path / "i" / "run.yml").read_text())
+    # one iteration done: 4 envs x 8 steps x 2 counts
+    assert record["state"] == "interrupted" and record["training_slots"] == 64
+    assert make_policy(f"torch:{tmp_path / 'i' / 'policy.pt'}") is not None
+    assert "interrupted" in capsys.readouterr().err
