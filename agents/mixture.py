@@ -78,8 +78,8 @@ class _Count:
         env = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
                            autoreset_mode="same_step",  # every step a decided slot (no reset step of reward 0)
                            config={**env_config, "n_users": n_users})
-        self.raw = gym.wrappers.vector.TransformReward(env, self._record)  # sees the env's reward
-        self.env = gym.wrappers.vector.NormalizeReward(self.raw, gamma=0.0)
+        raw = gym.wrappers.vector.TransformReward(env, self._record)  # sees the env's reward
+        self.env = gym.wrappers.vector.NormalizeReward(raw, gamma=0.0)
         self.obs = torch.as_tensor(self.env.reset(seed=seed)[0])
         self.rewards: list[float] = []
 

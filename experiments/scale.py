@@ -67,10 +67,11 @@ def _task(args: tuple[str, str, int, tuple[int, ...], dict[str, Any]]) -> Policy
     from aigc_edge_env.policies.registry import make_policy
 
     label, name, n_users, seeds, base = args
+    policy = make_policy(name.format(n=n_users))
     if "torch" in sys.modules:  # a network decides on one thread: times per decision are one core's
         sys.modules["torch"].set_num_threads(1)
     config = {**base, "n_users": n_users}
-    return evaluate_policy(label, lambda: gym.make(ENV_ID, config=config), make_policy(name.format(n=n_users)), seeds)
+    return evaluate_policy(label, lambda: gym.make(ENV_ID, config=config), policy, seeds)
 
 
 def _identity(task: tuple[str, str, int, tuple[int, ...], dict[str, Any]]) -> Any:
