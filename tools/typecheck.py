@@ -7,7 +7,8 @@ would check ``baselines/exact.py`` as a module ``baselines.exact`` and could not
 ``import aigc_edge_env.baselines.exact``.  This script reads ``packages`` and ``package-dir`` of
 ``[tool.setuptools]`` (the one statement of the installed layout), hands mypy every module of
 every installed package under its installed name with its real path (mypy's ``BuildSource``),
-and runs mypy's build with the options of ``[tool.mypy]`` and any flags given.  Imports
+and runs mypy's build with the options of ``[tool.mypy]`` and any flags given, less the override
+that lets plain ``mypy`` (which checks the core package only) ignore the remapped packages.  Imports
 between the project's modules then resolve to the real files, and errors name those files.
 
 Why not the alternatives: a non-editable install into a temporary folder, or setuptools' strict
@@ -49,6 +50,14 @@ def package_folder(package: str, package_dir: dict[str, str]) -> Path:
     return Path(package_dir.get("", "."), *parts)
 
 
+def remapped_patterns(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """``<package>.*`` of every package ``package-dir`` installs from a folder of another name (``agents/`` as
+    ``aigc_edge_env.agents``): plain ``mypy`` cannot find them, so ``[tool.mypy]`` ignores them there; here
+    they are checked and the override is dropped, so a wrong import of one is an error."""
+    package_dir = tomllib.loads(pyproject.read_text())["tool"]["setuptools"].get("package-dir", {})
+    return [f"{package}.*" for package, folder in package_dir.items() if Path(folder) != Path(*package.split("."))]
+
+
 def installed_modules(pyproject: Path = ROOT / "pyproject.toml") -> Iterator[tuple[str, str]]:
     """``(path relative to the project root, installed module name)`` of every module setuptools installs."""
     setuptools_config = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]
@@ -68,6 +77,8 @@ def main(flags: list[str]) -> int:
     fscache = FileSystemCache()
     # The options come from [tool.mypy] and the flags; mypy's own module names for the paths are replaced.
     _, options = process_options([*flags, *(path for path, _ in modules)], fscache=fscache)
+    for pattern in remapped_patterns():
+        options.per_module_options.pop(pattern, None)
     sources = [BuildSource(path, module) for path, module in modules]
     messages: list[str] = []
 
