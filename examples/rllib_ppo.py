@@ -28,15 +28,13 @@ from pathlib import Path
 import ray
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
+from aigc_edge_env.agents.example_flags import example_parser
 from aigc_edge_env.agents.rllib import RLlibPolicy, multi_agent_ppo_config, ppo_config
 from aigc_edge_env.evaluation.writers import print_score
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--env", default="AIGCEdge-v0")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--timesteps", type=int, default=100_000, help="slots of training (env steps sampled)")
+    p = example_parser(__doc__)
     p.add_argument("--multi-agent", action="store_true", help="the PettingZoo view, one shared per-user policy")
     p.add_argument("--num-env-runners", type=int, default=0, help="0: sample in this process")
     p.add_argument("--address", default=None,
@@ -47,7 +45,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reward-scale", type=float, default=None,
                    help="the env's reward_scale while training (default: the config function's)")
     p.add_argument("--checkpoint", default=None, help="where to save the algorithm (default: a temporary folder)")
-    p.add_argument("--eval-episodes", type=int, default=10, help="held-out episodes (0: no evaluation)")
     return p.parse_args(argv)
 
 

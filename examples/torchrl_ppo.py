@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -56,34 +55,14 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 import aigc_edge_env  # noqa: F401  (registers the env ids)
+from aigc_edge_env.agents.example_flags import ppo_parser
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
 from aigc_edge_env.evaluation.writers import print_score
 from aigc_edge_env.policies.torch_module import TorchModulePolicy, save_torch_policy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--env", default="AIGCEdge-v0")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--timesteps", type=int, default=100_000, help="slots of training, over all envs")
-    p.add_argument("--n-envs", type=int, default=8, help="sub-envs of the numpy-batched vector env")
-    p.add_argument("--num-steps", type=int, default=64, help="steps per env per rollout")
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--gamma", type=float, default=0.0)
-    p.add_argument("--gae-lambda", type=float, default=0.95)
-    p.add_argument("--num-minibatches", type=int, default=4)
-    p.add_argument("--update-epochs", type=int, default=10)
-    p.add_argument("--clip-coef", type=float, default=0.2)
-    p.add_argument("--ent-coef", type=float, default=0.0)
-    p.add_argument("--vf-coef", type=float, default=0.5)
-    p.add_argument("--max-grad-norm", type=float, default=0.5)
-    p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--n-layers", type=int, default=2)
-    p.add_argument("--eval-episodes", type=int, default=10, help="held-out episodes (0: no evaluation)")
-    p.add_argument("--threads", type=int, default=1, help="1 is fastest for this small network on CPU")
-    p.add_argument("--save", type=Path, default=None, help="write the trained network here (torch:PATH format)")
-    return p.parse_args(argv)
+    return ppo_parser(__doc__).parse_args(argv)
 
 
 class PerUserPairs(Distribution):
