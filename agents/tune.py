@@ -3,7 +3,7 @@
 Optuna's TPE sampler (Ray Tune's ``OptunaSearch``, seeded with ``--seed``) proposes values of
 the algorithm's search space, ``agents/hyperparams/<algo>.search.yml`` (beside ``<algo>.yml``;
 its header documents the format), put over the env's entry of ``<algo>.yml``.  Each trial
-trains as ``aigc-edge train --algo A --env E --timesteps T --seed S --eval-freq F --checkpoint-freq 0``
+trains as ``aigc-edge train --algo A --env E --config C --timesteps T --seed S --eval-freq F --checkpoint-freq 0``
 would, holding one CPU and one torch thread, and after every periodic evaluation (``--eval-freq``
 timesteps, ``--eval-episodes`` episodes on the training's evaluation seeds) reports its
 normalised score ``(R - R_random) / (R_exact - R_random)`` on those seeds (``exact`` and
@@ -105,9 +105,11 @@ def sampled_hyperparams(config: dict[str, Any], space: dict[str, dict[str, Any]]
     return {key: f"lin_{config[key]!r}" if space[key].get("schedule") == "lin" else config[key] for key in space}
 
 
-def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int, seed: int, eval_freq: int,
-              eval_episodes: int, references: dict[str, float], space: dict[str, dict[str, Any]]) -> None:
-    """One trial (Ray Tune's function API): train in a temporary directory, report after each evaluation."""
+def run_trial(config: dict[str, Any], *, algo: str, env_id: str, env_config: dict[str, Any], timesteps: int, seed: int,
+              eval_freq: int, eval_episodes: int, references: dict[str, float],
+              space: dict[str, dict[str, Any]]) -> None:
+    """One trial (Ray Tune's function API): train on ``env_id`` with the config overrides ``env_config`` in a
+    temporary directory, report after each evaluation."""
     from ray import tune
 
     best = -math.inf
@@ -120,15 +122,17 @@ def run_trial(config: dict[str, Any], *, algo: str, env_id: str, timesteps: int,
         tune.report({"score": score, "best_score": best, "reward": reward, "timesteps": steps})
 
     with tempfile.TemporaryDirectory() as tmp:
-        train(TrainRequest(out=Path(tmp) / "run", algo=algo, env_id=env_id, timesteps=timesteps, seed=seed,
+        train(TrainRequest(out=Path(tmp) / "run", algo=algo, env_id=env_id, env_config=env_config,
+                           timesteps=timesteps, seed=seed,
                            hyperparams=sampled_hyperparams(config, space), eval_every=eval_freq,
                            eval_episodes=eval_episodes, checkpoint_every=0, progress_bar=False, threads=1,
                            on_evaluation=report))
 
 
-def periodic_references(env_id: str, eval_episodes: int) -> dict[str, float]:
+def periodic_references(env_id: str, env_config: dict[str, Any], eval_episodes: int) -> dict[str, float]:
     """:func:`~aigc_edge_env.agents.callbacks.reference_rewards` on the trials' periodic evaluation seeds."""
-    return reference_rewards(lambda: make_env(env_id, {}), [EVAL_SEED_BASE + i for i in range(eval_episodes)])
+    return reference_rewards(lambda: make_env(env_id, env_config),
+                             [EVAL_SEED_BASE + i for i in range(eval_episodes)])
 
 
 def trial_rows(results: Any, space: dict[str, dict[str, Any]], timesteps: int) -> list[dict[str, Any]]:
@@ -181,16 +185,16 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
     space = load_search_space(args.algo)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"algo": args.algo, "env": args.env, "trials": args.trials, "timesteps": args.timesteps,
-                "seed": args.seed, "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
-                "grace_timesteps": args.grace_timesteps, "space": space}
+    settings = {"algo": args.algo, "env": args.env, "config": args.config, "trials": args.trials,
+                "timesteps": args.timesteps, "seed": args.seed, "eval_freq": args.eval_freq,
+                "eval_episodes": args.eval_episodes, "grace_timesteps": args.grace_timesteps, "space": space}
     settings_path = out / "search_settings.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
         raise UsageError(f"{out} holds a search with other settings ({settings_path}): choose another --out")
     write_atomic(settings_path, json.dumps(settings, indent=2))
-    references = periodic_references(args.env, args.eval_episodes)
+    references = periodic_references(args.env, args.config, args.eval_episodes)
     trainable = tune.with_resources(functools.partial(
-        run_trial, algo=args.algo, env_id=args.env, timesteps=args.timesteps, seed=args.seed,
+        run_trial, algo=args.algo, env_id=args.env, env_config=args.config, timesteps=args.timesteps, seed=args.seed,
         eval_freq=args.eval_freq, eval_episodes=args.eval_episodes, references=references, space=space),
         {"cpu": 1})
     init_ray(args.address, args.workers)
@@ -220,14 +224,15 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
     top = completed[0]
     best = sampled_hyperparams({key: top[key] for key in space}, space)
     entry = best_entry(args.algo, args.env, best)
+    config = f" --config '{json.dumps(args.config)}'" if args.config else ""
     header = (f"# {args.algo} on {args.env}: best of {len(rows)} trials (aigc-edge tune "
-              f"--algo {args.algo} --env {args.env} --trials {args.trials} --timesteps {args.timesteps} --seed "
+              f"--algo {args.algo} --env {args.env}{config} --trials {args.trials} --timesteps {args.timesteps} --seed "
               f"{args.seed}),\n# score {format_number(top['score'])} at {top['timesteps']} timesteps\n")
     write_atomic(paths["yml"], header + yaml.safe_dump({args.env: entry}, sort_keys=False))
     overrides = " ".join(f"{key}:{value}" for key, value in best.items())
     print(trials_markdown(rows, list(space)))
     print(f"best trial {top['trial']}: score {format_number(top['score'])}; wrote {', '.join(map(str, paths.values()))}"
-          f"\ntrain with it: aigc-edge train --algo {args.algo} --env {args.env} --hyperparams {overrides}")
+          f"\ntrain with it: aigc-edge train --algo {args.algo} --env {args.env}{config} --hyperparams {overrides}")
     return paths
 
 

@@ -79,6 +79,7 @@ CASES: list[tuple[list[str], str]] = [
     (["tune", "--algo", "ppo", "--seed", "-1"], "--seed"),
     (["tune", "--algo", "ppo", "--workers", "0"], "--workers"),
     (["tune", "--algo", "ppo", "--out", "FILE"], "--out"),
+    (["tune", "--algo", "ppo", "--config", '{"n_users": 0}'], "n_users"),
     (["calibrate", "--features", "bogus"], "features = 'bogus'"),
     (["calibrate", "--device", "bogus"], "--device"),
     (["calibrate", "--threads", "0"], "--threads"),

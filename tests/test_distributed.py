@@ -7,6 +7,7 @@ One local Ray instance (2 CPUs) is shared by the tests of this module: Ray takes
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -171,14 +172,15 @@ def test_a_task_failing_on_a_worker_is_reported_in_one_line(local_ray) -> None:
 
 
 @pytest.mark.slow
-def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Path) -> None:
+def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Path, capsys) -> None:
     from aigc_edge_env.agents.hyperparameters import check_values, load_hyperparams
     from aigc_edge_env.agents.tune import load_search_space
     from aigc_edge_env.cli import main
 
-    argv = ["tune", "--algo", "ppo", "--trials", "2", "--timesteps", "256", "--eval-freq", "128",
-            "--eval-episodes", "1", "--out", str(tmp_path), "--workers", "2"]
+    argv = ["tune", "--algo", "ppo", "--config", '{"horizon_slots": 20}', "--trials", "2", "--timesteps", "256",
+            "--eval-freq", "128", "--eval-episodes", "1", "--out", str(tmp_path), "--workers", "2"]
     assert main(argv) == 0
+    assert json.loads((tmp_path / "search_settings.json").read_text())["config"] == {"horizon_slots": 20}
     entry = check_values(load_hyperparams("ppo", "AIGCEdge-v0", directory=tmp_path))
     default = load_hyperparams("ppo", "AIGCEdge-v0")
     space = load_search_space("ppo")
@@ -189,8 +191,12 @@ def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Pa
     assert len(trials) == 2 and {t["status"] for t in trials} <= {"completed", "stopped by ASHA"}
     assert (tmp_path / "trials.md").read_text().count("\n") == 4
     first = (tmp_path / "ppo.yml").read_text()
+    assert """--config '{"horizon_slots": 20}'""" in first.splitlines()[0]
     assert main(argv) == 0  # resumed: the finished search, no trial run again
     assert (tmp_path / "ppo.yml").read_text() == first
+    with pytest.raises(SystemExit) as exit_info:  # another config is another search
+        main([*argv[:3], "--config", '{"horizon_slots": 30}', *argv[5:]])
+    assert exit_info.value.code == 2 and "other settings" in capsys.readouterr().err
 
 
 def test_search_refuses_timesteps_that_are_not_a_multiple_of_the_evaluation_period(tmp_path: Path, capsys) -> None:

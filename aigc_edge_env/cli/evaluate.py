@@ -102,7 +102,7 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
     or if there is no policy at all.  A run needs the agents extra (torch, ``threads`` CPU threads);
     ``pretrained`` is loaded here, so one that does not fit ``env_id`` fails before any work."""
     from aigc_edge_env.policies.pretrained import KINDS, PRETRAINED, PretrainedError, available, load_pretrained
-    from aigc_edge_env.policies.registry import make_policy
+    from aigc_edge_env.policies.registry import RLLIB_PREFIX, make_policy
     from aigc_edge_env.policies.torch_module import TORCH_PREFIX
 
     try:
@@ -114,7 +114,7 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
             policies[PRETRAINED] = load_pretrained(env_id, config)  # checked against env_id and config
         except PretrainedError as exc:
             raise UsageError(f"--policies: {exc}") from None
-    if any(name.startswith((TORCH_PREFIX, "rllib:")) for name in names) or \
+    if any(name.startswith((TORCH_PREFIX, RLLIB_PREFIX)) for name in names) or \
             (PRETRAINED in policies and KINDS[available()[env_id]["kind"]] is not None):
         _torch_threads(threads)  # a torch network decides
     run_dirs = {}

@@ -24,7 +24,7 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algo", required=True, choices=ALGORITHM_NAMES)
-    add_env(parser, config=False)
+    add_env(parser)
     parser.add_argument("--trials", type=count, default=32, help="trials sampled (default 32)")
     parser.add_argument("--timesteps", type=count, default=60_000, help="training timesteps of a full trial")
     parser.add_argument("--seed", type=seed, default=0, help="training seed of every trial, and the sampler's")
@@ -40,10 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from aigc_edge_env.agents.hyperparameters import HyperparamError, load_hyperparams
     from aigc_edge_env.agents.tune import load_search_space, run_search
     from aigc_edge_env.cli.common import check_output_dir
+    from aigc_edge_env.config import make_config
 
     try:
         load_search_space(args.algo)
         load_hyperparams(args.algo, args.env)
+        make_config(args.env, args.config)
     except (HyperparamError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     if args.timesteps % args.eval_freq:

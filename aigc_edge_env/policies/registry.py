@@ -31,7 +31,10 @@ from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedPolicy
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
 from aigc_edge_env.policies.torch_module import TORCH_PREFIX, load_torch_policy
 
-__all__ = ["lyapunov_policy_name", "make_policy", "mpc_policy_name", "price_policy_name"]
+__all__ = ["RLLIB_PREFIX", "lyapunov_policy_name", "make_policy", "mpc_policy_name", "price_policy_name"]
+
+#: ``rllib:PATH``: a saved RLlib module (the ``rllib`` extra; :class:`aigc_edge_env.agents.rllib.RLlibPolicy`).
+RLLIB_PREFIX = "rllib:"
 
 _PRICED = re.compile(r"^(?P<solver>\w+)\+price(?P<price>[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)(?P<decaying>\(1-t/H\))?$")
 _NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
@@ -67,8 +70,8 @@ def make_policy(name: str) -> Policy:
         return PretrainedPolicy()
     if name.startswith(TORCH_PREFIX):
         return load_torch_policy(name.removeprefix(TORCH_PREFIX))
-    if name.startswith("rllib:"):  # the agents package plays it (the rllib extra), named by module path
-        return importlib.import_module("aigc_edge_env.agents.rllib").RLlibPolicy(name.removeprefix("rllib:"))
+    if name.startswith(RLLIB_PREFIX):  # the agents package plays it (the rllib extra), named by module path
+        return importlib.import_module("aigc_edge_env.agents.rllib").RLlibPolicy(name.removeprefix(RLLIB_PREFIX))
     match = _PRICED.match(name)
     if match and match["solver"] in SOLVERS:
         return ShadowPricePolicy(SOLVERS[match["solver"]], float(match["price"]), bool(match["decaying"]), name)
