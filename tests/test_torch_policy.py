@@ -17,6 +17,7 @@ from aigc_edge_env.evaluation.runner import run_episode  # noqa: E402
 from aigc_edge_env.policies.registry import make_policy  # noqa: E402
 from aigc_edge_env.policies.torch_module import (  # noqa: E402
     FORMAT,
+    TorchModulePolicy,
     TorchPolicyError,
     load_torch_policy,
     save_torch_policy,
@@ -118,3 +119,19 @@ def test_bad_files_are_refused_with_one_line(tmp_path) -> None:
 def test_only_known_networks_are_saved(tmp_path) -> None:
     with pytest.raises(TorchPolicyError, match=r"net: a Linear cannot be saved .*\['PerUserActorCritic'\]"):
         save_torch_policy(tmp_path / "x.pt", torch.nn.Linear(2, 2), "AIGCEdge-v0")
+
+
+@pytest.mark.parametrize("n_users", [1, 3, 50, 200])
+def test_the_numpy_pass_gives_the_networks_logits_and_decisions(n_users: int) -> None:
+    torch.manual_seed(n_users)
+    net = PerUserActorCritic(10, 8, hidden_dim=32, n_layers=3)
+    with torch.no_grad():
+        net.actor.linear.weight.mul_(50.0)  # logits far from uniform, so the argmax is not a tie
+    policy = TorchModulePolicy(net)
+    env = gym.make("AIGCEdge-v0", config={"n_users": n_users})
+    observations = np.random.default_rng(n_users).random((20, 9 * n_users + 3), dtype=np.float32)
+    for observation in observations:
+        with torch.no_grad():
+            expected = net(torch.as_tensor(observation))[0].numpy()
+        np.testing.assert_allclose(policy.greedy.logits(observation), expected, rtol=1e-4, atol=1e-4)
+        assert np.array_equal(policy.act(env, observation), _greedy_by_hand(net, observation))
