@@ -66,8 +66,10 @@ class PerUserEncoder(nn.Sequential):
         super().__init__(*(EquivariantLayer(a, b) for a, b in pairwise(dims)))
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        n_users = observation_n_users(observations.shape[-1])
-        users, globals_ = split_observation(observations, n_users)  # (..., N, F), (..., G)
+        return self.encode(*split_observation(observations, observation_n_users(observations.shape[-1])))
+
+    def encode(self, users: torch.Tensor, globals_: torch.Tensor) -> torch.Tensor:
+        """Per-user rows ``(..., N, 9)`` and global features ``(..., 3)`` -> embeddings ``(..., N, hidden_dim)``."""
         h = torch.cat([users, globals_.unsqueeze(-2).expand(*users.shape[:-1], globals_.shape[-1])], dim=-1)
         for layer in self:
             h = layer(h)

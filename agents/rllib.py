@@ -15,8 +15,8 @@ Needs the ``rllib`` extra (``pip install 'aigc-edge-env[rllib]'``); the core nev
   to pair 0 (logits ``[0, -1e9, ...]``): their log-probability and entropy are 0 and PPO's
   ratio, entropy and KL count the users with a request only (as ``examples/cleanrl_ppo.py``).
 * :func:`ppo_config` is the single env's ``PPOConfig``, the settings of ``examples/cleanrl_ppo.py``;
-  :func:`multi_agent_ppo_config` the PettingZoo view's, one shared per-user policy, with
-  ``agents/hyperparams/ppo.yml``'s ``AIGCEdge-v0`` settings (docs/rllib.md).
+  :func:`multi_agent_ppo_config` the PettingZoo view's, one shared per-agent policy on the view's
+  mean-field observation (docs/rllib.md).
 * :class:`RLlibPolicy` plays a saved module greedily in the evaluation engine
   (``aigc-edge evaluate --policies rllib:PATH``).
 """
@@ -25,14 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
-from aigc_edge_env.spaces import GLOBAL_FEATURES, observation_n_users, split_observation
+from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, agent_observations, observation_n_users
 
 try:
     from ray.rllib.algorithms.ppo import PPOConfig
@@ -45,8 +45,8 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError("aigc_edge_env.agents.rllib needs Ray RLlib: pip install 'aigc-edge-env[rllib]'") from error
 
-__all__ = ["MODEL_CONFIG_DEFAULTS", "PairCategorical", "PerUserRLModule", "RLlibPolicy", "SHARED_POLICY",
-           "multi_agent_ppo_config", "ppo_config"]
+__all__ = ["MODEL_CONFIG_DEFAULTS", "PairCategorical", "PerUserRLModule", "RLlibPolicy",
+           "SHARED_POLICY", "multi_agent_ppo_config", "ppo_config", "team_share_env"]
 
 #: The ``model_config`` keys of :class:`PerUserRLModule` and their defaults (those of ``ppo.yml``'s
 #: ``AIGCEdge-v0`` entry): :class:`PerUserActorCritic`'s arguments.
@@ -104,6 +104,10 @@ class PairCategorical(TorchDistribution):
 class PerUserRLModule(TorchRLModule, ValueFunctionAPI):
     """:class:`PerUserActorCritic` as an RLlib module (module docstring).
 
+    With the single env's spaces it acts for every user.  With one agent's (action ``MultiDiscrete([2, L])``,
+    the multi-agent view's, or a single env of one user) it acts for one user: its observation is rows of
+    the 9 user features, then the 3 global ones, and it acts for the first row; a second row (the
+    ``"mean_field"`` observation: the mean over all users) enters the encoder's pooling like another user.
     ``model_config``: the keys of :data:`MODEL_CONFIG_DEFAULTS`; other keys (RLlib's) are not read.
     """
 
@@ -112,13 +116,23 @@ class PerUserRLModule(TorchRLModule, ValueFunctionAPI):
         kwargs = {key: config.get(key, default) for key, default in MODEL_CONFIG_DEFAULTS.items()}
         if self.observation_space is None or self.action_space is None:
             raise ValueError("PerUserRLModule needs observation_space and action_space")
-        self.net = PerUserActorCritic.from_spaces(self.observation_space, self.action_space, **kwargs)
+        self.agent_rows = _agent_rows(self.observation_space, self.action_space)
+        if self.agent_rows:
+            self.net = PerUserActorCritic(1, int(cast(gym.spaces.MultiDiscrete, self.action_space).nvec[1]), **kwargs)
+        else:
+            self.net = PerUserActorCritic.from_spaces(self.observation_space, self.action_space, **kwargs)
         self.action_dist_cls = PairCategorical.get_partial_dist_cls(n_levels=self.net.n_levels)  # type: ignore[misc]
+
+    def _embeddings(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.agent_rows:
+            return self.net.encoder(obs)
+        rows = obs[..., : self.agent_rows * len(USER_FEATURES)].unflatten(-1, (self.agent_rows, len(USER_FEATURES)))
+        return self.net.encoder.encode(rows, obs[..., self.agent_rows * len(USER_FEATURES):])
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         obs = batch[Columns.OBS]
-        h = self.net.encoder(obs)
-        logits = self.net.actor(h)
+        h = self._embeddings(obs)
+        logits = self.net.actor(h[..., :1, :] if self.agent_rows else h)
         pinned = torch.full_like(logits, _PINNED)
         pinned[..., 0] = 0.0
         requesting = obs[..., : logits.shape[-2], None] > 0.5  # observation block 0: the request flags
@@ -126,8 +140,20 @@ class PerUserRLModule(TorchRLModule, ValueFunctionAPI):
         return {Columns.ACTION_DIST_INPUTS: logits.flatten(-2), Columns.EMBEDDINGS: h}
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
-        h = self.net.encoder(batch[Columns.OBS]) if embeddings is None else embeddings
+        h = self._embeddings(batch[Columns.OBS]) if embeddings is None else embeddings
         return self.net.critic(h.mean(dim=-2)).squeeze(-1)
+
+
+def _agent_rows(observation_space: gym.Space | None, action_space: gym.Space | None) -> int:
+    """Rows of user features in one agent's observation (1, or 2 with the mean field); 0 for a whole env's."""
+    if not isinstance(action_space, gym.spaces.MultiDiscrete) or action_space.shape != (2,):
+        return 0
+    size = observation_space.shape[0] if isinstance(observation_space, gym.spaces.Box) else None
+    rows = {len(USER_FEATURES) * k + len(GLOBAL_FEATURES): k for k in (1, 2)}
+    if size not in rows:
+        raise ValueError(f"one agent's observation has {sorted(rows)} entries (own, mean_field), "
+                         f"got {observation_space}")
+    return rows[size]
 
 
 def _module_spec(model_config: Mapping[str, Any] | None) -> RLModuleSpec:
@@ -178,15 +204,17 @@ def ppo_config(env: str = "AIGCEdge-v0", seed: int = 1, timesteps: int = 100_000
 
 
 def multi_agent_ppo_config(env_id: str = "AIGCEdge-v0", seed: int = 1, timesteps: int = 100_000,
-                           num_env_runners: int = 0, num_envs_per_env_runner: int = 8, learning_rate: float = 5e-3,
-                           reward_scale: float = 0.01, model_config: Mapping[str, Any] | None = None) -> PPOConfig:
+                           num_env_runners: int = 0, num_envs_per_env_runner: int = 8, learning_rate: float = 1e-3,
+                           reward_scale: float = 1.5, observation: str = "mean_field",
+                           model_config: Mapping[str, Any] | None = None) -> PPOConfig:
     """RLlib PPO on the PettingZoo view with one policy (:data:`SHARED_POLICY`) shared by every user.
 
-    Each agent gets the team reward divided by the number of users (:func:`team_share_env`), so
-    RLlib's episode return (the sum over agents) is the single env's return; users without a
-    request are pinned by :class:`PerUserRLModule` (one user per agent: ``N = 1``).  PPO settings:
-    ``ppo.yml``'s SB3 ones (batches of 512, 4 epochs of one minibatch, learning rate 5e-3), as measured
-    in docs/rllib.md.
+    Each agent observes the view's ``observation`` (``"mean_field"``: its features, the mean over all
+    users and the global ones; ``"own"``: its features and the global ones) and gets the team reward
+    divided by the number of users (:func:`team_share_env`), so RLlib's episode return (the sum over
+    agents) is the single env's return; users without a request are pinned by :class:`PerUserRLModule`.
+    PPO settings: :func:`ppo_config`'s, with ``reward_scale`` 1.5, so that each agent's share (the team
+    reward / 10 on ``AIGCEdge-v0``) has the single env's scale at 0.15 (docs/rllib.md).
     """
     from ray.tune.registry import register_env
 
@@ -194,14 +222,15 @@ def multi_agent_ppo_config(env_id: str = "AIGCEdge-v0", seed: int = 1, timesteps
     register_env(name, team_share_env)
     config = (
         PPOConfig()
-        .environment(name, env_config={"env_id": env_id, "config": {"reward_scale": reward_scale}})
+        .environment(name, env_config={"env_id": env_id, "config": {"reward_scale": reward_scale},
+                                       "observation": observation})
         .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
                      rollout_fragment_length=_rollout_steps(num_envs_per_env_runner, num_env_runners))
         .multi_agent(policies={SHARED_POLICY}, policy_mapping_fn=_shared_policy)
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_POLICY: _module_spec(model_config)}))
         .debugging(seed=seed)
     )
-    return _ppo_training(config, timesteps, learning_rate, minibatch_size=512, num_epochs=4)
+    return _ppo_training(config, timesteps, learning_rate, minibatch_size=128, num_epochs=10)
 
 
 def _shared_policy(agent_id: Any, episode: Any, **kwargs) -> str:
@@ -211,7 +240,7 @@ def _shared_policy(agent_id: Any, episode: Any, **kwargs) -> str:
 def team_share_env(env_config: Mapping[str, Any]) -> Any:
     """The PettingZoo view as an RLlib ``MultiAgentEnv``, each agent rewarded ``team reward / N``.
 
-    ``env_config``: ``env_id`` and ``config`` of :func:`aigc_edge_env.multi_agent.parallel_env`.
+    ``env_config``: ``env_id``, ``config`` and ``observation`` of :func:`aigc_edge_env.multi_agent.parallel_env`.
     """
     from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
@@ -223,8 +252,8 @@ def team_share_env(env_config: Mapping[str, Any]) -> Any:
             n_users = len(self.par_env.possible_agents)
             return obs, {agent: r / n_users for agent, r in rewards.items()}, terminated, truncated, infos
 
-    return TeamShareEnv(parallel_env(env_id=env_config.get("env_id", "AIGCEdge-v0"),
-                                     config=env_config.get("config"), reward="team"))
+    return TeamShareEnv(parallel_env(env_id=env_config.get("env_id", "AIGCEdge-v0"), config=env_config.get("config"),
+                                     reward="team", observation=env_config.get("observation", "own")))
 
 
 def _module_dir(path: Path) -> Path:
@@ -243,9 +272,9 @@ class RLlibPolicy:
     """A saved :class:`PerUserRLModule` playing greedily (each user's most likely pair) in the evaluation engine.
 
     ``path``: an algorithm checkpoint (``Algorithm.save_to_path``) with one module, or a module's
-    directory.  A module of the whole env acts on the flat observation; a shared per-user module
-    (the multi-agent config's, ``N = 1``) acts on every user's row of it (the PettingZoo agent's
-    observation), as in the multi-agent env.
+    directory.  A module of the whole env acts on the flat observation; a shared per-agent module
+    (the multi-agent config's) acts for every user on that user's agent observation, built from the
+    flat one as the multi-agent view builds it (:func:`~aigc_edge_env.spaces.agent_observations`).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -258,17 +287,17 @@ class RLlibPolicy:
                              f"got {type(module).__name__} with observations {module.observation_space}")
         self.module = module.eval()
         self.dist_cls = module.get_inference_action_dist_cls()
-        self.per_user = observation_n_users(module.observation_space.shape[0]) == 1
+        self.agent_rows = _agent_rows(module.observation_space, module.action_space)
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset: the policy is deterministic and keeps no state."""
 
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        obs = torch.as_tensor(observation, dtype=torch.float32)
-        if self.per_user:
-            users, globals_ = split_observation(obs, observation_n_users(obs.shape[-1]))
-            obs = torch.cat([users, globals_.expand(users.shape[0], len(GLOBAL_FEATURES))], dim=-1)
+        if self.agent_rows:
+            observation = agent_observations(observation, observation_n_users(observation.shape[-1]),
+                                             mean_field=self.agent_rows == 2)
         with torch.no_grad():
-            logits = self.module.forward_inference({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-        action = torch.as_tensor(self.dist_cls.from_logits(logits).to_deterministic().sample()).numpy()
-        return action.T.reshape(-1) if self.per_user else action  # per user (offload, level) -> N bits, N levels
+            logits = self.module.forward_inference({Columns.OBS: torch.as_tensor(observation, dtype=torch.float32)})
+        action = self.dist_cls.from_logits(logits[Columns.ACTION_DIST_INPUTS]).to_deterministic().sample()
+        action = torch.as_tensor(action).numpy()
+        return action.T.reshape(-1) if self.agent_rows else action  # per user (offload, level) -> N bits, N levels

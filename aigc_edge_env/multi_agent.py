@@ -1,6 +1,6 @@
 """The env as a PettingZoo ``ParallelEnv``: every user (phone) is an agent.
 
-``parallel_env(env_id="AIGCEdge-v0", config=None, render_mode=None, reward="team")``
+``parallel_env(env_id="AIGCEdge-v0", config=None, render_mode=None, reward="team", observation="own")``
 wraps one :class:`~aigc_edge_env.env.AIGCEdgeEnv` (same ``env_id`` and ``config``
 arguments) and steps it with the agents' joint decision, so a seed and a sequence of joint
 decisions give exactly the single env's slots, costs and rewards (tested): no cost logic
@@ -12,10 +12,14 @@ the core never imports PettingZoo.
   flag, is 0) and its action is ignored, as the single env ignores the entries of users
   without a request; it may also be left out of the actions dict.  Every agent truncates
   at the horizon (``horizon_slots`` slots); nobody terminates.
-* **Observation** of ``user_n``: ``Box(0, 1, (12,), float32)``, its 9 features
-  (:data:`~aigc_edge_env.spaces.USER_FEATURES`, the single env's blocks 0-8 at index ``n``)
-  then the 3 global ones (:data:`~aigc_edge_env.spaces.GLOBAL_FEATURES`).  ``state()`` is
-  the single env's flat observation (``state_space``), for centralised critics.
+* **Observation** of ``user_n`` (``observation=``): ``"own"``, ``Box(0, 1, (12,), float32)``, its 9
+  features (:data:`~aigc_edge_env.spaces.USER_FEATURES`, the single env's blocks 0-8 at index ``n``)
+  then the 3 global ones (:data:`~aigc_edge_env.spaces.GLOBAL_FEATURES`); ``"mean_field"``,
+  ``Box(0, 1, (21,), float32)``, its 9 features, the mean of the 9 features over all ``N`` users
+  (the mean field of Yang et al., ICML 2018: how many users request and how good their channels,
+  deadlines and devices are on average, what an edge server can broadcast), then the 3 global ones
+  (:func:`~aigc_edge_env.spaces.agent_observations`).  ``state()`` is the single env's flat
+  observation (``state_space``), for centralised critics.
 * **Action** of ``user_n``: ``MultiDiscrete([2, L])``, ``(offload, level)``: 1 = edge, and
   an index into ``config.step_levels``; entries ``n`` and ``N + n`` of the single env's action.
 * **Reward** (``reward=``): ``"team"`` gives every agent the single env's reward,
@@ -45,17 +49,19 @@ from gymnasium import spaces
 
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, integer_array, split_observation
+from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, agent_observations, integer_array
 
 try:
     from pettingzoo import ParallelEnv
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError("aigc_edge_env.multi_agent needs PettingZoo: pip install 'aigc-edge-env[multiagent]'") from error
 
-__all__ = ["AIGCEdgeParallelEnv", "REWARD_MODES", "parallel_env"]
+__all__ = ["AIGCEdgeParallelEnv", "OBSERVATION_MODES", "REWARD_MODES", "parallel_env"]
 
 #: The ``reward=`` choices (module docstring).
 REWARD_MODES = ("team", "own")
+#: The ``observation=`` choices (module docstring).
+OBSERVATION_MODES = ("own", "mean_field")
 
 
 class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
@@ -69,17 +75,22 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
         render_mode: str | None = None,
         reward: str = "team",
+        observation: str = "own",
     ) -> None:
         if reward not in REWARD_MODES:
             raise ValueError(f"reward must be one of {REWARD_MODES}, got {reward!r}")
+        if observation not in OBSERVATION_MODES:
+            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {observation!r}")
         self.env = AIGCEdgeEnv(config=config, env_id=env_id, render_mode=render_mode)
         self.reward = reward
+        self.mean_field = observation == "mean_field"
         self.render_mode = render_mode
         c = self.config = self.env.config
         self.possible_agents = [f"user_{n}" for n in range(c.n_users)]
         self.agents: list[str] = []
         self.observation_spaces = {
-            agent: spaces.Box(0.0, 1.0, (len(USER_FEATURES) + len(GLOBAL_FEATURES),), np.float32)
+            agent: spaces.Box(0.0, 1.0, ((1 + self.mean_field) * len(USER_FEATURES) + len(GLOBAL_FEATURES),),
+                              np.float32)
             for agent in self.possible_agents
         }
         self.action_spaces = {agent: spaces.MultiDiscrete([2, c.n_levels]) for agent in self.possible_agents}
@@ -142,8 +153,7 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     # --- helpers ----------------------------------------------------------------------
     def _agent_observations(self, observation: np.ndarray) -> dict[str, np.ndarray]:
-        users, globals_ = split_observation(observation, self.config.n_users)
-        rows = np.concatenate([users, np.broadcast_to(globals_, (users.shape[0], globals_.shape[-1]))], axis=-1)
+        rows = agent_observations(observation, self.config.n_users, self.mean_field)
         return dict(zip(self.possible_agents, rows, strict=True))
 
     def _joint_action(self, actions: Mapping[str, Any]) -> np.ndarray:
@@ -177,6 +187,8 @@ def parallel_env(
     config: Mapping[str, Any] | AIGCEdgeConfig | None = None,
     render_mode: str | None = None,
     reward: str = "team",
+    observation: str = "own",
 ) -> AIGCEdgeParallelEnv:
     """The PettingZoo ``ParallelEnv`` of ``env_id`` (module docstring)."""
-    return AIGCEdgeParallelEnv(env_id=env_id, config=config, render_mode=render_mode, reward=reward)
+    return AIGCEdgeParallelEnv(env_id=env_id, config=config, render_mode=render_mode, reward=reward,
+                               observation=observation)

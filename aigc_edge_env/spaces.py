@@ -59,6 +59,17 @@ def split_observation(observation: Any, n_users: int) -> tuple[Any, Any]:
     return blocks.swapaxes(-1, -2), observation[..., n_features * n_users:]
 
 
+def agent_observations(observation: np.ndarray, n_users: int, mean_field: bool = False) -> np.ndarray:
+    """Every user's agent observation (the multi-agent view's) from the single env's ``observation`` ``(9N + 3,)``.
+
+    Row ``n`` is user ``n``'s :data:`USER_FEATURES`, then (with ``mean_field``) the mean of every user's
+    features (the same for every row), then the :data:`GLOBAL_FEATURES`: shape ``(N, 12)``, or ``(N, 21)``.
+    """
+    users, globals_ = split_observation(np.asarray(observation, dtype=np.float32), n_users)
+    parts = [users, np.broadcast_to(users.mean(axis=0), users.shape)] if mean_field else [users]
+    return np.concatenate([*parts, np.broadcast_to(globals_, (n_users, len(GLOBAL_FEATURES)))], axis=-1)
+
+
 def observation_space(config: AIGCEdgeConfig) -> spaces.Box:
     size = len(USER_FEATURES) * config.n_users + len(GLOBAL_FEATURES)
     return spaces.Box(low=0.0, high=1.0, shape=(size,), dtype=np.float32)

@@ -2,10 +2,11 @@
 
 The config is :func:`aigc_edge_env.agents.rllib.ppo_config` (``--multi-agent``:
 :func:`~aigc_edge_env.agents.rllib.multi_agent_ppo_config`, the PettingZoo view with one shared
-per-user policy): :class:`~aigc_edge_env.agents.rllib.PerUserRLModule` with its per-user
+per-agent policy): :class:`~aigc_edge_env.agents.rllib.PerUserRLModule` with its per-user
 (offload bit, level) pair distribution and gamma 0; the single env with the settings of
 ``examples/cleanrl_ppo.py`` (8 envs x 64 steps, 10 epochs of 4 minibatches of 128, learning rate 1e-3
-decaying to 0, reward_scale 0.15), the multi-agent view with ``agents/hyperparams/ppo.yml``'s.
+decaying to 0, reward_scale 0.15), the multi-agent view the same (reward_scale 1.5 for each agent's
+share of the team reward) on each agent's mean-field observation.
 Training stops once ``--timesteps`` env steps (slots) are sampled;
 the module is saved (``--checkpoint``) and, as in ``examples/cleanrl_ppo.py``, scored greedily
 by the package's evaluation engine beside ``exact`` and ``random`` on held-out episodes (seeds
@@ -44,8 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--learning-rate", type=float, default=None, help="default: the config function's")
     p.add_argument("--reward-scale", type=float, default=None,
                    help="the env's reward_scale while training (default: the config function's)")
+    p.add_argument("--agent-observation", choices=("own", "mean_field"), default=None,
+                   help="with --multi-agent, each agent's observation (default: the config function's, mean_field)")
     p.add_argument("--checkpoint", default=None, help="where to save the algorithm (default: a temporary folder)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.agent_observation is not None and not args.multi_agent:
+        p.error("--agent-observation needs --multi-agent")
+    return args
 
 
 def cpu_seconds() -> float:
@@ -73,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     make_config = multi_agent_ppo_config if args.multi_agent else ppo_config
     kwargs = {key: value for key, value in (("num_envs_per_env_runner", args.num_envs_per_env_runner),
                                             ("learning_rate", args.learning_rate),
-                                            ("reward_scale", args.reward_scale)) if value is not None}
+                                            ("reward_scale", args.reward_scale),
+                                            ("observation", args.agent_observation)) if value is not None}
     if args.address:
         ray.init(address=args.address, log_to_driver=False)
     else:  # never a cluster a `ray start` left running here

@@ -23,6 +23,24 @@ def test_pettingzoo_parallel_api_test(scenario: str, reward: str) -> None:
     pettingzoo_test.parallel_api_test(parallel_env(scenario, render_mode="ansi", reward=reward), num_cycles=1000)
 
 
+def test_pettingzoo_parallel_api_test_of_the_mean_field_view() -> None:
+    pettingzoo_test.parallel_api_test(parallel_env("AIGCEdge-v0", observation="mean_field"), num_cycles=1000)
+
+
+def test_the_mean_field_observation_is_own_features_then_every_users_mean_then_the_globals() -> None:
+    single = AIGCEdgeEnv(config=SMALL)
+    env = parallel_env(config=SMALL, observation="mean_field")
+    observation, _ = single.reset(seed=3)
+    obs, _ = env.reset(seed=3)
+    users, globals_ = split_observation(observation, 5)
+    mean = users.sum(axis=0) / 5  # by hand: every user's 9 features, averaged
+    for i, agent in enumerate(env.possible_agents):
+        assert env.observation_space(agent).shape == (21,) and obs[agent] in env.observation_space(agent)
+        np.testing.assert_allclose(obs[agent], np.concatenate([users[i], mean, globals_]), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"observation must be one of \('own', 'mean_field'\), got 'all'"):
+        parallel_env(observation="all")
+
+
 @pytest.mark.parametrize("reward", multi_agent.REWARD_MODES)
 def test_pettingzoo_parallel_seed_test(reward: str) -> None:
     pettingzoo_test.parallel_seed_test(lambda: parallel_env("AIGCEdge-Battery-v0", reward=reward))

@@ -44,6 +44,7 @@ import aigc_edge_env  # noqa: F401,E402  (registers the env ids)
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, pair_actions  # noqa: E402
 from aigc_edge_env.evaluation.runner import run_episode  # noqa: E402
 from aigc_edge_env.policies.registry import make_policy  # noqa: E402
+from aigc_edge_env.spaces import agent_observations  # noqa: E402
 
 N_USERS, N_LEVELS = 3, 4
 #: The driver of the two-node test: one PPO iteration with 2 env runners, then each runner's node id.
@@ -120,6 +121,30 @@ def test_module_is_the_per_user_network_with_users_without_a_request_pinned() ->
     assert torch.allclose(dist.entropy(), requesting.entropy().sum(-1))
 
 
+def test_the_shared_agent_module_acts_for_its_user_and_pools_the_mean_field_row() -> None:
+    torch.manual_seed(0)
+    module = PerUserRLModule(observation_space=gym.spaces.Box(0.0, 1.0, (21,), np.float32),
+                             action_space=gym.spaces.MultiDiscrete([2, N_LEVELS]),
+                             model_config={"hidden_dim": 16, "n_layers": 2})
+    obs = torch.rand(6, 21)
+    obs[:, 0] = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0, 1.0])  # agent 3 has no request
+    out = module.forward_train({Columns.OBS: obs})
+    own, mean_field, globals_ = obs[:, :9], obs[:, 9:18], obs[:, 18:]
+    h = module.net.encoder.encode(torch.stack([own, mean_field], dim=-2), globals_)  # the mean row pools like a user
+    expected = module.net.actor(h[:, 0])
+    logits = out[Columns.ACTION_DIST_INPUTS]
+    assert logits.shape == (6, 2 * N_LEVELS) and torch.allclose(logits[[0, 1, 2, 4, 5]], expected[[0, 1, 2, 4, 5]])
+    assert logits[3, 0] == 0 and (logits[3, 1:] < -1e8).all()  # pinned
+    value = module.net.critic(h.mean(dim=-2)).squeeze(-1)
+    assert torch.allclose(module.compute_values({Columns.OBS: obs}, out[Columns.EMBEDDINGS]), value)
+    mean_changed = obs.clone()
+    mean_changed[:, 10] += 0.5  # another mean field: another action
+    assert not torch.allclose(module.forward_train({Columns.OBS: mean_changed})[Columns.ACTION_DIST_INPUTS], logits)
+    with pytest.raises(ValueError, match=r"one agent's observation has \[12, 21\] entries"):
+        PerUserRLModule(observation_space=gym.spaces.Box(0.0, 1.0, (15,), np.float32),
+                        action_space=gym.spaces.MultiDiscrete([2, N_LEVELS]), model_config={})
+
+
 def test_team_share_rewards_sum_to_the_single_envs_reward() -> None:
     env = team_share_env({"env_id": "AIGCEdge-v0"})
     single = gym.make("AIGCEdge-v0")
@@ -135,9 +160,18 @@ def test_team_share_rewards_sum_to_the_single_envs_reward() -> None:
         assert len(set(rewards.values())) == 1
 
 
+def test_the_multi_agent_config_trains_on_the_mean_field_view() -> None:
+    config = multi_agent_ppo_config()
+    env = team_share_env(config.env_config)
+    obs, _ = env.reset(seed=4)
+    assert config.env_config["observation"] == "mean_field" and obs["user_0"].shape == (21,)
+    expected = agent_observations(env.par_env.state(), 10, mean_field=True)
+    assert all(np.array_equal(obs[f"user_{n}"], expected[n]) for n in range(10))
+
+
 def test_every_config_trains_on_batches_of_512_slots() -> None:
     for config, minibatch, epochs in ((ppo_config(), 128, 10), (ppo_config(num_env_runners=2), 128, 10),
-                                      (multi_agent_ppo_config(), 512, 4)):
+                                      (multi_agent_ppo_config(), 128, 10)):
         runners = max(1, config.num_env_runners)
         assert config.rollout_fragment_length * config.num_envs_per_env_runner * runners == 512
         assert (config.train_batch_size_per_learner, config.minibatch_size, config.num_epochs) == (512, minibatch,
