@@ -214,7 +214,9 @@ def multi_agent_ppo_config(env_id: str = "AIGCEdge-v0", seed: int = 1, timesteps
     divided by the number of users (:func:`team_share_env`), so RLlib's episode return (the sum over
     agents) is the single env's return; users without a request are pinned by :class:`PerUserRLModule`.
     PPO settings: :func:`ppo_config`'s, with ``reward_scale`` 1.5, so that each agent's share (the team
-    reward / 10 on ``AIGCEdge-v0``) has the single env's scale at 0.15 (docs/rllib.md).
+    reward / 10 on ``AIGCEdge-v0``) has the single env's scale at 0.15 (docs/rllib.md); RLlib counts the
+    minibatches of 128 in agent steps, so each epoch over a batch of 512 slots (5,120 agent steps) takes
+    40 of them.
     """
     from ray.tune.registry import register_env
 

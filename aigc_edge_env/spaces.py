@@ -65,7 +65,10 @@ def agent_observations(observation: np.ndarray, n_users: int, mean_field: bool =
     Row ``n`` is user ``n``'s :data:`USER_FEATURES`, then (with ``mean_field``) the mean of every user's
     features (the same for every row), then the :data:`GLOBAL_FEATURES`: shape ``(N, 12)``, or ``(N, 21)``.
     """
-    users, globals_ = split_observation(np.asarray(observation, dtype=np.float32), n_users)
+    observation = np.asarray(observation, dtype=np.float32)
+    if observation.ndim != 1:
+        raise ValueError(f"agent_observations takes one observation of shape (9N + 3,), got shape {observation.shape}")
+    users, globals_ = split_observation(observation, n_users)
     parts = [users, np.broadcast_to(users.mean(axis=0), users.shape)] if mean_field else [users]
     return np.concatenate([*parts, np.broadcast_to(globals_, (n_users, len(GLOBAL_FEATURES)))], axis=-1)
 

@@ -160,6 +160,26 @@ def test_team_share_rewards_sum_to_the_single_envs_reward() -> None:
         assert len(set(rewards.values())) == 1
 
 
+def test_a_saved_agent_module_plays_every_user_on_the_rows_the_view_gives_them(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    module = PerUserRLModule(observation_space=gym.spaces.Box(0.0, 1.0, (21,), np.float32),
+                             action_space=gym.spaces.MultiDiscrete([2, 8]), model_config={"hidden_dim": 16})
+    with torch.no_grad():
+        module.net.actor.linear.weight.mul_(30.0)  # distinct argmaxes
+    module.save_to_path(tmp_path / "module")
+    policy = make_policy(f"rllib:{tmp_path / 'module'}")
+    env, view = gym.make("AIGCEdge-v0"), team_share_env({"observation": "mean_field"})
+    observation, _ = env.reset(seed=5)
+    rows, _ = view.reset(seed=5)
+    agents = [f"user_{n}" for n in range(10)]
+    with torch.no_grad():
+        logits = module.forward_inference({Columns.OBS: torch.as_tensor(np.stack([rows[a] for a in agents]))})
+    pairs = logits[Columns.ACTION_DIST_INPUTS].argmax(-1).numpy()
+    requesting = observation[:10] > 0.5
+    expected = np.concatenate([np.where(requesting, pairs // 8, 0), np.where(requesting, pairs % 8, 0)])
+    assert requesting.any() and np.array_equal(policy.act(env, observation), expected)
+
+
 def test_the_multi_agent_config_trains_on_the_mean_field_view() -> None:
     config = multi_agent_ppo_config()
     env = team_share_env(config.env_config)

@@ -124,9 +124,10 @@ def test_only_known_networks_are_saved(tmp_path) -> None:
 @pytest.mark.parametrize("n_users", [1, 3, 50, 200])
 def test_the_numpy_pass_gives_the_networks_logits_and_decisions(n_users: int) -> None:
     torch.manual_seed(n_users)
-    net = PerUserActorCritic(10, 8, hidden_dim=32, n_layers=3)
+    net = PerUserActorCritic(10, 8, hidden_dim=32, n_layers=3, ortho_init=False)  # non-zero biases
     with torch.no_grad():
         net.actor.linear.weight.mul_(50.0)  # logits far from uniform, so the argmax is not a tie
+        net.actor.linear.bias.uniform_(-5.0, 5.0)
     policy = TorchModulePolicy(net)
     env = gym.make("AIGCEdge-v0", config={"n_users": n_users})
     observations = np.random.default_rng(n_users).random((20, 9 * n_users + 3), dtype=np.float32)
@@ -135,3 +136,20 @@ def test_the_numpy_pass_gives_the_networks_logits_and_decisions(n_users: int) ->
             expected = net(torch.as_tensor(observation))[0].numpy()
         np.testing.assert_allclose(policy.greedy.logits(observation), expected, rtol=1e-4, atol=1e-4)
         assert np.array_equal(policy.act(env, observation), _greedy_by_hand(net, observation))
+
+
+def test_evaluate_threads_limit_numpys_blas_for_a_torch_policy(saved, tmp_path) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    path, _ = saved
+    original = max(blas_threads())
+    threadpool_limits(2, user_api="blas")
+    try:
+        assert cli_main(["evaluate", "--policies", f"torch:{path}", "--episodes", "1", "--horizon", "2", "--threads",
+                         "1", "--out", str(tmp_path / "eval"), "--no-plots", "--no-progress"]) == 0
+        assert blas_threads() == {1}  # the numpy pass decides on one core, as torch would
+    finally:
+        threadpool_limits(original, user_api="blas")

@@ -73,8 +73,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_out(parser, Path("results/evaluate"))
     parser.add_argument("--confidence", type=probability, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--threads", type=count, default=1,
-                        help="torch CPU threads for --runs, torch:/rllib: policies and a torch pretrained policy "
-                             "(default 1: fastest for these small networks)")
+                        help="CPU threads of torch and of numpy's BLAS for --runs, torch:/rllib: policies and a "
+                             "torch pretrained policy (default 1: fastest for these small networks)")
     parser.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
                         help="directory caching the hindsight bounds of battery episodes (default results/hindsight)")
     parser.add_argument("--no-hindsight", action="store_true", help="battery scenarios: skip the hindsight bound and G")
@@ -135,9 +135,12 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
 
 
 def _torch_threads(threads: int) -> None:
+    """``threads`` for torch and for numpy's BLAS (a ``torch:PATH`` network decides by a numpy pass)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(threads, user_api="blas")  # for the rest of the process
 
 
 def run(args: argparse.Namespace) -> int:

@@ -70,7 +70,8 @@ class TorchModulePolicy:
     :class:`TorchPolicyError` from :meth:`act` in an env of another number of step levels.
 
     It decides with a numpy copy of the weights at construction (:class:`_GreedyPass`): the same logits to
-    float rounding, three to four times faster than torch's per-call overhead on one observation."""
+    float rounding, 2.5-5.4 times faster than torch's forward on one observation (docs/results.md, section 6).
+    ``evaluate --threads`` limits numpy's BLAS threads as it limits torch's."""
 
     def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None) -> None:
         self.net, self.name, self.env_id = net.eval(), name, env_id
