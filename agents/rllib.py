@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
-from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, agent_observations, observation_n_users
+from aigc_edge_env.spaces import USER_FEATURES, agent_observation_size, agent_observations, observation_n_users
 
 try:
     from ray.rllib.algorithms.ppo import PPOConfig
@@ -149,7 +149,7 @@ def _agent_rows(observation_space: gym.Space | None, action_space: gym.Space | N
     if not isinstance(action_space, gym.spaces.MultiDiscrete) or action_space.shape != (2,):
         return 0
     size = observation_space.shape[0] if isinstance(observation_space, gym.spaces.Box) else None
-    rows = {len(USER_FEATURES) * k + len(GLOBAL_FEATURES): k for k in (1, 2)}
+    rows = {agent_observation_size(mean_field): 1 + mean_field for mean_field in (False, True)}
     if size not in rows:
         raise ValueError(f"one agent's observation has {sorted(rows)} entries (own, mean_field), "
                          f"got {observation_space}")

@@ -49,7 +49,7 @@ from gymnasium import spaces
 
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.env import AIGCEdgeEnv
-from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, agent_observations, integer_array
+from aigc_edge_env.spaces import agent_observation_size, agent_observations, integer_array
 
 try:
     from pettingzoo import ParallelEnv
@@ -89,8 +89,7 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self.possible_agents = [f"user_{n}" for n in range(c.n_users)]
         self.agents: list[str] = []
         self.observation_spaces = {
-            agent: spaces.Box(0.0, 1.0, ((1 + self.mean_field) * len(USER_FEATURES) + len(GLOBAL_FEATURES),),
-                              np.float32)
+            agent: spaces.Box(0.0, 1.0, (agent_observation_size(self.mean_field),), np.float32)
             for agent in self.possible_agents
         }
         self.action_spaces = {agent: spaces.MultiDiscrete([2, c.n_levels]) for agent in self.possible_agents}

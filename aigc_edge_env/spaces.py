@@ -59,6 +59,11 @@ def split_observation(observation: Any, n_users: int) -> tuple[Any, Any]:
     return blocks.swapaxes(-1, -2), observation[..., n_features * n_users:]
 
 
+def agent_observation_size(mean_field: bool = False) -> int:
+    """Entries of one agent's observation (:func:`agent_observations`): 12, or 21 with ``mean_field``."""
+    return (1 + mean_field) * len(USER_FEATURES) + len(GLOBAL_FEATURES)
+
+
 def agent_observations(observation: np.ndarray, n_users: int, mean_field: bool = False) -> np.ndarray:
     """Every user's agent observation (the multi-agent view's) from the single env's ``observation`` ``(9N + 3,)``.
 

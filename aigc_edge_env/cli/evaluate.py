@@ -116,10 +116,10 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
             raise UsageError(f"--policies: {exc}") from None
     if any(name.startswith((TORCH_PREFIX, RLLIB_PREFIX)) for name in names) or \
             (PRETRAINED in policies and KINDS[available()[env_id]["kind"]] is not None):
-        _torch_threads(threads)  # a torch network decides
+        _decision_threads(threads)  # a torch network decides
     run_dirs = {}
     if runs:
-        _torch_threads(threads)
+        _decision_threads(threads)
         from aigc_edge_env.agents.policies import load_model_policy
         from aigc_edge_env.agents.runs import RunError
 
@@ -134,7 +134,7 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
     return policies, run_dirs
 
 
-def _torch_threads(threads: int) -> None:
+def _decision_threads(threads: int) -> None:
     """``threads`` for torch and for numpy's BLAS (a ``torch:PATH`` network decides by a numpy pass)."""
     import torch
     from threadpoolctl import threadpool_limits

@@ -31,7 +31,7 @@ import numpy as np
 
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.files import write_atomic
-from aigc_edge_env.spaces import observation_n_users, split_observation
+from aigc_edge_env.spaces import agent_observations, observation_n_users
 
 if TYPE_CHECKING:
     from torch import nn
@@ -105,9 +105,7 @@ class _GreedyPass:
 
     def logits(self, observation: np.ndarray) -> np.ndarray:
         """Pair logits ``(N, 2L)`` of one flat observation ``(9N + 3,)``."""
-        users, globals_ = split_observation(np.asarray(observation, dtype=np.float32),
-                                            observation_n_users(observation.shape[-1]))
-        h = np.concatenate([users, np.broadcast_to(globals_, (users.shape[0], globals_.shape[-1]))], axis=-1)
+        h = agent_observations(observation, observation_n_users(observation.shape[-1]))  # user n: its 9 + the 3
         for own, bias, pooled in self.layers:
             h = np.tanh(h @ own + (bias + h.mean(axis=0) @ pooled))
         return h @ self.head[0] + self.head[1]
