@@ -78,7 +78,7 @@ def _best_pair_move(opts: SlotOptions, choice: np.ndarray) -> tuple[float, int, 
     # the lowering user's new options (a, o): its best device option, then up to PAIR_LEVELS_DOWN lower levels
     below = choice[lowering][:, None] - np.arange(1, PAIR_LEVELS_DOWN + 1)
     valid = np.hstack([np.ones((lowering.size, 1), dtype=bool), below >= n_levels])
-    targets = np.hstack([np.argmin(opts.penalised_local_cost[lowering], axis=1)[:, None], np.maximum(below, n_levels)])
+    targets = np.hstack([opts.fallback[lowering][:, None], np.maximum(below, n_levels)])
     lower = valid & (opts.sqrt_steps[targets] < sqrt_steps[lowering][:, None])
     # only the (a, o) that lower a's sqrt(s) are scored (the others are infeasible), in their (a, o) order
     first, option = np.nonzero(lower)

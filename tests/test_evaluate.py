@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.cli import main as cli_main
 from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, run_episode
 from aigc_edge_env.evaluation.statistics import summarize
-from aigc_edge_env.evaluation.writers import format_number
+from aigc_edge_env.evaluation.writers import format_number, markdown_table
 from aigc_edge_env.policies.registry import make_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +134,13 @@ def test_normalised_score_and_intervals() -> None:
                                               hindsight_rewards={1: 0.0, 2: -2.0, 3: -1.0, 4: 1.0, 9: 5.0})}
     assert rows["exact"]["gap_closed"] == 0.0 and rows["half"]["gap_closed"] == pytest.approx(0.5)
     assert rows["half"]["gap_closed_low"] == pytest.approx(0.5) == rows["half"]["gap_closed_high"]
+    assert "n/a where R_hindsight = R_exact" not in markdown_table(list(rows.values()))
+    # the bound equals exact's return on every episode: G is undefined, printed n/a with the reason
+    rows = {r["policy"]: r for r in summarize([result("exact", [-2, -4, -3, -1]), result("worse", [-3, -5, -4, -2])],
+                                              hindsight_rewards={1: -2.0, 2: -4.0, 3: -3.0, 4: -1.0})}
+    assert math.isnan(rows["exact"]["gap_closed"]) and math.isnan(rows["worse"]["gap_closed"])
+    assert "| n/a [n/a, n/a] |" in markdown_table(list(rows.values()))
+    assert "n/a where R_hindsight = R_exact" in markdown_table(list(rows.values()))
     with pytest.raises(ValueError, match="has no episode of seed"):
         summarize([result("exact", [-2, -4, -3, -1])], hindsight_rewards={1: 0.0})
 

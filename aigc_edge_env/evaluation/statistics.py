@@ -90,10 +90,10 @@ def mean_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[fl
 def normalised(reward: np.ndarray, zero: np.ndarray, one: np.ndarray, axis: int = -1) -> np.ndarray:
     """``(mean(reward) - mean(zero)) / (mean(one) - mean(zero))`` along ``axis``: the normalised score
     (``zero`` = random, ``one`` = exact) and the share of the gap closed ``G`` (``zero`` = the myopic
-    exact, ``one`` = the hindsight bound)."""
+    exact, ``one`` = the hindsight bound); ``nan`` where ``one`` and ``zero`` have the same mean (undefined)."""
     r, lo, hi = (np.mean(x, axis=axis) for x in (reward, zero, one))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (r - lo) / (hi - lo)
+        return np.where(hi != lo, (r - lo) / (hi - lo), np.nan)
 
 
 def normalised_interval(samples: Sequence[np.ndarray], confidence: float = 0.95) -> tuple[float, float, float]:
