@@ -5,8 +5,10 @@ arguments of the SB3 algorithm class; these *settings* are not, and are read by
 :mod:`aigc_edge_env.agents.training` instead:
 
 * ``n_envs``: parallel envs; ``n_timesteps``: default training length (env steps).
-* ``policy``: SB3 policy name (``MlpPolicy``) or ``PerUserPolicy`` (:mod:`aigc_edge_env.agents.networks`,
-  PPO and MaskablePPO; its ``policy_kwargs`` are ``hidden_dim``, ``n_layers``, ``vf_arch``).
+* ``policy``: SB3 policy name (``MlpPolicy``) or one of the per-user networks of
+  :data:`~aigc_edge_env.agents.networks.POLICY_CLASSES`: ``PerUserPolicy`` (PPO and MaskablePPO),
+  ``PerUserBoxPolicy`` and ``CapacityPerUserPolicy`` (PPO); their ``policy_kwargs`` are ``hidden_dim``,
+  ``n_layers``, ``vf_arch``.
 * ``normalize``: ``false``, ``true`` (observations and rewards) or a mapping of
   :class:`~stable_baselines3.common.vec_env.VecNormalize` arguments, e.g. ``{norm_obs: false}``.
 * ``vec_env``: ``vector`` (:class:`~aigc_edge_env.agents.vec_env.SB3VectorEnv` over the
@@ -17,7 +19,9 @@ arguments of the SB3 algorithm class; these *settings* are not, and are read by
   ``price_scale_per_j``, and the training options ``relative_reward`` and ``episode_seeds``).  The priced
   agents' entries are in ``<algo>_priced.yml``, chosen by ``aigc-edge train --wrapper priced``.
 * ``behaviour_cloning``: ``{dataset: PATH, epochs, batch_size, learning_rate}``, a new run's policy
-  first fitted to a recorded dataset's actions (:mod:`aigc_edge_env.agents.behaviour_cloning`).
+  first fitted to a recorded dataset's actions, and for DAgger ``dagger_rounds``, ``dagger_episodes``,
+  ``dagger_epochs`` and ``teacher`` (:data:`~aigc_edge_env.agents.behaviour_cloning.BC_DEFAULTS`,
+  :mod:`aigc_edge_env.agents.behaviour_cloning`).
 
 Values follow the zoo's conventions where it has one: ``lin_<x>`` is a schedule falling
 linearly from ``x`` to 0; ``policy_kwargs`` is a YAML mapping whose ``activation_fn`` is a

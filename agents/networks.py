@@ -284,7 +284,7 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
     """The joint action drawn user by user, in index order, so that the edge's step capacity is never exceeded.
 
     The env admits offloaded requests in user-index order while their steps fit ``S^E_max`` and
-    drops the rest (docs/model.md, repair rule 3).  Here the users decide in turn, each user's
+    drops the rest (docs/model.md, repair rule 2).  Here the users decide in turn, each user's
     (offload bit, level) pair drawn from its categorical (:class:`~.per_user_net.PerUserHead`'s
     logits) with the edge pairs whose steps exceed what the earlier users left of ``S^E_max`` masked
     out, so the offloaded steps never exceed ``S^E_max`` and the env admits them all, whatever the
@@ -298,7 +298,7 @@ class CapacityPerUserCategorical(MultiCategoricalDistribution):
     shrink the capacity left to later users, never overfill it, and the cloned or learned policy
     puts them on the device.  With ``affordable_steps`` (per user: the battery over the energy of one
     device step, from the raw observation; :class:`CapacityPerUserPolicy`), the device pairs whose
-    energy exceeds the battery are masked too (repair rule 4's battery drops); a user left with no
+    energy exceeds the battery are masked too (repair rule 3's battery drops); a user left with no
     pair keeps its device pairs (it is dropped whatever it picks, and takes no edge capacity).
     :meth:`entropy` is the sum of the conditionals' entropies at the
     prefixes of the last action scored or drawn (an unbiased estimate of the joint entropy along

@@ -1,4 +1,4 @@
-"""Trained SB3 models as policies of the evaluation engine (:class:`aigc_edge_env.evaluation.Policy`).
+"""Trained SB3 models as policies of the evaluation engine (:class:`aigc_edge_env.policies.base.Policy`).
 
 :class:`ModelPolicy` acts in the plain single env, so trained agents face the same slots as
 the solvers: joint-action models (PPO, MaskablePPO, the latter under the env's

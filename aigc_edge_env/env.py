@@ -148,7 +148,8 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
     :class:`~aigc_edge_env.config.AIGCEdgeConfig` overrides (unknown keys and bad values
     raise :class:`~aigc_edge_env.config.ConfigError` naming the field) or a full config.
     Registered scenarios: ``AIGCEdge-v0`` (N = 10), ``AIGCEdge-Battery-v0`` (batteries),
-    ``AIGCEdge-Large-v0`` (N = 50).
+    ``AIGCEdge-Large-v0`` (N = 50), ``AIGCEdge-Measured-v0`` (measured and sourced parameters,
+    docs/environments/measured.md).
 
     ## Version History
 

@@ -24,18 +24,18 @@ for a drop-free decision::
 
 where ``base_cost`` is the cost without edge compute time (:func:`option_table`).
 
-Repair rule (what the env does with a decision that breaks a constraint), in order:
+Entries of users without a request are ignored.  Repair rule (what the env does with a decision that
+breaks a constraint; the numbering of docs/model.md), in order:
 
-1. Entries of users without a request are ignored.
-2. A local request with more steps than the device supports (``S^L_max``) is dropped.
-3. Edge capacity: offloaded requests are admitted in user-index order while the running
+1. A local request with more steps than the device supports (``S^L_max``) is dropped.
+2. Edge capacity: offloaded requests are admitted in user-index order while the running
    total of their steps stays within ``S^E_max``; the first one that would exceed it and
    every offloaded request after it are dropped (a prefix rule, simple to anticipate).
-4. With ``Q`` over the admitted edge requests, a request whose time exceeds its deadline,
+3. With ``Q`` over the admitted edge requests, a request whose time exceeds its deadline,
    or whose device energy exceeds its battery, is dropped.
    (The time check at the edge is ``Q <= F_E (Tmax_n - transfer time) / sqrt(s_n)``, the
    same inequality solved for ``Q``.)
-5. ``Q`` is recomputed over the edge requests still served.  Dropping only lowers ``Q``,
+4. ``Q`` is recomputed over the edge requests still served.  Dropping only lowers ``Q``,
    so every served request still meets its deadline with the final times.
 
 A dropped request costs ``C_drop`` (``config.drop_cost``), uses no energy and no GPU.

@@ -87,7 +87,7 @@ def build_parser(prog: str = "aigc-edge bench agents") -> argparse.ArgumentParse
     parser.add_argument("--target", type=finite_float, default=0.95, help="score whose training time is reported")
     add_out(parser, Path("results/bench_agents"))
     add_progress(parser)
-    add_workers(parser)
+    add_workers(parser, always_ray=True)
     return parser
 
 

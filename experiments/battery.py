@@ -120,7 +120,7 @@ def run_battery(
 ) -> dict[str, Path]:
     """Play every policy on episodes ``seed ...`` and write the study (module docstring).
 
-    ``policies``: further :func:`~aigc_edge_env.evaluation.make_policy` names (e.g. the tuned rules);
+    ``policies``: further :func:`~aigc_edge_env.policies.registry.make_policy` names (e.g. the tuned rules);
     ``lyapunov``: ``(V, theta)`` pairs.  ``hindsight=False`` skips the bounds (and ``G``).
     ``compare_to``: policies every row is compared with (:func:`summarize_battery`'s ``diff_vs[...]``).
     """

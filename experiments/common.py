@@ -1,7 +1,7 @@
 """Shared machinery of the experiments: solvers on common slots, summaries over seeds.
 
 Every solver is evaluated on the same seeded slots at each point: the first ``n_slots`` slots
-of ``env.reset(seed=k)`` (:func:`aigc_edge_env.evaluation.runner.collect_slots`; without batteries
+of ``env.reset(seed=k)`` (:func:`aigc_edge_env.evaluation.slots.collect_slots`; without batteries
 they are exactly the slots any policy would meet).  Each solver's decision is scored with
 :func:`aigc_edge_env.evaluate_decision`.
 

@@ -2,10 +2,11 @@
 
 Subcommands (``aigc-edge COMMAND --help`` for each; docs/cli.md for the shared vocabulary):
 
-* ``train``: train PPO, MaskablePPO, DQN or the battery's price network into a run directory (the ``agents`` extra);
+* ``train``: train PPO, MaskablePPO, DQN, the battery's price network or the per-user network for every N
+  (``ppo_mixture``) into a run directory (the ``agents`` extra);
 * ``evaluate``: solvers, planning policies and trained runs on the same seeded episodes;
 * ``record``: episodes of named policies and trained runs as Minari datasets (``datasets`` extra);
-* ``experiments``: the sweeps, the trade-off, the battery study and the battery rules' grid;
+* ``experiments``: the sweeps, the trade-off, the battery study, the battery rules' grid and the scale study;
 * ``tune``: the hyperparameter search of an algorithm (Ray Tune + Optuna; ``distributed`` extra);
 * ``calibrate``: measure the error curve of a diffusers sampler (``calibrate`` extra);
 * ``bench``: the benchmarks (env speed, solvers, agents, ...).
@@ -32,10 +33,10 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand -> one-line description.
 SUBCOMMANDS = {
-    "train": "train PPO, MaskablePPO, DQN or a price network (price_network) into a run directory",
+    "train": "train PPO, MaskablePPO, DQN, a price network (price_network) or one network for every N (ppo_mixture)",
     "evaluate": "evaluate solvers, planning policies and trained runs on the same seeded episodes",
     "record": "record episodes of policies and trained runs as Minari datasets (offline RL, imitation)",
-    "experiments": "sweeps, trade-off, battery study and battery rules (docs/results.md)",
+    "experiments": "sweeps, trade-off, battery study, battery rules and the scale study (docs/results.md)",
     "tune": "hyperparameter search of an algorithm on Ray Tune with Optuna",
     "calibrate": "measure the steps-versus-error curve of a diffusers sampler",
     "bench": "benchmarks that print numbers: env speed, solvers, agents",

@@ -158,10 +158,12 @@ def env_id(text: str) -> str:
 
 
 # --- the shared options -------------------------------------------------------------------------
-def add_env(parser: argparse.ArgumentParser, default: str | None = "AIGCEdge-v0", config: bool = True) -> None:
-    """``--env`` and (with ``config``) ``--config``."""
+def add_env(parser: argparse.ArgumentParser, default: str | None = "AIGCEdge-v0", config: bool = True,
+            default_help: str | None = None) -> None:
+    """``--env`` and (with ``config``) ``--config``; ``default_help``: the default as the help states it, where the
+    command fills in ``default`` itself (default: ``default``)."""
     parser.add_argument("--env", type=env_id, default=default,
-                        help=f"env id, one of {sorted(SCENARIOS)} (default {default})")
+                        help=f"env id, one of {sorted(SCENARIOS)} (default {default_help or default})")
     if config:
         parser.add_argument("--config", type=mapping, default={},
                             help="env config overrides: a JSON/YAML file or an inline mapping, e.g. "
@@ -184,17 +186,20 @@ def add_seed_episodes(parser: argparse.ArgumentParser, seed_default: int, episod
                         help=f"number of {what}s, seeds --seed, --seed + 1, ... (default {episodes_default})")
 
 
-def add_out(parser: argparse.ArgumentParser, default: Path | None) -> None:
-    """``--out``: the output folder (checked writable before any work by :func:`check_output_dir`)."""
-    parser.add_argument("--out", type=Path, default=default, help=f"output folder (default {default})")
+def add_out(parser: argparse.ArgumentParser, default: Path | None, default_help: str | None = None) -> None:
+    """``--out``: the output folder (checked writable before any work by :func:`check_output_dir`);
+    ``default_help`` as in :func:`add_env`."""
+    parser.add_argument("--out", type=Path, default=default, help=f"output folder (default {default_help or default})")
 
 
-def add_workers(parser: argparse.ArgumentParser, default: int | None = None) -> None:
-    """``--workers`` and ``--address`` of every command that runs tasks (:mod:`aigc_edge_env.distributed`)."""
+def add_workers(parser: argparse.ArgumentParser, default: int | None = None, *, always_ray: bool = False) -> None:
+    """``--workers`` and ``--address`` of every command that runs tasks (:mod:`aigc_edge_env.distributed`);
+    ``always_ray``: the command runs every task through Ray, in a worker process of its own, even with one worker."""
+    serial = ("every task runs through Ray in a worker process of its own, even with 1" if always_ray else
+              "1 without --address runs them in this process, one after another, without Ray")
     parser.add_argument("--workers", type=count, default=default,
                         help="tasks at once (default: every CPU of the local Ray instance or of the cluster); "
-                             "1 without --address runs them in this process, one after another, without Ray"
-                        + (f" (default here {default})" if default is not None else ""))
+                             + serial + (f" (default here {default})" if default is not None else ""))
     parser.add_argument("--address", default=None,
                         help="Ray cluster to run on: auto (the one started on this machine by `ray start`), "
                              "HOST:PORT of its head, or ray://HOST:PORT (Ray Client); default $RAY_ADDRESS, "

@@ -1,4 +1,5 @@
-"""The experiments of docs/results.md: sweeps, error curves, the trade-off, the battery study and its rules.
+"""The experiments of docs/results.md: sweeps, error curves, the trade-off, the battery study, its rules and the
+scale study.
 
 Examples::
 

@@ -63,14 +63,15 @@ OWN_TRAINERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "train
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algo", choices=(*ALGORITHM_NAMES, *OWN_TRAINERS),
                         help="algorithm (required unless --resume)")
-    add_env(parser, default=None)
+    add_env(parser, default=None, default_help="AIGCEdge-v0; on --resume, the run's")
     parser.add_argument("--timesteps", type=non_negative_int, default=None,
                         help="training env steps (default: n_timesteps of the hyperparameters; on --resume of an "
                              "interrupted run, what it had left; 0 only with behaviour_cloning: the cloned policy)")
     parser.add_argument("--seed", type=seed, default=0, help="training seed (default 0)")
     parser.add_argument("--n-envs", type=count, default=None,
                         help="parallel envs (default: n_envs of the hyperparameters)")
-    add_out(parser, None)
+    add_out(parser, None, default_help="runs/<algo>_<env>_s<seed>_<date>-<time>; runs/<algo>_<env>_s<seed> for "
+            "price_network and ppo_mixture")
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
                         help="hyperparameter overrides, e.g. learning_rate:3e-4 n_steps:256")
     parser.add_argument("--wrapper", choices=["priced"], default=None,

@@ -32,8 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-episodes", type=count, default=5, help="episodes per evaluation")
     parser.add_argument("--grace-timesteps", type=count, default=None,
                         help="ASHA's first rung: no trial is stopped before (default timesteps / 4)")
-    add_out(parser, None)
-    add_workers(parser)
+    add_out(parser, None, default_help="results/tune/<algo>_<env>")
+    add_workers(parser, always_ray=True)
 
 
 def run(args: argparse.Namespace) -> int:
