@@ -422,4 +422,20 @@ def make_config(
     if "drop_cost" not in overrides and base.drop_cost == base.min_drop_cost():
         values["drop_cost"] = None  # keep the derived bound in step with the new values
     values.update(overrides)
-    return AIGCEdgeConfig(**values)
+    config = AIGCEdgeConfig(**values)
+    for name in overrides:  # an override that changes a field where it has no effect (a full dict may restate it)
+        if (name in _ACTIVE_ONLY_WITH and not _ACTIVE_ONLY_WITH[name][1](config)
+                and getattr(config, name) != getattr(base, name)):
+            raise ConfigError(f"config field '{name}' = {overrides[name]!r} has no effect unless "
+                              f"{_ACTIVE_ONLY_WITH[name][0]}: set that too, or leave {name} out")
+    return config
+
+
+#: Fields that act only in part of the model: field -> (what they need, whether a config has it).  An override
+#: of one where it would have no effect is refused (nothing is silently ignored).
+_ACTIVE_ONLY_WITH: dict[str, tuple[str, Any]] = {
+    **dict.fromkeys(("battery_capacity_j", "battery_initial_j_range", "harvest_j_range"),
+                    ("battery_enabled=True", lambda c: c.battery_enabled)),
+    **dict.fromkeys(("trace_name", "trace_uplink_fraction"),
+                    ("channel_model='trace'", lambda c: c.channel_model == "trace")),
+}

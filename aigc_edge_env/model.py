@@ -88,7 +88,9 @@ class SlotProblem:
     """One slot's instance: per-user arrays of shape ``(..., N)`` plus the config.
 
     A leading batch shape is allowed (the vector env evaluates many slots at once);
-    solvers take single slots (shape ``(N,)``).
+    solvers take single slots (shape ``(N,)``).  Built with anything else (other shapes, lists,
+    non-positive rates, clocks or deadlines, negative sizes or batteries, NaN) it raises ``ValueError``
+    naming the field.
 
     ``energy_price_per_j`` (cost per J, per user, default 0) is not part of the slot: it is a
     price on device energy that the solvers of :mod:`aigc_edge_env.baselines` add to what
@@ -111,6 +113,7 @@ class SlotProblem:
     energy_price_per_j: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(()))  # solvers only
 
     def __post_init__(self) -> None:
+        _check_problem(self)
         price = np.broadcast_to(np.asarray(self.energy_price_per_j, dtype=np.float64), self.has_request.shape)
         object.__setattr__(self, "energy_price_per_j", price)
 
@@ -158,19 +161,70 @@ PROBLEM_ARRAY_FIELDS = (
 )
 
 
+#: Per-user fields of a :class:`SlotProblem` that must be finite and > 0, and finite and >= 0 (``battery_j``:
+#: >= 0, ``inf`` without batteries).
+_POSITIVE_FIELDS = ("deadline_s", "uplink_rate_bps", "downlink_rate_bps", "device_clock_hz")
+_NON_NEGATIVE_FIELDS = ("upload_bits", "download_bits", "utility_weight")
+_CHECKED_FIELDS = (*_POSITIVE_FIELDS, *_NON_NEGATIVE_FIELDS, "battery_j")
+#: Each checked field's least value allowed (the smallest float above 0 for "> 0") and the bound it stays below.
+_LEAST = (math.ulp(0.0),) * len(_POSITIVE_FIELDS) + (0.0,) * (len(_NON_NEGATIVE_FIELDS) + 1)
+_INF_ALLOWED = (False,) * (len(_CHECKED_FIELDS) - 1) + (True,)  # battery_j is inf without batteries
+
+
+def _check_problem(problem: SlotProblem) -> None:
+    """``ValueError`` naming the field unless ``problem`` is a config and per-user numpy arrays of one shape
+    ``(..., N)``, ``has_request`` boolean, the others in their ranges (:data:`_POSITIVE_FIELDS`).  ``N`` is the
+    arrays' (the cost model reads the rates given, not ``config.n_users``, which sizes the env's draws)."""
+    if not isinstance(problem.config, AIGCEdgeConfig):
+        raise ValueError(f"SlotProblem.config must be an AIGCEdgeConfig (aigc_edge_env.make_config), got "
+                         f"{type(problem.config).__name__}")
+    shape = getattr(problem.has_request, "shape", None)
+    for name in PROBLEM_ARRAY_FIELDS:
+        value = getattr(problem, name)
+        if not isinstance(value, np.ndarray) or value.shape != shape or not shape:
+            raise ValueError(f"SlotProblem.{name} must be a numpy array of has_request's shape (..., N) "
+                             f"({_shape_of(problem.has_request)}), got {_shape_of(value)}")
+    if problem.has_request.dtype != bool:
+        raise ValueError(f"SlotProblem.has_request must be a boolean array, got dtype {problem.has_request.dtype}")
+    if problem.has_request.size == 0:
+        return
+    # one block per field (same shapes), then each block's least and largest value: a NaN makes the least NaN
+    values = np.concatenate([getattr(problem, name) for name in _CHECKED_FIELDS], axis=0)
+    values = values.reshape(len(_CHECKED_FIELDS), -1)
+    lows, highs = values.min(axis=1).tolist(), values.max(axis=1).tolist()
+    for name, low, high, least, inf_allowed in zip(_CHECKED_FIELDS, lows, highs, _LEAST, _INF_ALLOWED, strict=True):
+        if not (low >= least and (high < math.inf or inf_allowed)):
+            accepted = (">= 0 (inf without batteries)" if inf_allowed else
+                        "finite and > 0" if least > 0 else "finite and >= 0")
+            raise ValueError(f"SlotProblem.{name} must be {accepted} for every user (with or without a request), "
+                             f"got values in [{low}, {high}]")
+
+
+def _shape_of(value: Any) -> str:
+    return f"shape {value.shape}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+
+
+#: Step counts a :class:`Decision` accepts lie below this (int64 holds them; far above any step level).
+_MAX_STEPS = 2**62
+
+
 @dataclass(frozen=True, eq=False)
 class Decision:
-    """Offload bits ``x_n`` (bool) and reverse steps ``s_n`` (int), shape ``(..., N)``."""
+    """Offload bits ``x_n`` (bool, or 0 and 1) and reverse steps ``s_n`` (integers), shape ``(..., N)``;
+    ``ValueError`` for anything else."""
 
     offload: np.ndarray
     steps: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "offload", np.asarray(self.offload, dtype=bool))
+        offload = np.asarray(self.offload)
+        if offload.dtype != bool and (offload.dtype.kind not in "iuf" or not np.all((offload == 0) | (offload == 1))):
+            raise ValueError(f"Decision.offload must be booleans (or 0 and 1), got {self.offload!r}")
+        object.__setattr__(self, "offload", offload.astype(bool))
         steps = np.asarray(self.steps)
-        if steps.dtype.kind not in "iu":
-            if not np.all(np.isfinite(steps)) or np.any(steps != np.round(steps)):
-                raise ValueError(f"Decision.steps must be integers, got {self.steps!r}")
+        if steps.dtype.kind not in "iuf" or (steps.dtype.kind == "f" and not (
+                np.all(np.isfinite(steps)) and np.all(steps == np.round(steps)))) or np.any(steps > _MAX_STEPS):
+            raise ValueError(f"Decision.steps must be integers below {_MAX_STEPS:.0e}, got {self.steps!r}")
         object.__setattr__(self, "steps", steps.astype(np.int64))
         if self.offload.shape != self.steps.shape:
             raise ValueError(

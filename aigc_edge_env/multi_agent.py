@@ -10,7 +10,8 @@ the core never imports PettingZoo.
 * **Agents**: ``user_0 .. user_{N-1}``, all present from ``reset()`` to the horizon: an
   agent without a request this slot stays in the game (observation block 0, the request
   flag, is 0) and its action is ignored, as the single env ignores the entries of users
-  without a request; it may also be left out of the actions dict.  Every agent truncates
+  without a request (a given one is still checked against the action space, as the single
+  env checks every entry); it may also be left out of the actions dict.  Every agent truncates
   at the horizon (``horizon_slots`` slots); nobody terminates.
 * **Observation** of ``user_n`` (``observation=``): ``"own"``, ``Box(0, 1, (12,), float32)``, its 9
   features (:data:`~aigc_edge_env.spaces.USER_FEATURES`, the single env's blocks 0-8 at index ``n``)
@@ -169,14 +170,15 @@ class AIGCEdgeParallelEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         joint = np.zeros(2 * n_users, dtype=np.int64)  # offload bits, then level indices
         n_levels = self.config.n_levels
         for n, agent in enumerate(self.possible_agents):
-            if requesting[n]:  # an idle agent's action is ignored, unread
-                action = integer_array(actions[agent], f"action of {agent}")
-                if action.shape != (2,):
-                    raise ValueError(f"action of {agent} must be (offload, level) of shape (2,), "
-                                     f"got shape {action.shape}")
-                if action[0] not in (0, 1) or not 0 <= action[1] < n_levels:
-                    raise ValueError(f"action of {agent} = {action.tolist()} is out of range: offload 0 or 1, "
-                                     f"level an index in [0, {n_levels - 1}]")
+            if agent not in actions:
+                continue
+            action = integer_array(actions[agent], f"action of {agent}")  # checked even where it is ignored
+            if action.shape != (2,):
+                raise ValueError(f"action of {agent} must be (offload, level) of shape (2,), got shape {action.shape}")
+            if action[0] not in (0, 1) or not 0 <= action[1] < n_levels:
+                raise ValueError(f"action of {agent} = {action.tolist()} is out of range: offload 0 or 1, "
+                                 f"level an index in [0, {n_levels - 1}]")
+            if requesting[n]:  # an idle agent's action is ignored, as the single env ignores its entries
                 joint[n], joint[n_users + n] = action
         return joint
 

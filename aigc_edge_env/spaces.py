@@ -196,7 +196,10 @@ def level_indices(steps: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
 
 def decision_to_actions(decision: Decision, config: AIGCEdgeConfig) -> np.ndarray:
-    """:class:`Decision` -> MultiDiscrete action; steps must be step levels."""
+    """:class:`Decision` -> MultiDiscrete action; steps must be step levels, the last axis ``config.n_users``."""
+    if decision.offload.shape[-1:] != (config.n_users,):
+        raise ValueError(f"a decision of shape {decision.offload.shape} for an env of {config.n_users} users: its "
+                         f"last axis must be the {config.n_users} users")
     index = level_indices(decision.steps, np.asarray(config.step_levels, dtype=np.int64))
     return np.concatenate([decision.offload.astype(np.int64), index], axis=-1)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -179,11 +179,17 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
             return [None] * self.num_envs
-        if isinstance(seed, (int, np.integer)):
+        if _is_seed(seed):
             return [int(seed) + i for i in range(self.num_envs)]
+        if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence | np.ndarray):
+            raise ValueError(f"reset(seed=...) takes an integer >= 0, a list of them (one per sub-env, None to keep "
+                             f"a sub-env's stream) or None, got {seed!r}")
         seeds = list(seed)
         if len(seeds) != self.num_envs:
             raise ValueError(f"reset(seed=[...]) needs one seed per sub-env ({self.num_envs}), got {len(seeds)}")
+        bad = [s for s in seeds if s is not None and not _is_seed(s)]
+        if bad:
+            raise ValueError(f"reset(seed=[...]) takes integers >= 0 or None, got {bad}")
         return [None if s is None else int(s) for s in seeds]
 
     def _reset_mask(self, mask: Any) -> np.ndarray:
@@ -294,3 +300,8 @@ def _select_evaluation(evaluation: SlotEvaluation, index: int) -> SlotEvaluation
         evaluation, rows=evaluation.rows[:, index], admitted=evaluation.admitted[index],
         meets_deadline=evaluation.meets_deadline[index], kept=evaluation.kept[index],
         sqrt_steps_sum=evaluation.sqrt_steps_sum[index], served_totals=evaluation.served_totals[:, index])
+
+
+def _is_seed(value: object) -> TypeGuard[int | np.integer]:
+    """An integer >= 0 (a Python or numpy integer, not a bool): what Gymnasium's seeding accepts."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_) and bool(value >= 0)

@@ -113,6 +113,7 @@ from aigc_edge_env.baselines.heuristics import best_heuristic
 from aigc_edge_env.baselines.local_search import local_search
 from aigc_edge_env.baselines.options import MAX_EDGE_DROPS, SlotOptions, slot_options
 from aigc_edge_env.baselines.repair import repair
+from aigc_edge_env.checks import count_option, positive_option
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.model import (
     PROBLEM_ARRAY_FIELDS,
@@ -767,9 +768,17 @@ def _certify(slot: _Slot, cost: float, energy_j: np.ndarray, n_dropped: int) -> 
     )
 
 
-def _check_budget(time_budget_s: float) -> None:
-    if time_budget_s <= 0:
-        raise ValueError(f"time_budget_s must be > 0 seconds, got {time_budget_s}")
+def _check_options(time_budget_s: float, max_multisets: int) -> None:
+    positive_option("time_budget_s", time_budget_s, "seconds")
+    count_option("max_multisets", max_multisets, 1)
+
+
+def _check_seeds(problem: SlotProblem, seed_decisions: Sequence[Decision]) -> None:
+    """``ValueError`` unless every seed decision is a :class:`Decision` of the slot's shape ``(N,)``."""
+    shape = problem.has_request.shape
+    bad = [d for d in seed_decisions if not isinstance(d, Decision) or d.offload.shape != shape]
+    if bad:
+        raise ValueError(f"seed_decisions must be Decisions of shape {shape} (the slot's users), got {bad[0]!r}")
 
 
 def solve_exact(
@@ -789,7 +798,8 @@ def solve_exact(
     objective.  With energy prices, or ``drops_as_options``, drops are options and the bound
     holds for every decision (module docstring); otherwise the fewest drops come first.
     """
-    _check_budget(time_budget_s)
+    _check_options(time_budget_s, max_multisets)
+    _check_seeds(problem, seed_decisions)
     start = time.perf_counter()
     slot = _Slot(problem, slot_options(problem, drops_as_options=drops_as_options), start, seed_decisions,
                  deadline=start + time_budget_s)
@@ -946,11 +956,15 @@ def solve_many(
     are feasible at every multiset (the default deadlines), and the evaluation of the decisions.
     ``elapsed_s`` of a result is the time from the call to that result.
     """
-    _check_budget(time_budget_s)
+    _check_options(time_budget_s, max_multisets)
     start = time.perf_counter()
     batch, source = _expand(problems, prices)
-    if seed_decisions is not None and len(seed_decisions) != len(batch):
-        raise ValueError(f"seed_decisions must hold one sequence per slot ({len(batch)}), got {len(seed_decisions)}")
+    if seed_decisions is not None:
+        if len(seed_decisions) != len(batch):
+            raise ValueError(f"seed_decisions must hold one sequence per slot ({len(batch)}), "
+                             f"got {len(seed_decisions)}")
+        for problem, seeds in zip(batch, seed_decisions, strict=True):
+            _check_seeds(problem, seeds)
     sources = sorted(set(source))
     source_tables = dict(zip(sources, _tables([batch[source.index(i)] for i in sources]), strict=True))
     slots = [_Slot(problem, slot_options(problem, drops_as_options=drops_as_options, table=source_tables[source[i]]),

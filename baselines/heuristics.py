@@ -37,6 +37,7 @@ import numpy as np
 from aigc_edge_env.baselines.local_search import descend_edge_levels, local_search
 from aigc_edge_env.baselines.options import SlotOptions, slot_options
 from aigc_edge_env.baselines.repair import repair
+from aigc_edge_env.checks import count_option
 from aigc_edge_env.model import Decision, SlotProblem
 
 __all__ = [
@@ -133,8 +134,7 @@ def local_search_solver(problem: SlotProblem, rng: np.random.Generator | None = 
 
 def fixed_steps(steps: int) -> Solver:
     """A solver running every request at the level nearest ``steps`` (module docstring)."""
-    if steps < 1:
-        raise ValueError(f"fixed_steps needs steps >= 1, got {steps}")
+    count_option("fixed_steps's steps", steps, 1)
 
     def solve(problem: SlotProblem, rng: np.random.Generator | None = None) -> Decision:
         return _solve_with(problem, lambda opts: _fixed_steps_choice(opts, steps))

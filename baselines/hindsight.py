@@ -72,6 +72,8 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,6 +87,7 @@ from scipy.optimize import linprog
 
 from aigc_edge_env import dynamics
 from aigc_edge_env.baselines.exact import solve_exact, solve_many
+from aigc_edge_env.checks import count_option, positive_option
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.evaluation.runner import EpisodeAccumulator
@@ -315,10 +318,16 @@ def hindsight_bound(
     them once that much wall time is spent (the plan's episodes come after it), at the price of a
     result that depends on the machine and its load (still a valid bound).
     """
-    if time_budget_s is not None and not time_budget_s > 0:
-        raise ValueError(f"time_budget_s must be > 0 seconds or None, got {time_budget_s}")
-    if max_rounds < 0:
-        raise ValueError(f"max_rounds must be >= 0, got {max_rounds}")
+    count_option("seed", seed, 0)
+    count_option("max_rounds", max_rounds, 0)
+    positive_option("tolerance", tolerance, "relative")
+    if time_budget_s is not None:
+        positive_option("time_budget_s", time_budget_s, "seconds, or None")
+    if isinstance(plan_scales, str | bytes) or not isinstance(plan_scales, Sequence) or not plan_scales or not all(
+            isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and float(x) > 0
+            for x in plan_scales):
+        raise ValueError(f"plan_scales must be a non-empty sequence of finite numbers > 0 (scales of the "
+                         f"clairvoyant prices), got {plan_scales!r}")
     start = time.perf_counter()
     episode = episode_slots(env_id, seed, config)
     dual = maximise_dual(episode, deadline=None if time_budget_s is None else start + time_budget_s,

@@ -87,7 +87,6 @@ a valid bound; the penalised dual starts from the penalty-free prices of the sam
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -100,6 +99,7 @@ from scipy import stats
 from aigc_edge_env import dynamics, physics
 from aigc_edge_env.baselines.exact import solve_many
 from aigc_edge_env.baselines.hindsight import DualResult, EpisodeSlots, maximise_dual, relaxed_episode
+from aigc_edge_env.checks import count_option, positive_option
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.model import SlotProblem
 
@@ -273,12 +273,6 @@ def _mean_interval(values: np.ndarray) -> tuple[float, tuple[float, float]]:
     return mean, (mean - half, mean + half)
 
 
-def _count(name: str, value: Any, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    return int(value)
-
-
 def _checked_config(env_id: str, config: Mapping[str, Any] | AIGCEdgeConfig | None) -> AIGCEdgeConfig:
     c = make_config(env_id, config)
     if not c.battery_enabled:
@@ -315,13 +309,12 @@ def _elasticity(elasticity: Sequence[float], inner: int) -> np.ndarray:
 
 
 def _options(seed: int, futures: int, pilots: int, inner: int, dual_rounds: int, tolerance: float) -> None:
-    _count("seed", seed, 0)
-    _count("futures", futures, 2)
-    _count("pilots", pilots, 1)
-    _count("inner", inner, 0)
-    _count("dual_rounds", dual_rounds, 0)
-    if not tolerance > 0:
-        raise ValueError(f"tolerance must be > 0 (relative), got {tolerance}")
+    count_option("seed", seed, 0)
+    count_option("futures", futures, 2)
+    count_option("pilots", pilots, 1)
+    count_option("inner", inner, 0)
+    count_option("dual_rounds", dual_rounds, 0)
+    positive_option("tolerance", tolerance, "relative")
 
 
 def _price_scale(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None, pilots: int,
@@ -407,7 +400,7 @@ def tune_elasticity(env_id: str, seeds: Sequence[int], futures: int, multipliers
     start = time.process_time()
     _checked_config(env_id, config)
     _options(0, 2, pilots, inner, dual_rounds, tolerance)
-    _count("futures", futures, 1)
+    count_option("futures", futures, 1)
     samples = []  # (future, price scale, free dual, phi)
     for seed in seeds:
         scale = _price_scale(env_id, seed, config, pilots, dual_rounds, tolerance)

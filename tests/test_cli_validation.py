@@ -18,6 +18,8 @@ CASES: list[tuple[list[str], str]] = [
     (["train", "--algo", "ppo", "--eval-freq", "-5"], "--eval-freq"),
     (["train", "--algo", "ppo", "--eval-freq", "nan"], "--eval-freq"),
     (["train", "--algo", "ppo", "--eval-episodes", "0"], "--eval-episodes"),
+    (["train", "--algo", "ppo", "--eval-freq", "0", "--eval-episodes", "-3"], "--eval-episodes"),
+    (["evaluate", "--policies", "exact+price1e999"], "finite number >= 0"),
     (["train", "--algo", "ppo", "--checkpoint-freq", "-1"], "--checkpoint-freq"),
     (["train", "--algo", "ppo", "--device", "bogus"], "--device"),
     (["train", "--algo", "ppo", "--threads", "0"], "--threads"),

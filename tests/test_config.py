@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import example, given, settings, strategies as st
 
 import aigc_edge_env
 from aigc_edge_env import SCENARIOS, AIGCEdgeConfig, ConfigError, TabulatedErrorCurve, make_config
-from aigc_edge_env.config import FIELD_RANGES
+from aigc_edge_env.config import FIELD_RANGES, default_config
 
 INVALID = [
     # (overrides, field named in the message)
@@ -210,6 +211,19 @@ def test_config_dict_round_trip_and_full_config_override():
     assert again == config
     assert make_config("AIGCEdge-Large-v0", config) is config  # a full config is used as is
     assert isinstance(config.step_levels, tuple) and isinstance(config.upload_mbit_range, tuple)
+
+
+def test_an_override_without_effect_is_refused():
+    for overrides, needs in (({"harvest_j_range": (0.0, 5.0)}, "battery_enabled=True"),
+                             ({"battery_capacity_j": 1e6}, "battery_enabled=True"),
+                             ({"trace_uplink_fraction": 0.5}, "channel_model='trace'")):
+        message = f"'{next(iter(overrides))}' = .* has no effect unless {re.escape(needs)}"
+        with pytest.raises(ConfigError, match=message):
+            make_config("AIGCEdge-v0", overrides)
+    assert make_config(None, {"battery_enabled": True, "harvest_j_range": (0.0, 5.0)}).harvest_j_range == (0.0, 5.0)
+    assert make_config(None, {"channel_model": "trace", "trace_uplink_fraction": 0.3}).trace_uplink_fraction == 0.3
+    assert make_config(None, default_config().to_dict()) == default_config()  # a full dict restates the defaults
+    assert not make_config("AIGCEdge-Battery-v0", {"battery_enabled": False}).battery_enabled
 
 
 def test_config_overrides_through_gym_make():

@@ -438,6 +438,8 @@ def test_action_decision_round_trip():
     assert np.array_equal(env.decision_to_action(decision), action)
     with pytest.raises(ValueError, match="step levels"):
         env.decision_to_action(Decision(offload=[False] * 10, steps=[7] * 10))
+    with pytest.raises(ValueError, match=r"a decision of shape \(3,\) for an env of 10 users"):
+        env.decision_to_action(Decision(offload=[False] * 3, steps=[5] * 3))
 
 
 # --- masks ----------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ def _error(main, argv: list[str], capsys) -> str:
     (["--algo", "ppo", "--device", "bogus"], "--device 'bogus' is not a torch device"),
     (["--algo", "ppo", "--eval-freq", "-1"], "--eval-freq must be >= 0"),
     (["--algo", "ppo", "--checkpoint-freq", "-1"], "--checkpoint-freq must be >= 0"),
-    (["--algo", "ppo", "--eval-episodes", "0"], "--eval-episodes must be >= 1 when evaluating"),
+    (["--algo", "ppo", "--eval-episodes", "0"], "argument --eval-episodes: expected an integer >= 1"),
     (["--algo", "ppo", "--config", "missing.yml"], "no such file 'missing.yml'"),
     (["--resume", "nowhere"], "nowhere is not a run directory"),
 ])
@@ -228,9 +228,12 @@ def test_train_cli_refuses_cuda_without_cuda_and_bad_out(tmp_path, capsys) -> No
     assert f"--out {a_file} exists and is not a directory" in err
     err = _error(train_cli.main, ["--algo", "ppo", "--out", str(a_file / "run")], capsys)
     assert f"--out {a_file / 'run'} is not writable" in err
-    err = _error(train_cli.main, ["--algo", "ppo", "--eval-freq", "0", "--eval-episodes", "0", "--timesteps", "-1",
+    err = _error(train_cli.main, ["--algo", "ppo", "--eval-freq", "0", "--timesteps", "-1",
                                   "--out", str(tmp_path / "run")], capsys)
-    assert "argument --timesteps: expected an integer >= 0" in err  # --eval-episodes 0 is fine without evaluation
+    assert "argument --timesteps: expected an integer >= 0" in err
+    err = _error(train_cli.main, ["--algo", "ppo", "--eval-freq", "0", "--eval-episodes", "0",
+                                  "--out", str(tmp_path / "run")], capsys)
+    assert "argument --eval-episodes: expected an integer >= 1" in err  # refused even without evaluation
 
 
 def test_train_cli_refuses_a_corrupt_normaliser_on_resume(tiny_run: Path, tmp_path, capsys) -> None:

@@ -166,6 +166,10 @@ def test_named_policies() -> None:
                 "nosolver+lyapunov"):
         with pytest.raises(ValueError, match="unknown policy"):
             make_policy(bad)
+    with pytest.raises(ValueError, match="a shadow price must be a finite number >= 0"):  # 1e999 reads as inf
+        make_policy("exact+price1e999")
+    with pytest.raises(ValueError, match="a policy name must be a string"):
+        make_policy(None)  # type: ignore[arg-type]
 
 
 def test_solver_policies_play_an_episode() -> None:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -171,9 +172,16 @@ def test_rounds_stop_without_a_clock_and_bad_budgets_are_refused() -> None:
     capped = hindsight_bound("AIGCEdge-Battery-v0", 2, config, max_rounds=1)
     assert capped.rounds <= 1
     assert capped.lower_bound <= hindsight_bound("AIGCEdge-Battery-v0", 2, config).lower_bound + 1e-9
-    for budget in (0.0, -1.0):
-        with pytest.raises(ValueError, match="time_budget_s"):
-            hindsight_bound("AIGCEdge-Battery-v0", 2, config, time_budget_s=budget)
+    bad_options = [{"time_budget_s": budget} for budget in (0.0, -1.0, math.nan, "2")] + [
+        {"tolerance": math.nan}, {"tolerance": -1.0}, {"max_rounds": 2.5}, {"max_rounds": -1},
+        {"plan_scales": [-1.0]}, {"plan_scales": [math.nan]}, {"plan_scales": ["a"]}, {"plan_scales": 5},
+        {"plan_scales": []}]
+    for options in bad_options:  # each refused by name, before any work
+        with pytest.raises(ValueError, match=next(iter(options))):
+            hindsight_bound("AIGCEdge-Battery-v0", 2, config, **options)
+    for seed in (1.5, "1", True, None, -1):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+            hindsight_bound("AIGCEdge-Battery-v0", seed, config)
 
 
 @pytest.mark.slow

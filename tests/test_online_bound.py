@@ -273,7 +273,7 @@ def test_futures_share_the_envs_first_slot_and_differ_after() -> None:
     ({"elasticity": (1.0, 2.0)}, "elasticity must be 4 finite numbers"),
     ({"elasticity": (0.0, 0.0, 0.0, 1.0), "inner": 0}, "needs inner >= 1"),
     ({"inner": -1}, "inner must be an integer >= 0"),
-    ({"tolerance": 0.0}, "tolerance must be > 0"),
+    ({"tolerance": 0.0}, "tolerance must be a finite number > 0"),
     ({"dual_rounds": -1}, "dual_rounds must be an integer >= 0"),
 ])
 def test_bad_arguments(kwargs: dict, match: str) -> None:

@@ -168,6 +168,12 @@ def test_bad_wrapper_arguments_are_named(kwargs: dict, message: str) -> None:
         PricedActionWrapper(gym.make("AIGCEdge-Battery-v0", config=SHORT), **kwargs)
 
 
+def test_numpy_numbers_are_good_wrapper_arguments() -> None:
+    wrapper = PricedActionWrapper(gym.make("AIGCEdge-Battery-v0", config=SHORT), price_scale_per_j=np.float32(0.5),
+                                  episode_seeds=np.int64(3))
+    assert wrapper.policy.price_scale_per_j == 0.5 and wrapper.episode_seeds == 3
+
+
 def test_bad_actions_and_wrapper_settings_are_named(tmp_path) -> None:
     env = make_env("AIGCEdge-Battery-v0", SHORT, env_wrapper="priced")
     with pytest.raises(RuntimeError, match="reset"):

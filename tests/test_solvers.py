@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -182,8 +183,26 @@ def test_exact_uses_seed_decisions() -> None:
     problem = make_problem({"n_users": 6, "step_levels": SMALL_LEVELS}, 1)
     seeded = solve_exact(problem, seed_decisions=[SOLVERS["greedy"](problem)])
     assert close(seeded.cost, solve_exact(problem).cost)
-    with pytest.raises(ValueError, match="time_budget_s"):
-        solve_exact(problem, time_budget_s=0.0)
+    bad_options = [{"time_budget_s": value} for value in (0.0, math.nan, "2", None)] + [
+        {"max_multisets": value} for value in (0, -5, math.nan)] + [
+        {"seed_decisions": [Decision(np.zeros(3, dtype=bool), np.full(3, 5))]},  # 3 users, not the slot's 6
+        {"seed_decisions": [(np.zeros(6, dtype=bool), np.full(6, 5))]}]  # not a Decision
+    for options in bad_options:  # each refused by name, before any work
+        with pytest.raises(ValueError, match=next(iter(options))):
+            solve_exact(problem, **options)
+        with pytest.raises(ValueError, match=next(iter(options))):
+            solve_many([problem], **{k: [v] if k == "seed_decisions" else v for k, v in options.items()})
+
+
+def test_decision_refuses_what_is_not_bits_and_step_counts() -> None:
+    for offload in (np.full(3, 2), np.full(3, -1), np.array(["no"] * 3), np.full(3, np.nan)):
+        with pytest.raises(ValueError, match=r"Decision.offload must be booleans \(or 0 and 1\)"):
+            Decision(offload, np.full(3, 5))
+    for steps in (np.full(3, 1e30), np.full(3, 2**63, dtype=np.uint64), np.array(["a"] * 3), None, np.full(3, 5.5)):
+        with pytest.raises(ValueError, match="Decision.steps must be integers"):
+            Decision(np.zeros(3, dtype=bool), steps)
+    decision = Decision(np.array([0, 1, 1]), np.array([5.0, 10.0, 15.0]))
+    assert decision.offload.tolist() == [False, True, True] and decision.steps.tolist() == [5, 10, 15]
 
 
 def test_random_solver_is_reproducible() -> None:
@@ -198,8 +217,9 @@ def test_fixed_steps_use_the_nearest_level() -> None:
     problem = make_problem({"n_users": 6, "step_levels": SMALL_LEVELS}, 2)
     decision = fixed_steps(12)(problem)  # nearest level: 10
     assert np.all(decision.steps[problem.has_request] == 10)
-    with pytest.raises(ValueError, match="steps >= 1"):
-        fixed_steps(0)
+    for bad in (0, "10", 2.5):
+        with pytest.raises(ValueError, match="fixed_steps's steps must be an integer >= 1"):
+            fixed_steps(bad)  # type: ignore[arg-type]
 
 
 def test_solvers_reject_batched_problems() -> None:

@@ -269,6 +269,12 @@ def test_vector_errors():
         AIGCEdgeVectorEnv(num_envs=2, autoreset_mode="disabled")
     with pytest.raises(ValueError, match="one seed per sub-env"):
         envs.reset(seed=[1, 2, 3])
+    for bad in ([0.5, 1.5], [1, -2]):  # not truncated to integers, as the single env refuses them too
+        with pytest.raises(ValueError, match=r"takes integers >= 0 or None"):
+            envs.reset(seed=bad)
+    for bad in (1.5, "1", -1, True):
+        with pytest.raises(ValueError, match=r"takes an integer >= 0, a list of them"):
+            envs.reset(seed=bad)
     with pytest.raises(ValueError, match="reset_mask"):
         envs.reset(options={"reset_mask": np.zeros(2, dtype=bool)})
     with pytest.raises(ValueError, match="reset_mask"):

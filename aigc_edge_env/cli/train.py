@@ -82,8 +82,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # SB3-only options default to None so that the own trainers (OWN_TRAINERS) can tell them given (SB3_DEFAULTS)
     parser.add_argument("--eval-freq", type=int, default=None, help="timesteps between evaluations (0: none; "
                                                                      "default 10000)")
-    parser.add_argument("--eval-episodes", type=int, default=None,
-                        help="episodes per periodic evaluation (>= 1 when evaluating; default 5)")
+    parser.add_argument("--eval-episodes", type=count, default=None,
+                        help="episodes per periodic evaluation (>= 1; default 5)")
     parser.add_argument("--checkpoint-freq", type=int, default=None,
                         help="timesteps between checkpoints (0: none; default 50000)")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")

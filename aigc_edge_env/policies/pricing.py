@@ -83,6 +83,9 @@ class ShadowPricePolicy(PricedPolicy):
     """
 
     def __init__(self, solve: Solver, price: float, decaying: bool = False, name: str | None = None) -> None:
+        if not (math.isfinite(price) and price >= 0):
+            raise ValueError(f"a shadow price must be a finite number >= 0 (cost per J), got {price} in "
+                             f"{name or 'ShadowPricePolicy'}")
         super().__init__(solve, name)
         self.price = price
         self.decaying = decaying

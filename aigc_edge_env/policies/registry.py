@@ -64,6 +64,9 @@ def make_policy(name: str) -> Policy:
 
     Raises ``ValueError`` naming the accepted forms for any other name.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"a policy name must be a string (the grammar of aigc_edge_env.policies.registry), "
+                         f"got {name!r}")
     if name in SOLVERS:
         return SolverPolicy(SOLVERS[name], name)
     if name == PRETRAINED:
