@@ -432,7 +432,8 @@ def make_config(
 
 
 #: Fields that act only in part of the model: field -> (what they need, whether a config has it).  An override
-#: of one where it would have no effect is refused (nothing is silently ignored).
+#: of one where it would have no effect is refused.  The Rayleigh channel's fields are not listed: under the trace
+#: channel the env ignores them, but ``mpc``'s sampled futures still read them.
 _ACTIVE_ONLY_WITH: dict[str, tuple[str, Any]] = {
     **dict.fromkeys(("battery_capacity_j", "battery_initial_j_range", "harvest_j_range"),
                     ("battery_enabled=True", lambda c: c.battery_enabled)),

@@ -204,7 +204,7 @@ def _shape_of(value: Any) -> str:
     return f"shape {value.shape}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
 
 
-#: Step counts a :class:`Decision` accepts lie below this (int64 holds them; far above any step level).
+#: Step counts a :class:`Decision` accepts are below this in magnitude (int64 holds them; far above any level).
 _MAX_STEPS = 2**62
 
 
@@ -222,9 +222,9 @@ class Decision:
             raise ValueError(f"Decision.offload must be booleans (or 0 and 1), got {self.offload!r}")
         object.__setattr__(self, "offload", offload.astype(bool))
         steps = np.asarray(self.steps)
-        if steps.dtype.kind not in "iuf" or (steps.dtype.kind == "f" and not (
-                np.all(np.isfinite(steps)) and np.all(steps == np.round(steps)))) or np.any(steps > _MAX_STEPS):
-            raise ValueError(f"Decision.steps must be integers below {_MAX_STEPS:.0e}, got {self.steps!r}")
+        fractional = steps.dtype.kind == "f" and not (np.all(np.isfinite(steps)) and np.all(steps == np.round(steps)))
+        if steps.dtype.kind not in "iuf" or fractional or np.any(np.abs(steps) >= _MAX_STEPS):
+            raise ValueError(f"Decision.steps must be integers of magnitude below 2**62, got {self.steps!r}")
         object.__setattr__(self, "steps", steps.astype(np.int64))
         if self.offload.shape != self.steps.shape:
             raise ValueError(
@@ -504,8 +504,8 @@ def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig
     """Apply the repair rule (module docstring) to the chosen options' :func:`option_rows`.
 
     ``battery_j`` is the energy each device has this slot (``None``: no battery limit).
-    The device-capacity and deadline checks (steps 2 and 4) are one comparison per user,
-    ``Q <= max_sqrt_steps_sum``; the edge-capacity prefix (step 3) is the running total
+    The device-capacity and deadline checks (rules 1 and 3) are one comparison per user,
+    ``Q <= max_sqrt_steps_sum``; the edge-capacity prefix (rule 2) is the running total
     of edge steps against ``edge_steps_limit``.
     """
     admitted = rows[_EDGE_STEPS].cumsum(axis=-1) <= rows[_EDGE_STEPS_LIMIT]
@@ -518,9 +518,9 @@ def serve(rows: np.ndarray, battery_j: np.ndarray | None, config: AIGCEdgeConfig
     if not _all_finite(served_totals[_BASE_COST]):  # a non-finite value anywhere poisons the sums
         bad = ~np.isfinite(rows[:N_SUMMED_COLUMNS]).all(axis=0) | np.isnan(rows[N_SUMMED_COLUMNS:]).any(axis=0)
         raise ValueError(
-            f"the options of users {sorted(set(np.nonzero(bad)[-1].tolist()))} have non-finite costs: a "
-            "SlotProblem's per-user arrays must be finite, with positive rates and clocks, for every user "
-            "(with or without a request); battery_j may be inf"
+            f"the options of users {sorted(set(np.nonzero(bad)[-1].tolist()))} have non-finite costs: their "
+            "sizes, rates or clocks overflow the cost model (e.g. 1e300 bits at 1e-300 bit/s); keep each "
+            "user's transfer and compute times and energies within float range"
         )
     return SlotEvaluation(
         config=config, rows=rows, admitted=admitted, meets_deadline=meets_deadline, kept=kept,

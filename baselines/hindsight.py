@@ -323,6 +323,8 @@ def hindsight_bound(
     positive_option("tolerance", tolerance, "relative")
     if time_budget_s is not None:
         positive_option("time_budget_s", time_budget_s, "seconds, or None")
+    if isinstance(plan_scales, np.ndarray) and plan_scales.ndim == 1:
+        plan_scales = plan_scales.tolist()
     if isinstance(plan_scales, str | bytes) or not isinstance(plan_scales, Sequence) or not plan_scales or not all(
             isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and float(x) > 0
             for x in plan_scales):

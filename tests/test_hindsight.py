@@ -179,6 +179,7 @@ def test_rounds_stop_without_a_clock_and_bad_budgets_are_refused() -> None:
     for options in bad_options:  # each refused by name, before any work
         with pytest.raises(ValueError, match=next(iter(options))):
             hindsight_bound("AIGCEdge-Battery-v0", 2, config, **options)
+    assert hindsight_bound("AIGCEdge-Battery-v0", 2, config, plan_scales=np.array([1.0, 0.98])).plan_cost > 0
     for seed in (1.5, "1", True, None, -1):
         with pytest.raises(ValueError, match="seed must be an integer >= 0"):
             hindsight_bound("AIGCEdge-Battery-v0", seed, config)

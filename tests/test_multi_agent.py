@@ -120,7 +120,9 @@ def test_bad_actions_raise_value_errors() -> None:
                    f"level an index in [0, {n_levels - 1}]")
         with pytest.raises(ValueError, match=re.escape(message)):
             env.step({**actions, requesting: np.array(bad)})
-    idle = next(agent for agent, obs in observations.items() if obs[0] <= 0.5)  # seed 3 starts with one
+    idle_agents = [agent for agent, obs in observations.items() if obs[0] <= 0.5]
+    assert idle_agents, "seed 3 should start with an idle user"
+    idle = idle_agents[0]
     for bad in ("not an action", [7, 99], None):  # ignored, but checked as the single env checks every entry
         with pytest.raises(ValueError, match=f"action of {idle}"):
             env.step({**actions, idle: bad})

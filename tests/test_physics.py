@@ -392,6 +392,11 @@ def test_options_with_non_finite_costs_raise_instead_of_a_nan_slot_cost(hand_pro
     for has_request in ([True, True], [True, False]):
         with pytest.raises(ValueError, match=r"SlotProblem.uplink_rate_bps must be finite and > 0 for every user"):
             hand_problem(hand_config(), has_request=has_request, uplink_rate_bps=[1e7, 0.0])
+        # values in range whose times overflow: the evaluation names the users instead of a NaN slot cost
+        problem = hand_problem(hand_config(), has_request=has_request, upload_bits=[1e6, 1e300],
+                               uplink_rate_bps=[1e7, 1e-300])
+        with np.errstate(over="ignore", invalid="ignore"), pytest.raises(ValueError, match=r"users \[1\] have non"):
+            evaluate_decision(problem, Decision(offload=[False, True], steps=[5, 5]))
 
 
 def test_repair_matches_reference_on_a_congested_slot(hand_problem, reference_outcome):

@@ -198,7 +198,8 @@ def test_decision_refuses_what_is_not_bits_and_step_counts() -> None:
     for offload in (np.full(3, 2), np.full(3, -1), np.array(["no"] * 3), np.full(3, np.nan)):
         with pytest.raises(ValueError, match=r"Decision.offload must be booleans \(or 0 and 1\)"):
             Decision(offload, np.full(3, 5))
-    for steps in (np.full(3, 1e30), np.full(3, 2**63, dtype=np.uint64), np.array(["a"] * 3), None, np.full(3, 5.5)):
+    for steps in (np.full(3, 1e30), np.full(3, -1e30), np.full(3, 2**63, dtype=np.uint64), np.array(["a"] * 3), None,
+                  np.full(3, 5.5)):
         with pytest.raises(ValueError, match="Decision.steps must be integers"):
             Decision(np.zeros(3, dtype=bool), steps)
     decision = Decision(np.array([0, 1, 1]), np.array([5.0, 10.0, 15.0]))

@@ -14,7 +14,8 @@ env's random draws, so all policies see the same slots.  ``--policies`` takes th
 :func:`aigc_edge_env.policies.registry.make_policy`: the slot solvers, solvers under a (decaying)
 shadow price on energy, ``lyapunov`` and ``mpc`` (re-planning on sampled futures); they need
 only the core install.  ``pretrained`` plays the policy shipped for ``--env``
-(:mod:`aigc_edge_env.policies.pretrained`; it needs the ``agents`` extra: stable-baselines3 or torch), loaded
+(:mod:`aigc_edge_env.policies.pretrained`; the SB3 and torch cards need the ``agents`` extra, the battery's
+price network only numpy), loaded
 before any work: under config overrides it was not trained with, under another release, or for an id
 without one it exits with status 2 and one line.  ``--runs`` plays trained models (the ``agents`` extra: torch).
 Reported per policy: mean episode reward and cost components with bootstrap confidence

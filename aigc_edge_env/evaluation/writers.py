@@ -53,7 +53,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) 
     if with_gap:
         note += (" gap_closed = G = (R - R_exact) / (R_hindsight - R_exact), R_hindsight = -reward_scale * the "
                  "certified hindsight bound (no policy reaches G > 1).")
-        if any(math.isnan(row[key]) for row in rows for key in ("gap_closed", "gap_closed_low", "gap_closed_high")):
+        if any(math.isnan(row["gap_closed"]) or (row["episodes"] >= 2 and (  # one episode has no interval anyway
+                math.isnan(row["gap_closed_low"]) or math.isnan(row["gap_closed_high"]))) for row in rows):
             note += (" G or its interval is n/a where R_hindsight = R_exact on the episodes or on some bootstrap "
                      "resample of them (exact is hindsight-optimal there: no gap to close, the ratio is undefined).")
     return "\n".join(lines) + "\n\n" + note + "\n"
