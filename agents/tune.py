@@ -176,6 +176,17 @@ def best_entry(algo: str, env_id: str, best: dict[str, Any], directory: Path = H
     return check_values(load_hyperparams(algo, env_id, best, directory))
 
 
+def check_resumed_settings(path: Path, settings: dict[str, Any]) -> None:
+    """:class:`UsageError` if ``path`` holds the settings of another search than ``settings``.  A search saved
+    before ``tune --config`` existed has no ``config`` key: it ran without overrides (``{}``)."""
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    saved.setdefault("config", {})
+    if saved != settings:
+        raise UsageError(f"{path.parent} holds a search with other settings ({path}): choose another --out")
+
+
 def run_search(args: argparse.Namespace) -> dict[str, Path]:
     """Run (or resume) the search; write the best entry and the table of trials."""
     from ray import tune
@@ -189,8 +200,7 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
                 "timesteps": args.timesteps, "seed": args.seed, "eval_freq": args.eval_freq,
                 "eval_episodes": args.eval_episodes, "grace_timesteps": args.grace_timesteps, "space": space}
     settings_path = out / "search_settings.json"
-    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
-        raise UsageError(f"{out} holds a search with other settings ({settings_path}): choose another --out")
+    check_resumed_settings(settings_path, settings)
     write_atomic(settings_path, json.dumps(settings, indent=2))
     references = periodic_references(args.env, args.config, args.eval_episodes)
     trainable = tune.with_resources(functools.partial(

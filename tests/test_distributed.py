@@ -171,6 +171,19 @@ def test_a_task_failing_on_a_worker_is_reported_in_one_line(local_ray) -> None:
     assert str(failed.value) == "points 1 of 1 failed on a Ray worker: ValueError: bad value 7"
 
 
+def test_a_search_saved_before_tune_config_resumes_without_overrides(tmp_path: Path) -> None:
+    from aigc_edge_env.agents.tune import check_resumed_settings
+    from aigc_edge_env.cli.common import UsageError
+
+    settings = {"algo": "ppo", "env": "AIGCEdge-v0", "config": {}, "trials": 2}
+    path = tmp_path / "search_settings.json"
+    check_resumed_settings(path, settings)  # a new search
+    path.write_text(json.dumps({key: value for key, value in settings.items() if key != "config"}))
+    check_resumed_settings(path, settings)  # saved without the key: it ran without overrides
+    with pytest.raises(UsageError, match="holds a search with other settings"):
+        check_resumed_settings(path, {**settings, "config": {"horizon_slots": 20}})
+
+
 @pytest.mark.slow
 def test_two_trial_search_writes_an_entry_train_py_loads(local_ray, tmp_path: Path, capsys) -> None:
     from aigc_edge_env.agents.hyperparameters import check_values, load_hyperparams
