@@ -59,6 +59,7 @@ from typing import cast
 import numpy as np
 
 from aigc_edge_env.baselines.options import slot_options
+from aigc_edge_env.checks import count_option
 from aigc_edge_env.model import SlotProblem
 
 __all__ = ["MAX_CAPACITY_UNITS", "lagrangian_bound", "lower_bound"]
@@ -146,8 +147,8 @@ def lower_bound(problem: SlotProblem, grid_points: int = 17, zooms: int = 5) -> 
     Each zoom evaluates ``grid_points`` multipliers in one DP pass and narrows the search
     to the two grid cells around the best one, where the concave ``g`` peaks.
     """
-    if grid_points < 3 or zooms < 1:
-        raise ValueError(f"need grid_points >= 3 and zooms >= 1, got {grid_points} and {zooms}")
+    count_option("grid_points", grid_points, 3)
+    count_option("zooms", zooms, 1)
     relax = _relaxation(problem)
     low, high = 0.0, relax.sqrt_steps_sum_bound
     best = -np.inf

@@ -123,6 +123,8 @@ def random_solver(problem: SlotProblem, rng: np.random.Generator | None = None) 
 
     ``rng=None`` uses ``numpy.random.default_rng(0)`` (deterministic).
     """
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator (numpy.random.default_rng(seed)) or None, got {rng!r}")
     generator = np.random.default_rng(0) if rng is None else rng
     return _solve_with(problem, lambda opts: _random_choice(opts, generator))
 

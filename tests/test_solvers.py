@@ -212,6 +212,17 @@ def test_random_solver_is_reproducible() -> None:
     assert np.array_equal(first.steps, second.steps) and np.array_equal(first.offload, second.offload)
     draws = {tuple(SOLVERS["random"](problem, rng=np.random.default_rng(s)).steps) for s in range(5)}
     assert len(draws) > 1
+    with pytest.raises(ValueError, match="rng must be a numpy Generator"):
+        SOLVERS["random"](problem, rng=3)
+
+
+def test_lower_bound_options_are_checked() -> None:
+    problem = make_problem({"n_users": 5, "step_levels": SMALL_LEVELS}, 0)
+    for options, message in (({"grid_points": 3.5}, "grid_points must be an integer >= 3"),
+                             ({"grid_points": 2}, "grid_points must be an integer >= 3"),
+                             ({"zooms": 0}, "zooms must be an integer >= 1")):
+        with pytest.raises(ValueError, match=message):
+            lower_bound(problem, **options)
 
 
 def test_fixed_steps_use_the_nearest_level() -> None:
