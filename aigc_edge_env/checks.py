@@ -5,20 +5,31 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, TypeGuard
 
-__all__ = ["count_option", "positive_option"]
+__all__ = ["count_option", "is_count", "is_finite_number", "positive_option"]
+
+
+def is_count(value: Any, least: int) -> TypeGuard[int]:
+    """``value`` is an integer (Python or numpy, not a bool) ``>= least``; narrowed as ``int`` (``int(value)``
+    is one)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= least
+
+
+def is_finite_number(value: Any) -> TypeGuard[numbers.Real]:
+    """``value`` is a finite real number (Python or numpy, not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def count_option(name: str, value: Any, least: int) -> int:
     """``value`` as an int; ``ValueError`` naming ``name`` unless it is an integer (not a bool) ``>= least``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+    if not is_count(value, least):
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     return int(value)
 
 
 def positive_option(name: str, value: Any, unit: str) -> float:
     """``value`` as a float; ``ValueError`` naming ``name`` and its ``unit`` unless it is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+    if not (is_finite_number(value) and float(value) > 0):
         raise ValueError(f"{name} must be a finite number > 0 ({unit}), got {value!r}")
     return float(value)

@@ -166,8 +166,6 @@ PROBLEM_ARRAY_FIELDS = (
 _POSITIVE_FIELDS = ("deadline_s", "uplink_rate_bps", "downlink_rate_bps", "device_clock_hz")
 _NON_NEGATIVE_FIELDS = ("upload_bits", "download_bits", "utility_weight")
 _CHECKED_FIELDS = (*_POSITIVE_FIELDS, *_NON_NEGATIVE_FIELDS, "battery_j")
-#: Each checked field's least value allowed (the smallest float above 0 for "> 0") and the bound it stays below.
-_LEAST = (math.ulp(0.0),) * len(_POSITIVE_FIELDS) + (0.0,) * (len(_NON_NEGATIVE_FIELDS) + 1)
 _INF_ALLOWED = (False,) * (len(_CHECKED_FIELDS) - 1) + (True,)  # battery_j is inf without batteries
 
 
@@ -192,10 +190,11 @@ def _check_problem(problem: SlotProblem) -> None:
     values = np.concatenate([getattr(problem, name) for name in _CHECKED_FIELDS], axis=0)
     values = values.reshape(len(_CHECKED_FIELDS), -1)
     lows, highs = values.min(axis=1).tolist(), values.max(axis=1).tolist()
-    for name, low, high, least, inf_allowed in zip(_CHECKED_FIELDS, lows, highs, _LEAST, _INF_ALLOWED, strict=True):
-        if not (low >= least and (high < math.inf or inf_allowed)):
+    for name, low, high, inf_allowed in zip(_CHECKED_FIELDS, lows, highs, _INF_ALLOWED, strict=True):
+        positive = name in _POSITIVE_FIELDS
+        if not ((low > 0 if positive else low >= 0) and (high < math.inf or inf_allowed)):
             accepted = (">= 0 (inf without batteries)" if inf_allowed else
-                        "finite and > 0" if least > 0 else "finite and >= 0")
+                        "finite and > 0" if positive else "finite and >= 0")
             raise ValueError(f"SlotProblem.{name} must be {accepted} for every user (with or without a request), "
                              f"got values in [{low}, {high}]")
 

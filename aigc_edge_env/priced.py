@@ -67,8 +67,6 @@ the wrapper uses it too, so training and evaluation decide by the same code.
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +74,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from aigc_edge_env.checks import is_count, is_finite_number
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.env import AIGCEdgeEnv, unwrapped_env
 from aigc_edge_env.evaluation.runner import run_episode
@@ -142,8 +141,7 @@ class ResidualPricePolicy(PricedPolicy):
         if not isinstance(base, PricedPolicy):
             raise ValueError(f"base_policy must name a priced policy of make_policy ('<solver>+price<λ>', "
                              f"'<solver>+price<λ>(1-t/H)', 'lyapunov(...)', 'mpc(...)'), got {base_policy!r}")
-        scale_ok = isinstance(price_scale_per_j, numbers.Real) and not isinstance(price_scale_per_j, bool)
-        if not scale_ok or not math.isfinite(price_scale_per_j) or price_scale_per_j < 0:
+        if not (is_finite_number(price_scale_per_j) and float(price_scale_per_j) >= 0):
             raise ValueError(f"price_scale_per_j must be a finite number >= 0 (cost per J), got {price_scale_per_j!r}")
         super().__init__(base.solve, name or f"residual on {base_policy}")
         self.base = base
@@ -195,8 +193,7 @@ class PricedActionWrapper(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.nda
             raise TypeError(f"PricedActionWrapper needs an AIGC edge env (MultiDiscrete slot action), got {env}")
         if not isinstance(relative_reward, bool):
             raise ValueError(f"relative_reward must be true or false, got {relative_reward!r}")
-        if episode_seeds is not None and (isinstance(episode_seeds, bool)
-                                          or not isinstance(episode_seeds, numbers.Integral) or episode_seeds < 1):
+        if episode_seeds is not None and not is_count(episode_seeds, 1):
             raise ValueError(f"episode_seeds must be None or an integer >= 1, got {episode_seeds!r}")
         self.policy = ResidualPricePolicy(base_policy, price_scale_per_j)
         self.base_policy = base_policy

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -35,6 +35,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from aigc_edge_env import dynamics, spaces as env_spaces
+from aigc_edge_env.checks import is_count
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import render_text
 from aigc_edge_env.model import PROBLEM_ARRAY_FIELDS, SlotEvaluation, SlotProblem, evaluate_decision
@@ -179,7 +180,7 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
             return [None] * self.num_envs
-        if _is_seed(seed):
+        if is_count(seed, 0):
             return [int(seed) + i for i in range(self.num_envs)]
         if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence | np.ndarray):
             raise ValueError(f"reset(seed=...) takes an integer >= 0, a list of them (one per sub-env, None to keep "
@@ -187,7 +188,7 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         seeds = list(seed)
         if len(seeds) != self.num_envs:
             raise ValueError(f"reset(seed=[...]) needs one seed per sub-env ({self.num_envs}), got {len(seeds)}")
-        bad = [s for s in seeds if s is not None and not _is_seed(s)]
+        bad = [s for s in seeds if s is not None and not is_count(s, 0)]
         if bad:
             raise ValueError(f"reset(seed=[...]) takes integers >= 0 or None, got {bad}")
         return [None if s is None else int(s) for s in seeds]
@@ -300,8 +301,3 @@ def _select_evaluation(evaluation: SlotEvaluation, index: int) -> SlotEvaluation
         evaluation, rows=evaluation.rows[:, index], admitted=evaluation.admitted[index],
         meets_deadline=evaluation.meets_deadline[index], kept=evaluation.kept[index],
         sqrt_steps_sum=evaluation.sqrt_steps_sum[index], served_totals=evaluation.served_totals[:, index])
-
-
-def _is_seed(value: object) -> TypeGuard[int | np.integer]:
-    """An integer >= 0 (a Python or numpy integer, not a bool): what Gymnasium's seeding accepts."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_) and bool(value >= 0)

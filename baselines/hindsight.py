@@ -72,8 +72,6 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import math
-import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -87,7 +85,7 @@ from scipy.optimize import linprog
 
 from aigc_edge_env import dynamics
 from aigc_edge_env.baselines.exact import solve_exact, solve_many
-from aigc_edge_env.checks import count_option, positive_option
+from aigc_edge_env.checks import count_option, is_finite_number, positive_option
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.evaluation.runner import EpisodeAccumulator
@@ -326,8 +324,7 @@ def hindsight_bound(
     if isinstance(plan_scales, np.ndarray) and plan_scales.ndim == 1:
         plan_scales = plan_scales.tolist()
     if isinstance(plan_scales, str | bytes) or not isinstance(plan_scales, Sequence) or not plan_scales or not all(
-            isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and float(x) > 0
-            for x in plan_scales):
+            is_finite_number(x) and float(x) > 0 for x in plan_scales):
         raise ValueError(f"plan_scales must be a non-empty sequence of finite numbers > 0 (scales of the "
                          f"clairvoyant prices), got {plan_scales!r}")
     start = time.perf_counter()
