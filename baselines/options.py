@@ -190,11 +190,12 @@ class SlotOptions:
 
     def violation(self, choice: np.ndarray) -> float:
         """Edge-capacity excess (steps) plus the largest deadline excess in ``Q``; 0 iff edge-feasible."""
-        deadline = 0.0
-        if choice.size:
-            limit = float(self.max_sqrt_steps_sum[np.arange(choice.size), choice].min())
-            deadline = max(self.sqrt_steps_sum(choice) - limit, 0.0)
-        return max(self.edge_steps_sum(choice) - self.edge_step_capacity, 0) + deadline
+        limit = float(self.max_sqrt_steps_sum[np.arange(choice.size), choice].min()) if choice.size else np.inf
+        return self.violation_of(self.edge_steps_sum(choice), self.sqrt_steps_sum(choice), limit)
+
+    def violation_of(self, edge_steps_sum: int, sqrt_steps_sum: float, limit: float) -> float:
+        """:meth:`violation` from a choice's edge steps, its ``Q`` and the least ``Q`` limit of its options."""
+        return max(edge_steps_sum - self.edge_step_capacity, 0) + max(sqrt_steps_sum - limit, 0.0)
 
     def penalised_cost(self, choice: np.ndarray) -> float:
         """Penalised cost of a choice (module docstring); ``inf`` if it is not edge-feasible."""

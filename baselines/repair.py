@@ -30,29 +30,64 @@ from aigc_edge_env.baselines.options import SlotOptions
 __all__ = ["repair"]
 
 
-def _leave_gains(opts: SlotOptions, choice: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Cost saved by moving each edge user to its ``fallback`` device option (``-inf`` for the others)."""
-    sqrt_steps_sum = opts.sqrt_steps_sum(choice)
-    without = (sqrt_steps_sum - opts.sqrt_steps[choice]) ** 2  # Q^2 once each user leaves the edge
-    at_edge = opts.chosen_cost(choice) + opts.congestion_weight * (sqrt_steps_sum * sqrt_steps_sum - without)
-    gain = at_edge - opts.cost[np.arange(choice.size), fallback]
-    return np.where(opts.offloaded(choice), gain, -np.inf)
+class _Chosen:
+    """A choice with the per-candidate values the move rules read, updated move by move.
+
+    Each array holds what :class:`~.options.SlotOptions` would compute from the choice
+    (``sqrt_steps[choice]``, ``cost[k, choice_k]``, ...), so the rules' arithmetic is
+    theirs, without rebuilding the arrays at every move."""
+
+    def __init__(self, opts: SlotOptions, choice: np.ndarray, fallback: np.ndarray) -> None:
+        rows = np.arange(choice.size)
+        self.opts, self.choice, self.fallback = opts, choice, fallback
+        self.n_levels = opts.n_levels
+        self.offloaded = choice >= self.n_levels
+        self.sqrt_steps = opts.sqrt_steps[choice]
+        self.edge_steps = opts.edge_steps[choice]
+        self.limit = opts.max_sqrt_steps_sum[rows, choice]
+        self.cost = opts.cost[rows, choice]
+        self.fallback_cost = opts.cost[rows, fallback]
+        self.has_local = opts.has_local
+
+    def move(self, user: int, option: int) -> None:
+        opts = self.opts
+        self.choice[user] = option
+        self.offloaded[user] = option >= self.n_levels
+        self.sqrt_steps[user] = opts.sqrt_steps[option]
+        self.edge_steps[user] = opts.edge_steps[option]
+        self.limit[user] = opts.max_sqrt_steps_sum[user, option]
+        self.cost[user] = opts.cost[user, option]
+
+    def sqrt_steps_sum(self) -> float:
+        """``Q`` (:meth:`~.options.SlotOptions.sqrt_steps_sum`)."""
+        return float(self.sqrt_steps[self.offloaded].sum())
+
+    def violation(self) -> float:
+        """:meth:`~.options.SlotOptions.violation` of the choice."""
+        return self.opts.violation_of(int(self.edge_steps.sum()), self.sqrt_steps_sum(), float(self.limit.min()))
+
+    def leave_gains(self) -> np.ndarray:
+        """Cost saved by moving each edge user to its ``fallback`` device option (``-inf`` for the others)."""
+        sqrt_steps_sum = self.sqrt_steps_sum()
+        without = (sqrt_steps_sum - self.sqrt_steps) ** 2  # Q^2 once each user leaves the edge
+        at_edge = self.cost + self.opts.congestion_weight * (sqrt_steps_sum * sqrt_steps_sum - without)
+        return np.where(self.offloaded, at_edge - self.fallback_cost, -np.inf)
 
 
-def _local_first_move(opts: SlotOptions, choice: np.ndarray, fallback: np.ndarray) -> tuple[int, int]:
+def _local_first_move(chosen: _Chosen) -> tuple[int, int]:
     """The ``least_cost=False`` rule (module docstring): ``(user, option)``."""
-    offloaded = opts.offloaded(choice)
-    gain = _leave_gains(opts, choice, fallback)
-    if np.any(offloaded & opts.has_local):
-        user = int(np.argmax(np.where(opts.has_local, gain, -np.inf)))
-        return user, int(fallback[user])
+    opts, choice, offloaded = chosen.opts, chosen.choice, chosen.offloaded
+    gain = chosen.leave_gains()
+    if np.any(offloaded & chosen.has_local):
+        user = int(np.argmax(np.where(chosen.has_local, gain, -np.inf)))
+        return user, int(chosen.fallback[user])
     lowerable = offloaded & (choice > opts.smallest_edge)
     if lowerable.any():
         user = int(np.argmax(np.where(lowerable, choice, -1)))
         lower = np.flatnonzero(opts.feasible[user, opts.n_levels:choice[user]])
         return user, int(opts.n_levels + lower[-1])
     user = int(np.argmax(gain))
-    return user, int(fallback[user])
+    return user, int(chosen.fallback[user])
 
 
 def _least_cost_move(opts: SlotOptions, choice: np.ndarray, violation: float) -> tuple[int, int]:
@@ -88,19 +123,19 @@ def repair(
     ``improve`` (default: its cheapest, :attr:`~.options.SlotOptions.fallback`).  Every
     edge option chosen must be feasible alone.
     """
-    choice = choice.copy()
     fallback = opts.fallback if fallback is None else fallback
-    while opts.offloaded(choice).any():
-        violation = opts.violation(choice)
+    chosen = _Chosen(opts, choice.copy(), fallback)
+    while chosen.offloaded.any():
+        violation = chosen.violation()
         if violation == 0.0:
-            gain = _leave_gains(opts, choice, fallback)
+            gain = chosen.leave_gains()
             user = int(np.argmax(gain))
             if not (improve and gain[user] > 0.0):
                 break
             option = int(fallback[user])
         elif least_cost:
-            user, option = _least_cost_move(opts, choice, violation)
+            user, option = _least_cost_move(opts, chosen.choice, violation)
         else:
-            user, option = _local_first_move(opts, choice, fallback)
-        choice[user] = option
-    return choice
+            user, option = _local_first_move(chosen)
+        chosen.move(user, option)
+    return chosen.choice
