@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
+from aigc_edge_env.vector_env import PER_ENV_CALLS, AIGCEdgeVectorEnv
 
 __all__ = ["SB3VectorEnv", "sub_env_seeds"]
 
@@ -43,11 +44,16 @@ class SB3VectorEnv(VecEnv):
     """SB3 view of an :class:`~aigc_edge_env.AIGCEdgeVectorEnv` with ``NEXT_STEP`` autoreset (module docstring)."""
 
     def __init__(self, vector_env: AIGCEdgeVectorEnv) -> None:
+        if vector_env.autoreset_mode is not AutoresetMode.NEXT_STEP:
+            raise ValueError("SB3VectorEnv needs the vector env's autoreset_mode NEXT_STEP (its default), "
+                             f"got {vector_env.autoreset_mode}")
         self.venv = vector_env
         self._actions: np.ndarray | None = None
         super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
 
     def reset(self) -> np.ndarray:
+        if any(self._options):
+            raise ValueError(f"SB3VectorEnv.reset takes no options (the AIGC envs accept none), got {self._options}")
         observations, _ = self.venv.reset(seed=sub_env_seeds(self._seeds[0], self.num_envs))
         self._reset_seeds()
         self._reset_options()
@@ -87,26 +93,26 @@ class SB3VectorEnv(VecEnv):
                 per_env[i][name] = items[i]
         return per_env
 
-    # --- attribute access: the vector env is one object, so every "sub-env" shares it ----
+    # --- attribute access: the vector env answers for every sub-env from its batch ---------------
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
-        if method_name == "action_masks":
-            masks = self.venv.action_masks()
-            return [masks[i] for i in self._get_indices(indices)]
-        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
+        results = self.venv.call(method_name, *method_args, **method_kwargs)
+        return [results[i] for i in self._get_indices(indices)]
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        value = getattr(self.venv, attr_name)
-        return [value for _ in self._get_indices(indices)]
+        values = self.venv.get_attr(attr_name)
+        return [values[i] for i in self._get_indices(indices)]
+
+    def has_attr(self, attr_name: str) -> bool:
+        return attr_name in PER_ENV_CALLS or super().has_attr(attr_name)
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        if len(list(self._get_indices(indices))) != self.num_envs:
+            raise ValueError("SB3VectorEnv.set_attr sets an attribute of the one vector env, so of every sub-env; "
+                             f"got indices={indices!r}")
         setattr(self.venv, attr_name, value)
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
-
-    def has_attr(self, attr_name: str) -> bool:
-        return hasattr(self.venv, attr_name)
 
     def close(self) -> None:
         self.venv.close()

@@ -183,7 +183,8 @@ def _discrete_choice(action: Any) -> int:
     return int(array.reshape(()))
 
 
-class PerUserDecisionWrapper(gym.Wrapper[np.ndarray, PerUserAction, np.ndarray, np.ndarray]):
+class PerUserDecisionWrapper(gym.Wrapper[np.ndarray, PerUserAction, np.ndarray, np.ndarray],
+                             gym.utils.RecordConstructorArgs):
     """Turns the env's joint slot action into one ``Discrete(2L)`` step per requesting user.
 
     See the module docstring for the action, observation and reward layout.
@@ -191,6 +192,8 @@ class PerUserDecisionWrapper(gym.Wrapper[np.ndarray, PerUserAction, np.ndarray, 
 
     def __init__(self, env: gym.Env[np.ndarray, np.ndarray], reward_mode: str = "slot_end",
                  user_order: str = "index", slot_episodes: bool = False) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, reward_mode=reward_mode, user_order=user_order,
+                                                 slot_episodes=slot_episodes)  # gym.make(wrapper.spec) rebuilds it
         # Gymnasium (1.x) annotates Wrapper.__init__'s env as Env[WrapperObsType, WrapperActType], the
         # wrapper's own types, where the wrapped env's (ObsType, ActType) are meant.
         super().__init__(env)  # type: ignore[arg-type]
@@ -218,20 +221,22 @@ class PerUserDecisionWrapper(gym.Wrapper[np.ndarray, PerUserAction, np.ndarray, 
         self._choices: SlotChoices | None = None
         self._decided_cost = 0.0
         self._env_episode_over = True
+        self._episode_over = True  # the wrapper's own episode (a slot with slot_episodes): step() needs reset()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         if self.slot_episodes and not self._env_episode_over and seed is None and options is None:
+            self._episode_over = False
             return self._observation(), {}  # the env's next slot
         observation, info = self.env.reset(seed=seed, options=options)
-        self._env_episode_over = False
+        self._env_episode_over = self._episode_over = False
         self._start_slot(observation)
         return self._observation(), info
 
     def step(self, action: PerUserAction) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._choices is None:
-            raise RuntimeError("call reset() before step()")
+        if self._choices is None or self._episode_over:
+            raise RuntimeError("call reset() before step() (at the start and after an episode ends)")
         choices = self._choices
         previous_cost = self._decided_cost
         if not choices.complete:
@@ -251,6 +256,7 @@ class PerUserDecisionWrapper(gym.Wrapper[np.ndarray, PerUserAction, np.ndarray, 
         self._start_slot(observation)
         if self.slot_episodes:
             terminated, truncated = True, False  # the slot is the episode; an env episode's end is one too
+        self._episode_over = terminated or truncated
         return self._observation(), reward, terminated, truncated, info
 
     def _start_slot(self, observation: np.ndarray) -> None:

@@ -149,13 +149,15 @@ def _level_steps(step_levels: tuple[int, ...]) -> np.ndarray:
 def integer_array(values: Any, what: str) -> np.ndarray:
     """``values`` as int64; ``ValueError`` naming ``what`` unless every entry is an integer.
 
-    Integer and bool dtypes pass, as do floats with integral values; NaN, inf and
-    fractions do not.
+    Integer and bool dtypes pass, as do floats with integral values; NaN, inf,
+    fractions and values outside int64's range (which the cast would wrap) do not.
     """
     array = np.asarray(values)
-    if array.dtype.kind not in "iub":
-        if array.dtype.kind != "f" or not np.isfinite(array).all() or (array != np.round(array)).any():
-            raise ValueError(f"{what} entries must be integers, got dtype {array.dtype} with values {array!r}")
+    kind = array.dtype.kind
+    if kind not in "iubf" or (kind == "f" and not (np.isfinite(array).all() and (array == np.round(array)).all())):
+        raise ValueError(f"{what} entries must be integers, got dtype {array.dtype} with values {array!r}")
+    if (kind == "u" and np.any(array >= 2**63)) or (kind == "f" and np.any(np.abs(array) >= 2.0**63)):
+        raise ValueError(f"{what} entries must lie in int64's range (|value| < 2**63), got values {array!r}")
     return array.astype(np.int64, copy=False)
 
 

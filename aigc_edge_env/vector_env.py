@@ -8,7 +8,10 @@ all users of all sub-envs evaluated in one vectorised call per step.
   draws its slots with the single env's function (:func:`~aigc_edge_env.dynamics.draw_slots`),
   so sub-env ``i`` of ``reset(seed=s)`` replays the single env's ``reset(seed=s + i)``
   episode after episode (``reset(seed=[s_0, s_1, ...])``: one seed per sub-env; ``None``
-  keeps each sub-env's stream going, or seeds it from the OS on first use).
+  keeps each sub-env's stream going, or seeds it from the OS on first use).  Episode after
+  episode means whole episodes: the single env draws its slots in chunks, so after a reset
+  *without* a seed in the middle of an episode the two streams go on from different points
+  (seed the reset to compare them).
 * **Autoreset**: Gymnasium's ``NEXT_STEP`` (default: the step after a truncation resets
   that sub-env and returns its first observation with reward 0) or ``SAME_STEP`` (the
   truncating step returns the new episode's first observation; the last one is in
@@ -40,8 +43,10 @@ from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import render_text
 from aigc_edge_env.model import PROBLEM_ARRAY_FIELDS, SlotEvaluation, SlotProblem, evaluate_decision
 
-__all__ = ["AIGCEdgeVectorEnv"]
+__all__ = ["PER_ENV_CALLS", "AIGCEdgeVectorEnv"]
 
+#: The methods :meth:`AIGCEdgeVectorEnv.call` answers per sub-env beyond the attributes of ``get_attr``.
+PER_ENV_CALLS = ("action_masks", "current_problem", "render")
 #: The autoreset modes this env implements.
 AUTORESET_MODES = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
 
@@ -142,8 +147,8 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
                      for i in range(self.num_envs))
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        """Per sub-env results of ``name``: ``"render"``, ``"current_problem"``, ``"action_masks"``,
-        or any attribute :meth:`get_attr` serves (callables are called with ``args``)."""
+        """Per sub-env results of ``name``: one of :data:`PER_ENV_CALLS`, or any attribute :meth:`get_attr`
+        serves (callables are called with ``args``)."""
         if name == "render":
             return self.render() or (None,) * self.num_envs
         if name == "current_problem":
@@ -163,7 +168,7 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if name in shared:
             return (getattr(self, name),) * self.num_envs
         raise AttributeError(f"AIGCEdgeVectorEnv serves get_attr/call for {sorted({*single, *shared})} "
-                             f"and call for ['action_masks', 'current_problem', 'render'], not {name!r}")
+                             f"and call for {list(PER_ENV_CALLS)}, not {name!r}")
 
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:

@@ -166,6 +166,27 @@ def test_per_user_ceiling_benchmark_takes_the_wrappers_least_marginal_cost(user_
         obs, *_ = env.step(action)
 
 
+@pytest.mark.parametrize("slot_episodes", [False, True])
+def test_wrapper_needs_a_reset_after_its_episode_and_rebuilds_from_its_spec(slot_episodes: bool) -> None:
+    env = PerUserDecisionWrapper(gym.make("AIGCEdge-v0", config=SPARSE), reward_mode="marginal",
+                                 slot_episodes=slot_episodes)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    env.reset(seed=2)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(1)
+        done = terminated or truncated
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)  # past the episode's end (before, it went on costing slots past the horizon)
+    env.reset()
+    env.step(0)
+    rebuilt = gym.make(env.spec)
+    assert isinstance(rebuilt, PerUserDecisionWrapper)
+    assert (rebuilt.reward_mode, rebuilt.slot_episodes) == ("marginal", slot_episodes)
+    np.testing.assert_array_equal(rebuilt.reset(seed=3)[0], env.reset(seed=3)[0])
+
+
 def test_wrapper_spaces_and_bad_action() -> None:
     env = make_env("AIGCEdge-v0", SMALL, env_wrapper="per_user")
     config = env.unwrapped.config
@@ -205,6 +226,25 @@ def test_sb3_vector_env_autoresets_on_the_same_step() -> None:
     assert not dones.any() and np.all(rewards < 0)  # no dummy zero-reward autoreset step
     masks = adapter.env_method("action_masks")
     assert len(masks) == 2 and masks[0].dtype == bool
+
+
+def test_sb3_vector_env_answers_per_sub_env_and_refuses_what_it_cannot_do() -> None:
+    venv = gym.make_vec("AIGCEdge-v0", num_envs=3, vectorization_mode="vector_entry_point", render_mode="ansi")
+    adapter = SB3VectorEnv(venv)
+    adapter.reset()
+    assert adapter.get_attr("observation_space", indices=[1]) == [venv.single_observation_space]
+    problem = adapter.env_method("current_problem", indices=[2])[0]
+    np.testing.assert_array_equal(problem.has_request, venv.unwrapped.current_problem().has_request[2])
+    assert [type(text) for text in adapter.env_method("render")] == [str] * 3
+    assert adapter.has_attr("action_masks") and adapter.has_attr("config") and not adapter.has_attr("bogus")
+    with pytest.raises(ValueError, match="every sub-env"):
+        adapter.set_attr("render_mode", None, indices=[0])
+    adapter.set_options({"reset_mask": np.array([True, False, False])})
+    with pytest.raises(ValueError, match="takes no options"):
+        adapter.reset()
+    with pytest.raises(ValueError, match="NEXT_STEP"):
+        SB3VectorEnv(gym.make_vec("AIGCEdge-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                                  autoreset_mode="same_step"))
 
 
 def test_hyperparameter_overrides_and_errors() -> None:

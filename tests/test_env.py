@@ -396,6 +396,8 @@ BAD_ACTIONS = [
     (lambda n, L: np.r_[[-1] + [0] * (n - 1), [0] * n], "offload"),
     (lambda n, L: np.r_[[0] * n, [0] * (n - 1) + [L]], "level"),
     (lambda n, L: np.r_[[0] * n, [-1] + [0] * (n - 1)], "level"),
+    (lambda n, L: np.full(2 * n, 2.0**63), "int64's range"),  # the cast would wrap it to a negative number
+    (lambda n, L: np.full(2 * n, 2**64 - 1, dtype=np.uint64), "int64's range"),
 ]
 
 
