@@ -23,7 +23,7 @@ from aigc_edge_env.evaluation.runner import (
 from aigc_edge_env.evaluation.slots import collect_slots
 from aigc_edge_env.evaluation.statistics import confidence_interval, mean_interval, normalised, summarize
 from aigc_edge_env.evaluation.writers import write_csv
-from aigc_edge_env.policies.base import SolverPolicy
+from aigc_edge_env.policies.base import SOLVER_STREAM, SolverPolicy, policy_rng
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
 from aigc_edge_env.policies.registry import lyapunov_policy_name, make_policy, price_policy_name
 
@@ -40,7 +40,7 @@ def test_runner_gives_the_totals_of_stepping_by_hand() -> None:
     episode = run_episode(env, make_policy("random"), seed=4)
 
     env.reset(seed=4)
-    rng = np.random.default_rng(4)  # the random solver's generator, seeded by reset(4)
+    rng = policy_rng(4, SOLVER_STREAM)  # the random solver's generator, seeded by reset(4)
     reward, infos, done = 0.0, [], False
     while not done:
         base = env.unwrapped
@@ -227,6 +227,9 @@ def test_score_and_summary_rows() -> None:
     assert (rows["half"]["score"], rows["half"]["score_low"], rows["half"]["score_high"]) == pytest.approx((0.5,) * 3)
     assert rows["half"]["reward_low"] < rows["half"]["reward"] < rows["half"]["reward_high"]
     assert normalised(np.array([0.0]), np.array([-1.0]), np.array([1.0])) == pytest.approx(0.5)
+    # references equal up to rounding (a hindsight bound equal to exact's return): undefined, not 1e15
+    assert np.isnan(normalised(np.array([-120.0]), np.array([-100.0]), np.array([-100.0 + 7e-15])))
+    assert normalised(np.array([-99.99]), np.array([-100.0]), np.array([-99.98])) == pytest.approx(0.5)
     late = PolicyResult("late", [5, 6, 7, 8], result("x", [0, 0, 0, 0]).episodes)
     with pytest.raises(ValueError, match="has no episode of seed"):
         summarize([result("random", [0, 1, 2, 3]), result("exact", [4, 5, 6, 7]), late])
@@ -290,3 +293,15 @@ def test_the_evaluate_command_compares_solvers_without_torch(tmp_path) -> None:
                           cwd=tmp_path)  # not the checkout: the installed package
     assert done.returncode == 0, done.stderr
     assert "| exact | 1.000" in done.stdout and (tmp_path / "summary.csv").is_file()
+
+
+def test_a_solver_policy_draws_apart_from_the_env_with_the_same_seed() -> None:
+    from gymnasium.utils import seeding
+
+    policy = SolverPolicy(SOLVERS["random"], "random")
+    policy.reset(7)
+    draws = policy.rng.random(5)
+    env_rng, _ = seeding.np_random(7)  # the env's generator after reset(seed=7)
+    assert not np.allclose(draws, env_rng.random(5))  # before, the random solver's draws were the env's
+    policy.reset(7)
+    np.testing.assert_array_equal(policy.rng.random(5), draws)  # still a function of the seed alone

@@ -35,14 +35,16 @@ from scipy import stats
 from aigc_edge_env.evaluation.runner import EPISODE_METRICS, PolicyResult
 
 __all__ = [
-    "GAP_REFERENCE", "SCORE_REFERENCES", "confidence_interval", "mean_interval", "normalised", "normalised_interval",
-    "paired_by_seed", "relative_gap_pct", "rewards_by_seed", "summarize",
+    "GAP_REFERENCE", "SAME_MEAN_RTOL", "SCORE_REFERENCES", "confidence_interval", "mean_interval", "normalised",
+    "normalised_interval", "paired_by_seed", "relative_gap_pct", "rewards_by_seed", "summarize",
 ]
 
 #: The (worst, best) reference policies of the normalised score.
 SCORE_REFERENCES = ("random", "exact")
 #: The myopic reference of the share of the gap closed (``G = 0``; the hindsight bound is ``G = 1``).
 GAP_REFERENCE = "exact"
+#: Relative difference of two references' means under which :func:`normalised` is undefined.
+SAME_MEAN_RTOL = 1e-9
 
 
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -90,10 +92,13 @@ def mean_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[fl
 def normalised(reward: np.ndarray, zero: np.ndarray, one: np.ndarray, axis: int = -1) -> np.ndarray:
     """``(mean(reward) - mean(zero)) / (mean(one) - mean(zero))`` along ``axis``: the normalised score
     (``zero`` = random, ``one`` = exact) and the share of the gap closed ``G`` (``zero`` = the myopic
-    exact, ``one`` = the hindsight bound); ``nan`` where ``one`` and ``zero`` have the same mean (undefined)."""
+    exact, ``one`` = the hindsight bound); ``nan`` (undefined) where the means of ``one`` and ``zero`` are
+    equal to :data:`SAME_MEAN_RTOL` (a bound equal to ``exact``'s return up to rounding: dividing by the
+    rounding error would give a meaningless ``G`` of any size)."""
     r, lo, hi = (np.mean(x, axis=axis) for x in (reward, zero, one))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(hi != lo, (r - lo) / (hi - lo), np.nan)
+        return np.where(np.abs(hi - lo) > SAME_MEAN_RTOL * np.maximum(np.abs(hi), np.abs(lo)),
+                        (r - lo) / (hi - lo), np.nan)
 
 
 def normalised_interval(samples: Sequence[np.ndarray], confidence: float = 0.95) -> tuple[float, float, float]:

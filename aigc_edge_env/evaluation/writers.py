@@ -55,8 +55,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) 
                  "certified hindsight bound (no policy reaches G > 1).")
         if any(math.isnan(row["gap_closed"]) or (row["episodes"] >= 2 and (  # one episode has no interval anyway
                 math.isnan(row["gap_closed_low"]) or math.isnan(row["gap_closed_high"]))) for row in rows):
-            note += (" G or its interval is n/a where R_hindsight = R_exact on the episodes or on some bootstrap "
-                     "resample of them (exact is hindsight-optimal there: no gap to close, the ratio is undefined).")
+            note += (" G or its interval is n/a where R_hindsight = R_exact (to 1e-9 relative) on the episodes or "
+                     "on some bootstrap resample of them (exact is hindsight-optimal there: no gap to close, the "
+                     "ratio is undefined).")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 

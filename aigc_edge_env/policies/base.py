@@ -26,7 +26,18 @@ from aigc_edge_env.model import Decision, SlotProblem
 if TYPE_CHECKING:
     from aigc_edge_env.baselines import Solver
 
-__all__ = ["Policy", "ReplayPolicy", "SolverPolicy"]
+__all__ = ["SOLVER_STREAM", "Policy", "ReplayPolicy", "SolverPolicy", "policy_rng"]
+
+#: Tag of a solver policy's random stream (:func:`policy_rng`).
+SOLVER_STREAM = 0x736F6C
+
+
+def policy_rng(seed: int | None, stream: int) -> np.random.Generator:
+    """A policy's generator for the episode of ``env.reset(seed=seed)``: ``default_rng([seed, stream])``,
+    a stream apart from the env's own ``default_rng(seed)`` (with the same seed, a policy's draws would be
+    the env's: the ``random`` solver's choices would follow the users' distances); fresh entropy for
+    ``seed=None``."""
+    return np.random.default_rng(None if seed is None else [int(seed), stream])
 
 
 class Policy(Protocol):
@@ -48,7 +59,7 @@ class SolverPolicy:
         self.rng = np.random.default_rng()
 
     def reset(self, seed: int | None) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.rng = policy_rng(seed, SOLVER_STREAM)
 
     def decide(self, problem: SlotProblem, observation: np.ndarray) -> Decision:
         """The decision for ``problem`` (the slot whose observation is ``observation``)."""

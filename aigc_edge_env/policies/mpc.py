@@ -40,6 +40,7 @@ from aigc_edge_env import dynamics, physics
 from aigc_edge_env.baselines import SOLVERS, Solver
 from aigc_edge_env.baselines.hindsight import INITIAL_PRICES_PER_J, maximise_dual, relaxed_episode
 from aigc_edge_env.model import SlotProblem
+from aigc_edge_env.policies.base import policy_rng
 from aigc_edge_env.policies.pricing import PricedPolicy
 
 __all__ = ["MAX_ROUNDS", "MPCPolicy", "MPC_DEFAULTS", "TOLERANCE", "mpc_policy_name"]
@@ -49,7 +50,7 @@ MPC_DEFAULTS = {"every": 5, "slots": 20}
 #: Column-generation rounds per plan (after the initial pricing points) and the relative tolerance.
 MAX_ROUNDS = 8
 TOLERANCE = 1e-3
-#: Tag of the policy's own random stream (``default_rng([seed, STREAM])``), apart from the env's ``seed``.
+#: Tag of the sampled futures' random stream (:func:`~aigc_edge_env.policies.base.policy_rng`).
 STREAM = 0x6D7063
 
 
@@ -76,7 +77,7 @@ class MPCPolicy(PricedPolicy):
 
     def reset(self, seed: int | None) -> None:
         super().reset(seed)
-        self.future_rng = np.random.default_rng(None if seed is None else [int(seed), STREAM])
+        self.future_rng = policy_rng(seed, STREAM)
         self.distance_m = None  # read again by observe() in the new episode
         self.planned_price_per_j = None
 
