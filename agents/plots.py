@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from aigc_edge_env.evaluation.runner import EPISODE_METRICS
-from aigc_edge_env.plotting import pyplot
+from aigc_edge_env.plotting import pyplot, save_figure
 
 plt = pyplot()
 
@@ -105,7 +105,5 @@ def write_plots(out_dir: Path, rows: Sequence[dict[str, Any]], run_dirs: Mapping
 
 
 def _save(fig: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

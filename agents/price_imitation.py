@@ -35,6 +35,7 @@ import torch
 
 from aigc_edge_env.agents.hyperparameters import checked_entry, checked_number, load_hyperparams
 from aigc_edge_env.env import unwrapped_env
+from aigc_edge_env.files import write_npz
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy
 from aigc_edge_env.policies.price_network import N_PRICE_FEATURES, PriceNetworkPolicy, price_features
 from aigc_edge_env.policies.pricing import PricedPolicy
@@ -213,7 +214,7 @@ def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], s
             start += count
             collect_labels(env_id, seeds, network, data, hp["label_every"], dict(env_config), on_episode=bar.update)
             features, prices = data.arrays()
-            np.savez(out / "labels.npz", features=features, prices_per_j=prices)
+            write_npz(out / "labels.npz", {"features": features, "prices_per_j": prices})
             network = fit_price_network(features, prices, hp["hidden"], hp["epochs"], hp["batch_size"],
                                         hp["learning_rate"], seed)
             network.save(out / f"price_network_step{step}.npz")

@@ -8,11 +8,15 @@ most a stray ``.<name>.*.tmp`` beside it, which the next write of any file there
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+import numpy as np
+
+__all__ = ["write_atomic", "write_npz"]
 
 
 def write_atomic(path: Path | str, content: str | bytes) -> None:
@@ -30,3 +34,10 @@ def write_atomic(path: Path | str, content: str | bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_npz(path: Path | str, arrays: Mapping[str, np.ndarray]) -> None:
+    """``numpy.savez(path, **arrays)``, written atomically (:func:`write_atomic`) to ``path`` as given."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub takes the first keyword for allow_pickle
+    write_atomic(path, buffer.getvalue())

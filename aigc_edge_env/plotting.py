@@ -7,8 +7,12 @@ matplotlib is imported only when a figure is drawn (the ``experiments`` or ``age
 
 from __future__ import annotations
 
+import io
 import os
+from pathlib import Path
 from typing import Any
+
+from aigc_edge_env.files import write_atomic
 
 __all__ = ["STYLE", "pyplot", "save_figure", "style"]
 
@@ -36,8 +40,10 @@ def style(name: str) -> tuple[str, str]:
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 90) -> None:
-    """Write ``fig`` to ``path`` (its folder made as needed) and close it."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    """Write ``fig`` to ``path`` atomically (:func:`~aigc_edge_env.files.write_atomic`; the format of its
+    suffix, its folder made as needed) and close it."""
+    buffer = io.BytesIO()
+    path = Path(path)
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or None, dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
+    write_atomic(path, buffer.getvalue())

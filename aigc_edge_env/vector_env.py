@@ -7,7 +7,8 @@ all users of all sub-envs evaluated in one vectorised call per step.
 * **Seeding as Gymnasium's vector envs.** Each sub-env has its own random generator and
   draws its slots with the single env's function (:func:`~aigc_edge_env.dynamics.draw_slots`),
   so sub-env ``i`` of ``reset(seed=s)`` replays the single env's ``reset(seed=s + i)``
-  episode after episode (``reset(seed=[s_0, s_1, ...])``: one seed per sub-env; ``None``
+  episode after episode (the same observations; rewards equal to rounding, about 1e-13, as the
+  batch sums the cost terms in another order) (``reset(seed=[s_0, s_1, ...])``: one seed per sub-env; ``None``
   keeps each sub-env's stream going, or seeds it from the OS on first use).  Episode after
   episode means whole episodes: the single env draws its slots in chunks, so after a reset
   *without* a seed in the middle of an episode the two streams go on from different points

@@ -72,6 +72,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ from aigc_edge_env.checks import count_option, is_finite_number, positive_option
 from aigc_edge_env.config import AIGCEdgeConfig, make_config
 from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.evaluation.runner import EpisodeAccumulator
+from aigc_edge_env.files import write_atomic
 from aigc_edge_env.model import Decision, DropReason, SlotProblem, evaluate_decision
 from aigc_edge_env.policies.pricing import priced_problem
 
@@ -482,9 +484,12 @@ def _plan(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | N
 
 def _cache_key(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,
                options: Mapping[str, Any]) -> str:
+    from aigc_edge_env import __version__
+
     resolved = dataclasses.asdict(make_config(env_id, config))
     text = json.dumps({"env_id": env_id, "seed": int(seed), "config": resolved, "version": METHOD_VERSION,
-                       **({"options": dict(options)} if options else {})}, sort_keys=True, default=repr)
+                       "package": __version__, **({"options": dict(options)} if options else {})},
+                      sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -492,9 +497,10 @@ def hindsight_cache_path(env_id: str, seed: int, config: Mapping[str, Any] | AIG
                          cache_dir: str | Path, **options: Any) -> Path:
     """``<cache_dir>/<env id>_s<seed>_<key>.json``: where :func:`cached_hindsight_bound` keeps the bound.
 
-    ``key`` hashes the env id, the resolved config, the seed, :data:`METHOD_VERSION` and the
-    :func:`hindsight_bound` keyword ``options`` that differ from its defaults, so a changed config,
-    method or option never reads a stale bound, and the same bound is stored once.
+    ``key`` hashes the env id, the resolved config, the seed, :data:`METHOD_VERSION`, the package
+    version and the :func:`hindsight_bound` keyword ``options`` that differ from its defaults, so a
+    changed config, method, release or option never reads a stale bound, and the same bound is stored
+    once.
     """
     options = {name: value for name, value in options.items()
                if name not in _OPTION_DEFAULTS or value != _OPTION_DEFAULTS[name]}
@@ -508,17 +514,30 @@ def cached_hindsight_bound(env_id: str, seed: int, config: Mapping[str, Any] | A
     if cache_dir is None:
         return hindsight_bound(env_id, seed, config, **kwargs)
     path = hindsight_cache_path(env_id, seed, config, cache_dir, **kwargs)
-    if path.exists():
-        return HindsightBound.from_dict(json.loads(path.read_text()))
+    cached = read_hindsight_cache(path)
+    if cached is not None:
+        return cached
     result = hindsight_bound(env_id, seed, config, **kwargs)
     write_hindsight_cache(path, result)
     return result
 
 
+def read_hindsight_cache(path: Path) -> HindsightBound | None:
+    """The bound stored at ``path``, or ``None`` when there is none or it cannot be read (it is then
+    computed again and the file replaced)."""
+    try:
+        return HindsightBound.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"hindsight cache {path} is unreadable ({type(exc).__name__}: {exc}); computing the bound again",
+              file=sys.stderr, flush=True)
+        return None
+
+
 def write_hindsight_cache(path: Path, bound: HindsightBound) -> None:
-    """Store ``bound`` at ``path`` (a :func:`hindsight_cache_path`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(bound.as_dict()))
+    """Store ``bound`` at ``path`` (a :func:`hindsight_cache_path`) atomically."""
+    write_atomic(path, json.dumps(bound.as_dict()))
 
 
 def hindsight_bounds(env_id: str, seeds: Sequence[int], config: Mapping[str, Any] | None,
@@ -532,7 +551,7 @@ def hindsight_bounds(env_id: str, seeds: Sequence[int], config: Mapping[str, Any
 
     overrides = dict(config or {})
     paths = {s: hindsight_cache_path(env_id, s, overrides, cache_dir) for s in seeds} if cache_dir else {}
-    bounds = {s: cached_hindsight_bound(env_id, s, overrides, cache_dir) for s, p in paths.items() if p.exists()}
+    bounds = {s: bound for s, path in paths.items() if (bound := read_hindsight_cache(path)) is not None}
     missing = [s for s in seeds if s not in bounds]
     tasks = [(env_id, s, overrides) for s in missing]
     for bound in parallel_map(_hindsight_task, tasks, workers, address, progress, desc="hindsight bounds",

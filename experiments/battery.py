@@ -53,10 +53,10 @@ from aigc_edge_env.config import make_config
 from aigc_edge_env.evaluation.runner import EVAL_SEED, PolicyResult, evaluate_policy
 from aigc_edge_env.evaluation.statistics import mean_interval, normalised_interval, paired_by_seed, rewards_by_seed
 from aigc_edge_env.evaluation.writers import write_csv
-from aigc_edge_env.experiments.common import resumable_map
+from aigc_edge_env.experiments.common import content_digest, resumable_map
 from aigc_edge_env.plotting import pyplot, save_figure, style
 from aigc_edge_env.policies.base import ReplayPolicy
-from aigc_edge_env.policies.registry import lyapunov_policy_name, make_policy, price_policy_name
+from aigc_edge_env.policies.registry import lyapunov_policy_name, make_policy, policy_files, price_policy_name
 
 ENV_ID = "AIGCEdge-Battery-v0"
 DEFAULT_PRICES = (0.3,)
@@ -103,11 +103,16 @@ def check_compare_to(compare_to: Sequence[str], known: Sequence[str]) -> None:
 
 
 def policy_identity(task: tuple) -> tuple:
-    """What identifies a :func:`policy_task`'s result: the task, and for a trained run its model file's
-    modification time (a run trained again is evaluated again)."""
-    run = task[1]
-    model = Path(run) / "model.zip" if run is not None else None
-    return (*task, model.stat().st_mtime_ns if model is not None and model.exists() else None)
+    """What identifies a :func:`policy_task`'s result: the task and the bytes of the model files it reads
+    (:func:`~aigc_edge_env.experiments.common.content_digest`: a run trained again, or a network file
+    replaced, is evaluated again)."""
+    label, run = task[0], task[1]
+    if run is None:
+        return (*task, content_digest(policy_files(label)))
+    from aigc_edge_env.agents.runs import model_file, normalizer_path
+
+    model = model_file(Path(run))
+    return (*task, content_digest([model, normalizer_path(model)]))
 
 
 def run_battery(

@@ -90,6 +90,20 @@ def task_key(function: Callable[[Any], Any], identity: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def content_digest(paths: Iterable[Path]) -> str | None:
+    """SHA-256 of the bytes of the files ``paths`` name (a folder: every file under it, with its relative
+    path), for a task's identity: a task reading them runs again when they change (a model trained again),
+    whatever their modification times.  ``None`` when none of them exists."""
+    digest, found = hashlib.sha256(), False
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] * path.is_file()
+        for file in files:
+            digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}\0".encode())
+            digest.update(file.read_bytes())
+            found = True
+    return digest.hexdigest() if found else None
+
+
 def resumable_map(function: Callable[[Any], Any], tasks: Sequence[Any], out: Path | None, workers: int | None = None,
                   address: str | None = None, progress: bool = True, desc: str = "", unit: str = "task",
                   identity: Callable[[Any], Any] | None = None) -> list[Any]:

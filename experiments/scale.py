@@ -35,7 +35,7 @@ import numpy as np
 from aigc_edge_env.evaluation.runner import PolicyResult, evaluate_policy
 from aigc_edge_env.evaluation.statistics import SCORE_REFERENCES, summarize
 from aigc_edge_env.evaluation.writers import text_table, write_csv
-from aigc_edge_env.experiments.common import resumable_map
+from aigc_edge_env.experiments.common import content_digest, resumable_map
 from aigc_edge_env.files import write_atomic
 from aigc_edge_env.plotting import STYLE, pyplot, save_figure, style
 
@@ -75,10 +75,11 @@ def _task(args: tuple[str, str, int, tuple[int, ...], dict[str, Any]]) -> Policy
 
 
 def _identity(task: tuple[str, str, int, tuple[int, ...], dict[str, Any]]) -> Any:
-    """A task's identity: its settings and, for a network file, its modification time (a retrained file reruns)."""
+    """A task's identity: its settings and the bytes of the network files it reads (a retrained file reruns)."""
+    from aigc_edge_env.policies.registry import policy_files
+
     label, name, n_users, *_ = task
-    path = Path(name.format(n=n_users).removeprefix("torch:"))
-    return (task, path.stat().st_mtime_ns if path.is_file() else None)
+    return (task, content_digest(policy_files(name.format(n=n_users))))
 
 
 def run_scale(n_users: Sequence[int], policies: Mapping[str, str], seeds: Sequence[int], out: Path,

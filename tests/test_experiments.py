@@ -106,7 +106,7 @@ def test_shadow_price_zero_is_the_base_solver_and_a_price_cuts_local_energy():
 def test_tiny_battery_study_writes_its_files(tmp_path):
     from aigc_edge_env.experiments.battery import run_battery
 
-    overrides = {"horizon_slots": 3}
+    overrides = {"horizon_slots": 4}  # 3 slots: the bound equals exact's return to rounding, G undefined
     paths = run_battery(["exact", "greedy"], [], 2, tmp_path, prices=[0.3], overrides=overrides, workers=1,
                         progress=False, decaying_prices=[0.8], lyapunov=[(100.0, 90.0)], policies=["exact+price0.3"],
                         hindsight_cache=tmp_path / "cache", compare_to=["greedy"])
@@ -115,6 +115,7 @@ def test_tiny_battery_study_writes_its_files(tmp_path):
                          "clairvoyant plan"}
     assert rows["exact"]["diff_vs_exact"] == 0 and rows["exact"]["n"] == 2
     assert rows["exact"]["gap_closed"] == 0 and all(row["gap_closed"] <= 1 + 1e-9 for row in rows.values())
+    assert 0 < rows["clairvoyant plan"]["gap_closed"] <= 1
     bounds = read_csv(paths["hindsight_csv"])
     assert [b["seed"] for b in bounds] == [10_000, 10_001]
     plan = [e["cost"] for e in read_csv(paths["episodes_csv"]) if e["policy"] == "clairvoyant plan"]
@@ -257,3 +258,38 @@ def test_rules_refuse_no_episodes_and_non_finite_returns_keeping_the_valid_file(
     paths["best"].write_text('{"best": {"constant": {"policy": "exact+price0.3", "reward": NaN}}}')
     with pytest.raises(ValueError, match=f"{paths['best']} is not a valid rules_best.json"):
         rules.tuned_policies(paths["best"])
+
+
+def test_a_policy_whose_model_files_change_is_another_task(tmp_path):
+    """The battery and scale studies key a task by its model files' bytes, not their modification times."""
+    import os
+
+    from aigc_edge_env.experiments.battery import policy_identity
+    from aigc_edge_env.experiments.scale import _identity
+
+    def rewrite(path, content):  # new bytes, the old modification time
+        stat = path.stat()
+        path.write_bytes(content)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    run = tmp_path / "pn_run"
+    run.mkdir()
+    (run / "run.yml").write_text("algo: price_network\n")
+    (run / "price_network.npz").write_bytes(b"first")
+    network = tmp_path / "net.pt"
+    network.write_bytes(b"first")
+    checkpoint = tmp_path / "checkpoint"
+    (checkpoint / "module").mkdir(parents=True)
+    (checkpoint / "module" / "state.pkl").write_bytes(b"first")
+    tasks = {
+        "run": (lambda: policy_identity(("pn", str(run), {}, (1,))), run / "price_network.npz"),
+        "torch": (lambda: policy_identity((f"torch:{network}", None, {}, (1,))), network),
+        "rllib": (lambda: _identity(("net", f"rllib:{checkpoint}", 5, (1,), {})), checkpoint / "module" / "state.pkl"),
+    }
+    for kind, (identity, model) in tasks.items():
+        before = identity()
+        assert before[-1] is not None, kind
+        assert identity() == before, kind
+        rewrite(model, b"second")
+        assert identity() != before, kind
+    assert policy_identity(("greedy", None, {}, (1,)))[-1] is None  # a solver reads no file

@@ -165,6 +165,21 @@ def test_cache_returns_the_stored_bound(tmp_path, monkeypatch) -> None:
         cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path, max_rounds=2)
     defaults = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path, max_rounds=60, time_budget_s=None)
     assert defaults.lower_bound == first.lower_bound  # the defaults given explicitly: the same entry
+    monkeypatch.setattr("aigc_edge_env.__version__", "0.0.0-other")
+    with pytest.raises(AssertionError, match="recomputed"):  # another release: another entry
+        cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path)
+
+
+def test_a_damaged_cache_entry_is_computed_again(tmp_path, capsys) -> None:
+    config = {"n_users": 3, "horizon_slots": 3}
+    first = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path)
+    (entry,) = tmp_path.iterdir()
+    entry.write_text(entry.read_text()[:100])  # as a write cut short would have left it
+    again = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path)
+    assert again.lower_bound == first.lower_bound
+    assert "unreadable" in capsys.readouterr().err
+    assert cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path).lower_bound == first.lower_bound  # rewritten
+    assert [path.name for path in tmp_path.iterdir()] == [entry.name]  # no temporary file left
 
 
 def test_rounds_stop_without_a_clock_and_bad_budgets_are_refused() -> None:

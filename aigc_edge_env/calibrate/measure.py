@@ -28,7 +28,7 @@ from aigc_edge_env.calibrate.fit import curve_spec, fit_convex_table, fit_power_
 from aigc_edge_env.calibrate.metrics import bootstrap_interval, frechet_distance
 from aigc_edge_env.calibrate.sampler import Sampler
 from aigc_edge_env.files import write_atomic
-from aigc_edge_env.plotting import pyplot
+from aigc_edge_env.plotting import pyplot, save_figure
 
 FORMS = ("power", "table")
 QUICK_STEPS = (2, 5, 10, 20, 50)
@@ -249,8 +249,7 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"{sampler['scheduler_class']}, eta {sampler['eta']}, spacing {sampler['spacing']}, "
                  f"clip_sample {sampler['clip_sample']}; {report['measure']['n_samples']} samples per point")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_samples(steps: Sequence[float], grids: Sequence[np.ndarray], path: Path) -> None:
@@ -271,5 +270,4 @@ def plot_samples(steps: Sequence[float], grids: Sequence[np.ndarray], path: Path
             if col == 0:
                 ax.set_ylabel(f"s={s:g}", rotation=0, ha="right", va="center")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aigc_edge_env.files import write_npz
 from aigc_edge_env.model import SlotProblem
 from aigc_edge_env.policies.pricing import PricedPolicy
 from aigc_edge_env.spaces import GLOBAL_FEATURES, USER_FEATURES, split_observation
@@ -104,7 +105,7 @@ class PriceNetworkPolicy(PricedPolicy):
         """Write the network to one ``.npz`` file (with :data:`FEATURES_VERSION`)."""
         arrays: dict[str, np.ndarray] = {"features_version": np.array(FEATURES_VERSION)}
         arrays |= {f"w{i}": w for i, w in enumerate(self.weights)} | {f"b{i}": b for i, b in enumerate(self.biases)}
-        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub takes the first keyword for allow_pickle
+        write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: Path, solve: Solver | None = None, name: str = "price_network") -> PriceNetworkPolicy:

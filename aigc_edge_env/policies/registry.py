@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 
 from aigc_edge_env.baselines import SOLVERS
 from aigc_edge_env.policies.base import Policy, SolverPolicy
@@ -31,7 +32,8 @@ from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedPolicy
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
 from aigc_edge_env.policies.torch_module import TORCH_PREFIX, load_torch_policy
 
-__all__ = ["RLLIB_PREFIX", "lyapunov_policy_name", "make_policy", "mpc_policy_name", "price_policy_name"]
+__all__ = ["RLLIB_PREFIX", "lyapunov_policy_name", "make_policy", "mpc_policy_name", "policy_files",
+           "price_policy_name"]
 
 #: ``rllib:PATH``: a saved RLlib module (the ``rllib`` extra; :class:`aigc_edge_env.agents.rllib.RLlibPolicy`).
 RLLIB_PREFIX = "rllib:"
@@ -57,6 +59,14 @@ def lyapunov_policy_name(v_j2_per_cost: float, perturbation_j: float, solver: st
 def _number(value: float) -> str:
     text = f"{value:g}"
     return text if float(text) == value else repr(value)
+
+
+def policy_files(name: str) -> list[Path]:
+    """The files or folders a named policy reads besides the package (``torch:PATH``, ``rllib:PATH``)."""
+    for prefix in (TORCH_PREFIX, RLLIB_PREFIX):
+        if name.startswith(prefix):
+            return [Path(name.removeprefix(prefix))]
+    return []
 
 
 def make_policy(name: str) -> Policy:
