@@ -106,4 +106,4 @@ def write_plots(out_dir: Path, rows: Sequence[dict[str, Any]], run_dirs: Mapping
 
 def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
-    save_figure(fig, path, dpi=120)
+    save_figure(fig, path, dpi=120, bbox_inches=None)

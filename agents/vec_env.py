@@ -44,9 +44,10 @@ class SB3VectorEnv(VecEnv):
     """SB3 view of an :class:`~aigc_edge_env.AIGCEdgeVectorEnv` with ``NEXT_STEP`` autoreset (module docstring)."""
 
     def __init__(self, vector_env: AIGCEdgeVectorEnv) -> None:
-        if vector_env.autoreset_mode is not AutoresetMode.NEXT_STEP:
+        autoreset_mode = vector_env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)  # wrappers pass it on
+        if autoreset_mode is not AutoresetMode.NEXT_STEP:
             raise ValueError("SB3VectorEnv needs the vector env's autoreset_mode NEXT_STEP (its default), "
-                             f"got {vector_env.autoreset_mode}")
+                             f"got {autoreset_mode}")
         self.venv = vector_env
         self._actions: np.ndarray | None = None
         super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
@@ -93,13 +94,13 @@ class SB3VectorEnv(VecEnv):
                 per_env[i][name] = items[i]
         return per_env
 
-    # --- attribute access: the vector env answers for every sub-env from its batch ---------------
+    # --- attribute access: the vector env (under any Gymnasium vector wrappers) answers for every sub-env ---
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
-        results = self.venv.call(method_name, *method_args, **method_kwargs)
+        results = self.venv.unwrapped.call(method_name, *method_args, **method_kwargs)
         return [results[i] for i in self._get_indices(indices)]
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        values = self.venv.get_attr(attr_name)
+        values = self.venv.unwrapped.get_attr(attr_name)
         return [values[i] for i in self._get_indices(indices)]
 
     def has_attr(self, attr_name: str) -> bool:

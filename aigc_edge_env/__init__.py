@@ -25,7 +25,7 @@ from aigc_edge_env.registration import register_envs
 from aigc_edge_env.sources import sources
 from aigc_edge_env.vector_env import AIGCEdgeVectorEnv
 
-__version__ = "0.5.0"
+__version__ = "0.5.1.dev0"
 
 __all__ = [
     "AIGCEdgeConfig", "AIGCEdgeEnv", "AIGCEdgeVectorEnv", "ConfigError", "Decision", "DropReason",

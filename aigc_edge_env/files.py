@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,18 +19,26 @@ import numpy as np
 
 __all__ = ["write_atomic", "write_npz"]
 
+_UMASK = os.umask(0o022)  # the process's umask, read once (reading it means setting it)
+os.umask(_UMASK)
+
 
 def write_atomic(path: Path | str, content: str | bytes) -> None:
-    """Write ``content`` (text as UTF-8, or bytes) to ``path`` atomically, creating its folder."""
+    """Write ``content`` (text as UTF-8, or bytes) to ``path`` atomically, creating its folder.
+
+    The file gets the mode a plain write would give it: the old file's, or ``0o666`` less the umask
+    (``mkstemp``'s temporary file is private, ``0o600``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = content.encode() if isinstance(content, str) else content
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_UMASK
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -39,11 +39,11 @@ def style(name: str) -> tuple[str, str]:
     return STYLE.get(name, ("tab:olive", "*"))
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 90) -> None:
-    """Write ``fig`` to ``path`` atomically (:func:`~aigc_edge_env.files.write_atomic`; the format of its
-    suffix, its folder made as needed) and close it."""
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 90, bbox_inches: str | None = "tight") -> None:
+    """Write ``fig`` to ``path`` as given, atomically (:func:`~aigc_edge_env.files.write_atomic`; the format
+    of its suffix, PNG without one; its folder made as needed) and close it."""
     buffer = io.BytesIO()
     path = Path(path)
-    fig.savefig(buffer, format=path.suffix.lstrip(".") or None, dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches=bbox_inches)
     pyplot().close(fig)
     write_atomic(path, buffer.getvalue())

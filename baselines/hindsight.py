@@ -529,7 +529,7 @@ def read_hindsight_cache(path: Path) -> HindsightBound | None:
         return HindsightBound.from_dict(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         print(f"hindsight cache {path} is unreadable ({type(exc).__name__}: {exc}); computing the bound again",
               file=sys.stderr, flush=True)
         return None

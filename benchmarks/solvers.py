@@ -41,6 +41,7 @@ from aigc_edge_env.cli.common import ArgumentParser, count, positive_float, seed
 from aigc_edge_env.evaluation.runner import EVAL_SEED, run_episode
 from aigc_edge_env.evaluation.slots import collect_slots
 from aigc_edge_env.evaluation.statistics import relative_gap_pct
+from aigc_edge_env.policies.base import SOLVER_STREAM, policy_rng
 from aigc_edge_env.policies.registry import make_policy
 
 TEACHING_SHARE = (0.2, 0.8)
@@ -100,7 +101,7 @@ def run_slot(problem: SlotProblem, time_budget_s: float, stats: dict[str, Solver
             result = solve_exact(problem, time_budget_s=time_budget_s)
             decision, reference, proven = result.decision, result.lower_bound, result.proven_optimal
         else:
-            decision = solve(problem, rng=np.random.default_rng(0))
+            decision = solve(problem, rng=policy_rng(0, SOLVER_STREAM))
         stats[name].times_s.append(time.process_time() - start)
         evaluation = evaluate_decision(problem, decision)
         stats[name].costs.append(float(evaluation.total_cost))

@@ -109,10 +109,10 @@ def policy_identity(task: tuple) -> tuple:
     label, run = task[0], task[1]
     if run is None:
         return (*task, content_digest(policy_files(label)))
-    from aigc_edge_env.agents.runs import model_file, normalizer_path
+    from aigc_edge_env.agents.runs import RUN_RECORD, model_file, normalizer_path
 
     model = model_file(Path(run))
-    return (*task, content_digest([model, normalizer_path(model)]))
+    return (*task, content_digest([model, normalizer_path(model), model.parent / RUN_RECORD]))
 
 
 def run_battery(

@@ -98,8 +98,11 @@ def content_digest(paths: Iterable[Path]) -> str | None:
     for path in paths:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] * path.is_file()
         for file in files:
-            digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}\0".encode())
-            digest.update(file.read_bytes())
+            name = file.relative_to(path) if path.is_dir() else file.name
+            digest.update(f"{name}\0{file.stat().st_size}\0".encode())
+            with file.open("rb") as handle:  # streamed: a checkpoint folder may be large
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
             found = True
     return digest.hexdigest() if found else None
 

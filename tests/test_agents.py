@@ -245,6 +245,11 @@ def test_sb3_vector_env_answers_per_sub_env_and_refuses_what_it_cannot_do() -> N
     with pytest.raises(ValueError, match="NEXT_STEP"):
         SB3VectorEnv(gym.make_vec("AIGCEdge-v0", num_envs=2, vectorization_mode="vector_entry_point",
                                   autoreset_mode="same_step"))
+    wrapped = gym.wrappers.vector.RecordEpisodeStatistics(gym.make_vec("AIGCEdge-v0", num_envs=2,
+                                                                       vectorization_mode="vector_entry_point"))
+    adapter = SB3VectorEnv(wrapped)  # under a vector wrapper, which passes neither get_attr nor call on
+    assert adapter.reset().shape == (2, *venv.single_observation_space.shape)
+    assert len(adapter.env_method("action_masks")) == 2 and adapter.get_attr("render_mode") == [None, None]
 
 
 def test_hyperparameter_overrides_and_errors() -> None:

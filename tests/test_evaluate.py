@@ -141,6 +141,11 @@ def test_normalised_score_and_intervals() -> None:
     assert math.isnan(rows["exact"]["gap_closed"]) and math.isnan(rows["worse"]["gap_closed"])
     assert "| n/a [n/a, n/a] |" in markdown_table(list(rows.values()))
     assert "n/a where R_hindsight = R_exact" in markdown_table(list(rows.values()))
+    # random as good as exact: the score is undefined, printed n/a with the reason
+    rows = {r["policy"]: r for r in summarize([result("random", [-2, -4, -3, -1]), result("exact", [-2, -4, -3, -1]),
+                                               result("worse", [-3, -5, -4, -2])])}
+    assert math.isnan(rows["worse"]["score"])
+    assert "score or its interval is n/a where R_exact = R_random" in markdown_table(list(rows.values()))
     with pytest.raises(ValueError, match="has no episode of seed"):
         summarize([result("exact", [-2, -4, -3, -1])], hindsight_rewards={1: 0.0})
 

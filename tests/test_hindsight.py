@@ -174,10 +174,12 @@ def test_a_damaged_cache_entry_is_computed_again(tmp_path, capsys) -> None:
     config = {"n_users": 3, "horizon_slots": 3}
     first = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path)
     (entry,) = tmp_path.iterdir()
-    entry.write_text(entry.read_text()[:100])  # as a write cut short would have left it
-    again = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path)
-    assert again.lower_bound == first.lower_bound
-    assert "unreadable" in capsys.readouterr().err
+    content = entry.read_text()
+    for damaged in (content[:100], "[]"):  # as a write cut short would have left it; not a bound at all
+        entry.write_text(damaged)
+        again = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path)
+        assert again.lower_bound == first.lower_bound
+        assert "unreadable" in capsys.readouterr().err
     assert cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path).lower_bound == first.lower_bound  # rewritten
     assert [path.name for path in tmp_path.iterdir()] == [entry.name]  # no temporary file left
 

@@ -249,7 +249,7 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"{sampler['scheduler_class']}, eta {sampler['eta']}, spacing {sampler['spacing']}, "
                  f"clip_sample {sampler['clip_sample']}; {report['measure']['n_samples']} samples per point")
     fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
 def plot_samples(steps: Sequence[float], grids: Sequence[np.ndarray], path: Path) -> None:
@@ -270,4 +270,4 @@ def plot_samples(steps: Sequence[float], grids: Sequence[np.ndarray], path: Path
             if col == 0:
                 ax.set_ylabel(f"s={s:g}", rotation=0, ha="right", va="center")
     fig.tight_layout()
-    save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, bbox_inches=None)

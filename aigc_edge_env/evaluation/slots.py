@@ -18,6 +18,7 @@ import numpy as np
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.env import AIGCEdgeEnv
 from aigc_edge_env.model import Decision, SlotEvaluation, SlotProblem, evaluate_decision
+from aigc_edge_env.policies.base import SOLVER_STREAM
 
 __all__ = ["SlotResult", "collect_slots", "solve_slots"]
 
@@ -64,8 +65,9 @@ class SlotResult:
 def solve_slots(problems: Sequence[SlotProblem], solvers: Sequence[str], seed: int = 0
                 ) -> list[dict[str, SlotResult]]:
     """Every named solver of :data:`~aigc_edge_env.baselines.SOLVERS` on every slot: per slot, solver ->
-    :class:`SlotResult`.  Solver ``s`` on slot ``t`` draws from ``default_rng([seed, t])`` (the same
-    generator for every solver)."""
+    :class:`SlotResult`.  Solver ``s`` on slot ``t`` draws from ``default_rng([seed, SOLVER_STREAM, t])``
+    (the same generator for every solver, apart from the env's ``default_rng(seed)``:
+    :func:`~aigc_edge_env.policies.base.policy_rng`)."""
     from aigc_edge_env.baselines import SOLVERS
 
     unknown = [name for name in solvers if name not in SOLVERS]
@@ -75,7 +77,7 @@ def solve_slots(problems: Sequence[SlotProblem], solvers: Sequence[str], seed: i
     for t, problem in enumerate(problems):
         slot = {}
         for name in solvers:
-            rng = np.random.default_rng([int(seed), t])
+            rng = np.random.default_rng([int(seed), SOLVER_STREAM, t])
             start = time.perf_counter()
             decision = SOLVERS[name](problem, rng=rng)
             solve_s = time.perf_counter() - start

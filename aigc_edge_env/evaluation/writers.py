@@ -35,6 +35,12 @@ def _with_interval(row: Mapping[str, Any], key: str) -> str:
     return f"{format_number(row[key])} [{format_number(row[key + '_low'])}, {format_number(row[key + '_high'])}]"
 
 
+def _undefined(rows: Sequence[Mapping[str, Any]], key: str) -> bool:
+    """Some row's ``key`` or its interval is ``nan`` (one episode has no interval anyway)."""
+    return any(math.isnan(row[key]) or (row["episodes"] >= 2 and (
+        math.isnan(row[f"{key}_low"]) or math.isnan(row[f"{key}_high"]))) for row in rows)
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> str:
     """One line per policy: score (if computed), every episode metric with its interval, ms per decision."""
     with_score = bool(rows) and all("score" in row for row in rows)
@@ -50,11 +56,13 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) 
             "mean_error (per served request) and offload_share (of requests); ms/decision is per slot.")
     if with_score:
         note += " score = (R - R_random) / (R_exact - R_random)."
+        if _undefined(rows, "score"):
+            note += (" score or its interval is n/a where R_exact = R_random (to 1e-9 relative) on the episodes or "
+                     "on some bootstrap resample of them (the ratio is undefined).")
     if with_gap:
         note += (" gap_closed = G = (R - R_exact) / (R_hindsight - R_exact), R_hindsight = -reward_scale * the "
                  "certified hindsight bound (no policy reaches G > 1).")
-        if any(math.isnan(row["gap_closed"]) or (row["episodes"] >= 2 and (  # one episode has no interval anyway
-                math.isnan(row["gap_closed_low"]) or math.isnan(row["gap_closed_high"]))) for row in rows):
+        if _undefined(rows, "gap_closed"):
             note += (" G or its interval is n/a where R_hindsight = R_exact (to 1e-9 relative) on the episodes or "
                      "on some bootstrap resample of them (exact is hindsight-optimal there: no gap to close, the "
                      "ratio is undefined).")
