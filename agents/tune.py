@@ -224,6 +224,9 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
                                       failure_config=tune.FailureConfig(max_failures=MAX_RETRIES)),
         )
     results = tuner.fit()
+    if len(results) < args.trials or results.num_terminated + results.num_errors < len(results):
+        # Ray Tune caught Ctrl-C and saved the search with trials unfinished: the same command resumes it
+        raise KeyboardInterrupt
     rows = trial_rows(results, space, args.timesteps)
     paths = {"csv": out / "trials.csv", "md": out / "trials.md", "yml": out / f"{args.algo}.yml"}
     write_csv(paths["csv"], rows)

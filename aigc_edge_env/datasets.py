@@ -42,7 +42,9 @@ not depend on the actions (:mod:`aigc_edge_env.evaluation.runner`), and
 under the ``root`` it is given (setting ``MINARI_DATASETS_PATH`` only while it writes), never to
 ``~/.minari`` unasked.  Load with :func:`open_dataset` (a root and an id, or a dataset folder), or
 with ``minari.load_dataset(id)`` after ``export MINARI_DATASETS_PATH=<root>``.  A dataset is never
-overwritten (Minari's rule): record a new version ``-v<N+1>`` or delete the folder.
+overwritten (Minari's rule): record a new version ``-v<N+1>`` or delete the folder.  It is written whole
+in a staging folder under ``root`` and renamed into place, so an interruption (``kill -9`` included)
+never leaves a half-written dataset where one would be.
 
 **Behaviour cloning.**  :func:`load_transitions` flattens a dataset into one row per slot:
 ``observations`` (the observation each action answered), ``actions``, ``rewards``,
@@ -55,6 +57,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -196,8 +199,11 @@ def record_dataset(
                                f"{list(seeds)[0]}...{list(seeds)[-1]}; infos: the env's slot info per step, row 0 "
                                "(the reset) 0; recorded by aigc_edge_env.datasets.record_dataset")
         root.mkdir(parents=True, exist_ok=True)
+        # Written whole in a temporary root beside the datasets, then renamed into place: an interruption,
+        # even kill -9, never leaves a half-written dataset where a valid one would be (nor blocks the next try).
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=".recording-"))
         try:
-            with _datasets_root(root), warnings.catch_warnings():
+            with _datasets_root(staging), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="`author_email` is set to None")  # the package publishes none
                 dataset = minari.create_dataset_from_buffers(
                     dataset_id, buffers, env=spec, eval_env=spec, algorithm_name=algorithm_name, author=AUTHOR,
@@ -205,12 +211,25 @@ def record_dataset(
                     description=text, requirements=[f"aigc-edge-env=={__version__}"], data_format="hdf5")
             storage = dataset.storage
             storage.update_episode_metadata(storage.apply(EpisodeMetadataCallback()))
-        except BaseException:
-            shutil.rmtree(path, ignore_errors=True)  # no half-written dataset (it would block the next try)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dataset_path(staging, dataset_id), path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     finally:
         recorder.close()
-    return dataset
+    return open_dataset(path)
+
+
+def recording_of(dataset: MinariDataset) -> dict[str, Any]:
+    """What ``dataset`` records: its env id and config overrides, its policy (``algorithm_name``), its
+    episodes' seeds and the package version that recorded it (to compare with a request)."""
+    spec = dataset.spec.env_spec
+    metadata = dataset.storage.metadata
+    episodes = dataset.storage.get_episode_metadata(range(dataset.spec.total_episodes))
+    return {"env_id": spec.id if spec is not None else None,
+            "config": dict(spec.kwargs.get("config") or {}) if spec is not None else None,
+            "algorithm_name": metadata.get("algorithm_name"), "seeds": [int(m["seed"]) for m in episodes],
+            "requirements": list(metadata.get("requirements") or [])}
 
 
 def open_dataset(source: str | Path, root: str | Path | None = None) -> MinariDataset:

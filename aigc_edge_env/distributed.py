@@ -182,6 +182,8 @@ def as_completed(
                         result = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
                         cause = exc.cause
+                        if isinstance(cause, KeyboardInterrupt):  # Ctrl-C reached the workers first
+                            raise KeyboardInterrupt from None
                         message = " ".join(f"{type(cause).__name__}: {cause}".split())
                         raise TaskFailed(f"{desc or 'task'} {i + 1} of {len(tasks)} failed on a Ray worker: "
                                          f"{message}") from None

@@ -544,18 +544,18 @@ def hindsight_bounds(env_id: str, seeds: Sequence[int], config: Mapping[str, Any
                      cache_dir: Path | None, workers: int | None = 1, address: str | None = None,
                      progress: bool = True) -> dict[int, HindsightBound]:
     """The hindsight bound of every seed's episode: read from ``cache_dir`` where it is, the others
-    computed as tasks (:func:`aigc_edge_env.distributed.parallel_map`; ``workers=1`` and no address:
-    here, without Ray) and stored there by this process (so the cache stays where the command runs,
-    whichever node computed)."""
-    from aigc_edge_env.distributed import parallel_map
+    computed as tasks (:func:`aigc_edge_env.distributed.as_completed`; ``workers=1`` and no address:
+    here, without Ray) and stored there by this process as each finishes (so the cache stays where the
+    command runs, whichever node computed, and an interruption keeps every bound finished before it)."""
+    from aigc_edge_env.distributed import as_completed
 
     overrides = dict(config or {})
     paths = {s: hindsight_cache_path(env_id, s, overrides, cache_dir) for s in seeds} if cache_dir else {}
     bounds = {s: bound for s, path in paths.items() if (bound := read_hindsight_cache(path)) is not None}
     missing = [s for s in seeds if s not in bounds]
     tasks = [(env_id, s, overrides) for s in missing]
-    for bound in parallel_map(_hindsight_task, tasks, workers, address, progress, desc="hindsight bounds",
-                              unit="episode"):
+    for _, bound in as_completed(_hindsight_task, tasks, workers, address, progress, desc="hindsight bounds",
+                                 unit="episode"):
         bounds[bound.seed] = bound
         if cache_dir:
             write_hindsight_cache(paths[bound.seed], bound)

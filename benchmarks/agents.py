@@ -237,6 +237,9 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench agents") ->
         parser.error(str(exc))
     if args.timesteps < 1 or args.episodes < 1 or args.eval_freq < 0:
         parser.error("--timesteps and --episodes must be positive, --eval-freq not negative")
+    for option, values in (("--algos", args.algos), ("--train-seeds", args.train_seeds)):
+        if len(set(values)) < len(values):  # a run would be trained twice into one folder
+            parser.error(f"{option} names a value twice: {values}")
     try:
         check_workers(args.workers)
         check_output_dir(args.out)

@@ -30,6 +30,8 @@ CASES: list[tuple[list[str], str]] = [
     (["train", "--algo", "ppo", "--hyperparams", "bogus:1"], "bogus"),
     (["train", "--algo", "bogus"], "--algo"),
     (["train", "--resume", "NOWHERE"], "NOWHERE"),
+    (["train", "--resume", "NOWHERE", "--seed", "5", "--n-envs", "2"], "--seed, --n-envs"),
+    (["train", "--resume", "NOWHERE", "--out", "FILE"], "takes no --out"),
     (["train", "--algo", "ppo", "--out", "FILE"], "--out"),
     (["train", "--algo", "ppo", "--out", "FILE/run"], "--out"),
     (["evaluate", "--episodes", "0"], "--episodes"),
@@ -91,6 +93,8 @@ CASES: list[tuple[list[str], str]] = [
     (["calibrate", "--steps", "x"], "--steps"),
     (["calibrate", "--bootstrap", "0"], "--bootstrap"),
     (["calibrate", "--refit", "NOWHERE"], "--refit"),
+    (["calibrate", "--train", "NOWHERE", "--refit", "NOWHERE"], "--train and --refit are two modes"),
+    (["calibrate", "--refit", "NOWHERE", "--quick", "--steps", "5"], "--quick, --steps"),
     (["calibrate", "--train", "FILE"], "--train"),
     (["calibrate", "--seed", "-1"], "--seed"),
     (["calibrate", "--train-iterations", "0"], "--train-iterations"),
@@ -104,6 +108,9 @@ CASES: list[tuple[list[str], str]] = [
     (["bench", "sca-kkt", "--deadline-s-range", "bogus", "1"], "--deadline-s-range"),
     (["bench", "agents", "--timesteps", "0"], "--timesteps"),
     (["bench", "agents", "--train-seeds", "-1"], "--train-seeds"),
+    (["bench", "agents", "--train-seeds", "0", "0"], "--train-seeds names a value twice"),
+    (["bench", "agents", "--algos", "ppo", "ppo"], "--algos names a value twice"),
+    (["evaluate", "--out", "/proc/aigc_edge_out"], "--out"),  # not writable even for root
     (["bench", "agents", "--target", "nan"], "--target"),
     (["bench", "agents", "--out", "FILE"], "--out"),
     (["bench", "ceiling", "--episodes", "0"], "--episodes"),
@@ -142,3 +149,19 @@ def test_a_bad_argument_exits_2_with_one_line_naming_it_before_any_work(argv: li
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("aigc-edge") and ": error: " in err and fill(named) in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("signal_name", "status"), [("Ctrl-C", 130), ("SIGTERM", 143)])
+def test_an_interrupted_command_exits_with_the_signals_status_and_one_line(signal_name: str, status: int,
+                                                                           monkeypatch, capsys) -> None:
+    import aigc_edge_env.cli.evaluate as evaluate_cli
+    from aigc_edge_env.cli.common import Terminated
+
+    def interrupted(args):
+        raise Terminated if signal_name == "SIGTERM" else KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_cli, "run", interrupted)
+    assert main(["evaluate", "--episodes", "1"]) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"aigc-edge evaluate: interrupted by {signal_name}")

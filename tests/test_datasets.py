@@ -15,7 +15,7 @@ minari = pytest.importorskip("minari")  # the datasets extra (absent from the co
 pytest.importorskip("h5py")
 
 from aigc_edge_env.cli import main  # noqa: E402
-from aigc_edge_env.datasets import load_transitions, open_dataset, replay_max_difference  # noqa: E402
+from aigc_edge_env.datasets import load_transitions, open_dataset, record_dataset, replay_max_difference  # noqa: E402
 from aigc_edge_env.evaluation.runner import COMPONENTS, run_episode  # noqa: E402
 from aigc_edge_env.policies.registry import make_policy  # noqa: E402
 
@@ -111,6 +111,35 @@ def test_an_existing_dataset_is_refused_not_overwritten(recorded: Path, capsys: 
         main(["record", "--policies", "exact", "--horizon", "2", "--out", str(recorded)])
     assert exit_info.value.code == 2 and f"dataset {DATASET_ID} exists" in capsys.readouterr().err
     assert sorted(p.stat().st_mtime_ns for p in (recorded / DATASET_ID / "data").iterdir()) == before
+
+
+def test_a_rerun_keeps_the_datasets_recorded_as_asked_and_records_the_others(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After an interruption between two policies, the same command records only the missing one."""
+    argv = ["record", "--episodes", "2", "--seed", "3", "--horizon", "3", "--out", str(tmp_path), "--no-progress"]
+    assert main([*argv, "--policies", "all_local"]) == 0
+    first = tmp_path / "aigc-edge/aigcedge/all_local-v0/data"
+    before = sorted(p.stat().st_mtime_ns for p in first.iterdir())
+    capsys.readouterr()
+    assert main([*argv, "--policies", "all_local", "greedy"]) == 0
+    assert "all_local-v0: recorded as asked by an earlier run, kept" in capsys.readouterr().out
+    assert sorted(p.stat().st_mtime_ns for p in first.iterdir()) == before
+    assert open_dataset("aigc-edge/aigcedge/greedy-v0", tmp_path).total_episodes == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_an_interrupted_write_leaves_no_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    def killed(src, dst):  # the signal lands after Minari wrote its files, before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        record_dataset("AIGCEdge-v0", make_policy("greedy"), [1], "aigc-edge/test/greedy-v0", tmp_path,
+                       config={"horizon_slots": 2}, algorithm_name="greedy")
+    assert not (tmp_path / "aigc-edge/test/greedy-v0").exists()  # no half-written dataset where one would be
+    assert list(tmp_path.glob(".*")) == []  # nor its staging folder
 
 
 def test_clairvoyant_records_the_hindsight_plan(tmp_path: Path) -> None:

@@ -215,12 +215,17 @@ def _error(main, argv: list[str], capsys) -> str:
     (["--algo", "ppo", "--checkpoint-freq", "-1"], "--checkpoint-freq must be >= 0"),
     (["--algo", "ppo", "--eval-episodes", "0"], "argument --eval-episodes: expected an integer >= 1"),
     (["--algo", "ppo", "--config", "missing.yml"], "no such file 'missing.yml'"),
-    (["--resume", "nowhere"], "nowhere is not a run directory"),
+    (["--resume", "nowhere"], "with its own settings; it takes no --out"),  # the run's own folder
 ])
 def test_train_cli_rejects_bad_arguments(argv: list[str], message: str, tmp_path, capsys) -> None:
     err = _error(train_cli.main, argv + ["--out", str(tmp_path / "run")], capsys)
     assert message in err.splitlines()[-1] and "Traceback" not in err  # the reason on one line
     assert not (tmp_path / "run").exists()
+
+
+def test_train_cli_refuses_a_resume_of_no_run(tmp_path, capsys) -> None:
+    err = _error(train_cli.main, ["--resume", str(tmp_path / "nowhere")], capsys)
+    assert "nowhere is not a run directory" in err.splitlines()[-1] and "Traceback" not in err
 
 
 def test_train_cli_refuses_cuda_without_cuda_and_bad_out(tmp_path, capsys) -> None:

@@ -208,3 +208,22 @@ def test_gap_within_one_percent_on_a_battery_episode() -> None:
     assert 0.0 <= result.relative_gap <= 0.01
     exact = run_episode(AIGCEdgeEnv(env_id="AIGCEdge-Battery-v0"), make_policy("exact"), 10005).metrics["cost"]
     assert result.lower_bound < result.plan_cost < exact  # the clairvoyant plan beats the myopic optimum
+
+
+def test_an_interruption_keeps_every_bound_finished_before_it(tmp_path, monkeypatch) -> None:
+    import aigc_edge_env.baselines.hindsight as hindsight
+
+    config = {"n_users": 3, "horizon_slots": 3}
+    original, finished = hindsight._hindsight_task, []
+
+    def interrupted_second(task):
+        if finished:
+            raise KeyboardInterrupt
+        finished.append(task[1])
+        return original(task)
+
+    monkeypatch.setattr(hindsight, "_hindsight_task", interrupted_second)
+    with pytest.raises(KeyboardInterrupt):
+        hindsight.hindsight_bounds("AIGCEdge-v0", [1, 2], config, tmp_path, workers=1, progress=False)
+    assert finished == [1]
+    assert hindsight.read_hindsight_cache(hindsight.hindsight_cache_path("AIGCEdge-v0", 1, config, tmp_path))

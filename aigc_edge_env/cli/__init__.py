@@ -23,9 +23,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-from aigc_edge_env.cli.common import ArgumentParser, UsageError, fail
+from aigc_edge_env.cli.common import (
+    ArgumentParser,
+    UsageError,
+    fail,
+    interruption_name,
+    interruption_status,
+    raise_terminated,
+)
 from aigc_edge_env.config import ConfigError
 from aigc_edge_env.distributed import ClusterUnreachable, TaskFailed, check_address
 
@@ -67,15 +75,23 @@ EXTRAS = {"torch": "agents", "stable_baselines3": "agents", "sb3_contrib": "agen
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``aigc-edge`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run ``aigc-edge`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Ctrl-C and SIGTERM end any command with one line on stderr and status 130 or 143 (``train``
+    saves its run first); what each command keeps of its finished work is in docs/cli.md."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = ["aigc-edge", *argv]
     prog = " ".join(["aigc-edge", args.command, *([args.study] if getattr(args, "study", None) else [])])
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         if hasattr(args, "address"):
             check_address(args.address)
         return int(importlib.import_module(f"aigc_edge_env.cli.{args.command}").run(args))
+    except KeyboardInterrupt as exc:
+        print(f"{prog}: interrupted by {interruption_name(exc)}; what is kept and how to go on: docs/cli.md, "
+              "Interruptions and recovery", file=sys.stderr, flush=True)
+        return interruption_status(exc)
     except (UsageError, ConfigError, ClusterUnreachable) as exc:
         fail(prog, str(exc))
     except TaskFailed as exc:
@@ -85,3 +101,5 @@ def main(argv: list[str] | None = None) -> int:
         if top not in EXTRAS:
             raise
         fail(prog, f"this needs {top}, which is not installed: pip install 'aigc-edge-env[{EXTRAS[top]}]'")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

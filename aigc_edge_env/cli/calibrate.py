@@ -68,7 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=count, default=None, help="torch CPU threads (default torch's)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    parser.add_argument("--out", type=Path, default=Path("results/calibrate"))
+    parser.add_argument("--out", type=Path, default=None, help="output folder of a measurement (default "
+                        "results/calibrate; --train writes to its DIR, --refit rewrites its DIR)")
 
 
 def load_reference(name: str) -> np.ndarray:
@@ -115,10 +116,23 @@ def check_features_name(name: str) -> None:
         raise ValueError(f"features = {name!r} is invalid: accepted 'digits-cnn', 'pixels' or 'module:function'")
 
 
+#: Options of a measurement only (``--train`` and ``--refit`` refuse them when given).
+MEASURING = ("quick", "steps", "n_samples", "batch_size", "timing_batch_sizes", "timing_repeats", "bootstrap",
+             "pipeline", "prompt", "out")
+
+
 def _check(args: argparse.Namespace) -> None:
     """Every argument that can be checked before any work (the pipeline, reference and features load later)."""
     check_device(args.device)
     check_features_name(args.features)
+    if args.train is not None and args.refit is not None:
+        raise UsageError("--train and --refit are two modes: give one")
+    mode = "--train" if args.train is not None else "--refit" if args.refit is not None else None
+    given = [f"--{name.replace('_', '-')}" for name in MEASURING if getattr(args, name) not in (None, False)]
+    if mode is not None and given:
+        raise UsageError(f"{mode} takes none of the options of a measurement: {', '.join(given)}")
+    if args.out is None:
+        args.out = Path("results/calibrate")
     if args.train is not None:
         check_output_dir(args.train, "--train")
     elif args.refit is not None:
@@ -129,7 +143,6 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_dir(args.out)
     try:
         _check(args)
         return _run(args)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
+import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -73,13 +74,20 @@ def parse_mapping(text: str) -> dict[str, Any]:
 
 
 def check_output_dir(path: Path, option: str = "--out") -> None:
-    """Raise :class:`UsageError` unless ``path`` is, or can be made, a writable directory (nothing is created)."""
+    """Raise :class:`UsageError` unless ``path`` is, or can be made, a writable directory (nothing is left
+    behind: a temporary file in its nearest existing folder is created and removed, as permissions alone
+    do not tell, e.g. for root or on a read-only file system)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} exists and is not a directory")
     existing = next(p for p in (path, *path.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path} is not writable ({existing} does not allow it)")
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a directory")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path} is not writable ({existing} does not allow it: {exc})") from None
 
 
 def check_threads(threads: int) -> None:
@@ -208,6 +216,25 @@ def add_workers(parser: argparse.ArgumentParser, default: int | None = None, *, 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (:func:`raise_terminated`), as Ctrl-C raises
+    :class:`KeyboardInterrupt`, so that the same clean-up runs (temporary files removed)."""
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: raise :class:`Terminated`."""
+    raise Terminated
+
+
+def interruption_name(exc: KeyboardInterrupt) -> str:
+    return "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+
+
+def interruption_status(exc: KeyboardInterrupt) -> int:
+    """The shell's status for the signal: 143 for SIGTERM, 130 for Ctrl-C (SIGINT)."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT).value
 
 
 def fail(prog: str, message: str, status: int = 2) -> NoReturn:

@@ -63,30 +63,44 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_progress(parser)
 
 
-def _dataset_ids(args: argparse.Namespace, labels: list[str]) -> dict[str, str]:
-    """The dataset id of each policy label; :class:`UsageError` for a bad, repeated or existing one."""
-    from aigc_edge_env.datasets import check_dataset_id, dataset_path, default_dataset_id
+def _dataset_ids(args: argparse.Namespace, labels: list[str], request: dict[str, Any]
+                 ) -> tuple[dict[str, str], set[str]]:
+    """The dataset id of each policy label, and the labels whose dataset exists as this command would record
+    it (``request``: env id, config, seeds, requirements; a rerun after an interruption skips them);
+    :class:`UsageError` for a bad or repeated id, or one that exists recorded otherwise."""
+    from aigc_edge_env.datasets import check_dataset_id, dataset_path, default_dataset_id, open_dataset, recording_of
 
     if args.dataset_id is not None and len(labels) != 1:
         raise UsageError(f"--dataset-id names one dataset, but {len(labels)} policies are recorded")
     ids = {label: args.dataset_id or default_dataset_id(args.env, label) for label in labels}
-    for dataset_id in ids.values():
+    done = set()
+    for label, dataset_id in ids.items():
         try:
             check_dataset_id(dataset_id)
         except ValueError as exc:
             raise UsageError(f"--dataset-id: {exc}") from None
-        if dataset_path(args.out, dataset_id).exists():
-            raise UsageError(f"--out: dataset {dataset_id} exists at {dataset_path(args.out, dataset_id)}; "
-                             "record a new version (--dataset-id ...-v<N+1>) or delete that folder")
+        path = dataset_path(args.out, dataset_id)
+        if not path.exists():
+            continue
+        try:
+            recorded = recording_of(open_dataset(path))
+        except Exception:  # any unreadable folder is refused below, naming it
+            recorded = None
+        if recorded != {**request, "algorithm_name": label}:
+            raise UsageError(f"--out: dataset {dataset_id} exists at {path}, recorded otherwise (env, config, policy, "
+                             "seeds or package version); record a new version (--dataset-id ...-v<N+1>) or delete "
+                             "that folder")
+        done.add(label)
     if len(set(ids.values())) < len(ids):
         raise UsageError(f"two policies would get the same dataset id: {sorted(ids.values())}; record them apart")
-    return ids
+    return ids, done
 
 
 def run(args: argparse.Namespace) -> int:
     import h5py  # noqa: F401  (the datasets extra: a missing minari or h5py fails here, before any work)
     import minari  # noqa: F401
 
+    from aigc_edge_env import __version__
     from aigc_edge_env.baselines.hindsight import hindsight_bounds
     from aigc_edge_env.cli.evaluate import resolve_policies
     from aigc_edge_env.config import make_config
@@ -109,8 +123,13 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         raise UsageError(f"{exc}, or {CLAIRVOYANT!r}" if str(exc).startswith("--policies") else str(exc)) from None
     labels = ([CLAIRVOYANT] if clairvoyant else []) + list(policies)
-    ids = _dataset_ids(args, labels)
     seeds = list(range(args.seed, args.seed + args.episodes))
+    request = {"env_id": args.env, "config": config, "seeds": seeds, "requirements": [f"aigc-edge-env=={__version__}"]}
+    ids, done = _dataset_ids(args, labels, request)
+    for label in done:
+        print(f"{ids[label]}: recorded as asked by an earlier run, kept (not recorded again)", flush=True)
+    policies = {label: policy for label, policy in policies.items() if label not in done}
+    clairvoyant = clairvoyant and CLAIRVOYANT not in done
     if clairvoyant:
         bounds = hindsight_bounds(args.env, seeds, config, args.hindsight_cache, progress=not args.no_progress)
         policies = {CLAIRVOYANT: ReplayPolicy({s: b.plan_actions for s, b in bounds.items()}), **policies}

@@ -48,7 +48,17 @@ import signal
 import sys
 from pathlib import Path
 
-from aigc_edge_env.cli.common import UsageError, add_env, add_out, add_progress, count, non_negative_int, seed
+from aigc_edge_env.cli.common import (
+    UsageError,
+    add_env,
+    add_out,
+    add_progress,
+    count,
+    interruption_name,
+    interruption_status,
+    non_negative_int,
+    seed,
+)
 
 __all__ = ["ALGORITHM_NAMES", "configure", "run"]
 
@@ -67,7 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timesteps", type=non_negative_int, default=None,
                         help="training env steps (default: n_timesteps of the hyperparameters; on --resume of an "
                              "interrupted run, what it had left; 0 only with behaviour_cloning: the cloned policy)")
-    parser.add_argument("--seed", type=seed, default=0, help="training seed (default 0)")
+    parser.add_argument("--seed", type=seed, default=None, help="training seed (default 0; on --resume, the run's)")
     parser.add_argument("--n-envs", type=count, default=None,
                         help="parallel envs (default: n_envs of the hyperparameters)")
     add_out(parser, None, default_help="runs/<algo>_<env>_s<seed>_<date>-<time>; runs/<algo>_<env>_s<seed> for "
@@ -91,6 +101,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_progress(parser)
 
 
+#: Options a resumed run takes from its run directory (``--resume`` refuses them given).
+RUN_SETTINGS = ("out", "seed", "n_envs", "eval_freq", "eval_episodes", "checkpoint_freq")
 #: Defaults of the options only SB3 runs take (the own trainers refuse them when given).
 SB3_DEFAULTS = {"timesteps": None, "n_envs": None, "wrapper": None, "resume": None, "eval_freq": 10_000,
                 "eval_episodes": 5, "checkpoint_freq": 50_000, "device": "cpu"}
@@ -102,6 +114,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume is None and args.algo is None:
         raise UsageError("--algo is required (unless --resume)")
+    if args.resume is not None:  # the run's own settings hold; a different one given would be ignored
+        given = [option for option in RUN_SETTINGS if getattr(args, option) is not None]
+        if given:
+            raise UsageError(f"--resume continues the run in {args.resume} with its own settings; it takes no "
+                             + ", ".join(f"--{option.replace('_', '-')}" for option in given))
+    if args.seed is None:
+        args.seed = 0
     env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
     if args.algo in OWN_TRAINERS:
         return _train_own(args, env_id)
@@ -155,8 +174,9 @@ def _train_own(args: argparse.Namespace, env_id: str) -> int:
                           progress=not args.no_progress)
     except (HyperparamError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    except KeyboardInterrupt:
-        print(f"aigc-edge train: interrupted; what it saved is in {out} (run.yml)", file=sys.stderr)
-        return 128 + signal.SIGINT.value
+    except KeyboardInterrupt as exc:
+        print(f"aigc-edge train: interrupted by {interruption_name(exc)}; a {args.algo} run does not resume: "
+              f"{out}/run.yml lists the steps it finished before; train again into a new --out", file=sys.stderr)
+        return interruption_status(exc)
     print(f"run saved in {run_dir}")
     return 0
