@@ -34,6 +34,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -223,10 +224,10 @@ def run_search(args: argparse.Namespace) -> dict[str, Path]:
             run_config=tune.RunConfig(name=SEARCH_DIR, storage_path=str(out), verbose=1,
                                       failure_config=tune.FailureConfig(max_failures=MAX_RETRIES)),
         )
+    # Ray Tune's own Ctrl-C handler stops the running trials as if they had finished, so an interrupted search
+    # would look finished; without it, Ctrl-C raises here, and the search saved so far resumes on a rerun.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     results = tuner.fit()
-    if len(results) < args.trials or results.num_terminated + results.num_errors < len(results):
-        # Ray Tune caught Ctrl-C and saved the search with trials unfinished: the same command resumes it
-        raise KeyboardInterrupt
     rows = trial_rows(results, space, args.timesteps)
     paths = {"csv": out / "trials.csv", "md": out / "trials.md", "yml": out / f"{args.algo}.yml"}
     write_csv(paths["csv"], rows)

@@ -34,7 +34,9 @@ address, where it came from, and how to start a cluster.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
@@ -136,10 +138,15 @@ def init_ray(address: str | None = None, workers: int | None = None) -> None:
     if ray.is_initialized():
         return
     resolved = check_address(address)
+    # ray.init replaces the SIGTERM handler with sys.exit(15): keep this program's (aigc-edge's: one line, 143)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
     if resolved is None:
         ray.init(address="local", num_cpus=workers, include_dashboard=False)  # not a `ray start` cluster
     else:
         ray.init(address=resolved)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def as_completed(
@@ -182,8 +189,8 @@ def as_completed(
                         result = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
                         cause = exc.cause
-                        if isinstance(cause, KeyboardInterrupt):  # Ctrl-C reached the workers first
-                            raise KeyboardInterrupt from None
+                        if isinstance(cause, (KeyboardInterrupt, ray.exceptions.TaskCancelledError)):
+                            raise KeyboardInterrupt from None  # Ctrl-C reached the task first
                         message = " ".join(f"{type(cause).__name__}: {cause}".split())
                         raise TaskFailed(f"{desc or 'task'} {i + 1} of {len(tasks)} failed on a Ray worker: "
                                          f"{message}") from None

@@ -25,6 +25,7 @@ import argparse
 import importlib
 import signal
 import sys
+import threading
 
 from aigc_edge_env.cli.common import (
     ArgumentParser,
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = ["aigc-edge", *argv]
     prog = " ".join(["aigc-edge", args.command, *([args.study] if getattr(args, "study", None) else [])])
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
     try:
         if hasattr(args, "address"):
             check_address(args.address)
@@ -102,4 +104,5 @@ def main(argv: list[str] | None = None) -> int:
             raise
         fail(prog, f"this needs {top}, which is not installed: pip install 'aigc-edge-env[{EXTRAS[top]}]'")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:  # None: a handler not set from Python (or not the main thread)
+            signal.signal(signal.SIGTERM, previous)

@@ -223,18 +223,28 @@ class Terminated(KeyboardInterrupt):
     :class:`KeyboardInterrupt`, so that the same clean-up runs (temporary files removed)."""
 
 
+#: Set by :func:`raise_terminated`: Ray's waits turn the exception of a signal handler into a plain
+#: ``KeyboardInterrupt``, so the exception's type alone does not say which signal it was.
+_TERMINATED = {"received": False}
+
+
 def raise_terminated(signum: int, frame: Any) -> None:
     """A SIGTERM handler: raise :class:`Terminated`."""
+    _TERMINATED["received"] = True
     raise Terminated
 
 
+def _by_sigterm(exc: KeyboardInterrupt) -> bool:
+    return isinstance(exc, Terminated) or _TERMINATED["received"]
+
+
 def interruption_name(exc: KeyboardInterrupt) -> str:
-    return "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+    return "SIGTERM" if _by_sigterm(exc) else "Ctrl-C"
 
 
 def interruption_status(exc: KeyboardInterrupt) -> int:
     """The shell's status for the signal: 143 for SIGTERM, 130 for Ctrl-C (SIGINT)."""
-    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT).value
+    return 128 + (signal.SIGTERM if _by_sigterm(exc) else signal.SIGINT).value
 
 
 def fail(prog: str, message: str, status: int = 2) -> NoReturn:

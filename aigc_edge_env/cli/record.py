@@ -17,9 +17,11 @@ names of ``evaluate --policies`` and ``clairvoyant``: the clairvoyant plan of th
 hindsight bound (:func:`aigc_edge_env.baselines.hindsight_bound`, 10-30 s per battery episode,
 cached in ``--hindsight-cache``), replayed; ``--runs`` takes trained runs (the agents extra).
 After writing, each dataset is replayed from its own env spec and seeds and the largest reward
-difference printed (0 when it replays).  An existing dataset id is refused before any work:
-datasets are never overwritten (give a new version ``-v<N+1>`` or delete its folder).  Needs the
-``datasets`` extra (minari, h5py).
+difference printed (0 when it replays).  Datasets are never overwritten: an existing dataset id is
+refused before any work (give a new version ``-v<N+1>`` or delete its folder), unless it holds what
+this command would record (the same env, config, policy name, seeds and package version, and a policy
+that reads no files: not ``--runs``, ``torch:`` or ``rllib:``), which a rerun after an interruption
+keeps, recording only the others.  Needs the ``datasets`` extra (minari, h5py).
 """
 
 from __future__ import annotations
@@ -63,11 +65,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_progress(parser)
 
 
-def _dataset_ids(args: argparse.Namespace, labels: list[str], request: dict[str, Any]
+def _dataset_ids(args: argparse.Namespace, labels: list[str], request: dict[str, Any], from_files: set[str]
                  ) -> tuple[dict[str, str], set[str]]:
     """The dataset id of each policy label, and the labels whose dataset exists as this command would record
     it (``request``: env id, config, seeds, requirements; a rerun after an interruption skips them);
-    :class:`UsageError` for a bad or repeated id, or one that exists recorded otherwise."""
+    :class:`UsageError` for a bad or repeated id, or one that exists recorded otherwise or by a policy
+    read from files (``from_files``: ``--runs``, ``torch:``, ``rllib:``; the dataset cannot say whether
+    they changed since)."""
     from aigc_edge_env.datasets import check_dataset_id, dataset_path, default_dataset_id, open_dataset, recording_of
 
     if args.dataset_id is not None and len(labels) != 1:
@@ -86,10 +90,10 @@ def _dataset_ids(args: argparse.Namespace, labels: list[str], request: dict[str,
             recorded = recording_of(open_dataset(path))
         except Exception:  # any unreadable folder is refused below, naming it
             recorded = None
-        if recorded != {**request, "algorithm_name": label}:
+        if label in from_files or recorded != {**request, "algorithm_name": label}:
             raise UsageError(f"--out: dataset {dataset_id} exists at {path}, recorded otherwise (env, config, policy, "
-                             "seeds or package version); record a new version (--dataset-id ...-v<N+1>) or delete "
-                             "that folder")
+                             "seeds or package version) or by a policy read from files; record a new version "
+                             "(--dataset-id ...-v<N+1>) or delete that folder")
         done.add(label)
     if len(set(ids.values())) < len(ids):
         raise UsageError(f"two policies would get the same dataset id: {sorted(ids.values())}; record them apart")
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from aigc_edge_env.config import make_config
     from aigc_edge_env.datasets import record_dataset, replay_max_difference
     from aigc_edge_env.policies.base import ReplayPolicy
+    from aigc_edge_env.policies.registry import policy_files
 
     check_output_dir(args.out)
     config: dict[str, Any] = dict(args.config)
@@ -125,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     labels = ([CLAIRVOYANT] if clairvoyant else []) + list(policies)
     seeds = list(range(args.seed, args.seed + args.episodes))
     request = {"env_id": args.env, "config": config, "seeds": seeds, "requirements": [f"aigc-edge-env=={__version__}"]}
-    ids, done = _dataset_ids(args, labels, request)
+    from_files = {label for label in policies if label not in names or policy_files(label)}  # --runs, torch:, rllib:
+    ids, done = _dataset_ids(args, labels, request, from_files)
     for label in done:
         print(f"{ids[label]}: recorded as asked by an earlier run, kept (not recorded again)", flush=True)
     policies = {label: policy for label, policy in policies.items() if label not in done}
