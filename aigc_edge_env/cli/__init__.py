@@ -31,8 +31,7 @@ from aigc_edge_env.cli.common import (
     ArgumentParser,
     UsageError,
     fail,
-    interruption_name,
-    interruption_status,
+    interruption,
     raise_terminated,
 )
 from aigc_edge_env.config import ConfigError
@@ -91,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             check_address(args.address)
         return int(importlib.import_module(f"aigc_edge_env.cli.{args.command}").run(args))
     except KeyboardInterrupt as exc:
-        print(f"{prog}: interrupted by {interruption_name(exc)}; what is kept and how to go on: docs/cli.md, "
+        name, status = interruption(exc)
+        print(f"{prog}: interrupted by {name}; what is kept and how to go on: docs/cli.md, "
               "Interruptions and recovery", file=sys.stderr, flush=True)
-        return interruption_status(exc)
+        return status
     except (UsageError, ConfigError, ClusterUnreachable) as exc:
         fail(prog, str(exc))
     except TaskFailed as exc:

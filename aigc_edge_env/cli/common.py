@@ -234,17 +234,11 @@ def raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated
 
 
-def _by_sigterm(exc: KeyboardInterrupt) -> bool:
-    return isinstance(exc, Terminated) or _TERMINATED["received"]
-
-
-def interruption_name(exc: KeyboardInterrupt) -> str:
-    return "SIGTERM" if _by_sigterm(exc) else "Ctrl-C"
-
-
-def interruption_status(exc: KeyboardInterrupt) -> int:
-    """The shell's status for the signal: 143 for SIGTERM, 130 for Ctrl-C (SIGINT)."""
-    return 128 + (signal.SIGTERM if _by_sigterm(exc) else signal.SIGINT).value
+def interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """What stopped the program and the shell's status for it: ``("SIGTERM", 143)`` or ``("Ctrl-C", 130)``."""
+    if isinstance(exc, Terminated) or _TERMINATED["received"]:
+        return "SIGTERM", 128 + signal.SIGTERM.value
+    return "Ctrl-C", 128 + signal.SIGINT.value
 
 
 def fail(prog: str, message: str, status: int = 2) -> NoReturn:

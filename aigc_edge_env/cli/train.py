@@ -54,8 +54,7 @@ from aigc_edge_env.cli.common import (
     add_out,
     add_progress,
     count,
-    interruption_name,
-    interruption_status,
+    interruption,
     non_negative_int,
     seed,
 )
@@ -175,8 +174,9 @@ def _train_own(args: argparse.Namespace, env_id: str) -> int:
     except (HyperparamError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt as exc:
-        print(f"aigc-edge train: interrupted by {interruption_name(exc)}; a {args.algo} run does not resume: "
+        name, status = interruption(exc)
+        print(f"aigc-edge train: interrupted by {name}; a {args.algo} run does not resume: "
               f"{out}/run.yml lists the steps it finished before; train again into a new --out", file=sys.stderr)
-        return interruption_status(exc)
+        return status
     print(f"run saved in {run_dir}")
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aigc_edge_env.evaluation.runner import EPISODE_METRICS, PolicyResult
+from aigc_edge_env.evaluation.statistics import SAME_MEAN_RTOL
 from aigc_edge_env.files import write_atomic
 
 __all__ = ["format_number", "markdown_table", "print_score", "read_csv", "text_table", "write_csv", "write_json",
@@ -57,15 +58,15 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) 
     if with_score:
         note += " score = (R - R_random) / (R_exact - R_random)."
         if _undefined(rows, "score"):
-            note += (" score or its interval is n/a where R_exact = R_random (to 1e-9 relative) on the episodes or "
-                     "on some bootstrap resample of them (the ratio is undefined).")
+            note += (f" score or its interval is n/a where R_exact = R_random (to {SAME_MEAN_RTOL:g} relative) on the "
+                     "episodes or on some bootstrap resample of them (the ratio is undefined).")
     if with_gap:
         note += (" gap_closed = G = (R - R_exact) / (R_hindsight - R_exact), R_hindsight = -reward_scale * the "
                  "certified hindsight bound (no policy reaches G > 1).")
         if _undefined(rows, "gap_closed"):
-            note += (" G or its interval is n/a where R_hindsight = R_exact (to 1e-9 relative) on the episodes or "
-                     "on some bootstrap resample of them (exact is hindsight-optimal there: no gap to close, the "
-                     "ratio is undefined).")
+            note += (f" G or its interval is n/a where R_hindsight = R_exact (to {SAME_MEAN_RTOL:g} relative) on the "
+                     "episodes or on some bootstrap resample of them (exact is hindsight-optimal there: no gap to "
+                     "close, the ratio is undefined).")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
