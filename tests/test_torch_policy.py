@@ -153,3 +153,27 @@ def test_evaluate_threads_limit_numpys_blas_for_a_torch_policy(saved, tmp_path) 
         assert blas_threads() == {1}  # the numpy pass decides on one core, as torch would
     finally:
         threadpool_limits(original, user_api="blas")
+
+
+def test_quantised_plays_the_cheapest_order_preserving_candidate_of_the_same_network(saved) -> None:
+    from aigc_edge_env.model import evaluate_decision
+    from aigc_edge_env.policies.quantisation import order_preserving_decision
+    from aigc_edge_env.policies.registry import policy_files
+
+    path, net = saved
+    policy = make_policy(f"quantised:{path}")
+    assert policy.name == f"quantised:{path}" and policy_files(policy.name) == [path]
+    env = gym.make("AIGCEdge-v0", config={"horizon_slots": HORIZON})
+    episode = run_episode(env, policy, seed=7)
+    replay = gym.make("AIGCEdge-v0", config={"horizon_slots": HORIZON}).unwrapped
+    observation, _ = replay.reset(seed=7)
+    for action in episode.actions:
+        problem = replay.current_problem()
+        with torch.no_grad():
+            logits = net(torch.as_tensor(observation))[0].numpy()
+        expected = replay.decision_to_action(order_preserving_decision(problem, logits))
+        assert np.array_equal(action, expected)
+        greedy = replay.action_to_decision(_greedy_by_hand(net, observation))
+        assert evaluate_decision(problem, replay.action_to_decision(action)).total_cost <= \
+            evaluate_decision(problem, greedy).total_cost + 1e-9
+        observation, *_ = replay.step(expected)

@@ -67,8 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "shadow price, e.g. exact+price0.3 or 'exact+price1(1-t/H)', or lyapunov, "
                              "'lyapunov(V=100,theta=80)', mpc, 'mpc(every=10,slots=20)', pretrained "
                              "(the policy shipped for --env), torch:PATH (a saved per-user torch network, "
-                             "docs/stacks.md) or rllib:PATH (an RLlib checkpoint, the rllib extra); give none for "
-                             "runs only")
+                             "docs/stacks.md), quantised:PATH (the same network through DROO's "
+                             "order-preserving quantisation) or rllib:PATH (an RLlib checkpoint, the rllib "
+                             "extra); give none for runs only")
     parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
                         help="trained run directories or model .zip files (the agents extra)")
     add_out(parser, Path("results/evaluate"))
@@ -104,7 +105,7 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
     ``pretrained`` is loaded here, so one that does not fit ``env_id`` fails before any work."""
     from aigc_edge_env.policies.pretrained import KINDS, PRETRAINED, PretrainedError, available, load_pretrained
     from aigc_edge_env.policies.registry import RLLIB_PREFIX, make_policy
-    from aigc_edge_env.policies.torch_module import TORCH_PREFIX
+    from aigc_edge_env.policies.torch_module import NETWORK_PREFIXES
 
     try:
         policies: dict[str, Any] = {name: make_policy(name) for name in names}
@@ -115,7 +116,7 @@ def resolve_policies(names: list[str], runs: list[Path], env_id: str, config: di
             policies[PRETRAINED] = load_pretrained(env_id, config)  # checked against env_id and config
         except PretrainedError as exc:
             raise UsageError(f"--policies: {exc}") from None
-    if any(name.startswith((TORCH_PREFIX, RLLIB_PREFIX)) for name in names) or \
+    if any(name.startswith((*NETWORK_PREFIXES, RLLIB_PREFIX)) for name in names) or \
             (PRETRAINED in policies and KINDS[available()[env_id]["kind"]] is not None):
         _decision_threads(threads)  # a torch network decides
     run_dirs = {}

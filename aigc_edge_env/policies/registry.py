@@ -14,7 +14,10 @@
 * ``pretrained``: the policy shipped with the package for the env it acts in (resolved at its first
   action from the env's id and config, refused where it does not fit: :mod:`aigc_edge_env.policies.pretrained`);
 * ``torch:PATH``: a per-user torch network saved by a training script, played greedily
-  (:mod:`aigc_edge_env.policies.torch_module`; needs torch).
+  (:mod:`aigc_edge_env.policies.torch_module`; needs torch);
+* ``quantised:PATH``: the same network through DROO's order-preserving quantisation (the cheapest of a few
+  offload sets in the order of the network's preference for the edge, valued by the env's cost:
+  :mod:`aigc_edge_env.policies.quantisation`).
 * ``rllib:PATH``: an RLlib checkpoint's per-user module played greedily (the ``rllib`` extra:
   :class:`aigc_edge_env.agents.rllib.RLlibPolicy`).
 """
@@ -30,7 +33,7 @@ from aigc_edge_env.policies.base import Policy, SolverPolicy
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy, mpc_policy_name
 from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedPolicy
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
-from aigc_edge_env.policies.torch_module import TORCH_PREFIX, load_torch_policy
+from aigc_edge_env.policies.torch_module import NETWORK_PREFIXES, QUANTISED_PREFIX, TORCH_PREFIX, load_torch_policy
 
 __all__ = ["RLLIB_PREFIX", "lyapunov_policy_name", "make_policy", "mpc_policy_name", "policy_files",
            "price_policy_name"]
@@ -62,8 +65,9 @@ def _number(value: float) -> str:
 
 
 def policy_files(name: str) -> list[Path]:
-    """The files or folders a named policy reads besides the package (``torch:PATH``, ``rllib:PATH``)."""
-    for prefix in (TORCH_PREFIX, RLLIB_PREFIX):
+    """The files or folders a named policy reads besides the package (``torch:PATH``, ``quantised:PATH``,
+    ``rllib:PATH``)."""
+    for prefix in (*NETWORK_PREFIXES, RLLIB_PREFIX):
         if name.startswith(prefix):
             return [Path(name.removeprefix(prefix))]
     return []
@@ -83,6 +87,8 @@ def make_policy(name: str) -> Policy:
         return PretrainedPolicy()
     if name.startswith(TORCH_PREFIX):
         return load_torch_policy(name.removeprefix(TORCH_PREFIX))
+    if name.startswith(QUANTISED_PREFIX):
+        return load_torch_policy(name.removeprefix(QUANTISED_PREFIX), quantised=True)
     if name.startswith(RLLIB_PREFIX):  # the agents package plays it (the rllib extra), named by module path
         return importlib.import_module("aigc_edge_env.agents.rllib").RLlibPolicy(name.removeprefix(RLLIB_PREFIX))
     match = _PRICED.match(name)
@@ -100,5 +106,6 @@ def make_policy(name: str) -> Policy:
         return MPCPolicy(every, slots, name=name)
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
                      "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov', 'lyapunov(V=<V>,theta=<θ>)', "
-                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'torch:PATH', 'rllib:PATH' or 'pretrained'")
+                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'torch:PATH', 'quantised:PATH', 'rllib:PATH' or "
+                     "'pretrained'")
 

@@ -1,4 +1,5 @@
-"""A plain-torch per-user network saved by any RL stack, played greedily (``make_policy("torch:PATH")``).
+"""A plain-torch per-user network saved by any RL stack, played greedily (``make_policy("torch:PATH")``) or
+through DROO's order-preserving quantisation (``make_policy("quantised:PATH")``).
 
 **The file format** (``torch.save`` of one dict, read back with ``torch.load(..., weights_only=True)``:
 tensors, strings and numbers only, no pickled code):
@@ -14,7 +15,9 @@ tensors, strings and numbers only, no pickled code):
 :func:`save_torch_policy` writes it (``examples/cleanrl_ppo.py`` and ``examples/torchrl_ppo.py`` with
 ``--save PATH``, and ``aigc-edge train --algo ppo_mixture``); :func:`load_torch_policy` reads it.
 :class:`TorchModulePolicy` plays each user's most likely (offload bit, level) pair in an env of any number of
-users, and refuses (:class:`TorchPolicyError`, one line) one whose step levels differ from the network's.
+users (``torch:PATH``), or the cheapest of a few offload sets in the order of the network's preference for the
+edge (``quantised:PATH``, :mod:`~aigc_edge_env.policies.quantisation`), and refuses (:class:`TorchPolicyError`,
+one line) one whose step levels differ from the network's.
 Needs torch (the ``agents`` or ``torchrl`` extra); the core imports this module without it.
 """
 
@@ -31,6 +34,7 @@ import numpy as np
 
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.files import write_atomic
+from aigc_edge_env.policies.quantisation import order_preserving_decision
 from aigc_edge_env.spaces import agent_observations, observation_n_users
 
 if TYPE_CHECKING:
@@ -38,11 +42,15 @@ if TYPE_CHECKING:
 
     from aigc_edge_env.agents.per_user_net import EquivariantLayer, PerUserActorCritic
 
-__all__ = ["FORMAT", "NETWORKS", "TORCH_PREFIX", "VERSION", "TorchModulePolicy", "TorchPolicyError",
-           "load_torch_policy", "save_torch_policy"]
+__all__ = ["FORMAT", "NETWORKS", "NETWORK_PREFIXES", "QUANTISED_PREFIX", "TORCH_PREFIX", "VERSION",
+           "TorchModulePolicy", "TorchPolicyError", "load_torch_policy", "save_torch_policy"]
 
 #: The :func:`~aigc_edge_env.policies.registry.make_policy` prefix of a saved network's path.
 TORCH_PREFIX = "torch:"
+#: The prefix of a saved network played through order-preserving quantisation.
+QUANTISED_PREFIX = "quantised:"
+#: Every prefix of a saved network's path.
+NETWORK_PREFIXES = (TORCH_PREFIX, QUANTISED_PREFIX)
 #: The file's ``"format"`` field and the version this release reads and writes.
 FORMAT, VERSION = "aigc-edge-torch-policy", 1
 #: Network classes a file may name, by the module that defines them (torch; the agents package imports the
@@ -65,7 +73,9 @@ def _per_user_net() -> Any:
 
 class TorchModulePolicy:
     """A per-user network (``forward(obs) -> (logits (..., N, 2L), value)``) as a policy of the evaluation
-    engine: each user's most likely (offload bit, level) pair.  The network's weights do not depend on the
+    engine: each user's most likely (offload bit, level) pair, or with ``quantised`` the cheapest
+    order-preserving candidate (:func:`~aigc_edge_env.policies.quantisation.order_preserving_decision`).  The
+    network's weights do not depend on the
     number of users, so it plays an env of any ``N`` (zero-shot outside the counts it was trained on);
     :class:`TorchPolicyError` from :meth:`act` in an env of another number of step levels.
 
@@ -73,20 +83,25 @@ class TorchModulePolicy:
     float rounding, 2.5-5.4 times faster than torch's forward on one observation (docs/results.md, section 6).
     ``evaluate --threads`` limits numpy's BLAS threads as it limits torch's."""
 
-    def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None) -> None:
-        self.net, self.name, self.env_id = net.eval(), name, env_id
+    def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None,
+                 quantised: bool = False) -> None:
+        self.net, self.name, self.env_id, self.quantised = net.eval(), name, env_id, quantised
         self.greedy = _GreedyPass(net)
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset: the policy is deterministic and keeps no state."""
 
     def act(self, env: gym.Env, observation: np.ndarray) -> np.ndarray:
-        config = unwrapped_env(env).config
+        base = unwrapped_env(env)
+        config = base.config
         if config.n_levels != self.net.n_levels:
             trained = f" (trained on {self.env_id})" if self.env_id else ""
             raise TorchPolicyError(f"policy {self.name} was built for {self.net.n_levels} step levels{trained}, "
                                    f"not this env's {config.n_levels}: evaluate it on an env of its step levels")
-        pairs = self.greedy.logits(observation).argmax(-1)
+        logits = self.greedy.logits(observation)
+        if self.quantised:
+            return base.decision_to_action(order_preserving_decision(base.current_problem(), logits))
+        pairs = logits.argmax(-1)
         return np.concatenate([pairs // config.n_levels, pairs % config.n_levels])  # N offload bits, N levels
 
 
@@ -138,9 +153,10 @@ def save_torch_policy(path: str | Path, net: nn.Module, env_id: str, trained_n_u
     write_atomic(Path(path), buffer.getvalue())
 
 
-def load_torch_policy(path: str | Path, name: str | None = None) -> TorchModulePolicy:
-    """The network saved at ``path`` as a :class:`TorchModulePolicy` named ``name`` (default ``torch:PATH``);
-    :class:`TorchPolicyError` if the file is missing or not in the module docstring's format."""
+def load_torch_policy(path: str | Path, name: str | None = None, quantised: bool = False) -> TorchModulePolicy:
+    """The network saved at ``path`` as a :class:`TorchModulePolicy` (``quantised``: through order-preserving
+    quantisation) named ``name`` (default ``torch:PATH`` or ``quantised:PATH``); :class:`TorchPolicyError` if
+    the file is missing or not in the module docstring's format."""
     module = _per_user_net()
     import torch
 
@@ -159,4 +175,5 @@ def load_torch_policy(path: str | Path, name: str | None = None) -> TorchModuleP
                                f"{list(NETWORKS)} (found {found})")
     net = getattr(module, saved["network"])(**saved["kwargs"])
     net.load_state_dict(saved["state_dict"])
-    return TorchModulePolicy(net, name or f"{TORCH_PREFIX}{path}", saved["env_id"])
+    prefix = QUANTISED_PREFIX if quantised else TORCH_PREFIX
+    return TorchModulePolicy(net, name or f"{prefix}{path}", saved["env_id"], quantised)

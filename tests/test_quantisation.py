@@ -1,0 +1,87 @@
+"""DROO's order-preserving quantisation (aigc_edge_env.policies.quantisation) against candidates built by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import aigc_edge_env
+from aigc_edge_env import Decision, SlotProblem, evaluate_decision
+from aigc_edge_env.policies.quantisation import WINDOW, order_preserving_decision
+
+#: Scenarios where the edge capacity, the deadlines or the batteries bind (drops happen).
+SCENARIOS = {
+    "plain": {"n_users": 12},
+    "edge_capacity": {"n_users": 12, "edge_step_capacity": 60},
+    "deadline": {"n_users": 12, "deadline_s_range": (1.0, 8.0)},
+    "battery": {"n_users": 12, "battery_enabled": True, "battery_initial_j_range": (0.0, 3.0)},
+}
+
+
+def _problem(overrides: dict, seed: int) -> SlotProblem:
+    env = aigc_edge_env.AIGCEdgeEnv(config=overrides)
+    env.reset(seed=seed)
+    return env.current_problem()
+
+
+def _candidate(problem: SlotProblem, logits: np.ndarray, count: int) -> Decision:
+    """Offload the ``count`` requesting users of largest margin (best edge minus best device logit), each at
+    its best level of its mode, written out user by user."""
+    n_levels = problem.config.n_levels
+    levels = np.asarray(problem.config.step_levels)
+    margins = {n: logits[n, n_levels:].max() - logits[n, :n_levels].max()
+               for n in range(problem.n_users) if problem.has_request[n]}
+    edge_users = sorted(margins, key=lambda n: (-margins[n], n))[:count]
+    offload = np.zeros(problem.n_users, dtype=bool)
+    steps = np.full(problem.n_users, problem.config.min_steps)
+    for n in range(problem.n_users):
+        offload[n] = n in edge_users
+        if problem.has_request[n]:
+            steps[n] = levels[logits[n, n_levels:].argmax() if offload[n] else logits[n, :n_levels].argmax()]
+    return Decision(offload, steps)
+
+
+def _cost(problem: SlotProblem, decision: Decision) -> float:
+    return float(evaluate_decision(problem, decision).total_cost)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("seed", range(8))
+def test_the_decision_is_the_cheapest_candidate_and_never_worse_than_greedy(scenario: str, seed: int) -> None:
+    problem = _problem(SCENARIOS[scenario], seed)
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 3.0, (problem.n_users, 2 * problem.config.n_levels))
+    logits[:, problem.config.n_levels:] += rng.normal(0.0, 2.0)  # some slots lean to the edge, some to the device
+    n_requests = int(problem.has_request.sum())
+    n_levels = problem.config.n_levels
+    greedy_count = sum(logits[n, n_levels:].max() > logits[n, :n_levels].max() for n in range(problem.n_users)
+                       if problem.has_request[n])
+    greedy = _candidate(problem, logits, greedy_count)
+    for window in (0, 1, WINDOW, problem.n_users):
+        counts = range(max(0, greedy_count - window), min(n_requests, greedy_count + window) + 1)
+        best = min(_cost(problem, _candidate(problem, logits, k)) for k in counts)
+        decision = order_preserving_decision(problem, logits, window)
+        assert _cost(problem, decision) == pytest.approx(best, rel=1e-12, abs=1e-12)
+        assert _cost(problem, decision) <= _cost(problem, greedy) + 1e-9
+    played = order_preserving_decision(problem, logits, 0)  # no other candidate: the greedy decision itself
+    assert np.array_equal(played.offload & problem.has_request, greedy.offload)
+    assert np.array_equal(played.steps[problem.has_request], greedy.steps[problem.has_request])
+
+
+def test_a_wider_window_finds_a_cheaper_decision_somewhere() -> None:
+    """Not a property of every slot, but of these: quantisation can beat the greedy decision."""
+    gains = []
+    for seed in range(8):
+        problem = _problem(SCENARIOS["edge_capacity"], seed)
+        logits = np.random.default_rng(seed).normal(0.0, 3.0, (problem.n_users, 2 * problem.config.n_levels))
+        gains.append(_cost(problem, order_preserving_decision(problem, logits, 0))
+                     - _cost(problem, order_preserving_decision(problem, logits, problem.n_users)))
+    assert min(gains) >= -1e-9 and max(gains) > 1.0
+
+
+def test_bad_input_is_refused_naming_it() -> None:
+    problem = _problem(SCENARIOS["plain"], 0)
+    with pytest.raises(ValueError, match=r"logits: expected shape \(12, 16\)"):
+        order_preserving_decision(problem, np.zeros((12, 8)))
+    with pytest.raises(ValueError, match="window: expected an integer >= 0, got -1"):
+        order_preserving_decision(problem, np.zeros((12, 16)), window=-1)
