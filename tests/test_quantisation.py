@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -42,7 +44,9 @@ def _candidate(problem: SlotProblem, logits: np.ndarray, count: int) -> Decision
 
 
 def _cost(problem: SlotProblem, decision: Decision) -> float:
-    return float(evaluate_decision(problem, decision).total_cost)
+    """What the solvers minimise: the slot cost plus the energy prices times the served energy."""
+    served = evaluate_decision(problem, decision)
+    return float(served.total_cost + served.energy_j @ problem.energy_price_per_j)
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -68,6 +72,33 @@ def test_the_decision_is_the_cheapest_candidate_and_never_worse_than_greedy(scen
     assert np.array_equal(played.steps[problem.has_request], greedy.steps[problem.has_request])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_energy_prices_are_part_of_what_it_minimises(seed: int) -> None:
+    problem = _problem({"n_users": 12, "task_probability": 1.0}, seed)
+    logits = np.random.default_rng(seed).normal(0.0, 3.0, (problem.n_users, 2 * problem.config.n_levels))
+    chosen = {}
+    for price in (0.0, 5.0, 50.0):
+        priced = dataclasses.replace(problem, energy_price_per_j=np.full(problem.n_users, price))
+        best = min(_cost(priced, _candidate(priced, logits, k)) for k in range(problem.n_users + 1))
+        chosen[price] = order_preserving_decision(priced, logits, problem.n_users)
+        assert _cost(priced, chosen[price]) == pytest.approx(best, rel=1e-12)
+    assert not np.array_equal(chosen[0.0].offload, chosen[50.0].offload)  # the price moves the decision
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_window_zero_is_the_argmax_of_the_pairs_even_under_ties(seed: int) -> None:
+    """Integer logits tie often: between a user's best edge and best device logit (the device wins, as in
+    the argmax over the 2L pairs, devices first) and between levels (the lowest index wins)."""
+    problem = _problem({"n_users": 10}, seed)
+    n_levels = problem.config.n_levels
+    logits = np.random.default_rng(seed).integers(0, 3, (problem.n_users, 2 * n_levels)).astype(float)
+    pairs = logits.argmax(axis=-1)
+    played = order_preserving_decision(problem, logits, 0)
+    request = problem.has_request
+    assert np.array_equal(played.offload[request], pairs[request] >= n_levels)
+    assert np.array_equal(played.steps[request], np.asarray(problem.config.step_levels)[pairs % n_levels][request])
+
+
 def test_a_wider_window_finds_a_cheaper_decision_somewhere() -> None:
     """Not a property of every slot, but of these: quantisation can beat the greedy decision."""
     gains = []
@@ -83,5 +114,8 @@ def test_bad_input_is_refused_naming_it() -> None:
     problem = _problem(SCENARIOS["plain"], 0)
     with pytest.raises(ValueError, match=r"logits: expected shape \(12, 16\)"):
         order_preserving_decision(problem, np.zeros((12, 8)))
-    with pytest.raises(ValueError, match="window: expected an integer >= 0, got -1"):
-        order_preserving_decision(problem, np.zeros((12, 16)), window=-1)
+    with pytest.raises(ValueError, match="logits: expected finite values"):
+        order_preserving_decision(problem, np.full((12, 16), np.nan))
+    for window in (-1, 2.5, True, None, "4"):
+        with pytest.raises(ValueError, match=f"window: expected an integer >= 0, got {window!r}"):
+            order_preserving_decision(problem, np.zeros((12, 16)), window=window)  # type: ignore[arg-type]

@@ -156,6 +156,8 @@ def test_evaluate_threads_limit_numpys_blas_for_a_torch_policy(saved, tmp_path) 
 
 
 def test_quantised_plays_the_cheapest_order_preserving_candidate_of_the_same_network(saved) -> None:
+    """The wiring of ``quantised:PATH`` (the name, its files, the network's logits into the quantisation);
+    tests/test_quantisation.py checks the quantisation against candidates built by hand."""
     from aigc_edge_env.model import evaluate_decision
     from aigc_edge_env.policies.quantisation import order_preserving_decision
     from aigc_edge_env.policies.registry import policy_files

@@ -75,8 +75,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_out(parser, Path("results/evaluate"))
     parser.add_argument("--confidence", type=probability, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--threads", type=count, default=1,
-                        help="CPU threads of torch and of numpy's BLAS for --runs, torch:/rllib: policies and a "
-                             "torch pretrained policy (default 1: fastest for these small networks)")
+                        help="CPU threads of torch and of numpy's BLAS for --runs, torch:/quantised:/rllib: policies "
+                             "and a torch pretrained policy (default 1: fastest for these small networks)")
     parser.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
                         help="directory caching the hindsight bounds of battery episodes (default results/hindsight)")
     parser.add_argument("--no-hindsight", action="store_true", help="battery scenarios: skip the hindsight bound and G")

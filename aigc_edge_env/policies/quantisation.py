@@ -14,8 +14,9 @@ solving the rest of the slot, and plays the best.  Here the network is the per-u
   ``k0`` = the number of positive margins;
 * the candidates are ``k0 - window ... k0 + window`` (:data:`WINDOW`), valued by
   :func:`~aigc_edge_env.model.option_rows` and :func:`~aigc_edge_env.model.serve`, the cost the env's
-  reward comes from (repair rule and drops included), all in one batch; the cheapest is played (the one
-  with the fewest offloaded users on ties).  So the decision never costs more than the greedy one.
+  reward comes from (repair rule and drops included), all in one batch, plus ``sum_n pi_n E_n`` under the
+  problem's energy prices (what every solver minimises, ``docs/model.md``); the cheapest is played (the
+  one with the fewest offloaded users on ties).  So the decision never costs more than the greedy one.
 
 Choices where DROO leaves room: the levels are the network's (only the offload bits are quantised), and
 the window is small because the best candidate lies next to ``k0``: on the held-out episodes of
@@ -37,13 +38,17 @@ WINDOW = 4
 
 def order_preserving_decision(problem: SlotProblem, logits: np.ndarray, window: int = WINDOW) -> Decision:
     """The cheapest of the order-preserving candidates (module docstring) for ``problem`` given the
-    network's pair logits ``(N, 2L)`` (index ``offload * L + level``)."""
+    network's pair logits ``(N, 2L)`` (index ``offload * L + level``); ``ValueError`` naming the argument
+    for logits of another shape or not finite, or a window that is not an integer >= 0."""
     c, n_users = problem.config, problem.n_users
+    logits = np.asarray(logits)
     if logits.shape != (n_users, 2 * c.n_levels):
         raise ValueError(f"logits: expected shape {(n_users, 2 * c.n_levels)} (users, 2 x levels), "
                          f"got {logits.shape}")
-    if window < 0:
-        raise ValueError(f"window: expected an integer >= 0, got {window}")
+    if not np.isfinite(logits).all():
+        raise ValueError("logits: expected finite values, got NaN or infinite entries")
+    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 0:
+        raise ValueError(f"window: expected an integer >= 0, got {window!r}")
     device_logits, edge_logits = logits[:, :c.n_levels], logits[:, c.n_levels:]
     margin = np.where(problem.has_request, edge_logits.max(axis=-1) - device_logits.max(axis=-1), -np.inf)
     rank = np.empty(n_users, dtype=np.int64)
@@ -54,6 +59,9 @@ def order_preserving_decision(problem: SlotProblem, logits: np.ndarray, window: 
     offload = rank < counts[:, None]  # (candidates, N)
     levels = np.where(offload, edge_logits.argmax(axis=-1), device_logits.argmax(axis=-1))
     steps = np.where(problem.has_request, np.asarray(c.step_levels)[levels], c.min_steps)
-    costs = serve(option_rows(problem, offload, steps), problem.battery_j, c).total_cost
+    served = serve(option_rows(problem, offload, steps), problem.battery_j, c)
+    costs = served.total_cost
+    if problem.has_energy_prices:
+        costs = costs + served.energy_j @ problem.energy_price_per_j
     best = int(np.argmin(costs))
     return Decision(offload[best], steps[best])
