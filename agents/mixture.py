@@ -155,22 +155,24 @@ def train_mixture(out: Path, env_id: str, env_config: Mapping[str, Any], seed: i
     """Train the per-user network as the ``ppo_mixture.yml`` entry of ``env_id`` (with ``overrides``) says
     and save the run in ``out`` (module docstring); ``ValueError`` before any work for a bad request."""
     from aigc_edge_env.agents.runs import MIXTURE_FILE, PPO_MIXTURE_ALGO, RUN_RECORD, write_record
+    from aigc_edge_env.agents.training import refusing_requests
     from aigc_edge_env.cli.common import check_output_dir
     from aigc_edge_env.config import make_config
     from aigc_edge_env.policies.torch_module import save_torch_policy
     from aigc_edge_env.progress import progress_bar
     from aigc_edge_env.versions import package_versions
 
-    check_output_dir(out)
-    if (out / RUN_RECORD).exists():
-        raise ValueError(f"{out} already holds a run; choose another --out")
-    config = make_config(env_id, dict(env_config))  # the env id's; each count replaces its n_users
-    if config.battery_enabled:
-        raise ValueError(f"ppo_mixture trains myopic policies (gamma 0): {env_id} has batteries, whose "
-                         "decisions change later slots; train it with --algo ppo")
-    hp = check_mixture_hyperparams(load_hyperparams(PPO_MIXTURE_ALGO, env_id, dict(overrides)))
-    for n in hp["n_users"]:  # each count's config checked before any work
-        make_config(env_id, {**env_config, "n_users": n})
+    with refusing_requests():
+        check_output_dir(out)
+        if (out / RUN_RECORD).exists():
+            raise ValueError(f"{out} already holds a run; choose another --out")
+        config = make_config(env_id, dict(env_config))  # the env id's; each count replaces its n_users
+        if config.battery_enabled:
+            raise ValueError(f"ppo_mixture trains myopic policies (gamma 0): {env_id} has batteries, whose "
+                             "decisions change later slots; train it with --algo ppo")
+        hp = check_mixture_hyperparams(load_hyperparams(PPO_MIXTURE_ALGO, env_id, dict(overrides)))
+        for n in hp["n_users"]:  # each count's config checked before any work
+            make_config(env_id, {**env_config, "n_users": n})
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"algo": PPO_MIXTURE_ALGO, "env_id": env_id, "seed": seed,
                               "env_config_overrides": dict(env_config), "env_config": config.to_dict(),

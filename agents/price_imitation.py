@@ -183,21 +183,24 @@ def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], s
     """Train a price network as the ``price_network.yml`` entry of ``env_id`` (with ``overrides``) says and
     save the run in ``out``: ``price_network.npz`` (the final network), ``price_network_step<k>.npz``
     (after imitation, k = 0, and after each DAgger round), ``labels.npz`` (every labelled state, saved
-    after each step: a stopped run keeps them) and ``run.yml`` (the record)."""
+    after each step: a stopped run keeps them) and ``run.yml`` (the record); ``TrainingError`` before any
+    work for a bad request."""
     from aigc_edge_env.agents.runs import PRICE_NETWORK_FILE, RUN_RECORD, write_record
+    from aigc_edge_env.agents.training import refusing_requests
     from aigc_edge_env.cli.common import check_output_dir
     from aigc_edge_env.config import make_config
     from aigc_edge_env.progress import progress_bar
     from aigc_edge_env.versions import package_versions
 
-    check_output_dir(out)
-    if (out / RUN_RECORD).exists():
-        raise ValueError(f"{out} already holds a run; choose another --out")
-    config = make_config(env_id, dict(env_config))
-    if not config.battery_enabled:
-        raise ValueError(f"price_network learns energy prices: it needs an env with batteries, not {env_id} "
-                         f"(battery_enabled false)")
-    hp = check_price_network_hyperparams(load_hyperparams("price_network", env_id, dict(overrides)))
+    with refusing_requests():
+        check_output_dir(out)
+        if (out / RUN_RECORD).exists():
+            raise ValueError(f"{out} already holds a run; choose another --out")
+        config = make_config(env_id, dict(env_config))
+        if not config.battery_enabled:
+            raise ValueError(f"price_network learns energy prices: it needs an env with batteries, not {env_id} "
+                             f"(battery_enabled false)")
+        hp = check_price_network_hyperparams(load_hyperparams("price_network", env_id, dict(overrides)))
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"algo": "price_network", "env_id": env_id, "seed": seed,
                               "env_config_overrides": dict(env_config), "env_config": config.to_dict(),

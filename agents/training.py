@@ -45,7 +45,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from aigc_edge_env.agents.algorithms import ALGORITHMS, IncompatibleEnvError
+from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.behaviour_cloning import (
     behaviour_cloning_options,
     clone,
@@ -70,7 +70,6 @@ from aigc_edge_env.agents.environments import (
     wrap_normalize,
 )
 from aigc_edge_env.agents.hyperparameters import (
-    HyperparamError,
     algorithm_kwargs,
     check_policy_kwargs,
     check_values,
@@ -97,12 +96,12 @@ from aigc_edge_env.agents.runs import (
     write_record,
 )
 from aigc_edge_env.cli.common import check_device, check_output_dir, check_threads
-from aigc_edge_env.config import ConfigError, make_config
+from aigc_edge_env.config import make_config
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.files import write_atomic
 from aigc_edge_env.versions import package_versions
 
-__all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "TrainingInterrupted", "train"]
+__all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "TrainingInterrupted", "refusing_requests", "train"]
 
 #: Periodic evaluation plays seeds ``EVAL_SEED_BASE + i``: apart from training seeds and evaluate.py's.
 EVAL_SEED_BASE = 1_000_000
@@ -407,6 +406,17 @@ def _as_training_error(exc: Exception) -> TrainingError:
     return exc if isinstance(exc, TrainingError) else TrainingError(str(exc))
 
 
+@contextmanager
+def refusing_requests() -> Iterator[None]:
+    """Around the checks of a training request, before any work: a ``ValueError`` raised there becomes a
+    :class:`TrainingError` (``aigc-edge train`` reports it in one line, status 2).  A ``ValueError`` raised
+    later, while training, stays what it is: a failure to see with its traceback, not a bad request."""
+    try:
+        yield
+    except ValueError as exc:
+        raise _as_training_error(exc) from None
+
+
 def train(request: TrainRequest) -> Path:
     """Train as ``request`` says; returns the run directory.
 
@@ -414,15 +424,16 @@ def train(request: TrainRequest) -> Path:
     :class:`TrainingInterrupted` after saving the run when SIGINT or SIGTERM stopped it.
     """
     try:
-        _check_request(request)
-        point = None
-        if request.resume:
-            record, point = _resolve_resume(request)
-        else:
-            record = _resolve_new(request)
-        timesteps = _timesteps(request, record, point.timesteps if point is not None else 0)
-        _check(record, timesteps, request.resume)
-    except (ConfigError, HyperparamError, IncompatibleEnvError, RunError, ValueError) as exc:
+        with refusing_requests():
+            _check_request(request)
+            point = None
+            if request.resume:
+                record, point = _resolve_resume(request)
+            else:
+                record = _resolve_new(request)
+            timesteps = _timesteps(request, record, point.timesteps if point is not None else 0)
+            _check(record, timesteps, request.resume)
+    except RunError as exc:
         raise _as_training_error(exc) from None
     torch.set_num_threads(request.threads)
     stop = StopRequest()

@@ -116,6 +116,31 @@ def test_price_network_refuses_sb3_options_and_envs_without_batteries(tmp_path, 
         assert stop.value.code == 2 and text in capsys.readouterr().err
 
 
+def test_a_failure_while_training_keeps_its_traceback(tmp_path, monkeypatch, capsys):
+    """A ValueError raised during the work (a diverged network, a bug) is not a bad request: it propagates
+    with its traceback instead of one usage line with status 2; the requests above still exit 2."""
+    from aigc_edge_env.agents import mixture, price_imitation, training
+
+    def fail(*args, **kwargs):
+        raise ValueError("diverged")
+
+    monkeypatch.setattr(price_imitation, "collect_labels", fail)
+    with pytest.raises(ValueError, match="diverged"):
+        main(["train", "--algo", "price_network", "--env", BATTERY, "--config", json.dumps(SHORT),
+              "--hyperparams", *TINY, "--out", str(tmp_path / "pn"), "--no-progress"])
+    monkeypatch.setattr(mixture, "_network", fail)
+    with pytest.raises(ValueError, match="diverged"):
+        main(["train", "--algo", "ppo_mixture", "--hyperparams", "n_users:[3]", "timesteps:64",
+              "--out", str(tmp_path / "mix"), "--no-progress"])
+    monkeypatch.setattr(training, "_train_locked", fail)
+    with pytest.raises(ValueError, match="diverged"):
+        main(["train", "--algo", "ppo", "--timesteps", "64", "--out", str(tmp_path / "ppo"), "--no-progress"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:  # a bad request is still refused in one line
+        main(["train", "--algo", "ppo_mixture", "--env", BATTERY, "--out", str(tmp_path / "x")])
+    assert stop.value.code == 2 and "trains myopic policies" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def exact_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("minari")

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads, command=args.argv,
         )
         run_dir = train(request)
-    except (TrainingError, HyperparamError, ValueError) as exc:
+    except (TrainingError, HyperparamError) as exc:  # a bad request, refused before any work
         raise UsageError(str(exc)) from None
     except TrainingInterrupted as stopped:
         print(f"aigc-edge train: {stopped}; continue with: aigc-edge train --resume {stopped.run_dir}",
@@ -159,6 +159,7 @@ def _train_own(args: argparse.Namespace, env_id: str) -> int:
     import torch
 
     from aigc_edge_env.agents.hyperparameters import HyperparamError, parse_overrides
+    from aigc_edge_env.agents.training import TrainingError
 
     given = ["--" + option.replace("_", "-") for option in SB3_DEFAULTS if getattr(args, option) is not None]
     if given:
@@ -171,7 +172,7 @@ def _train_own(args: argparse.Namespace, env_id: str) -> int:
     try:
         run_dir = trainer(out, env_id, args.config, args.seed, parse_overrides(args.hyperparams), args.argv,
                           progress=not args.no_progress)
-    except (HyperparamError, ValueError) as exc:
+    except (TrainingError, HyperparamError) as exc:  # a bad request, refused before any work
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt as exc:
         name, status = interruption(exc)
