@@ -95,6 +95,12 @@ CASES: list[tuple[list[str], str]] = [
     (["calibrate", "--refit", "NOWHERE"], "--refit"),
     (["calibrate", "--train", "NOWHERE", "--refit", "NOWHERE"], "--train and --refit are two modes"),
     (["calibrate", "--refit", "NOWHERE", "--quick", "--steps", "5"], "--quick, --steps"),
+    (["calibrate", "--train", "NOWHERE", "--scheduler", "ddpm", "--device", "cpu"],
+     "--train takes none of --device, --out, --scheduler: accepted --train-iterations, --seed, --threads"),
+    (["calibrate", "--refit", "NOWHERE", "--seed", "3"], "--refit takes none of --out, --seed: accepted --form, "
+                                                         "--fit-min-steps"),
+    (["calibrate", "--train-iterations", "5"], "a measurement (without --train or --refit) takes none of "
+                                               "--train-iterations"),
     (["calibrate", "--train", "FILE"], "--train"),
     (["calibrate", "--seed", "-1"], "--seed"),
     (["calibrate", "--train-iterations", "0"], "--train-iterations"),

@@ -39,14 +39,16 @@ QUICK = {"steps": QUICK_STEPS, "n_samples": 128, "sample_batch_size": 128, "timi
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, default=None, metavar="DIR",
                         help="train the digits model into DIR instead of measuring")
-    parser.add_argument("--train-iterations", type=count, default=1500)
+    parser.add_argument("--train-iterations", type=count, default=None, help="with --train (default 1500)")
     parser.add_argument("--pipeline", type=Path, default=None,
                         help="local diffusers pipeline folder (default: the shipped digits model)")
-    parser.add_argument("--reference", default="digits", help="'digits' or a .npy of images (n, c, h, w) in [-1, 1]")
-    parser.add_argument("--features", default="digits-cnn", help="'digits-cnn', 'pixels' or 'module:function'")
-    parser.add_argument("--scheduler", default="ddim", help="ddim, ddpm, dpm, euler, pndm or a diffusers class name")
-    parser.add_argument("--eta", type=finite_float, default=0.0)
-    parser.add_argument("--spacing", choices=SPACINGS, default="trailing", help="timestep spacing")
+    parser.add_argument("--reference", default=None,
+                        help="'digits' (default) or a .npy of images (n, c, h, w) in [-1, 1]")
+    parser.add_argument("--features", default=None, help="'digits-cnn' (default), 'pixels' or 'module:function'")
+    parser.add_argument("--scheduler", default=None,
+                        help="ddim (default), ddpm, dpm, euler, pndm or a diffusers class name")
+    parser.add_argument("--eta", type=finite_float, default=None, help="the scheduler's eta (default 0)")
+    parser.add_argument("--spacing", choices=SPACINGS, default=None, help="timestep spacing (default trailing)")
     parser.add_argument("--clip-sample", action="store_true", help="clip the predicted clean image (default off)")
     parser.add_argument("--prompt", default=None, help="text prompt (text-to-image pipelines)")
     parser.add_argument("--quick", action="store_true",
@@ -59,15 +61,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="batch sizes timed (default 1 100 500; none: no timing)")
     parser.add_argument("--timing-repeats", type=count, default=None)
     parser.add_argument("--bootstrap", type=count, default=None, help="bootstrap resamples (default 200)")
-    parser.add_argument("--form", choices=FORMS, default="power", help="spec form written to spec.json")
-    parser.add_argument("--fit-min-steps", type=count, default=1,
+    parser.add_argument("--form", choices=FORMS, default=None, help="spec form written to spec.json (default power)")
+    parser.add_argument("--fit-min-steps", type=count, default=None,
                         help="fit only the points with at least this many steps (default 1: all)")
     parser.add_argument("--refit", type=Path, default=None, metavar="DIR",
                         help="fit a finished run's report.json in DIR again (--form, --fit-min-steps); no sampling")
-    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--seed", type=seed, default=None, help="seed of the sampling or the training (default 0)")
     parser.add_argument("--threads", type=count, default=None, help="torch CPU threads (default torch's)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    parser.add_argument("--device", default=None, help="torch device, e.g. cuda (default cpu)")
+    parser.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
+                        help="the pipeline's dtype (default float32)")
     parser.add_argument("--out", type=Path, default=None, help="output folder of a measurement (default "
                         "results/calibrate; --train writes to its DIR, --refit rewrites its DIR)")
 
@@ -116,23 +119,34 @@ def check_features_name(name: str) -> None:
         raise ValueError(f"features = {name!r} is invalid: accepted 'digits-cnn', 'pixels' or 'module:function'")
 
 
-#: Options of a measurement only (``--train`` and ``--refit`` refuse them when given).
+#: The options each mode reads (a measurement, ``--train``, ``--refit``), with the defaults of those the parser
+#: leaves ``None`` so that an option given to a mode that does not read it is refused, not ignored.
 MEASURING = ("quick", "steps", "n_samples", "batch_size", "timing_batch_sizes", "timing_repeats", "bootstrap",
-             "pipeline", "prompt", "out")
+             "pipeline", "prompt", "out", "reference", "features", "scheduler", "eta", "spacing", "clip_sample",
+             "form", "fit_min_steps", "seed", "threads", "device", "dtype")
+MODE_OPTIONS = {None: MEASURING, "train": ("train_iterations", "seed", "threads"), "refit": ("form", "fit_min_steps")}
+DEFAULTS = {"train_iterations": 1500, "reference": "digits", "features": "digits-cnn", "scheduler": "ddim",
+            "eta": 0.0, "spacing": "trailing", "form": "power", "fit_min_steps": 1, "seed": 0, "device": "cpu",
+            "dtype": "float32", "out": Path("results/calibrate")}
 
 
 def _check(args: argparse.Namespace) -> None:
     """Every argument that can be checked before any work (the pipeline, reference and features load later)."""
-    check_device(args.device)
-    check_features_name(args.features)
     if args.train is not None and args.refit is not None:
         raise UsageError("--train and --refit are two modes: give one")
-    mode = "--train" if args.train is not None else "--refit" if args.refit is not None else None
-    given = [f"--{name.replace('_', '-')}" for name in MEASURING if getattr(args, name) not in (None, False)]
-    if mode is not None and given:
-        raise UsageError(f"{mode} takes none of the options of a measurement: {', '.join(given)}")
-    if args.out is None:
-        args.out = Path("results/calibrate")
+    mode = "train" if args.train is not None else "refit" if args.refit is not None else None
+    options = {name for names in MODE_OPTIONS.values() for name in names}
+    ignored = [f"--{name.replace('_', '-')}" for name in sorted(options - set(MODE_OPTIONS[mode]))
+               if getattr(args, name) not in (None, False)]
+    if ignored:
+        what = f"--{mode}" if mode is not None else "a measurement (without --train or --refit)"
+        raise UsageError(f"{what} takes none of {', '.join(ignored)}: accepted "
+                         + ", ".join(f"--{name.replace('_', '-')}" for name in MODE_OPTIONS[mode]))
+    for name, default in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    check_device(args.device)
+    check_features_name(args.features)
     if args.train is not None:
         check_output_dir(args.train, "--train")
     elif args.refit is not None:
