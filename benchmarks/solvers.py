@@ -27,7 +27,6 @@ Usage::
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -37,12 +36,13 @@ import numpy as np
 from aigc_edge_env import AIGCEdgeEnv, Decision, SlotProblem, evaluate_decision
 from aigc_edge_env.baselines import SOLVERS, hindsight_bound, solve_exact
 from aigc_edge_env.benchmarks.env_speed import env_step_cpu_s
-from aigc_edge_env.cli.common import ArgumentParser, count, positive_float, seed
+from aigc_edge_env.cli.common import ArgumentParser, add_progress, count, positive_float, seed
 from aigc_edge_env.evaluation.runner import EVAL_SEED, run_episode
 from aigc_edge_env.evaluation.slots import collect_slots
 from aigc_edge_env.evaluation.statistics import relative_gap_pct
 from aigc_edge_env.policies.base import SOLVER_STREAM, policy_rng
 from aigc_edge_env.policies.registry import make_policy
+from aigc_edge_env.progress import progress_bar
 
 TEACHING_SHARE = (0.2, 0.8)
 DEFAULT_N = 10
@@ -113,18 +113,19 @@ def run_slot(problem: SlotProblem, time_budget_s: float, stats: dict[str, Solver
     return decisions[best], reference, proven
 
 
-def benchmark(n_users: int, n_slots: int, time_budget_s: float, seed: int, step_s: float) -> BestKnown:
+def benchmark(n_users: int, n_slots: int, time_budget_s: float, seed: int, step_s: float,
+              progress: bool = True) -> BestKnown:
     """Run and print the table of one ``N``; return the best-known statistics."""
     problems = collect_slots({"n_users": n_users}, seed, n_slots)
     stats = {name: SolverStats() for name in SOLVERS}
     best_known, references, n_proven = BestKnown(), [], 0
-    for i, problem in enumerate(problems):
-        print(f"\r  N={n_users}: slot {i + 1}/{n_slots}", end="", file=sys.stderr, flush=True)
-        decision, reference, proven = run_slot(problem, time_budget_s, stats)
-        best_known.add(problem, decision)
-        references.append(reference)
-        n_proven += proven
-    print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
+    with progress_bar(n_slots, f"N={n_users}", "slot", progress) as bar:
+        for problem in problems:
+            decision, reference, proven = run_slot(problem, time_budget_s, stats)
+            best_known.add(problem, decision)
+            references.append(reference)
+            n_proven += proven
+            bar.update()
     print_table(n_users, stats, np.array(references), n_proven, best_known, problems[0].config.step_levels, step_s)
     return best_known
 
@@ -150,7 +151,7 @@ def print_table(
     print(f"  steps histogram: {histogram}")
 
 
-def episode_times(n_episodes: int, step_s: float) -> None:
+def episode_times(n_episodes: int, step_s: float, progress: bool = True) -> None:
     """Print the CPU time of the hindsight bound and of one ``mpc`` episode per ``AIGCEdge-Battery-v0``
     episode (seeds from 10000), as env-step multiples beside 0.5.0's."""
     runs = {"hindsight bound": lambda s: hindsight_bound(EPISODE_ENV, s),
@@ -161,10 +162,12 @@ def episode_times(n_episodes: int, step_s: float) -> None:
     print(f"  {'':<16}{'s':>8}{'env steps':>12}{'0.5.0':>10}{'speed-up':>10}")
     for name, run in runs.items():
         times = []
-        for s in seeds:
-            start = time.process_time()
-            run(s)
-            times.append(time.process_time() - start)
+        with progress_bar(len(seeds), name, "episode", progress) as bar:
+            for s in seeds:
+                start = time.process_time()
+                run(s)
+                times.append(time.process_time() - start)
+                bar.update()
         steps = float(np.mean(times)) / step_s
         print(f"  {name:<16}{np.mean(times):>8.2f}{steps:>12,.0f}{EPISODE_STEPS_0_5_0[name]:>10,}"
               f"{EPISODE_STEPS_0_5_0[name] / steps:>9.1f}x")
@@ -178,13 +181,15 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench solvers") -
     parser.add_argument("--seed", type=seed, default=0, help="seed of the first episode")
     parser.add_argument("--episodes", type=int, default=0,
                         help=f"also time the hindsight bound and mpc on this many {EPISODE_ENV} episodes (default 0)")
+    add_progress(parser)
     args = parser.parse_args(argv)
     if args.episodes < 0:
         parser.error(f"--episodes must be >= 0, got {args.episodes}")
     step_s = env_step_cpu_s()
     print(f"solvers: {', '.join(SOLVERS)}; gap = cost - (exact optimum, or exact's certified lower bound); "
           f"times are CPU time, one AIGCEdge-v0 env step = {1e6 * step_s:.1f} us")
-    results = {n: benchmark(n, args.slots, args.time_budget, args.seed, step_s) for n in args.n_users}
+    progress = not args.no_progress
+    results = {n: benchmark(n, args.slots, args.time_budget, args.seed, step_s, progress) for n in args.n_users}
     if DEFAULT_N in results:
         best, levels = results[DEFAULT_N], AIGCEdgeEnv().config.step_levels
         share, interior = best.offload_share, best.interior_share(levels)
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None, prog: str = "aigc-edge bench solvers") -
               f"in [20%, 80%]: {TEACHING_SHARE[0] <= share <= TEACHING_SHARE[1]}; interior steps "
               f"{100 * interior:.1f}% > 50%: {interior > 0.5})")
     if args.episodes:
-        episode_times(args.episodes, step_s)
+        episode_times(args.episodes, step_s, progress)
     return 0
 
 

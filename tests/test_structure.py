@@ -200,7 +200,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, capsys, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("name", "argv"), [
-    ("solvers", ["--slots", "1", "--n-users", "3"]),
+    ("solvers", ["--slots", "1", "--n-users", "3", "--no-progress"]),
     ("solvers", ["--slots", "1", "--n-users", "3", "--episodes", "1"]),  # + the bound and mpc per episode
     ("sca-kkt", ["--n-users", "3", "--episodes", "1", "--slots", "1"]),
     ("env", ["--seconds", "0.05", "--rounds", "1", "--n-envs", "2"]),
@@ -209,4 +209,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, capsys, tmp_path) -> None:
 def test_every_benchmark_runs(name: str, argv: list[str], capsys) -> None:
     """A smoke run of each benchmark through ``aigc-edge bench`` (bench agents: tests/test_evaluate.py)."""
     assert main(["bench", name, *argv]) == 0
-    assert capsys.readouterr().out.strip()
+    printed = capsys.readouterr()
+    assert printed.out.strip()
+    if "--no-progress" in argv:
+        assert printed.err == ""
