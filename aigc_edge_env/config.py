@@ -411,6 +411,9 @@ def make_config(
         if base not in SCENARIOS:
             raise ConfigError(f"unknown scenario {base!r}: accepted {sorted(SCENARIOS)}")
         base = AIGCEdgeConfig(**SCENARIOS[base])
+    elif not isinstance(base, AIGCEdgeConfig):
+        raise ConfigError(f"base (the env id) must be a scenario id of {sorted(SCENARIOS)}, an AIGCEdgeConfig or "
+                          f"None, got {type(base).__name__} {base!r} (overrides go in the second argument)")
     overrides = dict(overrides or {})
     names = {f.name for f in dataclasses.fields(AIGCEdgeConfig)}
     unknown = sorted(set(overrides) - names)

@@ -261,8 +261,9 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
     def distance_m(self) -> np.ndarray:
         """Each user's distance to the base station (m; drawn at reset, fixed over the episode): what a
         base station knows of its users beyond the current slot, read by planning policies."""
-        if self._state is None:
-            raise RuntimeError("call reset() before distance_m")
+        if self._state is None or self._closed:
+            raise RuntimeError("call reset() before distance_m" if self._state is None else
+                               "distance_m read after close()")
         return self._state.distance_m.copy()
 
     def action_to_decision(self, action: np.ndarray) -> Decision:

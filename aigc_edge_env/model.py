@@ -96,8 +96,10 @@ class SlotProblem:
     price on device energy that the solvers of :mod:`aigc_edge_env.baselines` add to what
     they minimise, ``slot cost + sum_n energy_price_per_j[n] * E_n`` (a shadow price of
     battery energy, set by a policy or a bound).  :func:`evaluate_decision`, the env's
-    reward and every reported cost ignore it.  Any scalar or array broadcasting to the
-    per-user shape is accepted and stored as a read-only array of that shape.
+    reward and every reported cost ignore it.  Any finite scalar or array broadcasting to the
+    per-user shape is accepted, of either sign (the online bound shifts prices by penalties of
+    both signs, :mod:`aigc_edge_env.baselines.information_relaxation`), and stored as a read-only
+    array of that shape.
     """
 
     config: AIGCEdgeConfig
@@ -114,8 +116,7 @@ class SlotProblem:
 
     def __post_init__(self) -> None:
         _check_problem(self)
-        price = np.broadcast_to(np.asarray(self.energy_price_per_j, dtype=np.float64), self.has_request.shape)
-        object.__setattr__(self, "energy_price_per_j", price)
+        object.__setattr__(self, "energy_price_per_j", _checked_prices(self.energy_price_per_j, self.has_request.shape))
 
     @property
     def n_users(self) -> int:
@@ -197,6 +198,18 @@ def _check_problem(problem: SlotProblem) -> None:
                         "finite and > 0" if positive else "finite and >= 0")
             raise ValueError(f"SlotProblem.{name} must be {accepted} for every user (with or without a request), "
                              f"got values in [{low}, {high}]")
+
+
+def _checked_prices(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``energy_price_per_j`` broadcast to the per-user ``shape``; ``ValueError`` naming it unless finite numbers."""
+    try:
+        price = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"SlotProblem.energy_price_per_j must be a number or an array of numbers broadcasting to "
+                         f"has_request's shape {shape} (cost per J), got {_shape_of(value)}") from None
+    if not np.isfinite(price).all():
+        raise ValueError(f"SlotProblem.energy_price_per_j must be finite (cost per J), got {price.tolist()}")
+    return price
 
 
 def _shape_of(value: Any) -> str:

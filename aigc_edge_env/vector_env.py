@@ -174,6 +174,8 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     # --- the slot, for solvers --------------------------------------------------------
     def current_problem(self) -> SlotProblem:
         """The batched :class:`SlotProblem` (arrays of shape ``(num_envs, N)``) the next actions decide."""
+        if self.closed:
+            raise RuntimeError("current_problem() called after close()")
         if self._problem is None:
             raise RuntimeError("call reset() before current_problem()")
         return self._problem

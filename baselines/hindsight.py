@@ -502,9 +502,10 @@ def hindsight_cache_path(env_id: str, seed: int, config: Mapping[str, Any] | AIG
     changed config, method, release or option never reads a stale bound, and the same bound is stored
     once.
     """
+    seed = count_option("seed", seed, 0)  # 1.7 or True must not read seed 1's bound
     options = {name: value for name, value in options.items()
                if name not in _OPTION_DEFAULTS or value != _OPTION_DEFAULTS[name]}
-    return Path(cache_dir) / f"{env_id}_s{int(seed)}_{_cache_key(env_id, seed, config, options)}.json"
+    return Path(cache_dir) / f"{env_id}_s{seed}_{_cache_key(env_id, seed, config, options)}.json"
 
 
 def cached_hindsight_bound(env_id: str, seed: int, config: Mapping[str, Any] | AIGCEdgeConfig | None,

@@ -305,9 +305,7 @@ def slot_options(problem: SlotProblem, *, drops_as_options: bool = False,
     local, edge = table.local_cost[users], table.edge_base_cost[users]
     drop_level = np.where(local_ok.all(axis=1), -1, np.argmin(local_ok, axis=1))
     if problem.has_energy_prices or drops_as_options:
-        price = problem.energy_price_per_j[users, None]
-        if not np.all(np.isfinite(price)):
-            raise ValueError(f"energy prices must be finite, got {problem.energy_price_per_j.tolist()}")
+        price = problem.energy_price_per_j[users, None]  # finite: SlotProblem checks it
         if problem.has_energy_prices:
             local, edge = local + price * table.local_energy_j[users], edge + price * table.edge_energy_j[users]
         droppable = (drop_level >= 0) | (not clean_drops_only)

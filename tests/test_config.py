@@ -293,3 +293,10 @@ def test_every_solver_runs_on_every_accepted_config(overrides, seed):
     for name, solve in SOLVERS.items():
         cost = aigc_edge_env.evaluate_decision(problem, solve(problem, rng=np.random.default_rng(0))).total_cost
         assert np.isfinite(cost) and cost >= exact.lower_bound - 1e-9 * max(1.0, abs(cost)), name
+
+
+def test_make_config_refuses_a_base_that_is_not_an_env_id_or_config() -> None:
+    """Overrides passed as the first argument by mistake used to come back as they were, not as a config."""
+    for base in ({"n_users": 3}, 3):
+        with pytest.raises(ConfigError, match=r"base \(the env id\) must be a scenario id of .* got"):
+            make_config(base)  # type: ignore[arg-type]

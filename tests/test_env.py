@@ -542,5 +542,7 @@ def test_step_after_the_horizon_or_close_raises():
     env.close()
     with pytest.raises(RuntimeError, match="after close"):
         env.unwrapped.step(env.action_space.sample())
+    with pytest.raises(RuntimeError, match="after close"):
+        _ = env.unwrapped.distance_m
     with pytest.raises(ValueError, match=r"render_mode must be one of \['ansi'\]"):
         aigc_edge_env.AIGCEdgeEnv(render_mode="human")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -165,6 +166,9 @@ def test_cache_returns_the_stored_bound(tmp_path, monkeypatch) -> None:
         cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path, max_rounds=2)
     defaults = cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path, max_rounds=60, time_budget_s=None)
     assert defaults.lower_bound == first.lower_bound  # the defaults given explicitly: the same entry
+    for seed in (1.7, True, "1", np.float64(1.0)):  # not seed 1: refused before the cache is read
+        with pytest.raises(ValueError, match=re.escape(f"seed must be an integer >= 0, got {seed!r}")):
+            cached_hindsight_bound("AIGCEdge-v0", seed, config, tmp_path)
     monkeypatch.setattr("aigc_edge_env.__version__", "0.0.0-other")
     with pytest.raises(AssertionError, match="recomputed"):  # another release: another entry
         cached_hindsight_bound("AIGCEdge-v0", 1, config, tmp_path)

@@ -6,6 +6,7 @@ package), so these tests pin the formulas themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -397,6 +398,19 @@ def test_options_with_non_finite_costs_raise_instead_of_a_nan_slot_cost(hand_pro
                                uplink_rate_bps=[1e7, 1e-300])
         with np.errstate(over="ignore", invalid="ignore"), pytest.raises(ValueError, match=r"users \[1\] have non"):
             evaluate_decision(problem, Decision(offload=[False, True], steps=[5, 5]))
+
+
+def test_energy_prices_are_checked_when_the_problem_is_built(hand_problem):
+    """Also a user without a request: a NaN price there made the solvers return a NaN objective, unproven."""
+    problem = hand_problem(hand_config(), has_request=[False, True])
+    for price in ([np.nan, 0.1], [0.1, np.inf]):
+        with pytest.raises(ValueError, match=r"SlotProblem.energy_price_per_j must be finite"):
+            dataclasses.replace(problem, energy_price_per_j=np.array(price))
+    for price in ([1.0, 2.0, 3.0], "cheap"):
+        with pytest.raises(ValueError, match=r"SlotProblem.energy_price_per_j must be a number or an array"):
+            dataclasses.replace(problem, energy_price_per_j=price)
+    negative = dataclasses.replace(problem, energy_price_per_j=-0.5)  # either sign (the online bound's penalties)
+    assert negative.energy_price_per_j.tolist() == [-0.5, -0.5]
 
 
 def test_repair_matches_reference_on_a_congested_slot(hand_problem, reference_outcome):

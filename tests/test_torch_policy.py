@@ -104,6 +104,9 @@ def test_a_network_plays_any_number_of_users_but_not_other_levels(saved) -> None
 
 
 def test_bad_files_are_refused_with_one_line(tmp_path) -> None:
+    for prefix in ("torch:", "quantised:"):
+        with pytest.raises(ValueError, match=f"{prefix}PATH: the path of the saved network is missing"):
+            make_policy(prefix)
     with pytest.raises(ValueError, match="no file .*missing.pt"):
         make_policy(f"torch:{tmp_path / 'missing.pt'}")
     other = tmp_path / "other.pt"

@@ -173,6 +173,9 @@ def test_render_after_a_restart_shows_no_last_slot_and_problems_are_read_only():
     with pytest.raises(ValueError, match="read-only"):
         envs.unwrapped.current_problem().has_request[0, 0] = True
     envs.close()
+    for read in (envs.unwrapped.current_problem, envs.unwrapped.action_masks):  # no stale slot after close()
+        with pytest.raises(RuntimeError, match="after close"):
+            read()
     envs.reset(seed=0)  # a reset after close() makes the env usable again, like the single env
     envs.step(np.zeros((2, 4), dtype=np.int64))
 

@@ -33,7 +33,7 @@ from aigc_edge_env.policies.base import Policy, SolverPolicy
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy, mpc_policy_name
 from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedPolicy
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
-from aigc_edge_env.policies.torch_module import NETWORK_PREFIXES, QUANTISED_PREFIX, TORCH_PREFIX, load_torch_policy
+from aigc_edge_env.policies.torch_module import NETWORK_PREFIXES, QUANTISED_PREFIX, load_torch_policy
 
 __all__ = ["RLLIB_PREFIX", "lyapunov_policy_name", "make_policy", "mpc_policy_name", "policy_files",
            "price_policy_name"]
@@ -85,10 +85,11 @@ def make_policy(name: str) -> Policy:
         return SolverPolicy(SOLVERS[name], name)
     if name == PRETRAINED:
         return PretrainedPolicy()
-    if name.startswith(TORCH_PREFIX):
-        return load_torch_policy(name.removeprefix(TORCH_PREFIX))
-    if name.startswith(QUANTISED_PREFIX):
-        return load_torch_policy(name.removeprefix(QUANTISED_PREFIX), quantised=True)
+    for prefix in NETWORK_PREFIXES:
+        if name.startswith(prefix):
+            if not name.removeprefix(prefix):
+                raise ValueError(f"{prefix}PATH: the path of the saved network is missing after {prefix!r}")
+            return load_torch_policy(name.removeprefix(prefix), quantised=prefix == QUANTISED_PREFIX)
     if name.startswith(RLLIB_PREFIX):  # the agents package plays it (the rllib extra), named by module path
         return importlib.import_module("aigc_edge_env.agents.rllib").RLlibPolicy(name.removeprefix(RLLIB_PREFIX))
     match = _PRICED.match(name)
