@@ -18,7 +18,7 @@ DEMO_RUN := runs/demo_ppo
 DEMO_OUT := results/demo
 
 $(STAMP): pyproject.toml
-	@echo "set-up (once, about 3-4 minutes): .venv with torch's CPU build and the package with every extra"
+	@echo "set-up (once, 1-3.5 minutes): .venv with torch's CPU build and the package with every extra but rllib"
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	@echo "set-up 1/2: torch $(TORCH_VERSION) (CPU build)"

@@ -22,7 +22,7 @@ Reported per policy: mean episode reward and cost components with bootstrap conf
 intervals over episodes, drops, time per decision, and the normalised score
 ``(R - R_random) / (R_exact - R_random)`` when exact and random are among the policies (they are
 by default); ``random`` is the random *feasible* solver (a valid random decision per slot, about
--33 per slot on AIGCEdge-v0), not uniformly random actions (about -114 per slot).  In a battery
+-32 per slot on AIGCEdge-v0), not uniformly random actions (about -114 per slot).  In a battery
 scenario it also reports the share of the gap closed ``G = (R - R_exact) / (R_hindsight - R_exact)``
 with a paired interval, ``R_hindsight = -reward_scale * lower_bound`` of the certified hindsight
 bound (:func:`aigc_edge_env.baselines.hindsight_bound`) of the same episodes, ``exact`` being
