@@ -7,7 +7,9 @@ import math
 import numbers
 from typing import Any, TypeGuard
 
-__all__ = ["count_option", "is_count", "is_finite_number", "positive_option"]
+import numpy as np
+
+__all__ = ["bool_option", "count_option", "is_count", "is_finite_number", "positive_option"]
 
 
 def is_count(value: Any, least: int) -> TypeGuard[int]:
@@ -26,6 +28,14 @@ def count_option(name: str, value: Any, least: int) -> int:
     if not is_count(value, least):
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     return int(value)
+
+
+def bool_option(name: str, value: Any) -> bool:
+    """``value`` as a bool; ``ValueError`` naming ``name`` unless it is ``True`` or ``False`` (numpy's too): a
+    string such as ``"no"`` is truthy, so it would switch the option on."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def positive_option(name: str, value: Any, unit: str) -> float:

@@ -103,7 +103,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -113,7 +113,7 @@ from aigc_edge_env.baselines.heuristics import best_heuristic
 from aigc_edge_env.baselines.local_search import local_search
 from aigc_edge_env.baselines.options import MAX_EDGE_DROPS, SlotOptions, slot_options
 from aigc_edge_env.baselines.repair import repair
-from aigc_edge_env.checks import count_option, positive_option
+from aigc_edge_env.checks import bool_option, count_option, positive_option
 from aigc_edge_env.config import AIGCEdgeConfig
 from aigc_edge_env.model import (
     PROBLEM_ARRAY_FIELDS,
@@ -768,13 +768,25 @@ def _certify(slot: _Slot, cost: float, energy_j: np.ndarray, n_dropped: int) -> 
     )
 
 
-def _check_options(time_budget_s: float, max_multisets: int) -> None:
+def _check_options(time_budget_s: float, max_multisets: int, drops_as_options: bool) -> None:
     positive_option("time_budget_s", time_budget_s, "seconds")
     count_option("max_multisets", max_multisets, 1)
+    bool_option("drops_as_options", drops_as_options)
+
+
+def _require_slot_problem(problem: Any) -> None:
+    if not isinstance(problem, SlotProblem):
+        raise ValueError(f"problem must be a SlotProblem (env.unwrapped.current_problem()), got "
+                         f"{type(problem).__name__}")
 
 
 def _check_seeds(problem: SlotProblem, seed_decisions: Sequence[Decision]) -> None:
-    """``ValueError`` unless every seed decision is a :class:`Decision` of the slot's shape ``(N,)``."""
+    """``ValueError`` unless ``problem`` is a :class:`SlotProblem` and every seed decision a :class:`Decision` of
+    its shape ``(N,)``."""
+    _require_slot_problem(problem)
+    if isinstance(seed_decisions, Decision) or not isinstance(seed_decisions, Sequence):
+        raise ValueError(f"seed_decisions must be a sequence of Decisions (a list, or () for none), got "
+                         f"{type(seed_decisions).__name__}")
     shape = problem.has_request.shape
     bad = [d for d in seed_decisions if not isinstance(d, Decision) or d.offload.shape != shape]
     if bad:
@@ -798,7 +810,7 @@ def solve_exact(
     objective.  With energy prices, or ``drops_as_options``, drops are options and the bound
     holds for every decision (module docstring); otherwise the fewest drops come first.
     """
-    _check_options(time_budget_s, max_multisets)
+    _check_options(time_budget_s, max_multisets, drops_as_options)
     _check_seeds(problem, seed_decisions)
     start = time.perf_counter()
     slot = _Slot(problem, slot_options(problem, drops_as_options=drops_as_options), start, seed_decisions,
@@ -818,6 +830,8 @@ def _expand(problems: SlotProblem | Sequence[SlotProblem], prices: np.ndarray | 
             ) -> tuple[list[SlotProblem], list[int]]:
     """The slots to solve and, for each, the index of the slot it is a priced copy of."""
     sources = [problems] if isinstance(problems, SlotProblem) else list(problems)
+    for problem in sources:
+        _require_slot_problem(problem)
     if prices is None:
         return sources, list(range(len(sources)))
     rows = np.asarray(prices, dtype=np.float64)
@@ -956,7 +970,7 @@ def solve_many(
     are feasible at every multiset (the default deadlines), and the evaluation of the decisions.
     ``elapsed_s`` of a result is the time from the call to that result.
     """
-    _check_options(time_budget_s, max_multisets)
+    _check_options(time_budget_s, max_multisets, drops_as_options)
     start = time.perf_counter()
     batch, source = _expand(problems, prices)
     if seed_decisions is not None:

@@ -419,3 +419,29 @@ def test_solve_many_prices_one_slot_many_ways() -> None:
     with pytest.raises(ValueError, match="seed_decisions"):
         solve_many(others, seed_decisions=[[]])
     assert solve_many([]) == []
+
+
+def test_exact_refuses_bad_arguments_naming_them() -> None:
+    problem = make_problem(SCENARIOS["plain"], 0)
+    decision = SOLVERS["greedy"](problem)
+    for call, message in [
+        (lambda: solve_exact(problem, time_budget_s=0), "time_budget_s must be a finite number > 0"),
+        (lambda: solve_exact(problem, max_multisets=0), "max_multisets must be an integer >= 1"),
+        (lambda: solve_exact(problem, drops_as_options="no"), "drops_as_options must be True or False, got 'no'"),
+        (lambda: solve_exact(None), "problem must be a SlotProblem"),  # type: ignore[arg-type]
+        (lambda: solve_exact(problem, seed_decisions=decision), "seed_decisions must be a sequence of Decisions"),
+        (lambda: solve_many([problem, None]), "problem must be a SlotProblem"),  # type: ignore[list-item]
+        (lambda: solve_many([problem, None], np.zeros((2, 5))), "problem must be a SlotProblem"),  # type: ignore
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_a_shadow_price_policy_refuses_a_price_or_flag_of_another_type() -> None:
+    from aigc_edge_env.policies.pricing import ShadowPricePolicy
+
+    for price in (True, float("nan"), -1.0):
+        with pytest.raises(ValueError, match="a shadow price must be a finite number >= 0"):
+            ShadowPricePolicy(SOLVERS["exact"], price)
+    with pytest.raises(ValueError, match="decaying must be True or False, got 'no'"):
+        ShadowPricePolicy(SOLVERS["exact"], 1.0, decaying="no")  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from aigc_edge_env.checks import bool_option, is_finite_number
 from aigc_edge_env.model import Decision, DropReason, SlotProblem, evaluate_decision
 from aigc_edge_env.policies.base import SolverPolicy
 
@@ -83,12 +84,12 @@ class ShadowPricePolicy(PricedPolicy):
     """
 
     def __init__(self, solve: Solver, price: float, decaying: bool = False, name: str | None = None) -> None:
-        if not (math.isfinite(price) and price >= 0):
+        if not (is_finite_number(price) and float(price) >= 0):
             raise ValueError(f"a shadow price must be a finite number >= 0 (cost per J), got {price} in "
                              f"{name or 'ShadowPricePolicy'}")
         super().__init__(solve, name)
-        self.price = price
-        self.decaying = decaying
+        self.price = float(price)
+        self.decaying = bool_option("decaying", decaying)
 
     def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> float:
         return self.price * (1.0 - float(observation[-1])) if self.decaying else self.price
