@@ -494,6 +494,8 @@ class SlotEvaluation:
 
 
 def _validate_decision(problem: SlotProblem, decision: Decision) -> None:
+    if not isinstance(decision, Decision):
+        raise ValueError(f"decision must be a Decision(offload, steps), got {type(decision).__name__}")
     c = problem.config
     if decision.offload.shape != problem.has_request.shape:
         raise ValueError(

@@ -204,6 +204,9 @@ def test_decision_refuses_what_is_not_bits_and_step_counts() -> None:
             Decision(np.zeros(3, dtype=bool), steps)
     decision = Decision(np.array([0, 1, 1]), np.array([5.0, 10.0, 15.0]))
     assert decision.offload.tolist() == [False, True, True] and decision.steps.tolist() == [5, 10, 15]
+    problem = make_problem(SCENARIOS["plain"], 0)
+    with pytest.raises(ValueError, match=r"decision must be a Decision\(offload, steps\), got tuple"):
+        evaluate_decision(problem, (np.zeros(5, dtype=bool), np.full(5, 5)))  # type: ignore[arg-type]
 
 
 def test_random_solver_is_reproducible() -> None:
