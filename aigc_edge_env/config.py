@@ -400,6 +400,11 @@ def make_config(
     ``overrides`` may be a full :class:`AIGCEdgeConfig` (then it is returned as is) or a
     dict of field names; an unknown name raises :class:`ConfigError` listing the valid ones.
     """
+    if base is not None and not isinstance(base, str | AIGCEdgeConfig):
+        raise ConfigError(f"base (the env id) must be a scenario id of {sorted(SCENARIOS)}, an AIGCEdgeConfig or "
+                          f"None, got {type(base).__name__} {base!r} (overrides go in the second argument)")
+    if isinstance(base, str) and base not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {base!r}: accepted {sorted(SCENARIOS)}")
     if isinstance(overrides, AIGCEdgeConfig):
         return overrides
     if overrides is not None and not isinstance(overrides, Mapping):
@@ -408,12 +413,7 @@ def make_config(
     if base is None:
         base = default_config()
     elif isinstance(base, str):
-        if base not in SCENARIOS:
-            raise ConfigError(f"unknown scenario {base!r}: accepted {sorted(SCENARIOS)}")
         base = AIGCEdgeConfig(**SCENARIOS[base])
-    elif not isinstance(base, AIGCEdgeConfig):
-        raise ConfigError(f"base (the env id) must be a scenario id of {sorted(SCENARIOS)}, an AIGCEdgeConfig or "
-                          f"None, got {type(base).__name__} {base!r} (overrides go in the second argument)")
     overrides = dict(overrides or {})
     names = {f.name for f in dataclasses.fields(AIGCEdgeConfig)}
     unknown = sorted(set(overrides) - names)

@@ -203,6 +203,8 @@ def _check_problem(problem: SlotProblem) -> None:
 def _checked_prices(value: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``energy_price_per_j`` broadcast to the per-user ``shape``; ``ValueError`` naming it unless finite numbers."""
     try:
+        if np.asarray(value).dtype.kind not in "iuf":  # not a bool, a string or None: numbers only
+            raise TypeError
         price = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
     except (TypeError, ValueError):
         raise ValueError(f"SlotProblem.energy_price_per_j must be a number or an array of numbers broadcasting to "

@@ -96,9 +96,10 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         if options:
             raise ValueError(f"reset options other than 'reset_mask' are not supported, got {options!r}")
         seeds = self._seeds(seed)
+        if not reset_mask.all() and (not self._generators or self.closed):
+            raise RuntimeError("the first reset() and the first after close() must reset every sub-env "
+                               "(no reset_mask)")
         if not self._generators:
-            if not reset_mask.all():
-                raise RuntimeError("the first reset() must reset every sub-env (no reset_mask)")
             self._generators = [seeding.np_random(s)[0] for s in seeds]
         for i in np.flatnonzero(reset_mask):
             if seeds[i] is not None:
@@ -139,8 +140,8 @@ class AIGCEdgeVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         return observations, rewards, np.zeros(self.num_envs, dtype=bool), truncations, infos
 
     def render(self) -> tuple[str, ...] | None:
-        """One ``"ansi"`` text per sub-env (None without ``render_mode="ansi"`` or before reset)."""
-        if self.render_mode != "ansi" or self._problem is None:
+        """One ``"ansi"`` text per sub-env (None without ``render_mode="ansi"``, before reset or after close)."""
+        if self.render_mode != "ansi" or self._problem is None or self.closed:
             return None
         last = self._last_evaluation
         return tuple(render_text(self._problem.select(i), int(self._slot_index[i]),

@@ -298,5 +298,8 @@ def test_every_solver_runs_on_every_accepted_config(overrides, seed):
 def test_make_config_refuses_a_base_that_is_not_an_env_id_or_config() -> None:
     """Overrides passed as the first argument by mistake used to come back as they were, not as a config."""
     for base in ({"n_users": 3}, 3):
-        with pytest.raises(ConfigError, match=r"base \(the env id\) must be a scenario id of .* got"):
-            make_config(base)  # type: ignore[arg-type]
+        for overrides in (None, AIGCEdgeConfig()):  # also beside a full config, which is returned as it is
+            with pytest.raises(ConfigError, match=r"base \(the env id\) must be a scenario id of .* got"):
+                make_config(base, overrides)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown scenario 'Nope-v9'"):
+        make_config("Nope-v9", AIGCEdgeConfig())

@@ -406,7 +406,7 @@ def test_energy_prices_are_checked_when_the_problem_is_built(hand_problem):
     for price in ([np.nan, 0.1], [0.1, np.inf]):
         with pytest.raises(ValueError, match=r"SlotProblem.energy_price_per_j must be finite"):
             dataclasses.replace(problem, energy_price_per_j=np.array(price))
-    for price in ([1.0, 2.0, 3.0], "cheap"):
+    for price in ([1.0, 2.0, 3.0], "cheap", "1.5", True, None):
         with pytest.raises(ValueError, match=r"SlotProblem.energy_price_per_j must be a number or an array"):
             dataclasses.replace(problem, energy_price_per_j=price)
     negative = dataclasses.replace(problem, energy_price_per_j=-0.5)  # either sign (the online bound's penalties)

@@ -117,5 +117,5 @@ def test_bad_input_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="logits: expected finite values"):
         order_preserving_decision(problem, np.full((12, 16), np.nan))
     for window in (-1, 2.5, True, None, "4"):
-        with pytest.raises(ValueError, match=f"window: expected an integer >= 0, got {window!r}"):
+        with pytest.raises(ValueError, match=f"window must be an integer >= 0, got {window!r}"):
             order_preserving_decision(problem, np.zeros((12, 16)), window=window)  # type: ignore[arg-type]

@@ -448,3 +448,8 @@ def test_a_shadow_price_policy_refuses_a_price_or_flag_of_another_type() -> None
             ShadowPricePolicy(SOLVERS["exact"], price)
     with pytest.raises(ValueError, match="decaying must be True or False, got 'no'"):
         ShadowPricePolicy(SOLVERS["exact"], 1.0, decaying="no")  # type: ignore[arg-type]
+    from aigc_edge_env.policies.pricing import LyapunovPolicy
+
+    for v, theta in ((True, 1.0), ("1", 1.0), (0.0, 1.0), (1.0, float("inf"))):
+        with pytest.raises(ValueError, match="lyapunov needs V > 0 and a finite theta"):
+            LyapunovPolicy(SOLVERS["exact"], v, theta)  # type: ignore[arg-type]

@@ -176,6 +176,9 @@ def test_render_after_a_restart_shows_no_last_slot_and_problems_are_read_only():
     for read in (envs.unwrapped.current_problem, envs.unwrapped.action_masks):  # no stale slot after close()
         with pytest.raises(RuntimeError, match="after close"):
             read()
+    assert envs.render() is None
+    with pytest.raises(RuntimeError, match="the first after close"):
+        envs.reset(options={"reset_mask": np.array([True, False])})
     envs.reset(seed=0)  # a reset after close() makes the env usable again, like the single env
     envs.step(np.zeros((2, 4), dtype=np.int64))
 

@@ -137,7 +137,7 @@ def _check(args: argparse.Namespace) -> None:
     mode = "train" if args.train is not None else "refit" if args.refit is not None else None
     options = {name for names in MODE_OPTIONS.values() for name in names}
     ignored = [f"--{name.replace('_', '-')}" for name in sorted(options - set(MODE_OPTIONS[mode]))
-               if getattr(args, name) not in (None, False)]
+               if getattr(args, name) is not None and getattr(args, name) is not False]  # 0 is given (0 == False)
     if ignored:
         what = f"--{mode}" if mode is not None else "a measurement (without --train or --refit)"
         raise UsageError(f"{what} takes none of {', '.join(ignored)}: accepted "
@@ -157,25 +157,31 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    try:  # bad input: a usage error naming the parameter, not a traceback
         _check(args)
-        return _run(args)
-    except ValueError as error:  # bad input: a usage error naming the parameter, not a traceback
+        work = _prepare(args)
+    except ValueError as error:
         raise UsageError(str(error)) from None
+    return work()  # an error during the work keeps its traceback (docs/cli.md)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _prepare(args: argparse.Namespace) -> Callable[[], int]:
+    """Everything that can refuse the request (the pipeline, the steps, the reference, the features, a report to
+    refit), then the work as a function of no arguments."""
     if args.train is not None:
         from aigc_edge_env.calibrate.digits import train
 
-        train(args.train, iterations=args.train_iterations, seed=args.seed, threads=args.threads or 1)
-        return 0
+        def train_digits() -> int:
+            train(args.train, iterations=args.train_iterations, seed=args.seed, threads=args.threads or 1)
+            return 0
+
+        return train_digits
     if args.refit is not None:
         from aigc_edge_env.calibrate.measure import refit
 
-        report = refit(args.refit, args.form, args.fit_min_steps)
+        report = refit(args.refit, args.form, args.fit_min_steps)  # reads and fits a report: no long work
         print(f"rewrote {args.refit}: spec {report['spec']}")
-        return 0
+        return lambda: 0
     from aigc_edge_env.calibrate.digits import shipped_model_path
     from aigc_edge_env.calibrate.measure import calibrate
     from aigc_edge_env.calibrate.sampler import Sampler
@@ -193,9 +199,11 @@ def _run(args: argparse.Namespace) -> int:
     sampler_settings = SamplerSettings(args.scheduler, args.eta, args.spacing, args.clip_sample, args.prompt)
     sampler = Sampler(pipeline, sampler_settings, threads=args.threads, device=args.device, dtype=args.dtype)
     sampler.check_steps(settings.steps)  # before the reference and features load
-    report = calibrate(sampler, load_reference(args.reference), load_features(args.features, pipeline), settings,
-                       args.out)
-    print(f"total wall time {time.perf_counter() - start:.1f} s; spec {report['spec']}")
-    return 0
+    reference, features = load_reference(args.reference), load_features(args.features, pipeline)
 
+    def measure() -> int:
+        report = calibrate(sampler, reference, features, settings, args.out)
+        print(f"total wall time {time.perf_counter() - start:.1f} s; spec {report['spec']}")
+        return 0
 
+    return measure

@@ -14,7 +14,6 @@ scores the decision with its true costs (the prices never enter the env).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -111,11 +110,11 @@ class LyapunovPolicy(PricedPolicy):
     """
 
     def __init__(self, solve: Solver, v_j2_per_cost: float, perturbation_j: float, name: str | None = None) -> None:
-        if not (v_j2_per_cost > 0 and math.isfinite(v_j2_per_cost)) or not math.isfinite(perturbation_j):
+        if not (is_finite_number(v_j2_per_cost) and float(v_j2_per_cost) > 0) or not is_finite_number(perturbation_j):
             raise ValueError(f"lyapunov needs V > 0 and a finite theta, got V={v_j2_per_cost}, theta={perturbation_j}")
         super().__init__(solve, name)
-        self.v_j2_per_cost = v_j2_per_cost
-        self.perturbation_j = perturbation_j
+        self.v_j2_per_cost = float(v_j2_per_cost)
+        self.perturbation_j = float(perturbation_j)
 
     def prices_per_j(self, problem: SlotProblem, observation: np.ndarray) -> np.ndarray:
         battery_j = np.where(np.isfinite(problem.battery_j), problem.battery_j, self.perturbation_j)

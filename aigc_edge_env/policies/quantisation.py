@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from aigc_edge_env.checks import count_option
 from aigc_edge_env.model import Decision, SlotProblem, option_rows, serve
 
 __all__ = ["WINDOW", "order_preserving_decision"]
@@ -47,8 +48,7 @@ def order_preserving_decision(problem: SlotProblem, logits: np.ndarray, window: 
                          f"got {logits.shape}")
     if not np.isfinite(logits).all():
         raise ValueError("logits: expected finite values, got NaN or infinite entries")
-    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 0:
-        raise ValueError(f"window: expected an integer >= 0, got {window!r}")
+    window = count_option("window", window, 0)
     device_logits, edge_logits = logits[:, :c.n_levels], logits[:, c.n_levels:]
     margin = np.where(problem.has_request, edge_logits.max(axis=-1) - device_logits.max(axis=-1), -np.inf)
     rank = np.empty(n_users, dtype=np.int64)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import gymnasium as gym
 import numpy as np
 
+from aigc_edge_env.checks import bool_option
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.files import write_atomic
 from aigc_edge_env.policies.quantisation import order_preserving_decision
@@ -85,7 +86,8 @@ class TorchModulePolicy:
 
     def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None,
                  quantised: bool = False) -> None:
-        self.net, self.name, self.env_id, self.quantised = net.eval(), name, env_id, quantised
+        self.net, self.name, self.env_id = net.eval(), name, env_id
+        self.quantised = bool_option("quantised", quantised)
         self.greedy = _GreedyPass(net)
 
     def reset(self, seed: int | None) -> None:
