@@ -181,3 +181,17 @@ def test_refit_changes_the_fit_without_sampling(quick_run, tmp_path):
     spec = json.loads((run / "spec.json").read_text())
     assert spec["steps"] == [5, 10, 20, 50] and report["power_law"]["fitted_steps"] == [5, 10, 20, 50]
     assert make_config(overrides={"edge_error_curve": spec}).edge_error_curve.steps == (5.0, 10.0, 20.0, 50.0)
+
+
+def test_a_failure_during_the_work_keeps_its_traceback(tmp_path, monkeypatch) -> None:
+    """Only the request's checks become one usage line (status 2); a ValueError while training is not one."""
+    pytest.importorskip("torch")
+    from aigc_edge_env.calibrate import digits
+    from aigc_edge_env.cli import main as cli_main
+
+    def fail(*args, **kwargs):
+        raise ValueError("diverged")
+
+    monkeypatch.setattr(digits, "train", fail)
+    with pytest.raises(ValueError, match="diverged"):
+        cli_main(["calibrate", "--train", str(tmp_path / "model")])

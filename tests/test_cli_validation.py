@@ -99,6 +99,7 @@ CASES: list[tuple[list[str], str]] = [
      "--train takes none of --device, --out, --scheduler: accepted --train-iterations, --seed, --threads"),
     (["calibrate", "--refit", "NOWHERE", "--seed", "3"], "--refit takes none of --out, --seed: accepted --form, "
                                                          "--fit-min-steps"),
+    (["calibrate", "--refit", "NOWHERE", "--seed", "0", "--eta", "0"], "--refit takes none of --eta, --out, --seed"),
     (["calibrate", "--train-iterations", "5"], "a measurement (without --train or --refit) takes none of "
                                                "--train-iterations"),
     (["calibrate", "--train", "FILE"], "--train"),
