@@ -23,11 +23,15 @@ minibatch order from one ``torch.Generator``, the training episodes from seeds `
 (never the held-out 10000-10009).  The run directory holds ``policy.pt`` (the ``torch:PATH`` format
 of :mod:`aigc_edge_env.policies.torch_module`, saved every tenth of the run and at the end) and
 ``run.yml`` (config, hyperparameters, command, versions, per-count mean slot reward of each tenth, CPU
-time).  Ctrl-C saves the network reached and marks the run interrupted; it does not resume.
+time) and ``training_state.pt`` (:data:`STATE_FILE`: the state of the last tenth).  Ctrl-C saves the network
+reached and marks the run interrupted; ``aigc-edge train --resume RUN`` continues it from its last tenth
+(:func:`resume_mixture`: the same network, optimiser, generator and reward scales, fresh episodes).
 """
 
 from __future__ import annotations
 
+import io
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,8 +45,9 @@ from torch import nn
 from aigc_edge_env.agents.hyperparameters import HyperparamError, checked_entry, checked_number, load_hyperparams
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
 from aigc_edge_env.agents.price_imitation import episode_seeds
+from aigc_edge_env.files import write_atomic
 
-__all__ = ["HYPERPARAMETERS", "check_mixture_hyperparams", "train_mixture"]
+__all__ = ["HYPERPARAMETERS", "STATE_FILE", "check_mixture_hyperparams", "resume_mixture", "train_mixture"]
 
 #: Integer hyperparameters of ``ppo_mixture.yml`` entries with their accepted ranges (``n_users`` is a list).
 HYPERPARAMETERS = {"timesteps": (1, 10**9), "n_envs": (1, 4096), "n_steps": (1, 100_000), "n_epochs": (1, 1000),
@@ -50,8 +55,12 @@ HYPERPARAMETERS = {"timesteps": (1, 10**9), "n_envs": (1, 4096), "n_steps": (1, 
 #: Real hyperparameters with their accepted ranges (low excluded).
 REAL_HYPERPARAMETERS = {"learning_rate": (0.0, 1.0), "clip_range": (0.0, 1.0), "vf_coef": (0.0, 100.0),
                         "max_grad_norm": (0.0, 1e6)}
-#: Tenths of the run after which the network and the record are saved.
+#: Tenths of the run after which the network, the record and the training state are saved.
 SAVES = 10
+#: The training state of the last tenth (network, optimiser, generator, reward scales): what ``--resume`` continues.
+STATE_FILE = "training_state.pt"
+#: Episode seeds set aside per resumption: a resumed run's episodes start past those of the sessions before.
+RESUMED_EPISODES = 100_000
 
 
 def check_mixture_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,19 +162,17 @@ def _network(n_users: int, n_levels: int, hp: Mapping[str, Any], seed: int) -> P
 def train_mixture(out: Path, env_id: str, env_config: Mapping[str, Any], seed: int,
                   overrides: Mapping[str, Any], command: Sequence[str], progress: bool = True) -> Path:
     """Train the per-user network as the ``ppo_mixture.yml`` entry of ``env_id`` (with ``overrides``) says
-    and save the run in ``out`` (module docstring); ``ValueError`` before any work for a bad request."""
-    from aigc_edge_env.agents.runs import MIXTURE_FILE, PPO_MIXTURE_ALGO, RUN_RECORD, write_record
+    and save the run in ``out`` (module docstring); ``TrainingError`` before any work for a bad request."""
+    from aigc_edge_env.agents.runs import PPO_MIXTURE_ALGO, RUN_RECORD, write_record
     from aigc_edge_env.agents.training import refusing_requests
     from aigc_edge_env.cli.common import check_output_dir
     from aigc_edge_env.config import make_config
-    from aigc_edge_env.policies.torch_module import save_torch_policy
-    from aigc_edge_env.progress import progress_bar
     from aigc_edge_env.versions import package_versions
 
     with refusing_requests():
         check_output_dir(out)
         if (out / RUN_RECORD).exists():
-            raise ValueError(f"{out} already holds a run; choose another --out")
+            raise ValueError(f"{out} already holds a run; choose another --out (or --resume it)")
         config = make_config(env_id, dict(env_config))  # the env id's; each count replaces its n_users
         if config.battery_enabled:
             raise ValueError(f"ppo_mixture trains myopic policies (gamma 0): {env_id} has batteries, whose "
@@ -179,35 +186,94 @@ def train_mixture(out: Path, env_id: str, env_config: Mapping[str, Any], seed: i
                               "hyperparams": hp, "hyperparam_overrides": dict(overrides),
                               "versions": package_versions(), "command": list(command), "progress": []}
     write_record(out, record)
-    generator = torch.Generator().manual_seed(seed)
     net = _network(config.n_users, config.n_levels, hp, seed)
+    return _train(out, record, net, torch.Generator().manual_seed(seed), None, progress)
+
+
+def resume_mixture(out: Path, command: Sequence[str], progress: bool = True) -> Path:
+    """Continue the interrupted ``ppo_mixture`` run in ``out`` from its last tenth (:data:`STATE_FILE`): the same
+    network, optimiser, sampling generator and reward scales; each count's episodes start afresh from new
+    seeds, so the run ends near an uninterrupted one, not equal to it.  ``TrainingError`` before any work
+    when there is nothing to resume."""
+    from aigc_edge_env.agents.runs import PPO_MIXTURE_ALGO, read_record
+    from aigc_edge_env.agents.training import TrainingError
+    from aigc_edge_env.config import make_config
+
+    record = read_record(out)
+    if record["algo"] != PPO_MIXTURE_ALGO:
+        raise TrainingError(f"{out} is a {record['algo']} run, not a {PPO_MIXTURE_ALGO} run")
+    if record.get("state") == "finished":
+        raise TrainingError(f"{out} is a finished run: nothing to resume")
+    try:
+        state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise TrainingError(f"{out} holds no {STATE_FILE} (stopped before its first tenth): train it again") \
+            from None
+    except Exception as exc:  # torch raises several types for a file that is not a complete torch.save
+        raise TrainingError(f"{out / STATE_FILE} cannot be read ({exc}): train the run again") from None
+    config = make_config(record["env_id"], record["env_config_overrides"])
+    net = _network(config.n_users, config.n_levels, record["hyperparams"], record["seed"])
+    net.load_state_dict(state["net"])
+    generator = torch.Generator()
+    generator.set_state(state["generator"])
+    record.setdefault("resumed", []).append({"from_slots": int(state["slots"]), "command": list(command)})
+    print(f"resuming {out} from its state after {int(state['slots']):,} slots (iteration {state['iteration']})",
+          file=sys.stderr, flush=True)
+    return _train(out, record, net, generator, state, progress)
+
+
+def _train(out: Path, record: dict[str, Any], net: PerUserActorCritic, generator: torch.Generator,
+           state: Mapping[str, Any] | None, progress: bool) -> Path:
+    """The iterations of the run from the start (``state`` None) or from ``state``; saves every tenth."""
+    from aigc_edge_env.agents.runs import MIXTURE_FILE, write_record
+    from aigc_edge_env.policies.torch_module import save_torch_policy
+    from aigc_edge_env.progress import progress_bar
+
+    hp, env_id, seed = record["hyperparams"], record["env_id"], record["seed"]
+    env_config = record["env_config_overrides"]
     optimizer = torch.optim.Adam(net.parameters(), lr=hp["learning_rate"], eps=1e-5)
-    counts = [_Count(env_id, env_config, n, hp["n_envs"], episode_seeds(seed, i * hp["n_envs"], 1)[0])
-              for i, n in enumerate(hp["n_users"])]
+    done = 0 if state is None else int(state["iteration"])
+    first_episode = 0 if state is None else RESUMED_EPISODES * len(record["resumed"])  # fresh episodes on resume
+    counts = [_Count(env_id, env_config, n, hp["n_envs"],
+                     episode_seeds(seed, first_episode + i * hp["n_envs"], 1)[0]) for i, n in enumerate(hp["n_users"])]
     per_iteration = hp["n_envs"] * hp["n_steps"] * len(counts)
     iterations = max(1, hp["timesteps"] // per_iteration)
     saves = {round(iterations * k / SAVES) for k in range(1, SAVES + 1)}
-    cpu_start, slots = time.process_time(), 0
+    cpu_start = time.process_time() - (0.0 if state is None else float(state["cpu_s"]))
+    slots = done * per_iteration
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        for count, (mean, var, n) in zip(counts, state["reward_scales"], strict=True):
+            count.env.return_rms.mean, count.env.return_rms.var, count.env.return_rms.count = mean, var, n
 
-    def save(state: str) -> None:
+    def save(iteration: int, run_state: str) -> None:
         save_torch_policy(out / MIXTURE_FILE, net, env_id, hp["n_users"])
-        record["progress"].append({"slots": slots, "cpu_s": round(time.process_time() - cpu_start, 1),
+        cpu_s = round(time.process_time() - cpu_start, 1)
+        if run_state != "interrupted":  # a tenth's state: the one a resumed run continues from
+            buffer = io.BytesIO()
+            torch.save({"iteration": iteration, "slots": slots, "cpu_s": cpu_s, "net": net.state_dict(),
+                        "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                        "reward_scales": [(float(c.env.return_rms.mean), float(c.env.return_rms.var),
+                                           float(c.env.return_rms.count)) for c in counts]}, buffer)
+            write_atomic(out / STATE_FILE, buffer.getvalue())
+        record["progress"].append({"slots": slots, "cpu_s": cpu_s,
                                    "mean_slot_reward": {c.n_users: round(c.mean_reward(), 4) for c in counts}})
-        record.update(state=state, training_slots=slots, training_cpu_s=round(time.process_time() - cpu_start, 1))
+        record.update(state=run_state, training_slots=slots, training_cpu_s=cpu_s)
         write_record(out, record)
 
     try:
         with progress_bar(iterations * per_iteration, "ppo_mixture", "slot", progress) as bar:
-            for iteration in range(1, iterations + 1):
+            bar.update(slots)
+            for iteration in range(done + 1, iterations + 1):
                 optimizer.param_groups[0]["lr"] = hp["learning_rate"] * (1 - (iteration - 1) / iterations)
                 batches = [_rollout(net, count, hp["n_steps"], generator) for count in counts]
                 _update(net, optimizer, batches, hp, generator)
                 slots += per_iteration
                 bar.update(per_iteration)
                 if iteration in saves:
-                    save("finished" if iteration == iterations else "running")
+                    save(iteration, "finished" if iteration == iterations else "running")
     except KeyboardInterrupt:
-        save("interrupted")
+        save(done, "interrupted")
         raise
     finally:
         for count in counts:

@@ -31,6 +31,22 @@ def _train(tmp_path, name: str, seed: int = 0, extra: tuple[str, ...] = ()) -> i
                  "--hyperparams", *TINY, *extra, "--out", str(tmp_path / name), "--no-progress"])
 
 
+def _interrupt_update(monkeypatch, call: int):
+    """Ctrl-C at the ``call``-th network update of the mixture trainer; returns the real update."""
+    from aigc_edge_env.agents import mixture
+
+    update, calls = mixture._update, []
+
+    def interrupted(*args, **kwargs) -> None:
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        update(*args, **kwargs)
+
+    monkeypatch.setattr(mixture, "_update", interrupted)
+    return update
+
+
 def test_the_encoder_reads_the_number_of_users_from_the_observation() -> None:
     net = PerUserActorCritic(10, 8, hidden_dim=8, n_layers=2)
     for n in (1, 3, 50):
@@ -79,6 +95,38 @@ def test_training_raises_the_slot_reward(tmp_path) -> None:
         assert progress[-1]["mean_slot_reward"][n] > progress[0]["mean_slot_reward"][n]
 
 
+def test_an_interrupted_run_resumes_from_its_last_tenth(tmp_path, monkeypatch, capsys) -> None:
+    """Ctrl-C in the 7th of 20 iterations (saves every 2nd): the run resumes from the state after the 6th, ends
+    with the whole budget, and two resumptions of the same state train the same network (fresh episodes, so
+    not the uninterrupted run's)."""
+    import shutil
+
+    from aigc_edge_env.agents import mixture
+
+    update = _interrupt_update(monkeypatch, 7)
+    assert _train(tmp_path, "run") == 130
+    assert "continue from its last tenth with: aigc-edge train --resume" in capsys.readouterr().err
+    monkeypatch.setattr(mixture, "_update", update)
+    record = yaml.safe_load((tmp_path / "run" / "run.yml").read_text())
+    assert record["state"] == "interrupted" and record["training_slots"] == 6 * 64
+    assert torch.load(tmp_path / "run" / mixture.STATE_FILE, weights_only=True)["iteration"] == 6
+    shutil.copytree(tmp_path / "run", tmp_path / "again")
+    for name in ("run", "again"):
+        assert main(["train", "--resume", str(tmp_path / name), "--no-progress"]) == 0
+    record = yaml.safe_load((tmp_path / "run" / "run.yml").read_text())
+    assert record["state"] == "finished" and record["training_slots"] == 1280
+    assert [r["from_slots"] for r in record["resumed"]] == [6 * 64]
+    saved = [torch.load(tmp_path / name / "policy.pt", weights_only=True)["state_dict"] for name in ("run", "again")]
+    assert all(torch.equal(weights, saved[1][key]) for key, weights in saved[0].items())
+    capsys.readouterr()
+    for argv, text in ((["--resume", str(tmp_path / "run")], "a finished run: nothing to resume"),
+                       (["--resume", str(tmp_path / "again"), "--hyperparams", "n_epochs:1"], "takes no --hyperparams"),
+                       (["--resume", str(tmp_path / "again"), "--algo", "ppo"], "takes no --algo ppo")):
+        with pytest.raises(SystemExit) as stop:
+            main(["train", *argv])
+        assert stop.value.code == 2 and text in capsys.readouterr().err
+
+
 def test_bad_requests_are_refused_before_any_work(tmp_path, capsys) -> None:
     for argv, text in ((["--env", "AIGCEdge-Battery-v0"], "has batteries"),
                        (["--timesteps", "10"], "takes no --timesteps"),
@@ -123,17 +171,7 @@ def test_the_scale_study_writes_both_tables_and_the_plot(tmp_path) -> None:
 
 
 def test_ctrl_c_saves_the_network_reached(tmp_path, monkeypatch, capsys) -> None:
-    from aigc_edge_env.agents import mixture
-
-    update, calls = mixture._update, []
-
-    def interrupted(*args, **kwargs) -> None:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        update(*args, **kwargs)
-
-    monkeypatch.setattr(mixture, "_update", interrupted)
+    _interrupt_update(monkeypatch, 2)
     assert _train(tmp_path, "i") == 130
     record = yaml.safe_load((tmp_path / "i" / "run.yml").read_text())
     # one iteration done: 4 envs x 8 steps x 2 counts

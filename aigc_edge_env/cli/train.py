@@ -37,7 +37,9 @@ A second signal waits until that save is done.  After a ``kill -9``, ``--resume 
 from the newest complete checkpoint and says which (docs/cli.md, "Interruptions and recovery").
 ``--resume DIR`` without ``--timesteps`` then trains what the interrupted session had left,
 exactly as if it had not been interrupted.  One training at a time writes a run directory: a
-second one given the same ``--out`` is refused at once.
+second one given the same ``--out`` is refused at once.  A ``ppo_mixture`` run resumes from the
+state of its last tenth (:func:`aigc_edge_env.agents.mixture.resume_mixture`); a ``price_network``
+run does not resume.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="train through an env wrapper with its own hyperparameter file <algo>_<wrapper>.yml: "
                              "priced = per-user energy prices solved by exact (aigc_edge_env.priced)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR for --timesteps more steps")
+                        help="continue the run in RUN_DIR for --timesteps more steps (a ppo_mixture run: to the "
+                             "end of its budget, from its last tenth)")
     # SB3-only options default to None so that the own trainers (OWN_TRAINERS) can tell them given (SB3_DEFAULTS)
     parser.add_argument("--eval-freq", type=int, default=None, help="timesteps between evaluations (0: none; "
                                                                      "default 10000)")
@@ -118,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"--resume continues the run in {args.resume} with its own settings; it takes no "
                              + ", ".join(f"--{option.replace('_', '-')}" for option in given))
+    if args.resume is not None and _run_algo(args.resume) == "ppo_mixture":
+        return _resume_mixture(args)
     if args.seed is None:
         args.seed = 0
     env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
@@ -175,9 +180,53 @@ def _train_own(args: argparse.Namespace, env_id: str) -> int:
     except (TrainingError, HyperparamError) as exc:  # a bad request, refused before any work
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt as exc:
-        name, status = interruption(exc)
-        print(f"aigc-edge train: interrupted by {name}; a {args.algo} run does not resume: "
-              f"{out}/run.yml lists the steps it finished before; train again into a new --out", file=sys.stderr)
-        return status
+        return _interrupted(exc, args.algo, out)
     print(f"run saved in {run_dir}")
     return 0
+
+
+def _run_algo(run_dir: Path) -> str | None:
+    """The ``algo`` of the run in ``run_dir``; None when its record cannot be read (the SB3 path says why)."""
+    from aigc_edge_env.agents.runs import RunError, read_record
+
+    try:
+        return str(read_record(run_dir)["algo"])
+    except RunError:
+        return None
+
+
+def _resume_mixture(args: argparse.Namespace) -> int:
+    """``--resume`` of a ``ppo_mixture`` run: from its last tenth, as it was configured."""
+    import torch
+
+    from aigc_edge_env.agents.mixture import resume_mixture
+    from aigc_edge_env.agents.training import TrainingError
+
+    given = [f"--{option.replace('_', '-')}" for option in (*SB3_DEFAULTS, "env", "hyperparams", "config")
+             if option != "resume" and getattr(args, option) not in (None, [], {})]
+    if args.algo not in (None, "ppo_mixture"):
+        given.insert(0, f"--algo {args.algo}")
+    if given:
+        raise UsageError(f"--resume of the ppo_mixture run in {args.resume} continues it as it was configured; it "
+                         f"takes no {', '.join(given)}")
+    torch.set_num_threads(args.threads)
+    try:
+        run_dir = resume_mixture(args.resume, args.argv, progress=not args.no_progress)
+    except TrainingError as exc:  # nothing to resume, refused before any work
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, "ppo_mixture", args.resume)
+    print(f"run saved in {run_dir}")
+    return 0
+
+
+def _interrupted(exc: KeyboardInterrupt, algo: str, out: Path) -> int:
+    """One line saying how an interrupted run of an own trainer goes on; the exit status of the signal."""
+    name, status = interruption(exc)
+    if algo == "ppo_mixture":
+        print(f"aigc-edge train: interrupted by {name}; continue from its last tenth with: aigc-edge train "
+              f"--resume {out}", file=sys.stderr)
+    else:
+        print(f"aigc-edge train: interrupted by {name}; a {algo} run does not resume: {out}/run.yml lists the "
+              "steps it finished before; train again into a new --out", file=sys.stderr)
+    return status
