@@ -30,10 +30,11 @@ reached and marks the run interrupted; ``aigc-edge train --resume RUN`` continue
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from torch import nn
 from aigc_edge_env.agents.hyperparameters import HyperparamError, checked_entry, checked_number, load_hyperparams
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
 from aigc_edge_env.agents.price_imitation import episode_seeds
+from aigc_edge_env.agents.training import TrainingError
 from aigc_edge_env.files import write_atomic
 
 __all__ = ["HYPERPARAMETERS", "STATE_FILE", "check_mixture_hyperparams", "resume_mixture", "train_mixture"]
@@ -59,8 +61,6 @@ REAL_HYPERPARAMETERS = {"learning_rate": (0.0, 1.0), "clip_range": (0.0, 1.0), "
 SAVES = 10
 #: The training state of the last tenth (network, optimiser, generator, reward scales): what ``--resume`` continues.
 STATE_FILE = "training_state.pt"
-#: Episode seeds set aside per resumption: a resumed run's episodes start past those of the sessions before.
-RESUMED_EPISODES = 100_000
 
 
 def check_mixture_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,51 +180,81 @@ def train_mixture(out: Path, env_id: str, env_config: Mapping[str, Any], seed: i
         hp = check_mixture_hyperparams(load_hyperparams(PPO_MIXTURE_ALGO, env_id, dict(overrides)))
         for n in hp["n_users"]:  # each count's config checked before any work
             make_config(env_id, {**env_config, "n_users": n})
-    out.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {"algo": PPO_MIXTURE_ALGO, "env_id": env_id, "seed": seed,
-                              "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
-                              "hyperparams": hp, "hyperparam_overrides": dict(overrides),
-                              "versions": package_versions(), "command": list(command), "progress": []}
-    write_record(out, record)
-    net = _network(config.n_users, config.n_levels, hp, seed)
-    return _train(out, record, net, torch.Generator().manual_seed(seed), None, progress)
+    with _locked(out):
+        if (out / RUN_RECORD).exists():  # another process started it meanwhile
+            raise TrainingError(f"{out} already holds a run; choose another --out (or --resume it)")
+        record: dict[str, Any] = {"algo": PPO_MIXTURE_ALGO, "env_id": env_id, "seed": seed,
+                                  "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
+                                  "hyperparams": hp, "hyperparam_overrides": dict(overrides),
+                                  "versions": package_versions(), "command": list(command), "progress": []}
+        write_record(out, record)
+        net = _network(config.n_users, config.n_levels, hp, seed)
+        return _train(out, record, net, torch.Generator().manual_seed(seed), None, progress)
 
 
 def resume_mixture(out: Path, command: Sequence[str], progress: bool = True) -> Path:
-    """Continue the interrupted ``ppo_mixture`` run in ``out`` from its last tenth (:data:`STATE_FILE`): the same
-    network, optimiser, sampling generator and reward scales; each count's episodes start afresh from new
-    seeds, so the run ends near an uninterrupted one, not equal to it.  ``TrainingError`` before any work
-    when there is nothing to resume."""
+    """Continue the interrupted (or killed) ``ppo_mixture`` run in ``out`` from its last tenth (:data:`STATE_FILE`):
+    the same network, optimiser, sampling generator and reward scales; each count's episodes start afresh
+    from new seeds, so the run ends near an uninterrupted one, not equal to it.  ``TrainingError`` before
+    any work when there is nothing to resume, or when another process holds the run."""
     from aigc_edge_env.agents.runs import PPO_MIXTURE_ALGO, read_record
-    from aigc_edge_env.agents.training import TrainingError
     from aigc_edge_env.config import make_config
 
-    record = read_record(out)
-    if record["algo"] != PPO_MIXTURE_ALGO:
-        raise TrainingError(f"{out} is a {record['algo']} run, not a {PPO_MIXTURE_ALGO} run")
-    if record.get("state") == "finished":
-        raise TrainingError(f"{out} is a finished run: nothing to resume")
+    with _locked(out):
+        record = read_record(out)
+        if record["algo"] != PPO_MIXTURE_ALGO:
+            raise TrainingError(f"{out} is a {record['algo']} run, not a {PPO_MIXTURE_ALGO} run")
+        if record.get("state") == "finished":
+            raise TrainingError(f"{out} is a finished run: nothing to resume")
+        state = _read_state(out, len(record["hyperparams"]["n_users"]))
+        config = make_config(record["env_id"], record["env_config_overrides"])
+        net = _network(config.n_users, config.n_levels, record["hyperparams"], record["seed"])
+        net.load_state_dict(state["net"])
+        generator = torch.Generator()
+        generator.set_state(state["generator"])
+        record.setdefault("resumed", []).append({"from_slots": int(state["slots"]), "command": list(command)})
+        print(f"resuming {out} from its state after {int(state['slots']):,} slots (iteration {state['iteration']})",
+              file=sys.stderr, flush=True)
+        return _train(out, record, net, generator, state, progress)
+
+
+#: What :data:`STATE_FILE` holds.
+STATE_KEYS = {"iteration", "slots", "cpu_s", "net", "optimizer", "generator", "reward_scales"}
+
+
+def _read_state(out: Path, n_counts: int) -> dict[str, Any]:
+    """The training state of ``out``; ``TrainingError`` naming the file when it is missing or not a complete one."""
+    path = out / STATE_FILE
+    if not path.is_file():
+        raise TrainingError(f"{out} holds no {STATE_FILE}: the run stopped before its first tenth; train again "
+                            "into a new --out")
     try:
-        state = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainingError(f"{out} holds no {STATE_FILE} (stopped before its first tenth): train it again") \
-            from None
-    except Exception as exc:  # torch raises several types for a file that is not a complete torch.save
-        raise TrainingError(f"{out / STATE_FILE} cannot be read ({exc}): train the run again") from None
-    config = make_config(record["env_id"], record["env_config_overrides"])
-    net = _network(config.n_users, config.n_levels, record["hyperparams"], record["seed"])
-    net.load_state_dict(state["net"])
-    generator = torch.Generator()
-    generator.set_state(state["generator"])
-    record.setdefault("resumed", []).append({"from_slots": int(state["slots"]), "command": list(command)})
-    print(f"resuming {out} from its state after {int(state['slots']):,} slots (iteration {state['iteration']})",
-          file=sys.stderr, flush=True)
-    return _train(out, record, net, generator, state, progress)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises several types for a file that is not a complete torch.save
+        state = None
+    if not isinstance(state, dict) or set(state) != STATE_KEYS or len(state["reward_scales"]) != n_counts:
+        raise TrainingError(f"{path} is not a complete training state of this run; train again into a new --out")
+    return state
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """:func:`~aigc_edge_env.agents.runs.run_lock` of ``out``; a second holder, or a run record that cannot be
+    read, refused as a ``TrainingError``."""
+    from aigc_edge_env.agents.runs import RunError, run_lock
+
+    try:
+        with run_lock(out):
+            yield
+    except RunError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def _train(out: Path, record: dict[str, Any], net: PerUserActorCritic, generator: torch.Generator,
            state: Mapping[str, Any] | None, progress: bool) -> Path:
-    """The iterations of the run from the start (``state`` None) or from ``state``; saves every tenth."""
+    """The iterations of the run from the start (``state`` None) or from ``state``; saves every tenth: the
+    training state first, then the network and the record, so a killed run resumes from a state its record
+    may not show yet (the tenth is written again)."""
     from aigc_edge_env.agents.runs import MIXTURE_FILE, write_record
     from aigc_edge_env.policies.torch_module import save_torch_policy
     from aigc_edge_env.progress import progress_bar
@@ -233,7 +263,8 @@ def _train(out: Path, record: dict[str, Any], net: PerUserActorCritic, generator
     env_config = record["env_config_overrides"]
     optimizer = torch.optim.Adam(net.parameters(), lr=hp["learning_rate"], eps=1e-5)
     done = 0 if state is None else int(state["iteration"])
-    first_episode = 0 if state is None else RESUMED_EPISODES * len(record["resumed"])  # fresh episodes on resume
+    # a session draws one episode seed per sub-env and count; a resumed one starts past the sessions before it
+    first_episode = len(record.get("resumed", [])) * hp["n_envs"] * len(hp["n_users"])
     counts = [_Count(env_id, env_config, n, hp["n_envs"],
                      episode_seeds(seed, first_episode + i * hp["n_envs"], 1)[0]) for i, n in enumerate(hp["n_users"])]
     per_iteration = hp["n_envs"] * hp["n_steps"] * len(counts)
@@ -243,11 +274,11 @@ def _train(out: Path, record: dict[str, Any], net: PerUserActorCritic, generator
     slots = done * per_iteration
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        for count, (mean, var, n) in zip(counts, state["reward_scales"], strict=True):
-            count.env.return_rms.mean, count.env.return_rms.var, count.env.return_rms.count = mean, var, n
+        for count, (mean, var, n) in zip(counts, state["reward_scales"], strict=True):  # float64, as the wrapper's
+            rms = count.env.return_rms
+            rms.mean, rms.var, rms.count = np.float64(mean), np.float64(var), float(n)
 
     def save(iteration: int, run_state: str) -> None:
-        save_torch_policy(out / MIXTURE_FILE, net, env_id, hp["n_users"])
         cpu_s = round(time.process_time() - cpu_start, 1)
         if run_state != "interrupted":  # a tenth's state: the one a resumed run continues from
             buffer = io.BytesIO()
@@ -256,12 +287,16 @@ def _train(out: Path, record: dict[str, Any], net: PerUserActorCritic, generator
                         "reward_scales": [(float(c.env.return_rms.mean), float(c.env.return_rms.var),
                                            float(c.env.return_rms.count)) for c in counts]}, buffer)
             write_atomic(out / STATE_FILE, buffer.getvalue())
+        save_torch_policy(out / MIXTURE_FILE, net, env_id, hp["n_users"])
         record["progress"].append({"slots": slots, "cpu_s": cpu_s,
-                                   "mean_slot_reward": {c.n_users: round(c.mean_reward(), 4) for c in counts}})
+                                   "mean_slot_reward": {c.n_users: round(c.mean_reward(), 4) for c in counts},
+                                   **({"interrupted": True} if run_state == "interrupted" else {})})
         record.update(state=run_state, training_slots=slots, training_cpu_s=cpu_s)
         write_record(out, record)
 
     try:
+        if done >= iterations:  # killed after the last tenth's state, before its record: write the end again
+            save(done, "finished")
         with progress_bar(iterations * per_iteration, "ppo_mixture", "slot", progress) as bar:
             bar.update(slots)
             for iteration in range(done + 1, iterations + 1):

@@ -96,9 +96,10 @@ def test_training_raises_the_slot_reward(tmp_path) -> None:
 
 
 def test_an_interrupted_run_resumes_from_its_last_tenth(tmp_path, monkeypatch, capsys) -> None:
-    """Ctrl-C in the 7th of 20 iterations (saves every 2nd): the run resumes from the state after the 6th, ends
-    with the whole budget, and two resumptions of the same state train the same network (fresh episodes, so
-    not the uninterrupted run's)."""
+    """Ctrl-C in the 7th of 20 iterations (saves every 2nd): the run resumes from the state after the 6th and
+    ends with the whole budget; its optimiser, sampling generator and reward scales carry on as in an
+    uninterrupted run (the episodes are fresh, so the network is not that run's), and two resumptions of
+    the same state train the same network."""
     import shutil
 
     from aigc_edge_env.agents import mixture
@@ -113,18 +114,50 @@ def test_an_interrupted_run_resumes_from_its_last_tenth(tmp_path, monkeypatch, c
     shutil.copytree(tmp_path / "run", tmp_path / "again")
     for name in ("run", "again"):
         assert main(["train", "--resume", str(tmp_path / name), "--no-progress"]) == 0
+    assert _train(tmp_path, "full") == 0
     record = yaml.safe_load((tmp_path / "run" / "run.yml").read_text())
     assert record["state"] == "finished" and record["training_slots"] == 1280
     assert [r["from_slots"] for r in record["resumed"]] == [6 * 64]
     saved = [torch.load(tmp_path / name / "policy.pt", weights_only=True)["state_dict"] for name in ("run", "again")]
     assert all(torch.equal(weights, saved[1][key]) for key, weights in saved[0].items())
+    resumed, full = (torch.load(tmp_path / name / mixture.STATE_FILE, weights_only=True) for name in ("run", "full"))
+    assert torch.equal(resumed["generator"], full["generator"])
+    assert resumed["optimizer"]["state"][0]["step"] == full["optimizer"]["state"][0]["step"]
+    assert [n for *_, n in resumed["reward_scales"]] == [n for *_, n in full["reward_scales"]]
+    assert not torch.equal(resumed["net"]["actor.linear.weight"], full["net"]["actor.linear.weight"])
+
+
+def test_what_cannot_resume_is_refused_in_one_line(tmp_path, monkeypatch, capsys) -> None:
+    from aigc_edge_env.agents import mixture
+    from aigc_edge_env.agents.runs import run_lock
+
+    _interrupt_update(monkeypatch, 1)  # before the first tenth: no state to resume from
+    assert _train(tmp_path, "early") == 130
+    assert "before the run's first tenth, so it cannot resume" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert _train(tmp_path, "done") == 0
+    (tmp_path / "broken").mkdir()
+    shutil_record = (tmp_path / "done" / "run.yml").read_text().replace("state: finished", "state: running")
+    (tmp_path / "broken" / "run.yml").write_text(shutil_record)
+    (tmp_path / "broken" / mixture.STATE_FILE).write_bytes(b"not a state")
+    cases = [(["--resume", str(tmp_path / "early")], "stopped before its first tenth; train again into a new --out"),
+             (["--resume", str(tmp_path / "done")], "a finished run: nothing to resume"),
+             (["--resume", str(tmp_path / "broken")], "is not a complete training state of this run"),
+             (["--resume", str(tmp_path / "done"), "--hyperparams", "n_epochs:1"], "takes no --hyperparams"),
+             (["--resume", str(tmp_path / "done"), "--algo", "ppo"], "takes no --algo ppo")]
     capsys.readouterr()
-    for argv, text in ((["--resume", str(tmp_path / "run")], "a finished run: nothing to resume"),
-                       (["--resume", str(tmp_path / "again"), "--hyperparams", "n_epochs:1"], "takes no --hyperparams"),
-                       (["--resume", str(tmp_path / "again"), "--algo", "ppo"], "takes no --algo ppo")):
+    for argv, text in cases:
         with pytest.raises(SystemExit) as stop:
             main(["train", *argv])
         assert stop.value.code == 2 and text in capsys.readouterr().err
+    # killed after the last tenth's state was written, before its record: the resume writes the end again
+    record = yaml.safe_load((tmp_path / "done" / "run.yml").read_text())
+    (tmp_path / "done" / "run.yml").write_text(yaml.safe_dump({**record, "state": "running"}, sort_keys=False))
+    with run_lock(tmp_path / "done"), pytest.raises(SystemExit) as stop:  # another process holds the run
+        main(["train", "--resume", str(tmp_path / "done")])
+    assert stop.value.code == 2 and "in use by another" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "done"), "--no-progress"]) == 0
+    assert yaml.safe_load((tmp_path / "done" / "run.yml").read_text())["state"] == "finished"
 
 
 def test_bad_requests_are_refused_before_any_work(tmp_path, capsys) -> None:

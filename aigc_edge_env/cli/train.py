@@ -222,10 +222,15 @@ def _resume_mixture(args: argparse.Namespace) -> int:
 
 def _interrupted(exc: KeyboardInterrupt, algo: str, out: Path) -> int:
     """One line saying how an interrupted run of an own trainer goes on; the exit status of the signal."""
+    from aigc_edge_env.agents.mixture import STATE_FILE
+
     name, status = interruption(exc)
-    if algo == "ppo_mixture":
+    if algo == "ppo_mixture" and (out / STATE_FILE).is_file():
         print(f"aigc-edge train: interrupted by {name}; continue from its last tenth with: aigc-edge train "
               f"--resume {out}", file=sys.stderr)
+    elif algo == "ppo_mixture":
+        print(f"aigc-edge train: interrupted by {name} before the run's first tenth, so it cannot resume: train "
+              "again into a new --out", file=sys.stderr)
     else:
         print(f"aigc-edge train: interrupted by {name}; a {algo} run does not resume: {out}/run.yml lists the "
               "steps it finished before; train again into a new --out", file=sys.stderr)
