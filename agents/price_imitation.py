@@ -23,6 +23,7 @@ of many plans; all randomness comes from the seeds given (``torch.Generator`` fo
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,8 @@ from aigc_edge_env.policies.pricing import PricedPolicy
 #: Labels above this price (cost per J) are clipped to it before a fit (module docstring).
 MAX_LABEL_PRICE_PER_J = 5.0
 
-__all__ = ["MAX_LABEL_PRICE_PER_J", "LabelledStates", "collect_labels", "fit_price_network", "train_price_network"]
+__all__ = ["MAX_LABEL_PRICE_PER_J", "LabelledStates", "collect_labels", "fit_price_network", "resume_price_network",
+           "train_price_network"]
 
 
 @dataclass
@@ -183,38 +185,91 @@ def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], s
     """Train a price network as the ``price_network.yml`` entry of ``env_id`` (with ``overrides``) says and
     save the run in ``out``: ``price_network.npz`` (the final network), ``price_network_step<k>.npz``
     (after imitation, k = 0, and after each DAgger round), ``labels.npz`` (every labelled state, saved
-    after each step: a stopped run keeps them) and ``run.yml`` (the record); ``TrainingError`` before any
-    work for a bad request."""
-    from aigc_edge_env.agents.runs import PRICE_NETWORK_FILE, RUN_RECORD, write_record
-    from aigc_edge_env.agents.training import refusing_requests
+    after each step: a stopped run keeps them) and ``run.yml`` (the record, which lists the finished steps);
+    ``TrainingError`` before any work for a bad request.  An interrupted run resumes
+    (:func:`resume_price_network`)."""
+    from aigc_edge_env.agents.runs import RUN_RECORD, RunError, run_lock, write_record
+    from aigc_edge_env.agents.training import TrainingError, refusing_requests
     from aigc_edge_env.cli.common import check_output_dir
     from aigc_edge_env.config import make_config
-    from aigc_edge_env.progress import progress_bar
     from aigc_edge_env.versions import package_versions
 
     with refusing_requests():
         check_output_dir(out)
         if (out / RUN_RECORD).exists():
-            raise ValueError(f"{out} already holds a run; choose another --out")
+            raise ValueError(f"{out} already holds a run; choose another --out (or --resume it)")
         config = make_config(env_id, dict(env_config))
         if not config.battery_enabled:
             raise ValueError(f"price_network learns energy prices: it needs an env with batteries, not {env_id} "
                              f"(battery_enabled false)")
         hp = check_price_network_hyperparams(load_hyperparams("price_network", env_id, dict(overrides)))
-    out.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {"algo": "price_network", "env_id": env_id, "seed": seed,
-                              "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
-                              "hyperparams": hp, "hyperparam_overrides": dict(overrides),
-                              "versions": package_versions(), "command": list(command), "steps": []}
-    write_record(out, record)
-    total = hp["episodes"] + hp["dagger_rounds"] * hp["dagger_episodes"]
-    data, network, start = LabelledStates(), None, 0
-    cpu_start = time.process_time()
-    with progress_bar(total, "price_network", "episode", progress) as bar:
-        for step in range(hp["dagger_rounds"] + 1):
-            count = hp["episodes"] if step == 0 else hp["dagger_episodes"]
-            seeds = episode_seeds(seed, start, count)
-            start += count
+    try:
+        with run_lock(out):
+            if (out / RUN_RECORD).exists():  # another process started it meanwhile
+                raise TrainingError(f"{out} already holds a run; choose another --out (or --resume it)")
+            record: dict[str, Any] = {"algo": "price_network", "env_id": env_id, "seed": seed,
+                                      "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
+                                      "hyperparams": hp, "hyperparam_overrides": dict(overrides),
+                                      "versions": package_versions(), "command": list(command), "steps": []}
+            write_record(out, record)
+            return _fit_steps(out, record, LabelledStates(), None, progress)
+    except RunError as exc:  # another process holds the run directory
+        raise TrainingError(str(exc)) from None
+
+
+def resume_price_network(out: Path, command: Sequence[str], progress: bool = True) -> Path:
+    """Continue the interrupted (or killed) ``price_network`` run in ``out`` after its last finished step (the
+    steps ``run.yml`` lists): its labels up to that step and its network, then the next steps as they would have
+    run, so the run ends with the network an uninterrupted run trains.  ``TrainingError`` before any work
+    when there is nothing to resume, or when another process holds the run."""
+    from aigc_edge_env.agents.runs import PRICE_NETWORK_ALGO, RunError, read_record, run_lock
+    from aigc_edge_env.agents.training import TrainingError
+
+    try:
+        with run_lock(out):
+            record = read_record(out)
+            if record["algo"] != PRICE_NETWORK_ALGO:
+                raise TrainingError(f"{out} is a {record['algo']} run, not a {PRICE_NETWORK_ALGO} run")
+            if "training_cpu_s" in record:
+                raise TrainingError(f"{out} is a finished run: nothing to resume")
+            done = record["steps"]
+            if not done:
+                raise TrainingError(f"{out} finished no step (its imitation episodes) before it stopped; train "
+                                    "again into a new --out")
+            try:
+                with np.load(out / "labels.npz") as labels:
+                    rows = done[-1]["labelled_rows"]  # labels of an unfinished step come after these
+                    features, prices = labels["features"][:rows], labels["prices_per_j"][:rows]
+                network = PriceNetworkPolicy.load(out / f"price_network_step{len(done) - 1}.npz")
+            except (OSError, ValueError, KeyError) as exc:
+                raise TrainingError(f"{out}: the labels or the network of step {len(done) - 1} cannot be read "
+                                    f"({exc}); train again into a new --out") from None
+            if len(prices) != rows:
+                raise TrainingError(f"{out}/labels.npz holds {len(prices)} labelled rows, fewer than the "
+                                    f"{rows} of step {len(done) - 1}; train again into a new --out")
+            record.setdefault("resumed", []).append({"after_step": done[-1]["step"], "command": list(command)})
+            print(f"resuming {out} after its step {done[-1]['step']}", file=sys.stderr, flush=True)
+            return _fit_steps(out, record, LabelledStates([features], [prices]), network, progress)
+    except RunError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def _fit_steps(out: Path, record: dict[str, Any], data: LabelledStates, network: PriceNetworkPolicy | None,
+               progress: bool) -> Path:
+    """The steps of the run that ``record["steps"]`` does not list yet (imitation, then the DAgger rounds), from
+    ``data`` and ``network`` (those of the last step listed, or empty and ``None``)."""
+    from aigc_edge_env.agents.runs import PRICE_NETWORK_FILE, write_record
+    from aigc_edge_env.progress import progress_bar
+
+    hp, env_id, seed = record["hyperparams"], record["env_id"], record["seed"]
+    env_config = record["env_config_overrides"]
+    counts = [hp["episodes"]] + [hp["dagger_episodes"]] * hp["dagger_rounds"]
+    first = len(record["steps"])
+    cpu_start = time.process_time() - (record["steps"][-1]["cpu_s"] if first else 0.0)
+    with progress_bar(sum(counts), "price_network", "episode", progress) as bar:
+        bar.update(sum(counts[:first]))
+        for step in range(first, len(counts)):
+            seeds = episode_seeds(seed, sum(counts[:step]), counts[step])
             collect_labels(env_id, seeds, network, data, hp["label_every"], dict(env_config), on_episode=bar.update)
             features, prices = data.arrays()
             write_npz(out / "labels.npz", {"features": features, "prices_per_j": prices})

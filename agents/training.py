@@ -196,11 +196,10 @@ def _resolve_new(request: TrainRequest) -> dict[str, Any]:
 def _resolve_resume(request: TrainRequest) -> tuple[dict[str, Any], ResumePoint]:
     """The run's record and where it continues (refused, naming the file at fault, when unreadable)."""
     record = read_record(request.out)
-    if record["algo"] == PRICE_NETWORK_ALGO:
-        raise TrainingError(f"{request.out} is a {record['algo']} run, which does not resume: train a new one")
-    if record["algo"] == PPO_MIXTURE_ALGO:  # aigc-edge train --resume routes it there
-        raise TrainingError(f"{request.out} is a {PPO_MIXTURE_ALGO} run: resume it with "
-                            "aigc_edge_env.agents.mixture.resume_mixture")
+    if record["algo"] in (PRICE_NETWORK_ALGO, PPO_MIXTURE_ALGO):  # aigc-edge train --resume routes them there
+        raise TrainingError(f"{request.out} is a {record['algo']} run: resume it with aigc_edge_env.agents."
+                            + ("mixture.resume_mixture" if record["algo"] == PPO_MIXTURE_ALGO else
+                               "price_imitation.resume_price_network"))
     for name, given in (("algo", request.algo), ("env_id", request.env_id)):
         if given is not None and given != record[name]:
             raise TrainingError(f"--resume: the run was trained with {name} {record[name]!r}, not {given!r}")

@@ -141,6 +141,44 @@ def test_a_failure_while_training_keeps_its_traceback(tmp_path, monkeypatch, cap
     assert stop.value.code == 2 and "trains myopic policies" in capsys.readouterr().err
 
 
+def test_an_interrupted_price_network_run_resumes_to_the_uninterrupted_network(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while labelling the DAgger round: the resumed run refits from the imitation step's labels and
+    network and ends with the network of an uninterrupted run, bit for bit."""
+    from aigc_edge_env.agents import price_imitation
+
+    collect, calls = price_imitation.collect_labels, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) in (1, 3):  # the first run's imitation; the second run's DAgger round
+            raise KeyboardInterrupt
+        collect(*args, **kwargs)
+
+    def train(name: str) -> int:
+        return main(["train", "--algo", "price_network", "--env", BATTERY, "--config", json.dumps(SHORT),
+                     "--hyperparams", *TINY, "--out", str(tmp_path / name), "--no-progress"])
+
+    monkeypatch.setattr(price_imitation, "collect_labels", interrupted)
+    assert train("early") == 130
+    assert "before the run saved what a resume needs" in capsys.readouterr().err
+    assert train("run") == 130
+    assert "continue with: aigc-edge train --resume" in capsys.readouterr().err
+    monkeypatch.setattr(price_imitation, "collect_labels", collect)
+    assert [s["step"] for s in yaml.safe_load((tmp_path / "run" / "run.yml").read_text())["steps"]] == ["imitation"]
+    assert main(["train", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert train("full") == 0
+    record = yaml.safe_load((tmp_path / "run" / "run.yml").read_text())
+    assert [s["step"] for s in record["steps"]] == ["imitation", "dagger_round_1"] and len(record["resumed"]) == 1
+    with np.load(tmp_path / "run" / "price_network.npz") as resumed, \
+            np.load(tmp_path / "full" / "price_network.npz") as full:
+        assert all(np.array_equal(resumed[key], full[key]) for key in full.files)
+    capsys.readouterr()
+    for run, text in (("early", "finished no step"), ("full", "a finished run: nothing to resume")):
+        with pytest.raises(SystemExit) as stop:
+            main(["train", "--resume", str(tmp_path / run)])
+        assert stop.value.code == 2 and text in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def exact_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("minari")

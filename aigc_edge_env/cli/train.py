@@ -38,8 +38,8 @@ from the newest complete checkpoint and says which (docs/cli.md, "Interruptions 
 ``--resume DIR`` without ``--timesteps`` then trains what the interrupted session had left,
 exactly as if it had not been interrupted.  One training at a time writes a run directory: a
 second one given the same ``--out`` is refused at once.  A ``ppo_mixture`` run resumes from the
-state of its last tenth (:func:`aigc_edge_env.agents.mixture.resume_mixture`); a ``price_network``
-run does not resume.
+state of its last tenth (:func:`aigc_edge_env.agents.mixture.resume_mixture`), a ``price_network``
+run after its last finished step (:func:`aigc_edge_env.agents.price_imitation.resume_price_network`).
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ ALGORITHM_NAMES = ("dqn", "maskable_ppo", "ppo")
 #: ``function(out, env_id, env_config, seed, hyperparam_overrides, command, progress=...)``.
 OWN_TRAINERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "train_price_network"),
                 "ppo_mixture": ("aigc_edge_env.agents.mixture", "train_mixture")}
+#: Their ``--resume``: ``function(run_dir, command, progress=...)``.
+OWN_RESUMERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "resume_price_network"),
+                "ppo_mixture": ("aigc_edge_env.agents.mixture", "resume_mixture")}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +92,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="train through an env wrapper with its own hyperparameter file <algo>_<wrapper>.yml: "
                              "priced = per-user energy prices solved by exact (aigc_edge_env.priced)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR for --timesteps more steps (a ppo_mixture run: to the "
-                             "end of its budget, from its last tenth)")
+                        help="continue the run in RUN_DIR for --timesteps more steps (ppo_mixture and price_network "
+                             "runs: to the end of their budget, from their last tenth or step)")
     # SB3-only options default to None so that the own trainers (OWN_TRAINERS) can tell them given (SB3_DEFAULTS)
     parser.add_argument("--eval-freq", type=int, default=None, help="timesteps between evaluations (0: none; "
                                                                      "default 10000)")
@@ -121,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"--resume continues the run in {args.resume} with its own settings; it takes no "
                              + ", ".join(f"--{option.replace('_', '-')}" for option in given))
-    if args.resume is not None and _run_algo(args.resume) == "ppo_mixture":
-        return _resume_mixture(args)
+    if args.resume is not None and _run_algo(args.resume) in OWN_TRAINERS:
+        return _resume_own(args, str(_run_algo(args.resume)))
     if args.seed is None:
         args.seed = 0
     env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
@@ -195,27 +198,30 @@ def _run_algo(run_dir: Path) -> str | None:
         return None
 
 
-def _resume_mixture(args: argparse.Namespace) -> int:
-    """``--resume`` of a ``ppo_mixture`` run: from its last tenth, as it was configured."""
+def _resume_own(args: argparse.Namespace, algo: str) -> int:
+    """``--resume`` of a ``ppo_mixture`` or ``price_network`` run: as it was configured, from where it stopped."""
+    import importlib
+
     import torch
 
-    from aigc_edge_env.agents.mixture import resume_mixture
     from aigc_edge_env.agents.training import TrainingError
 
     given = [f"--{option.replace('_', '-')}" for option in (*SB3_DEFAULTS, "env", "hyperparams", "config")
              if option != "resume" and getattr(args, option) not in (None, [], {})]
-    if args.algo not in (None, "ppo_mixture"):
+    if args.algo not in (None, algo):
         given.insert(0, f"--algo {args.algo}")
     if given:
-        raise UsageError(f"--resume of the ppo_mixture run in {args.resume} continues it as it was configured; it "
+        raise UsageError(f"--resume of the {algo} run in {args.resume} continues it as it was configured; it "
                          f"takes no {', '.join(given)}")
     torch.set_num_threads(args.threads)
+    module, function = OWN_RESUMERS[algo]
     try:
-        run_dir = resume_mixture(args.resume, args.argv, progress=not args.no_progress)
+        run_dir = getattr(importlib.import_module(module), function)(args.resume, args.argv,
+                                                                       progress=not args.no_progress)
     except TrainingError as exc:  # nothing to resume, refused before any work
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt as exc:
-        return _interrupted(exc, "ppo_mixture", args.resume)
+        return _interrupted(exc, algo, args.resume)
     print(f"run saved in {run_dir}")
     return 0
 
@@ -223,15 +229,18 @@ def _resume_mixture(args: argparse.Namespace) -> int:
 def _interrupted(exc: KeyboardInterrupt, algo: str, out: Path) -> int:
     """One line saying how an interrupted run of an own trainer goes on; the exit status of the signal."""
     from aigc_edge_env.agents.mixture import STATE_FILE
+    from aigc_edge_env.agents.runs import RunError, read_record
 
     name, status = interruption(exc)
-    if algo == "ppo_mixture" and (out / STATE_FILE).is_file():
-        print(f"aigc-edge train: interrupted by {name}; continue from its last tenth with: aigc-edge train "
-              f"--resume {out}", file=sys.stderr)
-    elif algo == "ppo_mixture":
-        print(f"aigc-edge train: interrupted by {name} before the run's first tenth, so it cannot resume: train "
-              "again into a new --out", file=sys.stderr)
+    try:
+        resumable = (out / STATE_FILE).is_file() if algo == "ppo_mixture" else bool(read_record(out)["steps"])
+    except (RunError, KeyError):
+        resumable = False
+    if resumable:
+        print(f"aigc-edge train: interrupted by {name}; continue with: aigc-edge train --resume {out}",
+              file=sys.stderr)
     else:
-        print(f"aigc-edge train: interrupted by {name}; a {algo} run does not resume: {out}/run.yml lists the "
-              "steps it finished before; train again into a new --out", file=sys.stderr)
+        print(f"aigc-edge train: interrupted by {name} before the run saved what a resume needs (the first tenth "
+              "of a ppo_mixture run, the first step of a price_network run): train again into a new --out",
+              file=sys.stderr)
     return status
