@@ -197,9 +197,11 @@ def resume_mixture(out: Path, command: Sequence[str], progress: bool = True) -> 
     the same network, optimiser, sampling generator and reward scales; each count's episodes start afresh
     from new seeds, so the run ends near an uninterrupted one, not equal to it.  ``TrainingError`` before
     any work when there is nothing to resume, or when another process holds the run."""
-    from aigc_edge_env.agents.runs import PPO_MIXTURE_ALGO, read_record
+    from aigc_edge_env.agents.runs import PPO_MIXTURE_ALGO, RUN_RECORD, read_record
     from aigc_edge_env.config import make_config
 
+    if not (out / RUN_RECORD).is_file():  # before the lock, which would create the directory
+        raise TrainingError(f"{out} is not a run directory: {out / RUN_RECORD} is missing")
     with _locked(out):
         record = read_record(out)
         if record["algo"] != PPO_MIXTURE_ALGO:

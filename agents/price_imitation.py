@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,9 +223,11 @@ def resume_price_network(out: Path, command: Sequence[str], progress: bool = Tru
     steps ``run.yml`` lists): its labels up to that step and its network, then the next steps as they would have
     run, so the run ends with the network an uninterrupted run trains.  ``TrainingError`` before any work
     when there is nothing to resume, or when another process holds the run."""
-    from aigc_edge_env.agents.runs import PRICE_NETWORK_ALGO, RunError, read_record, run_lock
+    from aigc_edge_env.agents.runs import PRICE_NETWORK_ALGO, RUN_RECORD, RunError, read_record, run_lock
     from aigc_edge_env.agents.training import TrainingError
 
+    if not (out / RUN_RECORD).is_file():  # before the lock, which would create the directory
+        raise TrainingError(f"{out} is not a run directory: {out / RUN_RECORD} is missing")
     try:
         with run_lock(out):
             record = read_record(out)
@@ -241,12 +244,12 @@ def resume_price_network(out: Path, command: Sequence[str], progress: bool = Tru
                     rows = done[-1]["labelled_rows"]  # labels of an unfinished step come after these
                     features, prices = labels["features"][:rows], labels["prices_per_j"][:rows]
                 network = PriceNetworkPolicy.load(out / f"price_network_step{len(done) - 1}.npz")
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 raise TrainingError(f"{out}: the labels or the network of step {len(done) - 1} cannot be read "
-                                    f"({exc}); train again into a new --out") from None
-            if len(prices) != rows:
-                raise TrainingError(f"{out}/labels.npz holds {len(prices)} labelled rows, fewer than the "
-                                    f"{rows} of step {len(done) - 1}; train again into a new --out")
+                                    f"({type(exc).__name__}); train again into a new --out") from None
+            if len(prices) != rows or len(features) != rows:
+                raise TrainingError(f"{out}/labels.npz holds {len(features)} feature and {len(prices)} price rows, "
+                                    f"not the {rows} of step {len(done) - 1}; train again into a new --out")
             record.setdefault("resumed", []).append({"after_step": done[-1]["step"], "command": list(command)})
             print(f"resuming {out} after its step {done[-1]['step']}", file=sys.stderr, flush=True)
             return _fit_steps(out, record, LabelledStates([features], [prices]), network, progress)

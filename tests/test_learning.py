@@ -144,6 +144,8 @@ def test_a_failure_while_training_keeps_its_traceback(tmp_path, monkeypatch, cap
 def test_an_interrupted_price_network_run_resumes_to_the_uninterrupted_network(tmp_path, monkeypatch, capsys):
     """Ctrl-C while labelling the DAgger round: the resumed run refits from the imitation step's labels and
     network and ends with the network of an uninterrupted run, bit for bit."""
+    import shutil
+
     from aigc_edge_env.agents import price_imitation
 
     collect, calls = price_imitation.collect_labels, []
@@ -165,6 +167,9 @@ def test_an_interrupted_price_network_run_resumes_to_the_uninterrupted_network(t
     assert "continue with: aigc-edge train --resume" in capsys.readouterr().err
     monkeypatch.setattr(price_imitation, "collect_labels", collect)
     assert [s["step"] for s in yaml.safe_load((tmp_path / "run" / "run.yml").read_text())["steps"]] == ["imitation"]
+    shutil.copytree(tmp_path / "run", tmp_path / "damaged")
+    labels = tmp_path / "damaged" / "labels.npz"
+    labels.write_bytes(labels.read_bytes()[:100])  # cut short
     assert main(["train", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
     assert train("full") == 0
     record = yaml.safe_load((tmp_path / "run" / "run.yml").read_text())
@@ -173,7 +178,9 @@ def test_an_interrupted_price_network_run_resumes_to_the_uninterrupted_network(t
             np.load(tmp_path / "full" / "price_network.npz") as full:
         assert all(np.array_equal(resumed[key], full[key]) for key in full.files)
     capsys.readouterr()
-    for run, text in (("early", "finished no step"), ("full", "a finished run: nothing to resume")):
+    for run, text in (("early", "finished no step"), ("full", "a finished run: nothing to resume"),
+                      ("damaged", "the labels or the network of step 0 cannot be read (BadZipFile)"),
+                      ("missing", "is not a run directory")):
         with pytest.raises(SystemExit) as stop:
             main(["train", "--resume", str(tmp_path / run)])
         assert stop.value.code == 2 and text in capsys.readouterr().err

@@ -240,7 +240,7 @@ def _interrupted(exc: KeyboardInterrupt, algo: str, out: Path) -> int:
         print(f"aigc-edge train: interrupted by {name}; continue with: aigc-edge train --resume {out}",
               file=sys.stderr)
     else:
-        print(f"aigc-edge train: interrupted by {name} before the run saved what a resume needs (the first tenth "
-              "of a ppo_mixture run, the first step of a price_network run): train again into a new --out",
-              file=sys.stderr)
+        needs = "its first tenth" if algo == "ppo_mixture" else "its first step"
+        print(f"aigc-edge train: interrupted by {name} before the run saved what a resume needs ({needs}): train "
+              "again into a new --out", file=sys.stderr)
     return status
