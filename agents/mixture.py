@@ -30,11 +30,10 @@ reached and marks the run interrupted; ``aigc-edge train --resume RUN`` continue
 
 from __future__ import annotations
 
-import contextlib
 import io
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,11 @@ from torch import nn
 from aigc_edge_env.agents.hyperparameters import HyperparamError, checked_entry, checked_number, load_hyperparams
 from aigc_edge_env.agents.per_user_net import PerUserActorCritic, action_pairs, pair_actions
 from aigc_edge_env.agents.price_imitation import episode_seeds
-from aigc_edge_env.agents.training import TrainingError
+from aigc_edge_env.agents.training import TrainingError, locked_run
 from aigc_edge_env.files import write_atomic
 
-__all__ = ["HYPERPARAMETERS", "STATE_FILE", "check_mixture_hyperparams", "resume_mixture", "train_mixture"]
+__all__ = ["HYPERPARAMETERS", "STATE_FILE", "check_mixture_hyperparams", "resumable", "resume_mixture",
+           "train_mixture"]
 
 #: Integer hyperparameters of ``ppo_mixture.yml`` entries with their accepted ranges (``n_users`` is a list).
 HYPERPARAMETERS = {"timesteps": (1, 10**9), "n_envs": (1, 4096), "n_steps": (1, 100_000), "n_epochs": (1, 1000),
@@ -180,7 +180,7 @@ def train_mixture(out: Path, env_id: str, env_config: Mapping[str, Any], seed: i
         hp = check_mixture_hyperparams(load_hyperparams(PPO_MIXTURE_ALGO, env_id, dict(overrides)))
         for n in hp["n_users"]:  # each count's config checked before any work
             make_config(env_id, {**env_config, "n_users": n})
-    with _locked(out):
+    with locked_run(out):
         if (out / RUN_RECORD).exists():  # another process started it meanwhile
             raise TrainingError(f"{out} already holds a run; choose another --out (or --resume it)")
         record: dict[str, Any] = {"algo": PPO_MIXTURE_ALGO, "env_id": env_id, "seed": seed,
@@ -197,15 +197,11 @@ def resume_mixture(out: Path, command: Sequence[str], progress: bool = True) -> 
     the same network, optimiser, sampling generator and reward scales; each count's episodes start afresh
     from new seeds, so the run ends near an uninterrupted one, not equal to it.  ``TrainingError`` before
     any work when there is nothing to resume, or when another process holds the run."""
-    from aigc_edge_env.agents.runs import PPO_MIXTURE_ALGO, RUN_RECORD, read_record
+    from aigc_edge_env.agents.runs import PPO_MIXTURE_ALGO
     from aigc_edge_env.config import make_config
 
-    if not (out / RUN_RECORD).is_file():  # before the lock, which would create the directory
-        raise TrainingError(f"{out} is not a run directory: {out / RUN_RECORD} is missing")
-    with _locked(out):
-        record = read_record(out)
-        if record["algo"] != PPO_MIXTURE_ALGO:
-            raise TrainingError(f"{out} is a {record['algo']} run, not a {PPO_MIXTURE_ALGO} run")
+    with locked_run(out, PPO_MIXTURE_ALGO) as record:
+        assert record is not None
         if record.get("state") == "finished":
             raise TrainingError(f"{out} is a finished run: nothing to resume")
         state = _read_state(out, len(record["hyperparams"]["n_users"]))
@@ -239,17 +235,9 @@ def _read_state(out: Path, n_counts: int) -> dict[str, Any]:
     return state
 
 
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """:func:`~aigc_edge_env.agents.runs.run_lock` of ``out``; a second holder, or a run record that cannot be
-    read, refused as a ``TrainingError``."""
-    from aigc_edge_env.agents.runs import RunError, run_lock
-
-    try:
-        with run_lock(out):
-            yield
-    except RunError as exc:
-        raise TrainingError(str(exc)) from None
+def resumable(out: Path) -> bool:
+    """``out`` holds what :func:`resume_mixture` continues from (the state of a tenth)."""
+    return (out / STATE_FILE).is_file()
 
 
 def _train(out: Path, record: dict[str, Any], net: PerUserActorCritic, generator: torch.Generator,

@@ -45,8 +45,8 @@ from aigc_edge_env.policies.pricing import PricedPolicy
 #: Labels above this price (cost per J) are clipped to it before a fit (module docstring).
 MAX_LABEL_PRICE_PER_J = 5.0
 
-__all__ = ["MAX_LABEL_PRICE_PER_J", "LabelledStates", "collect_labels", "fit_price_network", "resume_price_network",
-           "train_price_network"]
+__all__ = ["MAX_LABEL_PRICE_PER_J", "LabelledStates", "collect_labels", "fit_price_network", "resumable",
+           "resume_price_network", "train_price_network"]
 
 
 @dataclass
@@ -189,8 +189,8 @@ def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], s
     after each step: a stopped run keeps them) and ``run.yml`` (the record, which lists the finished steps);
     ``TrainingError`` before any work for a bad request.  An interrupted run resumes
     (:func:`resume_price_network`)."""
-    from aigc_edge_env.agents.runs import RUN_RECORD, RunError, run_lock, write_record
-    from aigc_edge_env.agents.training import TrainingError, refusing_requests
+    from aigc_edge_env.agents.runs import RUN_RECORD, write_record
+    from aigc_edge_env.agents.training import TrainingError, locked_run, refusing_requests
     from aigc_edge_env.cli.common import check_output_dir
     from aigc_edge_env.config import make_config
     from aigc_edge_env.versions import package_versions
@@ -204,18 +204,15 @@ def train_price_network(out: Path, env_id: str, env_config: Mapping[str, Any], s
             raise ValueError(f"price_network learns energy prices: it needs an env with batteries, not {env_id} "
                              f"(battery_enabled false)")
         hp = check_price_network_hyperparams(load_hyperparams("price_network", env_id, dict(overrides)))
-    try:
-        with run_lock(out):
-            if (out / RUN_RECORD).exists():  # another process started it meanwhile
-                raise TrainingError(f"{out} already holds a run; choose another --out (or --resume it)")
-            record: dict[str, Any] = {"algo": "price_network", "env_id": env_id, "seed": seed,
-                                      "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
-                                      "hyperparams": hp, "hyperparam_overrides": dict(overrides),
-                                      "versions": package_versions(), "command": list(command), "steps": []}
-            write_record(out, record)
-            return _fit_steps(out, record, LabelledStates(), None, progress)
-    except RunError as exc:  # another process holds the run directory
-        raise TrainingError(str(exc)) from None
+    with locked_run(out):
+        if (out / RUN_RECORD).exists():  # another process started it meanwhile
+            raise TrainingError(f"{out} already holds a run; choose another --out (or --resume it)")
+        record: dict[str, Any] = {"algo": "price_network", "env_id": env_id, "seed": seed,
+                                  "env_config_overrides": dict(env_config), "env_config": config.to_dict(),
+                                  "hyperparams": hp, "hyperparam_overrides": dict(overrides),
+                                  "versions": package_versions(), "command": list(command), "steps": []}
+        write_record(out, record)
+        return _fit_steps(out, record, LabelledStates(), None, progress)
 
 
 def resume_price_network(out: Path, command: Sequence[str], progress: bool = True) -> Path:
@@ -223,38 +220,41 @@ def resume_price_network(out: Path, command: Sequence[str], progress: bool = Tru
     steps ``run.yml`` lists): its labels up to that step and its network, then the next steps as they would have
     run, so the run ends with the network an uninterrupted run trains.  ``TrainingError`` before any work
     when there is nothing to resume, or when another process holds the run."""
-    from aigc_edge_env.agents.runs import PRICE_NETWORK_ALGO, RUN_RECORD, RunError, read_record, run_lock
-    from aigc_edge_env.agents.training import TrainingError
+    from aigc_edge_env.agents.runs import PRICE_NETWORK_ALGO
+    from aigc_edge_env.agents.training import TrainingError, locked_run
 
-    if not (out / RUN_RECORD).is_file():  # before the lock, which would create the directory
-        raise TrainingError(f"{out} is not a run directory: {out / RUN_RECORD} is missing")
+    with locked_run(out, PRICE_NETWORK_ALGO) as record:
+        assert record is not None
+        if "training_cpu_s" in record:
+            raise TrainingError(f"{out} is a finished run: nothing to resume")
+        done = record["steps"]
+        if not done:
+            raise TrainingError(f"{out} finished no step (its imitation episodes) before it stopped; train "
+                                "again into a new --out")
+        try:
+            with np.load(out / "labels.npz") as labels:
+                rows = done[-1]["labelled_rows"]  # labels of an unfinished step come after these
+                features, prices = labels["features"][:rows], labels["prices_per_j"][:rows]
+            network = PriceNetworkPolicy.load(out / f"price_network_step{len(done) - 1}.npz")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise TrainingError(f"{out}: the labels or the network of step {len(done) - 1} cannot be read "
+                                f"({type(exc).__name__}); train again into a new --out") from None
+        if len(prices) != rows or len(features) != rows:
+            raise TrainingError(f"{out}/labels.npz holds {len(features)} feature and {len(prices)} price rows, "
+                                f"not the {rows} of step {len(done) - 1}; train again into a new --out")
+        record.setdefault("resumed", []).append({"after_step": done[-1]["step"], "command": list(command)})
+        print(f"resuming {out} after its step {done[-1]['step']}", file=sys.stderr, flush=True)
+        return _fit_steps(out, record, LabelledStates([features], [prices]), network, progress)
+
+
+def resumable(out: Path) -> bool:
+    """``out`` holds what :func:`resume_price_network` continues from (a finished step in its record)."""
+    from aigc_edge_env.agents.runs import RunError, read_record
+
     try:
-        with run_lock(out):
-            record = read_record(out)
-            if record["algo"] != PRICE_NETWORK_ALGO:
-                raise TrainingError(f"{out} is a {record['algo']} run, not a {PRICE_NETWORK_ALGO} run")
-            if "training_cpu_s" in record:
-                raise TrainingError(f"{out} is a finished run: nothing to resume")
-            done = record["steps"]
-            if not done:
-                raise TrainingError(f"{out} finished no step (its imitation episodes) before it stopped; train "
-                                    "again into a new --out")
-            try:
-                with np.load(out / "labels.npz") as labels:
-                    rows = done[-1]["labelled_rows"]  # labels of an unfinished step come after these
-                    features, prices = labels["features"][:rows], labels["prices_per_j"][:rows]
-                network = PriceNetworkPolicy.load(out / f"price_network_step{len(done) - 1}.npz")
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-                raise TrainingError(f"{out}: the labels or the network of step {len(done) - 1} cannot be read "
-                                    f"({type(exc).__name__}); train again into a new --out") from None
-            if len(prices) != rows or len(features) != rows:
-                raise TrainingError(f"{out}/labels.npz holds {len(features)} feature and {len(prices)} price rows, "
-                                    f"not the {rows} of step {len(done) - 1}; train again into a new --out")
-            record.setdefault("resumed", []).append({"after_step": done[-1]["step"], "command": list(command)})
-            print(f"resuming {out} after its step {done[-1]['step']}", file=sys.stderr, flush=True)
-            return _fit_steps(out, record, LabelledStates([features], [prices]), network, progress)
-    except RunError as exc:
-        raise TrainingError(str(exc)) from None
+        return bool(read_record(out).get("steps"))
+    except RunError:
+        return False
 
 
 def _fit_steps(out: Path, record: dict[str, Any], data: LabelledStates, network: PriceNetworkPolicy | None,

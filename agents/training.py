@@ -101,7 +101,8 @@ from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.files import write_atomic
 from aigc_edge_env.versions import package_versions
 
-__all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "TrainingInterrupted", "refusing_requests", "train"]
+__all__ = ["EVAL_SEED_BASE", "TrainRequest", "TrainingError", "TrainingInterrupted", "locked_run", "refusing_requests",
+           "train"]
 
 #: Periodic evaluation plays seeds ``EVAL_SEED_BASE + i``: apart from training seeds and evaluate.py's.
 EVAL_SEED_BASE = 1_000_000
@@ -406,6 +407,24 @@ def _stop_on_signals(stop: StopRequest) -> Iterator[None]:
 
 def _as_training_error(exc: Exception) -> TrainingError:
     return exc if isinstance(exc, TrainingError) else TrainingError(str(exc))
+
+
+@contextmanager
+def locked_run(out: Path, algo: str | None = None) -> Iterator[dict[str, Any] | None]:
+    """Hold the run directory's lock (:func:`~aigc_edge_env.agents.runs.run_lock`) for the block, for the trainers
+    of their own.  With ``algo``, ``out`` must already hold a run of that ``algo`` (checked before the lock,
+    which would create the directory), and its record is yielded.  A second holder, a missing or unreadable
+    record and a run of another kind are refused as :class:`TrainingError`."""
+    if algo is not None and not (out / RUN_RECORD).is_file():
+        raise TrainingError(f"{out} is not a run directory: {out / RUN_RECORD} is missing")
+    try:
+        with run_lock(out):
+            record = None if algo is None else read_record(out)
+            if record is not None and record["algo"] != algo:
+                raise TrainingError(f"{out} is a {record['algo']} run, not a {algo} run")
+            yield record
+    except RunError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 @contextmanager

@@ -69,9 +69,9 @@ ALGORITHM_NAMES = ("dqn", "maskable_ppo", "ppo")
 #: ``function(out, env_id, env_config, seed, hyperparam_overrides, command, progress=...)``.
 OWN_TRAINERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "train_price_network"),
                 "ppo_mixture": ("aigc_edge_env.agents.mixture", "train_mixture")}
-#: Their ``--resume``: ``function(run_dir, command, progress=...)``.
-OWN_RESUMERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "resume_price_network"),
-                "ppo_mixture": ("aigc_edge_env.agents.mixture", "resume_mixture")}
+#: Their ``--resume``: the module, ``function(run_dir, command, progress=...)`` and what the run needs to resume.
+OWN_RESUMERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "resume_price_network", "its first step"),
+                "ppo_mixture": ("aigc_edge_env.agents.mixture", "resume_mixture", "its first tenth")}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -124,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise UsageError(f"--resume continues the run in {args.resume} with its own settings; it takes no "
                              + ", ".join(f"--{option.replace('_', '-')}" for option in given))
-    if args.resume is not None and _run_algo(args.resume) in OWN_TRAINERS:
-        return _resume_own(args, str(_run_algo(args.resume)))
+    resumed_algo = _run_algo(args.resume) if args.resume is not None else None
+    if resumed_algo in OWN_RESUMERS:
+        return _resume_own(args, str(resumed_algo))
     if args.seed is None:
         args.seed = 0
     env_id = args.env if args.env is not None or args.resume is not None else "AIGCEdge-v0"
@@ -214,7 +215,7 @@ def _resume_own(args: argparse.Namespace, algo: str) -> int:
         raise UsageError(f"--resume of the {algo} run in {args.resume} continues it as it was configured; it "
                          f"takes no {', '.join(given)}")
     torch.set_num_threads(args.threads)
-    module, function = OWN_RESUMERS[algo]
+    module, function, _ = OWN_RESUMERS[algo]
     try:
         run_dir = getattr(importlib.import_module(module), function)(args.resume, args.argv,
                                                                        progress=not args.no_progress)
@@ -228,19 +229,14 @@ def _resume_own(args: argparse.Namespace, algo: str) -> int:
 
 def _interrupted(exc: KeyboardInterrupt, algo: str, out: Path) -> int:
     """One line saying how an interrupted run of an own trainer goes on; the exit status of the signal."""
-    from aigc_edge_env.agents.mixture import STATE_FILE
-    from aigc_edge_env.agents.runs import RunError, read_record
+    import importlib
 
+    module, _, needs = OWN_RESUMERS[algo]
     name, status = interruption(exc)
-    try:
-        resumable = (out / STATE_FILE).is_file() if algo == "ppo_mixture" else bool(read_record(out)["steps"])
-    except (RunError, KeyError):
-        resumable = False
-    if resumable:
+    if importlib.import_module(module).resumable(out):
         print(f"aigc-edge train: interrupted by {name}; continue with: aigc-edge train --resume {out}",
               file=sys.stderr)
     else:
-        needs = "its first tenth" if algo == "ppo_mixture" else "its first step"
         print(f"aigc-edge train: interrupted by {name} before the run saved what a resume needs ({needs}): train "
               "again into a new --out", file=sys.stderr)
     return status
