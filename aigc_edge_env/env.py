@@ -203,18 +203,10 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._observation(chunk, state), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        chunk, state = self._chunk, self._state
-        if chunk is None or state is None:
-            raise RuntimeError("call reset() before step()" if not self._closed else "step() called after close()")
         c = self.config
-        if self._slot_index >= c.horizon_slots:
-            raise RuntimeError(f"the episode ended at the horizon ({c.horizon_slots} slots): "
-                               "call reset() before step()")
-        actions = env_spaces.validate_actions(action, c, batch_shape=())
-        n = c.n_users
-        rows = chunk.option_grid[:, actions[:n], actions[n:], self._slot_index - chunk.first_slot, self._users]
+        chunk, state = self._current_slot("step()")
+        evaluation = self._last_evaluation = self._serve(chunk, state, action, ())
         battery_j = state.battery_j if c.battery_enabled else None
-        evaluation = self._last_evaluation = serve(rows, battery_j, c)
         info = evaluation.summary()  # Python floats for one slot
         self._slot_index += 1
         self._problem = None
@@ -225,6 +217,21 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
             state.battery_j = dynamics.recharge(c, battery_j, evaluation.energy_j, harvest_j)
         truncated = self._slot_index >= c.horizon_slots
         return self._observation(chunk, state), -c.reward_scale * float(info["cost"]), False, truncated, info
+
+    def action_costs(self, actions: np.ndarray) -> np.ndarray:
+        """The cost of each of ``K`` actions ``(K, 2N)`` in the current slot, shape ``(K,)``, without stepping.
+
+        Each is the ``info["cost"]`` that :meth:`step` would report for that action (its reward is
+        ``-reward_scale`` times it): the same table of the slot's options, repair rule and batteries, no
+        energy prices.  For policies that value candidate actions before playing one (``quantised:PATH``,
+        :mod:`~aigc_edge_env.policies.quantisation`); it reads the current slot only, as
+        :meth:`current_problem` does.  ``ValueError`` as :meth:`step`'s for malformed actions."""
+        shape = np.shape(actions)
+        if len(shape) != 2:
+            raise ValueError(f"actions: expected shape (K, {2 * self.config.n_users}) (K actions, each N offload "
+                             f"bits then N level indices), got shape {shape}")
+        chunk, state = self._current_slot("action_costs()")
+        return self._serve(chunk, state, actions, shape[:1]).total_cost
 
     def close(self) -> None:
         """Free the drawn slots; a later ``step()`` raises until ``reset()``."""
@@ -278,6 +285,27 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
         return env_spaces.action_mask(self.current_problem())
 
     # --- helpers -------------------------------------------------------------------
+    def _current_slot(self, caller: str) -> tuple[_SlotChunk, dynamics.SystemState]:
+        """The chunk holding the slot the next action decides, and the state; ``RuntimeError`` naming
+        ``caller`` before ``reset()``, after ``close()`` or at the horizon."""
+        chunk, state = self._chunk, self._state
+        if chunk is None or state is None:
+            raise RuntimeError(f"{caller} called after close()" if self._closed else f"call reset() before {caller}")
+        if self._slot_index >= self.config.horizon_slots:
+            raise RuntimeError(f"the episode ended at the horizon ({self.config.horizon_slots} slots): "
+                               f"call reset() before {caller}")
+        return chunk, state
+
+    def _serve(self, chunk: _SlotChunk, state: dynamics.SystemState, action: np.ndarray,
+               batch_shape: tuple[int, ...]) -> SlotEvaluation:
+        """The current slot served under ``action`` (shape ``batch_shape + (2N,)``), from the table of its options."""
+        c = self.config
+        actions = env_spaces.validate_actions(action, c, batch_shape=batch_shape)
+        n = c.n_users
+        rows = chunk.option_grid[:, actions[..., :n], actions[..., n:], self._slot_index - chunk.first_slot,
+                                 self._users]
+        return serve(rows, state.battery_j if c.battery_enabled else None, c)
+
     def _draw_chunk(self, state: dynamics.SystemState, first_is_current: bool) -> _SlotChunk:
         """Draw the next slots (the current one too after a reset) and tabulate their options.
 

@@ -440,7 +440,11 @@ class SlotEvaluation:
 
     @property
     def total_cost(self) -> np.ndarray:
-        return np.asarray(self.summary()["cost"])
+        """The slot's cost, ``summary()["cost"]``, batch shape (computed alone: the hot path of valuing
+        many candidate decisions)."""
+        totals = self.served_totals
+        return np.asarray(_slot_cost(self.config, totals[_BASE_COST], totals[_EDGE_SQRT_STEPS],
+                                     self.n_requests - totals[_REQUEST]))
 
     @property
     def feasible(self) -> np.ndarray | np.bool_:
@@ -473,9 +477,8 @@ class SlotEvaluation:
         compute_time_s = sqrt_steps_sum * sqrt_steps_sum / c.edge_steps_per_s
         time_s = base_time_s + compute_time_s
         n_dropped = n_requests - n_served  # every request is served or dropped
-        drop_cost = c.drop_cost * n_dropped
         return {
-            "cost": base_cost + c.weight_time_per_s * compute_time_s + drop_cost,
+            "cost": _slot_cost(c, base_cost, sqrt_steps_sum, n_dropped),
             "time_s": time_s,
             "energy_j": energy_j,
             "mean_error": _share(error, n_served),
@@ -484,7 +487,7 @@ class SlotEvaluation:
             "weighted_energy": c.weight_energy_per_j * energy_j,
             "weighted_error": c.weight_error * error,
             "weighted_utility": c.weight_utility * utility,
-            "drop_cost": drop_cost,
+            "drop_cost": c.drop_cost * n_dropped,
             "n_requests": n_requests,
             "n_served": n_served,
             "n_dropped": n_dropped,
@@ -493,6 +496,13 @@ class SlotEvaluation:
             "edge_steps": edge_steps,
             "edge_load": edge_steps / c.edge_step_capacity if c.edge_step_capacity else 0.0 * edge_steps,
         }
+
+
+def _slot_cost(config: AIGCEdgeConfig, base_cost: Any, sqrt_steps_sum: Any, n_dropped: Any) -> Any:
+    """``sum_n C_n`` over served requests (their base costs plus ``w_T Q^2 / F_E``, the edge compute time of
+    the KKT split) plus ``C_drop`` per dropped request; Python floats or arrays of batch shape alike."""
+    compute_time_s = sqrt_steps_sum * sqrt_steps_sum / config.edge_steps_per_s
+    return base_cost + config.weight_time_per_s * compute_time_s + config.drop_cost * n_dropped
 
 
 def _validate_decision(problem: SlotProblem, decision: Decision) -> None:

@@ -313,12 +313,53 @@ def test_info_components_match_the_slot_evaluation():
         ev = evaluate_decision(problem, env.action_to_decision(action))
         _, reward, _, _, info = env.step(action)
         assert reward == pytest.approx(-0.01 * float(ev.total_cost), rel=1e-12)
+        assert float(ev.total_cost) == ev.summary()["cost"] == info["cost"]
         assert info["energy_j"] == pytest.approx(float(ev.energy_j.sum()))
         assert info["time_s"] == pytest.approx(float(ev.time_s.sum()))
         assert info["n_offloaded"] == ev.offloaded.sum()
         assert info["weighted_error"] == pytest.approx(c.weight_error * float(ev.error.sum()))
         served = ev.served.sum()
         assert info["mean_error"] == pytest.approx(float(ev.error.sum()) / served if served else 0.0)
+
+
+def test_action_costs_are_the_costs_steps_report_and_do_not_step():
+    """Battery scenario, a chunk boundary inside the episode (at N = 50 a chunk is a few slots): each action's
+    cost from ``action_costs`` is the cost ``step`` reports for it, batteries included, and valuing actions
+    changes nothing the next step returns."""
+    env = gym.make("AIGCEdge-Battery-v0", config={"n_users": 50, "horizon_slots": 30}).unwrapped
+    twin = gym.make("AIGCEdge-Battery-v0", config={"n_users": 50, "horizon_slots": 30}).unwrapped
+    env.reset(seed=3)
+    twin.reset(seed=3)
+    env.action_space.seed(3)
+    assert env.action_costs(np.zeros((0, 100), dtype=np.int64)).shape == (0,)
+    for _ in range(30):
+        actions = np.stack([env.action_space.sample() for _ in range(4)])
+        costs = env.action_costs(actions)
+        assert costs.shape == (4,)
+        for action, cost in zip(actions, costs, strict=True):
+            assert cost == pytest.approx(evaluate_decision(env.current_problem(),
+                                                           env.action_to_decision(action)).total_cost, rel=1e-12)
+        observation, _, _, _, info = env.step(actions[1])
+        twin_observation, _, _, _, twin_info = twin.step(actions[1])
+        assert info["cost"] == pytest.approx(costs[1], rel=1e-12)
+        assert info == twin_info and np.array_equal(observation, twin_observation)
+
+
+def test_action_costs_refuse_a_single_action_bad_entries_and_a_finished_or_closed_episode():
+    env = gym.make("AIGCEdge-v0", config={"horizon_slots": 1}).unwrapped
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before action_costs"):
+        env.action_costs(np.zeros((1, 20), dtype=np.int64))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions: expected shape \(K, 20\)"):
+        env.action_costs(np.zeros(20, dtype=np.int64))
+    with pytest.raises(ValueError, match="offload bits"):
+        env.action_costs(np.full((2, 20), 2))
+    env.step(np.zeros(20, dtype=np.int64))
+    with pytest.raises(RuntimeError, match="episode ended at the horizon"):
+        env.action_costs(np.zeros((1, 20), dtype=np.int64))
+    env.close()
+    with pytest.raises(RuntimeError, match=r"action_costs\(\) called after close"):
+        env.action_costs(np.zeros((1, 20), dtype=np.int64))
 
 
 def test_observation_features_of_a_known_slot():

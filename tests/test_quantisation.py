@@ -9,7 +9,7 @@ import pytest
 
 import aigc_edge_env
 from aigc_edge_env import Decision, SlotProblem, evaluate_decision
-from aigc_edge_env.policies.quantisation import WINDOW, order_preserving_decision
+from aigc_edge_env.policies.quantisation import WINDOW, order_preserving_candidates, order_preserving_decision
 
 #: Scenarios where the edge capacity, the deadlines or the batteries bind (drops happen).
 SCENARIOS = {
@@ -119,3 +119,24 @@ def test_bad_input_is_refused_naming_it() -> None:
     for window in (-1, 2.5, True, None, "4"):
         with pytest.raises(ValueError, match=f"window must be an integer >= 0, got {window!r}"):
             order_preserving_decision(problem, np.zeros((12, 16)), window=window)  # type: ignore[arg-type]
+
+
+def test_candidates_are_env_actions_in_the_order_of_their_counts() -> None:
+    """The candidates as env actions: counts k0 - window .. k0 + window clipped to [0, requests], nested,
+    and every user without a request on the device at level 0 (an entry the env ignores)."""
+    problem = _problem(SCENARIOS["plain"], 1)
+    logits = np.random.default_rng(1).normal(0.0, 3.0, (problem.n_users, 16))
+    actions = order_preserving_candidates(logits, problem.has_request, 2)
+    offload, levels = actions[:, :12].astype(bool), actions[:, 12:]
+    greedy = int(np.count_nonzero((logits[:, 8:].max(axis=1) > logits[:, :8].max(axis=1)) & problem.has_request))
+    counts = range(max(0, greedy - 2), min(int(problem.has_request.sum()), greedy + 2) + 1)
+    assert offload.sum(axis=1).tolist() == list(counts)
+    assert (offload[:-1] <= offload[1:]).all()  # nested: candidate k + 1 adds one user to candidate k
+    assert not offload[:, ~problem.has_request].any() and not levels[:, ~problem.has_request].any()
+    for action, count in zip(actions, counts, strict=True):
+        decision = _candidate(problem, logits, count)
+        assert np.array_equal(action[:12], decision.offload)
+        assert np.array_equal(np.asarray(problem.config.step_levels)[action[12:]][problem.has_request],
+                              decision.steps[problem.has_request])
+    with pytest.raises(ValueError, match=r"logits: expected shape \(12, 2L\)"):
+        order_preserving_candidates(np.zeros((12, 7)), problem.has_request)

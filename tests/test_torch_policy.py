@@ -22,6 +22,7 @@ from aigc_edge_env.policies.torch_module import (  # noqa: E402
     load_torch_policy,
     save_torch_policy,
 )
+from aigc_edge_env.spaces import split_observation  # noqa: E402
 
 HORIZON = 5
 
@@ -137,7 +138,8 @@ def test_the_numpy_pass_gives_the_networks_logits_and_decisions(n_users: int) ->
     for observation in observations:
         with torch.no_grad():
             expected = net(torch.as_tensor(observation))[0].numpy()
-        np.testing.assert_allclose(policy.greedy.logits(observation), expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(policy.greedy.logits(*split_observation(observation, n_users)), expected,
+                                   rtol=1e-4, atol=1e-4)
         assert np.array_equal(policy.act(env, observation), _greedy_by_hand(net, observation))
 
 

@@ -12,11 +12,14 @@ solving the rest of the slot, and plays the best.  Here the network is the per-u
 * candidate ``k`` offloads the ``k`` users of largest margin, each at its best edge level, and keeps the
   others on the device at their best device level; the network's own greedy decision is the candidate
   ``k0`` = the number of positive margins;
-* the candidates are ``k0 - window ... k0 + window`` (:data:`WINDOW`), valued by
-  :func:`~aigc_edge_env.model.option_rows` and :func:`~aigc_edge_env.model.serve`, the cost the env's
-  reward comes from (repair rule and drops included), all in one batch, plus ``sum_n pi_n E_n`` under the
-  problem's energy prices (what every solver minimises, ``docs/model.md``); the cheapest is played (the
-  one with the fewest offloaded users on ties).  So the decision never costs more than the greedy one.
+* the candidates are ``k0 - window ... k0 + window`` (:data:`WINDOW`,
+  :func:`order_preserving_candidates`), valued in one batch by the cost the env's reward comes from
+  (repair rule and drops included): in the env, from the table its steps read
+  (:meth:`~aigc_edge_env.env.AIGCEdgeEnv.action_costs`, what ``quantised:PATH`` plays); for a
+  :class:`~aigc_edge_env.model.SlotProblem`, by :func:`~aigc_edge_env.model.option_rows` and
+  :func:`~aigc_edge_env.model.serve` plus ``sum_n pi_n E_n`` under its energy prices (what every solver
+  minimises, ``docs/model.md``; :func:`order_preserving_decision`).  The cheapest is played (the one with
+  the fewest offloaded users on ties), so the decision never costs more than the greedy one.
 
 Choices where DROO leaves room: the levels are the network's (only the offload bits are quantised), and
 the window is small because the best candidate lies next to ``k0``: on the held-out episodes of
@@ -30,38 +33,57 @@ import numpy as np
 
 from aigc_edge_env.checks import count_option
 from aigc_edge_env.model import Decision, SlotProblem, option_rows, serve
+from aigc_edge_env.spaces import actions_to_decision
 
-__all__ = ["WINDOW", "order_preserving_decision"]
+__all__ = ["WINDOW", "order_preserving_candidates", "order_preserving_decision"]
 
 #: Candidates on each side of the network's own number of offloaded users.
 WINDOW = 4
 
 
-def order_preserving_decision(problem: SlotProblem, logits: np.ndarray, window: int = WINDOW) -> Decision:
-    """The cheapest of the order-preserving candidates (module docstring) for ``problem`` given the
-    network's pair logits ``(N, 2L)`` (index ``offload * L + level``); ``ValueError`` naming the argument
-    for logits of another shape or not finite, or a window that is not an integer >= 0."""
-    c, n_users = problem.config, problem.n_users
+def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """The order-preserving candidates (module docstring) as env actions ``(K, 2N)`` (N offload bits, then N
+    level indices), ordered by their number of offloaded users, for the network's pair logits ``(N, 2L)``
+    (index ``offload * L + level``) and which users have a request; ``ValueError`` naming the argument for
+    logits of another shape or not finite, or a window that is not an integer >= 0."""
+    has_request = np.asarray(has_request, dtype=bool)
+    n_users = has_request.shape[-1]
     logits = np.asarray(logits)
-    if logits.shape != (n_users, 2 * c.n_levels):
-        raise ValueError(f"logits: expected shape {(n_users, 2 * c.n_levels)} (users, 2 x levels), "
-                         f"got {logits.shape}")
+    if logits.ndim != 2 or logits.shape[0] != n_users or logits.shape[1] % 2 or not logits.shape[1]:
+        raise ValueError(f"logits: expected shape ({n_users}, 2L) (users, 2 x levels), got {logits.shape}")
     if not np.isfinite(logits).all():
         raise ValueError("logits: expected finite values, got NaN or infinite entries")
     window = count_option("window", window, 0)
-    device_logits, edge_logits = logits[:, :c.n_levels], logits[:, c.n_levels:]
-    margin = np.where(problem.has_request, edge_logits.max(axis=-1) - device_logits.max(axis=-1), -np.inf)
+    pairs = logits.reshape(n_users, 2, -1)  # (N, device/edge, L)
+    best_levels = pairs.argmax(axis=-1)
+    best_logits = np.take_along_axis(pairs, best_levels[..., None], axis=-1)[..., 0]
+    margin = np.where(has_request, best_logits[:, 1] - best_logits[:, 0], -np.inf)  # (N,): edge minus device
     rank = np.empty(n_users, dtype=np.int64)
     rank[np.argsort(-margin, kind="stable")] = np.arange(n_users)
     greedy_count = int(np.count_nonzero(margin > 0))
     counts = np.arange(max(0, greedy_count - window),
-                       min(int(np.count_nonzero(problem.has_request)), greedy_count + window) + 1)
+                       min(int(np.count_nonzero(has_request)), greedy_count + window) + 1)
     offload = rank < counts[:, None]  # (candidates, N)
-    levels = np.where(offload, edge_logits.argmax(axis=-1), device_logits.argmax(axis=-1))
-    steps = np.where(problem.has_request, np.asarray(c.step_levels)[levels], c.min_steps)
-    served = serve(option_rows(problem, offload, steps), problem.battery_j, c)
+    levels = np.where(offload, best_levels[:, 1], best_levels[:, 0]) * has_request
+    return np.concatenate([offload, levels], axis=-1)  # a user without a request: level 0 (ignored)
+
+
+def order_preserving_decision(problem: SlotProblem, logits: np.ndarray, window: int = WINDOW) -> Decision:
+    """The cheapest of the order-preserving candidates (module docstring) for ``problem`` given the
+    network's pair logits ``(N, 2L)``, valued by :func:`~aigc_edge_env.model.option_rows` and
+    :func:`~aigc_edge_env.model.serve` plus the problem's energy prices; the env's
+    :meth:`~aigc_edge_env.env.AIGCEdgeEnv.action_costs` values them from its table instead (``quantised:PATH``,
+    which plays no prices).  ``ValueError`` as :func:`order_preserving_candidates`', or for logits of
+    another number of levels than the problem's."""
+    c = problem.config
+    logits = np.asarray(logits)
+    if logits.shape != (problem.n_users, 2 * c.n_levels):
+        raise ValueError(f"logits: expected shape {(problem.n_users, 2 * c.n_levels)} (users, 2 x levels), "
+                         f"got {logits.shape}")
+    candidates = actions_to_decision(order_preserving_candidates(logits, problem.has_request, window), c)
+    served = serve(option_rows(problem, candidates.offload, candidates.steps), problem.battery_j, c)
     costs = served.total_cost
     if problem.has_energy_prices:
         costs = costs + served.energy_j @ problem.energy_price_per_j
     best = int(np.argmin(costs))
-    return Decision(offload[best], steps[best])
+    return Decision(candidates.offload[best], candidates.steps[best])

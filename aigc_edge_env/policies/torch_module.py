@@ -35,8 +35,8 @@ import numpy as np
 from aigc_edge_env.checks import bool_option
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.files import write_atomic
-from aigc_edge_env.policies.quantisation import order_preserving_decision
-from aigc_edge_env.spaces import agent_observations, observation_n_users
+from aigc_edge_env.policies.quantisation import order_preserving_candidates
+from aigc_edge_env.spaces import USER_FEATURES, split_observation
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,32 +100,46 @@ class TorchModulePolicy:
             trained = f" (trained on {self.env_id})" if self.env_id else ""
             raise TorchPolicyError(f"policy {self.name} was built for {self.net.n_levels} step levels{trained}, "
                                    f"not this env's {config.n_levels}: evaluate it on an env of its step levels")
-        logits = self.greedy.logits(observation)
+        users, globals_ = split_observation(np.asarray(observation, dtype=np.float32), config.n_users)
+        logits = self.greedy.logits(users, globals_)
         if self.quantised:
-            return base.decision_to_action(order_preserving_decision(base.current_problem(), logits))
+            candidates = order_preserving_candidates(logits, users[:, USER_FEATURES.index("request")] > 0.5)
+            return candidates[int(np.argmin(base.action_costs(candidates)))]
         pairs = logits.argmax(-1)
         return np.concatenate([pairs // config.n_levels, pairs % config.n_levels])  # N offload bits, N levels
 
 
 class _GreedyPass:
     """The actor's forward pass of a :class:`~aigc_edge_env.agents.per_user_net.PerUserActorCritic` in numpy
-    (float32): its equivariant layers ``h_n <- tanh(A h_n + B mean_m h_m + c)``, then the shared head."""
+    (float32): its equivariant layers ``h_n <- tanh(A h_n + B mean_m h_m + c)``, then the shared head.  The
+    first layer's input is user ``n``'s features and the global ones (the same for every user), so their
+    global part is one vector ``g (A_g + B_g)`` added to every user's."""
 
     def __init__(self, net: PerUserActorCritic) -> None:
         def array(tensor: Any) -> np.ndarray:
             return tensor.detach().cpu().numpy().astype(np.float32)
 
-        layers = cast("list[EquivariantLayer]", list(net.encoder))
-        self.layers = [(array(layer.own.weight.T), array(layer.own.bias), array(layer.pooled.weight.T))
-                       for layer in layers]
+        layers = [(array(layer.own.weight.T), array(layer.own.bias), array(layer.pooled.weight.T))
+                  for layer in cast("list[EquivariantLayer]", list(net.encoder))]
+        (own, bias, pooled), self.layers = layers[0], layers[1:]
+        n_features = len(USER_FEATURES)
+        self.first = own[:n_features], bias, pooled[:n_features], own[n_features:] + pooled[n_features:]
         self.head = array(net.actor.linear.weight.T), array(net.actor.linear.bias)
 
-    def logits(self, observation: np.ndarray) -> np.ndarray:
-        """Pair logits ``(N, 2L)`` of one flat observation ``(9N + 3,)``."""
-        h = agent_observations(observation, observation_n_users(observation.shape[-1]))  # user n: its 9 + the 3
+    def logits(self, users: np.ndarray, globals_: np.ndarray) -> np.ndarray:
+        """Pair logits ``(N, 2L)`` of one observation's per-user ``(N, 9)`` and global ``(3,)`` features
+        (:func:`~aigc_edge_env.spaces.split_observation`, float32)."""
+        own, bias, pooled, global_weights = self.first
+        h = self._layer(users @ own, bias + globals_ @ global_weights, users, pooled)
         for own, bias, pooled in self.layers:
-            h = np.tanh(h @ own + (bias + h.mean(axis=0) @ pooled))
+            h = self._layer(h @ own, bias, h, pooled)
         return h @ self.head[0] + self.head[1]
+
+    @staticmethod
+    def _layer(own_part: np.ndarray, shared: np.ndarray, h: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+        """``tanh(own_part + shared + mean_m h_m B)``, in place of ``own_part`` (a fresh product)."""
+        own_part += shared + (h.sum(axis=0) * (1.0 / h.shape[0])) @ pooled
+        return np.tanh(own_part, out=own_part)
 
 
 def _network_kwargs(net: PerUserActorCritic) -> dict[str, Any]:
