@@ -226,11 +226,11 @@ class AIGCEdgeEnv(gym.Env[np.ndarray, np.ndarray]):
         energy prices.  For policies that value candidate actions before playing one (``quantised:PATH``,
         :mod:`~aigc_edge_env.policies.quantisation`); it reads the current slot only, as
         :meth:`current_problem` does.  ``ValueError`` as :meth:`step`'s for malformed actions."""
+        chunk, state = self._current_slot("action_costs()")
         shape = np.shape(actions)
         if len(shape) != 2:
             raise ValueError(f"actions: expected shape (K, {2 * self.config.n_users}) (K actions, each N offload "
                              f"bits then N level indices), got shape {shape}")
-        chunk, state = self._current_slot("action_costs()")
         return self._serve(chunk, state, actions, shape[:1]).total_cost
 
     def close(self) -> None:

@@ -140,3 +140,6 @@ def test_candidates_are_env_actions_in_the_order_of_their_counts() -> None:
                               decision.steps[problem.has_request])
     with pytest.raises(ValueError, match=r"logits: expected shape \(12, 2L\)"):
         order_preserving_candidates(np.zeros((12, 7)), problem.has_request)
+    for has_request in (True, problem.has_request[None], problem.has_request.astype(float), np.zeros(0, bool)):
+        with pytest.raises(ValueError, match=r"has_request: expected booleans of shape \(N,\) with N >= 1"):
+            order_preserving_candidates(np.zeros((12, 16)), has_request)

@@ -125,10 +125,11 @@ def test_only_known_networks_are_saved(tmp_path) -> None:
         save_torch_policy(tmp_path / "x.pt", torch.nn.Linear(2, 2), "AIGCEdge-v0")
 
 
-@pytest.mark.parametrize("n_users", [1, 3, 50, 200])
-def test_the_numpy_pass_gives_the_networks_logits_and_decisions(n_users: int) -> None:
+@pytest.mark.parametrize(("n_users", "n_layers"), [(1, 3), (3, 3), (50, 3), (200, 3), (3, 1), (50, 0)])
+def test_the_numpy_pass_gives_the_networks_logits_and_decisions(n_users: int, n_layers: int) -> None:
     torch.manual_seed(n_users)
-    net = PerUserActorCritic(10, 8, hidden_dim=32, n_layers=3, ortho_init=False)  # non-zero biases
+    hidden_dim = 32 if n_layers else 12  # without a layer the head reads the 12 features
+    net = PerUserActorCritic(10, 8, hidden_dim=hidden_dim, n_layers=n_layers, ortho_init=False)  # non-zero biases
     with torch.no_grad():
         net.actor.linear.weight.mul_(50.0)  # logits far from uniform, so the argmax is not a tie
         net.actor.linear.bias.uniform_(-5.0, 5.0)

@@ -44,13 +44,19 @@ WINDOW = 4
 def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, window: int = WINDOW) -> np.ndarray:
     """The order-preserving candidates (module docstring) as env actions ``(K, 2N)`` (N offload bits, then N
     level indices), ordered by their number of offloaded users, for the network's pair logits ``(N, 2L)``
-    (index ``offload * L + level``) and which users have a request; ``ValueError`` naming the argument for
-    logits of another shape or not finite, or a window that is not an integer >= 0."""
-    has_request = np.asarray(has_request, dtype=bool)
-    n_users = has_request.shape[-1]
+    (index ``offload * L + level``) and which users have a request (booleans ``(N,)``); ``ValueError`` naming
+    the argument for ``has_request`` of another type or shape, logits of another shape or not finite, or a
+    window that is not an integer >= 0.  ``L`` is read from the logits: the caller checks it is the env's
+    (:class:`~aigc_edge_env.policies.torch_module.TorchModulePolicy` does)."""
+    has_request = np.asarray(has_request)
+    if has_request.dtype != bool or has_request.ndim != 1 or not has_request.size:
+        raise ValueError(f"has_request: expected booleans of shape (N,) with N >= 1, got dtype {has_request.dtype} "
+                         f"and shape {has_request.shape}")
+    n_users = has_request.size
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[0] != n_users or logits.shape[1] % 2 or not logits.shape[1]:
-        raise ValueError(f"logits: expected shape ({n_users}, 2L) (users, 2 x levels), got {logits.shape}")
+        raise ValueError(f"logits: expected shape ({n_users}, 2L) (has_request's {n_users} users, 2 x levels), "
+                         f"got {logits.shape}")
     if not np.isfinite(logits).all():
         raise ValueError("logits: expected finite values, got NaN or infinite entries")
     window = count_option("window", window, 0)

@@ -75,13 +75,14 @@ def _per_user_net() -> Any:
 class TorchModulePolicy:
     """A per-user network (``forward(obs) -> (logits (..., N, 2L), value)``) as a policy of the evaluation
     engine: each user's most likely (offload bit, level) pair, or with ``quantised`` the cheapest
-    order-preserving candidate (:func:`~aigc_edge_env.policies.quantisation.order_preserving_decision`).  The
-    network's weights do not depend on the
-    number of users, so it plays an env of any ``N`` (zero-shot outside the counts it was trained on);
+    order-preserving candidate (:func:`~aigc_edge_env.policies.quantisation.order_preserving_candidates`, valued
+    by the env's :meth:`~aigc_edge_env.env.AIGCEdgeEnv.action_costs`).  The network's weights do not depend on
+    the number of users, so it plays an env of any ``N`` (zero-shot outside the counts it was trained on);
     :class:`TorchPolicyError` from :meth:`act` in an env of another number of step levels.
 
     It decides with a numpy copy of the weights at construction (:class:`_GreedyPass`): the same logits to
-    float rounding, 2.5-5.4 times faster than torch's forward on one observation (docs/results.md, section 6).
+    float rounding, 2.5-5.4 times faster than torch's forward on one observation when measured at commit fe179de
+    (docs/results.md, section 6; faster since).
     ``evaluate --threads`` limits numpy's BLAS threads as it limits torch's."""
 
     def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None,
@@ -121,16 +122,21 @@ class _GreedyPass:
 
         layers = [(array(layer.own.weight.T), array(layer.own.bias), array(layer.pooled.weight.T))
                   for layer in cast("list[EquivariantLayer]", list(net.encoder))]
-        (own, bias, pooled), self.layers = layers[0], layers[1:]
-        n_features = len(USER_FEATURES)
-        self.first = own[:n_features], bias, pooled[:n_features], own[n_features:] + pooled[n_features:]
+        self.first: tuple[np.ndarray, ...] | None = None  # the first layer, its global rows summed
+        if layers:
+            (own, bias, pooled), n_features = layers[0], len(USER_FEATURES)
+            self.first = own[:n_features], bias, pooled[:n_features], own[n_features:] + pooled[n_features:]
+        self.layers = layers[1:]
         self.head = array(net.actor.linear.weight.T), array(net.actor.linear.bias)
 
     def logits(self, users: np.ndarray, globals_: np.ndarray) -> np.ndarray:
         """Pair logits ``(N, 2L)`` of one observation's per-user ``(N, 9)`` and global ``(3,)`` features
         (:func:`~aigc_edge_env.spaces.split_observation`, float32)."""
-        own, bias, pooled, global_weights = self.first
-        h = self._layer(users @ own, bias + globals_ @ global_weights, users, pooled)
+        if self.first is None:  # no equivariant layer: the head reads the features themselves
+            h = np.concatenate([users, np.broadcast_to(globals_, (len(users), len(globals_)))], axis=-1)
+        else:
+            own, bias, pooled, global_weights = self.first
+            h = self._layer(users @ own, bias + globals_ @ global_weights, users, pooled)
         for own, bias, pooled in self.layers:
             h = self._layer(h @ own, bias, h, pooled)
         return h @ self.head[0] + self.head[1]
