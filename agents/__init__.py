@@ -16,7 +16,8 @@ command lines (:mod:`aigc_edge_env.cli`); the modules here do the work, one job 
 * :mod:`.tune`: the hyperparameter search on Ray Tune (``aigc-edge tune``).
 * :mod:`.policies`: trained models as policies of the evaluation engine (:mod:`aigc_edge_env.evaluation.runner`,
   which plays them beside the solvers on common seeds); :mod:`.plots`: evaluation and learning-curve plots.
-* :mod:`.mixture`: the per-user network on a mixture of user counts (``--algo ppo_mixture``);
+* :mod:`.mixture`: the per-user network on a mixture of user counts, by PPO (``--algo ppo_mixture``) or by
+  imitation of ``exact`` (``--algo imitation_mixture``);
   :mod:`.example_flags`: the flags of the training examples (``examples/``).
 """
 

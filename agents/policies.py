@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import (
-    PPO_MIXTURE_ALGO,
+    MIXTURE_ALGOS,
     PRICE_NETWORK_ALGO,
     RUN_RECORD,
     RunError,
@@ -98,7 +98,7 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
     was trained with (the same action would ask for other step counts).
     """
     network = _network_run(Path(path))
-    if network is not None and network[0] == PPO_MIXTURE_ALGO:
+    if network is not None and network[0] in MIXTURE_ALGOS:
         return _load_torch_network(network[1])
     if network is not None:
         return _load_price_network(network[1], env_id, config)
@@ -123,19 +123,19 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
 
 
 def _network_run(path: Path) -> tuple[str, Path] | None:
-    """``(algo, network file)`` when ``path`` is a price network's or a ``ppo_mixture`` run directory or a file
+    """``(algo, network file)`` when ``path`` is a price network's or a mixture run directory or a file
     inside one, else None."""
     run_dir = path if path.is_dir() else path.parent
     if not (run_dir / RUN_RECORD).exists():
         return None
     algo = read_record(run_dir)["algo"]
-    if algo not in (PRICE_NETWORK_ALGO, PPO_MIXTURE_ALGO):
+    if algo not in (PRICE_NETWORK_ALGO, *MIXTURE_ALGOS):
         return None
     return algo, model_file(path)
 
 
 def _load_torch_network(path: Path) -> Policy:
-    """The per-user network of a ``ppo_mixture`` run, named after its run directory."""
+    """The per-user network of a mixture run (``ppo_mixture``, ``imitation_mixture``), named after its run directory."""
     from aigc_edge_env.policies.torch_module import TorchPolicyError, load_torch_policy
 
     try:

@@ -51,7 +51,8 @@ from aigc_edge_env.files import write_atomic
 from aigc_edge_env.versions import package_versions
 
 __all__ = [
-    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "LOCK_FILE", "MIXTURE_FILE", "PPO_MIXTURE_ALGO",
+    "BEST_MODEL", "CHECKPOINT_DIR", "FINAL_MODEL", "IMITATION_MIXTURE_ALGO", "LOCK_FILE", "MIXTURE_ALGOS",
+    "MIXTURE_FILE", "PPO_MIXTURE_ALGO",
     "PRICE_NETWORK_ALGO", "PRICE_NETWORK_FILE",
     "RUN_RECORD", "TENSORBOARD_DIR", "RunError", "ResumePoint", "TrainedModel", "checkpoint_steps",
     "complete_snapshot", "load_normalizer", "load_resume_state", "load_trained", "model_file", "normalizer_path",
@@ -300,14 +301,18 @@ PRICE_NETWORK_FILE = "price_network.npz"
 #: The ``algo`` of a run of the per-user network on a mixture of user counts (``aigc-edge train --algo
 #: ppo_mixture``, :mod:`aigc_edge_env.agents.mixture`); its network is ``MIXTURE_FILE`` (``torch:PATH`` format).
 PPO_MIXTURE_ALGO = "ppo_mixture"
+#: The same network trained by imitation of ``exact``'s decisions (``aigc-edge train --algo imitation_mixture``).
+IMITATION_MIXTURE_ALGO = "imitation_mixture"
+#: Both kinds of run of :mod:`aigc_edge_env.agents.mixture`.
+MIXTURE_ALGOS = (PPO_MIXTURE_ALGO, IMITATION_MIXTURE_ALGO)
 MIXTURE_FILE = "policy.pt"
 #: The network file of each run kind that is not an SB3 model.
-_NETWORK_FILES = {PRICE_NETWORK_ALGO: PRICE_NETWORK_FILE, PPO_MIXTURE_ALGO: MIXTURE_FILE}
+_NETWORK_FILES = {PRICE_NETWORK_ALGO: PRICE_NETWORK_FILE, **dict.fromkeys(MIXTURE_ALGOS, MIXTURE_FILE)}
 
 
 def model_file(path: Path) -> Path:
     """The model file of a run directory (``FINAL_MODEL``, or the network file of a price network's or a
-    ``ppo_mixture`` run), or ``path`` itself when it is a file; :class:`RunError` when the directory holds no
+    mixture run), or ``path`` itself when it is a file; :class:`RunError` when the directory holds no
     readable run.yml."""
     if not path.is_dir():
         return path

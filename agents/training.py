@@ -79,7 +79,7 @@ from aigc_edge_env.agents.runs import (
     BEST_MODEL,
     CHECKPOINT_DIR,
     FINAL_MODEL,
-    PPO_MIXTURE_ALGO,
+    MIXTURE_ALGOS,
     PRICE_NETWORK_ALGO,
     RUN_RECORD,
     TENSORBOARD_DIR,
@@ -197,9 +197,9 @@ def _resolve_new(request: TrainRequest) -> dict[str, Any]:
 def _resolve_resume(request: TrainRequest) -> tuple[dict[str, Any], ResumePoint]:
     """The run's record and where it continues (refused, naming the file at fault, when unreadable)."""
     record = read_record(request.out)
-    if record["algo"] in (PRICE_NETWORK_ALGO, PPO_MIXTURE_ALGO):  # aigc-edge train --resume routes them there
+    if record["algo"] in (PRICE_NETWORK_ALGO, *MIXTURE_ALGOS):  # aigc-edge train --resume routes them there
         raise TrainingError(f"{request.out} is a {record['algo']} run: resume it with aigc_edge_env.agents."
-                            + ("mixture.resume_mixture" if record["algo"] == PPO_MIXTURE_ALGO else
+                            + ("mixture.resume_mixture" if record["algo"] in MIXTURE_ALGOS else
                                "price_imitation.resume_price_network"))
     for name, given in (("algo", request.algo), ("env_id", request.env_id)):
         if given is not None and given != record[name]:
@@ -410,18 +410,19 @@ def _as_training_error(exc: Exception) -> TrainingError:
 
 
 @contextmanager
-def locked_run(out: Path, algo: str | None = None) -> Iterator[dict[str, Any] | None]:
+def locked_run(out: Path, algo: str | tuple[str, ...] | None = None) -> Iterator[dict[str, Any] | None]:
     """Hold the run directory's lock (:func:`~aigc_edge_env.agents.runs.run_lock`) for the block, for the trainers
-    of their own.  With ``algo``, ``out`` must already hold a run of that ``algo`` (checked before the lock,
-    which would create the directory), and its record is yielded.  A second holder, a missing or unreadable
-    record and a run of another kind are refused as :class:`TrainingError`."""
+    of their own.  With ``algo`` (one, or a tuple of those accepted), ``out`` must already hold a run of that
+    ``algo`` (checked before the lock, which would create the directory), and its record is yielded.  A second
+    holder, a missing or unreadable record and a run of another kind are refused as :class:`TrainingError`."""
     if algo is not None and not (out / RUN_RECORD).is_file():
         raise TrainingError(f"{out} is not a run directory: {out / RUN_RECORD} is missing")
+    accepted = (algo,) if isinstance(algo, str) else algo
     try:
         with run_lock(out):
-            record = None if algo is None else read_record(out)
-            if record is not None and record["algo"] != algo:
-                raise TrainingError(f"{out} is a {record['algo']} run, not a {algo} run")
+            record = None if accepted is None else read_record(out)
+            if record is not None and accepted is not None and record["algo"] not in accepted:
+                raise TrainingError(f"{out} is a {record['algo']} run, not a {' or '.join(accepted)} run")
             yield record
     except RunError as exc:
         raise TrainingError(str(exc)) from None

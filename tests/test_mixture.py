@@ -1,4 +1,5 @@
-"""One network for every N: the mixture trainer (``train --algo ppo_mixture``) and the scale study."""
+"""One network for every N: the mixture trainers (``train --algo ppo_mixture`` and ``imitation_mixture``) and the
+scale study."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ GOOD = {"n_users": [5, 10], "timesteps": 1000, "n_envs": 4, "n_steps": 4, "n_epo
         "max_grad_norm": 0.5}
 
 
-def _train(tmp_path, name: str, seed: int = 0, extra: tuple[str, ...] = ()) -> int:
-    return main(["train", "--algo", "ppo_mixture", "--env", LARGE, "--config", json.dumps(SHORT), "--seed", str(seed),
+def _train(tmp_path, name: str, seed: int = 0, extra: tuple[str, ...] = (), algo: str = "ppo_mixture") -> int:
+    return main(["train", "--algo", algo, "--env", LARGE, "--config", json.dumps(SHORT), "--seed", str(seed),
                  "--hyperparams", *TINY, *extra, "--out", str(tmp_path / name), "--no-progress"])
 
 
@@ -168,6 +169,75 @@ def test_bad_requests_are_refused_before_any_work(tmp_path, capsys) -> None:
             main(["train", "--algo", "ppo_mixture", *argv, "--out", str(tmp_path / "x")])
         assert stop.value.code == 2 and text in capsys.readouterr().err
         assert not (tmp_path / "x").exists()
+
+
+def _agreement_with_exact(net: PerUserActorCritic, n_users: int) -> float:
+    """The share of requesting users whose greedy (offload bit, level) pair is ``exact``'s, over 40 slots."""
+    from aigc_edge_env.agents.per_user_net import action_pairs
+    from aigc_edge_env.baselines import solve_exact
+
+    env = gym.make("AIGCEdge-v0", config={"n_users": n_users}).unwrapped
+    observation, _ = env.reset(seed=10_000)
+    agree = requests = 0
+    for _ in range(40):
+        problem = env.current_problem()
+        optimum = torch.as_tensor(env.decision_to_action(solve_exact(problem).decision))
+        with torch.no_grad():
+            greedy = net(torch.as_tensor(observation))[0].argmax(-1)
+        agree += int(((greedy == action_pairs(optimum, 8)) & torch.tensor(problem.has_request)).sum())
+        requests += int(problem.has_request.sum())
+        observation, *_ = env.step(env.action_space.sample())
+    return agree / requests
+
+
+def test_imitation_learns_exacts_decisions_reproducibly(tmp_path) -> None:
+    """``imitation_mixture``: a seeded run is reproducible, its record says its kind, and its network agrees with
+    ``exact`` on held-out slots far more often than its initial weights do, at a count it trained on and at
+    one it never saw."""
+    from aigc_edge_env.agents.mixture import _network
+    from aigc_edge_env.policies.torch_module import load_torch_policy
+
+    extra = ("timesteps:2560", "n_epochs:4")
+    for name in ("a", "b"):
+        assert _train(tmp_path, name, extra=extra, algo="imitation_mixture") == 0
+    record = yaml.safe_load((tmp_path / "a" / "run.yml").read_text())
+    assert record["algo"] == "imitation_mixture" and record["state"] == "finished"
+    assert "clip_range" not in record["hyperparams"]
+    saved = [torch.load(tmp_path / name / "policy.pt", weights_only=True)["state_dict"] for name in ("a", "b")]
+    assert all(torch.equal(weights, saved[1][key]) for key, weights in saved[0].items())
+    trained = load_torch_policy(tmp_path / "a" / "policy.pt").net
+    initial = _network(2, 8, record["hyperparams"], 0)
+    for n_users in (4, 6):
+        assert _agreement_with_exact(trained, n_users) > _agreement_with_exact(initial, n_users) + 0.2
+
+
+def test_an_interrupted_imitation_run_resumes_and_runs_are_not_mixed_up(tmp_path, monkeypatch, capsys) -> None:
+    from aigc_edge_env.agents import mixture
+
+    fit, calls = mixture._fit, []
+
+    def interrupted(*args, **kwargs) -> None:
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        fit(*args, **kwargs)
+
+    monkeypatch.setattr(mixture, "_fit", interrupted)
+    assert _train(tmp_path, "run", algo="imitation_mixture") == 130
+    assert "continue with: aigc-edge train --resume" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert _train(tmp_path, "full", algo="imitation_mixture") == 0
+    record = yaml.safe_load((tmp_path / "run" / "run.yml").read_text())
+    assert record["state"] == "finished" and [r["from_slots"] for r in record["resumed"]] == [6 * 64]
+    resumed, full = (torch.load(tmp_path / name / mixture.STATE_FILE, weights_only=True) for name in ("run", "full"))
+    assert torch.equal(resumed["generator"], full["generator"])
+    assert resumed["optimizer"]["state"][0]["step"] == full["optimizer"]["state"][0]["step"]
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--resume", str(tmp_path / "run"), "--algo", "ppo_mixture"])
+    assert stop.value.code == 2 and "takes no --algo ppo_mixture" in capsys.readouterr().err
+    with pytest.raises(HyperparamError, match=r"unknown \['clip_range', 'vf_coef'\]"):
+        check_mixture_hyperparams(GOOD, "imitation_mixture")
 
 
 def test_labels_are_words_before_an_equals_sign() -> None:

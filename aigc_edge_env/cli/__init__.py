@@ -3,7 +3,7 @@
 Subcommands (``aigc-edge COMMAND --help`` for each; docs/cli.md for the shared vocabulary):
 
 * ``train``: train PPO, MaskablePPO, DQN, the battery's price network or the per-user network for every N
-  (``ppo_mixture``) into a run directory (the ``agents`` extra);
+  (``ppo_mixture``, ``imitation_mixture``) into a run directory (the ``agents`` extra);
 * ``evaluate``: solvers, planning policies and trained runs on the same seeded episodes;
 * ``record``: episodes of named policies and trained runs as Minari datasets (``datasets`` extra);
 * ``experiments``: the sweeps, the trade-off, the battery study, the battery rules' grid and the scale study;
@@ -41,7 +41,8 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand -> one-line description.
 SUBCOMMANDS = {
-    "train": "train PPO, MaskablePPO, DQN, a price network (price_network) or one network for every N (ppo_mixture)",
+    "train": "train PPO, MaskablePPO, DQN, a price network (price_network) or one network for every N (ppo_mixture, "
+             "imitation_mixture)",
     "evaluate": "evaluate solvers, planning policies and trained runs on the same seeded episodes",
     "record": "record episodes of policies and trained runs as Minari datasets (offline RL, imitation)",
     "experiments": "sweeps, trade-off, battery study, battery rules and the scale study (docs/results.md)",

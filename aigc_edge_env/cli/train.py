@@ -1,4 +1,5 @@
-"""Train PPO, MaskablePPO, DQN or one of the own trainers (``price_network``, ``ppo_mixture``) into a run directory.
+"""Train PPO, MaskablePPO, DQN or one of the own trainers (``price_network``, ``ppo_mixture``,
+``imitation_mixture``) into a run directory.
 
 Examples::
 
@@ -10,6 +11,7 @@ Examples::
     aigc-edge train --resume runs/ppo_s0 --timesteps 100000
     aigc-edge train --algo price_network --env AIGCEdge-Battery-v0 --seed 0 --out runs/price_network_s0
     aigc-edge train --algo ppo_mixture --env AIGCEdge-Large-v0 --seed 0 --out runs/mixture_s0
+    aigc-edge train --algo imitation_mixture --env AIGCEdge-Large-v0 --seed 0 --out runs/imitation_s0
 
 Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (entry of the env id), updated by
 ``--hyperparams key:value ...``; with ``--wrapper priced`` from ``agents/hyperparams/<algo>_priced.yml``
@@ -20,7 +22,7 @@ the best model of the periodic evaluation, TensorBoard logs (``tensorboard --log
 and ``run.yml`` (resolved config, command lines, package versions, wall time, peak memory).
 A bad request exits with status 2 and a one-line reason, before any work.
 
-Two algorithms have trainers of their own instead of SB3's; they take ``--env``, ``--config``, ``--seed``,
+Three algorithms have trainers of their own instead of SB3's; they take ``--env``, ``--config``, ``--seed``,
 ``--out``, ``--hyperparams`` and ``--threads``, read ``agents/hyperparams/<algo>.yml`` and refuse the
 SB3-only options:
 
@@ -28,7 +30,9 @@ SB3-only options:
   fitted to ``mpc``'s planned prices, then DAgger, played with ``exact``
   (:mod:`aigc_edge_env.agents.price_imitation`);
 * ``--algo ppo_mixture``: the per-user network trained by PPO on a mixture of user counts, one policy for
-  every ``N`` (:mod:`aigc_edge_env.agents.mixture`); ``--hyperparams n_users:[50]`` trains one count.
+  every ``N`` (:mod:`aigc_edge_env.agents.mixture`); ``--hyperparams n_users:[50]`` trains one count;
+* ``--algo imitation_mixture``: the same network trained on a mixture of user counts by imitation of
+  ``exact``'s decisions (the per-slot optimum), in the same module.
 
 Ctrl-C (SIGINT) or SIGTERM stops training at the next step: the model, its normaliser and
 the training state are saved, ``run.yml`` marks the session interrupted with the step
@@ -37,8 +41,8 @@ A second signal waits until that save is done.  After a ``kill -9``, ``--resume 
 from the newest complete checkpoint and says which (docs/cli.md, "Interruptions and recovery").
 ``--resume DIR`` without ``--timesteps`` then trains what the interrupted session had left,
 exactly as if it had not been interrupted.  One training at a time writes a run directory: a
-second one given the same ``--out`` is refused at once.  A ``ppo_mixture`` run resumes from the
-state of its last tenth (:func:`aigc_edge_env.agents.mixture.resume_mixture`), a ``price_network``
+second one given the same ``--out`` is refused at once.  A ``ppo_mixture`` or ``imitation_mixture`` run
+resumes from the state of its last tenth (:func:`aigc_edge_env.agents.mixture.resume_mixture`), a ``price_network``
 run after its last finished step (:func:`aigc_edge_env.agents.price_imitation.resume_price_network`).
 """
 
@@ -68,10 +72,12 @@ ALGORITHM_NAMES = ("dqn", "maskable_ppo", "ppo")
 #: Trainers of their own (not SB3), by ``--algo``: the module and function of each, called as
 #: ``function(out, env_id, env_config, seed, hyperparam_overrides, command, progress=...)``.
 OWN_TRAINERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "train_price_network"),
-                "ppo_mixture": ("aigc_edge_env.agents.mixture", "train_mixture")}
+                "ppo_mixture": ("aigc_edge_env.agents.mixture", "train_mixture"),
+                "imitation_mixture": ("aigc_edge_env.agents.mixture", "train_imitation_mixture")}
 #: Their ``--resume``: the module, ``function(run_dir, command, progress=...)`` and what the run needs to resume.
 OWN_RESUMERS = {"price_network": ("aigc_edge_env.agents.price_imitation", "resume_price_network", "its first step"),
-                "ppo_mixture": ("aigc_edge_env.agents.mixture", "resume_mixture", "its first tenth")}
+                "ppo_mixture": ("aigc_edge_env.agents.mixture", "resume_mixture", "its first tenth"),
+                "imitation_mixture": ("aigc_edge_env.agents.mixture", "resume_mixture", "its first tenth")}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -85,15 +91,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-envs", type=count, default=None,
                         help="parallel envs (default: n_envs of the hyperparameters)")
     add_out(parser, None, default_help="runs/<algo>_<env>_s<seed>_<date>-<time>; runs/<algo>_<env>_s<seed> for "
-            "price_network and ppo_mixture")
+            "the own trainers")
     parser.add_argument("--hyperparams", nargs="+", default=[], metavar="KEY:VALUE",
                         help="hyperparameter overrides, e.g. learning_rate:3e-4 n_steps:256")
     parser.add_argument("--wrapper", choices=["priced"], default=None,
                         help="train through an env wrapper with its own hyperparameter file <algo>_<wrapper>.yml: "
                              "priced = per-user energy prices solved by exact (aigc_edge_env.priced)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR for --timesteps more steps (ppo_mixture and price_network "
-                             "runs: to the end of their budget, from their last tenth or step)")
+                        help="continue the run in RUN_DIR for --timesteps more steps (runs of the own trainers: to "
+                             "the end of their budget, from their last tenth or step)")
     # SB3-only options default to None so that the own trainers (OWN_TRAINERS) can tell them given (SB3_DEFAULTS)
     parser.add_argument("--eval-freq", type=int, default=None, help="timesteps between evaluations (0: none; "
                                                                      "default 10000)")
@@ -162,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train_own(args: argparse.Namespace, env_id: str) -> int:
-    """``--algo price_network`` or ``ppo_mixture``: a trainer of its own (its own options only)."""
+    """``--algo price_network``, ``ppo_mixture`` or ``imitation_mixture``: a trainer of its own (its own options
+    only)."""
     import importlib
 
     import torch
@@ -200,7 +207,7 @@ def _run_algo(run_dir: Path) -> str | None:
 
 
 def _resume_own(args: argparse.Namespace, algo: str) -> int:
-    """``--resume`` of a ``ppo_mixture`` or ``price_network`` run: as it was configured, from where it stopped."""
+    """``--resume`` of a run of an own trainer: as it was configured, from where it stopped."""
     import importlib
 
     import torch
