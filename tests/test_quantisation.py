@@ -9,7 +9,12 @@ import pytest
 
 import aigc_edge_env
 from aigc_edge_env import Decision, SlotProblem, evaluate_decision
-from aigc_edge_env.policies.quantisation import WINDOW, order_preserving_candidates, order_preserving_decision
+from aigc_edge_env.policies.quantisation import (
+    WINDOW,
+    order_preserving_candidates,
+    order_preserving_decision,
+    order_preserving_fill,
+)
 
 #: Scenarios where the edge capacity, the deadlines or the batteries bind (drops happen).
 SCENARIOS = {
@@ -143,3 +148,39 @@ def test_candidates_are_env_actions_in_the_order_of_their_counts() -> None:
     for has_request in (True, problem.has_request[None], problem.has_request.astype(float), np.zeros(0, bool)):
         with pytest.raises(ValueError, match=r"has_request: expected booleans of shape \(N,\) with N >= 1"):
             order_preserving_candidates(np.zeros((12, 16)), has_request)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("seed", range(4))
+def test_the_fill_is_the_largest_order_preserving_candidate_within_the_edge_capacity(scenario: str, seed: int) -> None:
+    """``order_preserving_fill`` against the candidates built by hand: the most users in the order of their
+    margins whose edge steps fit ``S^E_max`` together; served with no edge-capacity drop."""
+    from aigc_edge_env.model import DropReason
+
+    problem = _problem(SCENARIOS[scenario], seed)
+    c = problem.config
+    logits = np.random.default_rng(seed).normal(0.0, 3.0, (problem.n_users, 2 * c.n_levels))
+    action = order_preserving_fill(logits, problem.has_request, c.step_levels, c.edge_step_capacity)
+    n_requests = int(problem.has_request.sum())
+    fits = [count for count in range(n_requests + 1)
+            if (_candidate(problem, logits, count).steps * _candidate(problem, logits, count).offload).sum()
+            <= c.edge_step_capacity]
+    expected = _candidate(problem, logits, max(fits))  # counts that fit form a prefix: the edge steps only add up
+    assert fits == list(range(max(fits) + 1))
+    assert np.array_equal(action[:problem.n_users], expected.offload)
+    decision = Decision(action[:problem.n_users].astype(bool), np.asarray(c.step_levels)[action[problem.n_users:]])
+    assert np.array_equal(decision.steps[problem.has_request], expected.steps[problem.has_request])
+    served = evaluate_decision(problem, decision)
+    assert not (served.drop_reason == int(DropReason.EDGE_CAPACITY)).any()
+
+
+def test_the_fill_refuses_levels_or_a_capacity_that_do_not_fit() -> None:
+    problem = _problem(SCENARIOS["plain"], 0)
+    levels = problem.config.step_levels
+    with pytest.raises(ValueError, match="step_levels: expected the 8 step counts"):
+        order_preserving_fill(np.zeros((12, 16)), problem.has_request, levels[:4], 60)
+    for capacity in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="edge_step_capacity must be an integer >= 0"):
+            order_preserving_fill(np.zeros((12, 16)), problem.has_request, levels, capacity)  # type: ignore[arg-type]
+    nothing = order_preserving_fill(np.zeros((12, 16)), problem.has_request, levels, 0)
+    assert not nothing[:12].any()  # no room at the edge: everyone on the device

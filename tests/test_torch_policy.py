@@ -161,6 +161,28 @@ def test_evaluate_threads_limit_numpys_blas_for_a_torch_policy(saved, tmp_path) 
         threadpool_limits(original, user_api="blas")
 
 
+def test_packed_plays_the_fill_of_the_same_network(saved) -> None:
+    """The wiring of ``packed:PATH``: the name, and the network's logits into ``order_preserving_fill`` with the
+    env's levels and edge capacity (the fill itself: tests/test_quantisation.py)."""
+    from aigc_edge_env.policies.quantisation import order_preserving_fill
+
+    path, net = saved
+    policy = make_policy(f"packed:{path}")
+    assert policy.name == f"packed:{path}" and policy.decode == "packed"
+    config = {"horizon_slots": HORIZON, "edge_step_capacity": 40}
+    episode = run_episode(gym.make("AIGCEdge-v0", config=config), policy, seed=3)
+    replay = gym.make("AIGCEdge-v0", config=config).unwrapped
+    observation, _ = replay.reset(seed=3)
+    for action in episode.actions:
+        problem = replay.current_problem()
+        with torch.no_grad():
+            logits = net(torch.as_tensor(observation))[0].numpy()
+        assert np.array_equal(action, order_preserving_fill(logits, problem.has_request, replay.config.step_levels, 40))
+        observation, *_ = replay.step(action)
+    with pytest.raises(ValueError, match=r"decode must be one of \['greedy', 'quantised', 'packed'\], got 'fill'"):
+        TorchModulePolicy(net, decode="fill")
+
+
 def test_quantised_plays_the_cheapest_order_preserving_candidate_of_the_same_network(saved) -> None:
     """The wiring of ``quantised:PATH`` (the name, its files, the network's logits into the quantisation);
     tests/test_quantisation.py checks the quantisation against candidates built by hand."""

@@ -1,5 +1,6 @@
 """DROO's order-preserving quantisation: a per-user network's scores turned into a decision by valuing a few
-nested offload sets with the env's own cost (``make_policy("quantised:PATH")``).
+nested offload sets with the env's own cost (``make_policy("quantised:PATH")``), or by filling the edge in
+their order (``make_policy("packed:PATH")``).
 
 DROO (Huang, Bi and Zhang, *Deep Reinforcement Learning for Online Computation Offloading in Wireless
 Powered Mobile-Edge Computing Networks*, IEEE Transactions on Mobile Computing 19(11), 2020) does not play
@@ -21,6 +22,17 @@ solving the rest of the slot, and plays the best.  Here the network is the per-u
   minimises, ``docs/model.md``; :func:`order_preserving_decision`).  The cheapest is played (the one with
   the fewest offloaded users on ties), so the decision never costs more than the greedy one.
 
+**Filling the edge** (:func:`order_preserving_fill`, ``packed:PATH``) picks one of the same nested sets
+without valuing any: the largest ``k`` whose users' edge steps (at their best edge levels) fit the edge's
+step capacity ``S^E_max`` together, whatever the signs of their margins.  It never exceeds the capacity, so the
+repair rule drops no request for it (the deadlines at the resulting ``Q`` can still bind; batteries too).  It
+is for networks that rank the users well but miscount them: the network of ``aigc-edge train --algo
+imitation_mixture``, played greedily and kept within the capacity, offloads one to three users fewer than
+``exact`` in about a third of the slots at N = 50 and 100, where ``exact`` leaves no room at the edge for
+another request in 95-99% of the slots of ``AIGCEdge-v0`` (docs/results.md, section 6).  Where the edge's
+congestion or the deadlines, not its step capacity, limit what should be offloaded, ``quantised:PATH``
+values the candidates instead.
+
 Choices where DROO leaves room: the levels are the network's (only the offload bits are quantised), and
 the window is small because the best candidate lies next to ``k0``: on the held-out episodes of
 ``AIGCEdge-v0`` at N = 50 and 100, windows of 2, 4, 8, 16 and all N scored within 0.0003 of each other
@@ -29,13 +41,15 @@ the window is small because the best candidate lies next to ``k0``: on the held-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from aigc_edge_env.checks import count_option
 from aigc_edge_env.model import Decision, SlotProblem, option_rows, serve
 from aigc_edge_env.spaces import actions_to_decision
 
-__all__ = ["WINDOW", "order_preserving_candidates", "order_preserving_decision"]
+__all__ = ["WINDOW", "order_preserving_candidates", "order_preserving_decision", "order_preserving_fill"]
 
 #: Candidates on each side of the network's own number of offloaded users.
 WINDOW = 4
@@ -48,6 +62,37 @@ def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, win
     the argument for ``has_request`` of another type or shape, logits of another shape or not finite, or a
     window that is not an integer >= 0.  ``L`` is read from the logits: the caller checks it is the env's
     (:class:`~aigc_edge_env.policies.torch_module.TorchModulePolicy` does)."""
+    window = count_option("window", window, 0)
+    rank, margin, best_levels, has_request = _ranking(logits, has_request)
+    greedy_count = int(np.count_nonzero(margin > 0))
+    counts = np.arange(max(0, greedy_count - window),
+                       min(int(np.count_nonzero(has_request)), greedy_count + window) + 1)
+    return _actions(rank < counts[:, None], best_levels, has_request)
+
+
+def order_preserving_fill(logits: np.ndarray, has_request: np.ndarray, step_levels: Sequence[int],
+                          edge_step_capacity: int) -> np.ndarray:
+    """The order-preserving candidate that fills the edge (``packed:PATH``): the most users, in the order of
+    the network's preference for the edge, whose steps at their best edge level fit ``edge_step_capacity``
+    together (``S^E_max``), whatever the sign of their margins; the others on the device at their best device
+    level.  One env action ``(2N,)``; ``logits`` and ``has_request`` as for
+    :func:`order_preserving_candidates`, ``step_levels`` the env's (``L`` of them)."""
+    rank, _, best_levels, has_request = _ranking(logits, has_request)
+    levels = np.asarray(step_levels)
+    if levels.ndim != 1 or 2 * levels.size != np.shape(logits)[1]:
+        raise ValueError(f"step_levels: expected the {np.shape(logits)[1] // 2} step counts of the logits' levels, "
+                         f"got {levels.tolist()}")
+    capacity = count_option("edge_step_capacity", edge_step_capacity, 0)
+    edge_steps = np.empty(rank.size, dtype=np.int64)
+    edge_steps[rank] = np.where(has_request, levels[best_levels[:, 1]], 0)  # in the network's order
+    count = int(np.count_nonzero(np.cumsum(edge_steps) <= capacity))  # the cumulative sum only grows
+    return _actions(rank < min(count, int(np.count_nonzero(has_request))), best_levels, has_request)
+
+
+def _ranking(logits: np.ndarray, has_request: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked inputs -> each user's rank by margin (0 = most edge-leaning; users without a request last), its
+    margin (best edge minus best device logit, ``-inf`` without a request), its best (device, edge) level
+    indices ``(N, 2)`` and ``has_request``."""
     has_request = np.asarray(has_request)
     if has_request.dtype != bool or has_request.ndim != 1 or not has_request.size:
         raise ValueError(f"has_request: expected booleans of shape (N,) with N >= 1, got dtype {has_request.dtype} "
@@ -59,19 +104,20 @@ def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, win
                          f"got {logits.shape}")
     if not np.isfinite(logits).all():
         raise ValueError("logits: expected finite values, got NaN or infinite entries")
-    window = count_option("window", window, 0)
     pairs = logits.reshape(n_users, 2, -1)  # (N, device/edge, L)
     best_levels = pairs.argmax(axis=-1)
     best_logits = np.take_along_axis(pairs, best_levels[..., None], axis=-1)[..., 0]
     margin = np.where(has_request, best_logits[:, 1] - best_logits[:, 0], -np.inf)  # (N,): edge minus device
     rank = np.empty(n_users, dtype=np.int64)
     rank[np.argsort(-margin, kind="stable")] = np.arange(n_users)
-    greedy_count = int(np.count_nonzero(margin > 0))
-    counts = np.arange(max(0, greedy_count - window),
-                       min(int(np.count_nonzero(has_request)), greedy_count + window) + 1)
-    offload = rank < counts[:, None]  # (candidates, N)
+    return rank, margin, best_levels, has_request
+
+
+def _actions(offload: np.ndarray, best_levels: np.ndarray, has_request: np.ndarray) -> np.ndarray:
+    """Env actions of offload bits ``(..., N)``: each user at its best level of its mode; a user without a
+    request on the device at level 0 (entries the env ignores)."""
     levels = np.where(offload, best_levels[:, 1], best_levels[:, 0]) * has_request
-    return np.concatenate([offload, levels], axis=-1)  # a user without a request: level 0 (ignored)
+    return np.concatenate([offload, levels], axis=-1)
 
 
 def order_preserving_decision(problem: SlotProblem, logits: np.ndarray, window: int = WINDOW) -> Decision:

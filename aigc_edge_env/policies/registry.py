@@ -17,7 +17,9 @@
   (:mod:`aigc_edge_env.policies.torch_module`; needs torch);
 * ``quantised:PATH``: the same network through DROO's order-preserving quantisation (the cheapest of a few
   offload sets in the order of the network's preference for the edge, valued by the env's cost:
-  :mod:`aigc_edge_env.policies.quantisation`).
+  :mod:`aigc_edge_env.policies.quantisation`);
+* ``packed:PATH``: the same network filling the edge: the most users in the order of its preference for the
+  edge whose steps fit the edge's step capacity, the others on their devices (no valuation; the same module).
 * ``rllib:PATH``: an RLlib checkpoint's per-user module played greedily (the ``rllib`` extra:
   :class:`aigc_edge_env.agents.rllib.RLlibPolicy`).
 """
@@ -33,7 +35,7 @@ from aigc_edge_env.policies.base import Policy, SolverPolicy
 from aigc_edge_env.policies.mpc import MPC_DEFAULTS, MPCPolicy, mpc_policy_name
 from aigc_edge_env.policies.pretrained import PRETRAINED, PretrainedPolicy
 from aigc_edge_env.policies.pricing import LYAPUNOV_DEFAULTS, LyapunovPolicy, ShadowPricePolicy
-from aigc_edge_env.policies.torch_module import NETWORK_PREFIXES, QUANTISED_PREFIX, load_torch_policy
+from aigc_edge_env.policies.torch_module import NETWORK_PREFIXES, load_torch_policy
 
 __all__ = ["RLLIB_PREFIX", "lyapunov_policy_name", "make_policy", "mpc_policy_name", "policy_files",
            "price_policy_name"]
@@ -85,11 +87,11 @@ def make_policy(name: str) -> Policy:
         return SolverPolicy(SOLVERS[name], name)
     if name == PRETRAINED:
         return PretrainedPolicy()
-    for prefix in NETWORK_PREFIXES:
+    for prefix, decode in NETWORK_PREFIXES.items():
         if name.startswith(prefix):
             if not name.removeprefix(prefix):
                 raise ValueError(f"{prefix}PATH: the path of the saved network is missing after {prefix!r}")
-            return load_torch_policy(name.removeprefix(prefix), quantised=prefix == QUANTISED_PREFIX)
+            return load_torch_policy(name.removeprefix(prefix), decode=decode)
     if name.startswith(RLLIB_PREFIX):  # the agents package plays it (the rllib extra), named by module path
         return importlib.import_module("aigc_edge_env.agents.rllib").RLlibPolicy(name.removeprefix(RLLIB_PREFIX))
     match = _PRICED.match(name)
@@ -107,6 +109,7 @@ def make_policy(name: str) -> Policy:
         return MPCPolicy(every, slots, name=name)
     raise ValueError(f"unknown policy {name!r}: accepted a solver of {list(SOLVERS)}, "
                      "'<solver>+price<λ>', '<solver>+price<λ>(1-t/H)', 'lyapunov', 'lyapunov(V=<V>,theta=<θ>)', "
-                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'torch:PATH', 'quantised:PATH', 'rllib:PATH' or "
+                     "'mpc', 'mpc(every=<k>,slots=<m>)', 'torch:PATH', 'quantised:PATH', 'packed:PATH', "
+                     "'rllib:PATH' or "
                      "'pretrained'")
 

@@ -1,5 +1,6 @@
-"""A plain-torch per-user network saved by any RL stack, played greedily (``make_policy("torch:PATH")``) or
-through DROO's order-preserving quantisation (``make_policy("quantised:PATH")``).
+"""A plain-torch per-user network saved by any RL stack, played greedily (``make_policy("torch:PATH")``),
+through DROO's order-preserving quantisation (``make_policy("quantised:PATH")``) or filling the edge in the
+network's order (``make_policy("packed:PATH")``).
 
 **The file format** (``torch.save`` of one dict, read back with ``torch.load(..., weights_only=True)``:
 tensors, strings and numbers only, no pickled code):
@@ -13,10 +14,11 @@ tensors, strings and numbers only, no pickled code):
 * ``"trained_n_users"`` (optional): the user counts it was trained on (a list; recorded, not enforced).
 
 :func:`save_torch_policy` writes it (``examples/cleanrl_ppo.py`` and ``examples/torchrl_ppo.py`` with
-``--save PATH``, and ``aigc-edge train --algo ppo_mixture``); :func:`load_torch_policy` reads it.
-:class:`TorchModulePolicy` plays each user's most likely (offload bit, level) pair in an env of any number of
-users (``torch:PATH``), or the cheapest of a few offload sets in the order of the network's preference for the
-edge (``quantised:PATH``, :mod:`~aigc_edge_env.policies.quantisation`), and refuses (:class:`TorchPolicyError`,
+``--save PATH``, and ``aigc-edge train --algo ppo_mixture`` or ``imitation_mixture``); :func:`load_torch_policy`
+reads it.  :class:`TorchModulePolicy` plays each user's most likely (offload bit, level) pair in an env of any
+number of users (``torch:PATH``), the cheapest of a few offload sets in the order of the network's preference
+for the edge (``quantised:PATH``), or the largest such set whose edge steps fit the edge's step capacity
+(``packed:PATH``; both :mod:`~aigc_edge_env.policies.quantisation`), and refuses (:class:`TorchPolicyError`,
 one line) one whose step levels differ from the network's.
 Needs torch (the ``agents`` or ``torchrl`` extra); the core imports this module without it.
 """
@@ -32,10 +34,9 @@ from typing import TYPE_CHECKING, Any, cast
 import gymnasium as gym
 import numpy as np
 
-from aigc_edge_env.checks import bool_option
 from aigc_edge_env.env import unwrapped_env
 from aigc_edge_env.files import write_atomic
-from aigc_edge_env.policies.quantisation import order_preserving_candidates
+from aigc_edge_env.policies.quantisation import order_preserving_candidates, order_preserving_fill
 from aigc_edge_env.spaces import USER_FEATURES, split_observation
 
 if TYPE_CHECKING:
@@ -43,15 +44,16 @@ if TYPE_CHECKING:
 
     from aigc_edge_env.agents.per_user_net import EquivariantLayer, PerUserActorCritic
 
-__all__ = ["FORMAT", "NETWORKS", "NETWORK_PREFIXES", "QUANTISED_PREFIX", "TORCH_PREFIX", "VERSION",
+__all__ = ["DECODES", "FORMAT", "NETWORKS", "NETWORK_PREFIXES", "TORCH_PREFIX", "VERSION",
            "TorchModulePolicy", "TorchPolicyError", "load_torch_policy", "save_torch_policy"]
 
-#: The :func:`~aigc_edge_env.policies.registry.make_policy` prefix of a saved network's path.
+#: The :func:`~aigc_edge_env.policies.registry.make_policy` prefix of a saved network's path, played greedily.
 TORCH_PREFIX = "torch:"
-#: The prefix of a saved network played through order-preserving quantisation.
-QUANTISED_PREFIX = "quantised:"
-#: Every prefix of a saved network's path.
-NETWORK_PREFIXES = (TORCH_PREFIX, QUANTISED_PREFIX)
+#: Every prefix of a saved network's path, with how the network's logits become an action (:data:`DECODES`).
+NETWORK_PREFIXES = {TORCH_PREFIX: "greedy", "quantised:": "quantised", "packed:": "packed"}
+#: How a :class:`TorchModulePolicy` turns the network's pair logits into an action: each user's most likely
+#: pair; the cheapest order-preserving candidate; the order-preserving candidate that fills the edge.
+DECODES = ("greedy", "quantised", "packed")
 #: The file's ``"format"`` field and the version this release reads and writes.
 FORMAT, VERSION = "aigc-edge-torch-policy", 1
 #: Network classes a file may name, by the module that defines them (torch; the agents package imports the
@@ -74,9 +76,12 @@ def _per_user_net() -> Any:
 
 class TorchModulePolicy:
     """A per-user network (``forward(obs) -> (logits (..., N, 2L), value)``) as a policy of the evaluation
-    engine: each user's most likely (offload bit, level) pair, or with ``quantised`` the cheapest
-    order-preserving candidate (:func:`~aigc_edge_env.policies.quantisation.order_preserving_candidates`, valued
-    by the env's :meth:`~aigc_edge_env.env.AIGCEdgeEnv.action_costs`).  The network's weights do not depend on
+    engine, as ``decode`` (:data:`DECODES`) says: each user's most likely (offload bit, level) pair
+    (``greedy``); the cheapest order-preserving candidate
+    (:func:`~aigc_edge_env.policies.quantisation.order_preserving_candidates`, valued by the env's
+    :meth:`~aigc_edge_env.env.AIGCEdgeEnv.action_costs`; ``quantised``); or the order-preserving candidate that
+    fills the edge (:func:`~aigc_edge_env.policies.quantisation.order_preserving_fill`; ``packed``).
+    ``ValueError`` for another ``decode``.  The network's weights do not depend on
     the number of users, so it plays an env of any ``N`` (zero-shot outside the counts it was trained on);
     :class:`TorchPolicyError` from :meth:`act` in an env of another number of step levels.
 
@@ -86,9 +91,10 @@ class TorchModulePolicy:
     ``evaluate --threads`` limits numpy's BLAS threads as it limits torch's."""
 
     def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None,
-                 quantised: bool = False) -> None:
-        self.net, self.name, self.env_id = net.eval(), name, env_id
-        self.quantised = bool_option("quantised", quantised)
+                 decode: str = "greedy") -> None:
+        if decode not in DECODES:
+            raise ValueError(f"decode must be one of {list(DECODES)}, got {decode!r}")
+        self.net, self.name, self.env_id, self.decode = net.eval(), name, env_id, decode
         self.greedy = _GreedyPass(net)
 
     def reset(self, seed: int | None) -> None:
@@ -103,9 +109,12 @@ class TorchModulePolicy:
                                    f"not this env's {config.n_levels}: evaluate it on an env of its step levels")
         users, globals_ = split_observation(np.asarray(observation, dtype=np.float32), config.n_users)
         logits = self.greedy.logits(users, globals_)
-        if self.quantised:
+        if self.decode == "quantised":
             candidates = order_preserving_candidates(logits, users[:, USER_FEATURES.index("request")] > 0.5)
             return candidates[int(np.argmin(base.action_costs(candidates)))]
+        if self.decode == "packed":
+            return order_preserving_fill(logits, users[:, USER_FEATURES.index("request")] > 0.5, config.step_levels,
+                                         config.edge_step_capacity)
         pairs = logits.argmax(-1)
         return np.concatenate([pairs // config.n_levels, pairs % config.n_levels])  # N offload bits, N levels
 
@@ -175,10 +184,12 @@ def save_torch_policy(path: str | Path, net: nn.Module, env_id: str, trained_n_u
     write_atomic(Path(path), buffer.getvalue())
 
 
-def load_torch_policy(path: str | Path, name: str | None = None, quantised: bool = False) -> TorchModulePolicy:
-    """The network saved at ``path`` as a :class:`TorchModulePolicy` (``quantised``: through order-preserving
-    quantisation) named ``name`` (default ``torch:PATH`` or ``quantised:PATH``); :class:`TorchPolicyError` if
-    the file is missing or not in the module docstring's format."""
+def load_torch_policy(path: str | Path, name: str | None = None, decode: str = "greedy") -> TorchModulePolicy:
+    """The network saved at ``path`` as a :class:`TorchModulePolicy` decoding as ``decode`` (:data:`DECODES`) named
+    ``name`` (default ``PREFIX:PATH``, the prefix of :data:`NETWORK_PREFIXES` of that decode);
+    :class:`TorchPolicyError` if the file is missing or not in the module docstring's format."""
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {list(DECODES)}, got {decode!r}")
     module = _per_user_net()
     import torch
 
@@ -197,5 +208,5 @@ def load_torch_policy(path: str | Path, name: str | None = None, quantised: bool
                                f"{list(NETWORKS)} (found {found})")
     net = getattr(module, saved["network"])(**saved["kwargs"])
     net.load_state_dict(saved["state_dict"])
-    prefix = QUANTISED_PREFIX if quantised else TORCH_PREFIX
-    return TorchModulePolicy(net, name or f"{prefix}{path}", saved["env_id"], quantised)
+    prefix = next(prefix for prefix, way in NETWORK_PREFIXES.items() if way == decode)
+    return TorchModulePolicy(net, name or f"{prefix}{path}", saved["env_id"], decode)
