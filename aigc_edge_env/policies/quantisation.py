@@ -53,6 +53,8 @@ __all__ = ["WINDOW", "order_preserving_candidates", "order_preserving_decision",
 
 #: Candidates on each side of the network's own number of offloaded users.
 WINDOW = 4
+#: The pair logits' two modes, device (0) and edge (1), as an index.
+_MODES = np.arange(2)
 
 
 def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, window: int = WINDOW) -> np.ndarray:
@@ -63,10 +65,12 @@ def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, win
     window that is not an integer >= 0.  ``L`` is read from the logits: the caller checks it is the env's
     (:class:`~aigc_edge_env.policies.torch_module.TorchModulePolicy` does)."""
     window = count_option("window", window, 0)
-    rank, margin, best_levels, has_request = _ranking(logits, has_request)
+    order, margin, best_levels, has_request = _ranking(logits, has_request)
     greedy_count = int(np.count_nonzero(margin > 0))
     counts = np.arange(max(0, greedy_count - window),
                        min(int(np.count_nonzero(has_request)), greedy_count + window) + 1)
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
     return _actions(rank < counts[:, None], best_levels, has_request)
 
 
@@ -77,22 +81,24 @@ def order_preserving_fill(logits: np.ndarray, has_request: np.ndarray, step_leve
     together (``S^E_max``), whatever the sign of their margins; the others on the device at their best device
     level.  One env action ``(2N,)``; ``logits`` and ``has_request`` as for
     :func:`order_preserving_candidates`, ``step_levels`` the env's (``L`` of them)."""
-    rank, _, best_levels, has_request = _ranking(logits, has_request)
+    order, _, best_levels, has_request = _ranking(logits, has_request)
     levels = np.asarray(step_levels)
     if levels.ndim != 1 or 2 * levels.size != np.shape(logits)[1]:
         raise ValueError(f"step_levels: expected the {np.shape(logits)[1] // 2} step counts of the logits' levels, "
                          f"got {levels.tolist()}")
     capacity = count_option("edge_step_capacity", edge_step_capacity, 0)
-    edge_steps = np.empty(rank.size, dtype=np.int64)
-    edge_steps[rank] = np.where(has_request, levels[best_levels[:, 1]], 0)  # in the network's order
-    count = int(np.count_nonzero(np.cumsum(edge_steps) <= capacity))  # the cumulative sum only grows
-    return _actions(rank < min(count, int(np.count_nonzero(has_request))), best_levels, has_request)
+    edge_steps = levels[best_levels[:, 1]]
+    edge_steps[~has_request] = 0
+    count = int(np.searchsorted(np.cumsum(edge_steps[order]), capacity, side="right"))  # the sums only grow
+    offload = np.zeros(order.size, dtype=bool)
+    offload[order[:count]] = True
+    return _actions(offload & has_request, best_levels, has_request)  # the count may reach users without request
 
 
 def _ranking(logits: np.ndarray, has_request: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Checked inputs -> each user's rank by margin (0 = most edge-leaning; users without a request last), its
-    margin (best edge minus best device logit, ``-inf`` without a request), its best (device, edge) level
-    indices ``(N, 2)`` and ``has_request``."""
+    """Checked inputs -> the users in the order of their margins (most edge-leaning first; users without a
+    request last), each user's margin (best edge minus best device logit, ``-inf`` without a request), its best
+    (device, edge) level indices ``(N, 2)`` and ``has_request``."""
     has_request = np.asarray(has_request)
     if has_request.dtype != bool or has_request.ndim != 1 or not has_request.size:
         raise ValueError(f"has_request: expected booleans of shape (N,) with N >= 1, got dtype {has_request.dtype} "
@@ -106,18 +112,20 @@ def _ranking(logits: np.ndarray, has_request: np.ndarray) -> tuple[np.ndarray, n
         raise ValueError("logits: expected finite values, got NaN or infinite entries")
     pairs = logits.reshape(n_users, 2, -1)  # (N, device/edge, L)
     best_levels = pairs.argmax(axis=-1)
-    best_logits = np.take_along_axis(pairs, best_levels[..., None], axis=-1)[..., 0]
-    margin = np.where(has_request, best_logits[:, 1] - best_logits[:, 0], -np.inf)  # (N,): edge minus device
-    rank = np.empty(n_users, dtype=np.int64)
-    rank[np.argsort(-margin, kind="stable")] = np.arange(n_users)
-    return rank, margin, best_levels, has_request
+    best_logits = pairs[np.arange(n_users)[:, None], _MODES, best_levels]  # (N, 2)
+    margin = best_logits[:, 1] - best_logits[:, 0]  # (N,): edge minus device
+    margin[~has_request] = -np.inf
+    return np.argsort(-margin, kind="stable"), margin, best_levels, has_request
 
 
 def _actions(offload: np.ndarray, best_levels: np.ndarray, has_request: np.ndarray) -> np.ndarray:
     """Env actions of offload bits ``(..., N)``: each user at its best level of its mode; a user without a
     request on the device at level 0 (entries the env ignores)."""
-    levels = np.where(offload, best_levels[:, 1], best_levels[:, 0]) * has_request
-    return np.concatenate([offload, levels], axis=-1)
+    actions = np.empty((*offload.shape[:-1], 2 * offload.shape[-1]), dtype=np.int64)
+    actions[..., :offload.shape[-1]] = offload
+    np.multiply(np.where(offload, best_levels[:, 1], best_levels[:, 0]), has_request,
+                out=actions[..., offload.shape[-1]:])
+    return actions
 
 
 def order_preserving_decision(problem: SlotProblem, logits: np.ndarray, window: int = WINDOW) -> Decision:
