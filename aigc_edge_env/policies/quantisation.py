@@ -42,6 +42,7 @@ the window is small because the best candidate lies next to ``k0``: on the held-
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -53,20 +54,19 @@ __all__ = ["WINDOW", "order_preserving_candidates", "order_preserving_decision",
 
 #: Candidates on each side of the network's own number of offloaded users.
 WINDOW = 4
-#: The pair logits' two modes, device (0) and edge (1), as an index.
-_MODES = np.arange(2)
 
 
 def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, window: int = WINDOW) -> np.ndarray:
     """The order-preserving candidates (module docstring) as env actions ``(K, 2N)`` (N offload bits, then N
     level indices), ordered by their number of offloaded users, for the network's pair logits ``(N, 2L)``
     (index ``offload * L + level``) and which users have a request (booleans ``(N,)``); ``ValueError`` naming
-    the argument for ``has_request`` of another type or shape, logits of another shape or not finite, or a
-    window that is not an integer >= 0.  ``L`` is read from the logits: the caller checks it is the env's
+    the argument for ``has_request`` of another type or shape, logits of another shape or with a best logit
+    per user and mode that is not finite (a NaN or ``+inf`` anywhere, or all ``-inf``: a ``-inf`` beside
+    finite logits is a masked pair), or a window that is not an integer >= 0.  ``L`` is read from the logits: the caller checks it is the env's
     (:class:`~aigc_edge_env.policies.torch_module.TorchModulePolicy` does)."""
     window = count_option("window", window, 0)
-    order, margin, best_levels, has_request = _ranking(logits, has_request)
-    greedy_count = int(np.count_nonzero(margin > 0))
+    order, key, best_levels, has_request = _ranking(logits, has_request)
+    greedy_count = int(np.count_nonzero(key < 0))  # positive margins
     counts = np.arange(max(0, greedy_count - window),
                        min(int(np.count_nonzero(has_request)), greedy_count + window) + 1)
     rank = np.empty(order.size, dtype=np.int64)
@@ -87,18 +87,17 @@ def order_preserving_fill(logits: np.ndarray, has_request: np.ndarray, step_leve
         raise ValueError(f"step_levels: expected the {np.shape(logits)[1] // 2} step counts of the logits' levels, "
                          f"got {levels.tolist()}")
     capacity = count_option("edge_step_capacity", edge_step_capacity, 0)
-    edge_steps = levels[best_levels[:, 1]]
-    edge_steps[~has_request] = 0
-    count = int(np.searchsorted(np.cumsum(edge_steps[order]), capacity, side="right"))  # the sums only grow
+    edge_steps = levels.take(best_levels[:, 1]) * has_request
+    count = int(np.searchsorted(np.cumsum(edge_steps.take(order)), capacity, side="right"))  # the sums only grow
     offload = np.zeros(order.size, dtype=bool)
     offload[order[:count]] = True
     return _actions(offload & has_request, best_levels, has_request)  # the count may reach users without request
 
 
 def _ranking(logits: np.ndarray, has_request: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Checked inputs -> the users in the order of their margins (most edge-leaning first; users without a
-    request last), each user's margin (best edge minus best device logit, ``-inf`` without a request), its best
-    (device, edge) level indices ``(N, 2)`` and ``has_request``."""
+    """Checked inputs -> the users in the order of their margins (most edge-leaning first, ties by index; users
+    without a request last), each user's sort key (minus its margin, the best edge minus the best device logit;
+    ``+inf`` without a request), its best (device, edge) level indices ``(N, 2)`` and ``has_request``."""
     has_request = np.asarray(has_request)
     if has_request.dtype != bool or has_request.ndim != 1 or not has_request.size:
         raise ValueError(f"has_request: expected booleans of shape (N,) with N >= 1, got dtype {has_request.dtype} "
@@ -108,23 +107,30 @@ def _ranking(logits: np.ndarray, has_request: np.ndarray) -> tuple[np.ndarray, n
     if logits.ndim != 2 or logits.shape[0] != n_users or logits.shape[1] % 2 or not logits.shape[1]:
         raise ValueError(f"logits: expected shape ({n_users}, 2L) (has_request's {n_users} users, 2 x levels), "
                          f"got {logits.shape}")
-    if not np.isfinite(logits).all():
+    best_levels = logits.reshape(n_users, 2, -1).argmax(axis=-1)  # (N, device/edge)
+    best_logits = logits.ravel().take(best_levels + _pair_offsets(n_users, logits.shape[1] // 2))
+    if not np.isfinite(best_logits).all():  # a NaN or an infinity anywhere in a user's logits is its best
         raise ValueError("logits: expected finite values, got NaN or infinite entries")
-    pairs = logits.reshape(n_users, 2, -1)  # (N, device/edge, L)
-    best_levels = pairs.argmax(axis=-1)
-    best_logits = pairs[np.arange(n_users)[:, None], _MODES, best_levels]  # (N, 2)
-    margin = best_logits[:, 1] - best_logits[:, 0]  # (N,): edge minus device
-    margin[~has_request] = -np.inf
-    return np.argsort(-margin, kind="stable"), margin, best_levels, has_request
+    key = best_logits[:, 0] - best_logits[:, 1]  # minus the margin: ascending = most edge-leaning first
+    key[~has_request] = np.inf
+    return np.argsort(key, kind="stable"), key, best_levels, has_request
+
+
+@lru_cache(maxsize=64)
+def _pair_offsets(n_users: int, n_levels: int) -> np.ndarray:
+    """The flat index of each user's first device and first edge logit, ``(N, 2)`` (read-only)."""
+    offsets = np.arange(0, 2 * n_users * n_levels, n_levels).reshape(n_users, 2)
+    offsets.flags.writeable = False
+    return offsets
 
 
 def _actions(offload: np.ndarray, best_levels: np.ndarray, has_request: np.ndarray) -> np.ndarray:
     """Env actions of offload bits ``(..., N)``: each user at its best level of its mode; a user without a
     request on the device at level 0 (entries the env ignores)."""
-    actions = np.empty((*offload.shape[:-1], 2 * offload.shape[-1]), dtype=np.int64)
-    actions[..., :offload.shape[-1]] = offload
-    np.multiply(np.where(offload, best_levels[:, 1], best_levels[:, 0]), has_request,
-                out=actions[..., offload.shape[-1]:])
+    n_users = offload.shape[-1]
+    actions = np.empty((*offload.shape[:-1], 2 * n_users), dtype=np.int64)
+    actions[..., :n_users] = offload
+    np.multiply(np.where(offload, best_levels[:, 1], best_levels[:, 0]), has_request, out=actions[..., n_users:])
     return actions
 
 
