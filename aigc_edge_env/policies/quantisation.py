@@ -62,8 +62,8 @@ def order_preserving_candidates(logits: np.ndarray, has_request: np.ndarray, win
     (index ``offload * L + level``) and which users have a request (booleans ``(N,)``); ``ValueError`` naming
     the argument for ``has_request`` of another type or shape, logits of another shape or with a best logit
     per user and mode that is not finite (a NaN or ``+inf`` anywhere, or all ``-inf``: a ``-inf`` beside
-    finite logits is a masked pair), or a window that is not an integer >= 0.  ``L`` is read from the logits: the caller checks it is the env's
-    (:class:`~aigc_edge_env.policies.torch_module.TorchModulePolicy` does)."""
+    finite logits is a masked pair), or a window that is not an integer >= 0.  ``L`` is read from the logits:
+    the caller checks it is the env's (:class:`~aigc_edge_env.policies.torch_module.TorchModulePolicy` does)."""
     window = count_option("window", window, 0)
     order, key, best_levels, has_request = _ranking(logits, has_request)
     greedy_count = int(np.count_nonzero(key < 0))  # positive margins
