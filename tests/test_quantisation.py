@@ -184,3 +184,23 @@ def test_the_fill_refuses_levels_or_a_capacity_that_do_not_fit() -> None:
             order_preserving_fill(np.zeros((12, 16)), problem.has_request, levels, capacity)  # type: ignore[arg-type]
     nothing = order_preserving_fill(np.zeros((12, 16)), problem.has_request, levels, 0)
     assert not nothing[:12].any()  # no room at the edge: everyone on the device
+
+
+def test_a_masked_pair_is_accepted_and_a_nan_or_infinity_refused() -> None:
+    """A ``-inf`` logit beside finite ones masks a pair (never a user's best); a NaN or ``+inf`` anywhere, or a
+    user whose logits of a mode are all ``-inf``, is refused."""
+    problem = _problem(SCENARIOS["plain"], 2)
+    logits = np.random.default_rng(2).normal(0.0, 3.0, (12, 16))
+    masked = logits.copy()
+    masked[:, 15] = -np.inf  # the edge's last level masked for everyone
+    played = order_preserving_candidates(masked, problem.has_request)
+    assert ((played[:, 12:] != 7) | (played[:, :12] == 0)).all()  # no user offloaded at the masked level
+    for value, where in ((np.nan, (3, 2)), (np.inf, (5, 9))):
+        bad = logits.copy()
+        bad[where] = value
+        with pytest.raises(ValueError, match="logits: expected finite values"):
+            order_preserving_candidates(bad, problem.has_request)
+    all_masked = logits.copy()
+    all_masked[4, :8] = -np.inf
+    with pytest.raises(ValueError, match="logits: expected finite values"):
+        order_preserving_fill(all_masked, problem.has_request, problem.config.step_levels, 60)
