@@ -68,14 +68,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "'lyapunov(V=100,theta=80)', mpc, 'mpc(every=10,slots=20)', pretrained "
                              "(the policy shipped for --env), torch:PATH (a saved per-user torch network, "
                              "docs/stacks.md), quantised:PATH (the same network through DROO's "
-                             "order-preserving quantisation) or rllib:PATH (an RLlib checkpoint, the rllib "
-                             "extra); give none for runs only")
+                             "order-preserving quantisation), packed:PATH (the same network filling the edge in "
+                             "its order) or rllib:PATH (an RLlib checkpoint, the rllib extra); give none for runs "
+                             "only")
     parser.add_argument("--runs", nargs="*", default=[], type=Path, metavar="PATH",
                         help="trained run directories or model .zip files (the agents extra)")
     add_out(parser, Path("results/evaluate"))
     parser.add_argument("--confidence", type=probability, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--threads", type=count, default=1,
-                        help="CPU threads of torch and of numpy's BLAS for --runs, torch:/quantised:/rllib: policies "
+                        help="CPU threads of torch and of numpy's BLAS for --runs, torch:/quantised:/packed:/rllib: "
+                             "policies "
                              "and a torch pretrained policy (default 1: fastest for these small networks)")
     parser.add_argument("--hindsight-cache", type=Path, default=Path("results/hindsight"),
                         help="directory caching the hindsight bounds of battery episodes (default results/hindsight)")

@@ -20,7 +20,7 @@ After writing, each dataset is replayed from its own env spec and seeds and the 
 difference printed (0 when it replays).  Datasets are never overwritten: an existing dataset id is
 refused before any work (give a new version ``-v<N+1>`` or delete its folder), unless it holds what
 this command would record (the same env, config, policy name, seeds and package version, and a policy
-that reads no files: not ``--runs``, ``torch:``, ``quantised:`` or ``rllib:``), which a rerun after an interruption
+that reads no files: not ``--runs``, ``torch:``, ``quantised:``, ``packed:`` or ``rllib:``), which a rerun after an interruption
 keeps, recording only the others.  Needs the ``datasets`` extra (minari, h5py).
 """
 
@@ -70,7 +70,7 @@ def _dataset_ids(args: argparse.Namespace, labels: list[str], request: dict[str,
     """The dataset id of each policy label, and the labels whose dataset exists as this command would record
     it (``request``: env id, config, seeds, requirements; a rerun after an interruption skips them);
     :class:`UsageError` for a bad or repeated id, or one that exists recorded otherwise or by a policy
-    read from files (``from_files``: ``--runs``, ``torch:``, ``quantised:``, ``rllib:``; the dataset cannot say whether
+    read from files (``from_files``: ``--runs``, ``torch:``, ``quantised:``, ``packed:``, ``rllib:``; the dataset cannot say whether
     they changed since)."""
     from aigc_edge_env.datasets import check_dataset_id, dataset_path, default_dataset_id, open_dataset, recording_of
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     labels = ([CLAIRVOYANT] if clairvoyant else []) + list(policies)
     seeds = list(range(args.seed, args.seed + args.episodes))
     request = {"env_id": args.env, "config": config, "seeds": seeds, "requirements": [f"aigc-edge-env=={__version__}"]}
-    # --runs, torch:, quantised:, rllib:
+    # --runs, torch:, quantised:, packed:, rllib:
     from_files = {label for label in policies if label not in names or policy_files(label)}
     ids, done = _dataset_ids(args, labels, request, from_files)
     for label in done:
