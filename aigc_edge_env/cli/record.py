@@ -20,8 +20,8 @@ After writing, each dataset is replayed from its own env spec and seeds and the 
 difference printed (0 when it replays).  Datasets are never overwritten: an existing dataset id is
 refused before any work (give a new version ``-v<N+1>`` or delete its folder), unless it holds what
 this command would record (the same env, config, policy name, seeds and package version, and a policy
-that reads no files: not ``--runs``, ``torch:``, ``quantised:``, ``packed:`` or ``rllib:``), which a rerun after an interruption
-keeps, recording only the others.  Needs the ``datasets`` extra (minari, h5py).
+that reads no files: not ``--runs``, ``torch:``, ``quantised:``, ``packed:`` or ``rllib:``), which a rerun
+after an interruption keeps, recording only the others.  Needs the ``datasets`` extra (minari, h5py).
 """
 
 from __future__ import annotations
