@@ -70,8 +70,8 @@ def _dataset_ids(args: argparse.Namespace, labels: list[str], request: dict[str,
     """The dataset id of each policy label, and the labels whose dataset exists as this command would record
     it (``request``: env id, config, seeds, requirements; a rerun after an interruption skips them);
     :class:`UsageError` for a bad or repeated id, or one that exists recorded otherwise or by a policy
-    read from files (``from_files``: ``--runs``, ``torch:``, ``quantised:``, ``packed:``, ``rllib:``; the dataset cannot say whether
-    they changed since)."""
+    read from files (``from_files``: ``--runs``, ``torch:``, ``quantised:``, ``packed:``, ``rllib:``; the dataset
+    cannot say whether they changed since)."""
     from aigc_edge_env.datasets import check_dataset_id, dataset_path, default_dataset_id, open_dataset, recording_of
 
     if args.dataset_id is not None and len(labels) != 1:
