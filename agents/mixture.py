@@ -26,8 +26,9 @@ each collected slot with :func:`~aigc_edge_env.baselines.exact.solve_many` and t
 of the cross-entropy of each requesting user's (offload bit, level) pair against ``exact``'s, minibatches
 as PPO's.  The envs step with the network's greedy decision, so the record's mean slot rewards follow the
 greedy network; in the myopic scenarios the slots do not depend on the actions, so no DAgger is needed.
-Played through :mod:`~aigc_edge_env.policies.quantisation` (``quantised:PATH``) it scores 0.999-1.000 of
-``exact`` at 5 to 100 users (docs/results.md, section 6).
+Played by filling the edge in its order (``packed:PATH``, :mod:`~aigc_edge_env.policies.quantisation`) it
+scores 0.996-0.999 of ``exact`` from 5 to 200 users in under a tenth of ``exact``'s time at 50 and 100 users
+(docs/results.md, section 6); played greedily it miscounts the users the edge can take.
 
 All randomness comes from ``seed``: the network's initial weights, the sampled actions and the
 minibatch order from one ``torch.Generator``, the training episodes from seeds ``10**6 (seed + 1) + i``
@@ -83,7 +84,9 @@ STATE_FILE = "training_state.pt"
 def check_mixture_hyperparams(hp: Mapping[str, Any], algo: str = PPO_MIXTURE_ALGO) -> dict[str, Any]:
     """The entry ``hp`` of ``algo`` (one of ``MIXTURE_ALGOS``) checked: every key known and present, each number
     in its range, ``n_users`` a non-empty list of distinct user counts in [1, 10000]; :class:`HyperparamError`
-    names the key."""
+    names the key; ``ValueError`` for another ``algo``."""
+    if algo not in REAL_HYPERPARAMETERS:
+        raise ValueError(f"algo must be one of {list(REAL_HYPERPARAMETERS)}, got {algo!r}")
     checked = checked_entry(algo, hp, HYPERPARAMETERS, REAL_HYPERPARAMETERS[algo], ["n_users"])
     counts = hp["n_users"]
     if not isinstance(counts, list) or not counts:
@@ -213,7 +216,6 @@ def _update(net: PerUserActorCritic, optimizer: torch.optim.Optimizer, batches: 
             policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip, 1 + clip)).mean()
             value_loss = 0.5 * ((value - batch["reward"][index]) ** 2).mean()
             _step(net, optimizer, policy_loss + hp["vf_coef"] * value_loss, hp)
-
 
 
 def _network(n_users: int, n_levels: int, hp: Mapping[str, Any], seed: int) -> PerUserActorCritic:

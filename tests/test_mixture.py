@@ -238,6 +238,8 @@ def test_an_interrupted_imitation_run_resumes_and_runs_are_not_mixed_up(tmp_path
     assert stop.value.code == 2 and "takes no --algo ppo_mixture" in capsys.readouterr().err
     with pytest.raises(HyperparamError, match=r"unknown \['clip_range', 'vf_coef'\]"):
         check_mixture_hyperparams(GOOD, "imitation_mixture")
+    with pytest.raises(ValueError, match=r"algo must be one of \['ppo_mixture', 'imitation_mixture'\], got 'ppo'"):
+        check_mixture_hyperparams(GOOD, "ppo")
 
 
 def test_labels_are_words_before_an_equals_sign() -> None:

@@ -105,9 +105,13 @@ def test_a_network_plays_any_number_of_users_but_not_other_levels(saved) -> None
 
 
 def test_bad_files_are_refused_with_one_line(tmp_path) -> None:
-    for prefix in ("torch:", "quantised:"):
+    for prefix in ("torch:", "quantised:", "packed:"):
         with pytest.raises(ValueError, match=f"{prefix}PATH: the path of the saved network is missing"):
             make_policy(prefix)
+    with pytest.raises(TorchPolicyError, match="packed:PATH: no file"):
+        make_policy(f"packed:{tmp_path / 'missing.pt'}")
+    with pytest.raises(ValueError, match=r"decode must be one of \['greedy', 'quantised', 'packed'\], got 'bad'"):
+        load_torch_policy(tmp_path / "missing.pt", decode="bad")
     with pytest.raises(ValueError, match="no file .*missing.pt"):
         make_policy(f"torch:{tmp_path / 'missing.pt'}")
     other = tmp_path / "other.pt"

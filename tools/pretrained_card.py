@@ -24,6 +24,7 @@ import yaml
 
 from aigc_edge_env.agents.runs import (
     FINAL_MODEL,
+    IMITATION_MIXTURE_ALGO,
     MIXTURE_FILE,
     PPO_MIXTURE_ALGO,
     PRICE_NETWORK_ALGO,
@@ -67,6 +68,9 @@ def _network_fields(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
 def ship(run_dir: Path) -> None:
     record = yaml.safe_load((run_dir / RUN_RECORD).read_text())
+    if record["algo"] == IMITATION_MIXTURE_ALGO:  # a card of kind torch plays its network greedily
+        raise SystemExit(f"{run_dir}: an {IMITATION_MIXTURE_ALGO} network is played by packed:PATH, and a card of "
+                         "kind torch plays its network greedily: not shipped")
     fields = (_network_fields(record, run_dir) if record["algo"] in (PRICE_NETWORK_ALGO, PPO_MIXTURE_ALGO)
               else _sb3_fields(record, run_dir))
     out = ROOT / record["env_id"]

@@ -80,12 +80,15 @@ def order_preserving_fill(logits: np.ndarray, has_request: np.ndarray, step_leve
     the network's preference for the edge, whose steps at their best edge level fit ``edge_step_capacity``
     together (``S^E_max``), whatever the sign of their margins; the others on the device at their best device
     level.  One env action ``(2N,)``; ``logits`` and ``has_request`` as for
-    :func:`order_preserving_candidates`, ``step_levels`` the env's (``L`` of them)."""
+    :func:`order_preserving_candidates` (and ``ValueError`` as there), ``step_levels`` the env's (``L``
+    integers >= 1) and ``edge_step_capacity`` an integer >= 0, each refused with a ``ValueError`` naming it
+    otherwise."""
     order, _, best_levels, has_request = _ranking(logits, has_request)
     levels = np.asarray(step_levels)
-    if levels.ndim != 1 or 2 * levels.size != np.shape(logits)[1]:
-        raise ValueError(f"step_levels: expected the {np.shape(logits)[1] // 2} step counts of the logits' levels, "
-                         f"got {levels.tolist()}")
+    if levels.ndim != 1 or 2 * levels.size != np.shape(logits)[1] or levels.dtype.kind not in "iu" \
+            or not (levels >= 1).all():
+        raise ValueError(f"step_levels: expected the {np.shape(logits)[1] // 2} step counts (integers >= 1) of the "
+                         f"logits' levels, got {levels.tolist()}")
     capacity = count_option("edge_step_capacity", edge_step_capacity, 0)
     edge_steps = levels.take(best_levels[:, 1]) * has_request
     count = int(np.searchsorted(np.cumsum(edge_steps.take(order)), capacity, side="right"))  # the sums only grow
@@ -110,8 +113,9 @@ def _ranking(logits: np.ndarray, has_request: np.ndarray) -> tuple[np.ndarray, n
     best_levels = logits.reshape(n_users, 2, -1).argmax(axis=-1)  # (N, device/edge)
     best_logits = logits.ravel().take(best_levels + _pair_offsets(n_users, logits.shape[1] // 2))
     if not np.isfinite(best_logits).all():  # a NaN or an infinity anywhere in a user's logits is its best
-        raise ValueError("logits: expected finite values, got NaN or infinite entries")
-    key = best_logits[:, 0] - best_logits[:, 1]  # minus the margin: ascending = most edge-leaning first
+        raise ValueError("logits: expected finite values, got a user whose best logit of a mode is NaN or infinite")
+    key = np.subtract(best_logits[:, 0], best_logits[:, 1], dtype=np.float64)  # minus the margin: ascending =
+    # most edge-leaning first (float64: integer logits too, and +inf below)
     key[~has_request] = np.inf
     return np.argsort(key, kind="stable"), key, best_levels, has_request
 

@@ -68,7 +68,7 @@ def _number(value: float) -> str:
 
 def policy_files(name: str) -> list[Path]:
     """The files or folders a named policy reads besides the package (``torch:PATH``, ``quantised:PATH``,
-    ``rllib:PATH``)."""
+    ``packed:PATH``, ``rllib:PATH``)."""
     for prefix in (*NETWORK_PREFIXES, RLLIB_PREFIX):
         if name.startswith(prefix):
             return [Path(name.removeprefix(prefix))]

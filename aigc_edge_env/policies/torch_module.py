@@ -53,7 +53,7 @@ TORCH_PREFIX = "torch:"
 NETWORK_PREFIXES = {TORCH_PREFIX: "greedy", "quantised:": "quantised", "packed:": "packed"}
 #: How a :class:`TorchModulePolicy` turns the network's pair logits into an action: each user's most likely
 #: pair; the cheapest order-preserving candidate; the order-preserving candidate that fills the edge.
-DECODES = ("greedy", "quantised", "packed")
+DECODES = tuple(NETWORK_PREFIXES.values())
 #: The file's ``"format"`` field and the version this release reads and writes.
 FORMAT, VERSION = "aigc-edge-torch-policy", 1
 #: Network classes a file may name, by the module that defines them (torch; the agents package imports the
@@ -109,14 +109,14 @@ class TorchModulePolicy:
                                    f"not this env's {config.n_levels}: evaluate it on an env of its step levels")
         users, globals_ = split_observation(np.asarray(observation, dtype=np.float32), config.n_users)
         logits = self.greedy.logits(users, globals_)
-        if self.decode == "quantised":
-            candidates = order_preserving_candidates(logits, users[:, USER_FEATURES.index("request")] > 0.5)
-            return candidates[int(np.argmin(base.action_costs(candidates)))]
+        if self.decode == "greedy":
+            pairs = logits.argmax(-1)
+            return np.concatenate([pairs // config.n_levels, pairs % config.n_levels])  # N offload bits, N levels
+        has_request = users[:, USER_FEATURES.index("request")] > 0.5
         if self.decode == "packed":
-            return order_preserving_fill(logits, users[:, USER_FEATURES.index("request")] > 0.5, config.step_levels,
-                                         config.edge_step_capacity)
-        pairs = logits.argmax(-1)
-        return np.concatenate([pairs // config.n_levels, pairs % config.n_levels])  # N offload bits, N levels
+            return order_preserving_fill(logits, has_request, config.step_levels, config.edge_step_capacity)
+        candidates = order_preserving_candidates(logits, has_request)
+        return candidates[int(np.argmin(base.action_costs(candidates)))]
 
 
 class _GreedyPass:
@@ -190,23 +190,23 @@ def load_torch_policy(path: str | Path, name: str | None = None, decode: str = "
     :class:`TorchPolicyError` if the file is missing or not in the module docstring's format."""
     if decode not in DECODES:
         raise ValueError(f"decode must be one of {list(DECODES)}, got {decode!r}")
+    prefix = next(prefix for prefix, way in NETWORK_PREFIXES.items() if way == decode)
     module = _per_user_net()
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise TorchPolicyError(f"torch:PATH: no file {path} (write one with examples/cleanrl_ppo.py --save PATH)")
+        raise TorchPolicyError(f"{prefix}PATH: no file {path} (write one with examples/cleanrl_ppo.py --save PATH)")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a file that is not a weights-only torch.save
-        raise TorchPolicyError(f"torch:PATH: {path} is not a torch.save file of weights: {exc}") from None
+        raise TorchPolicyError(f"{prefix}PATH: {path} is not a torch.save file of weights: {exc}") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("version") != VERSION \
             or saved.get("network") not in NETWORKS:
         found = (saved.get("format"), saved.get("version"), saved.get("network")) if isinstance(saved, dict) else \
             type(saved).__name__
-        raise TorchPolicyError(f"torch:PATH: {path} is not an {FORMAT} file of version {VERSION} with a network of "
+        raise TorchPolicyError(f"{prefix}PATH: {path} is not an {FORMAT} file of version {VERSION} with a network of "
                                f"{list(NETWORKS)} (found {found})")
     net = getattr(module, saved["network"])(**saved["kwargs"])
     net.load_state_dict(saved["state_dict"])
-    prefix = next(prefix for prefix, way in NETWORK_PREFIXES.items() if way == decode)
     return TorchModulePolicy(net, name or f"{prefix}{path}", saved["env_id"], decode)
