@@ -25,7 +25,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 from aigc_edge_env.agents.algorithms import ALGORITHMS
 from aigc_edge_env.agents.environments import make_env
 from aigc_edge_env.agents.runs import (
+    IMITATION_MIXTURE_ALGO,
     MIXTURE_ALGOS,
+    PPO_MIXTURE_ALGO,
     PRICE_NETWORK_ALGO,
     RUN_RECORD,
     RunError,
@@ -90,7 +92,8 @@ class ModelPolicy:
 
 def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None = None) -> Policy:
     """The policy of the model at ``path`` (run directory or ``.zip``; a price network's run directory or
-    ``.npz``: :class:`~aigc_edge_env.policies.price_network.PriceNetworkPolicy`), checked against ``env_id``.
+    ``.npz``: :class:`~aigc_edge_env.policies.price_network.PriceNetworkPolicy`; a mixture run's directory or
+    ``policy.pt``: its network played as :data:`RUN_DECODES` says), checked against ``env_id``.
 
     Raises :class:`~aigc_edge_env.agents.runs.RunError` naming the path when the model is
     missing or corrupt, when its observation or action space differs from the env's
@@ -99,7 +102,7 @@ def load_model_policy(path: Path, env_id: str, config: Mapping[str, Any] | None 
     """
     network = _network_run(Path(path))
     if network is not None and network[0] in MIXTURE_ALGOS:
-        return _load_torch_network(network[1])
+        return _load_torch_network(network[1], RUN_DECODES[network[0]])
     if network is not None:
         return _load_price_network(network[1], env_id, config)
     trained = load_trained(path)
@@ -134,12 +137,18 @@ def _network_run(path: Path) -> tuple[str, Path] | None:
     return algo, model_file(path)
 
 
-def _load_torch_network(path: Path) -> Policy:
-    """The per-user network of a mixture run (``ppo_mixture``, ``imitation_mixture``), named after its run directory."""
+#: How ``--runs`` plays the network of each kind of mixture run: PPO's greedily; the imitation network by filling
+#: the edge in its order (``packed:PATH``), as greedily it miscounts the users the edge can take
+#: (docs/results.md, section 6).
+RUN_DECODES = {PPO_MIXTURE_ALGO: "greedy", IMITATION_MIXTURE_ALGO: "packed"}
+
+
+def _load_torch_network(path: Path, decode: str) -> Policy:
+    """The per-user network of a mixture run played as ``decode``, named after its run directory."""
     from aigc_edge_env.policies.torch_module import TorchPolicyError, load_torch_policy
 
     try:
-        return load_torch_policy(path, name=path.parent.name)
+        return load_torch_policy(path, name=path.parent.name, decode=decode)
     except TorchPolicyError as exc:
         raise RunError(str(exc)) from None
 

@@ -86,6 +86,9 @@ def test_a_run_is_recorded_reproducible_and_plays_any_number_of_users(tmp_path) 
     assert main(["evaluate", "--env", LARGE, "--config", json.dumps(SHORT), "--episodes", "1", "--policies", "exact",
                  "--runs", str(tmp_path / "a"), "--out", str(tmp_path / "ev"), "--no-plots", "--no-progress"]) == 0
     assert "| a |" in (tmp_path / "ev" / "summary.md").read_text()
+    from aigc_edge_env.agents.policies import load_model_policy
+
+    assert load_model_policy(tmp_path / "a", LARGE).decode == "greedy"  # --runs plays a PPO run greedily
 
 
 def test_training_raises_the_slot_reward(tmp_path) -> None:
@@ -205,6 +208,10 @@ def test_imitation_learns_exacts_decisions_reproducibly(tmp_path) -> None:
     assert "clip_range" not in record["hyperparams"]
     saved = [torch.load(tmp_path / name / "policy.pt", weights_only=True)["state_dict"] for name in ("a", "b")]
     assert all(torch.equal(weights, saved[1][key]) for key, weights in saved[0].items())
+    from aigc_edge_env.agents.policies import load_model_policy
+
+    played = load_model_policy(tmp_path / "a", LARGE)
+    assert (played.name, played.decode) == ("a", "packed")  # --runs plays an imitation run by filling the edge
     trained = load_torch_policy(tmp_path / "a" / "policy.pt").net
     initial = _network(2, 8, record["hyperparams"], 0)
     for n_users in (4, 6):
