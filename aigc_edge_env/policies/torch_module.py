@@ -92,8 +92,7 @@ class TorchModulePolicy:
 
     def __init__(self, net: PerUserActorCritic, name: str = "torch", env_id: str | None = None,
                  decode: str = "greedy") -> None:
-        if decode not in DECODES:
-            raise ValueError(f"decode must be one of {list(DECODES)}, got {decode!r}")
+        _prefix_of(decode)  # refuses another decode
         self.net, self.name, self.env_id, self.decode = net.eval(), name, env_id, decode
         self.greedy = _GreedyPass(net)
 
@@ -157,6 +156,14 @@ class _GreedyPass:
         return np.tanh(own_part, out=own_part)
 
 
+def _prefix_of(decode: str) -> str:
+    """The :data:`NETWORK_PREFIXES` prefix of ``decode``; ``ValueError`` for a decode not in :data:`DECODES`."""
+    for prefix, way in NETWORK_PREFIXES.items():
+        if way == decode:
+            return prefix
+    raise ValueError(f"decode must be one of {list(DECODES)}, got {decode!r}")
+
+
 def _network_kwargs(net: PerUserActorCritic) -> dict[str, Any]:
     """The constructor arguments of a :class:`~aigc_edge_env.agents.per_user_net.PerUserActorCritic`."""
     from torch import nn
@@ -188,9 +195,7 @@ def load_torch_policy(path: str | Path, name: str | None = None, decode: str = "
     """The network saved at ``path`` as a :class:`TorchModulePolicy` decoding as ``decode`` (:data:`DECODES`) named
     ``name`` (default ``PREFIX:PATH``, the prefix of :data:`NETWORK_PREFIXES` of that decode);
     :class:`TorchPolicyError` if the file is missing or not in the module docstring's format."""
-    if decode not in DECODES:
-        raise ValueError(f"decode must be one of {list(DECODES)}, got {decode!r}")
-    prefix = next(prefix for prefix, way in NETWORK_PREFIXES.items() if way == decode)
+    prefix = _prefix_of(decode)
     module = _per_user_net()
     import torch
 
